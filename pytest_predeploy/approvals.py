@@ -1,0 +1,136 @@
+"""Intake (Protocol 10, step 1.1): upstream approvals must be present, approved, for this
+release and unexpired. Writes ``intake-validation-report.json``.
+
+Approval records are written by other protocols (4: quality audit, 9: integration sign-off) and
+by the security owner (waivers), so their files may carry extra fields; we require only what a
+decision needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pytest_predeploy.artifacts import ArtifactModel, describe_validation_error
+from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.yamlfile import load_yaml_file
+
+STEP = "intake"
+
+ApprovalStatus = Literal["ok", "missing", "malformed", "rejected", "pending", "wrong-release", "expired"]
+
+
+class UpstreamApprovalConfig(StrictModel):
+    """One upstream approval record Gate 1 requires."""
+
+    name: str = Field(description="Identifier of the approval (e.g. protocol-4-quality-audit).")
+    title: str = Field("", description="Human title shown in reports (e.g. 'Protocol 4 quality audit').")
+    file: ConfigPath = Field(description="JSON or YAML file holding the record, relative to the config file. A missing file fails Gate 1 (it is not a config error: the record may not exist yet).")
+    max_age: Duration | None = Field(None, description="The record expires this long after approved_at (overrides approvals.max_age).")
+
+
+class ApprovalsConfig(StrictModel):
+    """Upstream approvals (Protocol 4 audit, Protocol 9 sign-off, security/compliance waivers)."""
+
+    max_age: Duration | None = Field(None, description="Default maximum age of an approval record (e.g. '30d'); records with expires_at use that too.")
+    upstream: list[UpstreamApprovalConfig] = Field(default_factory=list, description="The records to check, in report order.")
+
+
+class Waiver(BaseModel):
+    """A security/compliance waiver carried by an approval record."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="Waiver identifier.")
+    owner: str = Field(description="Who owns the accepted risk.")
+    justification: str = Field(description="Why the risk is accepted.")
+    expires_at: UtcDatetime = Field(description="When the waiver stops applying.")
+
+
+class ApprovalRecord(BaseModel):
+    """What an upstream approval file must say."""
+
+    model_config = ConfigDict(extra="allow")
+
+    release: str = Field(description="The release this approval is for.")
+    status: Literal["approved", "rejected", "pending"] = Field(description="The decision.")
+    approved_by: str = Field(description="Who decided.")
+    approved_at: UtcDatetime = Field(description="When.")
+    expires_at: UtcDatetime | None = Field(None, description="When the approval stops being current.")
+    waivers: list[Waiver] = Field(default_factory=list, description="Waivers granted with this approval.")
+
+
+class ApprovalCheck(StrictModel):
+    """The verdict on one upstream approval."""
+
+    name: str = Field(description="Identifier of the approval.")
+    title: str = Field(description="Human title.")
+    file: str = Field(description="The record's file.")
+    sha256: str | None = Field(None, description="sha256 of the record's bytes, when it could be read.")
+    status: ApprovalStatus = Field(description="ok, or why not.")
+    detail: str = Field(description="What was found, in a sentence.")
+    approved_by: str | None = Field(None, description="Who approved.")
+    approved_at: datetime | None = Field(None, description="When it was approved.")
+    expires_at: datetime | None = Field(None, description="When it stops being current.")
+    waivers: list[str] = Field(default_factory=list, description="Ids of the unexpired waivers it carries.")
+
+
+class IntakeReport(ArtifactModel):
+    """intake-validation-report.json: status of every upstream prerequisite."""
+
+    step: str = Field(STEP, description="The protocol step that produced the artifact.")
+    checks: list[ApprovalCheck] = Field(description="One verdict per configured approval.")
+    approved: bool = Field(description="True when every check is ok.")
+
+
+def check_approval(item: UpstreamApprovalConfig, release: str, default_max_age: timedelta | None, now: datetime) -> ApprovalCheck:
+    base = {"name": item.name, "title": item.title or item.name, "file": str(item.file)}
+    if not item.file.is_file():
+        return ApprovalCheck(**base, status="missing", detail=f"no approval record at {item.file}")
+    digest = hashlib.sha256(item.file.read_bytes()).hexdigest()
+    base["sha256"] = digest
+    try:
+        if item.file.suffix == ".json":
+            data = json.loads(item.file.read_text(encoding="utf-8"))
+        else:
+            data, _ = load_yaml_file(item.file, "approval record")
+        record = ApprovalRecord.model_validate(data)
+    except (ConfigError, ValueError, UnicodeDecodeError) as exc:
+        detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        return ApprovalCheck(**base, status="malformed", detail=f"{item.file}: {detail}")
+    facts = {"approved_by": record.approved_by, "approved_at": record.approved_at, "expires_at": record.expires_at}
+    max_age = item.max_age or default_max_age
+    expires = record.expires_at
+    if max_age is not None:
+        by_age = record.approved_at + max_age
+        expires = min(expires, by_age) if expires else by_age
+        facts["expires_at"] = expires
+    if record.release != release:
+        return ApprovalCheck(**base, **facts, status="wrong-release", detail=f"record is for release {record.release}, not {release}")
+    if record.status != "approved":
+        return ApprovalCheck(**base, **facts, status=record.status, detail=f"status is {record.status} (by {record.approved_by})")
+    if expires is not None and expires <= now:
+        return ApprovalCheck(**base, **facts, status="expired", detail=f"expired at {expires.isoformat()}")
+    expired_waivers = [w.id for w in record.waivers if w.expires_at <= now]
+    if expired_waivers:
+        return ApprovalCheck(**base, **facts, status="expired", detail=f"waiver {', '.join(expired_waivers)} expired")
+    return ApprovalCheck(
+        **base, **facts, status="ok", detail=f"approved by {record.approved_by}", waivers=[w.id for w in record.waivers]
+    )
+
+
+def validate_intake(config: ApprovalsConfig, release: str, now: datetime | None = None) -> IntakeReport:
+    now = now or utcnow()
+    checks = [check_approval(item, release, config.max_age, now) for item in config.upstream]
+    return IntakeReport(release=release, checks=checks, approved=all(c.status == "ok" for c in checks))
+
+
+def intake_problems(report: IntakeReport) -> list[str]:
+    """One line per approval that blocks Gate 1."""
+    return [f"{c.title} ({c.file}): {c.status}: {c.detail}" for c in report.checks if c.status != "ok"]

@@ -1,0 +1,7 @@
+"""The ``predeploy`` command (being built)."""
+
+from __future__ import annotations
+
+
+def main() -> int:
+    return 0

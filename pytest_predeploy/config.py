@@ -1,0 +1,219 @@
+"""``predeploy.yaml`` -> pydantic models. Errors name the file, the line and the field.
+
+The top-level model only assembles sections; each section's model lives in the module that
+implements that part of the protocol (``parity.EnvironmentConfig``, ``staging.ServiceConfig``,
+``security.SecurityConfig`` ...), so one concept stays in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from pytest_predeploy.approvals import ApprovalsConfig
+from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.fields import ConfigPath, Duration, StrictModel
+from pytest_predeploy.observability import ObservabilityConfig
+from pytest_predeploy.operational import OperationalConfig
+from pytest_predeploy.package import PackageConfig
+from pytest_predeploy.parity import EnvironmentConfig, ParityConfig
+from pytest_predeploy.readiness import ReadinessConfig
+from pytest_predeploy.security import SecurityConfig
+from pytest_predeploy.secrets import load_secrets
+from pytest_predeploy.smoke import SmokeConfig
+from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
+from pytest_predeploy.yamlfile import line_of, load_yaml_file
+
+DEFAULT_CONFIG = "predeploy.yaml"
+
+#: Placeholders every step command may use.
+COMMON_PLACEHOLDERS = frozenset({"release", "previous_release", "env", "target_env", "artifacts", "config", "python"})
+#: Extra placeholders per step.
+STEP_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "parity": frozenset({"output"}),
+    "deploy": frozenset({"service"}),
+    "smoke": frozenset({"output"}),
+    "rollback": frozenset({"service"}),
+    "security": frozenset({"output"}),
+}
+
+
+class StepConfig(StrictModel):
+    """How one protocol step runs its script."""
+
+    command: str = Field(description="Command template, split like a shell line (no shell is involved). Placeholders: {release}, {previous_release}, {env}, {target_env}, {artifacts}, {config}, {python}, plus {output} or {service} where the step has them.")
+    timeout: Duration = Field(timedelta(minutes=10), description="How long the script may run before its whole process group is stopped (e.g. '90s', '10m').")
+    cwd: ConfigPath = Field(Path("."), description="Working folder of the script, relative to the config file.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the script (values are not secret-checked; put secrets in a secrets source).")
+
+    def placeholders(self) -> set[str]:
+        names = set()
+        for _, field_name, _, _ in string.Formatter().parse(self.command):
+            if field_name is not None:
+                names.add(field_name)
+        return names
+
+
+def _default_step(command: str, timeout: str = "10m") -> StepConfig:
+    return StepConfig.model_validate({"command": command, "timeout": timeout}, context={"base_dir": "."})
+
+
+class StepsConfig(StrictModel):
+    """The command of every scripted protocol step (swap in Helm, kubectl, Ansible ...)."""
+
+    parity: StepConfig = Field(
+        default_factory=lambda: _default_step("{python} scripts/compare_environments.py --source {env} --target {target_env} --output {output}", "5m"),
+        description="Step 1.2, staging parity: writes staging-parity-report.json to {output}.",
+    )
+    deploy: StepConfig = Field(
+        default_factory=lambda: _default_step("bash scripts/deploy_backend.sh --env {env} --release {release} --service {service}"),
+        description="Step 2.1, deployment rehearsal: run once per service.",
+    )
+    smoke: StepConfig = Field(
+        default_factory=lambda: _default_step("{python} scripts/run_smoke_tests.py --env {env} --output {output}"),
+        description="Step 2.2, smoke and acceptance tests: writes staging-test-results.json to {output}.",
+    )
+    rollback: StepConfig = Field(
+        default_factory=lambda: _default_step("bash scripts/rollback_backend.sh --env {env} --release {previous_release} --service {service}"),
+        description="Step 3.1, rollback rehearsal: run once per service.",
+    )
+    security: StepConfig = Field(
+        default_factory=lambda: _default_step("{python} scripts/run_security_audit.py --env {env} --output {output}", "15m"),
+        description="Step 3.2, security and compliance audit: writes security-compliance-report.json to {output}.",
+    )
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> StepsConfig:
+        for name, allowed_extra in STEP_PLACEHOLDERS.items():
+            step: StepConfig = getattr(self, name)
+            unknown = step.placeholders() - COMMON_PLACEHOLDERS - allowed_extra
+            if unknown:
+                allowed = ", ".join("{" + p + "}" for p in sorted(COMMON_PLACEHOLDERS | allowed_extra))
+                raise ValueError(f"steps.{name}.command uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+        return self
+
+    def items(self) -> Iterator[tuple[str, StepConfig]]:
+        for name in STEP_PLACEHOLDERS:
+            yield name, getattr(self, name)
+
+
+class GateOptions(StrictModel):
+    """How gate outcomes are judged."""
+
+    no_data: Literal["fail", "advisory"] = Field("fail", description="What a metric that could not be read or a check that could not run means: 'fail' (default) or 'advisory'.")
+
+
+class RedactConfig(StrictModel):
+    """Secret values to redact besides those of the environments' secret sources."""
+
+    env_vars: list[str] = Field(default_factory=list, description="Names of environment variables whose values are redacted from everything written.")
+
+
+class ProjectConfig(StrictModel):
+    """The whole of predeploy.yaml."""
+
+    version: Literal[1] = Field(description="Version of this file's format; must be 1.")
+    project: str = Field(description="Name of the project being released (shown in reports).")
+    previous_release: str | None = Field(None, description="Release that staging runs before the rehearsal and that rollback returns to; --predeploy-previous overrides it.")
+    gates_dir: ConfigPath = Field(Path("gates"), description="Folder of the gate test modules (test_gateN_<name>.py).")
+    target_environment: str = Field("production", description="The environment staging is compared against.")
+    environments: dict[str, EnvironmentConfig] = Field(description="Environments by name; must include the rehearsal environment (default 'staging') and the target environment.")
+    services: list[ServiceConfig] = Field(description="Services deployed and rolled back, in deployment order.", min_length=1)
+    steps: StepsConfig = Field(default_factory=StepsConfig, description="The command of each scripted step.")
+    approvals: ApprovalsConfig = Field(description="Upstream approvals checked by Gate 1.")
+    gates: GateOptions = Field(default_factory=GateOptions, description="How gate outcomes are judged.")
+    redact: RedactConfig = Field(default_factory=RedactConfig, description="Extra secret values to redact.")
+    parity: ParityConfig = Field(default_factory=ParityConfig, description="Staging parity rules and waivers (Gate 1).")
+    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The embedded local staging target used by the default deploy and rollback scripts.")
+    smoke: SmokeConfig = Field(default_factory=SmokeConfig, description="Smoke and acceptance suites (Gate 2).")
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Observability baseline (Gate 2 guideline).")
+    rollback: RollbackConfig = Field(default_factory=RollbackConfig, description="Rollback rehearsal targets (Gate 3).")
+    security: SecurityConfig = Field(default_factory=SecurityConfig, description="Security and compliance audit policy (Gate 3).")
+    operational: OperationalConfig = Field(default_factory=OperationalConfig, description="Runbooks, on-call and escalation (Gate 3 guideline).")
+    package: PackageConfig = Field(default_factory=PackageConfig, description="The go/no-go package (Gate 4).")
+    readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Readiness review sign-offs (Gate 4).")
+
+    # Set by load_config, not part of the file.
+    path: Path = Field(Path(DEFAULT_CONFIG), exclude=True, description="(set on load) The file this config came from.")
+    digest: str = Field("", exclude=True, description="(set on load) sha256 of the config file's bytes.")
+
+    @field_validator("services")
+    @classmethod
+    def _unique_services(cls, services: list[ServiceConfig]) -> list[ServiceConfig]:
+        names = [service.name for service in services]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"service {duplicates[0]!r} is listed twice")
+        return services
+
+    @model_validator(mode="after")
+    def _target_is_known(self) -> ProjectConfig:
+        if self.target_environment not in self.environments:
+            raise ValueError(f"target_environment {self.target_environment!r} is not one of environments: {', '.join(sorted(self.environments)) or '(none)'}")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def service(self, name: str) -> ServiceConfig:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise ConfigError(f"{self.path}: no service named {name!r}; services: {', '.join(s.name for s in self.services)}")
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ConfigError(f"{self.path}: environment {name!r} is not defined; environments: {', '.join(sorted(self.environments))}") from None
+
+    def secret_values(self) -> dict[str, str]:
+        """Every secret value the run may meet, keyed ``<env>/<NAME>`` (for redaction only)."""
+        import os
+
+        values: dict[str, str] = {}
+        for env_name, env in sorted(self.environments.items()):
+            for name, value in load_secrets(env.secrets).items():
+                values[f"{env_name}/{name}"] = value
+        for name in self.redact.env_vars:
+            if os.environ.get(name):
+                values[name] = os.environ[name]
+        return values
+
+
+def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[object, ...], int]) -> str:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = line_of(lines, loc)
+        where = f"{path}:{line}" if line else str(path)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/config-reference.md)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        problems.append(f"{where}: {field}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(problems)
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Load and validate ``path``; every problem becomes one :class:`ConfigError` listing them all."""
+    path = Path(path)
+    data, lines = load_yaml_file(path, "configuration file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level (see docs/config-reference.md)")
+    try:
+        config = ProjectConfig.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc, lines)) from None
+    config.path = path.resolve()
+    config.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return config
