@@ -109,3 +109,5 @@ def read_artifact(path: Path, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ArtifactError(path, f"does not match {model.__name__}: {describe_validation_error(exc)}") from None
+
+RUN_STATE = "predeploy-run.json"

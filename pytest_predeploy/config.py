@@ -49,6 +49,7 @@ class StepConfig(StrictModel):
 
     command: str = Field(description="Command template, split like a shell line (no shell is involved). Placeholders: {release}, {previous_release}, {env}, {target_env}, {artifacts}, {config}, {python}, plus {output} or {service} where the step has them.")
     timeout: Duration = Field(timedelta(minutes=10), description="How long the script may run before its whole process group is stopped (e.g. '90s', '10m').")
+    kill_grace: Duration = Field(timedelta(seconds=5), description="After a timeout or interrupt, how long the script's process group gets between SIGTERM and SIGKILL.")
     cwd: ConfigPath = Field(Path("."), description="Working folder of the script, relative to the config file.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the script (values are not secret-checked; put secrets in a secrets source).")
 

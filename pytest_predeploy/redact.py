@@ -83,6 +83,13 @@ class Redactor:
     def stream(self) -> StreamRedactor:
         return StreamRedactor(self)
 
+    def names_in(self, data: bytes) -> list[str]:
+        """Names of the secrets whose values occur in ``data``."""
+        if self._pattern is None:
+            return []
+        found = {self._replacement[m.group(0)] for m in self._pattern.finditer(data)}
+        return sorted(tag.decode()[len("[REDACTED:") : -1] for tag in found)
+
     def contains_secret(self, data: bytes) -> bool:
         return self._pattern is not None and self._pattern.search(data) is not None
 

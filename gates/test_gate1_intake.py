@@ -1,0 +1,35 @@
+"""Gate 1: Intake Confirmation. All upstream approvals verified; staging parity shows no
+critical drift. Evidence: intake-validation-report.json, staging-parity-report.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.approvals import IntakeReport, intake_problems
+from pytest_predeploy.gates import load, require
+from pytest_predeploy.parity import ParityReport, parity_problems
+from pytest_predeploy.refresh import refresh_problems, read_refresh
+
+pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+
+@pytest.mark.must
+def test_upstream_approvals_are_present_approved_and_current(intake: Path, record_property: pytest.RecordProperty) -> None:
+    report = load(intake, IntakeReport)
+    ok = sum(check.status == "ok" for check in report.checks)
+    record_property("figure", f"approvals {ok}/{len(report.checks)}")
+    require(intake_problems(report), "upstream approvals missing or not current:")
+
+
+@pytest.mark.must
+def test_staging_parity_has_no_critical_drift(parity: Path, record_property: pytest.RecordProperty) -> None:
+    report = load(parity, ParityReport)
+    record_property("figure", report.summary_line())
+    require(parity_problems(report), "[ERROR] Staging configuration drift detected against production baseline.")
+
+
+@pytest.mark.guideline
+def test_test_data_and_feature_flags_refreshed(data_refresh: Path) -> None:
+    require(refresh_problems(read_refresh(data_refresh)), "test data / feature flag refresh incomplete:")

@@ -1,0 +1,34 @@
+"""Gate 3: Rollback & Security. Rollback rehearsal successful; security/compliance scans cleared
+or mitigated. Evidence: rollback-verification-report.json, security-compliance-report.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.gates import load, require
+from pytest_predeploy.operational import operational_problems, read_operational
+from pytest_predeploy.rollback import RollbackReport, rollback_problems
+from pytest_predeploy.security import SecurityReport, security_problems
+
+pytestmark = pytest.mark.gate(3, "Rollback & Security")
+
+
+@pytest.mark.must
+def test_rollback_rehearsed_for_every_service(rollback: Path, record_property: pytest.RecordProperty) -> None:
+    report = load(rollback, RollbackReport)
+    record_property("figure", report.summary_line())
+    require(rollback_problems(report), "rollback rehearsal failed:")
+
+
+@pytest.mark.must
+def test_security_and_compliance_scans_cleared(security: Path, record_property: pytest.RecordProperty) -> None:
+    report = load(security, SecurityReport)
+    record_property("figure", report.summary_line())
+    require(security_problems(report), "[ERROR] Security/compliance scan reported blocking findings.")
+
+
+@pytest.mark.guideline
+def test_runbooks_on_call_and_escalation_current(operational_readiness: Path) -> None:
+    require(operational_problems(read_operational(operational_readiness)), "operational readiness incomplete:")

@@ -1,0 +1,257 @@
+"""The protocol steps, as session fixtures. This module is the one list of them.
+
+Each fixture runs one step of PROTOCOL-10 (a script, or library code where the protocol names no
+script), writes the step's artifact, and returns the artifact's path. Fixture dependencies are
+the step dependencies (rollback needs a deployment first), so running one gate module runs
+exactly the steps that gate needs. Gate modules only read the artifacts and assert.
+
+| fixture                 | protocol step                          | artifact                               |
+|-------------------------|----------------------------------------|----------------------------------------|
+| intake                  | 1.1 confirm upstream approvals         | intake-validation-report.json          |
+| parity                  | 1.2 validate staging parity            | staging-parity-report.json             |
+| data_refresh            | 1.3 refresh test data & feature flags  | staging-data-refresh.md                |
+| deployment              | 2.1 staging deployment rehearsal       | staging-deployment-run.log (+ report)  |
+| smoke                   | 2.2 smoke & acceptance tests           | staging-test-results.json              |
+| observability           | 2.3 observability baseline             | observability-baseline.md (+ metrics)  |
+| rollback                | 3.1 rollback rehearsal                 | rollback-verification-report.json      |
+| security                | 3.2 security & compliance checks       | security-compliance-report.json        |
+| operational_readiness   | 3.3 runbooks & support coverage        | operational-readiness-checklist.md     |
+| package_contents        | 4.1 go/no-go package (sealed at end)   | pre-deployment-manifest.json + zip     |
+| signoffs                | 4.2 readiness review                   | readiness-approval.json                |
+| deployment_checklist    | 4.3 deployment checklist updates       | deployment-checklist.md                |
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from pytest_predeploy import artifacts as names
+from pytest_predeploy.approvals import validate_intake
+from pytest_predeploy.artifacts import write_artifact, write_bytes_atomic
+from pytest_predeploy.context import STEP_OUTPUTS, RunContext
+from pytest_predeploy.errors import PredeployError
+from pytest_predeploy.runner import RunResult, script_name
+
+#: A script's exit status meaning "done, and the artifact lists findings" (the gate judges them).
+EXIT_FINDINGS = 1
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 4096))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    body = [line for line in text.splitlines() if not line.startswith("# ")][-lines:]
+    return "\n".join(f"    | {line[:300]}" for line in body)
+
+
+def step_failed(step: str, result: RunResult, problem: str | None = None) -> NoReturn:
+    """Fail the current test naming the step, its script's status and its transcript."""
+    what = problem or f"{script_name(result.argv)} {result.describe()}"
+    message = f"step '{step}' failed: {what}\n  transcript: {_display(result.transcript)}"
+    tail = _tail(result.transcript)
+    if tail:
+        message += "\n  last output:\n" + tail
+    pytest.fail(message, pytrace=False)
+
+
+def fail_step(step: str, error: PredeployError | str) -> NoReturn:
+    pytest.fail(f"step '{step}' failed: {error}", pytrace=False)
+
+
+def run_report_step(ctx: RunContext, step: str) -> tuple[Path, RunResult]:
+    """Run a scripted step that writes a JSON artifact to {output}.
+
+    Exit 0 (clean) and 1 (findings recorded in the artifact) both leave the verdict to the gate;
+    anything else, or no artifact, fails the step. A stale artifact from an earlier run is
+    removed first so it can never be mistaken for this run's.
+    """
+    output = ctx.artifact(STEP_OUTPUTS[step])
+    output.unlink(missing_ok=True)
+    try:
+        result = ctx.run_step_script(step)
+    except PredeployError as exc:
+        fail_step(step, exc)
+    if not result.ok and result.returncode != EXIT_FINDINGS:
+        step_failed(step, result)
+    if not output.exists():
+        step_failed(step, result, f"{script_name(result.argv)} ({result.describe()}) wrote no artifact at {_display(output)}")
+    leaked = scrub_secrets(ctx, output)
+    if leaked:
+        step_failed(step, result, f"{_display(output)} contained the value of {', '.join(leaked)}; it was redacted in place. Fix {script_name(result.argv)} so it never writes secret values")
+    return output, result
+
+
+def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
+    """Redact known secret values a script wrote into its artifact; return the secrets' names."""
+    data = path.read_bytes()
+    names = ctx.redactor.names_in(data)
+    if names:
+        write_bytes_atomic(path, ctx.redactor.redact_bytes(data))
+    return names
+
+
+def ask_yes_no(config: pytest.Config, question: str) -> bool | None:
+    """Ask on the terminal when --predeploy-interactive and a TTY; None means nobody was asked."""
+    if not config.getoption("predeploy_interactive") or not sys.stdin.isatty():
+        return None
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled():
+        while True:
+            answer = input(f"{question} (yes/no) ").strip().lower()
+            if answer in ("yes", "y", "no", "n"):
+                return answer.startswith("y")
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def predeploy(pytestconfig: pytest.Config) -> RunContext:
+    """The run context: config, release, artifacts dir, how scripts run."""
+    from pytest_predeploy.plugin import context_key
+
+    return pytestconfig.stash[context_key]
+
+
+@pytest.fixture(scope="session")
+def intake(predeploy: RunContext) -> Path:
+    """Step 1.1: upstream approvals -> intake-validation-report.json."""
+    report = validate_intake(predeploy.config.approvals, predeploy.release)
+    return write_artifact(predeploy.artifact(names.INTAKE_REPORT), report)
+
+
+@pytest.fixture(scope="session")
+def parity(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
+    """Step 1.2: compare_environments.py -> staging-parity-report.json."""
+    path, result = run_report_step(predeploy, "parity")
+    if result.returncode == EXIT_FINDINGS:
+        predeploy.announce("[ERROR] Staging configuration drift detected against production baseline.")
+        if ask_yes_no(pytestconfig, "[DRIFT ALERT] Staging parity check failed. Confirm remediation applied before continuing?"):
+            path, result = run_report_step(predeploy, "parity")
+            if result.returncode == EXIT_FINDINGS:
+                predeploy.announce("[ERROR] Staging configuration drift detected against production baseline.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_refresh(predeploy: RunContext) -> Path:
+    """Step 1.3 (GUIDELINE): refresh test data and feature flags -> staging-data-refresh.md."""
+    from pytest_predeploy.refresh import run_data_refresh
+
+    try:
+        run_data_refresh(predeploy.config, predeploy.env, predeploy.release, predeploy.artifacts, predeploy)
+    except PredeployError as exc:
+        fail_step("data_refresh", exc)
+    return predeploy.artifact(names.DATA_REFRESH)
+
+
+@pytest.fixture(scope="session")
+def metrics_snapshots() -> list[Any]:
+    """Metrics scraped across the rehearsal (before deploy, after deploy, after smoke)."""
+    return []
+
+
+def _snapshot(ctx: RunContext, snapshots: list[Any], label: str) -> None:
+    from pytest_predeploy.observability import capture_metrics
+
+    snapshots.append(capture_metrics(ctx.config, ctx.env, label))
+
+
+@pytest.fixture(scope="session")
+def deployment(predeploy: RunContext, metrics_snapshots: list[Any]) -> Path:
+    """Step 2.1: deploy_backend.sh per service -> staging-deployment-run.log and its report."""
+    from pytest_predeploy.rehearsal import rehearse_deployment
+
+    try:
+        rehearse_deployment(predeploy, before_switch=lambda: _snapshot(predeploy, metrics_snapshots, "before deploy"))
+    except PredeployError as exc:
+        fail_step("deployment", exc)
+    _snapshot(predeploy, metrics_snapshots, "after deploy")
+    return predeploy.artifact(names.DEPLOYMENT_REPORT)
+
+
+def _require_deployed(ctx: RunContext, deployment: Path, step: str) -> None:
+    from pytest_predeploy.artifacts import read_artifact
+    from pytest_predeploy.errors import ArtifactError
+    from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems
+
+    try:
+        report = read_artifact(deployment, DeploymentReport)
+    except ArtifactError as exc:
+        fail_step(step, exc)
+    if deployment_problems(report):
+        fail_step(step, f"not run: the deployment rehearsal of {ctx.release} failed (see {names.DEPLOYMENT_LOG})")
+
+
+@pytest.fixture(scope="session")
+def smoke(predeploy: RunContext, deployment: Path, metrics_snapshots: list[Any]) -> Path:
+    """Step 2.2: run_smoke_tests.py -> staging-test-results.json."""
+    _require_deployed(predeploy, deployment, "smoke")
+    path, _ = run_report_step(predeploy, "smoke")
+    _snapshot(predeploy, metrics_snapshots, "after smoke")
+    return path
+
+
+@pytest.fixture(scope="session")
+def observability(predeploy: RunContext, smoke: Path, metrics_snapshots: list[Any]) -> Path:
+    """Step 2.3 (GUIDELINE): metrics across the rehearsal -> observability-baseline.md."""
+    from pytest_predeploy.observability import write_observability_baseline
+
+    write_observability_baseline(predeploy.config, predeploy.release, metrics_snapshots, predeploy.artifacts)
+    return predeploy.artifact(names.OBSERVABILITY_BASELINE)
+
+
+@pytest.fixture(scope="session")
+def rollback(predeploy: RunContext, deployment: Path) -> Path:
+    """Step 3.1: rollback_backend.sh per service, verified, then roll forward -> rollback-verification-report.json."""
+    from pytest_predeploy.rollback import rehearse_rollback
+    from pytest_predeploy.smoke import run_smoke_tests
+
+    _require_deployed(predeploy, deployment, "rollback")
+
+    def smoke_subset(label: str, select: str | None) -> Any:
+        output = predeploy.artifacts / names.TRANSCRIPTS_DIR / f"smoke-{label}.json"
+        return run_smoke_tests(predeploy.config, predeploy.env, predeploy.release, output, select=select)
+
+    try:
+        rehearse_rollback(predeploy, smoke_subset)
+    except PredeployError as exc:
+        fail_step("rollback", exc)
+    return predeploy.artifact(names.ROLLBACK_REPORT)
+
+
+@pytest.fixture(scope="session")
+def security(predeploy: RunContext) -> Path:
+    """Step 3.2: run_security_audit.py -> security-compliance-report.json (+ SBOM)."""
+    path, result = run_report_step(predeploy, "security")
+    if result.returncode == EXIT_FINDINGS:
+        predeploy.announce("[ERROR] Security/compliance scan reported blocking findings.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def operational_readiness(predeploy: RunContext) -> Path:
+    """Step 3.3 (GUIDELINE): runbooks, on-call, escalation -> operational-readiness-checklist.md."""
+    from pytest_predeploy.operational import check_operational_readiness
+
+    try:
+        check_operational_readiness(predeploy.config, predeploy.release, predeploy.previous_release, predeploy.artifacts)
+    except PredeployError as exc:
+        fail_step("operational_readiness", exc)
+    return predeploy.artifact(names.OPERATIONAL_CHECKLIST)

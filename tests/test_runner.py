@@ -1,0 +1,197 @@
+"""The runner: real subprocesses in their own group, timeouts, bounded memory, redaction."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from pytest_predeploy.redact import Redactor
+from pytest_predeploy.runner import run_command
+
+
+def alive(pid: int) -> bool:
+    """True when ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def pids_in(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def script(tmp_path: Path, body: str, name: str = "step.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def run(tmp_path: Path, argv: list[str], **kwargs) -> object:
+    kwargs.setdefault("timeout", 20)
+    return run_command(argv, step="test", transcript=tmp_path / "t.log", cwd=tmp_path, **kwargs)
+
+
+def test_success_records_command_status_and_duration(tmp_path: Path) -> None:
+    step = script(tmp_path, "print('hello'); import sys; print('warn', file=sys.stderr)")
+    result = run(tmp_path, [sys.executable, str(step)])
+    assert result.ok and result.returncode == 0 and result.describe() == "success"
+    text = result.transcript.read_text()
+    assert "stdout | hello" in text and "stderr | warn" in text
+    assert "# status: success" in text and "# command: " in text
+    assert result.duration > 0
+
+
+def test_grandchild_holding_stdout_is_killed_on_timeout(tmp_path: Path) -> None:
+    step = script(tmp_path, """
+        import os, subprocess, sys, time
+        child = subprocess.Popen(["sleep", "300"])
+        open("pids", "w").write(f"{os.getpid()}\\n{child.pid}\\n")
+        print("started", flush=True)
+        time.sleep(300)
+    """)
+    result = run(tmp_path, [sys.executable, str(step)], timeout=1.5, kill_grace=1.0)
+    assert result.timed_out and result.describe() == "timed out after 1.5s"
+    time.sleep(0.2)
+    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
+
+
+def test_script_that_exits_leaving_a_grandchild_on_stdout_is_cleaned_up(tmp_path: Path) -> None:
+    step = script(tmp_path, """
+        import os, subprocess
+        child = subprocess.Popen(["sleep", "300"])
+        open("pids", "w").write(f"{child.pid}\\n")
+    """)
+    result = run(tmp_path, [sys.executable, str(step)])
+    assert result.returncode == 0 and result.stragglers_killed
+    time.sleep(0.2)
+    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
+    assert "processes left running by the script were stopped" in result.transcript.read_text()
+
+
+def test_script_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
+    step = script(tmp_path, """
+        import os, signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open("pids", "w").write(f"{os.getpid()}\\n")
+        print("ignoring SIGTERM", flush=True)
+        time.sleep(300)
+    """)
+    result = run(tmp_path, [sys.executable, str(step)], timeout=1.0, kill_grace=0.5)
+    assert result.timed_out
+    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
+
+
+def test_killed_by_signal_is_reported(tmp_path: Path) -> None:
+    step = script(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    result = run(tmp_path, [sys.executable, str(step)])
+    assert result.signal == "SIGKILL" and result.describe() == "killed by SIGKILL" and not result.ok
+
+
+def test_missing_and_non_executable_scripts_are_errors_not_exceptions(tmp_path: Path) -> None:
+    missing = run(tmp_path, ["no-such-tool-predeploy"])
+    assert missing.describe() == "not run: executable not found: no-such-tool-predeploy"
+    plain = script(tmp_path, "#!/bin/sh\necho hi\n", "plain.sh")
+    plain.chmod(0o644)
+    denied = run(tmp_path, [str(plain)])
+    assert denied.describe().startswith("not run: not executable:")
+    assert "# not run:" in denied.transcript.read_text()
+
+
+def test_non_utf8_output_is_kept_escaped(tmp_path: Path) -> None:
+    step = script(tmp_path, "import sys; sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\n')")
+    result = run(tmp_path, [sys.executable, str(step)])
+    assert result.ok
+    assert "bad \\xff\\xfe bytes" in result.transcript.read_text(encoding="utf-8")
+
+
+def test_one_gib_of_output_keeps_memory_bounded(tmp_path: Path) -> None:
+    writer = script(tmp_path, """
+        import os
+        block = b"x" * 1023 + b"\\n"
+        chunk = block * 1024
+        for _ in range(1024):
+            os.write(1, chunk)
+    """, "writer.py")
+    driver = script(tmp_path, f"""
+        import resource, sys
+        from pathlib import Path
+        from pytest_predeploy.runner import run_command
+        result = run_command([sys.executable, {str(writer)!r}], step="big", transcript=Path({str(tmp_path / 'big.log')!r}),
+                             timeout=120, cwd=Path({str(tmp_path)!r}))
+        print(result.returncode, result.output_bytes, result.truncated_bytes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """, "driver.py")
+    out = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, timeout=300, check=True).stdout.split()
+    returncode, total, dropped, max_rss_kib = (int(x) for x in out)
+    assert returncode == 0 and total == 1024**3
+    assert dropped > 0  # the transcript kept its cap; the rest was drained, not stored
+    assert (tmp_path / "big.log").stat().st_size < 80 * 1024**2
+    assert max_rss_kib < 150 * 1024, f"peak RSS {max_rss_kib} KiB"
+    assert "[transcript truncated:" in (tmp_path / "big.log").read_text()[-200:]
+
+
+def test_interrupt_kills_the_group_and_reraises(tmp_path: Path) -> None:
+    step = script(tmp_path, """
+        import os, subprocess, time
+        child = subprocess.Popen(["sleep", "300"])
+        open("pids", "w").write(f"{os.getpid()}\\n{child.pid}\\n")
+        time.sleep(300)
+    """)
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, [sys.executable, str(step)], kill_grace=1.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
+    assert "# status: interrupted" in (tmp_path / "t.log").read_text()
+
+
+SECRET = "s3cr3t-Canary-Value-91!"
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7canary\n-----END PRIVATE KEY-----"
+
+
+def test_secrets_are_redacted_in_every_form_and_across_chunks(tmp_path: Path) -> None:
+    step = script(tmp_path, f"""
+        import base64, json, os, sys, urllib.parse
+        secret, pem = {SECRET!r}, {PEM!r}
+        print("plain", secret)
+        print("b64", base64.b64encode(("user:" + secret).encode()).decode())
+        print("url", "postgres://u:" + urllib.parse.quote(secret, safe="") + "@db")
+        print("json", json.dumps({{"password": secret, "key": pem}}))
+        print(pem)
+        sys.stdout.flush()
+        # Put the secret across a 4 KiB boundary of the pipe.
+        os.write(1, b"x" * (4096 - 5) + secret.encode() + b"\\n")
+        print("stderr", secret, file=sys.stderr)
+    """)
+    redactor = Redactor({"DB_PASSWORD": SECRET, "TLS_KEY": PEM})
+    result = run(tmp_path, [sys.executable, str(step)], redactor=redactor)
+    data = result.transcript.read_bytes()
+    forms = [SECRET, quote(SECRET, safe=""), base64.b64encode(("user:" + SECRET).encode()).decode()[8:24],
+             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", PEM.replace("\n", "\\n")]
+    for form in forms:
+        assert form.encode() not in data, form
+    assert data.count(b"[REDACTED:DB_PASSWORD]") >= 5
+    assert b"[REDACTED:TLS_KEY]" in data
+
+
+def test_stream_redactor_catches_a_secret_split_at_every_offset() -> None:
+    redactor = Redactor({"TOKEN": SECRET})
+    text = b"before " + SECRET.encode() + b" after"
+    for cut in range(1, len(text)):
+        stream = redactor.stream()
+        out = stream.feed(text[:cut]) + stream.feed(text[cut:]) + stream.flush()
+        assert out == b"before [REDACTED:TOKEN] after", cut
