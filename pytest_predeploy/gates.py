@@ -249,13 +249,9 @@ class GateController:
 
 
 def _first_line(report: pytest.TestReport) -> str:
-    text = report.longreprtext.strip()
-    if not text:
-        return "failed"
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("Failed: "):
-            return line.removeprefix("Failed: ")
+    """The line of a failure that says what went wrong (the assertion message, or a step's message)."""
+    lines = [line.strip() for line in report.longreprtext.strip().splitlines() if line.strip()]
+    for line in lines:
         if line.startswith("E "):
             return line[1:].strip().removeprefix("Failed: ")
-    return text.splitlines()[-1].strip()
+    return lines[0].removeprefix("Failed: ") if lines else "failed"

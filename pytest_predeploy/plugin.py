@@ -117,6 +117,7 @@ class ProtocolSession:
         project = load_config(config_path)
         env = config.getoption("predeploy_env")
         project.environment(env)
+        redactor = Redactor(project.secret_values())
         option = config.getoption("predeploy_artifacts")
         artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
         artifacts = artifacts.resolve()
@@ -134,8 +135,7 @@ class ProtocolSession:
             ) from None
         previous = config.getoption("predeploy_previous") or project.previous_release
         context = RunContext(
-            config=project, release=release, previous_release=previous, env=env, artifacts=artifacts,
-            redactor=Redactor(project.secret_values()),
+            config=project, release=release, previous_release=previous, env=env, artifacts=artifacts, redactor=redactor,
         )
         session = cls(config, project, context, lock)
         context.announcer = session.live
@@ -182,6 +182,8 @@ class ProtocolSession:
             with suspend:
                 if terminal is not None:
                     terminal.ensure_newline()
+                    if getattr(getattr(terminal, "_tw", None), "width_of_current_line", 0):
+                        terminal.write("\n")
                     terminal.write_line(line)
                 else:
                     print(line, flush=True)

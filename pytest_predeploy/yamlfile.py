@@ -28,7 +28,7 @@ def _lines(node: yaml.Node, path: Position, out: dict[Position, int]) -> None:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             line = key_node.start_mark.line + 1
             if key in seen and key is not None and key != "<<":
-                raise ConfigError(f"line {line}: duplicate key {key!r} (first defined on line {seen[key]})")
+                raise ConfigError(f"{line}: duplicate key {key!r} (first defined on line {seen[key]})")
             seen[key] = line
             _lines(value_node, (*path, key), out)
             out[(*path, key)] = line
@@ -48,7 +48,7 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[Position, int]]:
         try:
             _lines(node, (), lines)
         except ConfigError as exc:
-            raise ConfigError(f"{origin}: {exc}") from None
+            raise ConfigError(f"{origin}:{exc}") from None
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

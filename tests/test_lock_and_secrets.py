@@ -1,0 +1,90 @@
+"""One run at a time per artifacts dir; planted secrets never reach anything we write."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from tests.project import base_config, make_project
+
+SLOW_PARITY = '''
+import json, sys, time
+time.sleep(3)
+open(sys.argv[1], "w").write(json.dumps({"drift": 0}))
+'''
+
+
+def test_second_concurrent_run_is_refused_and_first_completes(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester, parity_script=SLOW_PARITY)
+    first = subprocess.Popen([sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (root / ".artifacts/pre-deployment/transcripts/parity.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=60)
+        assert second.returncode == pytest.ExitCode.USAGE_ERROR
+        assert "another protocol run is using" in second.stderr
+        assert "Traceback" not in second.stderr
+        out, _ = first.communicate(timeout=60)
+    finally:
+        first.kill() if first.poll() is None else None
+    assert first.returncode == 0, out
+    assert json.loads((root / ".artifacts/pre-deployment/staging-parity-report.json").read_text()) == {"drift": 0}
+
+
+SECRET = "Canary-Pa55word-7731"
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIICXAIBAAKBgQCqGKukO1De7zhZj6+H0qtjTkVxwTCpvKe4eCZ0FPqri0cb2JZfXJ\n-----END RSA PRIVATE KEY-----"
+LEAKY_PARITY = f'''
+import base64, json, os, sys, urllib.parse
+secret, pem = {SECRET!r}, {PEM!r}
+print("connecting with", secret)
+print("auth", base64.b64encode(("svc:" + secret).encode()).decode())
+print("dsn postgres://svc:" + urllib.parse.quote(secret, safe="") + "@db/app")
+print(json.dumps({{"key": pem}}))
+print(pem, file=sys.stderr)
+sys.stdout.flush()
+os.write(1, b"y" * 4090 + secret.encode() + b"\\n")
+open(sys.argv[1], "w").write(json.dumps({{"drift": 1, "note": "value was " + secret}}))
+'''
+GATE_ECHOING_SECRET = {
+    "test_gate1_intake.py": f'''
+        import json, pytest
+        pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+        @pytest.mark.must
+        def test_parity_clean(parity, record_property):
+            print("captured output with", {SECRET!r})
+            record_property("figure", "secret " + {SECRET!r})
+            assert {SECRET!r} == "something else"
+    ''',
+}
+
+
+def test_planted_secrets_never_reach_transcripts_artifacts_or_reports(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester, parity_script=LEAKY_PARITY, gates=GATE_ECHOING_SECRET)
+    (root / "staging.env").write_text(f'DB_PASSWORD={SECRET}\nTLS_KEY="{PEM}"\n')
+    config = base_config(environments={"staging": {"secrets": {"file": "staging.env"}}, "production": {}})
+    (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rA")
+    assert result.ret == 1
+    forms = [SECRET, quote(SECRET, safe=""), base64.b64encode(("svc:" + SECRET).encode()).decode()[8:],
+             "MIICXAIBAAKBgQCqGKukO1De7zhZj6", PEM.replace("\n", "\\n")]
+    written = [p for p in (root / ".artifacts").rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"parity.log", "staging-parity-report.json", "pytest-report.html", "pytest-report.json", "pytest-junit.xml"}
+    for path in written:
+        data = path.read_bytes()
+        for form in forms:
+            assert form.encode() not in data, f"{form!r} leaked into {path}"
+    terminal = result.stdout.str() + result.stderr.str()
+    for form in forms:
+        assert form not in terminal
+    assert "contained the value of staging/DB_PASSWORD" in terminal
+    assert "[REDACTED:staging/DB_PASSWORD]" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()

@@ -1,0 +1,85 @@
+"""A step script that misbehaves fails its gate with a message naming the step, the exit status
+and the transcript, with no traceback from our code and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.project import GATES, base_config, make_project
+from tests.test_runner import alive, pids_in
+
+STRICT_GATE1 = {
+    "test_gate1_intake.py": '''
+        import pytest
+        from pydantic import BaseModel, ConfigDict
+        from pytest_predeploy.gates import load
+        pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+        class Parity(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            drift: int
+
+        @pytest.mark.must
+        def test_parity_clean(parity):
+            assert load(parity, Parity).drift == 0
+    ''',
+    "test_gate2_rehearsal.py": GATES["test_gate2_rehearsal.py"],
+}
+
+FAULTS = {
+    "non-zero exit": ("import sys; print('boom'); sys.exit(3)", "parity.py failed (exit 3)"),
+    "killed by a signal": ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "parity.py killed by SIGKILL"),
+    "hangs while a grandchild holds stdout": (
+        "import os, subprocess, time\nc = subprocess.Popen(['sleep', '300'])\nopen('pids', 'w').write(f'{os.getpid()}\\n{c.pid}\\n')\ntime.sleep(300)",
+        "parity.py timed out after 1.5s",
+    ),
+    "ignores SIGTERM": (
+        "import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nopen('pids', 'w').write(f'{os.getpid()}\\n')\ntime.sleep(300)",
+        "parity.py timed out after 1.5s",
+    ),
+    "invalid JSON artifact": ("import sys; open(sys.argv[1], 'w').write('{not json')", "staging-parity-report.json: not valid JSON"),
+    "artifact with a wrong field": ("import sys; open(sys.argv[1], 'w').write('{\"drift\": \"lots\"}')", "staging-parity-report.json: does not match Parity: drift:"),
+    "no artifact written": ("print('forgot to write the report')", "parity.py (success) wrote no artifact at"),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_failing_step_fails_its_gate_with_a_clear_message(pytester: pytest.Pytester, fault: str) -> None:
+    body, expected = FAULTS[fault]
+    config = base_config(steps={"parity": {"command": "{python} parity.py {output}", "timeout": "1.5s", "kill_grace": "0.5s"}})
+    root = make_project(pytester, config=config, parity_script=body, gates=STRICT_GATE1)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert expected in out
+    if "wrote no artifact" not in expected and "JSON" not in fault and "field" not in fault:
+        assert "step 'parity' failed" in out
+        assert "transcript: .artifacts/pre-deployment/transcripts/parity.log" in out or "transcripts/parity.log" in out
+    assert "halted: Gate 1 (Intake Confirmation) failed" in out
+    assert "Traceback" not in out and "pytest_predeploy/" not in out
+    time.sleep(0.2)
+    assert [pid for pid in pids_in(root / "pids") if alive(pid)] == []
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("no-such-tool-predeploy {output}", "not run: executable not found: no-such-tool-predeploy"),
+    ("./parity.py {output}", "not run: not executable: ./parity.py"),
+])
+def test_unrunnable_step_script_is_named(pytester: pytest.Pytester, command: str, expected: str) -> None:
+    root = make_project(pytester, config=base_config(steps={"parity": {"command": command}}), gates=STRICT_GATE1)
+    os.chmod(root / "parity.py", 0o644)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"*step 'parity' failed: *{expected}*", "*transcript: *parity.log*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_non_utf8_output_does_not_break_the_step(pytester: pytest.Pytester) -> None:
+    body = "import json, sys\nsys.stdout.buffer.write(b'\\xff\\xfe not utf-8\\n')\nopen(sys.argv[1], 'w').write(json.dumps({'drift': 0}))"
+    root = make_project(pytester, parity_script=body, gates=STRICT_GATE1)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == 0
+    assert "\\xff\\xfe not utf-8" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()
