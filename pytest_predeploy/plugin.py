@@ -109,6 +109,7 @@ class ProtocolSession:
         self._old_sigterm: Any = None
         self.package_sha256: str | None = None
         self.package_note: str | None = None
+        self.reports: Any = None
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
 
     @classmethod
@@ -148,6 +149,9 @@ class ProtocolSession:
         config.pluginmanager.register(session.controller, "predeploy-gates")
         config.pluginmanager.register(steps, "predeploy-steps")
         config.pluginmanager.register(session, "predeploy-session")
+        from pytest_predeploy import report
+
+        session.reports = report.register(config, session)
         session._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         return session
 

@@ -35,7 +35,24 @@ from pytest_predeploy.approvals import validate_intake
 from pytest_predeploy.artifacts import write_artifact, write_bytes_atomic
 from pytest_predeploy.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.errors import PredeployError
+from pytest_predeploy.report import evidence  # noqa: F401  (a fixture gate tests use)
 from pytest_predeploy.runner import RunResult, script_name
+
+#: The artifacts each step fixture writes (the HTML report links them from the tests that use them).
+FIXTURE_ARTIFACTS: dict[str, list[str]] = {
+    "intake": [names.INTAKE_REPORT],
+    "parity": [names.PARITY_REPORT],
+    "data_refresh": [names.DATA_REFRESH],
+    "deployment": [names.DEPLOYMENT_LOG, names.DEPLOYMENT_REPORT],
+    "smoke": [names.TEST_RESULTS],
+    "observability": [names.OBSERVABILITY_BASELINE, names.OBSERVABILITY_METRICS],
+    "rollback": [names.ROLLBACK_REPORT],
+    "security": [names.SECURITY_REPORT, names.SBOM],
+    "operational_readiness": [names.OPERATIONAL_CHECKLIST],
+    "package_contents": [names.MANIFEST],
+    "signoffs": [names.READINESS_APPROVAL],
+    "deployment_checklist": [names.DEPLOYMENT_CHECKLIST],
+}
 
 #: A script's exit status meaning "done, and the artifact lists findings" (the gate judges them).
 EXIT_FINDINGS = 1
