@@ -153,9 +153,14 @@ class HtmlHooks:
         prefix.append(self.hooks.gate_summary_html(int(session.exitstatus)))
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        outcome = getattr(report, "predeploy_outcome", None)
-        if outcome and cells:
-            cells[0] = f'<td class="col-result">{html.escape(outcome.capitalize())}</td>'
+        # pytest-html filters rows by its own outcome names, so the result cell keeps its value
+        # and our outcome (advisory, no data, awaiting sign-off, halted) is a badge by the name.
+        label = getattr(report, "predeploy_outcome", None)
+        if label is None and report.skipped and "halted: Gate" in report.longreprtext:
+            label = "halted"
+        if label and len(cells) > 1:
+            badge = f' <strong class="predeploy-badge">{html.escape(label.upper())}</strong>'
+            cells[1] = cells[1].replace("</td>", badge + "</td>", 1)
 
 
 class JsonHooks:
