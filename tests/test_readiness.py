@@ -1,0 +1,151 @@
+"""Readiness sign-offs: bound to the package digest, unexpired, every role, no self-approval."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.errors import ArtifactError
+from pytest_predeploy.readiness import (
+    PREDICATE_TYPE,
+    ReadinessApproval,
+    ReadinessConfig,
+    evaluate_signoffs,
+    load_signoffs,
+    record_signoff,
+)
+
+A = "a" * 64
+B = "b" * 64
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+CONFIG = ReadinessConfig(required_roles=["release-manager", "qa-lead"])
+
+
+def sign(path: Path, role: str, by: str, decision: str = "go", digest: str = A, *, at: datetime = NOW - timedelta(hours=1),
+         expires: timedelta | None = timedelta(days=7), release: str = "v1.2") -> None:
+    record_signoff(path, package_sha256=digest, release=release, role=role, approver=by, decision=decision, expires_in=expires, now=at)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def approvals(tmp_path: Path) -> Path:
+    return tmp_path / "readiness-approval.json"
+
+
+def test_signoff_file_is_an_artifact_of_in_toto_statements(approvals: Path) -> None:
+    sign(approvals, "qa-lead", "bo")
+    record_signoff(approvals, package_sha256=A, release="v1.2", role="release-manager", approver="cy", decision="go",
+                   conditions="deploy outside business hours", expires_in=timedelta(hours=72), now=NOW)
+    data = json.loads(approvals.read_text())
+    assert data["release"] == "v1.2" and data["step"] == "readiness-review" and data["schema_version"]
+    statement = data["signoffs"][1]
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"] == [{"name": "PRE-DEPLOYMENT-PACKAGE.zip", "digest": {"sha256": A}}]
+    assert statement["predicateType"] == PREDICATE_TYPE
+    predicate = statement["predicate"]
+    assert predicate["approver"] == "cy" and predicate["role"] == "release-manager" and predicate["decision"] == "go"
+    assert predicate["conditions"] == "deploy outside business hours"
+    assert predicate["signed_at"].startswith("2026-11-26T12:00:00") and predicate["expires_at"].startswith("2026-11-29T12:00:00")
+    assert ReadinessApproval.model_validate(data).signoffs[0].predicate.approver == "bo"
+
+
+def test_every_required_role_with_a_go_completes(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, rehearsed_by="ci-bot", now=NOW)
+    assert status.complete and status.missing_roles == [] and status.problems == []
+    assert status.approved == {"release-manager": ["alice"], "qa-lead": ["bo"]}
+
+
+def test_a_missing_role_is_named(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    status = evaluate_signoffs(A, approvals, CONFIG, rehearsed_by=None, now=NOW)
+    assert not status.complete
+    assert status.missing_roles == ["qa-lead"]
+    assert status.summary() == "awaiting sign-off from: qa-lead"
+
+
+def test_no_signoff_file_awaits_every_role(approvals: Path) -> None:
+    status = evaluate_signoffs(A, approvals, CONFIG, rehearsed_by=None, now=NOW)
+    assert status.missing_roles == ["release-manager", "qa-lead"] and not status.complete
+
+
+def test_a_signoff_for_package_a_is_rejected_for_package_b(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", digest=A)
+    sign(approvals, "qa-lead", "bo", digest=A)
+    assert evaluate_signoffs(A, approvals, CONFIG, None, now=NOW).complete
+    status = evaluate_signoffs(B, approvals, CONFIG, None, now=NOW)
+    assert not status.complete
+    assert status.missing_roles == ["release-manager", "qa-lead"]
+    assert any("alice" in p and "for another package" in p for p in status.problems)
+
+
+def test_an_expired_signoff_is_rejected(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", at=NOW - timedelta(days=8), expires=timedelta(days=7))
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert not status.complete and status.missing_roles == ["release-manager"]
+    assert any("alice" in p and "expired" in p for p in status.problems)
+
+
+def test_a_no_go_rejects_even_with_every_role_signed(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    sign(approvals, "qa-lead", "bo")
+    sign(approvals, "security-owner", "di", decision="no-go")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert not status.complete
+    assert status.rejected == ["security-owner: no-go by di"]
+    assert status.summary().startswith("no-go")
+
+
+def test_an_approvers_later_go_replaces_their_own_no_go(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", "no-go", at=NOW - timedelta(hours=2))
+    sign(approvals, "release-manager", "alice", "go", at=NOW - timedelta(hours=1))
+    sign(approvals, "qa-lead", "bo")
+    assert evaluate_signoffs(A, approvals, CONFIG, None, now=NOW).complete
+
+
+def test_the_rehearsal_operator_cannot_approve_when_forbidden(approvals: Path) -> None:
+    sign(approvals, "release-manager", "Alice")
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, rehearsed_by="alice", now=NOW)
+    assert status.missing_roles == ["release-manager"]
+    assert any("ran the rehearsal" in p for p in status.problems)
+    allowed = CONFIG.model_copy(update={"forbid_self_approval": False})
+    assert evaluate_signoffs(A, approvals, allowed, rehearsed_by="alice", now=NOW).complete
+
+
+def test_other_releases_signoffs_are_history_not_problems(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", digest=B, release="v1.1")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW, release="v1.2")
+    assert status.problems == [] and status.missing_roles == ["release-manager", "qa-lead"]
+
+
+def test_a_malformed_signoff_file_names_the_file_and_field(approvals: Path) -> None:
+    approvals.write_text(json.dumps({"release": "v1.2", "step": "readiness-review", "signoffs": [{"_type": "x"}]}))
+    with pytest.raises(ArtifactError, match=r"readiness-approval\.json: does not match ReadinessApproval: signoffs\.0"):
+        evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+
+
+_APPEND = """
+import sys
+from pathlib import Path
+from pytest_predeploy.readiness import record_signoff
+record_signoff(Path(sys.argv[1]), package_sha256="a" * 64, release="v1.2", role="qa-lead", approver=sys.argv[2], decision="go")
+"""
+
+
+def test_concurrent_appends_keep_every_signoff(approvals: Path) -> None:
+    processes = [subprocess.Popen([sys.executable, "-c", _APPEND, str(approvals), f"approver-{i}"]) for i in range(6)]
+    try:
+        assert [p.wait(timeout=60) for p in processes] == [0] * 6
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert sorted(s.predicate.approver for s in load_signoffs(approvals)) == [f"approver-{i}" for i in range(6)]
