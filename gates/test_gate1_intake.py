@@ -4,6 +4,7 @@ critical drift. Evidence: intake-validation-report.json, staging-parity-report.j
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,17 +17,17 @@ pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
 
 @pytest.mark.must
-def test_upstream_approvals_are_present_approved_and_current(intake: Path, record_property: pytest.RecordProperty) -> None:
+def test_upstream_approvals_are_present_approved_and_current(intake: Path, evidence: Any) -> None:
     report = load(intake, IntakeReport)
     ok = sum(check.status == "ok" for check in report.checks)
-    record_property("figure", f"approvals {ok}/{len(report.checks)}")
+    evidence.figure(f"approvals {ok}/{len(report.checks)}")
     require(intake_problems(report), "upstream approvals missing or not current:")
 
 
 @pytest.mark.must
-def test_staging_parity_has_no_critical_drift(parity: Path, record_property: pytest.RecordProperty) -> None:
+def test_staging_parity_has_no_critical_drift(parity: Path, evidence: Any) -> None:
     report = load(parity, ParityReport)
-    record_property("figure", report.summary_line())
+    evidence.figure(report.summary_line())
     require(parity_problems(report), "[ERROR] Staging configuration drift detected against production baseline.")
 
 

@@ -4,11 +4,13 @@ acceptance tests passed. Evidence: staging-deployment-run.log, staging-test-resu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_predeploy.artifacts import OBSERVABILITY_METRICS
 from pytest_predeploy.gates import load, require
-from pytest_predeploy.observability import ObservabilityMetrics, observability_problems
+from pytest_predeploy.observability import ObservabilityResult, observability_problems
 from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems
 from pytest_predeploy.smoke import TestResultsReport, smoke_problems
 
@@ -16,20 +18,20 @@ pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
 
 @pytest.mark.must
-def test_every_service_deployed_to_staging(deployment: Path, record_property: pytest.RecordProperty) -> None:
+def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> None:
     report = load(deployment, DeploymentReport)
-    record_property("figure", report.summary_line())
+    evidence.figure(report.summary_line())
     require(deployment_problems(report), "[ERROR] Deployment rehearsal encountered critical error.")
 
 
 @pytest.mark.must
-def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy, record_property: pytest.RecordProperty) -> None:
+def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy, evidence: Any) -> None:
     report = load(smoke, TestResultsReport)
-    record_property("figure", report.summary_line())
+    evidence.figure(report.summary_line())
     require(smoke_problems(report, predeploy.config.smoke.min_coverage), "smoke/acceptance tests did not pass:")
 
 
 @pytest.mark.guideline
 def test_observability_baseline_captured(observability: Path, predeploy) -> None:
-    metrics = load(predeploy.artifact("observability-metrics.json"), ObservabilityMetrics)
+    metrics = load(predeploy.artifact(OBSERVABILITY_METRICS), ObservabilityResult)
     require(observability_problems(metrics), "observability baseline incomplete:")

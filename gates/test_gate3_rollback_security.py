@@ -4,6 +4,7 @@ or mitigated. Evidence: rollback-verification-report.json, security-compliance-r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,16 +17,16 @@ pytestmark = pytest.mark.gate(3, "Rollback & Security")
 
 
 @pytest.mark.must
-def test_rollback_rehearsed_for_every_service(rollback: Path, record_property: pytest.RecordProperty) -> None:
+def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> None:
     report = load(rollback, RollbackReport)
-    record_property("figure", report.summary_line())
+    evidence.figure(report.summary_line())
     require(rollback_problems(report), "rollback rehearsal failed:")
 
 
 @pytest.mark.must
-def test_security_and_compliance_scans_cleared(security: Path, record_property: pytest.RecordProperty) -> None:
+def test_security_and_compliance_scans_cleared(security: Path, evidence: Any) -> None:
     report = load(security, SecurityReport)
-    record_property("figure", report.summary_line())
+    evidence.figure(report.summary_line())
     require(security_problems(report), "[ERROR] Security/compliance scan reported blocking findings.")
 
 

@@ -168,7 +168,11 @@ class GateController:
         report.user_properties.append(("gate_name", gate.name))
         report.user_properties.append(("requirement", kind.upper()))
         if report.when == "call":
-            gate.figures.extend(str(value) for name, value in item.user_properties if name == "figure")
+            from pytest_predeploy.report import evidence_key
+
+            found = item.stash.get(evidence_key, None)
+            if found is not None:
+                gate.figures.extend(found.figures)
         if call.excinfo is not None and call.excinfo.errisinstance(KeyboardInterrupt):
             self.interrupted = True
             return report
@@ -176,6 +180,7 @@ class GateController:
             gate.pending_roles = call.excinfo.value.roles
             if gate.status == "passed":
                 gate.status = "awaiting sign-off"
+                gate.reason = str(call.excinfo.value.msg)
             report.predeploy_outcome = "awaiting sign-off"  # type: ignore[attr-defined]
             return report
         if not report.failed:

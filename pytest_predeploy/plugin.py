@@ -110,6 +110,8 @@ class ProtocolSession:
         self.package_sha256: str | None = None
         self.package_note: str | None = None
         self.reports: Any = None
+        self.reused_package: Any = None
+        self.seal_requested = False
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
 
     @classmethod
@@ -236,10 +238,81 @@ class ProtocolSession:
         for old in runs[:-HISTORY_KEEP]:
             shutil.rmtree(old, ignore_errors=True)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(specname="pytest_sessionfinish", wrapper=True, trylast=True)
+    def pytest_sessionfinish_seal(self, session: pytest.Session) -> Generator[None, None, None]:
+        # Before every plain hook: the exit status the reports record (go, no-go, awaiting
+        # sign-off ...). After them (pytest-html, json-report and junitxml have written their
+        # files), and before the terminal summary is printed: the package is sealed.
         session.exitstatus = self.controller.exit_status(int(session.exitstatus))
         self._save_state()
+        result = yield
+        if self.seal_requested and self._package_test_passed() and not self.controller.interrupted:
+            self._seal()
+        from pytest_predeploy.report import github_step_summary
+
+        github_step_summary(self, int(session.exitstatus))
+        return result
+
+    def _package_test_passed(self) -> bool:
+        gate = self.controller.gates.get(4)
+        return gate is not None and gate.status in ("passed", "awaiting sign-off")
+
+    def upstream_gates_not_passed(self) -> list[str]:
+        """Gates before Gate 4 that have not passed for this release (this run, or the run that
+        produced these artifacts when Gate 4 runs alone)."""
+        state = load_state(self.context.artifacts)
+        recorded = state.gates if state is not None and state.release == self.context.release else {}
+        problems = []
+        numbers = sorted({n for n in self.controller.gates if n < 4} | {int(k.removeprefix("gate")) for k in recorded if int(k.removeprefix("gate")) < 4})
+        for number in numbers or [1, 2, 3]:
+            gate = self.controller.gates.get(number)
+            status = gate.status if gate is not None and gate.started else (recorded[f"gate{number}"].status if f"gate{number}" in recorded else "not run")
+            if status != "passed":
+                problems.append(f"Gate {number} {status} for {self.context.release}")
+        return problems
+
+    def manifest_fields(self) -> dict[str, Any]:
+        ctx = self.context
+        return {
+            "release": ctx.release,
+            "previous_release": ctx.previous_release,
+            "git_commit": git_commit(self.project.base_dir),
+            "config_digest": self.project.digest,
+            "gate_outcomes": self._gate_outcomes(),
+            "config": self.project.package,
+        }
+
+    def _gate_outcomes(self) -> dict[str, str]:
+        state = load_state(self.context.artifacts)
+        outcomes = {k: v.status for k, v in state.gates.items()} if state and state.release == self.context.release else {}
+        outcomes.update({k: v for k, v in self.controller.outcomes().items() if v != "not run"})
+        return outcomes
+
+    def _seal(self) -> None:
+        from pytest_predeploy.package import seal_package
+
+        try:
+            sealed = seal_package(self.context.artifacts, project_dir=self.project.base_dir, **self.manifest_fields())
+        except PredeployError as exc:
+            self.package_note = f"package NOT sealed: {exc}"
+            return
+        self.package_sha256 = sealed.sha256
+        self._readiness_prompt(sealed.sha256)
+
+    def _readiness_prompt(self, sha256: str) -> None:
+        from pytest_predeploy.readiness import record_signoff
+        from pytest_predeploy.steps import ask_yes_no
+
+        answer = ask_yes_no(self.config, "[READINESS REVIEW] Pre-deployment package compiled. Approve handoff to Protocol 11?")
+        if answer is None:
+            return
+        readiness = self.project.readiness
+        role = readiness.interactive_role or readiness.required_roles[0]
+        record_signoff(
+            self.context.artifact(names.READINESS_APPROVAL), package_sha256=sha256, release=self.context.release,
+            role=role, approver=current_user(), decision="go" if answer else "no-go", expires_in=readiness.signoff_validity,
+        )
+        self.package_note = f"readiness review: {'go' if answer else 'no-go'} recorded for role {role} by {current_user()}"
 
     def _save_state(self) -> None:
         ctx = self.context
@@ -266,7 +339,7 @@ class ProtocolSession:
         tr.write_sep("=", f"pre-deployment gates: release {ctx.release}")
         for gate in sorted(self.controller.gates.values(), key=lambda g: g.number):
             figures = "; ".join(gate.figures)
-            detail = gate.reason if gate.status in ("failed", "halted") else figures
+            detail = gate.reason if gate.status in ("failed", "halted", "awaiting sign-off") else figures
             tr.write_line(f"Gate {gate.number}  {gate.name:<28} {gate.status.upper():<18} {detail}")
             for advisory in gate.advisories:
                 tr.write_line(f"        advisory: {advisory}")

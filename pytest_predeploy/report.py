@@ -39,6 +39,11 @@ class Evidence:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []  # (kind, content)
+        self.figures: list[str] = []
+
+    def figure(self, text: str) -> None:
+        """A key figure of the gate (shown in the gate summary of the terminal, HTML and JSON)."""
+        self.figures.append(text)
 
     def html(self, title: str, markup: str) -> None:
         self.items.append(("html", f"<div class='predeploy-evidence'><h4>{html.escape(title)}</h4>{markup}</div>"))

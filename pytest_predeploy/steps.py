@@ -272,3 +272,61 @@ def operational_readiness(predeploy: RunContext) -> Path:
     except PredeployError as exc:
         fail_step("operational_readiness", exc)
     return predeploy.artifact(names.OPERATIONAL_CHECKLIST)
+
+
+@pytest.fixture(scope="session")
+def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
+    """Step 4.1: the go/no-go package. Re-running Gate 4 alone reuses the sealed package (so the
+    sign-offs bound to its digest stay valid); otherwise the manifest of what will be sealed at
+    the end of this run is written now, and the package itself after the pytest reports."""
+    from pytest_predeploy.package import build_manifest, sealed_package
+    from pytest_predeploy.plugin import session_key
+
+    session = pytestconfig.stash[session_key]
+    sealed = sealed_package(predeploy.artifacts, predeploy.release)
+    if sealed is not None:
+        session.reused_package = sealed
+        predeploy.announce(f"reusing the sealed package {names.PACKAGE} (sha256 {sealed.sha256})")
+        return predeploy.artifact(names.MANIFEST)
+    unpassed = session.upstream_gates_not_passed()
+    if unpassed:
+        fail_step("package", f"not built: {'; '.join(unpassed)} (the package is built only when gates 1-3 passed)")
+    try:
+        manifest = build_manifest(predeploy.artifacts, **session.manifest_fields())
+    except PredeployError as exc:
+        fail_step("package", exc)
+    write_artifact(predeploy.artifact(names.MANIFEST), manifest)
+    session.seal_requested = True
+    return predeploy.artifact(names.MANIFEST)
+
+
+@pytest.fixture(scope="session")
+def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest.Config) -> Any:
+    """Step 4.2: the readiness review: required sign-offs on the sealed package's digest."""
+    from pytest_predeploy.plugin import session_key
+    from pytest_predeploy.readiness import evaluate_signoffs
+    from pytest_predeploy.runstate import load_state
+
+    session = pytestconfig.stash[session_key]
+    if session.reused_package is None:
+        return None  # sealed at the end of this run: nobody can have signed its digest yet
+    state = load_state(predeploy.artifacts)
+    try:
+        return evaluate_signoffs(
+            session.reused_package.sha256, predeploy.artifact(names.READINESS_APPROVAL), predeploy.config.readiness,
+            rehearsed_by=state.run_by if state else None, release=predeploy.release,
+        )
+    except PredeployError as exc:
+        fail_step("readiness review", exc)
+
+
+@pytest.fixture(scope="session")
+def deployment_checklist(predeploy: RunContext) -> Any:
+    """Step 4.3 (GUIDELINE): append rehearsal insights and owners -> deployment-checklist.md."""
+    from pytest_predeploy.checklist import write_deployment_checklist
+
+    readiness = predeploy.config.readiness
+    try:
+        return write_deployment_checklist(predeploy.artifacts, predeploy.release, readiness.checklist_owners, slow_step=readiness.slow_step)
+    except PredeployError as exc:
+        fail_step("deployment_checklist", exc)

@@ -17,8 +17,8 @@ PARITY_FAILS_GATE2["test_gate2_rehearsal.py"] = '''
     pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
     @pytest.mark.must
-    def test_deployed(evidence, record_property):
-        record_property("figure", "api 1.2 s, worker 0.9 s")
+    def test_deployed(evidence):
+        evidence.figure("api 1.2 s, worker 0.9 s")
         evidence.table("Deploy timings", ["service", "seconds"], [["api", 1.2], ["worker", 0.9]])
         assert False, "worker never became healthy"
 '''

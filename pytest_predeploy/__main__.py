@@ -1,0 +1,7 @@
+"""``python -m pytest_predeploy`` is the ``predeploy`` command."""
+
+import sys
+
+from pytest_predeploy.cli import main
+
+sys.exit(main())

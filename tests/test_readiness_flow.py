@@ -1,0 +1,88 @@
+"""Gate 4 end to end: the package is sealed after the reports, the run awaits sign-off with its
+own exit status, a sign-off on the digest lets Gate 4 alone pass without rebuilding."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.gates import ExitStatus
+from tests.project import GATES, PARITY_OK, base_config, lit, make_project
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def project(pytester: pytest.Pytester, parity: str = PARITY_OK) -> Path:
+    gates = {name: body for name, body in GATES.items() if "gate10" not in name}
+    config = base_config(package={"required": ["staging-parity-report.json"]}, readiness={"required_roles": ["release-manager", "qa-lead"], "forbid_self_approval": True})
+    root = make_project(pytester, config=config, parity_script=parity, gates=gates)
+    shutil.copy(REPO / "gates" / "test_gate4_readiness.py", root / "gates")
+    return root
+
+
+def approve(root: Path, role: str, by: str, decision: str = "go") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_predeploy", "approve", ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip",
+         "--role", role, "--by", by, "--decision", decision],
+        cwd=root, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
+    root = project(pytester)
+    first = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert first.ret == ExitStatus.AWAITING_SIGNOFF, first.stdout.str()
+    first.stdout.fnmatch_lines(["*package: *PRE-DEPLOYMENT-PACKAGE.zip sha256 *", "*AWAITING SIGN-OFF: awaiting sign-off from: qa-lead, release-manager*"])
+    artifacts = root / ".artifacts/pre-deployment"
+    with zipfile.ZipFile(artifacts / "PRE-DEPLOYMENT-PACKAGE.zip") as archive:
+        names = set(archive.namelist())
+    assert {"pytest-report.html", "pytest-report.json", "pytest-junit.xml", "pre-deployment-manifest.json", "staging-parity-report.json"} <= names
+    assert json.loads((artifacts / "pytest-report.json").read_text())["exitcode"] == ExitStatus.AWAITING_SIGNOFF
+    digest_before = (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes()
+
+    # The operator of the rehearsal cannot sign off; others can.
+    assert approve(root, "release-manager", "rehearsal-operator").returncode == 0
+    again = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    assert again.ret == ExitStatus.AWAITING_SIGNOFF
+    again.stdout.fnmatch_lines(["*awaiting sign-off from: release-manager, qa-lead*ran the rehearsal*"])
+
+    assert approve(root, "release-manager", "Riley Manager").returncode == 0
+    assert approve(root, "qa-lead", "Quinn QA").returncode == 0
+    final = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    assert final.ret == ExitStatus.GO, final.stdout.str()
+    final.stdout.fnmatch_lines([lit("*[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment).*")])
+    assert (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes() == digest_before  # reused, not rebuilt
+
+
+def test_no_go_signoff_fails_gate4(pytester: pytest.Pytester) -> None:
+    root = project(pytester)
+    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert approve(root, "qa-lead", "Quinn QA", "no-go").returncode == 0
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    assert result.ret == ExitStatus.NO_GO
+    result.stdout.fnmatch_lines(["*rejected at readiness review*", "*qa-lead: no-go by Quinn QA*"])
+
+
+def test_halted_run_builds_no_package_and_keeps_evidence(pytester: pytest.Pytester) -> None:
+    drift = "import json, sys\nopen(sys.argv[1], 'w').write(json.dumps({'drift': 2}))\nsys.exit(1)\n"
+    root = project(pytester, parity=drift)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == ExitStatus.NO_GO
+    artifacts = root / ".artifacts/pre-deployment"
+    assert not (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").exists()
+    assert (artifacts / "staging-parity-report.json").exists() and (artifacts / "pytest-report.html").exists()
+
+
+def test_gate4_alone_without_a_passed_rehearsal_builds_nothing(pytester: pytest.Pytester) -> None:
+    root = project(pytester)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    assert result.ret == ExitStatus.NO_GO
+    result.stdout.fnmatch_lines(["*step 'package' failed: not built: Gate 1 not run for v1.0*"])
+    assert not (root / ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip").exists()
