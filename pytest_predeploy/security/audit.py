@@ -1,0 +1,109 @@
+"""The security and compliance audit (Protocol 10, step 3.2): run every scanner, apply the policy,
+write security-compliance-report.json and the CycloneDX SBOM beside it."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_predeploy import artifacts as names
+from pytest_predeploy.artifacts import write_text_atomic
+from pytest_predeploy.fields import utcnow
+from pytest_predeploy.redact import Redactor
+from pytest_predeploy.security.components import resolve_dependencies
+from pytest_predeploy.security.policy import ScannerOptions, SecurityConfig
+from pytest_predeploy.security.report import Approval, Finding, ScannerResult, SecurityReport, WaiverApplied, security_problems
+from pytest_predeploy.security.scanners import SCANNERS, RawFinding, Scan, ScanContext
+from pytest_predeploy.security.tools import ToolUnavailable
+
+if TYPE_CHECKING:
+    from pytest_predeploy.config import ProjectConfig
+
+#: Scanners run side by side: they are subprocesses or I/O bound, and the slowest (the SBOM's
+#: validation) then sets the wall time instead of the sum.
+_PARALLEL = 3
+
+
+def _options(config: SecurityConfig, name: str) -> ScannerOptions:
+    options: ScannerOptions = getattr(config, name.replace("-", "_"))
+    return options
+
+
+def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFinding]]:
+    tool, scanner = SCANNERS[name]
+    options = _options(ctx.config, name)
+    scan = Scan(name=name, tool=tool)  # type: ignore[arg-type]
+    if not options.enabled:
+        result = ScannerResult(name=name, tool=tool, status="disabled", reason=f"security.{name.replace('-', '_')}.enabled is false", fail_closed=options.fail_closed, duration_seconds=0.0)
+        return result, []
+    started = time.monotonic()
+    reason = None
+    try:
+        scanner(ctx, scan)
+    except ToolUnavailable as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a scanner we could not complete is 'unavailable', never a silent pass
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+    status = "unavailable" if reason else ("findings" if scan.findings else "passed")
+    result = ScannerResult(
+        name=name, tool=tool, version=scan.version, status=status, reason=reason, fail_closed=options.fail_closed,
+        duration_seconds=round(time.monotonic() - started, 3), targets=scan.targets, findings=len(scan.findings), notes=scan.notes,
+    )
+    return result, scan.findings
+
+
+def _judge(config: SecurityConfig, scanner: str, raw: RawFinding, now: datetime) -> Finding:
+    waiver, expired = config.waiver_for(scanner, raw.id, raw.package, raw.file, now)
+    applied = WaiverApplied(id=waiver.id, owner=waiver.owner, expires_at=waiver.expires_at, expired=expired) if waiver else None
+    cleared = waiver is not None and not expired
+    return Finding(
+        scanner=scanner, id=raw.id, severity=raw.severity, title=raw.title, package=raw.package, version=raw.version, file=raw.file, line=raw.line,
+        fixed_versions=raw.fixed_versions, aliases=raw.aliases, waiver=applied,
+        blocking=raw.severity.rank >= config.blocking_severity.rank and not cleared,
+    )
+
+
+def _approvals(config: SecurityConfig, findings: list[Finding]) -> list[Approval]:
+    cleared: dict[str, list[str]] = {}
+    for finding in findings:
+        if finding.waiver and not finding.waiver.expired:
+            cleared.setdefault(finding.waiver.id, []).append(f"{finding.scanner}: {finding.id} in {finding.where()}")
+    waivers = {w.id: w for w in config.waivers}
+    return [
+        Approval(waiver=wid, owner=waivers[wid].owner, justification=waivers[wid].justification, expires_at=waivers[wid].expires_at, findings=items)
+        for wid, items in sorted(cleared.items())
+    ]
+
+
+def run_security_audit(config: ProjectConfig, env: str, release: str, output: Path, now: datetime | None = None) -> SecurityReport:
+    """Run every scanner for ``release`` as rehearsed in ``env``; write the report to ``output``
+    and the SBOM beside it. Raises ConfigError when the targets are misconfigured."""
+    config.environment(env)
+    now = now or utcnow()
+    security = config.security
+    sbom_path = output.parent / names.SBOM
+    sbom_path.unlink(missing_ok=True)  # a stale SBOM must never travel with a new report
+    deps = resolve_dependencies(security)
+    with tempfile.TemporaryDirectory(prefix="predeploy-security-") as workdir:
+        ctx = ScanContext(config=security, base_dir=config.base_dir, deps=deps, sbom_path=sbom_path, workdir=Path(workdir), now=now)
+        if any(c.version for c in deps.components):
+            ctx.pins = Path(workdir) / "release-pins.txt"
+            ctx.pins.write_text(deps.pins(), encoding="utf-8")
+        with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
+            outcomes = list(pool.map(lambda name: _run_scanner(ctx, name), SCANNERS))
+    findings = [_judge(security, result.name, raw, now) for result, raws in outcomes for raw in raws]
+    findings.sort(key=lambda f: (not f.blocking, -f.severity.rank, f.scanner, f.id, f.where()))
+    report = SecurityReport(
+        release=release, environment=env, blocking_severity=security.blocking_severity, scanners=[result for result, _ in outcomes],
+        findings=findings, dependencies=ctx.dependencies, osv_database=ctx.osv_database, sbom=names.SBOM if ctx.sbom_written else None,
+        approvals=_approvals(security, findings), blocking=False,
+    )
+    report.blocking = bool(security_problems(report))
+    # Secret values of the configured environments never reach the report, whatever a tool said.
+    text = Redactor(config.secret_values()).redact(report.model_dump_json(indent=2))
+    write_text_atomic(output, text + "\n")
+    return report

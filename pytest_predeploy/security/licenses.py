@@ -1,0 +1,157 @@
+"""Licences of distributions as SPDX expressions, and a policy verdict on each expression.
+
+Where a licence is read, best first: the ``License-Expression`` field (core metadata 2.4, PEP 639),
+the ``License`` field when it is a valid SPDX expression or a common short name, then the trove
+classifiers when every licence classifier names one licence unambiguously. Anything else is
+``UNKNOWN``, which is a finding: "BSD License" does not say which BSD licence.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from typing import Literal
+
+from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
+
+UNKNOWN = "UNKNOWN"
+Verdict = Literal["allow", "review", "unlisted", "deny"]
+_RANK: dict[Verdict, int] = {"allow": 0, "review": 1, "unlisted": 2, "deny": 3}
+
+#: Licence classifiers that name exactly one SPDX licence.
+CLASSIFIERS = {
+    "License :: OSI Approved :: MIT License": "MIT",
+    "License :: OSI Approved :: MIT No Attribution License (MIT-0)": "MIT-0",
+    "License :: OSI Approved :: ISC License (ISCL)": "ISC",
+    "License :: OSI Approved :: Apache Software License": "Apache-2.0",
+    "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
+    "License :: OSI Approved :: Python Software Foundation License": "PSF-2.0",
+    "License :: OSI Approved :: The Unlicense (Unlicense)": "Unlicense",
+    "License :: OSI Approved :: Zope Public License": "ZPL-2.1",
+    "License :: OSI Approved :: GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
+    "License :: OSI Approved :: GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
+    "License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)": "GPL-2.0-or-later",
+    "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)": "GPL-3.0-or-later",
+    "License :: OSI Approved :: GNU Lesser General Public License v2 (LGPLv2)": "LGPL-2.0-only",
+    "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
+    "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)": "LGPL-2.0-or-later",
+    "License :: OSI Approved :: GNU Lesser General Public License v3 or later (LGPLv3+)": "LGPL-3.0-or-later",
+    "License :: OSI Approved :: GNU Affero General Public License v3": "AGPL-3.0-only",
+    "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)": "AGPL-3.0-or-later",
+    "License :: OSI Approved :: Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
+    "License :: OSI Approved :: European Union Public Licence 1.2 (EUPL 1.2)": "EUPL-1.2",
+    "License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication": "CC0-1.0",
+}
+
+#: Short names found in the free-text License field that name one licence.
+ALIASES = {
+    "mit license": "MIT",
+    "the mit license": "MIT",
+    "apache 2.0": "Apache-2.0",
+    "apache 2": "Apache-2.0",
+    "apache license 2.0": "Apache-2.0",
+    "apache license, version 2.0": "Apache-2.0",
+    "apache software license 2.0": "Apache-2.0",
+    "psfl": "PSF-2.0",
+    "psf": "PSF-2.0",
+    "mpl 2.0": "MPL-2.0",
+    "bsd 3-clause": "BSD-3-Clause",
+    "bsd-3": "BSD-3-Clause",
+    "new bsd": "BSD-3-Clause",
+    "bsd 2-clause": "BSD-2-Clause",
+}
+
+
+def _spdx(text: str) -> str | None:
+    try:
+        return canonicalize_license_expression(text)
+    except InvalidLicenseExpression:
+        return None
+
+
+def read_license(metadata: Message) -> tuple[str, str]:
+    """(SPDX expression or UNKNOWN, where it was read or why it is unknown)."""
+    expression = (metadata.get("License-Expression") or "").strip()
+    if expression:
+        spdx = _spdx(expression)
+        if spdx:
+            return spdx, "License-Expression"
+        return UNKNOWN, f"License-Expression {expression[:80]!r} is not a valid SPDX expression"
+    text = (metadata.get("License") or "").strip()
+    if text and "\n" not in text and text.upper() != UNKNOWN:
+        spdx = _spdx(text) or ALIASES.get(text.lower())
+        if spdx:
+            return spdx, "License"
+    classifiers = [c for c in metadata.get_all("Classifier") or [] if c.startswith("License ::")]
+    mapped = [CLASSIFIERS.get(c) for c in classifiers]
+    if classifiers and all(mapped):
+        ids = sorted(set(m for m in mapped if m))
+        return " OR ".join(ids), "classifiers"
+    if classifiers:
+        unclear = [c.rsplit(" :: ", 1)[-1] for c, m in zip(classifiers, mapped) if not m]
+        return UNKNOWN, f"classifier {', '.join(unclear)} does not name one SPDX licence"
+    if text and text.upper() != UNKNOWN:
+        return UNKNOWN, f"License field {text.splitlines()[0][:60]!r} is not an SPDX expression"
+    return UNKNOWN, "no licence metadata"
+
+
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+class _Evaluator:
+    """SPDX expression -> verdict: OR takes the best branch, AND the worst; AND binds tighter."""
+
+    def __init__(self, expression: str, allow: set[str], deny: set[str], review: set[str]) -> None:
+        self.tokens: list[str] = _TOKEN.findall(expression)
+        self.pos = 0
+        self.allow, self.deny, self.review = allow, deny, review
+
+    def term(self, spdx_id: str) -> Verdict:
+        base = spdx_id.split(" WITH ", 1)[0]
+        for key in (spdx_id, base):
+            if key in self.deny:
+                return "deny"
+            if key in self.review:
+                return "review"
+            if key in self.allow:
+                return "allow"
+        return "unlisted" if self.allow else "allow"
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def parse_or(self) -> Verdict:
+        verdicts = [self.parse_and()]
+        while self.peek() == "OR":
+            self.take()
+            verdicts.append(self.parse_and())
+        return min(verdicts, key=_RANK.__getitem__)
+
+    def parse_and(self) -> Verdict:
+        verdicts = [self.parse_atom()]
+        while self.peek() == "AND":
+            self.take()
+            verdicts.append(self.parse_atom())
+        return max(verdicts, key=_RANK.__getitem__)
+
+    def parse_atom(self) -> Verdict:
+        token = self.take()
+        if token == "(":
+            verdict = self.parse_or()
+            self.take()  # ")": the expression was canonicalised, so it is balanced
+            return verdict
+        if self.peek() == "WITH":
+            self.take()
+            token = f"{token} WITH {self.take()}"
+        return self.term(token)
+
+
+def evaluate(expression: str, allow: list[str], deny: list[str], review: list[str]) -> Verdict:
+    """The policy's verdict on a canonical SPDX expression."""
+    canon = {_spdx(item) or item for item in allow}, {_spdx(item) or item for item in deny}, {_spdx(item) or item for item in review}
+    return _Evaluator(expression, *canon).parse_or()

@@ -1,0 +1,249 @@
+"""Offline vulnerability matching against an OSV database (a folder or zip of OSV JSON/YAML).
+
+Version semantics follow the OSV schema's evaluation algorithm with PEP 440 ordering
+(``packaging``): a version is affected when it is listed in ``versions`` or falls in an
+``ECOSYSTEM``/``SEMVER`` range (events sorted; ``introduced`` opens, ``fixed`` closes at,
+``last_affected`` closes after, and ``limit`` bounds the whole range). ``GIT`` ranges are
+commits, not versions: the ``versions`` list covers them. Withdrawn advisories are ignored.
+
+The database's age is the newest ``modified`` timestamp in it: that is when its content last
+changed, whatever the files' mtimes say after a copy or checkout.
+
+Reading: every file is read (for the age), but only files that mention a scanned distribution's
+name are parsed, so a 2,600-advisory database is matched in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from pytest_predeploy.fields import Severity
+
+_SUFFIXES = (".json", ".yaml", ".yml")
+_MODIFIED = re.compile(rb"""["']?modified["']?\s*:\s*["']?(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:?\d\d)?)""")
+_WITHDRAWN = re.compile(rb"""(?m)^\s*["']?withdrawn["']?\s*:\s*["']?\d""")
+_YAML_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar a string: '1.10' stays '1.10'
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be used; the message says why."""
+
+
+@dataclass
+class OsvDatabase:
+    path: Path
+    total: int = 0
+    withdrawn: int = 0
+    newest_modified: datetime | None = None
+    #: Parsed advisories that mention a scanned distribution, by file name.
+    candidates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Match:
+    advisory: dict[str, Any]
+    fixed_versions: list[str]
+    severity: Severity
+
+
+def _timestamp(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z").replace(" ", "T"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
+    if path.is_dir():
+        for file in sorted(path.rglob("*")):
+            if file.suffix in _SUFFIXES and file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts):
+                yield str(file.relative_to(path)), file.read_bytes()
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith(_SUFFIXES) and not info.is_dir():
+                    yield info.filename, archive.read(info)
+    elif path.exists():
+        raise DatabaseUnavailable(f"{path} is neither a folder nor a zip of OSV advisories")
+    else:
+        raise DatabaseUnavailable(f"database not found at {path}")
+
+
+def _parse(name: str, raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw) if name.endswith(".json") else yaml.load(raw, Loader=_YAML_LOADER)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DatabaseUnavailable(f"advisory {name} cannot be parsed: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data.get("id"):
+        raise DatabaseUnavailable(f"advisory {name} is not an OSV record (no 'id')")
+    return data
+
+
+def _name_pattern(names: Iterable[str]) -> re.Pattern[bytes] | None:
+    # PEP 503: '-', '_' and '.' are interchangeable and case does not matter.
+    parts = [re.escape(name).replace(r"\-", "[-_.]+") for name in sorted(names)]
+    return re.compile(("|".join(parts)).encode(), re.IGNORECASE) if parts else None
+
+
+def load_database(path: Path, names: Iterable[str]) -> OsvDatabase:
+    """Read the database; parse only the advisories that may concern ``names``."""
+    db = OsvDatabase(path=path)
+    pattern = _name_pattern(names)
+    for name, raw in _entries(path):
+        db.total += 1
+        found = _MODIFIED.search(raw)
+        modified = _timestamp(found.group(1).decode()) if found else None
+        data = _parse(name, raw) if (pattern is not None and pattern.search(raw)) or modified is None else None
+        if data is not None:
+            modified = _timestamp(str(data.get("modified", ""))) or modified
+        if (data.get("withdrawn") if data is not None else _WITHDRAWN.search(raw)):
+            db.withdrawn += 1
+            data = None
+        if modified is not None and (db.newest_modified is None or modified > db.newest_modified):
+            db.newest_modified = modified
+        if data is not None and pattern is not None:
+            db.candidates.append((name, data))
+    if db.total == 0:
+        raise DatabaseUnavailable(f"no OSV advisories (*.json, *.yaml) found in {path}")
+    return db
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _in_range(version: Version, events: list[dict[str, str]]) -> bool:
+    """The OSV schema's IncludedInRanges for one range (BeforeLimits, then the sorted walk)."""
+    limits = [str(e["limit"]) for e in events if "limit" in e]
+    if limits and not any("*" in limit or ((bound := _version(limit)) is not None and version < bound) for limit in limits):
+        return False
+    ordered: list[tuple[tuple[int, Version], str]] = []
+    for event in events:
+        for kind in ("introduced", "fixed", "last_affected"):
+            if kind in event:
+                value = str(event[kind])
+                if kind == "introduced" and value == "0":
+                    ordered.append(((0, Version("0")), kind))
+                    continue
+                parsed = _version(value)
+                if parsed is None:
+                    return False  # a bound we cannot order: the explicit versions list decides
+                ordered.append(((1, parsed), kind))
+    vulnerable = False
+    for (rank, bound), kind in sorted(ordered, key=lambda item: item[0]):
+        if kind == "introduced" and (rank == 0 or version >= bound):
+            vulnerable = True
+        elif kind == "fixed" and version >= bound:
+            vulnerable = False
+        elif kind == "last_affected" and version > bound:
+            vulnerable = False
+    return vulnerable
+
+
+def affected_fixes(version_text: str, affected: dict[str, Any]) -> list[str] | None:
+    """None when ``version_text`` is not affected; else the fix versions above it (maybe none)."""
+    version = _version(version_text)
+    listed = [str(v) for v in affected.get("versions") or []]
+    hit = version_text in listed or (version is not None and any(_version(v) == version for v in listed))
+    fixes: set[str] = set()
+    for rng in affected.get("ranges") or []:
+        if str(rng.get("type", "")).upper() not in ("ECOSYSTEM", "SEMVER"):
+            continue
+        events = [e for e in rng.get("events") or [] if isinstance(e, dict)]
+        if version is not None and _in_range(version, events):
+            hit = True
+        for event in events:
+            fixed = _version(str(event.get("fixed", "")))
+            if fixed is not None and (version is None or fixed > version):
+                fixes.add(str(event["fixed"]))
+    if not hit:
+        return None
+    return sorted(fixes, key=lambda v: Version(v))
+
+
+_CVSS3 = {
+    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
+    "AC": {"L": 0.77, "H": 0.44},
+    "UI": {"N": 0.85, "R": 0.62},
+    "CIA": {"H": 0.56, "L": 0.22, "N": 0.0},
+}
+
+
+def _roundup(value: float) -> float:
+    # CVSS v3.1 Roundup: the smallest one-decimal number >= value, robust to float error.
+    scaled = round(value * 100000)
+    return scaled / 100000.0 if scaled % 10000 == 0 else (math.floor(scaled / 10000) + 1) / 10.0
+
+
+def cvss3_base_score(vector: str) -> float | None:
+    """The CVSS v3.x base score of a vector string, or None when it is not a v3 base vector."""
+    if not vector.startswith("CVSS:3."):
+        return None
+    metrics = dict(part.split(":", 1) for part in vector.split("/")[1:] if ":" in part)
+    try:
+        changed = metrics["S"] == "C"
+        privileges = {"N": 0.85, "L": 0.68 if changed else 0.62, "H": 0.5 if changed else 0.27}[metrics["PR"]]
+        exploitability = 8.22 * _CVSS3["AV"][metrics["AV"]] * _CVSS3["AC"][metrics["AC"]] * privileges * _CVSS3["UI"][metrics["UI"]]
+        iss = 1 - math.prod(1 - _CVSS3["CIA"][metrics[m]] for m in ("C", "I", "A"))
+    except KeyError:
+        return None
+    impact = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 if changed else 6.42 * iss
+    if impact <= 0:
+        return 0.0
+    return _roundup(min((1.08 if changed else 1.0) * (impact + exploitability), 10.0))
+
+
+#: CVSS qualitative ratings onto our scale. Medium counts as major: a known, exploitable flaw in
+#: a dependency should block until someone decides, which is what a waiver records.
+def _from_score(score: float) -> Severity:
+    if score >= 9.0:
+        return Severity.critical
+    if score >= 4.0:
+        return Severity.major
+    if score > 0:
+        return Severity.minor
+    return Severity.info
+
+
+_RATINGS = {"CRITICAL": Severity.critical, "HIGH": Severity.major, "MODERATE": Severity.major, "MEDIUM": Severity.major, "LOW": Severity.minor}
+
+
+def advisory_severity(advisory: dict[str, Any], affected: dict[str, Any], default: Severity) -> Severity:
+    for entry in (affected.get("severity") or []) + (advisory.get("severity") or []):
+        if isinstance(entry, dict) and str(entry.get("type")) == "CVSS_V3":
+            score = cvss3_base_score(str(entry.get("score", "")))
+            if score is not None:
+                return _from_score(score)
+    rating = str((advisory.get("database_specific") or {}).get("severity", "")).upper()
+    return _RATINGS.get(rating, default)
+
+
+def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[Match]:
+    """Every advisory of ``db`` affecting distribution ``name`` at ``version``."""
+    matches = []
+    for _, advisory in db.candidates:
+        for affected in advisory.get("affected") or []:
+            package = affected.get("package") or {}
+            if str(package.get("ecosystem", "")).split(":")[0] != "PyPI" or canonicalize_name(str(package.get("name", ""))) != name:
+                continue
+            fixes = affected_fixes(version, affected)
+            if fixes is not None:
+                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default)))
+                break
+    return matches

@@ -1,0 +1,151 @@
+"""The ``security:`` section of predeploy.yaml: what is scanned, by which scanner, and the policy
+that turns findings into a verdict (blocking threshold, waivers).
+
+Every scanner is fail-closed by default: a scan that could not run blocks Gate 3 like a finding
+would, because "no data" must never read as "no problem" (SPEC section 4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pytest_predeploy.fields import ConfigPath, Duration, Severity, StrictModel, UtcDatetime
+
+
+BanditSeverity = Literal["HIGH", "MEDIUM", "LOW"]
+_BANDIT_SEVERITIES: dict[BanditSeverity, Severity] = {"HIGH": Severity.critical, "MEDIUM": Severity.major, "LOW": Severity.minor}
+
+
+class ScannerOptions(StrictModel):
+    """What every scanner shares."""
+
+    enabled: bool = Field(True, description="Run this scanner. A disabled scanner is reported as 'disabled' (never as a clean scan) and does not block.")
+    fail_closed: bool = Field(True, description="When the scanner cannot run (tool missing, crash, unreadable output, stale data, no network), block Gate 3. Set false only for scanners that are extra evidence.")
+    timeout: Duration = Field(timedelta(minutes=5), description="How long the scanner may run before it is stopped and reported unavailable.")
+
+
+class ToolOptions(ScannerOptions):
+    """A scanner that is a separate tool run as a subprocess."""
+
+    command: str = Field(description="The tool's command line prefix, split like a shell line; {python} is the interpreter running the audit. Point it elsewhere to use a tool installed outside this environment (e.g. with pipx).")
+
+
+class BanditOptions(ToolOptions):
+    """Static analysis of the release's Python source with bandit."""
+
+    command: str = Field("{python} -m bandit", description="Command that runs bandit (it is given '-f json -q -r <paths>').")
+    severities: dict[BanditSeverity, Severity] = Field(
+        default_factory=lambda: dict(_BANDIT_SEVERITIES),
+        description="Our severity for each bandit issue severity.",
+    )
+
+
+class SecretsOptions(ToolOptions):
+    """Secrets committed in the release's files, found with detect-secrets."""
+
+    command: str = Field("{python} -m detect_secrets", description="Command that runs detect-secrets (it is given 'scan --all-files <paths>').")
+    severity: Severity = Field(Severity.critical, description="Severity of every secret found.")
+
+
+class SbomOptions(ToolOptions):
+    """The CycloneDX SBOM of the release's dependencies (cyclonedx-bom), written beside the report."""
+
+    command: str = Field("{python} -m cyclonedx_py", description="Command that runs cyclonedx-py ('environment' or 'requirements' mode is chosen from the dependency target).")
+
+
+class PipAuditOptions(ToolOptions):
+    """pip-audit against an online vulnerability service, in addition to the offline OSV scan."""
+
+    command: str = Field("{python} -m pip_audit", description="Command that runs pip-audit.")
+    service: Literal["pypi", "osv"] = Field("pypi", description="The vulnerability service pip-audit queries.")
+    osv_url: str | None = Field(None, description="OSV API URL to query instead of the public one (service: osv only), e.g. an internal mirror.")
+    probe_timeout: Duration = Field(timedelta(seconds=3), description="How long the reachability check of the service may take before pip-audit is reported unavailable.")
+    severity: Severity = Field(Severity.major, description="Severity of a vulnerability pip-audit reports (the services give none).")
+
+
+class OsvOptions(ScannerOptions):
+    """Dependency vulnerabilities matched offline against an OSV database."""
+
+    database: ConfigPath | None = Field(None, description="A folder or .zip of OSV advisories (JSON or YAML), e.g. a checkout of the PyPA advisory database or osv.dev's PyPI export.")
+    max_age: Duration = Field(timedelta(days=7), description="The scan fails when the newest 'modified' timestamp in the database is older than this.")
+    default_severity: Severity = Field(Severity.major, description="Severity of an advisory that carries no CVSS v3 vector or severity rating.")
+
+
+class LicenseSeverities(StrictModel):
+    """How serious each kind of licence finding is."""
+
+    denied: Severity = Field(Severity.critical, description="A licence on the deny list.")
+    unlisted: Severity = Field(Severity.major, description="A licence not on the allow list (when an allow list is given).")
+    review: Severity = Field(Severity.major, description="A licence on the review list: blocks until someone reviews it and records a waiver.")
+    unknown: Severity = Field(Severity.major, description="A distribution whose licence cannot be read as SPDX ids (UNKNOWN).")
+
+
+class LicenseOptions(ScannerOptions):
+    """Licences of the release's distributions against a policy of SPDX ids."""
+
+    allow: list[str] = Field(default_factory=list, description="SPDX ids allowed without review. When non-empty, any other id is a finding ('unlisted').")
+    deny: list[str] = Field(default_factory=list, description="SPDX ids that are never allowed.")
+    review: list[str] = Field(default_factory=list, description="SPDX ids that need a review (recorded as a waiver) before release.")
+    severity: LicenseSeverities = Field(default_factory=LicenseSeverities, description="Severity per kind of licence finding.")
+
+
+class WaiverMatch(StrictModel):
+    """Which findings a waiver covers. Shell-style globs (``*``, ``?``), case-sensitive; every given field must match."""
+
+    id: str = Field(description="Finding id, e.g. 'PYSEC-2018-28', 'B602', 'license:GPL-3.0-only', 'secret:AWS Access Key'.")
+    scanner: str | None = Field(None, description="Scanner name: bandit, osv, pip-audit, licenses, secrets.")
+    package: str | None = Field(None, description="Distribution name (normalised, lower case with dashes).")
+    file: str | None = Field(None, description="File path as the report shows it.")
+
+
+class SecurityWaiver(StrictModel):
+    """An accepted risk: matching findings do not block until the waiver expires."""
+
+    id: str = Field(description="Waiver identifier, shown beside every finding it covers.")
+    match: WaiverMatch = Field(description="The findings it covers.")
+    owner: str = Field(description="Who owns the accepted risk; listed among the report's approvals.")
+    justification: str = Field(description="Why the risk is accepted.")
+    expires_at: UtcDatetime = Field(description="When the waiver stops applying; matching findings then block again.")
+
+    def covers(self, scanner: str, finding_id: str, package: str | None, file: str | None) -> bool:
+        checks = [(self.match.id, finding_id), (self.match.scanner, scanner), (self.match.package, package), (self.match.file, file)]
+        return all(pattern is None or (value is not None and fnmatchcase(value, pattern)) for pattern, value in checks)
+
+
+class SecurityConfig(StrictModel):
+    """Security and compliance audit: targets, scanners and policy (Gate 3)."""
+
+    source_paths: list[ConfigPath] = Field(default_factory=list, description="Folders or files of the release's source, scanned by bandit and detect-secrets.")
+    requirements: list[ConfigPath] = Field(default_factory=list, description="Requirements or lock files of the release ('name==version' lines; -r includes followed). Their distributions are scanned.")
+    environment: Literal["current"] | ConfigPath | None = Field(None, description="Where the release's distributions are installed: 'current' (the interpreter running the audit), a virtualenv folder or a site-packages folder. Gives versions to unpinned requirements and the licence metadata.")
+    distributions: list[str] = Field(default_factory=list, description="Root distributions of the release inside 'environment'; they and their installed dependencies are scanned. With neither this nor 'requirements', every distribution of the environment is scanned.")
+    blocking_severity: Severity = Field(Severity.major, description="Findings at or above this severity block Gate 3 unless waived.")
+    waivers: list[SecurityWaiver] = Field(default_factory=list, description="Accepted risks, each with an owner and an expiry.")
+    bandit: BanditOptions = Field(default_factory=BanditOptions, description="Static analysis (bandit).")
+    secrets: SecretsOptions = Field(default_factory=SecretsOptions, description="Secret detection (detect-secrets).")
+    osv: OsvOptions = Field(default_factory=OsvOptions, description="Offline OSV vulnerability matching.")
+    pip_audit: PipAuditOptions = Field(default_factory=PipAuditOptions, description="pip-audit, when its vulnerability service is reachable.")
+    licenses: LicenseOptions = Field(default_factory=LicenseOptions, description="Licence policy.")
+    sbom: SbomOptions = Field(default_factory=SbomOptions, description="CycloneDX SBOM.")
+
+    @model_validator(mode="after")
+    def _unique_waivers(self) -> SecurityConfig:
+        ids = [waiver.id for waiver in self.waivers]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"waiver id {duplicates[0]!r} is used twice")
+        return self
+
+    def waiver_for(self, scanner: str, finding_id: str, package: str | None, file: str | None, now: datetime) -> tuple[SecurityWaiver | None, bool]:
+        """The waiver that applies (an unexpired one first), and whether it has expired."""
+        matching = [w for w in self.waivers if w.covers(scanner, finding_id, package, file)]
+        active = [w for w in matching if w.expires_at > now]
+        if active:
+            return active[0], False
+        if matching:
+            return matching[0], True
+        return None, False

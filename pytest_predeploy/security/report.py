@@ -1,0 +1,133 @@
+"""security-compliance-report.json: what each scanner did, what it found, and the verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from pytest_predeploy.artifacts import ArtifactModel
+from pytest_predeploy.fields import Severity, StrictModel
+
+STEP = "security"
+
+ScannerName = Literal["bandit", "secrets", "osv", "pip-audit", "licenses", "sbom"]
+#: passed: ran, nothing found; findings: ran and found something; unavailable: could not run
+#: (see reason); disabled: switched off in the config.
+ScannerStatus = Literal["passed", "findings", "unavailable", "disabled"]
+
+
+class ScannerResult(StrictModel):
+    """One scanner's run."""
+
+    name: ScannerName = Field(description="Scanner name as used in the config and in waivers.")
+    tool: str = Field(description="The tool that did the work.")
+    version: str | None = Field(None, description="The tool's version, when it could be read.")
+    status: ScannerStatus = Field(description="passed, findings, unavailable or disabled.")
+    reason: str | None = Field(None, description="Why the scanner is unavailable or disabled.")
+    fail_closed: bool = Field(description="Whether this scanner being unavailable blocks Gate 3.")
+    duration_seconds: float = Field(description="Wall time of the scan, in seconds.")
+    targets: list[str] = Field(default_factory=list, description="What was scanned (paths, requirement files, environment).")
+    findings: int = Field(0, description="Number of findings it reported.")
+    notes: list[str] = Field(default_factory=list, description="Facts worth a reviewer's attention (e.g. database age).")
+
+
+class WaiverApplied(StrictModel):
+    """The waiver that matched a finding."""
+
+    id: str = Field(description="Waiver id.")
+    owner: str = Field(description="Who owns the accepted risk.")
+    expires_at: datetime = Field(description="When it stops applying.")
+    expired: bool = Field(description="True when it had expired at audit time: the finding blocks again.")
+
+
+class Finding(StrictModel):
+    """One finding. Never carries a secret value, a secret's hash or a source line."""
+
+    scanner: ScannerName = Field(description="The scanner that reported it.")
+    id: str = Field(description="Advisory id (PYSEC-...), bandit test id (B602), 'license:<expression>' or 'secret:<type>'.")
+    severity: Severity = Field(description="critical, major, minor or info.")
+    title: str = Field(description="One line saying what is wrong.")
+    package: str | None = Field(None, description="Affected distribution (normalised name).")
+    version: str | None = Field(None, description="Its version.")
+    file: str | None = Field(None, description="Affected file.")
+    line: int | None = Field(None, description="Line in that file.")
+    fixed_versions: list[str] = Field(default_factory=list, description="Versions that fix a vulnerability.")
+    aliases: list[str] = Field(default_factory=list, description="Other ids of the same advisory (CVE, GHSA).")
+    waiver: WaiverApplied | None = Field(None, description="The waiver that matched it, if any.")
+    blocking: bool = Field(description="True when it blocks Gate 3.")
+
+    def where(self) -> str:
+        if self.package:
+            return f"{self.package} {self.version}" if self.version else self.package
+        if self.file:
+            return f"{self.file}:{self.line}" if self.line else self.file
+        return "(release)"
+
+    def describe(self) -> str:
+        text = f"{self.scanner}: {self.id} in {self.where()} ({self.severity.value}): {self.title}"
+        if self.fixed_versions:
+            text += f"; fixed in {', '.join(self.fixed_versions)}"
+        if self.waiver and self.waiver.expired:
+            text += f"; waiver {self.waiver.id} expired at {self.waiver.expires_at.isoformat()}"
+        return text
+
+
+class Dependency(StrictModel):
+    """A distribution of the release, as scanned."""
+
+    name: str = Field(description="Normalised distribution name.")
+    version: str | None = Field(description="Version (None when a requirement is unpinned and not installed).")
+    license: str = Field(description="SPDX expression, or UNKNOWN.")
+    license_source: str = Field(description="Where the licence was read: License-Expression, License, classifiers, or why it is unknown.")
+    source: str = Field(description="Where the distribution came from (requirements file, environment, dependency of ...).")
+
+
+class Approval(StrictModel):
+    """A waiver that cleared findings in this audit: the risk owner's approval."""
+
+    waiver: str = Field(description="Waiver id.")
+    owner: str = Field(description="Who accepted the risk.")
+    justification: str = Field(description="Why.")
+    expires_at: datetime = Field(description="Until when.")
+    findings: list[str] = Field(description="The findings it cleared.")
+
+
+class OsvDatabaseInfo(StrictModel):
+    """The offline advisory database used."""
+
+    path: str = Field(description="Folder or zip read.")
+    advisories: int = Field(description="Advisory files read.")
+    withdrawn: int = Field(description="Withdrawn advisories (ignored).")
+    newest_modified: datetime | None = Field(description="The newest 'modified' timestamp: the database's age is measured from it.")
+    age_days: float | None = Field(description="Age of the database at audit time, in days.")
+    max_age_days: float = Field(description="The configured maximum age, in days.")
+
+
+class SecurityReport(ArtifactModel):
+    """security-compliance-report.json: scanners, findings, verdict and approvals."""
+
+    step: str = Field(STEP, description="The protocol step that produced the artifact.")
+    environment: str = Field(description="The rehearsal environment the audit ran for.")
+    blocking_severity: Severity = Field(description="Findings at or above this severity block unless waived.")
+    scanners: list[ScannerResult] = Field(description="Every scanner, in a fixed order.")
+    findings: list[Finding] = Field(description="Every finding, blocking ones first.")
+    dependencies: list[Dependency] = Field(default_factory=list, description="The distributions scanned.")
+    osv_database: OsvDatabaseInfo | None = Field(None, description="The OSV database, when one was read.")
+    sbom: str | None = Field(None, description="File name of the CycloneDX SBOM beside this report, when written.")
+    approvals: list[Approval] = Field(default_factory=list, description="Waivers that cleared findings, with their owners.")
+    blocking: bool = Field(description="True when Gate 3 must fail.")
+
+    def summary_line(self) -> str:
+        ran = sum(1 for s in self.scanners if s.status in ("passed", "findings"))
+        blocking = sum(1 for f in self.findings if f.blocking)
+        waived = sum(1 for f in self.findings if f.waiver and not f.waiver.expired)
+        return f"{ran}/{len(self.scanners)} scanners ran, {len(self.findings)} findings, {blocking} blocking, {waived} waived"
+
+
+def security_problems(report: SecurityReport) -> list[str]:
+    """One line per reason Gate 3 must fail: blocking findings, and fail-closed scanners that did not run."""
+    problems = [f"{s.name}: unavailable: {s.reason} (fail-closed)" for s in report.scanners if s.status == "unavailable" and s.fail_closed]
+    problems += [finding.describe() for finding in report.findings if finding.blocking]
+    return problems

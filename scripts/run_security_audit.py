@@ -1,0 +1,57 @@
+"""Protocol 10, step 3.2: security and compliance checks of the release.
+
+    python scripts/run_security_audit.py --env staging --output .artifacts/pre-deployment/security-compliance-report.json
+
+Runs bandit, detect-secrets, the offline OSV match, pip-audit (when its service is reachable), the
+licence policy and the CycloneDX SBOM as configured in predeploy.yaml's ``security:`` section.
+Exit status: 0 the report is written and nothing blocks; 1 the report is written and lists
+blocking findings (or a fail-closed scanner that could not run); 2 the audit could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+from types import FrameType
+
+from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.scriptkit import add_common_arguments, load_context, run_main
+from pytest_predeploy.security import run_security_audit, security_problems
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # The plugin stops a script with SIGTERM: leave through KeyboardInterrupt so the scanner
+    # subprocesses are stopped and no half-written report is left behind.
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="run_security_audit.py", description="Run the security and compliance scans of a release; write security-compliance-report.json and the SBOM beside it.")
+    parser.add_argument("--env", default="staging", help="the rehearsal environment (default: staging)")
+    parser.add_argument("--output", type=Path, required=True, help="where to write security-compliance-report.json")
+    parser.add_argument("--release", default=None, help="the release tag (default: $PREDEPLOY_RELEASE)")
+    add_common_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    args = parse_args()
+    context = load_context(args)
+    if not context.release:
+        raise ConfigError("no release given: pass --release TAG or set PREDEPLOY_RELEASE")
+    report = run_security_audit(context.config, args.env, context.release, args.output)
+    for scanner in report.scanners:
+        version = f" {scanner.version}" if scanner.version else ""
+        detail = f": {scanner.reason}" if scanner.reason else (f": {scanner.findings} finding(s)" if scanner.findings else "")
+        print(f"[security] {scanner.name} ({scanner.tool}{version}) {scanner.status}{detail} in {scanner.duration_seconds:.1f}s")
+    problems = security_problems(report)
+    for problem in problems:
+        print(f"- {problem}")
+    print(f"{report.summary_line()}; report: {args.output}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    run_main(main)
