@@ -1,19 +1,1218 @@
-"""Staging parity (Protocol 10, step 1.2). PLACEHOLDER: the parity issue replaces this module."""
+"""Staging parity (Protocol 10, step 1.2): compare staging's infrastructure, configuration,
+feature flags and secrets with the production baseline and classify every difference.
+
+Each environment declares its state as files (YAML, JSON, TOML, ``.env``; several per section,
+merged in order) and optionally a ``capture`` command whose stdout is the live state, so parity
+compares what runs and not only what is declared. The three sections become the top of one tree
+(``infrastructure.*``, ``configuration.*``, ``flags.*``); rules, ignores and waivers address it by
+path glob. Secrets are compared by HMAC-SHA256 under a random key that lives only in this process:
+no value, hash or length of a secret is ever written.
+
+Speed matters because baselines can be large (SPEC section 8): parsing is the floor, so YAML is
+read with libyaml through a lean resolver/constructor, and the comparison walks both trees once.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import gc
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets as _secrets
+import shlex
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pytest_predeploy.fields import StrictModel
-from pytest_predeploy.secrets import SecretSource
+import yaml
+from pydantic import AfterValidator, Field, field_validator, model_validator
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from pytest_predeploy.artifacts import ArtifactModel
+from pytest_predeploy.errors import ConfigError, StepError
+from pytest_predeploy.fields import Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.redact import Redactor
+from pytest_predeploy.refresh import RefreshConfig
+from pytest_predeploy.secrets import SecretSource, load_secrets, parse_env_text
+from pytest_predeploy.yamlfile import read_text_file
+
+if TYPE_CHECKING:
+    from pytest_predeploy.config import ProjectConfig
+
+STEP = "parity"
+SECTIONS = ("infrastructure", "configuration", "flags")
+Section = Literal["infrastructure", "configuration", "flags"]
+#: Parity inputs are configuration; a scalar this long is a mistake (or an attack), not a setting.
+MAX_VALUE_CHARS = 1024 * 1024
+#: How much of a value a report item shows.
+_SHOW_CHARS = 300
+_SHOW_ITEMS = 20
+
+Kind = Literal["added", "removed", "changed", "type-changed", "secret", "required-flag"]
+ConfigKind = Literal["added", "removed", "changed", "type-changed"]
+ItemStatus = Literal["drift", "waiver-expired", "waived", "ignored"]
+
+
+# -- paths and globs -------------------------------------------------------------------------
+#
+# A path is a tuple of mapping keys and list positions. Written out, keys join with dots, keys
+# that could be misread (dots, brackets, quotes, wildcards) are quoted as ["k.e.y"], and list
+# items read [name=api] (lists of mappings compared by key) or [3] (by index). Globs use the
+# same syntax with * (within one segment), ? and ** (any number of segments).
+
+
+@dataclass(frozen=True, slots=True)
+class ListPos:
+    """A list element inside a path: ``[3]`` (``key`` None) or ``[name=api]``. Rendered only
+    when a difference is reported, so walking equal lists stays cheap."""
+
+    key: str | None
+    ident: Any
+
+    @property
+    def text(self) -> str:
+        return f"[{self.ident}]" if self.key is None else f"[{self.key}={_ident_text(self.ident)}]"
+
+
+_SEP = "\x1f"  # joins segments for glob matching; never meaningful in a configuration key
+_PLAIN_KEY = re.compile(r'[^.\[\]"*?\x1f\s][^.\[\]"*?\x1f]*')
+
+
+def _segment_text(segment: object) -> str:
+    if isinstance(segment, ListPos):
+        return segment.text
+    if isinstance(segment, str):
+        return segment
+    return f"<{type(segment).__name__}:{segment}>"
+
+
+def render_path(path: tuple[Any, ...]) -> str:
+    """``("configuration", "log.level")`` -> ``configuration["log.level"]``."""
+    out: list[str] = []
+    for segment in path:
+        text = _segment_text(segment)
+        if isinstance(segment, ListPos):
+            out.append(text)
+        elif _PLAIN_KEY.fullmatch(text) and not text.endswith(" "):
+            out.append(("." if out else "") + text)
+        else:
+            out.append("[" + json.dumps(text, ensure_ascii=False) + "]")
+    return "".join(out)
+
+
+def _match_text(path: tuple[Any, ...]) -> str:
+    return _SEP.join(_segment_text(segment) for segment in path)
+
+
+def _tokens(pattern: str) -> list[tuple[str, str]]:
+    """Split a path or glob into ("glob"|"literal", text) segments; ValueError names the problem."""
+    tokens: list[tuple[str, str]] = []
+    buf = ""
+    i = 0
+    after_bracket = False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == ".":
+            if buf:
+                tokens.append(("glob", buf))
+                buf = ""
+            elif not after_bracket:
+                raise ValueError(f"empty segment at character {i + 1} of {pattern!r}")
+            after_bracket = False
+            i += 1
+        elif char == "[":
+            if buf:
+                tokens.append(("glob", buf))
+                buf = ""
+            if pattern.startswith('["', i):
+                try:
+                    key, end = json.JSONDecoder().raw_decode(pattern, i + 1)
+                except json.JSONDecodeError:
+                    raise ValueError(f"unterminated quoted key at character {i + 1} of {pattern!r}") from None
+                if pattern[end : end + 1] != "]":
+                    raise ValueError(f"expected ] after the quoted key at character {end + 1} of {pattern!r}")
+                tokens.append(("literal", key))
+                i = end + 1
+            else:
+                end = pattern.find("]", i)
+                if end < 0:
+                    raise ValueError(f"unclosed [ at character {i + 1} of {pattern!r}")
+                tokens.append(("glob", pattern[i : end + 1]))
+                i = end + 1
+            after_bracket = True
+        else:
+            buf += char
+            i += 1
+    if buf:
+        tokens.append(("glob", buf))
+    elif pattern.endswith(".") or not tokens:
+        raise ValueError(f"empty segment at the end of {pattern!r}")
+    return tokens
+
+
+def _segment_regex(kind: str, text: str) -> str:
+    if kind == "literal":
+        return re.escape(text)
+    return "".join(f"[^{_SEP}]*" if c == "*" else f"[^{_SEP}]" if c == "?" else re.escape(c) for c in text)
+
+
+@lru_cache(maxsize=1024)
+def compile_glob(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """A path glob as a regex over ``_match_text(path)``; ``**`` matches zero or more segments."""
+    parts: list[str] = []
+    need_sep = False
+    for kind, text in _tokens(pattern):
+        if kind == "glob" and text == "**":
+            parts.append(f"(?:{_SEP}[^{_SEP}]*)*" if need_sep else f"(?:[^{_SEP}]*{_SEP})*")
+            # After a leading ** the next segment follows directly (the group ate the separator).
+            continue
+        parts.append((_SEP if need_sep else "") + _segment_regex(kind, text))
+        need_sep = True
+    regex = "".join(parts)
+    if regex == f"(?:[^{_SEP}]*{_SEP})*":  # a lone "**" matches everything
+        regex = ".*"
+    return re.compile(regex, re.IGNORECASE if ignore_case else 0)
+
+
+def parse_exact_path(path: str) -> tuple[str, ...]:
+    """A path without wildcards or list positions (required flags name one key each)."""
+    segments = []
+    for kind, text in _tokens(path):
+        if kind == "glob" and (any(c in text for c in "*?") or text.startswith("[")):
+            raise ValueError(f"{path!r} must name one key: no wildcards or list positions")
+        segments.append(text)
+    return tuple(segments)
+
+
+def _valid_glob(value: str) -> str:
+    compile_glob(value)
+    return value
+
+
+PathGlob = Annotated[str, AfterValidator(_valid_glob)]
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+class CaptureConfig(StrictModel):
+    """A command whose stdout (JSON or YAML mapping) is the environment's live state."""
+
+    command: str = Field(description="Command printing the live state as JSON or YAML, split like a shell line (no shell). Placeholders: {python}, {env}, {config}.")
+    section: Section = Field("configuration", description="Which section the captured mapping is merged over (last, after the declared files): infrastructure, configuration or flags.")
+    timeout: Duration = Field(timedelta(minutes=2), description="How long the capture may run before its process group is stopped.")
 
 
 class EnvironmentConfig(StrictModel):
-    """One environment (staging, production ...)."""
+    """One environment (staging, production ...): what parity compares and where its secrets are."""
 
     description: str = Field("", description="Free text shown in reports.")
     secrets: SecretSource | None = Field(None, description="Where this environment's secret values come from.")
+    infrastructure: list[ExistingFile] = Field(default_factory=list, description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section.")
+    configuration: list[ExistingFile] = Field(default_factory=list, description="Application configuration files (YAML, JSON, TOML or .env), merged in order into the 'configuration' section.")
+    flags: list[ExistingFile] = Field(default_factory=list, description="Feature flag files (YAML, JSON, TOML or .env), merged in order into the 'flags' section.")
+    capture: CaptureConfig | None = Field(None, description="Optional command whose stdout is the live state, merged over the declared files.")
+    refresh: RefreshConfig | None = Field(None, description="Test data and feature flag refresh for this environment (step 1.3, GUIDELINE).")
+
+    def declares_state(self) -> bool:
+        return bool(self.infrastructure or self.configuration or self.flags or self.capture or self.secrets)
+
+
+class SeverityRule(StrictModel):
+    """Severity of the differences under a path glob; the first matching rule wins."""
+
+    path: PathGlob = Field(description="Path glob, e.g. 'infrastructure.services[*].runtime' or 'configuration.database.**'. * is one segment, ** any number.")
+    severity: Severity = Field(description="critical (blocks Gate 1), major, minor or info.")
+    remediation: str = Field("", description="What to do about such a difference (shown in the report instead of the generic advice).")
+
+
+class IgnoreRule(StrictModel):
+    """An expected difference (hostnames, replica counts): listed as ignored, never counted as drift."""
+
+    path: PathGlob = Field(description="Path glob of the expected difference.")
+    reason: str = Field(min_length=1, description="Why this difference is expected (shown in the report).")
+    kinds: list[ConfigKind] = Field(
+        default_factory=lambda: ["changed"],
+        description="Which differences are expected: changed (default), type-changed, added (only in staging) and removed (production has it, staging lacks it). A key missing in staging is never ignored unless 'removed' is listed.",
+    )
+
+
+class DriftWaiver(StrictModel):
+    """An accepted drift with an owner and an expiry; once expired the drift counts again."""
+
+    id: str = Field(description="Waiver identifier (e.g. a ticket).")
+    path: PathGlob = Field(description="Path glob of the waived drift (secrets are 'secrets.NAME').")
+    owner: str = Field(min_length=1, description="Who owns the accepted risk.")
+    justification: str = Field(min_length=1, description="Why the drift is accepted.")
+    expires_at: UtcDatetime = Field(description="When the waiver stops applying (with a time zone).")
+
+
+class SecretSeverities(StrictModel):
+    """Severity of each secret finding."""
+
+    reused: Severity = Field(Severity.critical, description="Staging holds the same value as production (credential reuse).")
+    missing_in_source: Severity = Field(Severity.major, description="Production has the secret, staging does not.")
+    missing_in_target: Severity = Field(Severity.major, description="Staging has the secret, production does not (provision it before the release).")
+
+
+class ListKey(StrictModel):
+    """How a list of mappings is matched up: by the value of one key of each element."""
+
+    path: PathGlob = Field(description="Path glob of the list (e.g. 'infrastructure.services').")
+    key: str = Field(description="The key identifying an element (e.g. 'name').")
+
+
+def _default_list_keys() -> list[ListKey]:
+    return [ListKey(path="**", key="name"), ListKey(path="**", key="id")]
 
 
 class ParityConfig(StrictModel):
-    """Parity rules and waivers."""
+    """Parity rules and waivers (Gate 1 fails on any critical drift that is not waived)."""
+
+    default_severity: Severity = Field(Severity.major, description="Severity of a difference no rule matches.")
+    rules: list[SeverityRule] = Field(default_factory=list, description="Severity by path glob; the first matching rule wins.")
+    ignore: list[IgnoreRule] = Field(default_factory=list, description="Expected differences, reported as ignored.")
+    waivers: list[DriftWaiver] = Field(default_factory=list, description="Accepted drift with owner, justification and expiry.")
+    list_keys: list[ListKey] = Field(default_factory=_default_list_keys, description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has; otherwise by position.")
+    secret_paths: list[str] = Field(
+        default_factory=lambda: ["**.password", "**.*_password", "**.secret", "**.*_secret", "**.*_token", "**.api_key", "**.private_key"],
+        description="Globs (case-insensitive) of configuration keys whose values are secret: never shown, and a value equal in both environments is reported as reuse.",
+    )
+    secrets: SecretSeverities = Field(default_factory=SecretSeverities, description="Severity of secret findings.")
+    required_flags: dict[str, bool | int | float | str] = Field(default_factory=dict, description="Feature flags this release requires in staging: flag path inside the flags section -> required state. A different or missing state is critical drift.")
+
+    @field_validator("secret_paths")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _valid_glob(pattern)
+        return value
+
+    @field_validator("required_flags")
+    @classmethod
+    def _flag_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for path in value:
+            parse_exact_path(path)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_waivers(self) -> ParityConfig:
+        ids = [waiver.id for waiver in self.waivers]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"waiver id {twice[0]!r} is used twice")
+        return self
+
+
+# -- reading inputs --------------------------------------------------------------------------
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Parsed trees are acyclic, so the cycle collector only burns time on their millions of
+    fresh containers while they are built (it doubled parse time on large baselines)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_MERGE = "tag:yaml.org,2002:merge"
+_IMPLICIT = {first: tuple(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+class _Unreadable(Exception):
+    """A YAML problem at a line; the message never contains a value."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
+    """libyaml's parser with a lean resolver and constructor. Same results as CSafeLoader for
+    the safe schema; duplicate keys are an error; no path resolvers (SafeLoader has none)."""
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], ()):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _MAP if kind is MappingNode else _SEQ
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def load_tree(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        memo: dict[int, Any] = {}
+        building: set[int] = set()
+        construct = self.construct_object
+        bools = self.bool_values
+
+        def scalar(node: ScalarNode) -> Any:
+            tag = node.tag
+            if tag == _STR:
+                value = node.value
+                if len(value) > MAX_VALUE_CHARS:
+                    raise _Unreadable(node.start_mark.line + 1, f"a value longer than {MAX_VALUE_CHARS} characters (parity inputs are configuration, not data)")
+                return value
+            if tag == _NULL:
+                return None
+            if tag == _BOOL:
+                return bools[node.value.lower()]
+            try:
+                return construct(node, deep=True)
+            except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+                raise _Unreadable(node.start_mark.line + 1, f"a value that cannot be read as {tag.rsplit(':', 1)[-1]}") from None
+
+        def build(node: yaml.Node) -> Any:
+            if node.__class__ is ScalarNode:
+                return scalar(node)
+            ident = id(node)
+            if ident in memo:
+                return memo[ident]
+            if ident in building:
+                raise _Unreadable(node.start_mark.line + 1, "an alias that contains itself")
+            building.add(ident)
+            if node.__class__ is MappingNode:
+                if node.tag != _MAP:
+                    raise _Unreadable(node.start_mark.line + 1, f"unsupported tag {node.tag} (only plain mappings, lists and scalars)")
+                data = mapping(node)
+            else:
+                if node.tag != _SEQ:
+                    raise _Unreadable(node.start_mark.line + 1, f"unsupported tag {node.tag} (only plain mappings, lists and scalars)")
+                data = [build(item) for item in node.value]
+            building.discard(ident)
+            memo[ident] = data
+            return data
+
+        def mapping(node: MappingNode) -> dict[Any, Any]:
+            pairs = node.value
+            merged = 0
+            if any(key.tag == _MERGE for key, _ in pairs):
+                explicit = len(pairs) - sum(key.tag == _MERGE for key, _ in pairs)
+                self.flatten_mapping(node)  # YAML merge keys (<<): merged pairs first, explicit win
+                pairs = node.value
+                merged = len(pairs) - explicit
+            data: dict[Any, Any] = {}
+            try:
+                for key_node, value_node in pairs:
+                    data[build(key_node)] = build(value_node)
+            except TypeError:
+                raise _Unreadable(node.start_mark.line + 1, "a mapping key that is a list or mapping") from None
+            if len(data) != len(pairs):
+                seen: dict[Any, int] = {}
+                for key_node, _ in pairs[merged:]:
+                    key = build(key_node)
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        raise _Unreadable(line, f"duplicate key {_segment_text(key)!r} (first defined on line {seen[key]})")
+                    seen[key] = line
+            return data
+
+        try:
+            return build(node)
+        except RecursionError:
+            raise _Unreadable(node.start_mark.line + 1, "nesting too deep") from None
+
+
+def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
+    """Parse one YAML document with libyaml; errors name ``origin`` and a line, never a value."""
+    loader = _FastLoader(text)
+    try:
+        with _no_gc():
+            return loader.load_tree()
+    except _Unreadable as exc:
+        raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{origin}:{mark.line + 1}" if mark else origin
+        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: invalid YAML ({type(exc).__name__})") from None
+    finally:
+        loader.dispose()
+
+
+def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data = dict(pairs)
+        if len(data) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise ConfigError(f"{origin}: duplicate key {key!r}")
+                seen.add(key)
+        return data
+
+    return hook
+
+
+def parse_json(text: str, origin: str) -> Any:
+    try:
+        with _no_gc():
+            return json.loads(text, object_pairs_hook=_json_pairs(origin))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: invalid JSON: nesting too deep") from None
+
+
+def _check_sizes(data: Any, origin: str) -> None:
+    """Refuse an oversized string anywhere in ``data`` (YAML checks this while parsing)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if len(item) > MAX_VALUE_CHARS:
+                raise ConfigError(f"{origin}: a value longer than {MAX_VALUE_CHARS} characters (parity inputs are configuration, not data)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def input_format(path: Path) -> str:
+    name = path.name.lower()
+    if name == ".env" or name.startswith(".env.") or name.endswith(".env"):
+        return "env"
+    suffix = path.suffix.lower()
+    formats = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
+    if suffix not in formats:
+        raise ConfigError(f"{path}: unknown format; parity inputs are .yaml, .yml, .json, .toml or .env files")
+    return formats[suffix]
+
+
+def parse_document(text: str, fmt: str, origin: str) -> Any:
+    if fmt == "yaml":
+        return parse_yaml_fast(text, origin)
+    if fmt == "json":
+        data = parse_json(text, origin)
+    elif fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+    else:
+        data = parse_env_text(text, origin)
+    if len(text) > MAX_VALUE_CHARS:
+        _check_sizes(data, origin)
+    return data
+
+
+def load_input_file(path: Path) -> tuple[dict[Any, Any], str]:
+    """One input file -> (mapping, sha256 of its bytes)."""
+    fmt = input_format(path)
+    text = read_text_file(path, f"{fmt} file")
+    data = parse_document(text, fmt, str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, found a {_type_name(data)}")
+    return data, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def merge(base: dict[Any, Any], over: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Deep-merge ``over`` into a copy of ``base``: mappings merge, anything else is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        out[key] = merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
+class InputRecord(StrictModel):
+    """One input of the comparison."""
+
+    environment: str = Field(description="The environment it describes.")
+    section: str = Field(description="infrastructure, configuration, flags or secrets.")
+    source: str = Field(description="The file, or 'capture: <command>' for live state, or the secret source.")
+    sha256: str | None = Field(description="sha256 of the input's bytes; null for secret sources, which are never hashed.")
+
+
+@dataclass
+class EnvironmentState:
+    """What one environment looks like: the merged tree and its secrets (in memory only)."""
+
+    name: str
+    tree: dict[str, Any]
+    inputs: list[InputRecord]
+    secrets: dict[str, str] = field(repr=False)
+
+
+Capture = Callable[[str, str], bytes]
+
+
+def _capture_argv(config: ProjectConfig, env_name: str, command: str) -> list[str]:
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: environments.{env_name}.capture.command: {exc}") from None
+    values = {"python": sys.executable, "env": env_name, "config": str(config.path)}
+    try:
+        return [word.format(**values) for word in words]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{config.path}: environments.{env_name}.capture.command: unknown placeholder {exc}; allowed: {{python}}, {{env}}, {{config}}") from None
+
+
+def run_capture(config: ProjectConfig, env_name: str, transcripts: Path | None) -> bytes:
+    """Run an environment's capture command in its own process group; stdout is the live state.
+    Its redacted transcript is kept under ``transcripts`` when given."""
+    from pytest_predeploy.runner import run_command
+
+    capture = config.environment(env_name).capture
+    assert capture is not None
+    argv = _capture_argv(config, env_name, capture.command)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = transcripts or Path(scratch)
+        result = run_command(
+            argv, step=STEP, label=f"capture-{env_name}", transcript=folder / f"{STEP}-capture-{env_name}.log",
+            timeout=capture.timeout.total_seconds(), cwd=config.base_dir, redactor=Redactor(config.secret_values()), capture=True,
+        )
+    if not result.ok:
+        kept = f" (transcript: {result.transcript})" if transcripts else ""
+        raise StepError(f"environment {env_name!r}: capture command {argv[0]} {result.describe()}{kept}")
+    return result.stdout
+
+
+def _load_capture(config: ProjectConfig, name: str, capture: Capture | None, transcripts: Path | None) -> tuple[dict[Any, Any], InputRecord]:
+    env = config.environment(name)
+    assert env.capture is not None
+    origin = f"environments.{name}.capture stdout"
+    raw = capture(name, env.capture.command) if capture is not None else run_capture(config, name, transcripts)
+    if b"\0" in raw:
+        raise StepError(f"{origin}: binary output, expected JSON or YAML")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StepError(f"{origin}: not UTF-8 (invalid byte at offset {exc.start})") from None
+    data = parse_document(text, "json" if text.lstrip()[:1] in ("{", "[") else "yaml", origin)
+    if not isinstance(data, dict):
+        raise StepError(f"{origin}: expected a mapping, found a {_type_name(data)}")
+    record = InputRecord(environment=name, section=env.capture.section, source=f"capture: {env.capture.command}", sha256=hashlib.sha256(raw).hexdigest())
+    return data, record
+
+
+def load_section(
+    config: ProjectConfig, name: str, section: str, capture: Capture | None = None, transcripts: Path | None = None
+) -> tuple[dict[Any, Any] | None, list[InputRecord]]:
+    """One section of an environment: its files merged in order, then the live capture over them
+    when the capture targets this section. None when the environment declares nothing for it."""
+    env: EnvironmentConfig = config.environment(name)
+    merged: dict[Any, Any] | None = None
+    inputs: list[InputRecord] = []
+    for path in getattr(env, section):
+        data, digest = load_input_file(path)
+        merged = data if merged is None else merge(merged, data)
+        inputs.append(InputRecord(environment=name, section=section, source=_display(path, config.base_dir), sha256=digest))
+    if env.capture is not None and env.capture.section == section:
+        data, record = _load_capture(config, name, capture, transcripts)
+        merged = merge(merged or {}, data)
+        inputs.append(record)
+    return merged, inputs
+
+
+def load_environment(config: ProjectConfig, name: str, capture: Capture | None = None, transcripts: Path | None = None) -> EnvironmentState:
+    """Read every input of environment ``name`` and merge it into one tree."""
+    env: EnvironmentConfig = config.environment(name)
+    if not env.declares_state():
+        raise ConfigError(f"{config.path}: environments.{name}: declares nothing to compare; add infrastructure, configuration or flags files, a capture command or secrets")
+    tree: dict[str, Any] = {}
+    inputs: list[InputRecord] = []
+    for section in SECTIONS:
+        data, records = load_section(config, name, section, capture, transcripts)
+        if data is not None:
+            tree[section] = data
+        inputs += records
+    values = load_secrets(env.secrets)
+    if env.secrets is not None:
+        where = [_display(env.secrets.file, config.base_dir)] if env.secrets.file else []
+        where += [f"${var}" for var in env.secrets.env_vars]
+        inputs.append(InputRecord(environment=name, section="secrets", source=", ".join(where) or "(none)", sha256=None))
+    return EnvironmentState(name=name, tree=tree, inputs=inputs, secrets=values)
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# -- the comparison --------------------------------------------------------------------------
+
+_MISSING = object()
+ADDED, REMOVED, CHANGED, TYPE_CHANGED = "added", "removed", "changed", "type-changed"
+RawDiff = tuple[str, tuple[Any, ...], Any, Any]
+
+
+class Differ:
+    """Walks two trees once; every leaf is compared with its type (1, 1.0 and true differ)."""
+
+    def __init__(self, list_keys: list[ListKey], secret_key: re.Pattern[str] | None = None) -> None:
+        self._list_keys = [(compile_glob(rule.path), rule.key) for rule in list_keys]
+        self.out: list[RawDiff] = []
+        #: Paths of equal, non-empty strings under keys ``secret_key`` matches (reuse candidates).
+        self.equal_secrets: list[tuple[Any, ...]] = []
+        self._secret_key = secret_key
+        self._secret_keys: dict[Any, bool] = {}
+
+    def diff(self, a: Any, b: Any, path: tuple[Any, ...] = ()) -> list[RawDiff]:
+        self._value(a, b, path)
+        return self.out
+
+    def _value(self, a: Any, b: Any, path: tuple[Any, ...]) -> None:
+        cls = a.__class__
+        if cls is not b.__class__:
+            self.out.append((TYPE_CHANGED, path, a, b))
+        elif cls is dict:
+            self._dicts(a, b, path)
+        elif cls is list:
+            self._lists(a, b, path)
+        elif a != b and not (cls is float and a != a and b != b):
+            self.out.append((CHANGED, path, a, b))
+
+    def _dicts(self, a: dict[Any, Any], b: dict[Any, Any], path: tuple[Any, ...]) -> None:
+        # The hot loop of the comparison: locals only, and the common case (equal scalars of one
+        # type) leaves after three tests.
+        out = self.out
+        get = b.get
+        secret_key = self._secret_key
+        shared = 0
+        for key, va in a.items():
+            vb = get(key, _MISSING)
+            if vb is _MISSING:
+                out.append((ADDED, (*path, key), va, _MISSING))
+                continue
+            shared += 1
+            cls = va.__class__
+            if cls is not vb.__class__:
+                out.append((TYPE_CHANGED, (*path, key), va, vb))
+            elif cls is dict:
+                self._dicts(va, vb, (*path, key))
+            elif cls is list:
+                self._lists(va, vb, (*path, key))
+            elif va != vb:
+                if not (cls is float and va != va and vb != vb):
+                    out.append((CHANGED, (*path, key), va, vb))
+            elif cls is str and secret_key is not None and va:
+                # Keys repeat across a baseline, so the key test is cached.
+                secretish = self._secret_keys.get(key)
+                if secretish is None:
+                    secretish = self._secret_keys[key] = bool(secret_key.fullmatch(_segment_text(key)))
+                if secretish:
+                    self.equal_secrets.append((*path, key))
+        if shared < len(b):
+            out.extend((REMOVED, (*path, key), _MISSING, vb) for key, vb in b.items() if key not in a)
+
+    def _lists(self, a: list[Any], b: list[Any], path: tuple[Any, ...]) -> None:
+        types_a, types_b = list(map(type, a)), list(map(type, b))
+        if _CONTAINERS.isdisjoint(types_a) and _CONTAINERS.isdisjoint(types_b):
+            # Lists of scalars are one value: [a, b] vs [b, a] is a change of that value.
+            if types_a != types_b or (a != b and not all(map(_same_scalar, a, b))):
+                self.out.append((CHANGED, path, a, b))
+            return
+        key = self._key_for(path, a, b)
+        if key is None:
+            for index, (va, vb) in enumerate(zip(a, b)):
+                self._value(va, vb, (*path, ListPos(None, index)))
+            for index in range(len(b), len(a)):
+                self.out.append((ADDED, (*path, ListPos(None, index)), a[index], _MISSING))
+            for index in range(len(a), len(b)):
+                self.out.append((REMOVED, (*path, ListPos(None, index)), _MISSING, b[index]))
+            return
+        by_a = {item[key]: item for item in a}
+        by_b = {item[key]: item for item in b}
+        for ident, va in by_a.items():
+            pos = (*path, ListPos(key, ident))
+            vb = by_b.get(ident, _MISSING)
+            if vb is _MISSING:
+                self.out.append((ADDED, pos, va, _MISSING))
+            else:
+                self._dicts(va, vb, pos)
+        for ident, vb in by_b.items():
+            if ident not in by_a:
+                self.out.append((REMOVED, (*path, ListPos(key, ident)), _MISSING, vb))
+
+    def _key_for(self, path: tuple[Any, ...], a: list[Any], b: list[Any]) -> str | None:
+        text: str | None = None
+        for regex, key in self._list_keys:
+            if regex.pattern != ".*":  # "**" matches every list: no need to spell the path
+                text = _match_text(path) if text is None else text
+                if not regex.fullmatch(text):
+                    continue
+            if _keyed(a, key) and _keyed(b, key):
+                return key
+        return None
+
+
+_CONTAINERS = frozenset({dict, list})
+
+
+def _same_scalar(a: Any, b: Any) -> bool:
+    return a == b or (a != a and b != b)  # NaN equals NaN here
+
+
+def _keyed(items: list[Any], key: str) -> bool:
+    """Every element is a mapping with a distinct, hashable scalar ``key``."""
+    idents = []
+    for item in items:
+        if item.__class__ is not dict or key not in item or isinstance(item[key], (dict, list)):
+            return False
+        idents.append(item[key])
+    return len(set(idents)) == len(idents)
+
+
+def _ident_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if re.fullmatch(r"[^\]\x1f\"]+", text) else json.dumps(text, ensure_ascii=False)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+class ParityValue(StrictModel):
+    """A value as shown in the report: its type, and the value unless it is secret."""
+
+    type: str = Field(description="null, bool, int, float, str, list, mapping, date, datetime, binary ...")
+    value: Any = Field(None, description="The value (JSON), shortened when long; null when redacted.")
+    redacted: bool = Field(False, description="True when the value is a secret and is not shown.")
+    truncated: bool = Field(False, description="True when the value shown is shortened.")
+
+
+class DriftItem(StrictModel):
+    """One difference between the environments."""
+
+    path: str = Field(description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3]; secrets are secrets.NAME.")
+    kind: Kind = Field(description="added (only in the source, e.g. staging), removed (only in the target: staging lacks it), changed, type-changed, secret (see detail), required-flag.")
+    detail: str = Field(description="The difference in words (e.g. 'REUSED', 'int -> str').")
+    source_value: ParityValue | None = Field(description="The source's (staging's) value; null when the key is absent.")
+    target_value: ParityValue | None = Field(description="The target's (production's) value, or for required-flag the required state; null when absent.")
+    severity: Severity = Field(description="critical, major, minor or info.")
+    status: ItemStatus = Field(description="drift, waiver-expired (counts as drift), waived or ignored.")
+    rule: str | None = Field(None, description="The rule that set the severity or ignored the item.")
+    waiver: str | None = Field(None, description="Id of the waiver applied (or expired).")
+    remediation: str = Field(description="What to do about it.")
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("drift", "waiver-expired")
+
+    @property
+    def blocking(self) -> bool:
+        return self.active and self.severity == Severity.critical
+
+
+class SecretCheck(StrictModel):
+    """One secret name: where it is set and whether the value is reused. Never the value."""
+
+    name: str = Field(description="The secret's name.")
+    status: str = Field(description="present (both, values differ), missing-in-<source>, missing-in-<target>, or REUSED (same value in both).")
+
+
+class ParitySummary(StrictModel):
+    """Counts of the report's items."""
+
+    critical: int = Field(description="Active drift (unwaived or waiver expired) of critical severity.")
+    major: int = Field(description="Active drift of major severity.")
+    minor: int = Field(description="Active drift of minor severity.")
+    info: int = Field(description="Active drift of info severity.")
+    waived: int = Field(description="Drift under an unexpired waiver.")
+    expired_waivers: int = Field(description="Drift whose waiver has expired (counted in the severities too).")
+    ignored: int = Field(description="Expected differences matched by an ignore rule.")
+    blocking: int = Field(description="Items that fail Gate 1 (critical and active).")
+    secrets_reused: int = Field(description="Secrets whose staging value equals production's.")
+
+
+class ParityReport(ArtifactModel):
+    """staging-parity-report.json: every difference between the environments, classified."""
+
+    step: str = Field(STEP, description="The protocol step that produced the artifact.")
+    source: str = Field(description="The environment under validation (staging).")
+    target: str = Field(description="The baseline environment (production).")
+    passed: bool = Field(description="True when no item blocks Gate 1.")
+    summary: ParitySummary = Field(description="Counts by severity and status.")
+    items: list[DriftItem] = Field(description="One item per difference, blocking first, then by severity and path.")
+    secrets: list[SecretCheck] = Field(description="Every secret name of either environment with its status.")
+    required_flags: dict[str, Any] = Field(default_factory=dict, description="The feature flags the release requires in the source, and their required states.")
+    inputs: list[InputRecord] = Field(description="Everything read, with sha256 (secret sources are named but never hashed).")
+
+    def summary_line(self) -> str:
+        s = self.summary
+        return (
+            f"drift {self.source} vs {self.target}: {s.critical} critical, {s.major} major, {s.minor} minor; "
+            f"{s.waived} waived, {s.ignored} ignored; secrets reused {s.secrets_reused}"
+        )
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary"
+    return type(value).__name__
+
+
+class _Shower:
+    """Turns values into report views: JSON-safe, shortened, with known secret values redacted."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self.truncated = False
+
+    def view(self, value: Any, secret: bool = False) -> ParityValue | None:
+        if value is _MISSING:
+            return None
+        if secret:
+            return ParityValue.model_construct(type=_type_name(value), redacted=True)
+        self.truncated = False
+        shown = self._json(value, 0)
+        return ParityValue.model_construct(type=_type_name(value), value=shown, truncated=self.truncated)
+
+    def _json(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            text = self._redactor.redact(value) if self._redactor else value
+            if len(text) > _SHOW_CHARS:
+                self.truncated = True
+                return text[:_SHOW_CHARS] + "..."
+            return text
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)
+        if isinstance(value, (datetime, date)):
+            return value.isoformat()
+        if isinstance(value, (bytes, bytearray)):
+            return f"<{len(value)} bytes>"
+        if isinstance(value, (dict, list)):
+            if depth >= 4:
+                self.truncated = True
+                return "..."
+            pairs = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            if len(pairs) > _SHOW_ITEMS:
+                self.truncated = True
+                pairs = pairs[:_SHOW_ITEMS]
+            if isinstance(value, dict):
+                return {self._json(_segment_text(k), depth + 1): self._json(v, depth + 1) for k, v in pairs}
+            return [self._json(v, depth + 1) for _, v in pairs]
+        return self._json(str(value), depth)
+
+
+_REMEDIATION = {
+    ADDED: "staging has this and production does not: remove it from staging, or add it to the production baseline if the release introduces it",
+    REMOVED: "production has this and staging lacks it: add it to staging",
+    CHANGED: "make staging's value match production's, or record why it differs (ignore rule or waiver)",
+    TYPE_CHANGED: "the type differs (quoted number, yes/no read as a boolean?): make staging's type match production's",
+}
+
+
+def _last_segments(patterns: list[str]) -> re.Pattern[str] | None:
+    """A cheap first test on a key alone: could a path ending in it match one of ``patterns``?"""
+    if not patterns:
+        return None
+    parts = []
+    for pattern in patterns:
+        kind, text = _tokens(pattern)[-1]
+        parts.append(".*" if kind == "glob" and (text == "**" or text.startswith("[")) else _segment_regex(kind, text))
+    return re.compile("|".join(f"(?:{part})" for part in parts), re.IGNORECASE)
+
+
+@dataclass
+class _Policy:
+    config: ParityConfig
+    now: datetime
+    rules: list[tuple[re.Pattern[str], SeverityRule]] = field(init=False)
+    ignores: list[tuple[re.Pattern[str], IgnoreRule]] = field(init=False)
+    waivers: list[tuple[re.Pattern[str], DriftWaiver]] = field(init=False)
+    secret_paths: list[re.Pattern[str]] = field(init=False)
+    secret_key: re.Pattern[str] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rules = [(compile_glob(r.path), r) for r in self.config.rules]
+        self.ignores = [(compile_glob(r.path), r) for r in self.config.ignore]
+        self.waivers = [(compile_glob(w.path), w) for w in self.config.waivers]
+        self.secret_paths = [compile_glob(p, ignore_case=True) for p in self.config.secret_paths]
+        self.secret_key = _last_segments(self.config.secret_paths)
+
+    def is_secret(self, text: str) -> bool:
+        return any(regex.fullmatch(text) for regex in self.secret_paths)
+
+    def severity(self, text: str) -> tuple[Severity, str | None, str | None]:
+        for regex, rule in self.rules:
+            if regex.fullmatch(text):
+                return rule.severity, f"severity {rule.path}", rule.remediation or None
+        return self.config.default_severity, None, None
+
+    def ignored(self, text: str, kind: str) -> IgnoreRule | None:
+        for regex, rule in self.ignores:
+            if kind in rule.kinds and regex.fullmatch(text):
+                return rule
+        return None
+
+    def finish(self, item: dict[str, Any], text: str) -> DriftItem:
+        """Apply waivers: an unexpired one waives; an expired one is named and the drift stays."""
+        matching = [w for regex, w in self.waivers if regex.fullmatch(text)]
+        current = [w for w in matching if w.expires_at > self.now]
+        if current:
+            waiver = current[0]
+            item.update(status="waived", waiver=waiver.id, remediation=f"waived until {waiver.expires_at.isoformat()} by {waiver.owner}: {waiver.justification}")
+        elif matching:
+            waiver = matching[0]
+            item.update(status="waiver-expired", waiver=waiver.id, remediation=f"waiver {waiver.id} ({waiver.owner}) expired at {waiver.expires_at.isoformat()}: renew it or fix the drift; " + item["remediation"])
+        return _item(item)
+
+
+def _item(fields: dict[str, Any]) -> DriftItem:
+    # Every field comes from our own code with its final type; a large drift has thousands of
+    # items, and validating each again is a measurable share of the comparison (bench/parity.py).
+    return DriftItem.model_construct(**fields)
+
+
+def _classify(raw: RawDiff, policy: _Policy, shower: _Shower) -> DriftItem:
+    kind, path, a, b = raw
+    text = _match_text(path)
+    secret = policy.is_secret(text)
+    severity, rule, remediation = policy.severity(text)
+    if kind == TYPE_CHANGED:
+        detail = f"{_type_name(a)} -> {_type_name(b)} (staging -> production)"
+    elif kind == ADDED:
+        detail = "only in the source"
+    elif kind == REMOVED:
+        detail = "missing in the source"
+    else:
+        detail = "values differ"
+    item: dict[str, Any] = {
+        "path": render_path(path), "kind": kind, "detail": detail, "source_value": shower.view(a, secret),
+        "target_value": shower.view(b, secret), "severity": severity, "status": "drift", "rule": rule,
+        "remediation": remediation or _REMEDIATION[kind],
+    }
+    ignore = policy.ignored(text, kind)
+    if ignore is not None:
+        # Expected, so informational whatever its rule says; the rule stays named.
+        item.update(status="ignored", severity=Severity.info, rule=f"ignore {ignore.path}", remediation=f"expected: {ignore.reason}")
+        return _item(item)
+    return policy.finish(item, text)
+
+
+def _fingerprints(values: Mapping[str, str], key: bytes) -> dict[str, bytes]:
+    return {name: hmac.new(key, value.encode("utf-8"), hashlib.sha256).digest() for name, value in values.items() if value}
+
+
+def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: _Policy) -> tuple[list[SecretCheck], list[DriftItem]]:
+    """Statuses by HMAC-SHA256 under a key that exists only for this call; an empty value counts
+    as missing (an unset credential cannot be reused)."""
+    key = _secrets.token_bytes(32)
+    fa, fb = _fingerprints(source.secrets, key), _fingerprints(target.secrets, key)
+    del key
+    severities = policy.config.secrets
+    checks: list[SecretCheck] = []
+    items: list[DriftItem] = []
+    for name in sorted(fa.keys() | fb.keys()):
+        if name in fa and name in fb:
+            status = "REUSED" if hmac.compare_digest(fa[name], fb[name]) else "present"
+        else:
+            status = f"missing-in-{target.name if name in fa else source.name}"
+        checks.append(SecretCheck(name=name, status=status))
+        if status == "present":
+            continue
+        if status == "REUSED":
+            severity, remediation = severities.reused, f"rotate {name} in {source.name}: it holds the same value as {target.name} (a leak of one is a leak of both)"
+        elif name in fb:
+            severity, remediation = severities.missing_in_source, f"provision {name} in {source.name}'s secret source"
+        else:
+            severity, remediation = severities.missing_in_target, f"provision {name} in {target.name} before the release, or stop using it in {source.name}"
+        view = ParityValue(type="secret", redacted=True)
+        item = {
+            "path": render_path(("secrets", name)), "kind": "secret", "detail": status, "severity": severity,
+            "source_value": view if name in fa else None, "target_value": view if name in fb else None,
+            "status": "drift", "rule": "secrets", "remediation": remediation,
+        }
+        items.append(policy.finish(item, _match_text(("secrets", name))))
+    return checks, items
+
+
+def _lookup(tree: Any, segments: tuple[str, ...]) -> Any:
+    for segment in segments:
+        if not isinstance(tree, dict) or segment not in tree:
+            return _MISSING
+        tree = tree[segment]
+    return tree
+
+
+def required_flag_states(config: ParityConfig, flags: Mapping[str, Any]) -> list[tuple[str, Any, Any, bool]]:
+    """(flag, required state, actual state or _MISSING, ok) for every required flag."""
+    out = []
+    for flag, wanted in config.required_flags.items():
+        actual = _lookup(flags, parse_exact_path(flag))
+        out.append((flag, wanted, actual, actual is not _MISSING and actual.__class__ is wanted.__class__ and actual == wanted))
+    return out
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
+
+
+def _sort_key(item: DriftItem) -> tuple[int, int, int, str]:
+    order = {"waiver-expired": 0, "drift": 0, "waived": 1, "ignored": 2}
+    return (0 if item.blocking else 1, order[item.status], -item.severity.rank, item.path)
+
+
+def compare_trees(
+    parity: ParityConfig,
+    source_tree: dict[str, Any],
+    target_tree: dict[str, Any],
+    *,
+    source: str = "staging",
+    target: str = "production",
+    redactor: Redactor | None = None,
+    now: datetime | None = None,
+) -> list[DriftItem]:
+    """The comparison step proper: every difference of two parsed trees, classified by the rules
+    (secret-valued keys, required flags and waivers included), unsorted."""
+    policy = _Policy(parity, now or utcnow())
+    shower = _Shower(redactor or Redactor({}))
+    differ = Differ(parity.list_keys, policy.secret_key)
+    try:
+        with _no_gc():  # the walk and the items create no cycles; see _no_gc
+            raw = differ.diff(source_tree, target_tree)
+            items = [_classify(entry, policy, shower) for entry in raw]
+    except RecursionError:
+        raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
+
+    for path in differ.equal_secrets:
+        if not policy.is_secret(_match_text(path)):
+            continue
+        view = ParityValue(type="str", redacted=True)
+        items.append(policy.finish({
+            "path": render_path(path), "kind": "secret", "detail": "REUSED", "source_value": view, "target_value": view,
+            "severity": parity.secrets.reused, "status": "drift", "rule": "secret_paths",
+            "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
+        }, _match_text(path)))
+
+    flag_paths = {}
+    for flag, wanted, actual, ok in required_flag_states(parity, source_tree.get("flags", {})):
+        path = ("flags", *parse_exact_path(flag))
+        flag_paths[render_path(path)] = ok
+        if ok:
+            continue
+        items.append(policy.finish({
+            "path": render_path(path), "kind": "required-flag",
+            "detail": "missing in the source" if actual is _MISSING else f"is {_short(shower.view(actual))}, the release requires {json.dumps(wanted)}",
+            "source_value": shower.view(actual), "target_value": shower.view(wanted), "severity": Severity.critical,
+            "status": "drift", "rule": "required_flags",
+            "remediation": f"set flag {flag} to {json.dumps(wanted)} in {source} (the release requires it), then re-run parity",
+        }, _match_text(path)))
+    for item in items:
+        # A flag the release needs on in staging is expected to differ from production until the
+        # release ships, so that difference is not drift.
+        if item.kind == CHANGED and flag_paths.get(item.path) and item.status == "drift":
+            item.status, item.severity, item.rule = "ignored", Severity.info, "required_flags"
+            item.remediation = "expected: the release requires this state in staging"
+    return items
+
+
+def compare_environments(
+    config: ProjectConfig,
+    source: str,
+    target: str,
+    release: str,
+    capture: Capture | None = None,
+    *,
+    transcripts: Path | None = None,
+    now: datetime | None = None,
+) -> ParityReport:
+    """Compare ``source`` (staging) with ``target`` (production) and classify every difference.
+
+    ``capture(env, command)`` returns a capture command's stdout; without it the command runs
+    here (transcript under ``transcripts``).
+    """
+    if source == target:
+        raise ConfigError(f"--source and --target are both {source!r}; compare two environments")
+    parity: ParityConfig = config.parity
+    left = load_environment(config, source, capture, transcripts)
+    right = load_environment(config, target, capture, transcripts)
+    now = now or utcnow()
+    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, redactor=Redactor(config.secret_values()), now=now)
+    checks, secret_items = compare_secrets(left, right, _Policy(parity, now))
+    items.extend(secret_items)
+    items.sort(key=_sort_key)
+    active = [i for i in items if i.active]
+    summary = ParitySummary(
+        critical=sum(i.severity == Severity.critical for i in active),
+        major=sum(i.severity == Severity.major for i in active),
+        minor=sum(i.severity == Severity.minor for i in active),
+        info=sum(i.severity == Severity.info for i in active),
+        waived=sum(i.status == "waived" for i in items),
+        expired_waivers=sum(i.status == "waiver-expired" for i in items),
+        ignored=sum(i.status == "ignored" for i in items),
+        blocking=sum(i.blocking for i in items),
+        secrets_reused=sum(i.kind == "secret" and i.detail == "REUSED" for i in items),
+    )
+    return ParityReport(
+        release=release, source=source, target=target, passed=summary.blocking == 0, summary=summary, items=items,
+        secrets=checks, required_flags=dict(parity.required_flags), inputs=left.inputs + right.inputs,
+    )
+
+
+def _short(view: ParityValue | None) -> str:
+    if view is None:
+        return "(absent)"
+    if view.redacted:
+        return "(secret)"
+    text = json.dumps(view.value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_item(item: DriftItem) -> str:
+    """One line, values shown as the report shows them (secrets never)."""
+    what = item.detail if item.kind in ("secret", "required-flag") else f"{item.kind}: {_short(item.source_value)} vs {_short(item.target_value)}"
+    waiver = f" [waiver {item.waiver} expired]" if item.status == "waiver-expired" else ""
+    return f"{item.severity.value.upper()} {item.path}: {what}{waiver} -> {item.remediation}"
+
+
+def parity_problems(report: ParityReport) -> list[str]:
+    """The items that block Gate 1 (critical, not waived), worst first, one line each."""
+    return [describe_item(item) for item in sorted(report.items, key=_sort_key) if item.blocking]
+
+
+def summary_text(report: ParityReport) -> str:
+    """The short human summary the command prints."""
+    lines = [report.summary_line()]
+    lines += [f"  {describe_item(item)}" for item in report.items if item.active][:10]
+    checks = report.secrets
+    lines.append(f"secrets: {len(checks)} names, " + ", ".join(f"{sum(c.status == s for c in checks)} {s}" for s in sorted({c.status for c in checks})))
+    lines.append("verdict: " + ("no blocking drift" if report.passed else f"{report.summary.blocking} blocking item(s): Gate 1 fails"))
+    return "\n".join(lines)
+
