@@ -1,0 +1,111 @@
+"""The deployment rehearsal (step 2.1) end to end on the local staging target: bootstrap of the
+previous release, the candidate on every service, automatic recovery, and interrupts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import urllib.request
+
+import pytest
+
+from pytest_predeploy import artifacts as names
+from pytest_predeploy.artifacts import read_artifact
+from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.staging import service_urls
+from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+
+
+def versions(project: StagingProject) -> dict[str, str]:
+    assert project.config is not None
+    found = {}
+    for name, url in service_urls(project.config, "staging").items():
+        with urllib.request.urlopen(url + "/version", timeout=5) as response:
+            found[name] = json.loads(response.read())["release"]
+    return found
+
+
+def test_empty_staging_is_bootstrapped_then_the_candidate_runs_on_every_service(staging: StagingProject) -> None:
+    staging.write(staging={"max_parallel": 2})
+    lines: list[str] = []
+    ctx = staging.context("v2", announcer=lines.append)
+    seen_before_switch: list[dict[str, str]] = []
+
+    report = rehearse_deployment(ctx, before_switch=lambda: seen_before_switch.append(versions(staging)))
+
+    assert deployment_problems(report) == []
+    assert report.outcome == "succeeded"
+    assert [(b.service, b.reason, b.status) for b in report.bootstrap] == [("api", "staging was empty", "bootstrapped"), ("worker", "staging was empty", "bootstrapped")]
+    assert seen_before_switch == [{"api": "v1", "worker": "v1"}]
+    assert [(s.service, s.status) for s in report.services] == [("api", "deployed"), ("worker", "deployed")]
+    assert all(s.verification is not None and s.verification.reported_release == "v2" for s in report.services)
+    assert versions(staging) == {"api": "v2", "worker": "v2"}
+
+    assert read_artifact(ctx.artifact(names.DEPLOYMENT_REPORT), DeploymentReport) == report
+    log = ctx.artifact(names.DEPLOYMENT_LOG).read_text()
+    assert "== deploy api: v2 ==" in log and "== bootstrap worker: deploy v1 ==" in log
+    assert "[staging] worker: current -> slots/green (v2)" in log  # the script's own transcript
+    timings = log.split("== timings (seconds) ==")[1]
+    assert [row.split()[:3] for row in timings.splitlines()[2:6]] == [
+        ["api", "bootstrap", "bootstrapped"], ["worker", "bootstrap", "bootstrapped"], ["api", "deploy", "deployed"], ["worker", "deploy", "deployed"],
+    ]
+    assert any(line.startswith("[STAGING] api: deploy v2 ...") for line in lines)
+    assert "[AUTOMATION] deploy_backend.sh executed: success (worker)" in lines
+
+    # The next rehearsal finds the previous release running: no bootstrap.
+    again = rehearse_deployment(staging.context("v3", previous="v2"))
+    assert again.bootstrap == [] and again.bootstrap_note == "staging already ran v2 on every service"
+    assert versions(staging) == {"api": "v3", "worker": "v3"}
+
+
+@pytest.mark.parametrize("fault", ["crash", "unhealthy"])
+def test_a_failing_candidate_is_rolled_back_on_every_switched_service(staging: StagingProject, fault: str) -> None:
+    staging.write(services=[service("api"), service("worker", "worker", strategy="blue_green", health_timeout="1s", inject={"v2": fault})])
+    lines: list[str] = []
+    ctx = staging.context("v2", announcer=lines.append)
+
+    report = rehearse_deployment(ctx)
+
+    assert report.outcome == "failed"
+    assert CRITICAL_ERROR in lines
+    problems = deployment_problems(report)
+    assert problems[0].startswith("worker: deployment of v2 failed: deploy_backend.sh failed (exit 1)")
+    assert ("crashed at start" if fault == "crash" else "missed its health deadline of 1s") in problems[0]
+    assert report.recovery is not None and report.recovery.staging_on_previous
+    assert [(r.service, r.status) for r in report.recovery.services] == [("worker", "restored"), ("api", "restored")]
+    assert versions(staging) == {"api": "v1", "worker": "v1"}
+    log = ctx.artifact(names.DEPLOYMENT_LOG).read_text()
+    assert CRITICAL_ERROR in log and "== recovery api: roll back to v1 ==" in log
+
+
+def test_a_previous_release_that_cannot_start_stops_the_rehearsal_before_the_candidate(staging: StagingProject) -> None:
+    staging.write(services=[service("api", inject={"v1": "crash"})])
+    report = rehearse_deployment(staging.context("v2"))
+    assert report.outcome == "failed"
+    assert report.services[0].status == "not_run" and report.recovery is None
+    problems = deployment_problems(report)
+    assert problems[0].startswith("api: bootstrap of the previous release v1 failed") and "crashed at start" in problems[0]
+    assert staging.target("api").release_tags() == ["v1"]
+
+
+def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(staging: StagingProject) -> None:
+    # worker's candidate never becomes healthy, so its deploy is still waiting when Ctrl-C comes.
+    staging.write(services=[service("api"), service("worker", "worker", health_timeout="30s", inject={"v2": "unhealthy"})])
+    rehearse_deployment(staging.context("v1", previous=None))  # staging runs v1
+
+    def interrupt_once_worker_deploys(line: str) -> None:
+        if line.startswith("[STAGING] worker: deploy v2 ..."):
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    ctx = staging.context("v2", announcer=interrupt_once_worker_deploys)
+    with pytest.raises(KeyboardInterrupt):
+        rehearse_deployment(ctx)
+
+    assert versions(staging) == {"api": "v1", "worker": "v1"}
+    report = read_artifact(ctx.artifact(names.DEPLOYMENT_REPORT), DeploymentReport)
+    assert report.outcome == "interrupted"
+    assert report.recovery is not None and report.recovery.staging_on_previous
+    assert {r.service for r in report.recovery.services} == {"api", "worker"}
+    assert "the deployment rehearsal was interrupted" in deployment_problems(report)

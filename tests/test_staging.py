@@ -1,0 +1,224 @@
+"""The local staging target: releases, the atomic `current` switch, processes, blue/green, and
+the demo service's contract (the smoke tests and the metrics scraper rely on it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.errors import StepError
+from pytest_predeploy.staging import current_release, service_urls, stop_all
+from pytest_predeploy.staging.processes import is_running
+from pytest_predeploy.staging.target import MANIFEST, point
+from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+
+
+def get(url: str) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def post(url: str, body: object) -> tuple[int, object]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_deploy_builds_a_release_switches_current_and_serves_the_demo_contract(staging: StagingProject) -> None:
+    config = staging.write()
+    result = staging.script("deploy_backend.sh", "--release", "v1")
+    assert result.returncode == 0, result.stderr
+
+    api = staging.target("api")
+    assert os.readlink(api.current) == "releases/v1"
+    manifest = json.loads((api.releases / "v1" / MANIFEST).read_text())
+    assert manifest["release"] == "v1" and manifest["service"] == "api" and "server.py" in manifest["files"]
+    urls = service_urls(config, "staging")
+    assert set(urls) == {"api", "worker"} and all(url.startswith("http://127.0.0.1:") for url in urls.values())
+
+    assert get(urls["api"] + "/healthz") == (200, {"status": "ok", "service": "api", "release": "v1"})
+    assert get(urls["worker"] + "/version") == (200, {"service": "worker", "release": "v1"})
+    status, routes = get(urls["api"] + "/routes")
+    assert status == 200 and {"method": "POST", "path": "/api/orders"} in routes["routes"]  # type: ignore[index]
+    status, order = post(urls["api"] + "/api/orders", {"product_id": 1, "quantity": 2})
+    assert status == 201
+    assert get(f"{urls['api']}/api/orders/{order['id']}")[1]["quantity"] == 2  # type: ignore[index]
+    assert post(urls["api"] + "/api/orders", {"product_id": "x", "quantity": 2})[0] == 400
+    status, job = post(urls["worker"] + "/jobs", {"task": "reindex"})
+    assert status == 202 and get(f"{urls['worker']}/jobs/{job['id']}") == (200, {"id": job["id"], "status": "done"})  # type: ignore[index]
+
+    with urllib.request.urlopen(urls["api"] + "/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'http_requests_total{method="POST",route="/api/orders",status="201"} 1.0' in metrics
+    assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/orders/{id}"}' in metrics
+
+
+def test_processes_run_in_their_own_group_with_pid_file_and_log(staging: StagingProject) -> None:
+    staging.write(services=[service("api")])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    record = staging.target("api").record("main")
+    assert record is not None and record.release == "v1"
+    assert os.getpgid(record.pid) == record.pid and os.getsid(record.pid) == record.pid
+    assert "listening on 127.0.0.1:" in Path(record.log).read_text()
+
+
+def test_atomic_switch_never_leaves_current_missing_for_a_polling_reader(tmp_path: Path) -> None:
+    for tag in ("v1", "v2"):
+        (tmp_path / "releases" / tag).mkdir(parents=True)
+    current = tmp_path / "current"
+    point(current, "releases/v1")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import os, sys
+            current, stop = sys.argv[1], sys.argv[2]
+            reads = missing = 0
+            print("ready", flush=True)
+            while not os.path.exists(stop):
+                reads += 1
+                try:
+                    target = os.readlink(current)
+                    if not os.path.isdir(os.path.join(os.path.dirname(current), target)):
+                        missing += 1
+                except OSError:
+                    missing += 1
+            print(reads, missing)
+        """), str(current), str(tmp_path / "stop")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+    for switch in range(500):
+        point(current, f"releases/v{switch % 2 + 1}")
+    (tmp_path / "stop").touch()
+    out, _ = reader.communicate(timeout=30)
+    reads, missing = map(int, out.split())
+    assert reads > 0
+    assert missing == 0
+    assert [entry.name for entry in tmp_path.iterdir() if ".tmp-" in entry.name] == []
+
+
+def test_old_releases_are_pruned_but_never_one_that_is_current_or_running(staging: StagingProject) -> None:
+    staging.write(services=[service("api"), service("worker", "worker", strategy="blue_green")], staging={"keep_releases": 2})
+    for tag in ("v1", "v2", "v3"):
+        assert staging.script("deploy_backend.sh", "--release", tag, "--service", "api").returncode == 0
+    assert staging.target("api").release_tags() == ["v2", "v3"]
+
+    # Blue/green: v1 is the oldest release but still runs in the blue slot, kept for switchback.
+    assert staging.script("deploy_backend.sh", "--release", "v1", "--service", "worker").returncode == 0
+    assert staging.script("deploy_backend.sh", "--release", "v2", "--service", "worker").returncode == 0
+    assert staging.script("rollback_backend.sh", "--release", "v1", "--service", "worker").returncode == 0
+    assert staging.script("deploy_backend.sh", "--release", "v3", "--service", "worker").returncode == 0
+    worker = staging.target("worker")
+    assert worker.current_release() == "v3"
+    assert worker.release_tags() == ["v1", "v3"]
+    blue = worker.running("blue")
+    assert blue is not None and blue.release == "v1"
+
+
+@pytest.mark.parametrize("fault, message", [("crash", "crashed at start"), ("unhealthy", "missed its health deadline of 1s")])
+def test_a_failing_candidate_exits_1_naming_the_fault_and_is_not_left_running(staging: StagingProject, fault: str, message: str) -> None:
+    staging.write(services=[service("api", health_timeout="1s", inject={"v2": fault})])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    result = staging.script("deploy_backend.sh", "--release", "v2")
+    assert result.returncode == 1
+    assert f"api: release v2 {message}" in result.stderr
+    api = staging.target("api")
+    assert api.record("main") is None  # the failed process was stopped; current stays for rollback
+    assert api.current_release() == "v2"
+
+
+def test_rollback_refusals_have_their_own_exit_status_and_change_nothing(staging: StagingProject) -> None:
+    staging.write(services=[service("api")])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    single = staging.script("rollback_backend.sh", "--release", "v1")
+    assert single.returncode == 4 and "only release" in single.stderr
+    assert staging.script("deploy_backend.sh", "--release", "v2").returncode == 0
+    api = staging.target("api")
+    before = api.record("main")
+
+    unknown = staging.script("rollback_backend.sh", "--release", "v0")
+    assert unknown.returncode == 3 and "cannot roll back to v0: it was never deployed" in unknown.stderr
+    current = staging.script("rollback_backend.sh", "--release", "v2")
+    assert current.returncode == 5 and "already the current release" in current.stderr
+    bad = staging.script("rollback_backend.sh", "--release", "../v1")
+    assert bad.returncode == 2 and "release tag" in bad.stderr
+
+    assert api.current_release() == "v2" and api.record("main") == before
+
+
+def test_blue_green_switches_slots_without_restarting_and_rolls_back_by_switchback(staging: StagingProject) -> None:
+    config = staging.write(services=[service("worker", "worker", strategy="blue_green")])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    assert staging.script("deploy_backend.sh", "--release", "v2").returncode == 0
+    worker = staging.target("worker")
+    blue, green = worker.running("blue"), worker.running("green")
+    assert blue is not None and green is not None
+    assert (blue.release, green.release, worker.active_slot()) == ("v1", "v2", "green")
+
+    result = staging.script("rollback_backend.sh", "--release", "v1")
+    assert result.returncode == 0, result.stderr
+    assert "switching without a restart" in result.stdout
+    assert worker.active_slot() == "blue" and worker.current_release() == "v1"
+    assert worker.running("blue") == blue and worker.running("green") == green  # same processes
+    assert get(service_urls(config, "staging")["worker"] + "/version")[1] == {"service": "worker", "release": "v1"}
+
+    assert staging.script("deploy_backend.sh", "--release", "v2").returncode == 0  # roll forward: switch again
+    assert worker.active_slot() == "green" and worker.running("green") == green
+
+
+def test_blue_green_failed_candidate_never_becomes_active(staging: StagingProject) -> None:
+    config = staging.write(services=[service("worker", "worker", strategy="blue_green", inject={"v2": "crash"})])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    assert staging.script("deploy_backend.sh", "--release", "v2").returncode == 1
+    assert current_release(config, "staging", "worker") == "v1"
+    assert get(service_urls(config, "staging")["worker"] + "/healthz")[0] == 200
+
+
+def test_service_urls_names_the_service_that_is_not_running(staging: StagingProject) -> None:
+    config = staging.write()
+    assert staging.script("deploy_backend.sh", "--release", "v1", "--service", "api").returncode == 0
+    with pytest.raises(StepError, match="service worker is not running on staging"):
+        service_urls(config, "staging")
+
+
+def test_stop_all_stops_every_process_it_started(staging: StagingProject) -> None:
+    config = staging.write()
+    for tag in ("v1", "v2"):
+        assert staging.script("deploy_backend.sh", "--release", tag).returncode == 0
+    records = [r for name in ("api", "worker") for r in staging.target(name).records()]
+    assert len(records) == 3  # api main, worker blue and green
+    stopped = stop_all(config, "staging")
+    assert len(stopped) == 3
+    assert not any(is_running(r.pid, r.start_ticks) for r in records)
+
+
+def test_unknown_config_problems_are_messages_not_tracebacks(staging: StagingProject) -> None:
+    staging.write(services=[service("api")])
+    staging.path.write_text(staging.path.read_text().replace("health_timeout: 15s", "health_timeout: soon"))
+    result = staging.script("deploy_backend.sh", "--release", "v1")
+    assert result.returncode == 2
+    assert "services.0.health_timeout" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_changed_source_is_not_redeployed_over_a_running_release_of_the_same_tag(staging: StagingProject, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "server.py").write_text((Path(__file__).parents[1] / "demo" / "service" / "server.py").read_text())
+    staging.write(services=[service("api", source=str(source))])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    (source / "NOTES.txt").write_text("changed after v1 was built")
+    result = staging.script("deploy_backend.sh", "--release", "v1")
+    assert result.returncode == 1 and "deploy it under a new tag" in result.stderr
+    assert staging.target("api").current_release() == "v1"
