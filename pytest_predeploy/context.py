@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class RunContext:
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
     announcer: Callable[[str], None] = _print
     results: list[RunResult] = field(default_factory=list)
+    #: Set to stop the scripts running in other threads (see runner.run_command).
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def announce(self, line: str) -> None:
         self.announcer(self.redactor.redact(line))
@@ -118,6 +121,7 @@ class RunContext:
             result = run_command(
                 argv, step=step, label=label, transcript=self.transcript_path(step, label),
                 timeout=timeout, cwd=cwd, env=env, redactor=self.redactor, capture=capture, kill_grace=kill_grace,
+                cancel=self.cancel,
             )
         except KeyboardInterrupt:
             self.announce(f"[AUTOMATION] {script_name(argv)} executed: interrupted")

@@ -21,7 +21,7 @@ from pytest_predeploy import artifacts as names
 def artifact_models() -> dict[str, type[BaseModel]]:
     """Every JSON artifact's file name -> its pydantic model."""
     from pytest_predeploy.approvals import IntakeReport
-    from pytest_predeploy.observability import ObservabilityMetrics
+    from pytest_predeploy.observability import ObservabilityResult
     from pytest_predeploy.package import Manifest
     from pytest_predeploy.parity import ParityReport
     from pytest_predeploy.readiness import ReadinessApproval
@@ -36,7 +36,7 @@ def artifact_models() -> dict[str, type[BaseModel]]:
         names.PARITY_REPORT: ParityReport,
         names.DEPLOYMENT_REPORT: DeploymentReport,
         names.TEST_RESULTS: TestResultsReport,
-        names.OBSERVABILITY_METRICS: ObservabilityMetrics,
+        names.OBSERVABILITY_METRICS: ObservabilityResult,
         names.ROLLBACK_REPORT: RollbackReport,
         names.SECURITY_REPORT: SecurityReport,
         names.MANIFEST: Manifest,

@@ -184,7 +184,8 @@ class ProtocolSession:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         with self._print_lock:
-            suspend = capman.global_and_fixture_disabled() if capman is not None and threading.current_thread() is threading.main_thread() else nullcontext()
+            # Also from worker threads (parallel deploys): the main thread is then only waiting.
+            suspend = capman.global_and_fixture_disabled() if capman is not None else nullcontext()
             with suspend:
                 if terminal is not None:
                     terminal.ensure_newline()

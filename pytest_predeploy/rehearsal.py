@@ -160,10 +160,10 @@ class Progress:
                 self._say(service, f"{phase}: still running", time.monotonic() - since)
 
 
-def run_each(items: list[str], work: Callable[[str], bool], max_parallel: int) -> None:
+def run_each(items: list[str], work: Callable[[str], bool], max_parallel: int, cancel: threading.Event | None = None) -> None:
     """Call ``work`` for each item, at most ``max_parallel`` at once, in order; after a failure
-    (``work`` returned False) start no more. Items already started always finish: their scripts
-    run under their own timeouts and must not be abandoned half way."""
+    (``work`` returned False) start no more. Items already started finish: on Ctrl-C (which only
+    the main thread receives) ``cancel`` stops their scripts' process groups before we wait."""
     if max_parallel <= 1:
         for item in items:
             if not work(item):
@@ -178,7 +178,12 @@ def run_each(items: list[str], work: Callable[[str], bool], max_parallel: int) -
                 running.add(pool.submit(work, queue.pop(0)))
             if not running:
                 break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+            try:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                if cancel is not None:
+                    cancel.set()
+                raise
             failed = failed or not all(future.result() for future in done)
 
 
@@ -361,7 +366,7 @@ class _Rehearsal:
             self.progress.end(name, "done" if record.error is None else f"FAILED: {record.error}")
             return record.error is None
 
-        run_each(list(reasons), bootstrap_one, self.max_parallel)
+        run_each(list(reasons), bootstrap_one, self.max_parallel, self.ctx.cancel)
         failed = [r.service for r in self.bootstrap if r.status == "failed"]
         if failed:
             self.error = f"staging could not be given the previous release {previous} ({', '.join(failed)}); the candidate was not deployed"
@@ -380,7 +385,7 @@ class _Rehearsal:
     # -- deployment --
 
     def deploy_all(self) -> bool:
-        run_each(self.order, self.deploy_one, self.max_parallel)
+        run_each(self.order, self.deploy_one, self.max_parallel, self.ctx.cancel)
         failed = [name for name, d in self.deployments.items() if d.status == "failed"]
         if failed:
             self.error = f"deployment of {self.ctx.release} failed on {', '.join(failed)}"
@@ -503,6 +508,7 @@ def rehearse_deployment(ctx: RunContext, before_switch: Callable[[], None] | Non
         except KeyboardInterrupt:
             rehearsal.outcome = "interrupted"
             rehearsal.error = "interrupted"
+            ctx.cancel.clear()  # the recovery's own scripts must run
             rehearsal.progress.note(f"[STAGING] interrupted: returning staging to {ctx.previous_release or '(no previous release)'} before stopping")
             try:
                 rehearsal.recover("the rehearsal was interrupted")

@@ -12,6 +12,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,9 +197,14 @@ def run_command(
     capture: bool = False,
     transcript_limit: int = TRANSCRIPT_LIMIT,
     kill_grace: float = KILL_GRACE,
+    cancel: threading.Event | None = None,
 ) -> RunResult:
     """Run ``argv`` to completion. Never raises for a failing script (see ``RunResult``);
-    re-raises ``KeyboardInterrupt`` after the whole process group has been stopped."""
+    re-raises ``KeyboardInterrupt`` after the whole process group has been stopped.
+
+    ``cancel`` lets another thread stop a run (Ctrl-C reaches only the main thread, while
+    parallel deploys run in worker threads): the group is stopped and the result is
+    ``interrupted``."""
     argv = [str(arg) for arg in argv]
     transcript.parent.mkdir(parents=True, exist_ok=True)
     redact_text = redactor.redact if redactor else (lambda text: text)
@@ -256,6 +262,10 @@ def run_command(
                         break
                 elif now > deadline:
                     result.timed_out = True
+                    stop_group(pgid, proc, kill_grace)
+                    break
+                elif cancel is not None and cancel.is_set():
+                    result.interrupted = True
                     stop_group(pgid, proc, kill_grace)
                     break
         except KeyboardInterrupt:

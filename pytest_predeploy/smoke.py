@@ -192,6 +192,13 @@ class TestResultsReport(ArtifactModel):
     coverage: Coverage = Field(description="Endpoints exercised by any suite over endpoints declared.")
     problems: list[str] = Field(default_factory=list, description="Why the results do not pass Gate 2 (empty: they do).")
 
+    def summary_line(self) -> str:
+        """The key figure of Gate 2's smoke test: pass rate and coverage."""
+        t = self.totals
+        rate = f"{t.passed}/{t.tests} passed" if t.tests else "no tests ran"
+        cover = f"coverage {self.coverage.ratio:.0%} ({self.coverage.exercised}/{self.coverage.declared} endpoints)" if self.coverage.ratio is not None else "coverage: no data"
+        return f"smoke {rate}, {cover}"
+
 
 def smoke_problems(report: TestResultsReport, min_coverage: float) -> list[str]:
     """Why ``report`` fails Gate 2, one sentence each: every failed or errored test by name, each

@@ -242,9 +242,10 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 
     _require_deployed(predeploy, deployment, "rollback")
 
-    def smoke_subset(label: str, select: str | None) -> Any:
+    def smoke_subset(label: str, select: str | None, release: str) -> Any:
+        # After a rollback the services answer the previous release: the subset expects that one.
         output = predeploy.artifacts / names.TRANSCRIPTS_DIR / f"smoke-{label}.json"
-        return run_smoke_tests(predeploy.config, predeploy.env, predeploy.release, output, select=select)
+        return run_smoke_tests(predeploy.config, predeploy.env, release, output, select=select, suites=["smoke"])
 
     try:
         rehearse_rollback(predeploy, smoke_subset)
