@@ -1,0 +1,44 @@
+"""CI integration: the GitHub step summary, and the workflow example uses commands that exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_predeploy.cli import SUBCOMMANDS
+from tests.project import make_project
+
+REPO = Path(__file__).resolve().parents[1]
+
+def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    make_project(pytester)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == 0
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")  # appended, not overwritten
+    assert "## Pre-deployment readiness v1.0" in text
+    assert "| 1 | Intake Confirmation | PASSED |" in text
+    assert "| 10 | Extra | PASSED |" in text
+
+def test_no_step_summary_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    root = make_project(pytester)
+    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == 0
+    assert not list(root.glob("*.md"))
+
+def test_github_actions_example_uses_real_options_and_commands() -> None:
+    workflow = yaml.safe_load((REPO / "docs/ci/github-actions.yml").read_text())
+    runs = "\n".join(step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"])
+    assert "pytest --predeploy-release=" in runs and "gates/test_gate4_readiness.py" in runs
+    commands = {line.split()[1] for line in runs.splitlines() if line.strip().startswith("predeploy ")}
+    assert commands == {"verify", "approve"} and commands <= {c.name for c in SUBCOMMANDS}
+    assert workflow["jobs"]["readiness-review"]["environment"] == "release-review"
+
+    for option in ("--predeploy-release", "--predeploy-previous"):
+        assert option in runs
+        assert option in (REPO / "pytest_predeploy/plugin.py").read_text()
