@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_predeploy.approvals import IntakeReport, intake_problems
+from pytest_predeploy.evidence import show_intake, show_parity
 from pytest_predeploy.gates import load, require
 from pytest_predeploy.parity import ParityReport, parity_problems
 from pytest_predeploy.refresh import refresh_problems, read_refresh
@@ -21,6 +22,7 @@ def test_upstream_approvals_are_present_approved_and_current(intake: Path, evide
     report = load(intake, IntakeReport)
     ok = sum(check.status == "ok" for check in report.checks)
     evidence.figure(f"approvals {ok}/{len(report.checks)}")
+    show_intake(evidence, report)
     require(intake_problems(report), "upstream approvals missing or not current:")
 
 
@@ -28,6 +30,7 @@ def test_upstream_approvals_are_present_approved_and_current(intake: Path, evide
 def test_staging_parity_has_no_critical_drift(parity: Path, evidence: Any) -> None:
     report = load(parity, ParityReport)
     evidence.figure(report.summary_line())
+    show_parity(evidence, report)
     require(parity_problems(report), "[ERROR] Staging configuration drift detected against production baseline.")
 
 

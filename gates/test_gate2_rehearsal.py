@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_predeploy.artifacts import OBSERVABILITY_METRICS
+from pytest_predeploy.evidence import show_deployment, show_smoke
 from pytest_predeploy.gates import load, require
 from pytest_predeploy.observability import ObservabilityResult, observability_problems
 from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> None:
     report = load(deployment, DeploymentReport)
     evidence.figure(report.summary_line())
+    show_deployment(evidence, report)
     require(deployment_problems(report), "[ERROR] Deployment rehearsal encountered critical error.")
 
 
@@ -28,6 +30,7 @@ def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> N
 def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy, evidence: Any) -> None:
     report = load(smoke, TestResultsReport)
     evidence.figure(report.summary_line())
+    show_smoke(evidence, report)
     require(smoke_problems(report, predeploy.config.smoke.min_coverage), "smoke/acceptance tests did not pass:")
 
 

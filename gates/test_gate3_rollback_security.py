@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_predeploy.evidence import show_rollback, show_security
 from pytest_predeploy.gates import load, require
 from pytest_predeploy.operational import operational_problems, read_operational
 from pytest_predeploy.rollback import RollbackReport, rollback_problems
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.gate(3, "Rollback & Security")
 def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> None:
     report = load(rollback, RollbackReport)
     evidence.figure(report.summary_line())
+    show_rollback(evidence, report)
     require(rollback_problems(report), "rollback rehearsal failed:")
 
 
@@ -27,6 +29,7 @@ def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> 
 def test_security_and_compliance_scans_cleared(security: Path, evidence: Any) -> None:
     report = load(security, SecurityReport)
     evidence.figure(report.summary_line())
+    show_security(evidence, report)
     require(security_problems(report), "[ERROR] Security/compliance scan reported blocking findings.")
 
 

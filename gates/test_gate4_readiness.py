@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_predeploy.checklist import checklist_problems
+from pytest_predeploy.evidence import show_signoffs
 from pytest_predeploy.gates import await_signoff, load, require
 from pytest_predeploy.package import Manifest, package_readiness
 
@@ -32,6 +33,7 @@ def test_required_signoffs_recorded_on_the_package_digest(signoffs: Any, predepl
     if signoffs is None:
         await_signoff(roles, "the package is sealed at the end of this run; sign its sha256 with `predeploy approve`, then re-run Gate 4")
     evidence.figure(signoffs.summary())
+    show_signoffs(evidence, signoffs)
     require(signoffs.rejected, "the package was rejected at readiness review:")
     if signoffs.missing_roles:
         await_signoff(signoffs.missing_roles, "; ".join(signoffs.problems))
