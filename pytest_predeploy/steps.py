@@ -124,13 +124,24 @@ def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
 
 
 def ask_yes_no(config: pytest.Config, question: str) -> bool | None:
-    """Ask on the terminal when --predeploy-interactive and a TTY; None means nobody was asked."""
-    if not config.getoption("predeploy_interactive") or not sys.stdin.isatty():
+    """Ask on the terminal when --predeploy-interactive and there is one; None means nobody was asked.
+
+    The question goes to the controlling terminal (/dev/tty), not stdin/stdout: pytest captures
+    those, and a process without a terminal (CI) cannot open it, so nothing ever waits there."""
+    if not config.getoption("predeploy_interactive"):
         return None
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    with capman.global_and_fixture_disabled():
+    try:
+        reader = open("/dev/tty", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
+    except OSError:
+        return None
+    with reader, open("/dev/tty", "w", encoding="utf-8") as writer:
         while True:
-            answer = input(f"{question} (yes/no) ").strip().lower()
+            writer.write(f"{question} (yes/no) ")
+            writer.flush()
+            answer = reader.readline()
+            if not answer:
+                return None
+            answer = answer.strip().lower()
             if answer in ("yes", "y", "no", "n"):
                 return answer.startswith("y")
 
