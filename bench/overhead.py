@@ -109,7 +109,8 @@ def main() -> None:
         make_plain(plain, count)
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         ours_argv = base + ["--predeploy-release=v1"]
-        plain_argv = base + ["--html=report.html", "--self-contained-html", "--json-report", "--json-report-file=report.json", "--junitxml=junit.xml", "test_plain.py"]
+        # The anchor runs without our plugin at all (-p no:predeploy): its import is our overhead too.
+        plain_argv = base + ["-p", "no:predeploy", "--html=report.html", "--self-contained-html", "--json-report", "--json-report-file=report.json", "--junitxml=junit.xml", "test_plain.py"]
         ours, theirs = [], []
         for _ in range(args.runs):
             ours.append(timed(ours_argv, protocol))

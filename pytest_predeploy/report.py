@@ -21,7 +21,7 @@ import pytest
 from pytest_predeploy.gates import ExitStatus, gate_of, kind_of
 
 if TYPE_CHECKING:
-    from pytest_predeploy.plugin import ProtocolSession
+    from pytest_predeploy.session import ProtocolSession
 
 evidence_key = pytest.StashKey["Evidence"]()
 
