@@ -40,5 +40,6 @@ def test_required_signoffs_recorded_on_the_package_digest(signoffs: Any, predepl
 
 
 @pytest.mark.guideline
-def test_deployment_checklist_updated_from_rehearsal(deployment_checklist: Any) -> None:
+def test_deployment_checklist_updated_from_rehearsal(deployment_checklist: Any, evidence: Any) -> None:
+    evidence.figure(deployment_checklist.summary())
     require(checklist_problems(deployment_checklist), "deployment checklist not updated:")

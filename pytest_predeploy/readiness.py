@@ -45,7 +45,7 @@ class ReadinessConfig(StrictModel):
     )
     checklist_owners: dict[str, str] = Field(
         default_factory=dict,
-        description="Owner of each deployment-checklist area: deploy, rollback, smoke, security, parity, communication; 'default' covers the rest.",
+        description="Owner of each deployment-checklist area: deploy, rollback, smoke, security, parity, observability, communication; 'default' covers the rest.",
     )
     slow_step: Duration = Field(
         timedelta(seconds=60), description="A rehearsed deploy or rollback slower than this becomes a deployment-checklist item."
