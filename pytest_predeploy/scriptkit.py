@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from pytest_predeploy.config import DEFAULT_CONFIG, ProjectConfig, load_config
 from pytest_predeploy.errors import PredeployError
@@ -46,6 +48,16 @@ def load_context(args: argparse.Namespace) -> ScriptContext:
     previous = os.environ.get(ENV_PREVIOUS) or config.previous_release
     artifacts = Path(os.environ.get(ENV_ARTIFACTS, ".artifacts/pre-deployment"))
     return ScriptContext(config=config, release=release, previous_release=previous, artifacts=artifacts)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """The plugin stops a script with SIGTERM (timeout, Ctrl-C): leave through KeyboardInterrupt
+    so the script's own subprocesses are stopped and no half-written artifact is left behind."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def run_main(main: Callable[[], int]) -> None:

@@ -11,19 +11,11 @@ blocking findings (or a fail-closed scanner that could not run); 2 the audit cou
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
-from types import FrameType
 
 from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.scriptkit import add_common_arguments, load_context, run_main
+from pytest_predeploy.scriptkit import add_common_arguments, interrupt_on_sigterm, load_context, run_main
 from pytest_predeploy.security import run_security_audit, security_problems
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # The plugin stops a script with SIGTERM: leave through KeyboardInterrupt so the scanner
-    # subprocesses are stopped and no half-written report is left behind.
-    raise KeyboardInterrupt
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     args = parse_args()
     context = load_context(args)
     if not context.release:

@@ -9,20 +9,12 @@ failed (a test, or coverage); 2 something could not run (a suite, the metrics, o
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.scriptkit import EXIT_USAGE, add_common_arguments, load_context, run_main
+from pytest_predeploy.scriptkit import EXIT_USAGE, add_common_arguments, interrupt_on_sigterm, load_context, run_main
 from pytest_predeploy.smoke import run_smoke_tests
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # The plugin stops a script with SIGTERM; turn it into the KeyboardInterrupt that makes the
-    # runner stop the suite's own process group too, so no pytest outlives this script.
-    raise KeyboardInterrupt
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     args = parse_args()
     context = load_context(args)
     if not context.release:
