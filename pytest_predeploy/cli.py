@@ -135,15 +135,75 @@ def _run_approve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- schema, docs ---------------------------------------------------------------------------------
+
+
+def _configure_schema(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", type=Path, default=Path("docs/schemas"), help="folder to write <artifact>.schema.json into (default: docs/schemas)")
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from pytest_predeploy.docs import write_schemas
+
+    written, removed = write_schemas(args.output)
+    for path in written:
+        print(f"wrote {path}")
+    for path in removed:
+        print(f"removed {path} (no such artifact any more)")
+    return EXIT_OK
+
+
+def _configure_docs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", type=Path, default=Path("docs/config-reference.md"), help="file to write the configuration reference to (default: docs/config-reference.md)")
+
+
+def _run_docs(args: argparse.Namespace) -> int:
+    from pytest_predeploy.artifacts import write_text_atomic
+    from pytest_predeploy.docs import config_reference
+
+    write_text_atomic(args.output, config_reference())
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+# --- init ---------------------------------------------------------------------------------------
+
+
+def _configure_init(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, default=Path("."), help="the repository to set up (default: the current folder)")
+    parser.add_argument(
+        "--service", action="append", default=[], metavar="NAME[=PATH]",
+        help="a service to deploy, with the folder of its source relative to --dir (repeatable; default: app, source ./app when that folder exists)",
+    )
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    from pytest_predeploy.scaffold import init_project, next_steps
+
+    result = init_project(args.dir, args.service)
+    print(f"predeploy init: {result.project}: wrote {len(result.written)} file(s), skipped {len(result.skipped)} existing file(s)")
+    for relative in result.written:
+        print(f"  wrote   {relative}")
+    for relative in result.skipped:
+        print(f"  skipped {relative} (exists; never overwritten)")
+    print("Next steps:")
+    for number, step in enumerate(next_steps(result), 1):
+        print(f"  {number}. {step}")
+    return EXIT_OK
+
+
 #: The subcommands, in help order. Add one by appending a Subcommand.
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("verify", "re-hash a package against its manifest and check its sign-offs", _configure_verify, _run_verify),
     Subcommand("approve", "record a go/no-go sign-off bound to the package's sha256", _configure_approve, _run_approve),
+    Subcommand("init", "set up another repository: predeploy.yaml, gate modules, scripts and templates (never overwrites)", _configure_init, _run_init),
+    Subcommand("schema", "write the JSON Schema of every artifact", _configure_schema, _run_schema),
+    Subcommand("docs", "write the configuration reference generated from the models", _configure_docs, _run_docs),
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="predeploy", description="pytest-predeploy: the go/no-go package and its sign-offs.")
+    parser = argparse.ArgumentParser(prog="predeploy", description="pytest-predeploy: set up a repository, seal and sign off the go/no-go package, write the generated docs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in SUBCOMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)

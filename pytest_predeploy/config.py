@@ -217,4 +217,20 @@ def load_config(path: Path) -> ProjectConfig:
         raise ConfigError(_format_errors(path, exc, lines)) from None
     config.path = path.resolve()
     config.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _anchor_defaults(config)
     return config
+
+
+def _anchor_defaults(config: ProjectConfig) -> None:
+    """Relative paths a user writes are resolved against the config's folder on validation;
+    defaults are not validated, so the relative defaults are anchored here the same way."""
+
+    def anchor(path: Path) -> Path:
+        return path if path.is_absolute() else config.base_dir / path
+
+    config.gates_dir = anchor(config.gates_dir)
+    for _, step in config.steps.items():
+        step.cwd = anchor(step.cwd)
+    for env in config.environments.values():
+        if env.refresh is not None:
+            env.refresh.cwd = anchor(env.refresh.cwd)

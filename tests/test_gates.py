@@ -129,3 +129,14 @@ def test_rerun_from_gate1_archives_previous_artifacts(pytester: pytest.Pytester)
     history = list((root / ".artifacts/pre-deployment/history").iterdir())
     assert len(history) == 1
     assert (history[0] / "staging-parity-report.json").exists()
+
+
+def test_config_in_another_folder_runs_its_steps_and_gates_there(pytester: pytest.Pytester) -> None:
+    project = pytester.path / "service-a"
+    project.mkdir()
+    root = make_project(pytester)
+    for name in ("predeploy.yaml", "parity.py", "gates"):
+        (root / name).rename(project / name)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-config=service-a/predeploy.yaml")
+    assert result.ret == 0, result.stdout.str()
+    assert (project / ".artifacts/pre-deployment/staging-parity-report.json").exists()
