@@ -10,8 +10,8 @@
 # Replace this script (steps.deploy in predeploy.yaml) to deploy with Helm, kubectl, Ansible ...
 set -euo pipefail
 python="${PREDEPLOY_PYTHON:-python3}"
-if ! "$python" -c 'import pytest_predeploy' 2>/dev/null; then
-    echo "deploy_backend.sh: error: $python cannot import pytest_predeploy; set PREDEPLOY_PYTHON to the Python that runs pytest" >&2
-    exit 2
-fi
-exec "$python" -m pytest_predeploy.staging deploy "$@"
+command -v "$python" >/dev/null || { echo "deploy_backend.sh: error: $python not found; set PREDEPLOY_PYTHON to the Python that runs pytest" >&2; exit 2; }
+# One interpreter both checks the import and runs the command: ten deploys at once pay for each start.
+exec "$python" -c 'import importlib.util, runpy, sys
+if importlib.util.find_spec("pytest_predeploy") is None: print(f"deploy_backend.sh: error: {sys.executable} cannot import pytest_predeploy; set PREDEPLOY_PYTHON to the Python that runs pytest", file=sys.stderr); sys.exit(2)
+runpy.run_module("pytest_predeploy.staging", run_name="__main__", alter_sys=True)' deploy "$@"

@@ -11,8 +11,8 @@
 # release; 5 PREVIOUS_TAG is already current and healthy. 3, 4 and 5 change nothing.
 set -euo pipefail
 python="${PREDEPLOY_PYTHON:-python3}"
-if ! "$python" -c 'import pytest_predeploy' 2>/dev/null; then
-    echo "rollback_backend.sh: error: $python cannot import pytest_predeploy; set PREDEPLOY_PYTHON to the Python that runs pytest" >&2
-    exit 2
-fi
-exec "$python" -m pytest_predeploy.staging rollback "$@"
+command -v "$python" >/dev/null || { echo "rollback_backend.sh: error: $python not found; set PREDEPLOY_PYTHON to the Python that runs pytest" >&2; exit 2; }
+# One interpreter both checks the import and runs the command: ten deploys at once pay for each start.
+exec "$python" -c 'import importlib.util, runpy, sys
+if importlib.util.find_spec("pytest_predeploy") is None: print(f"rollback_backend.sh: error: {sys.executable} cannot import pytest_predeploy; set PREDEPLOY_PYTHON to the Python that runs pytest", file=sys.stderr); sys.exit(2)
+runpy.run_module("pytest_predeploy.staging", run_name="__main__", alter_sys=True)' rollback "$@"

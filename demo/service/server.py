@@ -15,21 +15,21 @@ Requests to ``/metrics`` itself are not counted, so scraping does not skew the f
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import re
+import selectors
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from pathlib import Path
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 Response = tuple[int, Any]
 Handler = Callable[[dict[str, str], Any], Response]
@@ -117,6 +117,54 @@ def business_routes(shop: Shop, role: str) -> list[tuple[str, str, Handler]]:
     return [("POST", "/jobs", shop.create_job), ("GET", "/jobs/{id}", shop.get_job)]
 
 
+#: Upper bounds of the request-duration histogram (prometheus_client's default buckets).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf"))
+
+
+class Metrics:
+    """Request counts and durations, served in the Prometheus text format.
+
+    Kept as plain numbers and rendered with prometheus_client only when ``/metrics`` is scraped:
+    importing it costs each start ~20 ms of CPU, which ten services starting at once on a small
+    staging host compete for, and most processes of a rehearsal are never scraped."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: dict[tuple[str, str, str], list[float]] = {}  # labels -> [count, created]
+        self.latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}  # labels -> (per bucket, [sum, created])
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        now = time.time()
+        with self.lock:
+            self.requests.setdefault((method, route, str(status)), [0, now])[0] += 1
+            counts, totals = self.latency.setdefault((method, route), ([0] * len(LATENCY_BUCKETS), [0.0, now]))
+            counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            totals[0] += seconds
+
+    def collect(self) -> Iterator[Any]:
+        """The prometheus_client collector interface (``generate_latest`` calls it)."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.samples import Sample
+        from prometheus_client.utils import floatToGoString
+
+        requests = CounterMetricFamily("http_requests", "HTTP requests served.", labels=["method", "route", "status"])
+        latency = HistogramMetricFamily("http_request_duration_seconds", "Time to serve an HTTP request.", labels=["method", "route"])
+        with self.lock:
+            for labels, (count, created) in self.requests.items():
+                requests.add_metric(labels, count, created=created)
+            for (method, route), (counts, (total, created)) in self.latency.items():
+                cumulative = [sum(counts[: i + 1]) for i in range(len(counts))]
+                latency.add_metric([method, route], [(floatToGoString(b), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative)], total)
+                latency.samples.append(Sample(latency.name + "_created", {"method": method, "route": route}, created))
+        yield requests
+        yield latency
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self), CONTENT_TYPE_LATEST
+
+
 def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
 
@@ -127,9 +175,7 @@ class App:
     def __init__(self, service: str, release: str, role: str, fault: str | None, warmup: float) -> None:
         self.service, self.release, self.fault = service, release, fault
         self.ready_at = time.monotonic() + warmup
-        self.registry = CollectorRegistry()
-        self.requests = Counter("http_requests", "HTTP requests served.", ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("http_request_duration_seconds", "Time to serve an HTTP request.", ["method", "route"], registry=self.registry)
+        self.metrics = Metrics()
         self.business = business_routes(Shop(), role)
         self.routes: list[tuple[str, str, re.Pattern[str], Handler]] = [
             ("GET", "/healthz", _pattern("/healthz"), self.healthz),
@@ -184,7 +230,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         if method == "GET" and path == "/metrics":
-            self._send(200, generate_latest(self.app.registry), CONTENT_TYPE_LATEST)
+            self._send(200, *self.app.metrics.exposition())
             return
         started = time.perf_counter()
         try:
@@ -193,9 +239,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             route, (status, payload) = "unmatched", (400, {"error": f"invalid JSON body: {exc}"})
         else:
             route, (status, payload) = self.app.dispatch(method, path, body)
-        self._send(status, json.dumps(payload).encode(), "application/json")
-        self.app.latency.labels(method, route).observe(time.perf_counter() - started)
-        self.app.requests.labels(method, route, str(status)).inc()
+        data = json.dumps(payload).encode()
+        # Counted before the answer goes out: a client that scrapes /metrics right after its
+        # request must find it counted (smoke coverage and the tests rely on that).
+        self.app.metrics.observe(method, route, status, time.perf_counter() - started)
+        self._send(status, data, "application/json")
 
     def _read_json(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -217,6 +265,31 @@ class RequestHandler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     # Request threads are joined on close, so a graceful stop lets in-flight requests finish.
     daemon_threads = False
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._stopping = False
+        self._wake_read, self._wake_write = os.pipe()
+
+    def stop_accepting(self) -> None:
+        """Safe in a signal handler: the loop wakes at once (serve_forever would notice only at
+        its next poll, making every restart of the service wait for it)."""
+        self._stopping = True
+        os.write(self._wake_write, b"\0")
+
+    def serve_until_stopped(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not self._stopping:
+                ready = selector.select()
+                if not self._stopping and any(key.fileobj is self for key, _ in ready):
+                    self.handle_request()
+
+    def server_close(self) -> None:
+        super().server_close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -242,13 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     RequestHandler.app = App(manifest["service"], manifest["release"], args.role, fault, warmup)
     server = Server(("127.0.0.1", args.port), RequestHandler)
     # Graceful stop: SIGTERM stops accepting; server_close then waits for in-flight requests.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    signal.signal(signal.SIGTERM, lambda *_: server.stop_accepting())
     port = server.server_address[1]
     if args.port_file:
         _write_atomic(args.port_file, f"{port}\n")
     print(f"{manifest['service']}@{manifest['release']} listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
     try:
-        server.serve_forever(poll_interval=0.1)
+        server.serve_until_stopped()
     finally:
         server.server_close()
     print(f"{manifest['service']}@{manifest['release']} stopped", file=sys.stderr, flush=True)

@@ -96,4 +96,10 @@ def run() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    status = run()
+    # Leave without the interpreter's teardown: freeing the config models' modules costs ~30 ms
+    # of CPU (a fifth of the command), ten deploys at once each pay it, and nothing is left to
+    # clean up (the service processes are meant to outlive this command; no atexit handlers).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import socket
 from dataclasses import dataclass
 from typing import Any
+
+#: The most of an answer a probe reads; health and version bodies are a few hundred bytes.
+_MAX_ANSWER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,21 @@ class Answer:
         return f"HTTP {self.status} {json.dumps(self.body)[:200]}"
 
 
+def _answer(status: int, raw: bytes) -> Answer:
+    try:
+        body = json.loads(raw) if raw else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = raw[:200].decode("utf-8", "replace")
+    return Answer(status, body, None)
+
+
 def get_json(url: str, timeout: float = 2.0) -> Answer:
+    """GET any URL (http or https, proxies as configured in the environment)."""
+    # Imported here: the deploy command only probes its own local processes (local_get_json)
+    # and starts faster without urllib.
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -32,11 +48,47 @@ def get_json(url: str, timeout: float = 2.0) -> Answer:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return Answer(None, None, f"no answer from {url}: {reason}")
+    return _answer(status, raw)
+
+
+def local_get_json(port: int, path: str, timeout: float = 2.0) -> Answer:
+    """GET ``http://127.0.0.1:<port><path>`` with one HTTP/1.0 exchange over a plain socket.
+
+    The local staging target polls its processes' health checks with this while they start:
+    it costs a fraction of urllib's CPU per request and never goes through an HTTP proxy set in
+    the environment (which urllib would use for 127.0.0.1 unless NO_PROXY says otherwise)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    raw = bytearray()
     try:
-        body = json.loads(raw) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        body = raw[:200].decode("utf-8", "replace")
-    return Answer(status, body, None)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(("127.0.0.1", port))
+            connection.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n".encode("latin-1"))
+            while len(raw) < _MAX_ANSWER and not _complete(raw) and (chunk := connection.recv(65536)):
+                raw += chunk
+    except OSError as exc:
+        return Answer(None, None, f"no answer from {url}: {exc}")
+    head, separator, body = bytes(raw).partition(b"\r\n\r\n")
+    parts = head.split(b"\r\n", 1)[0].split()
+    if not separator or len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return Answer(None, None, f"no answer from {url}: not an HTTP response ({bytes(raw[:60])!r})")
+    return _answer(int(parts[1]), body[: _content_length(head)])
+
+
+def _content_length(head: bytes) -> int | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _complete(raw: bytearray) -> bool:
+    """Whether the answer so far is whole by its Content-Length (a server that keeps the
+    connection open despite HTTP/1.0 is not waited for); without one, the server's close ends it."""
+    head, separator, body = bytes(raw).partition(b"\r\n\r\n")
+    length = _content_length(head) if separator else None
+    return length is not None and len(body) >= length
 
 
 @dataclass(frozen=True)
