@@ -28,6 +28,7 @@ from pytest_predeploy.security import SecurityConfig
 from pytest_predeploy.secrets import load_secrets
 from pytest_predeploy.smoke import SmokeConfig
 from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
+from pytest_predeploy.staging.settings import ServiceLookup
 from pytest_predeploy.yamlfile import line_of, load_yaml_file
 
 DEFAULT_CONFIG = "predeploy.yaml"
@@ -116,7 +117,7 @@ class RedactConfig(StrictModel):
     env_vars: list[str] = Field(default_factory=list, description="Names of environment variables whose values are redacted from everything written.")
 
 
-class ProjectConfig(StrictModel):
+class ProjectConfig(ServiceLookup, StrictModel):
     """The whole of predeploy.yaml."""
 
     version: Literal[1] = Field(description="Version of this file's format; must be 1.")
@@ -158,16 +159,6 @@ class ProjectConfig(StrictModel):
         if self.target_environment not in self.environments:
             raise ValueError(f"target_environment {self.target_environment!r} is not one of environments: {', '.join(sorted(self.environments)) or '(none)'}")
         return self
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    def service(self, name: str) -> ServiceConfig:
-        for service in self.services:
-            if service.name == name:
-                return service
-        raise ConfigError(f"{self.path}: no service named {name!r}; services: {', '.join(s.name for s in self.services)}")
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:

@@ -43,7 +43,7 @@ from pytest_predeploy.fields import Duration, ExistingFile, Severity, StrictMode
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.refresh import RefreshConfig
 from pytest_predeploy.secrets import SecretSource, load_secrets, parse_env_text
-from pytest_predeploy.yamlfile import read_text_file
+from pytest_predeploy.yamlfile import read_text_file, yaml_error
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -449,12 +449,8 @@ def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
             return loader.load_tree()
     except _Unreadable as exc:
         raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{origin}:{mark.line + 1}" if mark else origin
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: invalid YAML ({type(exc).__name__})") from None
+        raise yaml_error(exc, origin) from None
     finally:
         loader.dispose()
 

@@ -50,15 +50,21 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[Position, int]]:
         except ConfigError as exc:
             raise ConfigError(f"{origin}:{exc}") from None
         data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{origin}:{mark.line + 1}" if mark else origin
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: invalid YAML: {exc}") from None
+        raise yaml_error(exc, origin) from None
     finally:
         loader.dispose()
     return data, lines
+
+
+def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:
+    """The error for unparsable YAML: file and line, what the parser expected, never the text
+    around it (it may hold a value that must not be echoed)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{origin}:{mark.line + 1}" if mark else origin
+        return ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}")
+    return ConfigError(f"{origin}: invalid YAML ({type(exc).__name__})")
 
 
 def read_text_file(path: Path, what: str = "file") -> str:

@@ -9,7 +9,7 @@ import re
 import string
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -118,16 +118,13 @@ class TargetSettings(Protocol):
     def service(self, name: str) -> ServiceConfig: ...
 
 
-class TargetConfig(BaseModel):
-    """The ``services:`` and ``staging:`` sections alone. The deploy and rollback commands load
-    only these: they run once per service, often ten at once, and the whole config model
-    imports every part of the plugin (the rest of the file is the plugin's to validate)."""
+class ServiceLookup:
+    """``base_dir`` and ``service(name)`` for a model with ``path`` and ``services`` (shared by
+    ProjectConfig and TargetConfig)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
-    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The local staging target.")
-    path: Path = Field(Path("predeploy.yaml"), exclude=True, description="(set on load) The file this config came from.")
+    if TYPE_CHECKING:  # fields of the models that use it; declared there, in their own order
+        path: Path
+        services: list[ServiceConfig]
 
     @property
     def base_dir(self) -> Path:
@@ -138,6 +135,18 @@ class TargetConfig(BaseModel):
             if service.name == name:
                 return service
         raise ConfigError(f"{self.path}: no service named {name!r}; services: {', '.join(s.name for s in self.services)}")
+
+
+class TargetConfig(ServiceLookup, BaseModel):
+    """The ``services:`` and ``staging:`` sections alone. The deploy and rollback commands load
+    only these: they run once per service, often ten at once, and the whole config model
+    imports every part of the plugin (the rest of the file is the plugin's to validate)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
+    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The local staging target.")
+    path: Path = Field(Path("predeploy.yaml"), exclude=True, description="(set on load) The file this config came from.")
 
 
 def load_target_config(path: Path) -> TargetConfig:
