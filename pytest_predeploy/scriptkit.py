@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from pytest_predeploy.config import DEFAULT_CONFIG, ProjectConfig, load_config
-from pytest_predeploy.errors import PredeployError
+from pytest_predeploy.errors import ConfigError, PredeployError
 
 ENV_CONFIG = "PREDEPLOY_CONFIG"
 ENV_RELEASE = "PREDEPLOY_RELEASE"
@@ -35,6 +35,11 @@ class ScriptContext:
     release: str | None
     previous_release: str | None
     artifacts: Path
+
+    def require_release(self) -> str:
+        if not self.release:
+            raise ConfigError(f"no release given: pass --release TAG or set {ENV_RELEASE}")
+        return self.release
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

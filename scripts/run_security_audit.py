@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.scriptkit import add_common_arguments, interrupt_on_sigterm, load_context, run_main
 from pytest_predeploy.security import run_security_audit, security_problems
 
@@ -31,9 +30,8 @@ def main() -> int:
     interrupt_on_sigterm()
     args = parse_args()
     context = load_context(args)
-    if not context.release:
-        raise ConfigError("no release given: pass --release TAG or set PREDEPLOY_RELEASE")
-    report = run_security_audit(context.config, args.env, context.release, args.output)
+    release = context.require_release()
+    report = run_security_audit(context.config, args.env, release, args.output)
     for scanner in report.scanners:
         version = f" {scanner.version}" if scanner.version else ""
         detail = f": {scanner.reason}" if scanner.reason else (f": {scanner.findings} finding(s)" if scanner.findings else "")

@@ -33,8 +33,7 @@ def main() -> int:
     interrupt_on_sigterm()
     args = parse_args()
     context = load_context(args)
-    if not context.release:
-        raise ConfigError("no release given: pass --release TAG or set PREDEPLOY_RELEASE")
+    release = context.require_release()
     urls = None
     if args.url:
         urls = {}
@@ -43,7 +42,7 @@ def main() -> int:
             if not sep or not service or not url:
                 raise ConfigError(f"--url {item!r}: expected SERVICE=URL")
             urls[service] = url
-    report = run_smoke_tests(context.config, args.env, context.release, args.output, select=args.select, suites=args.suites, urls=urls)
+    report = run_smoke_tests(context.config, args.env, release, args.output, select=args.select, suites=args.suites, urls=urls)
     for problem in report.problems:
         print(f"- {problem}")
     totals = report.totals
