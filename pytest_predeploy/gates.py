@@ -188,8 +188,14 @@ class GateController:
         is_no_data = call.excinfo is not None and call.excinfo.errisinstance(NoData)
         message = _first_line(report)
         if kind == "guideline" or (is_no_data and self.no_data_policy == "advisory"):
-            # A GUIDELINE miss is visible but never halts and never fails the run.
-            report.outcome = "passed"
+            # A GUIDELINE miss is visible but never halts and never fails the run. A miss in
+            # setup (its step failed) becomes a skip: "passed" there would make pytest run the
+            # test body without its fixture.
+            if report.when == "setup":
+                report.outcome = "skipped"
+                report.longrepr = (str(item.path), item.location[1] + 1, f"advisory: {message}")
+            else:
+                report.outcome = "passed"
             report.predeploy_outcome = "no data" if is_no_data else "advisory"  # type: ignore[attr-defined]
             report.predeploy_detail = report.longreprtext  # type: ignore[attr-defined]
             gate.advisories.append(f"{item.name}: {message}")
@@ -205,9 +211,8 @@ class GateController:
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
         outcome = getattr(report, "predeploy_outcome", None)
-        if outcome in ("advisory", "no data") and report.passed:
-            if report.when == "call" or report.when == "setup":
-                return "advisory", "A", ("ADVISORY" if outcome == "advisory" else "ADVISORY (no data)")
+        if outcome in ("advisory", "no data") and not report.failed:
+            return "advisory", "A", ("ADVISORY" if outcome == "advisory" else "ADVISORY (no data)")
         if outcome == "no data" and report.failed:
             return "failed", "F", "FAILED (no data)"
         if outcome == "awaiting sign-off":

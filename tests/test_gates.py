@@ -140,3 +140,27 @@ def test_config_in_another_folder_runs_its_steps_and_gates_there(pytester: pytes
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-config=service-a/predeploy.yaml")
     assert result.ret == 0, result.stdout.str()
     assert (project / ".artifacts/pre-deployment/staging-parity-report.json").exists()
+
+
+def test_guideline_whose_step_fails_is_advisory_and_its_body_never_runs(pytester: pytest.Pytester) -> None:
+    gates = {"test_gate1_intake.py": '''
+        import pytest
+        pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+        @pytest.fixture(scope="session")
+        def broken_step():
+            pytest.fail("step 'refresh' failed: refresh.sh failed (exit 3)", pytrace=False)
+
+        @pytest.mark.guideline
+        def test_refreshed(broken_step):
+            raise RuntimeError("the body ran without its step")
+    '''}
+    root = make_project(pytester, gates=gates)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_refreshed ADVISORY*", "*advisory: test_refreshed: step 'refresh' failed: refresh.sh failed (exit 3)*"])
+    out = result.stdout.str()
+    assert "the body ran" not in out and "KeyError" not in out  # the call phase never started
+    assert out.count("advisory: test_refreshed") == 1
+    tests = {t["nodeid"].split("::")[1]: t for t in json_report(root)["tests"]}
+    assert tests["test_refreshed"]["outcome"] == "advisory"
