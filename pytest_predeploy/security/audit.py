@@ -57,12 +57,12 @@ def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFi
 
 
 def _judge(config: SecurityConfig, scanner: str, raw: RawFinding, now: datetime) -> Finding:
-    waiver, expired = config.waiver_for(scanner, raw.id, raw.package, raw.file, now)
+    waiver, expired = config.waiver_for(scanner, [raw.id, *raw.aliases], raw.package, raw.file, now)
     applied = WaiverApplied(id=waiver.id, owner=waiver.owner, expires_at=waiver.expires_at, expired=expired) if waiver else None
     cleared = waiver is not None and not expired
     return Finding(
         scanner=scanner, id=raw.id, severity=raw.severity, title=raw.title, package=raw.package, version=raw.version, file=raw.file, line=raw.line,
-        fixed_versions=raw.fixed_versions, aliases=raw.aliases, waiver=applied,
+        source=raw.source, fixed_versions=raw.fixed_versions, aliases=raw.aliases, waiver=applied,
         blocking=raw.severity.rank >= config.blocking_severity.rank and not cleared,
     )
 
@@ -100,6 +100,7 @@ def run_security_audit(config: ProjectConfig, env: str, release: str, output: Pa
     report = SecurityReport(
         release=release, environment=env, blocking_severity=security.blocking_severity, scanners=[result for result, _ in outcomes],
         findings=findings, dependencies=ctx.dependencies, osv_database=ctx.osv_database, sbom=names.SBOM if ctx.sbom_written else None,
+        target_python=deps.markers.describe() if deps.markers else None, skipped_requirements=[ctx.display_origin(line) for line in deps.skipped],
         approvals=_approvals(security, findings), blocking=False,
     )
     report.blocking = bool(security_problems(report))

@@ -53,14 +53,16 @@ class Finding(StrictModel):
     version: str | None = Field(None, description="Its version.")
     file: str | None = Field(None, description="Affected file.")
     line: int | None = Field(None, description="Line in that file.")
+    source: str | None = Field(None, description="Where the affected distribution came from: each requirement file and line that pins it, or 'dependency of <name>'.")
     fixed_versions: list[str] = Field(default_factory=list, description="Versions that fix a vulnerability.")
-    aliases: list[str] = Field(default_factory=list, description="Other ids of the same advisory (CVE, GHSA).")
+    aliases: list[str] = Field(default_factory=list, description="Other ids of the same vulnerability (CVE, GHSA, another database's record of it): records naming each other are one finding, and a waiver may name any of these ids.")
     waiver: WaiverApplied | None = Field(None, description="The waiver that matched it, if any.")
     blocking: bool = Field(description="True when it blocks Gate 3.")
 
     def where(self) -> str:
         if self.package:
-            return f"{self.package} {self.version}" if self.version else self.package
+            where = f"{self.package} {self.version}" if self.version else self.package
+            return f"{where} ({self.source})" if self.source else where
         if self.file:
             return f"{self.file}:{self.line}" if self.line else self.file
         return "(release)"
@@ -116,6 +118,8 @@ class SecurityReport(ArtifactModel):
     dependencies: list[Dependency] = Field(default_factory=list, description="The distributions scanned.")
     osv_database: OsvDatabaseInfo | None = Field(None, description="The OSV database, when one was read.")
     sbom: str | None = Field(None, description="File name of the CycloneDX SBOM beside this report, when written.")
+    target_python: str | None = Field(None, description="The Python environment markers were evaluated for, and where that came from.")
+    skipped_requirements: list[str] = Field(default_factory=list, description="Requirement lines left out because their environment marker is false for target_python (file:line: requirement ; marker).")
     approvals: list[Approval] = Field(default_factory=list, description="Waivers that cleared findings, with their owners.")
     blocking: bool = Field(description="True when Gate 3 must fail.")
 
