@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -14,7 +15,7 @@ STEP = "security"
 
 ScannerName = Literal["bandit", "secrets", "osv", "pip-audit", "licenses", "sbom"]
 #: passed: ran, nothing found; findings: ran and found something; unavailable: could not run
-#: (see reason); disabled: switched off in the config.
+#: (see reason and action: no data, never a clean scan nor findings); disabled: switched off in the config.
 ScannerStatus = Literal["passed", "findings", "unavailable", "disabled"]
 
 
@@ -26,6 +27,7 @@ class ScannerResult(StrictModel):
     version: str | None = Field(None, description="The tool's version, when it could be read.")
     status: ScannerStatus = Field(description="passed, findings, unavailable or disabled.")
     reason: str | None = Field(None, description="Why the scanner is unavailable or disabled.")
+    action: str | None = Field(None, description="What to do so an unavailable scanner can run (a command or the setting to change).")
     fail_closed: bool = Field(description="Whether this scanner being unavailable blocks Gate 3.")
     duration_seconds: float = Field(description="Wall time of the scan, in seconds.")
     targets: list[str] = Field(default_factory=list, description="What was scanned (paths, requirement files, environment).")
@@ -127,11 +129,41 @@ class SecurityReport(ArtifactModel):
         ran = sum(1 for s in self.scanners if s.status in ("passed", "findings"))
         blocking = sum(1 for f in self.findings if f.blocking)
         waived = sum(1 for f in self.findings if f.waiver and not f.waiver.expired)
-        return f"{ran}/{len(self.scanners)} scanners ran, {len(self.findings)} findings, {blocking} blocking, {waived} waived"
+        line = f"{ran}/{len(self.scanners)} scanners ran, {len(self.findings)} findings, {blocking} blocking, {waived} waived"
+        not_run = [f"{s.name}{' (fail-closed)' if s.fail_closed else ''}" for s in self.scanners if s.status == "unavailable"]
+        if not_run:
+            line += f"; could not run: {', '.join(not_run)}"
+        return line
+
+    def could_not_run(self) -> list[ScannerResult]:
+        """The fail-closed scanners that could not run: no data, which blocks like a finding."""
+        return [s for s in self.scanners if s.status == "unavailable" and s.fail_closed]
+
+    def headline(self) -> str:
+        """The [ERROR] line, saying whether the audit found something, could not run, or both."""
+        not_run = ", ".join(s.name for s in self.could_not_run())
+        blocking = any(f.blocking for f in self.findings)
+        if not_run and blocking:
+            return f"[ERROR] Security/compliance scan reported blocking findings, and could not run: {not_run} (no data)."
+        if not_run:
+            return f"[ERROR] Security/compliance scan could not run: {not_run} (no data, not a finding; fail-closed)."
+        return "[ERROR] Security/compliance scan reported blocking findings."
 
 
 def security_problems(report: SecurityReport) -> list[str]:
-    """One line per reason Gate 3 must fail: blocking findings, and fail-closed scanners that did not run."""
-    problems = [f"{s.name}: unavailable: {s.reason} (fail-closed)" for s in report.scanners if s.status == "unavailable" and s.fail_closed]
+    """One line per reason Gate 3 must fail: fail-closed scanners that could not run, with what to
+    do about it, and blocking findings."""
+    problems = [
+        f"{s.name}: could not run (unavailable): {s.reason} (fail-closed)" + (f"; to fix: {s.action}" if s.action else "")
+        for s in report.could_not_run()
+    ]
     problems += [finding.describe() for finding in report.findings if finding.blocking]
     return problems
+
+
+def headline_of(path: Path) -> str:
+    """The [ERROR] line for the report at ``path``; the gate names what is wrong with an unreadable one."""
+    try:
+        return SecurityReport.model_validate_json(path.read_bytes()).headline()
+    except (OSError, ValueError):
+        return f"[ERROR] Security/compliance scan did not clear: {path.name} cannot be read (Gate 3 says why)."
