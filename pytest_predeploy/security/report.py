@@ -86,6 +86,9 @@ class Dependency(StrictModel):
     license: str = Field(description="SPDX expression, or UNKNOWN.")
     license_source: str = Field(description="Where the licence was read: License-Expression, License, classifiers, or why it is unknown.")
     source: str = Field(description="Where the distribution came from (requirements file, environment, dependency of ...).")
+    policy: Literal["allow", "notice", "review", "unlisted", "deny", "unknown"] | None = Field(
+        None, description="The licence policy's verdict: allow, notice (allowed, recorded: weak copyleft as an unmodified dependency), review, unlisted, deny, or unknown (no SPDX licence could be read)."
+    )
 
 
 class Approval(StrictModel):

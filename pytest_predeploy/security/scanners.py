@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pytest_predeploy.artifacts import write_bytes_atomic
 from pytest_predeploy.fields import Severity
@@ -204,12 +205,14 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
             expression, source = licenses.read_license(component.dist.metadata)  # type: ignore[arg-type]
-        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=ctx.component_source(component)))
+        verdict: licenses.Verdict | Literal["unknown"] = "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
+        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=ctx.component_source(component), policy=verdict))
+        if verdict == "notice":
+            scan.notes.append(f"notice: {' '.join(filter(None, (component.name, component.version)))} is {expression} (security.licenses.notice): allowed as an unmodified dependency; keep its licence notice and share changes to its files")
         if expression == licenses.UNKNOWN:
             scan.findings.append(RawFinding("license:UNKNOWN", options.severity.unknown, f"licence unknown: {source}", package=component.name, version=component.version, source=ctx.component_source(component)))
             continue
-        verdict = licenses.evaluate(expression, options.allow, options.deny, options.review)
-        if verdict == "allow":
+        if verdict in ("allow", "notice"):
             continue
         severity = {"deny": options.severity.denied, "review": options.severity.review, "unlisted": options.severity.unlisted}[verdict]
         title = {"deny": "licence is on the deny list", "review": "licence needs a review", "unlisted": "licence is not on the allow list"}[verdict]
