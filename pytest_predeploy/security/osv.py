@@ -270,14 +270,14 @@ def merge_aliases(matches: list[Match]) -> list[Match]:
         groups.setdefault(root(str(found.advisory["id"])), []).append(found)
     merged = []
     for members in groups.values():
-        ids = {str(m.advisory["id"]) for m in members} | {str(a) for m in members for a in m.advisory.get("aliases") or []}
+        every_id = {str(m.advisory["id"]) for m in members} | {str(a) for m in members for a in m.advisory.get("aliases") or []}
         records = [str(m.advisory["id"]) for m in members]
         chosen = _preferred(records)
         lead = next(m for m in members if str(m.advisory["id"]) == chosen)
         fixes = {v for m in members for v in m.fixed_versions}
         merged.append(Match(
             lead.advisory, sorted(fixes, key=lambda v: Version(v)), max((m.severity for m in members), key=lambda sev: sev.rank),
-            id=chosen, aliases=sorted(ids - {chosen}),
+            id=chosen, aliases=sorted(every_id - {chosen}),
         ))
     return sorted(merged, key=lambda m: m.id)
 
