@@ -108,6 +108,8 @@ def show_security(evidence: Evidence, report: SecurityReport) -> None:
     if shown:
         evidence.table(f"Findings{more}", ["id", "severity", "where", "fixed in", "waiver", "blocking"],
                        [[f.id, f.severity.value, f.where(), ", ".join(f.fixed_versions), f.waiver.id if f.waiver else "", f.blocking] for f in shown])
+    if report.skipped_requirements:
+        evidence.table(f"Requirement lines skipped by their marker ({report.target_python})", ["line"], [[line] for line in report.skipped_requirements])
 
 
 def show_signoffs(evidence: Evidence, status: Any) -> None:
