@@ -15,6 +15,7 @@ name are parsed, so a 2,600-advisory database is matched in well under a second.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -124,7 +125,10 @@ def load_database(path: Path, names: Iterable[str]) -> OsvDatabase:
     return db
 
 
+@functools.lru_cache(maxsize=65536)
 def _version(text: str) -> Version | None:
+    # Cached: a scan asks about the same few thousand version strings of the database again and
+    # again (every pin re-reads its advisories' versions lists and range events).
     try:
         return Version(text)
     except InvalidVersion:
@@ -159,11 +163,18 @@ def _in_range(version: Version, events: list[dict[str, str]]) -> bool:
     return vulnerable
 
 
-def affected_fixes(version_text: str, affected: dict[str, Any]) -> list[str] | None:
-    """None when ``version_text`` is not affected; else the fix versions above it (maybe none)."""
+def listed_versions(affected: dict[str, Any]) -> frozenset[Version | str]:
+    """The explicit ``versions`` of an affected entry: parsed when PEP 440, else as written."""
+    return frozenset(_version(text) or text for text in (str(v) for v in affected.get("versions") or []))
+
+
+def affected_fixes(version_text: str, affected: dict[str, Any], listed: frozenset[Version | str] | None = None) -> list[str] | None:
+    """None when ``version_text`` is not affected; else the fix versions above it (maybe none).
+    ``listed``: :func:`listed_versions` of ``affected``, when the caller keeps it."""
     version = _version(version_text)
-    listed = [str(v) for v in affected.get("versions") or []]
-    hit = version_text in listed or (version is not None and any(_version(v) == version for v in listed))
+    if listed is None:
+        listed = listed_versions(affected)
+    hit = version_text in listed or (version is not None and version in listed)
     fixes: set[str] = set()
     for rng in affected.get("ranges") or []:
         if str(rng.get("type", "")).upper() not in ("ECOSYSTEM", "SEMVER"):
@@ -282,16 +293,33 @@ def merge_aliases(matches: list[Match]) -> list[Match]:
     return sorted(merged, key=lambda m: m.id)
 
 
+class PackageIndex:
+    """The database's PyPI ``affected`` entries by normalised distribution name, built once per
+    scan: matching 300 pins then reads only each pin's own advisories, not every candidate."""
+
+    def __init__(self, db: OsvDatabase) -> None:
+        self.entries: dict[str, list[tuple[dict[str, Any], dict[str, Any], frozenset[Version | str]]]] = {}
+        for _, advisory in db.candidates:
+            for affected in advisory.get("affected") or []:
+                package = affected.get("package") or {}
+                if str(package.get("ecosystem", "")).split(":")[0] == "PyPI":
+                    entry = (advisory, affected, listed_versions(affected))
+                    self.entries.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(entry)
+
+    def match(self, name: str, version: str, default: Severity) -> list[Match]:
+        """Every vulnerability affecting distribution ``name`` at ``version``, one per alias group."""
+        matches: list[Match] = []
+        seen: set[int] = set()
+        for advisory, affected, listed in self.entries.get(name, []):
+            if id(advisory) in seen:
+                continue  # an advisory listing the package twice is one match
+            fixes = affected_fixes(version, affected, listed)
+            if fixes is not None:
+                seen.add(id(advisory))
+                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
+        return merge_aliases(matches)
+
+
 def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[Match]:
     """Every vulnerability of ``db`` affecting distribution ``name`` at ``version``, one per alias group."""
-    matches = []
-    for _, advisory in db.candidates:
-        for affected in advisory.get("affected") or []:
-            package = affected.get("package") or {}
-            if str(package.get("ecosystem", "")).split(":")[0] != "PyPI" or canonicalize_name(str(package.get("name", ""))) != name:
-                continue
-            fixes = affected_fixes(version, affected)
-            if fixes is not None:
-                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
-                break
-    return merge_aliases(matches)
+    return PackageIndex(db).match(name, version, default)

@@ -175,12 +175,13 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
             f"the environment has {mismatch.name} {mismatch.installed}, which does not satisfy {mismatch.requirement}: the release's version was not matched against advisories; install what the requirement pins (or correct the pin) and rerun",
             package=mismatch.name, version=mismatch.installed, source=ctx.display_origin(mismatch.origin),
         ))
+    index = osv.PackageIndex(db)
     for component in ctx.deps.components:
         source = ctx.component_source(component)
         if not component.version:
             scan.findings.append(RawFinding("unpinned", Severity.major, "no version to match against advisories (not pinned, not installed)", package=component.name, source=source))
             continue
-        for found in osv.match(db, component.name, component.version, options.default_severity):
+        for found in index.match(component.name, component.version, options.default_severity):
             advisory = found.advisory
             lines = str(advisory.get("summary") or advisory.get("details") or "").strip().splitlines()
             scan.findings.append(
