@@ -192,11 +192,54 @@ def _run_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- advisories ---------------------------------------------------------------------------------
+
+
+def _configure_advisories(parser: argparse.ArgumentParser) -> None:
+    from pytest_predeploy.security.advisories import DEFAULT_URL
+
+    parser.add_argument("action", choices=["update"], help="update: download the OSV PyPI export and replace the local copy atomically")
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"where to download the OSV zip from (default: {DEFAULT_URL}; file:// works for a local mirror)")
+    parser.add_argument("--to", type=Path, default=None, help="the zip to write (default: security.osv.database of the config)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds the download may stall before it is abandoned (default: 60)")
+    _add_config(parser)
+
+
+def _advisories_target(args: argparse.Namespace) -> Path:
+    if args.to is not None:
+        return Path(args.to)
+    path = args.config or (Path(os.environ[ENV_CONFIG]) if os.environ.get(ENV_CONFIG) else None)
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = Path(DEFAULT_CONFIG)
+    if path is None:
+        raise PredeployError("no --to given and no predeploy.yaml here: pass --to PATH.zip")
+    database = load_config(path).security.osv.database
+    if not isinstance(database, Path):
+        why = "is the bundled snapshot, which is never overwritten" if database else "is not set"
+        raise PredeployError(f"{path}: security.osv.database {why}; pass --to PATH.zip, or set security.osv.database to that path")
+    return database
+
+
+def _run_advisories(args: argparse.Namespace) -> int:
+    from pytest_predeploy.security.advisories import UpdateFailed, update_database
+
+    target = _advisories_target(args)
+    try:
+        result = update_database(target, args.url, args.timeout)
+    except UpdateFailed as exc:
+        kept = "the current copy is unchanged" if target.exists() else "nothing was written"
+        print(f"predeploy advisories: error: {exc}; {kept}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"predeploy advisories: {result.path}: {result.advisories} advisories, {result.size} bytes, sha256 {result.sha256[:16]}, fetched {result.fetched_at.isoformat()}")
+    return EXIT_OK
+
+
 #: The subcommands, in help order. Add one by appending a Subcommand.
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("verify", "re-hash a package against its manifest and check its sign-offs", _configure_verify, _run_verify),
     Subcommand("approve", "record a go/no-go sign-off bound to the package's sha256", _configure_approve, _run_approve),
     Subcommand("init", "set up another repository: predeploy.yaml, gate modules, scripts and templates (never overwrites)", _configure_init, _run_init),
+    Subcommand("advisories", "update the offline OSV advisory database (download, check, replace atomically)", _configure_advisories, _run_advisories),
     Subcommand("schema", "write the JSON Schema of every artifact", _configure_schema, _run_schema),
     Subcommand("docs", "write the configuration reference generated from the models", _configure_docs, _run_docs),
 ]

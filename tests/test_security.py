@@ -28,9 +28,8 @@ from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import resolve_dependencies
 
 ROOT = Path(__file__).parents[1]
-SHARED_DATA = ROOT / ".." / "shared" / "data"
-PYPA_DB = SHARED_DATA / "pypa-advisory-db"
-needs_pypa_db = pytest.mark.skipif(not PYPA_DB.is_dir(), reason=f"the PyPA advisory database snapshot is not at {PYPA_DB} (shared test data)")
+#: The PyPA advisory database snapshot the package ships (2024-10-10), as osv.dev's zip of OSV JSON.
+PYPA_DB = osv.BUNDLED_ZIP
 
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
 
@@ -75,7 +74,6 @@ def scanner(report: SecurityReport, name: str) -> Any:
 # -- offline OSV against the real PyPA database ---------------------------------------------
 
 
-@needs_pypa_db
 @pytest.mark.parametrize("target", ["site-packages", "requirements"])
 def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, target: str) -> None:
     if target == "site-packages":
@@ -96,7 +94,6 @@ def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, 
     assert report.osv_database.newest_modified.date().isoformat() == "2024-10-10"
 
 
-@needs_pypa_db
 def test_pypa_db_reports_nothing_for_a_fixed_requests(tmp_path: Path) -> None:
     env = site_packages(tmp_path, {"requests": ("2.32.3", [])})
     config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "100000d"}})
@@ -466,7 +463,6 @@ def test_an_unknown_environment_is_a_usage_error_of_the_script(tmp_path: Path) -
     assert not (tmp_path / "r.json").exists()
 
 
-@needs_pypa_db
 def test_the_demo_audit_runs_every_scanner_and_is_not_blocking(tmp_path: Path) -> None:
     output = tmp_path / "security-compliance-report.json"
     proc = subprocess.run(
