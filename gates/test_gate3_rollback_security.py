@@ -30,7 +30,7 @@ def test_security_and_compliance_scans_cleared(security: Path, evidence: Any) ->
     report = load(security, SecurityReport)
     evidence.figure(report.summary_line())
     show_security(evidence, report)
-    require(security_problems(report), "[ERROR] Security/compliance scan reported blocking findings.")
+    require(security_problems(report), report.headline())
 
 
 @pytest.mark.guideline

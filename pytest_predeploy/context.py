@@ -129,7 +129,7 @@ class RunContext:
         self.results.append(result)
         status = result.describe()
         if step in STEP_OUTPUTS and result.returncode == 1 and not result.error:
-            status = "completed with findings (exit 1)"
+            status = "report written, it lists what blocks (exit 1)"
         suffix = f" ({label})" if label else ""
         self.announce(f"[AUTOMATION] {script_name(argv)} executed: {status}{suffix}")
         return result

@@ -102,7 +102,8 @@ def show_rollback(evidence: Evidence, report: RollbackReport) -> None:
 
 def show_security(evidence: Evidence, report: SecurityReport) -> None:
     evidence.table("Scanners", ["scanner", "status", "version", "seconds", "findings", "reason"],
-                   [[s.name, s.status, s.version or "", f"{s.duration_seconds:.2f}", s.findings, s.reason or ""] for s in report.scanners])
+                   [[s.name, "could not run" if s.status == "unavailable" else s.status, s.version or "", f"{s.duration_seconds:.2f}", s.findings,
+                     (s.reason or "") + (f"; to fix: {s.action}" if s.action else "")] for s in report.scanners])
     shown, more = _rows(sorted(report.findings, key=lambda f: (not f.blocking, f.severity.rank * -1)))
     if shown:
         evidence.table(f"Findings{more}", ["id", "severity", "where", "fixed in", "waiver", "blocking"],

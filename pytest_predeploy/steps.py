@@ -268,9 +268,11 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 @pytest.fixture(scope="session")
 def security(predeploy: RunContext) -> Path:
     """Step 3.2: run_security_audit.py -> security-compliance-report.json (+ SBOM)."""
+    from pytest_predeploy.security.report import headline_of
+
     path, result = run_report_step(predeploy, "security")
     if result.returncode == EXIT_FINDINGS:
-        predeploy.announce("[ERROR] Security/compliance scan reported blocking findings.")
+        predeploy.announce(headline_of(path))
     return path
 
 

@@ -4,8 +4,9 @@
 
 Runs bandit, detect-secrets, the offline OSV match, pip-audit (when its service is reachable), the
 licence policy and the CycloneDX SBOM as configured in predeploy.yaml's ``security:`` section.
-Exit status: 0 the report is written and nothing blocks; 1 the report is written and lists
-blocking findings (or a fail-closed scanner that could not run); 2 the audit could not run.
+Exit status: 0 the report is written and nothing blocks; 1 the report is written and lists what
+blocks (blocking findings, or a fail-closed scanner that could not run: its line says which);
+2 the audit could not run.
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ def main() -> int:
     report = run_security_audit(context.config, args.env, release, args.output)
     for scanner in report.scanners:
         version = f" {scanner.version}" if scanner.version else ""
+        status = "could not run" if scanner.status == "unavailable" else scanner.status
         detail = f": {scanner.reason}" if scanner.reason else (f": {scanner.findings} finding(s)" if scanner.findings else "")
-        print(f"[security] {scanner.name} ({scanner.tool}{version}) {scanner.status}{detail} in {scanner.duration_seconds:.1f}s")
+        action = f"; to fix: {scanner.action}" if scanner.action else ""
+        print(f"[security] {scanner.name} ({scanner.tool}{version}) {status}{detail}{action} in {scanner.duration_seconds:.1f}s")
     problems = security_problems(report)
+    if problems:
+        print(report.headline())
     for problem in problems:
         print(f"- {problem}")
     print(f"{report.summary_line()}; report: {args.output}")

@@ -178,7 +178,7 @@ def test_a_database_older_than_max_age_fails_the_scan(tmp_path: Path, fail_close
     assert "stale" in (result.reason or "") and "2026-01-01" in (result.reason or "")
     assert report.osv_database is not None and report.osv_database.age_days == pytest.approx(329, abs=1)
     assert [f.id for f in report.findings] == ["PYSEC-9"]  # what the old data does say is still reported
-    assert any(line.startswith("osv: unavailable") for line in security_problems(report)) is fail_closed
+    assert any(line.startswith("osv: could not run (unavailable)") for line in security_problems(report)) is fail_closed
 
 
 def test_a_missing_database_is_unavailable_never_clean(tmp_path: Path) -> None:
@@ -352,7 +352,8 @@ def test_a_scanner_that_cannot_run_is_unavailable_and_fails_closed(tmp_path: Pat
     result = scanner(report, name)
     assert result.status == "unavailable" and reason in (result.reason or "")
     assert report.findings == []
-    assert security_problems(report) == [f"{name}: unavailable: {result.reason} (fail-closed)"]
+    assert security_problems(report) == [f"{name}: could not run (unavailable): {result.reason} (fail-closed); to fix: {result.action}"]
+    assert result.action
 
 
 def test_fail_closed_is_configurable_per_scanner(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ write security-compliance-report.json and the CycloneDX SBOM beside it."""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,13 +57,36 @@ def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFi
     return result, scan.findings
 
 
+#: The distribution to install for each scanner that is a separate tool.
+_PACKAGES = {"bandit": "bandit", "secrets": "detect-secrets", "pip-audit": "pip-audit", "sbom": "cyclonedx-bom"}
+_NOT_INSTALLED = ("executable not found", "not executable", "cannot execute", "not installed for")
+
+
+def _action(name: str, reason: str, release: str) -> str:
+    """What to do so scanner ``name`` can run, from why it could not."""
+    key = name.replace("-", "_")
+    if reason.startswith(_NOT_INSTALLED) and name in _PACKAGES:
+        return f"install it where the audit runs: {sys.executable} -m pip install {_PACKAGES[name]} (or point security.{key}.command at an installed copy)"
+    if reason.startswith("timed out"):
+        return f"raise security.{key}.timeout, then rerun Gate 3"
+    if reason.startswith("internal error"):
+        return "this is a bug in pytest-predeploy's scanner: report it with this line; the scan counts as not run until then"
+    if ": set security." in reason:
+        return reason.split(": ", 1)[1]
+    if name == "osv":
+        return "get current advisory data: predeploy advisories update (or set security.osv.database to a folder or zip of OSV advisories)"
+    if name == "pip-audit" and "not reachable" in reason:
+        return "let this machine reach the vulnerability service, or set security.pip_audit.fail_closed: false to keep pip-audit as extra evidence"
+    return f"fix the cause above, then rerun: pytest gates/test_gate3_rollback_security.py --predeploy-release={release}"
+
+
 def _judge(config: SecurityConfig, scanner: str, raw: RawFinding, now: datetime) -> Finding:
-    waiver, expired = config.waiver_for(scanner, raw.id, raw.package, raw.file, now)
+    waiver, expired = config.waiver_for(scanner, [raw.id, *raw.aliases], raw.package, raw.file, now)
     applied = WaiverApplied(id=waiver.id, owner=waiver.owner, expires_at=waiver.expires_at, expired=expired) if waiver else None
     cleared = waiver is not None and not expired
     return Finding(
         scanner=scanner, id=raw.id, severity=raw.severity, title=raw.title, package=raw.package, version=raw.version, file=raw.file, line=raw.line,
-        fixed_versions=raw.fixed_versions, aliases=raw.aliases, waiver=applied,
+        source=raw.source, fixed_versions=raw.fixed_versions, aliases=raw.aliases, waiver=applied,
         blocking=raw.severity.rank >= config.blocking_severity.rank and not cleared,
     )
 
@@ -95,11 +119,15 @@ def run_security_audit(config: ProjectConfig, env: str, release: str, output: Pa
             ctx.pins.write_text(deps.pins(), encoding="utf-8")
         with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
             outcomes = list(pool.map(lambda name: _run_scanner(ctx, name), SCANNERS))
+    for result, _ in outcomes:
+        if result.status == "unavailable" and result.reason:
+            result.action = _action(result.name, result.reason, release)
     findings = [_judge(security, result.name, raw, now) for result, raws in outcomes for raw in raws]
     findings.sort(key=lambda f: (not f.blocking, -f.severity.rank, f.scanner, f.id, f.where()))
     report = SecurityReport(
         release=release, environment=env, blocking_severity=security.blocking_severity, scanners=[result for result, _ in outcomes],
         findings=findings, dependencies=ctx.dependencies, osv_database=ctx.osv_database, sbom=names.SBOM if ctx.sbom_written else None,
+        target_python=deps.markers.describe() if deps.markers else None, skipped_requirements=[ctx.display_origin(line) for line in deps.skipped],
         approvals=_approvals(security, findings), blocking=False,
     )
     report.blocking = bool(security_problems(report))

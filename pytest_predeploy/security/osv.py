@@ -100,6 +100,9 @@ class Match:
     advisory: dict[str, Any]
     fixed_versions: list[str]
     severity: Severity
+    #: The id the finding is reported under, and every other id of the same vulnerability.
+    id: str = ""
+    aliases: list[str] = field(default_factory=list)
 
 
 def _timestamp(text: str) -> datetime | None:
@@ -294,8 +297,53 @@ def advisory_severity(advisory: dict[str, Any], affected: dict[str, Any], defaul
     return _RATINGS.get(rating, default)
 
 
+#: Which record of an alias group names the finding: the PyPI ecosystem's own database first,
+#: so the id stays the same whether the data is the PyPA database or osv.dev's export.
+_ID_PREFERENCE = ("PYSEC-", "GHSA-", "CVE-")
+
+
+def _preferred(ids: Iterable[str]) -> str:
+    def rank(vid: str) -> tuple[int, str]:
+        return next((i for i, prefix in enumerate(_ID_PREFERENCE) if vid.startswith(prefix)), len(_ID_PREFERENCE)), vid
+
+    return min(ids, key=rank)
+
+
+def merge_aliases(matches: list[Match]) -> list[Match]:
+    """One match per vulnerability: records that name each other (directly or through a shared
+    alias, as osv.dev's PYSEC and GHSA copies of one CVE do) become one, with the worst
+    severity, every fix version and every id."""
+    parent: dict[str, str] = {}
+
+    def root(vid: str) -> str:
+        while parent.setdefault(vid, vid) != vid:
+            parent[vid] = parent[parent[vid]]
+            vid = parent[vid]
+        return vid
+
+    for found in matches:
+        ids = [str(found.advisory["id"]), *(str(a) for a in found.advisory.get("aliases") or [])]
+        for other in ids[1:]:
+            parent[root(other)] = root(ids[0])
+    groups: dict[str, list[Match]] = {}
+    for found in matches:
+        groups.setdefault(root(str(found.advisory["id"])), []).append(found)
+    merged = []
+    for members in groups.values():
+        ids = {str(m.advisory["id"]) for m in members} | {str(a) for m in members for a in m.advisory.get("aliases") or []}
+        records = [str(m.advisory["id"]) for m in members]
+        chosen = _preferred(records)
+        lead = next(m for m in members if str(m.advisory["id"]) == chosen)
+        fixes = {v for m in members for v in m.fixed_versions}
+        merged.append(Match(
+            lead.advisory, sorted(fixes, key=lambda v: Version(v)), max((m.severity for m in members), key=lambda sev: sev.rank),
+            id=chosen, aliases=sorted(ids - {chosen}),
+        ))
+    return sorted(merged, key=lambda m: m.id)
+
+
 def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[Match]:
-    """Every advisory of ``db`` affecting distribution ``name`` at ``version``."""
+    """Every vulnerability of ``db`` affecting distribution ``name`` at ``version``, one per alias group."""
     matches = []
     for advisory in db.advisories_for(name):
         for affected in advisory.get("affected") or []:
@@ -304,6 +352,6 @@ def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[M
                 continue
             fixes = affected_fixes(version, affected)
             if fixes is not None:
-                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default)))
+                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
                 break
-    return matches
+    return merge_aliases(matches)

@@ -105,7 +105,7 @@ class LicenseOptions(ScannerOptions):
 class WaiverMatch(StrictModel):
     """Which findings a waiver covers. Shell-style globs (``*``, ``?``), case-sensitive; every given field must match."""
 
-    id: str = Field(description="Finding id, e.g. 'PYSEC-2018-28', 'B602', 'license:GPL-3.0-only', 'secret:AWS Access Key'.")
+    id: str = Field(description="Finding id, e.g. 'PYSEC-2018-28', 'B602', 'license:GPL-3.0-only', 'secret:AWS Access Key'. A vulnerability matches by any of its aliases too ('CVE-2018-18074' covers the PYSEC-2018-28 finding).")
     scanner: str | None = Field(None, description="Scanner name: bandit, osv, pip-audit, licenses, secrets.")
     package: str | None = Field(None, description="Distribution name (normalised, lower case with dashes).")
     file: str | None = Field(None, description="File path as the report shows it.")
@@ -120,9 +120,12 @@ class SecurityWaiver(StrictModel):
     justification: str = Field(description="Why the risk is accepted.")
     expires_at: UtcDatetime = Field(description="When the waiver stops applying; matching findings then block again.")
 
-    def covers(self, scanner: str, finding_id: str, package: str | None, file: str | None) -> bool:
-        checks = [(self.match.id, finding_id), (self.match.scanner, scanner), (self.match.package, package), (self.match.file, file)]
-        return all(pattern is None or (value is not None and fnmatchcase(value, pattern)) for pattern, value in checks)
+    def covers(self, scanner: str, finding_ids: list[str], package: str | None, file: str | None) -> bool:
+        """``finding_ids``: the finding's id and its aliases; the waiver may name any of them."""
+        checks = [(self.match.scanner, scanner), (self.match.package, package), (self.match.file, file)]
+        return any(fnmatchcase(vid, self.match.id) for vid in finding_ids) and all(
+            pattern is None or (value is not None and fnmatchcase(value, pattern)) for pattern, value in checks
+        )
 
 
 class SecurityConfig(StrictModel):
@@ -131,6 +134,10 @@ class SecurityConfig(StrictModel):
     source_paths: list[ConfigPath] = Field(default_factory=list, description="Folders or files of the release's source, scanned by bandit and detect-secrets.")
     requirements: list[ConfigPath] = Field(default_factory=list, description="Requirements or lock files of the release ('name==version' lines; -r includes followed). Their distributions are scanned.")
     environment: Literal["current"] | ConfigPath | None = Field(None, description="Where the release's distributions are installed: 'current' (the interpreter running the audit), a virtualenv folder or a site-packages folder. Gives versions to unpinned requirements and the licence metadata.")
+    target_python: str | None = Field(
+        None, pattern=r"^3\.\d+(\.\d+)?$",
+        description="The Python version the release runs on (e.g. '3.8' or '3.8.18'): environment markers of requirement lines and of installed dependencies are evaluated for it, and the lines they leave out are listed in the report. Default: the interpreter of 'environment' (a virtualenv's python, the pythonX.Y of a site-packages folder, the interpreter running the audit for 'current' or when no environment is set).",
+    )
     distributions: list[str] = Field(default_factory=list, description="Root distributions of the release inside 'environment'; they and their installed dependencies are scanned. With neither this nor 'requirements', every distribution of the environment is scanned.")
     blocking_severity: Severity = Field(Severity.major, description="Findings at or above this severity block Gate 3 unless waived.")
     waivers: list[SecurityWaiver] = Field(default_factory=list, description="Accepted risks, each with an owner and an expiry.")
@@ -149,9 +156,9 @@ class SecurityConfig(StrictModel):
             raise ValueError(f"waiver id {duplicates[0]!r} is used twice")
         return self
 
-    def waiver_for(self, scanner: str, finding_id: str, package: str | None, file: str | None, now: datetime) -> tuple[SecurityWaiver | None, bool]:
+    def waiver_for(self, scanner: str, finding_ids: list[str], package: str | None, file: str | None, now: datetime) -> tuple[SecurityWaiver | None, bool]:
         """The waiver that applies (an unexpired one first), and whether it has expired."""
-        matching = [w for w in self.waivers if w.covers(scanner, finding_id, package, file)]
+        matching = [w for w in self.waivers if w.covers(scanner, finding_ids, package, file)]
         active = [w for w in matching if w.expires_at > now]
         if active:
             return active[0], False

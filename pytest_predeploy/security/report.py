@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -14,7 +15,7 @@ STEP = "security"
 
 ScannerName = Literal["bandit", "secrets", "osv", "pip-audit", "licenses", "sbom"]
 #: passed: ran, nothing found; findings: ran and found something; unavailable: could not run
-#: (see reason); disabled: switched off in the config.
+#: (see reason and action: no data, never a clean scan nor findings); disabled: switched off in the config.
 ScannerStatus = Literal["passed", "findings", "unavailable", "disabled"]
 
 
@@ -26,6 +27,7 @@ class ScannerResult(StrictModel):
     version: str | None = Field(None, description="The tool's version, when it could be read.")
     status: ScannerStatus = Field(description="passed, findings, unavailable or disabled.")
     reason: str | None = Field(None, description="Why the scanner is unavailable or disabled.")
+    action: str | None = Field(None, description="What to do so an unavailable scanner can run (a command or the setting to change).")
     fail_closed: bool = Field(description="Whether this scanner being unavailable blocks Gate 3.")
     duration_seconds: float = Field(description="Wall time of the scan, in seconds.")
     targets: list[str] = Field(default_factory=list, description="What was scanned (paths, requirement files, environment).")
@@ -53,14 +55,16 @@ class Finding(StrictModel):
     version: str | None = Field(None, description="Its version.")
     file: str | None = Field(None, description="Affected file.")
     line: int | None = Field(None, description="Line in that file.")
+    source: str | None = Field(None, description="Where the affected distribution came from: each requirement file and line that pins it, or 'dependency of <name>'.")
     fixed_versions: list[str] = Field(default_factory=list, description="Versions that fix a vulnerability.")
-    aliases: list[str] = Field(default_factory=list, description="Other ids of the same advisory (CVE, GHSA).")
+    aliases: list[str] = Field(default_factory=list, description="Other ids of the same vulnerability (CVE, GHSA, another database's record of it): records naming each other are one finding, and a waiver may name any of these ids.")
     waiver: WaiverApplied | None = Field(None, description="The waiver that matched it, if any.")
     blocking: bool = Field(description="True when it blocks Gate 3.")
 
     def where(self) -> str:
         if self.package:
-            return f"{self.package} {self.version}" if self.version else self.package
+            where = f"{self.package} {self.version}" if self.version else self.package
+            return f"{where} ({self.source})" if self.source else where
         if self.file:
             return f"{self.file}:{self.line}" if self.line else self.file
         return "(release)"
@@ -118,6 +122,8 @@ class SecurityReport(ArtifactModel):
     dependencies: list[Dependency] = Field(default_factory=list, description="The distributions scanned.")
     osv_database: OsvDatabaseInfo | None = Field(None, description="The OSV database, when one was read.")
     sbom: str | None = Field(None, description="File name of the CycloneDX SBOM beside this report, when written.")
+    target_python: str | None = Field(None, description="The Python environment markers were evaluated for, and where that came from.")
+    skipped_requirements: list[str] = Field(default_factory=list, description="Requirement lines left out because their environment marker is false for target_python (file:line: requirement ; marker).")
     approvals: list[Approval] = Field(default_factory=list, description="Waivers that cleared findings, with their owners.")
     blocking: bool = Field(description="True when Gate 3 must fail.")
 
@@ -125,11 +131,41 @@ class SecurityReport(ArtifactModel):
         ran = sum(1 for s in self.scanners if s.status in ("passed", "findings"))
         blocking = sum(1 for f in self.findings if f.blocking)
         waived = sum(1 for f in self.findings if f.waiver and not f.waiver.expired)
-        return f"{ran}/{len(self.scanners)} scanners ran, {len(self.findings)} findings, {blocking} blocking, {waived} waived"
+        line = f"{ran}/{len(self.scanners)} scanners ran, {len(self.findings)} findings, {blocking} blocking, {waived} waived"
+        not_run = [f"{s.name}{' (fail-closed)' if s.fail_closed else ''}" for s in self.scanners if s.status == "unavailable"]
+        if not_run:
+            line += f"; could not run: {', '.join(not_run)}"
+        return line
+
+    def could_not_run(self) -> list[ScannerResult]:
+        """The fail-closed scanners that could not run: no data, which blocks like a finding."""
+        return [s for s in self.scanners if s.status == "unavailable" and s.fail_closed]
+
+    def headline(self) -> str:
+        """The [ERROR] line, saying whether the audit found something, could not run, or both."""
+        not_run = ", ".join(s.name for s in self.could_not_run())
+        blocking = any(f.blocking for f in self.findings)
+        if not_run and blocking:
+            return f"[ERROR] Security/compliance scan reported blocking findings, and could not run: {not_run} (no data)."
+        if not_run:
+            return f"[ERROR] Security/compliance scan could not run: {not_run} (no data, not a finding; fail-closed)."
+        return "[ERROR] Security/compliance scan reported blocking findings."
 
 
 def security_problems(report: SecurityReport) -> list[str]:
-    """One line per reason Gate 3 must fail: blocking findings, and fail-closed scanners that did not run."""
-    problems = [f"{s.name}: unavailable: {s.reason} (fail-closed)" for s in report.scanners if s.status == "unavailable" and s.fail_closed]
+    """One line per reason Gate 3 must fail: fail-closed scanners that could not run, with what to
+    do about it, and blocking findings."""
+    problems = [
+        f"{s.name}: could not run (unavailable): {s.reason} (fail-closed)" + (f"; to fix: {s.action}" if s.action else "")
+        for s in report.could_not_run()
+    ]
     problems += [finding.describe() for finding in report.findings if finding.blocking]
     return problems
+
+
+def headline_of(path: Path) -> str:
+    """The [ERROR] line for the report at ``path``; the gate names what is wrong with an unreadable one."""
+    try:
+        return SecurityReport.model_validate_json(path.read_bytes()).headline()
+    except (OSError, ValueError):
+        return f"[ERROR] Security/compliance scan did not clear: {path.name} cannot be read (Gate 3 says why)."

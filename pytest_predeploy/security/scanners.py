@@ -20,7 +20,7 @@ from pathlib import Path
 from pytest_predeploy.artifacts import write_bytes_atomic
 from pytest_predeploy.fields import Severity, format_duration
 from pytest_predeploy.security import licenses, osv
-from pytest_predeploy.security.components import DependencyTarget
+from pytest_predeploy.security.components import Component, DependencyTarget
 from pytest_predeploy.security.policy import SecurityConfig
 from pytest_predeploy.security.report import Dependency, OsvDatabaseInfo, ScannerName
 from pytest_predeploy.security.tools import ToolUnavailable, command_prefix, parse_json_output, run_tool, tool_version
@@ -43,6 +43,7 @@ class RawFinding:
     line: int | None = None
     fixed_versions: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    source: str | None = None
 
 
 @dataclass
@@ -74,6 +75,17 @@ class ScanContext:
         """A path as the report shows it: relative to the project when inside it."""
         absolute = Path(path) if Path(path).is_absolute() else self.base_dir / path
         return Path(os.path.relpath(absolute.resolve(), self.base_dir.resolve())).as_posix()
+
+    def display_origin(self, origin: str) -> str:
+        """'path:line' of a requirement with the path as the report shows it; other origins as they are."""
+        path, sep, rest = origin.partition(":")
+        line, colon, tail = rest.partition(":")
+        if sep and line.isdigit() and Path(path).is_absolute():
+            return f"{self.display(path)}:{line}{colon}{tail}"
+        return origin
+
+    def component_source(self, component: Component) -> str:
+        return "; ".join(self.display_origin(origin) for origin in component.origins)
 
     def source_paths(self) -> list[Path]:
         if not self.config.source_paths:
@@ -146,7 +158,7 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
     shown = label or ctx.display(path)
     scan.targets = [f"database: {shown}", *ctx.deps.targets]
     components = [c for c in ctx.deps.components if c.version]
-    if not ctx.deps.components:
+    if not ctx.deps.components and not ctx.deps.mismatches:
         ctx.pins_file()  # raises the "nothing to scan" reason
     if label:
         update = "for real releases point security.osv.database at a copy that `predeploy advisories update` keeps current"
@@ -178,16 +190,26 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
                           f"advisories published since then are not known to this scan")
     for problem in ctx.deps.problems:
         scan.notes.append(problem)
+    if ctx.deps.markers is not None:
+        scan.notes.append(f"environment markers evaluated for {ctx.deps.markers.describe()}")
+    scan.notes += [f"skipped (marker false): {ctx.display_origin(line)}" for line in ctx.deps.skipped]
+    for mismatch in ctx.deps.mismatches:
+        scan.findings.append(RawFinding(
+            "pin-mismatch", Severity.major,
+            f"the environment has {mismatch.name} {mismatch.installed}, which does not satisfy {mismatch.requirement}: the release's version was not matched against advisories; install what the requirement pins (or correct the pin) and rerun",
+            package=mismatch.name, version=mismatch.installed, source=ctx.display_origin(mismatch.origin),
+        ))
     for component in ctx.deps.components:
+        source = ctx.component_source(component)
         if not component.version:
-            scan.findings.append(RawFinding("unpinned", Severity.major, "no version to match against advisories (not pinned, not installed)", package=component.name))
+            scan.findings.append(RawFinding("unpinned", Severity.major, "no version to match against advisories (not pinned, not installed)", package=component.name, source=source))
             continue
         for found in osv.match(db, component.name, component.version, options.default_severity):
             advisory = found.advisory
             lines = str(advisory.get("summary") or advisory.get("details") or "").strip().splitlines()
             scan.findings.append(
-                RawFinding(str(advisory["id"]), found.severity, lines[0][:160] if lines else "known vulnerability", package=component.name,
-                           version=component.version, fixed_versions=found.fixed_versions, aliases=[str(a) for a in advisory.get("aliases") or []])
+                RawFinding(found.id, found.severity, lines[0][:160] if lines else "known vulnerability", package=component.name,
+                           version=component.version, fixed_versions=found.fixed_versions, aliases=found.aliases, source=source)
             )
     if max_age is None:
         return
@@ -210,16 +232,16 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
             expression, source = licenses.read_license(component.dist.metadata)  # type: ignore[arg-type]
-        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=component.source))
+        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=ctx.component_source(component)))
         if expression == licenses.UNKNOWN:
-            scan.findings.append(RawFinding("license:UNKNOWN", options.severity.unknown, f"licence unknown: {source}", package=component.name, version=component.version))
+            scan.findings.append(RawFinding("license:UNKNOWN", options.severity.unknown, f"licence unknown: {source}", package=component.name, version=component.version, source=ctx.component_source(component)))
             continue
         verdict = licenses.evaluate(expression, options.allow, options.deny, options.review)
         if verdict == "allow":
             continue
         severity = {"deny": options.severity.denied, "review": options.severity.review, "unlisted": options.severity.unlisted}[verdict]
         title = {"deny": "licence is on the deny list", "review": "licence needs a review", "unlisted": "licence is not on the allow list"}[verdict]
-        scan.findings.append(RawFinding(f"license:{expression}", severity, f"{title} ({source})", package=component.name, version=component.version))
+        scan.findings.append(RawFinding(f"license:{expression}", severity, f"{title} ({source})", package=component.name, version=component.version, source=ctx.component_source(component)))
 
 
 def scan_sbom(ctx: ScanContext, scan: Scan) -> None:
