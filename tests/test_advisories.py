@@ -66,6 +66,19 @@ def test_update_downloads_checks_and_records_when_it_fetched(tmp_path: Path) -> 
 NOT_OSV = osv_zip({"README.json": {"hello": "world"}})
 
 
+def _bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("PYSEC-1.json", json.dumps(record("PYSEC-1")))
+        with archive.open("BOMB.json", "w", force_zip64=True) as entry:  # 64 MiB of zeros, ~64 KB packed
+            for _ in range(64):
+                entry.write(bytes(1 << 20))
+    return buffer.getvalue()
+
+
+BOMB = _bomb()
+
+
 @pytest.mark.parametrize(
     ("route", "expected"),
     [
@@ -74,8 +87,9 @@ NOT_OSV = osv_zip({"README.json": {"hello": "world"}})
         ((200, GOOD[: len(GOOD) // 2], {"Content-Length": str(len(GOOD))}), "truncated"),
         ((200, GOOD[: len(GOOD) // 2], {}), "not a readable OSV archive"),  # cut, and the server did not say how long
         ((200, NOT_OSV, {}), "not an OSV record"),
+        ((200, BOMB, {}), "over the 8 MiB an advisory may have"),
     ],
-    ids=["http-404", "not-a-zip", "truncated", "cut-without-length", "zip-without-osv"],
+    ids=["http-404", "not-a-zip", "truncated", "cut-without-length", "zip-without-osv", "zip-bomb"],
 )
 def test_a_failed_update_says_why_in_one_line_and_keeps_the_old_copy(tmp_path: Path, route: tuple[int, bytes, dict[str, str]], expected: str) -> None:
     target = tmp_path / "osv-pypi.zip"

@@ -42,6 +42,10 @@ _WITHDRAWN = re.compile(rb"""(?m)(?:^|[\s{,])["']?withdrawn["']?\s*:\s*["']?\d""
 _YAML_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar a string: '1.10' stays '1.10'
 
 
+#: One OSV record is a few KB; anything this large in a zip is refused before it is unpacked.
+MAX_RECORD_BYTES = 8 << 20
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be used; the message says why."""
 
@@ -123,6 +127,8 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
             with zipfile.ZipFile(path) as archive:
                 for info in archive.infolist():
                     if info.filename.endswith(_SUFFIXES) and not info.is_dir():
+                        if info.file_size > MAX_RECORD_BYTES:  # a zip bomb, not an advisory (zipfile reads no more than this)
+                            raise DatabaseUnavailable(f"{path}: {info.filename} unpacks to {info.file_size} bytes, over the {MAX_RECORD_BYTES >> 20} MiB an advisory may have")
                         yield info.filename, archive.read(info)
         except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise DatabaseUnavailable(f"{path} is a damaged zip: {exc}") from None
