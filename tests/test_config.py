@@ -56,6 +56,7 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "bad no_data policy": (dump(gates={"no_data": "maybe"}), "gates.no_data"),
     "approval without file": (dump(approvals={"upstream": [{"name": "p4"}]}), "approvals.upstream.0.file: required field is missing"),
     "bad approval max_age": (dump(approvals={"max_age": "soon", "upstream": []}), "approvals.max_age: expected a duration"),
+    "empty upstream approvals": (dump(approvals={"upstream": []}), "approvals.upstream is empty, so Gate 1 would check no approval"),
     "env_vars not a list": (dump(redact={"env_vars": "TOKEN"}), "redact.env_vars: Input should be a valid list"),
     "previous release as list": (dump(previous_release=["v1"]), "previous_release: Input should be a valid string"),
     "environment not a mapping": (dump(environments={"staging": 3, "production": {}}), "environments.staging"),
@@ -122,3 +123,9 @@ def test_unknown_environment_option_is_a_usage_error(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-env=qa")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*environment 'qa' is not defined; environments: production, staging*"])
+
+
+def test_empty_approval_list_loads_only_when_opted_out(tmp_path: Path) -> None:
+    path = tmp_path / "predeploy.yaml"
+    path.write_text(dump(approvals={"upstream": [], "allow_none": True}))
+    assert load_config(path).approvals.upstream == []
