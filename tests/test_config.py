@@ -57,6 +57,8 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "approval without file": (dump(approvals={"upstream": [{"name": "p4"}]}), "approvals.upstream.0.file: required field is missing"),
     "bad approval max_age": (dump(approvals={"max_age": "soon", "upstream": []}), "approvals.max_age: expected a duration"),
     "empty upstream approvals": (dump(approvals={"upstream": []}), "approvals.upstream is empty, so Gate 1 would check no approval"),
+    "empty required roles": (dump(readiness={"required_roles": []}), "readiness.required_roles is empty, so nobody would sign off"),
+    "zero sign-off validity": (dump(readiness={"signoff_validity": "0s"}), "readiness.signoff_validity: must be longer than zero"),
     "env_vars not a list": (dump(redact={"env_vars": "TOKEN"}), "redact.env_vars: Input should be a valid list"),
     "previous release as list": (dump(previous_release=["v1"]), "previous_release: Input should be a valid string"),
     "environment not a mapping": (dump(environments={"staging": 3, "production": {}}), "environments.staging"),
@@ -125,7 +127,8 @@ def test_unknown_environment_option_is_a_usage_error(pytester: pytest.Pytester) 
     result.stderr.fnmatch_lines(["*environment 'qa' is not defined; environments: production, staging*"])
 
 
-def test_empty_approval_list_loads_only_when_opted_out(tmp_path: Path) -> None:
+def test_empty_approval_and_signoff_lists_load_only_when_opted_out(tmp_path: Path) -> None:
     path = tmp_path / "predeploy.yaml"
-    path.write_text(dump(approvals={"upstream": [], "allow_none": True}))
-    assert load_config(path).approvals.upstream == []
+    path.write_text(dump(approvals={"upstream": [], "allow_none": True}, readiness={"required_roles": [], "allow_no_signoff": True}))
+    config = load_config(path)
+    assert config.approvals.upstream == [] and config.readiness.required_roles == []
