@@ -189,9 +189,12 @@ def check_approval(
             detail = str(exc)
         return ApprovalCheck(**base, status="malformed", detail=f"{item.file}: {detail}" if not detail.startswith(str(item.file)) else detail)
     facts = {"approved_by": record.approved_by, "approved_at": record.approved_at, "expires_at": record.expires_at}
+    if record.approved_at > now + CLOCK_SKEW:
+        return ApprovalCheck(**base, **facts, status="future-dated", detail=f"approved_at {record.approved_at.isoformat()} is in the future; a record cannot approve ahead of time")
     max_age = item.max_age or default_max_age
     expires = record.expires_at
     if max_age is not None:
+        # Cannot overflow: approved_at is not in the future and max_age is at most 100 years.
         by_age = record.approved_at + max_age
         expires = min(expires, by_age) if expires else by_age
         facts["expires_at"] = expires
@@ -199,8 +202,6 @@ def check_approval(
         return ApprovalCheck(**base, **facts, status="wrong-release", detail=f"record is for release {record.release}, not {release}")
     if record.status != "approved":
         return ApprovalCheck(**base, **facts, status=record.status, detail=f"status is {record.status} (by {record.approved_by})")
-    if record.approved_at > now + CLOCK_SKEW:
-        return ApprovalCheck(**base, **facts, status="future-dated", detail=f"approved_at {record.approved_at.isoformat()} is in the future; a record cannot approve ahead of time")
     if operator and record.approved_by.strip().casefold() == operator.strip().casefold():
         return ApprovalCheck(**base, **facts, status="self-approved", detail=f"approved by {record.approved_by}, who is running this protocol; an upstream approval must come from someone else")
     if expires is not None and expires <= now:

@@ -56,7 +56,7 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, bool):
         raise ValueError(f"expected {_DURATION_EXAMPLE}")
     elif isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else float("inf")  # float() of a huge int raises
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
@@ -129,7 +129,11 @@ ByteSize = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_si
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("a timestamp needs a time zone, e.g. 2026-11-26T12:00:00Z")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        # 9999-12-31T23:00:00-05:00 is past the last datetime once in UTC.
+        raise ValueError("a timestamp past the year 9999") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware)]

@@ -121,7 +121,7 @@ def test_aliases_that_expand_modestly_still_work_and_keep_lines(tmp_path: Path) 
 # -- item 2: durations and nesting ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["99999999999999w", ".inf"])
+@pytest.mark.parametrize("value", ["99999999999999w", ".inf", "9" * 400])
 def test_absurd_duration_is_a_usage_error_naming_its_line(tmp_path: Path, value: str) -> None:
     config = base_config()
     config["steps"]["parity"]["timeout"] = "PLACEHOLDER"
@@ -243,3 +243,15 @@ def test_a_json_approval_record_with_a_duplicate_key_is_malformed(tmp_path: Path
     check = intake_in_process(tmp_path, "p4.json", content, monkeypatch)
     assert check.status == "malformed"
     assert "duplicate key 'status'" in check.detail
+
+
+@pytest.mark.parametrize(("at", "status"), [
+    ("9999-12-31T23:00:00-05:00", "malformed"),  # past the last datetime once in UTC
+    ("9999-12-20T00:00:00Z", "future-dated"),  # adding max_age would overflow
+])
+def test_approval_dates_at_the_end_of_time_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str, status: str) -> None:
+    (tmp_path / "p4.yaml").write_text(RECORD.format(by="dana", at=at))
+    monkeypatch.setenv("PREDEPLOY_OPERATOR", "ci-bot")
+    config = ApprovalsConfig.model_validate({"max_age": "30d", "upstream": [{"name": "p4", "file": "p4.yaml"}]}, context={"base_dir": tmp_path})
+    check = validate_intake(config, "v1.0").checks[0]
+    assert check.status == status, check.detail
