@@ -193,6 +193,8 @@ def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[object,
         elif item["type"] == "missing":
             message = "required field is missing"
         problems.append(f"{where}: {field}: {message}")
+    if len(problems) == 1:
+        return problems[0]  # one line, file:line first, as every other usage error
     return "invalid configuration:\n  " + "\n  ".join(problems)
 
 

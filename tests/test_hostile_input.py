@@ -128,7 +128,7 @@ def test_absurd_duration_is_a_usage_error_naming_its_line(tmp_path: Path, value:
     text = yaml.safe_dump(config, sort_keys=False).replace("PLACEHOLDER", value)
     line = next(number for number, content in enumerate(text.splitlines(), 1) if "timeout:" in content)
     done = run_protocol(write_project(tmp_path, text))
-    assert_usage_error(done, tmp_path, f"predeploy.yaml:{line}: steps.parity.timeout:")
+    assert_usage_error(done, tmp_path, f"ERROR: {tmp_path / 'predeploy.yaml'}:{line}: steps.parity.timeout: a duration cannot be longer than")
 
 
 def test_absurd_expiry_on_the_command_line_is_a_usage_error(tmp_path: Path) -> None:
