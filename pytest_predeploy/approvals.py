@@ -157,15 +157,13 @@ def parse_json_record(text: str, origin: str) -> Any:
         raise ConfigError(f"{origin}:{_json_nesting_line(text)}: nesting deeper than {MAX_DEPTH} levels") from None
 
 
-def _read_record(path: Path) -> tuple[bytes, Any]:
-    """The record's bytes and data; too big or malformed: ConfigError."""
+def _read_record(path: Path) -> bytes:
+    """The record's bytes; bigger than MAX_DOCUMENT_BYTES: ConfigError (only that much is read)."""
     with path.open("rb") as stream:
         raw = stream.read(MAX_DOCUMENT_BYTES + 1)
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ConfigError(f"{path}: approval record is larger than {format_size(MAX_DOCUMENT_BYTES)}; it is parsed in full, so a bigger one is refused (check it is the right file)")
-    text = raw.decode("utf-8")
-    data = parse_json_record(text, str(path)) if path.suffix == ".json" else parse_yaml(text, str(path))[0]
-    return raw, data
+    return raw
 
 
 def check_approval(
@@ -175,8 +173,10 @@ def check_approval(
     if not item.file.is_file():
         return ApprovalCheck(**base, status="missing", detail=f"no approval record at {item.file}")
     try:
-        raw, data = _read_record(item.file)
+        raw = _read_record(item.file)
         base["sha256"] = hashlib.sha256(raw).hexdigest()
+        text, origin = raw.decode("utf-8"), str(item.file)
+        data = parse_json_record(text, origin) if item.file.suffix == ".json" else parse_yaml(text, origin)[0]
         record = ApprovalRecord.model_validate(data)
     except (ConfigError, ValueError, UnicodeDecodeError, OSError) as exc:
         if isinstance(exc, ValidationError):

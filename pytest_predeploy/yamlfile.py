@@ -48,6 +48,17 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML lets a scalar's own conversion errors escape as plain exceptions with no line:
+        # 2026-02-30 (ValueError), an integer of 5,000 digits (ValueError past Python's limit).
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise _Unreadable(node.start_mark.line + 1, f"a value that cannot be read as {kind} ({type(exc).__name__})") from None
+
 
 class _LineMap:
     """One pass over the node graph: the line of every key path, duplicate keys, and how many

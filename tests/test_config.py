@@ -62,6 +62,8 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "env_vars not a list": (dump(redact={"env_vars": "TOKEN"}), "redact.env_vars: Input should be a valid list"),
     "previous release as list": (dump(previous_release=["v1"]), "previous_release: Input should be a valid string"),
     "environment not a mapping": (dump(environments={"staging": 3, "production": {}}), "environments.staging"),
+    "impossible date": (GOOD + "parity:\n  waivers:\n  - expires_at: 2026-02-30\n", "a value that cannot be read as timestamp"),
+    "integer of 5000 digits": ("version: " + "9" * 5000 + "\n", "predeploy.yaml:1: a value that cannot be read as int"),
     "non-utf8": (b"version: 1\nproject: \xff\xfe\n", "is not UTF-8 text"),
     "binary": (b"\x00\x01\x02version", "is a binary file"),
 }

@@ -7,6 +7,7 @@ test instead of eating the machine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import subprocess
@@ -243,6 +244,7 @@ def test_a_json_approval_record_with_a_duplicate_key_is_malformed(tmp_path: Path
     check = intake_in_process(tmp_path, "p4.json", content, monkeypatch)
     assert check.status == "malformed"
     assert "duplicate key 'status'" in check.detail
+    assert check.sha256 == hashlib.sha256(content.encode()).hexdigest()  # the evidence names the bytes judged
 
 
 @pytest.mark.parametrize(("at", "status"), [
