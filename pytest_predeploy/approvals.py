@@ -9,10 +9,9 @@ decision needs.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -20,7 +19,7 @@ from pytest_predeploy.artifacts import ArtifactModel, describe_validation_error
 from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, utcnow
 from pytest_predeploy.runstate import current_user
-from pytest_predeploy.yamlfile import MAX_DEPTH, MAX_DOCUMENT_BYTES, parse_yaml
+from pytest_predeploy.yamlfile import MAX_DOCUMENT_BYTES, parse_json, parse_yaml
 
 STEP = "intake"
 
@@ -108,55 +107,6 @@ class IntakeReport(ArtifactModel):
     warnings: list[str] = Field(default_factory=list, description="What the reviewer must know although nothing failed (e.g. no approval was required at all).")
 
 
-def _json_object(origin: str) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        data = dict(pairs)
-        if len(data) != len(pairs):
-            seen: set[str] = set()
-            for key, _ in pairs:
-                if key in seen:
-                    raise ConfigError(f"{origin}: duplicate key {key!r}")
-                seen.add(key)
-        return data
-
-    return hook
-
-
-def _json_nesting_line(text: str) -> int:
-    """The line where ``text``'s brackets nest deeper than MAX_DEPTH (strings skipped)."""
-    depth, line, in_string, escaped = 0, 1, False, False
-    for char in text:
-        if char == "\n":
-            line += 1
-        elif in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return line
-        elif char in "]}":
-            depth -= 1
-    return line
-
-
-def parse_json_record(text: str, origin: str) -> Any:
-    """A JSON approval record: duplicate keys refused (as the YAML loader refuses them), nesting
-    bounded; errors name the file and line, never a value."""
-    try:
-        return json.loads(text, object_pairs_hook=_json_object(origin))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}:{_json_nesting_line(text)}: nesting deeper than {MAX_DEPTH} levels") from None
-
-
 def _read_record(path: Path) -> bytes:
     """The record's bytes; bigger than MAX_DOCUMENT_BYTES: ConfigError (only that much is read)."""
     with path.open("rb") as stream:
@@ -176,7 +126,7 @@ def check_approval(
         raw = _read_record(item.file)
         base["sha256"] = hashlib.sha256(raw).hexdigest()
         text, origin = raw.decode("utf-8"), str(item.file)
-        data = parse_json_record(text, origin) if item.file.suffix == ".json" else parse_yaml(text, origin)[0]
+        data = parse_json(text, origin) if item.file.suffix == ".json" else parse_yaml(text, origin)[0]
         record = ApprovalRecord.model_validate(data)
     except (ConfigError, ValueError, UnicodeDecodeError, OSError) as exc:
         if isinstance(exc, ValidationError):

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from filelock import FileLock
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pytest_predeploy.artifacts import PACKAGE, ArtifactModel, read_artifact, write_text_atomic
-from pytest_predeploy.fields import Duration, StrictModel, UtcDatetime, parse_positive_duration, utcnow
+from pytest_predeploy.artifacts import PACKAGE, ArtifactModel, describe_validation_error, write_text_atomic
+from pytest_predeploy.errors import ArtifactError
+from pytest_predeploy.fields import Duration, StrictModel, UtcDatetime, format_size, parse_positive_duration, utcnow
+from pytest_predeploy.yamlfile import parse_json
 
 STEP = "readiness-review"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -29,6 +31,8 @@ Decision = Literal["go", "no-go"]
 Verdict = Literal["current", "expired", "other-package", "future-dated"]
 #: How far a sign-off's signed_at may lie ahead of this machine's clock (clock skew between hosts).
 CLOCK_SKEW = timedelta(minutes=5)
+#: The sign-off file is parsed in full; it gains ~600 bytes per sign-off, so this holds thousands.
+MAX_SIGNOFF_FILE_BYTES = 16 * 1024 * 1024
 
 
 class ReadinessConfig(StrictModel):
@@ -167,10 +171,26 @@ def _lock(path: Path) -> FileLock:
 
 
 def load_signoffs(path: Path) -> list[SignoffStatement]:
-    """The sign-offs of ``path``; none when it does not exist. Malformed: ArtifactError naming the field."""
+    """The sign-offs of ``path``; none when it does not exist. Malformed: an error naming the
+    file and the line or field. Like an upstream approval record it is refused when oversized,
+    nested too deep or carrying a duplicate key (a second "decision" must not silently win)."""
     if not path.exists():
         return []
-    return read_artifact(path, ReadinessApproval).signoffs
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_SIGNOFF_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_SIGNOFF_FILE_BYTES:
+        raise ArtifactError(path, f"is larger than {format_size(MAX_SIGNOFF_FILE_BYTES)}; it is parsed in full, so a bigger one is refused")
+    try:
+        data = parse_json(raw.decode("utf-8"), str(path))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(path, f"not UTF-8 (invalid byte at offset {exc.start})") from None
+    try:
+        return ReadinessApproval.model_validate(data).signoffs
+    except ValidationError as exc:
+        raise ArtifactError(path, f"does not match ReadinessApproval: {describe_validation_error(exc)}") from None
 
 
 def record_signoff(

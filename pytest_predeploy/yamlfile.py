@@ -6,6 +6,7 @@ map from path to line so every configuration error can name both.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,55 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[Position, int]]:
     finally:
         loader.dispose()
     return data, line_map.lines
+
+
+def _json_object(origin: str) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data = dict(pairs)
+        if len(data) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise ConfigError(f"{origin}: duplicate key {key!r}")
+                seen.add(key)
+        return data
+
+    return hook
+
+
+def _json_nesting_line(text: str | bytes) -> int:
+    """The line where ``text``'s brackets nest deeper than MAX_DEPTH (strings skipped)."""
+    depth, line, in_string, escaped = 0, 1, False, False
+    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
+        if char == "\n":
+            line += 1
+        elif in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif char in "]}":
+            depth -= 1
+    return line
+
+
+def parse_json(text: str | bytes, origin: str) -> Any:
+    """A JSON document we read in full (approval records, sign-offs): duplicate keys refused as
+    the YAML loader refuses them, nesting bounded; errors name the file and line, never a value."""
+    try:
+        return json.loads(text, object_pairs_hook=_json_object(origin))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}:{_json_nesting_line(text)}: nesting deeper than {MAX_DEPTH} levels") from None
 
 
 def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_predeploy.errors import ArtifactError
+from pytest_predeploy.errors import ArtifactError, PredeployError
 from pytest_predeploy.readiness import (
     PREDICATE_TYPE,
     ReadinessApproval,
@@ -192,3 +192,13 @@ def test_a_no_go_is_withdrawn_only_by_the_same_signer(approvals: Path) -> None:
     sign(approvals, "qa-lead", "bo")
     status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
     assert status.rejected == ["release-manager: no-go by alice"]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"release": "v1.2", "release": "v9", "step": "readiness-review", "signoffs": []}', r"readiness-approval\.json: duplicate key 'release'"),
+    ('{"release": "v1.2",\n"signoffs": ' + "[" * 100_000 + "]" * 100_000 + "}", r"readiness-approval\.json:2: nesting deeper than"),
+], ids=["duplicate key", "deep nesting"])
+def test_a_forged_signoff_file_is_refused_with_its_file_and_line(approvals: Path, content: str, expected: str) -> None:
+    approvals.write_text(content)
+    with pytest.raises(PredeployError, match=expected):
+        evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
