@@ -16,7 +16,7 @@ from pathlib import Path
 from pytest_predeploy.artifacts import READINESS_APPROVAL
 from pytest_predeploy.config import DEFAULT_CONFIG, load_config
 from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.fields import format_duration, parse_duration
+from pytest_predeploy.fields import format_duration, parse_positive_duration
 from pytest_predeploy.package import VerifyResult, verify_package
 from pytest_predeploy.readiness import ReadinessConfig, evaluate_signoffs, record_signoff
 from pytest_predeploy.runstate import load_state
@@ -34,9 +34,10 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]
 
 
-def _duration(text: str) -> object:
+def _validity(text: str) -> object:
+    # Positive: a sign-off valid for 0s would be recorded already expired.
     try:
-        return parse_duration(text)
+        return parse_positive_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -109,7 +110,7 @@ def _configure_approve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", required=True, help="your name")
     parser.add_argument("--decision", required=True, choices=["go", "no-go"], help="go or no-go")
     parser.add_argument("--conditions", default=None, help="conditions attached to the decision")
-    parser.add_argument("--expires", type=_duration, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)")
+    parser.add_argument("--expires", type=_validity, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)")
     parser.add_argument("--approvals", type=Path, default=None, help=f"the sign-off file (default: {READINESS_APPROVAL} beside the package)")
     _add_config(parser)
 

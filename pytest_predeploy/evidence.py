@@ -60,6 +60,9 @@ def _value(shown: Any) -> str:
 
 
 def show_intake(evidence: Evidence, report: IntakeReport) -> None:
+    for warning in report.warnings:
+        evidence.figure(warning)
+        evidence.html("Warning", f"<p style='color:#cf222e;font-weight:bold'>{html.escape(warning)}</p>")
     evidence.table("Upstream approvals", ["approval", "status", "by", "approved", "expires", "detail"],
                    [[c.title, c.status, c.approved_by or "", c.approved_at or "", c.expires_at or "", c.detail] for c in report.checks])
 

@@ -39,7 +39,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from pytest_predeploy.artifacts import ArtifactModel
 from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.fields import Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.fields import ByteSize, Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.refresh import RefreshConfig
 from pytest_predeploy.secrets import SecretSource, load_secrets, parse_env_text
@@ -289,6 +289,7 @@ class ParityConfig(StrictModel):
     )
     secrets: SecretSeverities = Field(default_factory=SecretSeverities, description="Severity of secret findings.")
     required_flags: dict[str, bool | int | float | str] = Field(default_factory=dict, description="Feature flags this release requires in staging: flag path inside the flags section -> required state. A different or missing state is critical drift.")
+    max_input_size: ByteSize = Field(64 * 1024 * 1024, description="Largest baseline or environment file read for the comparison (e.g. '64MiB'); each is parsed in full, so a bigger one is refused before it is read.")
 
     @field_validator("secret_paths")
     @classmethod
@@ -522,10 +523,10 @@ def parse_document(text: str, fmt: str, origin: str) -> Any:
     return data
 
 
-def load_input_file(path: Path) -> tuple[dict[Any, Any], str]:
-    """One input file -> (mapping, sha256 of its bytes)."""
+def load_input_file(path: Path, max_bytes: int | None = None) -> tuple[dict[Any, Any], str]:
+    """One input file -> (mapping, sha256 of its bytes); bigger than ``max_bytes``: refused unread."""
     fmt = input_format(path)
-    text = read_text_file(path, f"{fmt} file")
+    text = read_text_file(path, f"{fmt} file", max_bytes, "parity.max_input_size")
     data = parse_document(text, fmt, str(path))
     if data is None:
         data = {}
@@ -624,7 +625,7 @@ def load_section(
     merged: dict[Any, Any] | None = None
     inputs: list[InputRecord] = []
     for path in getattr(env, section):
-        data, digest = load_input_file(path)
+        data, digest = load_input_file(path, config.parity.max_input_size)
         merged = data if merged is None else merge(merged, data)
         inputs.append(InputRecord(environment=name, section=section, source=_display(path, config.base_dir), sha256=digest))
     if env.capture is not None and env.capture.section == section:

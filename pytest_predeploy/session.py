@@ -20,7 +20,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from pytest_predeploy import artifacts as names
-from pytest_predeploy.config import ProjectConfig, load_config
+from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import utcnow
@@ -121,10 +121,7 @@ class ProtocolSession:
     def _configure_collection(self) -> None:
         # With no paths on the command line, a protocol run means the gates, not tests/.
         if self.config.args_source != pytest.Config.ArgsSource.ARGS:
-            gates_dir = self.project.gates_dir
-            if not gates_dir.is_dir():
-                raise PredeployError(f"{self.project.path}: gates_dir {gates_dir} does not exist (run `predeploy init` to create the gate modules)")
-            self.config.args = [str(gates_dir)]
+            self.config.args = [str(check_gates_dir(self.project))]
 
     def live(self, line: str) -> None:
         """Print a protocol line now, even from inside a fixture whose output is captured."""

@@ -29,7 +29,7 @@ def project(tmp_path: Path) -> Path:
         project: cli-test
         environments: {staging: {}, production: {}}
         services: [{name: api}]
-        approvals: {upstream: []}
+        approvals: {upstream: [], allow_none: true}
         readiness:
           required_roles: [release-manager, qa-lead]
         """))

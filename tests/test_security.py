@@ -45,7 +45,7 @@ def make_config(root: Path, security: dict[str, Any]) -> ProjectConfig:
         "project": "audit-test",
         "environments": {"staging": {}, "production": {}},
         "services": [{"name": "api"}],
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "security": security,
     }
     path = root / "predeploy.yaml"
