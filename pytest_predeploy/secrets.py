@@ -6,16 +6,15 @@ they are never stored in any model that is serialised.
 
 from __future__ import annotations
 
+import io
 import os
-import re
 from pathlib import Path
 
+from dotenv.parser import parse_stream
 from pydantic import Field
 
 from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.fields import ExistingFile, StrictModel
-
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*(.*?)\s*$")
 
 
 class SecretSource(StrictModel):
@@ -26,35 +25,29 @@ class SecretSource(StrictModel):
 
 
 def parse_env_text(text: str, origin: str) -> dict[str, str]:
-    """Parse ``NAME=value`` lines (``export``, quotes and ``#`` comments allowed); errors name the line, never the value."""
+    """Parse a ``.env`` file as python-dotenv does (``export``, single and double quotes, escapes,
+    ``# comment`` after a value, multi-line quoted values), without interpolation: a ``${VAR}``
+    must not pull this process's environment into a secret. Errors name the line, never a value.
+
+    Where python-dotenv would skip a line it cannot parse (with a warning) or keep a later
+    duplicate over an earlier one, we stop: a silently dropped key is a secret nobody compares.
+    """
     values: dict[str, str] = {}
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if not line.strip() or line.lstrip().startswith("#"):
+    first_line: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        # A binding's text starts with the blank lines before it; count them to name its own line.
+        raw = binding.original.string
+        line = binding.original.line + raw[: len(raw) - len(raw.lstrip())].count("\n")
+        if binding.error:
+            raise ConfigError(f"{origin}:{line}: expected NAME=value (check for an unclosed quote or a stray character on this line)")
+        if binding.key is None:  # blank line or comment
             continue
-        match = _ENV_LINE.match(line)
-        if not match:
-            raise ConfigError(f"{origin}:{index}: expected NAME=value")
-        name, value = match.group(1), match.group(2)
-        if value[:1] in {'"', "'"}:
-            quote = value[0]
-            # A quoted value may span lines (PEM keys).
-            while not (len(value) > 1 and value.endswith(quote)):
-                if index >= len(lines):
-                    raise ConfigError(f"{origin}:{index}: unterminated quoted value for {name}")
-                value += "\n" + lines[index]
-                index += 1
-            value = value[1:-1]
-            if quote == '"':
-                value = value.replace("\\n", "\n")
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        if name in values:
-            raise ConfigError(f"{origin}:{index}: {name} is defined twice")
-        values[name] = value
+        if binding.value is None:
+            raise ConfigError(f"{origin}:{line}: expected NAME=value, found a name without '=' (write NAME= for an empty value)")
+        if binding.key in values:
+            raise ConfigError(f"{origin}:{line}: {binding.key} is defined twice (first on line {first_line[binding.key]})")
+        values[binding.key] = binding.value
+        first_line[binding.key] = line
     return values
 
 
