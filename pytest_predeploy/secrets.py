@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 from dotenv.parser import parse_stream
@@ -74,3 +75,65 @@ def load_secrets(source: SecretSource | None) -> dict[str, str]:
         if name in os.environ:
             values[name] = os.environ[name]
     return values
+
+
+# -- secret names ----------------------------------------------------------------------------
+#
+# Configuration keys name their secrets in every case style: adminPassword, api-key, DB_PASSWORD,
+# AWS_SECRET_ACCESS_KEY, bearerToken. A key is split into lower-case words and is secret when its
+# words end with one of the names below; testing the end (not anywhere) keeps password_min_length,
+# token_ttl and secret_name out, and AWS_ACCESS_KEY_ID (an identifier, not a secret) too.
+
+DEFAULT_SECRET_NAMES: tuple[str, ...] = (
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "api key", "apikey", "private key", "privatekey",
+    "access key", "accesskey", "secret key", "secretkey", "secret key base", "encryption key", "signing key",
+    "master key", "credential", "credentials", "auth", "authorization", "bearer",
+)
+#: Mappings whose every value is a secret, whatever the children are called.
+DEFAULT_SECRET_MAPPINGS: tuple[str, ...] = ("secret", "secrets", "credential", "credentials")
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+
+
+def name_words(name: str) -> tuple[str, ...]:
+    """``AWS_SECRET_ACCESS_KEY``, ``aws-secret-access-key`` and ``awsSecretAccessKey`` all read
+    ``("aws", "secret", "access", "key")``; digits separate words and are dropped."""
+    return tuple(word.lower() for word in _WORD.findall(name))
+
+
+class SecretNames:
+    """Decides from a key alone whether its value is secret, or holds secrets below it."""
+
+    def __init__(self, names: list[str] | tuple[str, ...], mappings: list[str] | tuple[str, ...]) -> None:
+        self._endings = {words for words in map(name_words, names) if words}
+        self._longest = max((len(words) for words in self._endings), default=0)
+        self._mappings = {words for words in map(name_words, mappings) if words}
+        self._cache: dict[object, tuple[bool, bool]] = {}
+
+    def _test(self, key: object) -> tuple[bool, bool]:
+        found = self._cache.get(key)
+        if found is None:
+            words = name_words(key) if isinstance(key, str) else ()
+            named = any(words[-size:] in self._endings for size in range(1, min(self._longest, len(words)) + 1))
+            found = self._cache[key] = (named, words in self._mappings)
+        return found
+
+    def is_secret(self, key: object) -> bool:
+        """The key's name says its value is a secret (``dbPassword``, ``API_KEY``)."""
+        return self._test(key)[0]
+
+    def holds_secrets(self, key: object) -> bool:
+        """The key names a mapping of secrets (``secrets:``, ``credentials:``)."""
+        return self._test(key)[1]
+
+
+_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=(.*)", re.DOTALL)
+
+
+def assignment_secret(text: str, names: SecretNames) -> str | None:
+    """The value of a ``NAME=value`` string whose NAME says secret (a compose file's
+    ``environment:`` list, a container's args), else None."""
+    match = _ASSIGNMENT.fullmatch(text)
+    if match is None or not match.group(2) or not names.is_secret(match.group(1)):
+        return None
+    return match.group(2)

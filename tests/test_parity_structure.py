@@ -1,0 +1,62 @@
+"""Parity on the shape of real configuration: rules written under a node cover that node, lists
+aligned by their longest common subsequence, multi-document YAML (Kubernetes manifests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.parity import DriftItem, ParityReport, compare_environments
+from tests.test_parity_helpers import baselines
+
+DATA = Path(__file__).resolve().parent / "data" / "parity"
+DEMO_RULES = {
+    "rules": [
+        {"path": "infrastructure.services[*].runtime", "severity": "critical"},
+        {"path": "infrastructure.database.*", "severity": "critical", "remediation": "restore the database block"},
+        {"path": "infrastructure.cache.*", "severity": "critical"},
+    ]
+}
+PRODUCTION = "database: {engine: postgres, version: '16', pool: 20}\ncache: {engine: redis}\nservices:\n  - {name: api, runtime: python3.12}\nextras: {a: 1}\n"
+
+
+def compare(config: object) -> ParityReport:
+    return compare_environments(config, "staging", "production", "v1.2")  # type: ignore[arg-type]
+
+
+def by_path(report: ParityReport) -> dict[str, DriftItem]:
+    return {item.path: item for item in report.items}
+
+
+@pytest.mark.parametrize(
+    ("staging", "path", "kind"),
+    [
+        (PRODUCTION.replace("database: {engine: postgres, version: '16', pool: 20}\n", ""), "infrastructure.database", "removed"),
+        (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "disabled"), "infrastructure.database", "type-changed"),
+        (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "null"), "infrastructure.database", "type-changed"),
+        (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "[]"), "infrastructure.database", "type-changed"),
+        (PRODUCTION.replace("  - {name: api, runtime: python3.12}\n", "  - {name: api, runtime: python3.12}\n  - {name: new}\n"), "infrastructure.services[name=new]", "added"),
+        (PRODUCTION.replace("cache: {engine: redis}\n", ""), "infrastructure.cache", "removed"),
+    ],
+)
+def test_a_rule_covers_the_removal_addition_and_type_change_of_the_node_it_is_written_under(tmp_path: Path, staging: str, path: str, kind: str) -> None:
+    report = compare(baselines(tmp_path, staging, PRODUCTION, parity=DEMO_RULES))
+    item = by_path(report)[path]
+    assert (item.kind, item.severity, item.blocking) == (kind, "critical", True)
+    assert "written under this node" in (item.rule or "") and not report.passed
+
+
+def test_a_removed_block_takes_the_severity_of_its_worst_leaf_and_its_remediation(tmp_path: Path) -> None:
+    parity = {"rules": [{"path": "**.engine", "severity": "critical", "remediation": "restore the engine"}, {"path": "**", "severity": "minor"}]}
+    report = compare(baselines(tmp_path, "extras: {a: 1}\n", PRODUCTION, parity=parity))
+    items = by_path(report)
+    assert items["infrastructure.database"].severity == "critical" and items["infrastructure.database"].remediation == "restore the engine"
+    assert "infrastructure.database.engine" in (items["infrastructure.database"].rule or "")
+    assert items["infrastructure.services"].severity == "minor"
+
+
+def test_rules_under_other_nodes_leave_an_unrelated_block_at_its_own_severity(tmp_path: Path) -> None:
+    staging = PRODUCTION + "feature: {beta: true}\n"
+    item = by_path(compare(baselines(tmp_path, staging, PRODUCTION, parity=DEMO_RULES)))["infrastructure.feature"]
+    assert (item.kind, item.severity) == ("added", "major")
