@@ -28,6 +28,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -789,12 +790,7 @@ class Differ:
             return
         key = self._key_for(path, a, b)
         if key is None:
-            for index, (va, vb) in enumerate(zip(a, b)):
-                self._value(va, vb, (*path, ListPos(None, index)), under)
-            for index in range(len(b), len(a)):
-                self.out.append((ADDED, (*path, ListPos(None, index)), a[index], _MISSING))
-            for index in range(len(a), len(b)):
-                self.out.append((REMOVED, (*path, ListPos(None, index)), _MISSING, b[index]))
+            self._aligned(a, b, path, under)
             return
         by_a = {item[key]: item for item in a}
         by_b = {item[key]: item for item in b}
@@ -809,6 +805,22 @@ class Differ:
             if ident not in by_a:
                 self.out.append((REMOVED, (*path, ListPos(key, ident)), _MISSING, vb))
 
+    def _aligned(self, a: list[Any], b: list[Any], path: tuple[Any, ...], under: bool) -> None:
+        """Lists without an identifying key, aligned by the longest common subsequence of their
+        elements (difflib), so one step inserted into a workflow is one added item, not a change
+        of every later step and a false removal at the end. Elements present on both sides (and
+        paired elements of a replaced run) carry the source's index; removed ones the target's."""
+        fa, fb = list(map(_fingerprint, a)), list(map(_fingerprint, b))
+        opcodes = [("equal", 0, len(a), 0, len(b))] if fa == fb else SequenceMatcher(None, fa, fb, autojunk=False).get_opcodes()
+        out = self.out
+        for tag, i1, i2, j1, j2 in opcodes:
+            paired = min(i2 - i1, j2 - j1) if tag in ("equal", "replace") else 0
+            for offset in range(paired):
+                # Equal pairs are walked too: their secrets may be reused.
+                self._value(a[i1 + offset], b[j1 + offset], (*path, ListPos(None, i1 + offset)), under)
+            out.extend((ADDED, (*path, ListPos(None, i)), a[i], _MISSING) for i in range(i1 + paired, i2))
+            out.extend((REMOVED, (*path, ListPos(None, j)), _MISSING, b[j]) for j in range(j1 + paired, j2))
+
     def _key_for(self, path: tuple[Any, ...], a: list[Any], b: list[Any]) -> str | None:
         text: str | None = None
         for regex, key in self._list_keys:
@@ -822,6 +834,21 @@ class Differ:
 
 
 _CONTAINERS = frozenset({dict, list})
+
+
+def _fingerprint(value: Any) -> Any:
+    """A hashable stand-in for ``value`` that is equal exactly when the differ finds no
+    difference (types matter, key order does not, NaN equals NaN)."""
+    cls = value.__class__
+    if cls is dict:
+        return (dict, frozenset((key, _fingerprint(item)) for key, item in value.items()))
+    if cls is list:
+        return (list, tuple(map(_fingerprint, value)))
+    if cls is float and value != value:
+        return (float, "nan")
+    if cls is bytearray:
+        return (cls, bytes(value))
+    return (cls, value)
 
 
 def _same_scalar(a: Any, b: Any) -> bool:
@@ -1071,8 +1098,7 @@ class _Policy:
 
     def secret_step(self, path: tuple[Any, ...]) -> bool:
         """The node at ``path`` is secret by its own key (name, mapping of secrets) or a glob."""
-        key = path[-1]
-        hit = self.names.is_secret(key) or self.names.holds_secrets(key)
+        hit = True in self.names.flags(path[-1])
         if not hit and self.secret_paths:
             text = _match_text(path)
             hit = any(regex.fullmatch(text) for regex in self.secret_paths)

@@ -118,13 +118,17 @@ class SecretNames:
             found = self._cache[key] = (named, words in self._mappings)
         return found
 
+    def flags(self, key: object) -> tuple[bool, bool]:
+        """(the key's name says its value is a secret, the key names a mapping of secrets)."""
+        return self._cache.get(key) or self._test(key)
+
     def is_secret(self, key: object) -> bool:
         """The key's name says its value is a secret (``dbPassword``, ``API_KEY``)."""
-        return self._test(key)[0]
+        return (self._cache.get(key) or self._test(key))[0]
 
     def holds_secrets(self, key: object) -> bool:
         """The key names a mapping of secrets (``secrets:``, ``credentials:``)."""
-        return self._test(key)[1]
+        return (self._cache.get(key) or self._test(key))[1]
 
 
 _ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=(.*)", re.DOTALL)

@@ -60,3 +60,26 @@ def test_rules_under_other_nodes_leave_an_unrelated_block_at_its_own_severity(tm
     staging = PRODUCTION + "feature: {beta: true}\n"
     item = by_path(compare(baselines(tmp_path, staging, PRODUCTION, parity=DEMO_RULES)))["infrastructure.feature"]
     assert (item.kind, item.severity) == ("added", "major")
+
+
+def _workflow(tmp_path: Path, staging: str) -> ParityReport:
+    production = (DATA / "workflow" / "production.yaml").read_text(encoding="utf-8")
+    return compare(baselines(tmp_path, staging, production, name="tests.yaml"))
+
+
+def test_one_step_inserted_into_a_workflow_is_one_added_item_at_its_position(tmp_path: Path) -> None:
+    report = _workflow(tmp_path, (DATA / "workflow" / "staging.yaml").read_text(encoding="utf-8"))
+    assert [(item.path, item.kind) for item in report.items] == [("infrastructure.jobs.tests.steps[4]", "added")]
+    assert report.items[0].source_value.value == {"name": "Lint", "run": "pre-commit run --all-files"}
+
+
+def test_aligned_lists_report_changes_in_place_and_removals_at_the_target_position(tmp_path: Path) -> None:
+    text = (DATA / "workflow" / "staging.yaml").read_text(encoding="utf-8")
+    text = text.replace("      - run: mypy\n", "").replace("pytest -v --tb=short", "pytest -x").replace("      - uses: actions/checkout@v4\n", "      - uses: actions/checkout@v4\n        with: {fetch-depth: 0}\n")
+    items = {(item.path, item.kind) for item in _workflow(tmp_path, text).items}
+    assert items == {
+        ("infrastructure.jobs.tests.steps[0].with", "added"),
+        ("infrastructure.jobs.tests.steps[4]", "added"),
+        ("infrastructure.jobs.tests.steps[6].run", "changed"),  # staging's index
+        ("infrastructure.jobs.tests.steps[6]", "removed"),  # production's index
+    }
