@@ -378,10 +378,17 @@ class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
     def ascend_resolver(self) -> None:
         return None
 
-    def load_tree(self) -> Any:
-        node = self.get_single_node()
-        if node is None:
-            return None
+    def load_documents(self) -> list[tuple[int, Any]]:
+        """Every document of the stream with the line it starts on; empty documents are left out."""
+        documents = []
+        while self.check_node():
+            node = self.get_node()
+            value = self._build(node)
+            if value is not None:
+                documents.append((node.start_mark.line + 1, value))
+        return documents
+
+    def _build(self, node: yaml.Node) -> Any:
         memo: dict[int, Any] = {}
         building: set[int] = set()
         construct = self.construct_object
@@ -455,17 +462,51 @@ class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
 
 
 def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
-    """Parse one YAML document with libyaml; errors name ``origin`` and a line, never a value."""
+    """Parse YAML with libyaml; errors name ``origin`` and a line, never a value. A stream of
+    several documents (``---``), or one Kubernetes object, becomes one mapping of its documents:
+    see ``by_document``."""
     loader = _FastLoader(text)
     try:
         with _no_gc():
-            return loader.load_tree()
+            documents = loader.load_documents()
     except _Unreadable as exc:
         raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         raise yaml_error(exc, origin) from None
     finally:
         loader.dispose()
+    return by_document(documents, origin)
+
+
+def kubernetes_identity(document: Any) -> str | None:
+    """``apiVersion/kind/namespace/name`` of a Kubernetes object (namespace empty when the
+    object has none: ``v1/Namespace//shop``); None for anything else."""
+    if not isinstance(document, dict):
+        return None
+    api, kind, metadata = document.get("apiVersion"), document.get("kind"), document.get("metadata")
+    if not (isinstance(api, str) and isinstance(kind, str) and isinstance(metadata, dict) and isinstance(metadata.get("name"), str)):
+        return None
+    namespace = metadata.get("namespace")
+    return f"{api}/{kind}/{namespace if isinstance(namespace, str) else ''}/{metadata['name']}"
+
+
+def by_document(documents: list[tuple[int, Any]], origin: str) -> Any:
+    """One YAML file's documents as one tree. A single document that is not a Kubernetes object
+    is itself; otherwise each document is keyed by its Kubernetes identity, or by its position
+    among the file's non-empty documents ("0", "1" ...) when it is not a Kubernetes object, so
+    reordering manifests changes nothing and an added object is one item."""
+    if not documents:
+        return None
+    if len(documents) == 1 and kubernetes_identity(documents[0][1]) is None:
+        return documents[0][1]
+    tree: dict[str, Any] = {}
+    first: dict[str, int] = {}
+    for index, (line, document) in enumerate(documents):
+        key = kubernetes_identity(document) or str(index)
+        if key in tree:
+            raise ConfigError(f"{origin}:{line}: a second document for {key} (the first starts on line {first[key]}); each object may appear once")
+        tree[key], first[key] = document, line
+    return tree
 
 
 def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.parity import DriftItem, ParityReport, compare_environments
 from tests.test_parity_helpers import baselines
 
@@ -83,3 +84,27 @@ def test_aligned_lists_report_changes_in_place_and_removals_at_the_target_positi
         ("infrastructure.jobs.tests.steps[6].run", "changed"),  # staging's index
         ("infrastructure.jobs.tests.steps[6]", "removed"),  # production's index
     }
+
+
+def test_kubernetes_manifests_compare_object_by_object_whatever_their_order(tmp_path: Path) -> None:
+    staging, production = ((DATA / "k8s" / f"{env}.yaml").read_text(encoding="utf-8") for env in ("staging", "production"))
+    parity = {"rules": [{"path": "infrastructure.*/Deployment/*/*.spec.template.spec.containers[*].image", "severity": "critical"}]}
+    report = compare(baselines(tmp_path, staging, production, name="manifests.yaml", parity=parity))
+    items = {(item.path, item.kind, item.severity) for item in report.items}
+    assert items == {
+        ("infrastructure.apps/v1/Deployment/shop/api.spec.template.spec.containers[name=api].image", "changed", "critical"),
+        ("infrastructure.v1/ConfigMap/shop/api-extra", "added", "major"),
+    }
+
+
+def test_documents_that_are_not_kubernetes_objects_are_keyed_by_position(tmp_path: Path) -> None:
+    report = compare(baselines(tmp_path, "a: 1\n---\nb: 2\n---\n", "a: 1\n---\nb: 3\n"))
+    assert [(item.path, item.kind) for item in report.items] == [("infrastructure.1.b", "changed")]
+    # One plain document stays as it is.
+    assert [item.path for item in compare(baselines(tmp_path, "a: 1\n", "a: 2\n")).items] == ["infrastructure.a"]
+
+
+def test_the_same_kubernetes_object_twice_in_one_file_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    twice = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata: {password: c2VjcmV0LXZhbHVl}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
+    with pytest.raises(ConfigError, match=r"staging/infra\.yaml:6: a second document for v1/Secret//db \(the first starts on line 1\)"):
+        compare(baselines(tmp_path, twice, "a: 1\n"))
