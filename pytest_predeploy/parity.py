@@ -218,7 +218,7 @@ class EnvironmentConfig(StrictModel):
 
     description: str = Field("", description="Free text shown in reports.")
     secrets: SecretSource | None = Field(None, description="Where this environment's secret values come from.")
-    infrastructure: list[ExistingFile] = Field(default_factory=list, description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section.")
+    infrastructure: list[ExistingFile] = Field(default_factory=list, description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section. A YAML file with several documents (Kubernetes manifests) becomes a mapping of its documents keyed apiVersion/kind/namespace/name, or by position for documents that are not Kubernetes objects.")
     configuration: list[ExistingFile] = Field(default_factory=list, description="Application configuration files (YAML, JSON, TOML or .env), merged in order into the 'configuration' section.")
     flags: list[ExistingFile] = Field(default_factory=list, description="Feature flag files (YAML, JSON, TOML or .env), merged in order into the 'flags' section.")
     capture: CaptureConfig | None = Field(None, description="Optional command whose stdout is the live state, merged over the declared files.")
@@ -280,13 +280,14 @@ class ParityConfig(StrictModel):
     """Parity rules and waivers (Gate 1 fails on any critical drift that is not waived)."""
 
     default_severity: Severity = Field(Severity.major, description="Severity of a difference no rule matches.")
-    rules: list[SeverityRule] = Field(default_factory=list, description="Severity by path glob; the first matching rule wins.")
+    rules: list[SeverityRule] = Field(default_factory=list, description="Severity by path glob; the first matching rule wins. A node that is added, removed or changes type takes its children with it, so it gets the worst of: the first rule matching the node, every rule written under it ('infrastructure.database.*' covers 'infrastructure.database'), and the first rule matching each of its leaves on either side.")
     ignore: list[IgnoreRule] = Field(default_factory=list, description="Expected differences, reported as ignored.")
     waivers: list[DriftWaiver] = Field(default_factory=list, description="Accepted drift with owner, justification and expiry.")
-    list_keys: list[ListKey] = Field(default_factory=_default_list_keys, description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has; otherwise by position.")
+    list_keys: list[ListKey] = Field(default_factory=_default_list_keys, description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (longest common subsequence), so one inserted element is one added item; their paths read [3], staging's position, or production's for a removed element.")
     secret_names: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_NAMES),
-        description="Key names whose values are secret: never shown (at any depth, also inside an added, removed or retyped parent), and a value equal in both environments is reported as REUSED. A key is split into lower-case words whatever its case style (adminPassword, admin_password and ADMIN-PASSWORD all read 'admin password') and is secret when its words end with one of these names, so password_min_length, token_ttl and AWS_ACCESS_KEY_ID are not. Setting this list replaces the defaults.",
+        description="Key names whose values are secret: never shown (at any depth, also inside an added, removed or retyped parent), and a value equal in both environments is reported as REUSED. A key is split into lower-case words whatever its case style (adminPassword, admin_password and ADMIN-PASSWORD all read 'admin password') and is secret when its words end with one of these names, so password_min_length, token_ttl and AWS_ACCESS_KEY_ID are not. Setting this list replaces the defaults: "
+        + ", ".join(DEFAULT_SECRET_NAMES) + ".",
     )
     secret_mappings: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_MAPPINGS),
@@ -926,7 +927,7 @@ class ParityValue(StrictModel):
 class DriftItem(StrictModel):
     """One difference between the environments."""
 
-    path: str = Field(description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3]; secrets are secrets.NAME.")
+    path: str = Field(description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3] (staging's position; production's for a removed element); documents of a multi-document YAML file read apps/v1/Deployment/shop/api or 0, 1 ...; secrets are secrets.NAME.")
     kind: Kind = Field(description="added (only in the source, e.g. staging), removed (only in the target: staging lacks it), changed, type-changed, secret (see detail), required-flag.")
     detail: str = Field(description="The difference in words (e.g. 'REUSED', 'int -> str').")
     source_value: ParityValue | None = Field(description="The source's (staging's) value; null when the key is absent.")

@@ -21,7 +21,7 @@ from pytest_predeploy.fields import ExistingFile, StrictModel
 class SecretSource(StrictModel):
     """Secrets of one environment. Names are configuration; values never leave memory."""
 
-    file: ExistingFile | None = Field(None, description="A .env-style file of NAME=value lines holding this environment's secrets.")
+    file: ExistingFile | None = Field(None, description="A .env file holding this environment's secrets, read as python-dotenv reads it (export, single and double quotes, escapes, '# comment' after a value, multi-line quoted values) but without ${VAR} interpolation; a line it cannot read, a name without '=' or a name defined twice is an error naming the line.")
     env_vars: list[str] = Field(default_factory=list, description="Names of environment variables holding secrets (read at run time; unset ones are reported missing).")
 
 
