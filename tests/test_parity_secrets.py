@@ -9,7 +9,12 @@ import pytest
 from dotenv import dotenv_values
 
 from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.parity import ParityReport, compare_environments, parity_problems, summary_text
+from pytest_predeploy.parity import (
+    ParityReport,
+    compare_environments,
+    parity_problems,
+    summary_text,
+)
 from pytest_predeploy.secrets import parse_env_text, read_env_file
 from tests.test_parity_helpers import write_config
 
