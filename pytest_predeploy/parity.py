@@ -735,8 +735,12 @@ class Differ:
         self.equal_secrets: list[tuple[tuple[Any, ...], Any]] = []
         self._names = names
         self._glob_key = secret_glob_key
-        self._secret_keys: dict[Any, bool] = {}
-        self._holding_keys: dict[Any, bool] = {}
+        # Keys repeat across a baseline: each distinct key is classified once, and a mapping's
+        # secret keys are found by one set intersection, so the hot loop below pays nothing for
+        # secrets in the common case (a mapping without any).
+        self._seen_keys: set[Any] = set()
+        self._secret_keys: set[Any] = set()
+        self._holding_keys: set[Any] = set()
         #: Paths of equal ``NAME=value`` list elements whose NAME says secret.
         self.assignments: set[tuple[Any, ...]] = set()
 
@@ -744,16 +748,15 @@ class Differ:
         self._value(a, b, path, False)
         return self.out
 
-    def _secretish(self, key: Any) -> bool:
+    def _classify_keys(self, keys: Any) -> None:
         names, glob_key = self._names, self._glob_key
-        found = bool(names is not None and (names.is_secret(key) or names.holds_secrets(key))) or bool(glob_key is not None and glob_key.fullmatch(_segment_text(key)))
-        self._secret_keys[key] = found
-        return found
-
-    def _holding(self, key: Any) -> bool:
-        found = self._names is not None and self._names.holds_secrets(key)
-        self._holding_keys[key] = found
-        return found
+        for key in keys:
+            holds = names is not None and names.holds_secrets(key)
+            if holds:
+                self._holding_keys.add(key)
+            if holds or (names is not None and names.is_secret(key)) or (glob_key is not None and glob_key.fullmatch(_segment_text(key))):
+                self._secret_keys.add(key)
+        self._seen_keys.update(keys)
 
     def _value(self, a: Any, b: Any, path: tuple[Any, ...], under: bool) -> None:
         cls = a.__class__
@@ -770,11 +773,17 @@ class Differ:
 
     def _dicts(self, a: dict[Any, Any], b: dict[Any, Any], path: tuple[Any, ...], under: bool = False) -> None:
         # The hot loop of the comparison: locals only, and the common case (equal scalars of one
-        # type) leaves after three tests and one cached look-up of the key.
+        # type) leaves after three tests.
         out = self.out
         get = b.get
-        secret_keys = self._secret_keys
-        holding_keys = self._holding_keys
+        keys = a.keys()
+        if self._names is not None or self._glob_key is not None:
+            if not self._seen_keys.issuperset(keys):
+                self._classify_keys(keys - self._seen_keys)
+            secret = keys & self._secret_keys if self._secret_keys else None
+            holding = keys & self._holding_keys if secret else None
+        else:
+            secret = holding = None
         shared = 0
         for key, va in a.items():
             vb = get(key, _MISSING)
@@ -785,28 +794,16 @@ class Differ:
             cls = va.__class__
             if cls is not vb.__class__:
                 out.append((TYPE_CHANGED, (*path, key), va, vb))
-            elif cls is dict or cls is list:
-                # Keys repeat across a baseline, so the key tests are cached.
-                holds = holding_keys.get(key)
-                if holds is None:
-                    holds = self._holding(key)
-                if cls is dict:
-                    self._dicts(va, vb, (*path, key), under or holds)
-                else:
-                    # The elements of a list under a secret name are each secret.
-                    secretish = secret_keys.get(key)
-                    if secretish is None:
-                        secretish = self._secretish(key)
-                    self._lists(va, vb, (*path, key), under or holds or secretish)
+            elif cls is dict:
+                self._dicts(va, vb, (*path, key), under or bool(holding and key in holding))
+            elif cls is list:
+                # The elements of a list under a secret name are each secret.
+                self._lists(va, vb, (*path, key), under or bool(secret and key in secret))
             elif va != vb:
                 if not (cls is float and va != va and vb != vb):
                     out.append((CHANGED, (*path, key), va, vb))
-            elif va is not None and cls is not bool and va != "":
-                secretish = secret_keys.get(key)
-                if secretish is None:
-                    secretish = self._secretish(key)
-                if secretish or under:
-                    self.equal_secrets.append(((*path, key), va))
+            elif (under or (secret and key in secret)) and va is not None and cls is not bool and va != "":
+                self.equal_secrets.append(((*path, key), va))
         if shared < len(b):
             out.extend((REMOVED, (*path, key), _MISSING, vb) for key, vb in b.items() if key not in a)
 
@@ -825,7 +822,7 @@ class Differ:
                 # present in both lists is reused even when other lines differ.
                 in_b = {text for text in b if text.__class__ is str} if changed else None
                 for index, text in enumerate(a):
-                    if text.__class__ is str and (in_b is None or text in in_b) and assignment_secret(text, self._names):
+                    if text.__class__ is str and "=" in text and (in_b is None or text in in_b) and assignment_secret(text, self._names):
                         where = (*path, ListPos(None, index))
                         self.assignments.add(where)
                         self.equal_secrets.append((where, text))
@@ -1132,7 +1129,7 @@ class _Policy:
         self.secret_glob_key = _last_segments(self.config.secret_paths)
         self._under = [(_prefix_regexes(r.path), r) for r in self.config.rules]
 
-    def _excepted(self, path: tuple[Any, ...]) -> bool:
+    def excepted(self, path: tuple[Any, ...]) -> bool:
         if not self.not_secret:
             return False
         text = _match_text(path)
@@ -1144,19 +1141,22 @@ class _Policy:
         if not hit and self.secret_paths:
             text = _match_text(path)
             hit = any(regex.fullmatch(text) for regex in self.secret_paths)
-        return hit and not self._excepted(path)
+        return hit and not self.excepted(path)
 
     def is_secret(self, path: tuple[Any, ...]) -> bool:
         """Never shown: the node or one of its ancestors is secret."""
+        flags = self.names.flags
+        if not self.secret_paths and not any(True in flags(segment) for segment in path):
+            return False
         return any(self.secret_step(path[: i + 1]) for i in range(len(path)))
 
     def is_reuse_candidate(self, path: tuple[Any, ...]) -> bool:
         """An equal value here is credential reuse: the key's name says secret, it is inside a
         mapping of secrets, or a secret glob names it. A secret-named parent alone (smtp.auth
         with a user name beside the password) does not make every equal child a credential."""
-        if self._excepted(path):
+        if self.excepted(path):
             return False
-        if self.names.is_secret(path[-1]) or any(self.names.holds_secrets(seg) and not self._excepted(path[: i + 1]) for i, seg in enumerate(path)):
+        if self.names.is_secret(path[-1]) or any(self.names.holds_secrets(seg) and not self.excepted(path[: i + 1]) for i, seg in enumerate(path)):
             return True
         text = _match_text(path)
         return any(regex.fullmatch(text) for regex in self.secret_paths)
@@ -1214,10 +1214,9 @@ def _item(fields: dict[str, Any]) -> DriftItem:
     return DriftItem.model_construct(**fields)
 
 
-def _classify(raw: RawDiff, policy: _Policy, shower: _Shower, key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> DriftItem:
+def _classify(raw: RawDiff, secret: bool, policy: _Policy, shower: _Shower, key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> DriftItem:
     kind, path, a, b = raw
     text = _match_text(path)
-    secret = policy.is_secret(path)
     severity, rule, remediation = policy.severity_of(kind, path, (a, b), key_for)
     if kind == TYPE_CHANGED:
         detail = f"{_type_name(a)} -> {_type_name(b)} (staging -> production)"
@@ -1255,7 +1254,7 @@ def _scalars(value: Any, names: SecretNames | None = None) -> Iterator[Any]:
         elif isinstance(item, list):
             stack.extend(item)
         elif names is not None:
-            if isinstance(item, str) and (secret := assignment_secret(item, names)):
+            if isinstance(item, str) and "=" in item and (secret := assignment_secret(item, names)):
                 yield secret
         elif item is not None and item is not _MISSING and not isinstance(item, bool) and item != "":
             yield item
@@ -1379,15 +1378,16 @@ def compare_trees(
     try:
         with _no_gc():  # the walk and the items create no cycles; see _no_gc
             raw = differ.diff(source_tree, target_tree)
-            reused = [(path, value) for path, value in differ.equal_secrets if policy.is_reuse_candidate(path) or (path in differ.assignments and not policy._excepted(path))]
+            reused = [(path, value) for path, value in differ.equal_secrets if policy.is_reuse_candidate(path) or (path in differ.assignments and not policy.excepted(path))]
             # Every value found under a secret key, in either tree, is redacted wherever it is
             # shown: the same password may sit in a DSN under an innocent key.
             found: list[tuple[tuple[Any, ...], Any]] = [
                 (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
             ]
-            for _, path, a, b in raw:
+            secret_paths = [policy.is_secret(path) for _, path, _, _ in raw]
+            for (_, path, a, b), secret in zip(raw, secret_paths):
                 for value in (a, b):
-                    if policy.is_secret(path):
+                    if secret:
                         found.extend((path, scalar) for scalar in _scalars(value))
                     else:
                         found.extend((path, scalar) for scalar in _scalars(value, policy.names))
@@ -1398,7 +1398,7 @@ def compare_trees(
                 known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
             numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
             shower = _Shower(Redactor(_by_value(known)), policy.secret_step, numbers, policy.names)
-            items = [_classify(entry, policy, shower, key_for) for entry in raw]
+            items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths)]
     except RecursionError:
         raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
 
@@ -1406,7 +1406,7 @@ def compare_trees(
         view = ParityValue(type=_type_name(value), redacted=True)
         items.append(policy.finish({
             "path": render_path(path), "kind": "secret", "detail": "REUSED", "source_value": view, "target_value": view,
-            "severity": parity.secrets.reused, "status": "drift", "rule": "secret_paths",
+            "severity": parity.secrets.reused, "status": "drift", "rule": "secret keys (secret_names, secret_mappings, secret_paths)",
             "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
         }, _match_text(path)))
 
