@@ -12,11 +12,13 @@ import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 #: Base64 fragments shorter than this are too likely to occur by chance in unrelated output.
 _MIN_B64_CORE = 8
-#: Values this short would shred ordinary output if redacted; config loading warns about them.
+#: Values this short would shred ordinary output if redacted; they are left alone and the run
+#: warns about them when it loads its secrets (see ``Redactor.too_short``).
 MIN_SECRET_LENGTH = 4
 
 
@@ -35,10 +37,26 @@ def _base64_cores(value: bytes) -> set[bytes]:
     return cores
 
 
+_HEX_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
+
+
+def _url_forms(value: str) -> set[bytes]:
+    """``value`` percent-encoded the ways code commonly does it: ``quote`` with its default
+    ``safe="/"`` and with ``safe=""``, ``quote_plus`` (form encoding), each with upper- and
+    lower-case hex escapes (both are valid and both occur: ``%2F`` from Python, ``%2f`` from
+    other encoders)."""
+    forms: set[bytes] = set()
+    for encoded in (quote(value), quote(value, safe=""), quote_plus(value), quote_plus(value, safe="/")):
+        upper = encoded.encode("ascii")
+        forms.add(upper)
+        forms.add(_HEX_ESCAPE.sub(lambda match: match.group(0).lower(), upper))
+    return forms
+
+
 def secret_forms(value: str) -> set[bytes]:
     """Every byte string whose presence in output would disclose ``value``."""
     raw = value.encode("utf-8")
-    forms = {raw, quote(value, safe="").encode(), quote_plus(value, safe="").encode()}
+    forms = {raw} | _url_forms(value)
     forms.add(json.dumps(value)[1:-1].encode())
     forms.add(json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8"))
     forms |= _base64_cores(raw)
@@ -52,8 +70,13 @@ class Redactor:
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
         replacement: dict[bytes, bytes] = {}
+        #: Names of secrets too short to redact (empty ones are not secrets at all).
+        self.too_short: list[str] = []
         for name, value in sorted(secrets.items()):
-            if not value or len(value) < MIN_SECRET_LENGTH:
+            if not value:
+                continue
+            if len(value) < MIN_SECRET_LENGTH:
+                self.too_short.append(name)
                 continue
             for form in secret_forms(value):
                 replacement.setdefault(form, f"[REDACTED:{name}]".encode())
@@ -92,6 +115,48 @@ class Redactor:
 
     def contains_secret(self, data: bytes) -> bool:
         return self._pattern is not None and self._pattern.search(data) is not None
+
+    def short_secret_warning(self) -> str | None:
+        """The warning a run gives when it loads secrets it cannot redact, or None."""
+        if not self.too_short:
+            return None
+        return (
+            f"secret {', '.join(self.too_short)} {'is' if len(self.too_short) == 1 else 'are'} shorter than {MIN_SECRET_LENGTH} characters: "
+            "too short to redact without shredding ordinary output, so such a value is NOT redacted anywhere; use a longer secret"
+        )
+
+    def locate(self, data: bytes) -> list[str]:
+        """Where secrets occur in ``data``: ``the value of NAME at <json path>`` for a JSON document
+        (a test id, a message, a config value...), ``at line N`` otherwise; so a message can say
+        which part of a file holds the secret, not only which file."""
+        if self._pattern is None or not self.contains_secret(data):
+            return []
+        try:
+            document = json.loads(data)
+        except ValueError:
+            document = None
+        found: dict[str, list[str]] = {}
+        if document is not None:
+            self._walk(document, "", found)
+        if not found:
+            for number, line in enumerate(data.splitlines(), 1):
+                for name in self.names_in(line):
+                    found.setdefault(name, []).append(f"line {number}")
+        return [f"the value of {name} at {', '.join(places[:5])}" + (f" (and {len(places) - 5} more places)" if len(places) > 5 else "") for name, places in sorted(found.items())]
+
+    def _walk(self, node: Any, path: str, found: dict[str, list[str]]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = f"{path}.{key}" if path else str(key)
+                for name in self.names_in(str(key).encode("utf-8", "surrogateescape")):
+                    found.setdefault(name, []).append(f"{child} (a key)")
+                self._walk(value, child, found)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                self._walk(value, f"{path}[{index}]", found)
+        elif node is not None and not isinstance(node, bool):
+            for name in self.names_in(str(node).encode("utf-8", "surrogateescape")):
+                found.setdefault(name, []).append(path or "(top level)")
 
 
 class StreamRedactor:

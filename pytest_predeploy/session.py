@@ -68,6 +68,9 @@ class ProtocolSession:
         env = config.getoption("predeploy_env")
         project.environment(env)
         redactor = Redactor(project.secret_values())
+        short = redactor.short_secret_warning()
+        if short is not None:
+            config.issue_config_time_warning(pytest.PytestConfigWarning(f"{project.path}: {short}"), stacklevel=2)
         option = config.getoption("predeploy_artifacts")
         artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
         artifacts = artifacts.resolve()

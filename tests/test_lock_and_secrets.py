@@ -88,3 +88,26 @@ def test_planted_secrets_never_reach_transcripts_artifacts_or_reports(pytester: 
         assert form not in terminal
     assert "contained the value of staging/DB_PASSWORD" in terminal
     assert "[REDACTED:staging/DB_PASSWORD]" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()
+
+
+SECRET_IN_TEST_ID = f'''
+import json, sys
+results = {{"drift": 0, "suites": [{{"tests": [{{"nodeid": "test_login[{SECRET}]", "outcome": "passed"}}]}}]}}
+open(sys.argv[1], "w").write(json.dumps(results))
+'''
+
+
+def test_a_secret_in_an_artifact_is_located_and_a_too_short_secret_is_warned_about(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester, parity_script=SECRET_IN_TEST_ID)
+    (root / "staging.env").write_text(f"DB_PASSWORD={SECRET}\nPIN=42a\n")
+    config = base_config(environments={"staging": {"secrets": {"file": "staging.env"}}, "production": {}})
+    (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rA")
+    terminal = result.stdout.str() + result.stderr.str()
+    assert result.ret == 1
+    # Where in the file the secret was, not advice to fix the script that merely reported it.
+    assert "the value of staging/DB_PASSWORD at suites[0].tests[0].nodeid" in terminal
+    assert "Fix parity.py" not in terminal
+    assert SECRET not in terminal
+    assert "staging/PIN is shorter than 4 characters" in terminal
+    assert "NOT redacted" in terminal

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -197,3 +198,30 @@ def test_stream_redactor_catches_a_secret_split_at_every_offset() -> None:
         stream = redactor.stream()
         out = stream.feed(text[:cut]) + stream.feed(text[cut:]) + stream.flush()
         assert out == b"before [REDACTED:TOKEN] after", cut
+
+
+
+def _lower_escapes(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), text)
+
+
+URL_SECRET = "Pa/ss w0rd+Canary/x"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        quote(URL_SECRET),  # default safe="/": the slashes stay as they are
+        quote(URL_SECRET, safe=""),
+        quote_plus(URL_SECRET),
+        _lower_escapes(quote(URL_SECRET, safe="")),
+        _lower_escapes(quote_plus(URL_SECRET)),
+    ],
+    ids=["quote-default", "quote-safe-empty", "quote_plus", "lower-hex", "quote_plus-lower-hex"],
+)
+def test_every_url_encoding_of_a_secret_is_redacted(tmp_path: Path, encoded: str) -> None:
+    step = script(tmp_path, f"print('dsn postgres://u:' + {encoded!r} + '@db')")
+    result = run(tmp_path, [sys.executable, str(step)], redactor=Redactor({"DB_PASSWORD": URL_SECRET}))
+    data = result.transcript.read_bytes()
+    assert encoded.encode() not in data
+    assert b"postgres://u:[REDACTED:DB_PASSWORD]@db" in data
