@@ -70,13 +70,34 @@ def script_outcome(result: RunResult) -> str:
     outcome = f"{script_name(result.argv)} {result.describe()}"
     if result.ok:
         return outcome
+    message = _last_error(result.transcript)
+    return f"{outcome}: {message}" if message else outcome
+
+
+#: The most of a script's last error message kept in a problem sentence (a service log tail with
+#: a traceback fits; the whole output is in the transcript).
+_ERROR_LINES = 25
+_ERROR_LINE_WIDTH = 300
+
+
+def _last_error(transcript: Path) -> str | None:
+    """The last message the script printed on stderr with the indented lines that continue it
+    (a service's log tail: a traceback, an argparse usage). The transcript is already redacted;
+    it is read from its end, as it can be large."""
     try:
-        lines = result.transcript.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(transcript, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 256 * 1024))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
     except OSError:
-        lines = []
-    # Indented stderr lines continue a message (a log tail); the message is the line before them.
-    errors = [text for line in lines if " stderr | " in line and (text := line.split(" stderr | ", 1)[1]).strip() and not text.startswith(" ")]
-    return f"{outcome}: {errors[-1][:300]}" if errors else outcome
+        return None
+    errors = [text for line in lines if " stderr | " in line and (text := line.split(" stderr | ", 1)[1]).strip()]
+    start = next((i for i in range(len(errors) - 1, -1, -1) if not errors[i].startswith(" ")), None)
+    if start is None:
+        return None
+    message = [line[:_ERROR_LINE_WIDTH] for line in errors[start:]]
+    if len(message) > _ERROR_LINES:
+        message = [message[0], f"    ({len(message) - _ERROR_LINES} lines left out; see {transcript.name})", *message[1 - _ERROR_LINES :]]
+    return "\n".join(message)
 
 
 class Verification(StrictModel):

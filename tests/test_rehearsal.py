@@ -8,11 +8,13 @@ import os
 import signal
 import threading
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import read_artifact
+from pytest_predeploy.redact import Redactor
 from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
 from pytest_predeploy.staging import service_urls
 from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
@@ -109,3 +111,36 @@ def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(s
     assert report.recovery is not None and report.recovery.staging_on_previous
     assert {r.service for r in report.recovery.services} == {"api", "worker"}
     assert "the deployment rehearsal was interrupted" in deployment_problems(report)
+
+
+CRASHING_SERVICE = '''
+import argparse, sys
+print("connecting to db with password {secret}", file=sys.stderr, flush=True)
+parser = argparse.ArgumentParser(prog="server.py")
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--port-file", required=True)
+parser.add_argument("--listen-backlog-size-for-the-production-like-profile", type=int, required=True)
+parser.add_argument("--another-rather-long-required-option-name", required=True)
+parser.parse_args()
+'''
+
+
+def test_a_service_that_fails_to_start_shows_the_real_last_lines_of_its_log_redacted(staging: StagingProject, tmp_path: Path) -> None:
+    secret = "Canary-Db-Pa55-4417"
+    source = tmp_path / "crashing"
+    source.mkdir()
+    (source / "server.py").write_text(CRASHING_SERVICE.format(secret=secret))
+    staging.write(services=[service("api", source=str(source))])
+    ctx = staging.context("v2", previous=None)
+    ctx.redactor = Redactor({"staging/DB_PASSWORD": secret})
+
+    report = rehearse_deployment(ctx)
+
+    problem = deployment_problems(report)[0]
+    assert "crashed at start" in problem
+    # argparse's usage wraps onto indented lines; the message is the last line of the log.
+    assert "usage: server.py" in problem
+    assert "--another-rather-long-required-option-name" in problem
+    assert "server.py: error: the following arguments are required" in problem
+    assert "[REDACTED:staging/DB_PASSWORD]" in problem
+    assert secret not in problem and secret not in ctx.artifact(names.DEPLOYMENT_REPORT).read_text()

@@ -481,11 +481,14 @@ def check_tag(tag: str) -> str:
         raise TargetError(EXIT_USAGE, str(exc)) from None
 
 
-def _log_tail(log: Path, offset: int, lines: int = 10) -> str:
+def _log_tail(log: Path, offset: int, lines: int = 15) -> str:
+    """The last ``lines`` lines the service wrote since ``offset``, each indented so that the
+    caller's reader sees them as the continuation of one message (read from the end: a crash
+    loop can leave a large log)."""
     try:
         with open(log, "rb") as handle:
-            handle.seek(offset)
+            handle.seek(max(offset, handle.seek(0, 2) - 64 * 1024))
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+    return "\n".join("    " + line for line in text.splitlines()[-lines:] if line.strip())
