@@ -123,7 +123,7 @@ def verify_service(ctx: RunContext, service: str, expected: str) -> Verification
         if url is None:
             healthy, reported, problems = False, None, [f"not running: no live process serves its current release on {ctx.env}"]
         else:
-            check = check_release(url, expected, settings.health_path)
+            check = check_release(url, expected, settings.health_path, service)
             healthy, reported, problems = check.healthy, check.reported_release, check.problems
         if not problems or time.monotonic() >= deadline:
             return Verification(
@@ -398,7 +398,7 @@ class _Rehearsal:
         if url is None:
             current = current_release(self.ctx.config, self.ctx.env, name)
             return "staging was empty" if current is None else f"staging had {current} current but not running"
-        check = check_release(url, previous, self.ctx.config.service(name).health_path)
+        check = check_release(url, previous, self.ctx.config.service(name).health_path, name)
         if check.reported_release != previous:
             return f"staging ran {check.reported_release or 'an unknown release'}"
         return None if check.healthy else f"{previous} was not healthy"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import urllib.request
 from pathlib import Path
@@ -144,3 +145,15 @@ def test_a_service_that_fails_to_start_shows_the_real_last_lines_of_its_log_reda
     assert "server.py: error: the following arguments are required" in problem
     assert "[REDACTED:staging/DB_PASSWORD]" in problem
     assert secret not in problem and secret not in ctx.artifact(names.DEPLOYMENT_REPORT).read_text()
+
+
+def test_verification_checks_which_service_answers_not_only_the_release(staging: StagingProject) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # worker's configured URL is api's: it reports the candidate, but it is not the worker.
+    staging.write(services=[service("api", port=port), service("worker", "worker", url=f"http://127.0.0.1:{port}")])
+    report = rehearse_deployment(staging.context("v2", previous=None))
+    assert report.outcome == "failed"
+    problems = deployment_problems(report)
+    assert any(p.startswith("worker: deployment of v2 failed") and "is answered by service 'api', not 'worker'" in p for p in problems), problems
