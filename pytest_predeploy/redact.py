@@ -84,6 +84,14 @@ class Redactor:
         forms = sorted(replacement, key=len, reverse=True)
         self._pattern = re.compile(b"|".join(re.escape(form) for form in forms)) if forms else None
         self.max_form_length = max((len(form) for form in forms), default=0)
+        # Where a secret could begin at the end of a stream: the forms by their first two bytes,
+        # and a pattern finding those two bytes (in C, not a Python loop over every position).
+        self._forms_by_start: dict[bytes, list[bytes]] = {}
+        for form in forms:
+            self._forms_by_start.setdefault(form[:2], []).append(form)
+        self._first_bytes = frozenset(form[:1] for form in forms)
+        starts = sorted(self._forms_by_start, key=len, reverse=True)
+        self._start_pattern = re.compile(b"(?=(" + b"|".join(re.escape(start) for start in starts) + b"))") if starts else None
 
     @classmethod
     def from_values(cls, values: Iterable[tuple[str, str]]) -> Redactor:
@@ -112,6 +120,19 @@ class Redactor:
             return []
         found = {self._replacement[m.group(0)] for m in self._pattern.finditer(data)}
         return sorted(tag.decode()[len("[REDACTED:") : -1] for tag in found)
+
+    def pending_start(self, data: bytes) -> int:
+        """The first position from which the rest of ``data`` could be the beginning of a secret
+        form still being written (``len(data)`` when none could be): only that much needs to be
+        held back until more output arrives."""
+        if self._start_pattern is None or not data:
+            return len(data)
+        start = max(0, len(data) - (self.max_form_length - 1))
+        for match in self._start_pattern.finditer(data, start):
+            tail = data[match.start() :]
+            if any(form.startswith(tail) for form in self._forms_by_start[match.group(1)]):
+                return match.start()
+        return len(data) - 1 if data[-1:] in self._first_bytes else len(data)
 
     def contains_secret(self, data: bytes) -> bool:
         return self._pattern is not None and self._pattern.search(data) is not None
@@ -160,29 +181,35 @@ class Redactor:
 
 
 class StreamRedactor:
-    """Redacts a byte stream fed in arbitrary chunks, holding back at most one secret's length."""
+    """Redacts a byte stream fed in arbitrary chunks, holding back only a tail that could be the
+    start of a secret form (at most the longest form minus one byte)."""
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self._held = b""
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
 
     def feed(self, chunk: bytes) -> bytes:
         pattern = self._redactor._pattern
         if pattern is None:
             return chunk
         buffer = self._held + chunk
-        # Anything that starts before `cut` and could be a secret ends inside `buffer`, so it is
-        # decided now; bytes from `cut` on might be the start of a secret the next chunk finishes.
-        cut = len(buffer) - (self._redactor.max_form_length - 1)
+        # From `hold` on, the buffer could be the start of a secret the next chunk finishes. Before
+        # it, no suffix of the buffer is the start of a form, so a match starting there is whole
+        # and final (and may run past `hold`: a complete secret is never held back).
+        hold = self._redactor.pending_start(buffer)
         out: list[bytes] = []
         pos = 0
         for match in pattern.finditer(buffer):
-            if match.start() >= cut:
+            if match.start() >= hold:
                 break
             out.append(buffer[pos : match.start()])
             out.append(self._redactor._substitute(match))
             pos = match.end()
-        emit_end = max(pos, cut)
+        emit_end = max(pos, hold)
         out.append(buffer[pos:emit_end])
         self._held = buffer[emit_end:]
         return b"".join(out)

@@ -11,6 +11,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pytest_predeploy import artifacts as names
@@ -18,7 +19,7 @@ from pytest_predeploy.artifacts import read_artifact
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
 from pytest_predeploy.staging import service_urls
-from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+from tests.test_staging_support import SCRIPTS, StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def versions(project: StagingProject) -> dict[str, str]:
@@ -157,3 +158,30 @@ def test_verification_checks_which_service_answers_not_only_the_release(staging:
     assert report.outcome == "failed"
     problems = deployment_problems(report)
     assert any(p.startswith("worker: deployment of v2 failed") and "is answered by service 'api', not 'worker'" in p for p in problems), problems
+
+
+def test_a_deploy_script_s_stray_daemon_is_stopped_but_the_deployed_service_keeps_running(staging: StagingProject, tmp_path: Path) -> None:
+    pids = tmp_path / "stray.pids"
+    wrapper = tmp_path / "deploy_with_a_daemon.sh"
+    wrapper.write_text(
+        f"setsid -f sh -c 'echo $$ >> {pids}; exec sleep 300' </dev/null >/dev/null 2>&1\n"
+        f"while [ ! -s {pids} ]; do sleep 0.02; done\n"
+        f'exec bash {SCRIPTS / "deploy_backend.sh"} "$@"\n'
+    )
+    staging.write(services=[service("api")], steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}})
+    ctx = staging.context("v2", previous=None)
+    stray: list[int] = []
+    try:
+        report = rehearse_deployment(ctx)
+        stray = [int(line) for line in pids.read_text().split()]
+        assert report.outcome == "succeeded", deployment_problems(report)
+        # The service the target started is the deployed release: it outlives the step.
+        assert versions(staging) == {"api": "v2"}
+        # The daemon the script started itself does not, and the transcript says so.
+        assert stray and not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in stray)
+        transcript = ctx.artifacts / names.TRANSCRIPTS_DIR / "deploy-api.log"
+        assert f"# note: stopped pid {stray[0]} (sleep)" in transcript.read_text()
+    finally:
+        for pid in stray:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
