@@ -294,11 +294,17 @@ class _Transcript:
         return f"{stamp} {stream}{separator}".encode() + text.encode("utf-8") + b"\n"
 
     def _write(self, data: bytes) -> None:
-        if self.written >= self._limit:
-            self.dropped += len(data)
-            return
-        self._handle.write(data)
-        self.written += len(data)
+        room = self._limit - self.written
+        if len(data) > room:
+            # Whole lines up to the cap; the rest is counted (the cap is a promise about the file).
+            fits = data.rfind(b"\n", 0, room) + 1
+            self.dropped += len(data) - fits
+            self.written = self._limit
+            data = data[:fits]
+        else:
+            self.written += len(data)
+        if data:
+            self._handle.write(data)
 
 
 def _stamp() -> str:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from pytest_predeploy import artifacts as names
+from pytest_predeploy import rehearsal
 from pytest_predeploy.artifacts import read_artifact
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
@@ -185,3 +186,19 @@ def test_a_deploy_script_s_stray_daemon_is_stopped_but_the_deployed_service_keep
         for pid in stray:
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_deployment_log_streams_the_transcripts_under_its_cap(staging: StagingProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rehearsal, "DEPLOYMENT_LOG_LIMIT", 1024 * 1024, raising=False)
+    wrapper = tmp_path / "deploy_loudly.sh"
+    wrapper.write_text(f'yes "a log line of a chatty deploy tool" | head -c 3000000\nexec bash {SCRIPTS / "deploy_backend.sh"} "$@"\n')
+    staging.write(services=[service("api")], steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}})
+    ctx = staging.context("v2", previous=None)
+    report = rehearse_deployment(ctx)
+    assert report.outcome == "succeeded", deployment_problems(report)
+    log = ctx.artifact(names.DEPLOYMENT_LOG)
+    assert log.stat().st_size < 1024 * 1024 + 64 * 1024
+    text = log.read_text()
+    assert "more bytes of this transcript are not copied here" in text and "the whole transcript: transcripts/deploy-api.log" in text
+    assert text.rstrip().endswith("no problems")  # timings and summary still follow the cut transcript
+    assert (ctx.artifacts / names.TRANSCRIPTS_DIR / "deploy-api.log").stat().st_size > 3_000_000
