@@ -28,7 +28,7 @@ from pytest_predeploy.security import SecurityConfig
 from pytest_predeploy.secrets import load_secrets
 from pytest_predeploy.smoke import SmokeConfig
 from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
-from pytest_predeploy.staging.settings import ServiceLookup
+from pytest_predeploy.staging.settings import ServiceLookup, check_distinct_ports
 from pytest_predeploy.yamlfile import line_of, load_yaml_file
 
 DEFAULT_CONFIG = "predeploy.yaml"
@@ -152,7 +152,7 @@ class ProjectConfig(ServiceLookup, StrictModel):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"service {duplicates[0]!r} is listed twice")
-        return services
+        return check_distinct_ports(services)
 
     @model_validator(mode="after")
     def _target_is_known(self) -> ProjectConfig:

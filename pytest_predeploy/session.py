@@ -28,6 +28,8 @@ from pytest_predeploy.gates import PROTOCOL_COMPLETE, ExitStatus, GateController
 from pytest_predeploy.plugin import context_key, controller_key, session_key
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
+from pytest_predeploy.staging import lock_staging
+from pytest_predeploy.staging.runlock import StagingLock
 
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
@@ -59,6 +61,7 @@ class ProtocolSession:
         self.reports: Any = None
         self.reused_package: Any = None
         self.seal_requested = False
+        self.staging_lock: StagingLock | None = None
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
 
     @classmethod
@@ -68,6 +71,9 @@ class ProtocolSession:
         env = config.getoption("predeploy_env")
         project.environment(env)
         redactor = Redactor(project.secret_values())
+        short = redactor.short_secret_warning()
+        if short is not None:
+            config.issue_config_time_warning(pytest.PytestConfigWarning(f"{project.path}: {short}"), stacklevel=2)
         option = config.getoption("predeploy_artifacts")
         artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
         artifacts = artifacts.resolve()
@@ -79,15 +85,19 @@ class ProtocolSession:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise PredeployError(
-                f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); "
-                "wait for it to finish, or give this run its own --predeploy-artifacts folder."
-            ) from None
+            # Not "use another artifacts folder": the two runs would still share staging.
+            raise PredeployError(f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); wait for it to finish.") from None
+        try:
+            staging_lock = lock_staging(project, env, f"the run of release {release} writing to {artifacts}")
+        except PredeployError:
+            lock.release()
+            raise
         previous = config.getoption("predeploy_previous") or project.previous_release
         context = RunContext(
             config=project, release=release, previous_release=previous, env=env, artifacts=artifacts, redactor=redactor,
         )
         session = cls(config, project, context, lock)
+        session.staging_lock = staging_lock
         context.announcer = session.live
         session._configure_reports()
         session._configure_collection()
@@ -314,6 +324,8 @@ class ProtocolSession:
                 stop_all(self.project, self.context.env)
             except PredeployError as exc:
                 print(f"predeploy: could not stop staging processes: {exc}")
+        if self.staging_lock is not None:
+            self.staging_lock.release()
         self.lock.release()
 
 

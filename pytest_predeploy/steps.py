@@ -110,17 +110,21 @@ def run_report_step(ctx: RunContext, step: str) -> tuple[Path, RunResult]:
         step_failed(step, result, f"{script_name(result.argv)} ({result.describe()}) wrote no artifact at {_display(output)}")
     leaked = scrub_secrets(ctx, output)
     if leaked:
-        step_failed(step, result, f"{_display(output)} contained the value of {', '.join(leaked)}; it was redacted in place. Fix {script_name(result.argv)} so it never writes secret values")
+        step_failed(
+            step, result,
+            f"{_display(output)} contained {'; '.join(leaked)}; it was redacted in place. "
+            "Stop that value from being written there (where it came from: the script, a test, or the service it reports on)",
+        )
     return output, result
 
 
 def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
-    """Redact known secret values a script wrote into its artifact; return the secrets' names."""
+    """Redact known secret values a script wrote into its artifact; return where each was found."""
     data = path.read_bytes()
-    names = ctx.redactor.names_in(data)
-    if names:
+    places = ctx.redactor.locate(data)
+    if places:
         write_bytes_atomic(path, ctx.redactor.redact_bytes(data))
-    return names
+    return places
 
 
 def ask_yes_no(config: pytest.Config, question: str) -> bool | None:
