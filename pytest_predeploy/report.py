@@ -29,6 +29,7 @@ STATUS_COLOURS = {
     "passed": "#1a7f37",
     "failed": "#cf222e",
     "halted": "#8c959f",
+    "interrupted": "#cf222e",
     "awaiting sign-off": "#9a6700",
     "not run": "#8c959f",
 }
@@ -120,7 +121,7 @@ class ReportHooks:
         for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
             colour = STATUS_COLOURS.get(gate.status, "#57606a")
             figures = "<br>".join(html.escape(f) for f in gate.figures) or "&nbsp;"
-            reason = html.escape(gate.reason) if gate.status in ("failed", "halted") else ""
+            reason = html.escape(gate.reason).replace("\n", "<br>") if gate.status in ("failed", "halted", "interrupted") else ""
             if gate.pending_roles:
                 reason = "awaiting sign-off from: " + html.escape(", ".join(gate.pending_roles))
             advisories = "<br>".join("advisory: " + html.escape(a) for a in gate.advisories)
@@ -246,8 +247,8 @@ def github_step_summary(session: ProtocolSession, exit_status: int) -> None:
     lines = [f"## Pre-deployment readiness {session.context.release}", "", f"**{verdict(session, exit_status)}**", "",
              "| Gate | Name | Status | Key figures |", "|---|---|---|---|"]
     for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
-        figures = "; ".join(gate.figures) or (gate.reason if gate.status in ("failed", "halted") else "")
-        lines.append(f"| {gate.number} | {gate.name} | {gate.status.upper()} | {figures.replace('|', '/')} |")
+        figures = "; ".join(gate.figures) or (gate.reason if gate.status in ("failed", "halted", "interrupted") else "")
+        lines.append(f"| {gate.number} | {gate.name} | {gate.status.upper()} | {figures.replace('|', '/').replace(chr(10), '<br>')} |")
     if session.package_sha256:
         lines += ["", f"Package sha256: `{session.package_sha256}`"]
     with open(target, "a", encoding="utf-8") as handle:

@@ -191,6 +191,7 @@ class ProtocolSession:
         # Before every plain hook: the exit status the reports record (go, no-go, awaiting
         # sign-off ...). After them (pytest-html, json-report and junitxml have written their
         # files), and before the terminal summary is printed: the package is sealed.
+        self.controller.settle()
         session.exitstatus = self.controller.exit_status(int(session.exitstatus))
         self._save_state()
         result = yield
@@ -287,8 +288,12 @@ class ProtocolSession:
         tr.write_sep("=", f"pre-deployment gates: release {ctx.release}")
         for gate in sorted(self.controller.gates.values(), key=lambda g: g.number):
             figures = "; ".join(gate.figures)
-            detail = gate.reason if gate.status in ("failed", "halted", "awaiting sign-off") else figures
-            tr.write_line(f"Gate {gate.number}  {gate.name:<28} {gate.status.upper():<18} {detail}")
+            detail = gate.reason if gate.status in ("failed", "halted", "awaiting sign-off", "interrupted") else figures
+            # The reason in full, every line: a gate's reason lists each blocking problem.
+            first, *rest = detail.splitlines() or [""]
+            tr.write_line(f"Gate {gate.number}  {gate.name:<28} {gate.status.upper():<18} {first}")
+            for line in rest:
+                tr.write_line(f"{'':<52}{line}")
             for advisory in gate.advisories:
                 tr.write_line(f"        advisory: {advisory}")
         if self.package_sha256:

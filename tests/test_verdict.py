@@ -1,0 +1,133 @@
+"""Verdicts that cannot go stale: a gate passes only when all its MUST tests passed in that run,
+an interrupted gate says so, and every blocking reason is shown in full."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.gates import ExitStatus
+from tests.project import base_config, json_report, lit, make_project
+
+WAITING_GATE = {
+    "test_gate1_intake.py": '''
+        import pytest
+        pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+        @pytest.mark.must
+        def test_parity_clean(parity):
+            pass
+    ''',
+    "test_gate2_rehearsal.py": '''
+        import pathlib, time, pytest
+        pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
+
+        @pytest.mark.must
+        def test_deployed(predeploy):
+            # Stands for a long step: the run is cancelled while it is under way.
+            pathlib.Path("started").write_text("yes")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        @pytest.mark.must
+        def test_smoke(predeploy):
+            pass
+    ''',
+}
+
+
+def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "pytest ended before the gate test started"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_gate_cancelled_mid_run_is_interrupted_never_passed(pytester: pytest.Pytester, signum: int) -> None:
+    root = make_project(pytester, gates=WAITING_GATE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.0"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        _wait_for(root / "started", process)
+        process.send_signal(signum)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == ExitStatus.INTERRUPTED, out
+    state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
+    assert state["gates"]["gate1"]["status"] == "passed"
+    assert state["gates"]["gate2"]["status"] == "interrupted"
+    assert "Gate 2  Deployment Rehearsal" in out and "INTERRUPTED" in out
+    assert "[PHASE 2 COMPLETE]" not in out
+    assert not [line for line in out.splitlines() if line.startswith("Gate 2") and "PASSED" in line]
+
+
+def test_skipped_must_test_does_not_pass_its_gate(pytester: pytest.Pytester) -> None:
+    gates = {"test_gate1_intake.py": '''
+        import pytest
+        pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+        @pytest.mark.must
+        def test_parity_clean(parity):
+            pytest.skip("scanner not installed")
+    ''', "test_gate2_rehearsal.py": '''
+        import pytest
+        pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
+
+        @pytest.mark.must
+        def test_deployed():
+            pass
+    '''}
+    root = make_project(pytester, gates=gates)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == ExitStatus.NO_GO, result.stdout.str()
+    result.stdout.fnmatch_lines(["*Gate 1*FAILED*test_parity_clean: skipped*scanner not installed*"])
+    state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
+    assert state["gates"]["gate1"]["status"] == "failed"
+    assert state["gates"]["gate2"]["status"] == "halted"
+
+
+def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> None:
+    gates = {"test_gate1_intake.py": '''
+        import pytest
+        from pytest_predeploy.gates import require
+        pytestmark = pytest.mark.gate(1, "Intake Confirmation")
+
+        @pytest.mark.must
+        def test_parity_clean(parity):
+            require(["first-problem: db.host differs", "second-problem: payments.key reused",
+                     "third-problem: cache.size removed"], "critical drift:")
+
+        @pytest.mark.must
+        def test_assertion_message():
+            assert False, "headline of the assertion\\nsecond line of the assertion"
+    '''}
+    root = make_project(pytester, gates=gates)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == ExitStatus.NO_GO
+    summary = result.stdout.str().split("pre-deployment gates: release v1.0", 1)[1]
+    for problem in ("first-problem", "second-problem", "third-problem"):
+        assert problem in summary, summary
+    reason = json_report(root)["predeploy"]["gates"]["gate1"]["reason"]
+    assert reason.splitlines() == [
+        "test_parity_clean: critical drift:", "  first-problem: db.host differs",
+        "  second-problem: payments.key reused", "  third-problem: cache.size removed",
+    ]
+    state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
+    assert state["gates"]["gate1"]["reason"] == reason
+    html = (root / ".artifacts/pre-deployment/pytest-report.html").read_text()
+    gate_row = html.split("data-gate='1'", 1)[1].split("</tr>", 1)[0]
+    assert "third-problem: cache.size removed" in gate_row
