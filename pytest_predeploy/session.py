@@ -167,6 +167,29 @@ class ProtocolSession:
             ]
         return report
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self._require_previous_release(items)
+
+    def _require_previous_release(self, items: list[pytest.Item]) -> None:
+        """A collected test that needs the previous release (the rollback rehearsal, or a step
+        whose command names it) without one known is a usage error now, before anything deploys."""
+        if self.context.previous_release:
+            return
+        # Fixture name of each scripted step (the deploy script runs in the "deployment" fixture).
+        fixtures = {"parity": "parity", "deploy": "deployment", "smoke": "smoke", "rollback": "rollback", "security": "security"}
+        wanted = {"rollback": "the rollback rehearsal returns staging to it"}
+        for step, step_config in self.project.steps.items():
+            if "previous_release" in step_config.placeholders():
+                wanted.setdefault(fixtures[step], f"steps.{step}.command uses {{previous_release}}")
+        for item in items:
+            needs = [why for fixture, why in wanted.items() if fixture in getattr(item, "fixturenames", ())]
+            if needs:
+                raise pytest.UsageError(
+                    f"{self.project.path}: previous_release is not set, and {item.nodeid} needs it ({needs[0]}); "
+                    "set previous_release in the config or pass --predeploy-previous=TAG"
+                )
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if 1 in self.controller.gates:
             self._archive_previous_run()
@@ -193,7 +216,8 @@ class ProtocolSession:
         # files), and before the terminal summary is printed: the package is sealed.
         self.controller.settle()
         session.exitstatus = self.controller.exit_status(int(session.exitstatus))
-        self._save_state()
+        if session.exitstatus != ExitStatus.USAGE_ERROR:
+            self._save_state()
         result = yield
         if self.seal_requested and self._package_test_passed() and not self.controller.interrupted:
             self._seal()

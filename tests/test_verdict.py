@@ -4,6 +4,7 @@ an interrupted gate says so, and every blocking reason is shown in full."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from pytest_predeploy.gates import ExitStatus
-from tests.project import base_config, json_report, lit, make_project
+from tests.project import base_config, json_report, make_project
+
+REPO = Path(__file__).resolve().parents[1]
 
 WAITING_GATE = {
     "test_gate1_intake.py": '''
@@ -131,3 +134,16 @@ def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> No
     html = (root / ".artifacts/pre-deployment/pytest-report.html").read_text()
     gate_row = html.split("data-gate='1'", 1)[1].split("</tr>", 1)[0]
     assert "third-problem: cache.size removed" in gate_row
+
+
+def test_missing_previous_release_is_a_usage_error_before_anything_runs(pytester: pytest.Pytester) -> None:
+    config = base_config()
+    del config["previous_release"]
+    root = make_project(pytester, config=config, gates={})
+    shutil.copy(REPO / "gates" / "test_gate3_rollback_security.py", root / "gates")
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert result.ret == ExitStatus.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["ERROR: *predeploy.yaml: previous_release is not set, and gates/test_gate3_rollback_security.py::test_rollback_rehearsed_for_every_service needs it (the rollback rehearsal returns staging to it); set previous_release in the config or pass --predeploy-previous=TAG"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    artifacts = root / ".artifacts/pre-deployment"
+    assert not (artifacts / "transcripts").exists() and not (artifacts / "predeploy-run.json").exists()
