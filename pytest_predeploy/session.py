@@ -59,6 +59,8 @@ class ProtocolSession:
         self.reports: Any = None
         self.reused_package: Any = None
         self.seal_requested = False
+        #: When this run began: the manifest's generated_at (the zip entries keep the fixed time).
+        self.started_at = utcnow()
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
 
     @classmethod
@@ -252,6 +254,7 @@ class ProtocolSession:
             "git_commit": git_commit(self.project.base_dir),
             "config_digest": self.project.digest,
             "gate_outcomes": self._gate_outcomes(),
+            "generated_at": self.started_at,
             "config": self.project.package,
         }
 

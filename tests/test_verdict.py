@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from pytest_predeploy.gates import ExitStatus
 from tests.project import base_config, json_report, make_project
+from tests.test_readiness_flow import project as signoff_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,3 +150,17 @@ def test_missing_previous_release_is_a_usage_error_before_anything_runs(pytester
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     artifacts = root / ".artifacts/pre-deployment"
     assert not (artifacts / "transcripts").exists() and not (artifacts / "predeploy-run.json").exists()
+
+
+def test_manifest_generated_at_is_when_the_run_happened(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    root = signoff_project(pytester)
+    before = datetime.now(timezone.utc)
+    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    after = datetime.now(timezone.utc)
+    artifacts = root / ".artifacts/pre-deployment"
+    manifest = json.loads((artifacts / "pre-deployment-manifest.json").read_text())
+    assert before <= datetime.fromisoformat(manifest["generated_at"].replace("Z", "+00:00")) <= after
+    assert manifest["source_date_epoch"] == 1700000000
+    with zipfile.ZipFile(artifacts / "PRE-DEPLOYMENT-PACKAGE.zip") as archive:
+        assert {info.date_time for info in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
