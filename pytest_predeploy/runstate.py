@@ -69,5 +69,5 @@ def load_state(artifacts: Path) -> RunState | None:
         return None
 
 
-def save_state(artifacts: Path, state: RunState) -> None:
-    write_artifact(artifacts / RUN_STATE, state)
+def save_state(artifacts: Path, state: RunState, name: str = RUN_STATE) -> None:
+    write_artifact(artifacts / name, state)

@@ -24,12 +24,15 @@ from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import utcnow
-from pytest_predeploy.gates import PROTOCOL_COMPLETE, ExitStatus, GateController
+from pytest_predeploy.artifacts import RUN_STATE
+from pytest_predeploy.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController
 from pytest_predeploy.plugin import context_key, controller_key, session_key
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
 
 LOCK_FILE = ".predeploy.lock"
+#: The files every run writes about itself (a Gate-4-only re-check writes them with its prefix).
+REPORT_FILES = (names.HTML_REPORT, names.JSON_REPORT, names.JUNIT_REPORT, RUN_STATE)
 HISTORY_DIR = "history"
 HISTORY_KEEP = 5
 
@@ -59,6 +62,9 @@ class ProtocolSession:
         self.reports: Any = None
         self.reused_package: Any = None
         self.seal_requested = False
+        #: "gate4-" when this run re-checks a sealed package with Gate 4 alone: its reports and run
+        #: state go beside the full run's (the reviewers' copy, sealed in the package), never over them.
+        self.report_prefix = ""
         #: When this run began: the manifest's generated_at (the zip entries keep the fixed time).
         self.started_at = utcnow()
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
@@ -91,6 +97,8 @@ class ProtocolSession:
         )
         session = cls(config, project, context, lock)
         context.announcer = session.live
+        if (artifacts / names.PACKAGE).exists() and _gates_named(config) == {4}:
+            session.report_prefix = "gate4-"
         session._configure_reports()
         session._configure_collection()
         config.stash[context_key] = context
@@ -110,15 +118,16 @@ class ProtocolSession:
     def _configure_reports(self) -> None:
         option = self.config.option
         artifacts = self.context.artifacts
+        prefix = self.report_prefix
         if hasattr(option, "htmlpath") and not option.htmlpath:
-            option.htmlpath = str(artifacts / names.HTML_REPORT)
+            option.htmlpath = str(artifacts / (prefix + names.HTML_REPORT))
             option.self_contained_html = True
         if hasattr(option, "json_report") and not option.json_report:
             option.json_report = True
-            option.json_report_file = str(artifacts / names.JSON_REPORT)
+            option.json_report_file = str(artifacts / (prefix + names.JSON_REPORT))
             option.json_report_indent = 2
         if hasattr(option, "xmlpath") and not option.xmlpath:
-            option.xmlpath = str(artifacts / names.JUNIT_REPORT)
+            option.xmlpath = str(artifacts / (prefix + names.JUNIT_REPORT))
 
     def _configure_collection(self) -> None:
         # With no paths on the command line, a protocol run means the gates, not tests/.
@@ -247,6 +256,10 @@ class ProtocolSession:
         return problems
 
     def manifest_fields(self) -> dict[str, Any]:
+        # Imported here, not at the top: it loads every step's report model, which a run that
+        # builds no package never needs.
+        from pytest_predeploy.sealed import release_source_digest
+
         ctx = self.context
         return {
             "release": ctx.release,
@@ -255,6 +268,7 @@ class ProtocolSession:
             "config_digest": self.project.digest,
             "gate_outcomes": self._gate_outcomes(),
             "generated_at": self.started_at,
+            "release_source_digest": release_source_digest(self.project),
             "config": self.project.package,
         }
 
@@ -292,7 +306,7 @@ class ProtocolSession:
 
     def _save_state(self) -> None:
         ctx = self.context
-        state = load_state(ctx.artifacts)
+        state = load_state(ctx.artifacts) if not self.report_prefix else None
         if state is None or state.release != ctx.release:
             state = RunState(
                 release=ctx.release, previous_release=ctx.previous_release, environment=ctx.env,
@@ -307,7 +321,7 @@ class ProtocolSession:
         if 2 in self.controller.gates and self.controller.gates[2].started:
             state.run_by = current_user()
         state.generated_at = utcnow()
-        save_state(ctx.artifacts, state)
+        save_state(ctx.artifacts, state, self.report_prefix + RUN_STATE)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         tr = terminalreporter
@@ -327,6 +341,10 @@ class ProtocolSession:
             tr.write_line(f"package: {ctx.artifacts / names.PACKAGE} sha256 {self.package_sha256}")
         if self.package_note:
             tr.write_line(self.package_note)
+        if self.report_prefix:
+            ours = ", ".join(self.report_prefix + name for name in REPORT_FILES)
+            tr.write_line(f"reports of this Gate 4 run: {ours} (in {ctx.artifacts})")
+            tr.write_line(f"reports of the run that produced the package (the reviewers' copy, sealed in it): {', '.join(REPORT_FILES)}")
         failed = [g for g in self.controller.gates.values() if g.status == "failed"]
         if failed:
             tr.write_line(f"NO-GO: Gate {failed[0].number} ({failed[0].name}) failed (exit status {int(ExitStatus.NO_GO)})", red=True, bold=True)
@@ -350,6 +368,21 @@ class ProtocolSession:
             except PredeployError as exc:
                 print(f"predeploy: could not stop staging processes: {exc}")
         self.lock.release()
+
+
+def _gates_named(config: pytest.Config) -> set[int] | None:
+    """The gate numbers the command line names by module, or None when it names anything else
+    (a folder, another file, nothing: then every gate may be collected)."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS or not config.args:
+        return None
+    numbers = set()
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        matched = GATE_FILE.match(path.name)
+        if matched is None or path.suffix != ".py":
+            return None
+        numbers.add(int(matched.group(1)))
+    return numbers
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
