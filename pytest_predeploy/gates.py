@@ -11,6 +11,7 @@ which ``-x`` would hide (SPEC section 4).
 from __future__ import annotations
 
 import enum
+import errno
 import re
 import textwrap
 from collections.abc import Generator, Iterable
@@ -43,6 +44,16 @@ PHASE_START = {
 PROTOCOL_COMPLETE = "[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment)."
 
 GATE_FILE = re.compile(r"^test_gate(\d+)_\w+\.py$")
+
+
+#: What a full disk or a read-only folder raises when we write.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def cannot_write(exc: OSError, folder: Any = None) -> str:
+    """One line for a file that could not be written: which file (else the folder), why, and what to do."""
+    where = exc.filename or (f"in {folder}" if folder else "a file")
+    return f"cannot write {where}: {exc.strerror or exc} (free disk space, or make the artifacts folder writable, then rerun the protocol)"
 
 
 class NoData(AssertionError):
@@ -126,6 +137,8 @@ class GateController:
         self.gates: dict[int, Gate] = {}
         self.halted_by: Gate | None = None
         self.interrupted = False
+        #: The artifacts folder, named when a write there fails without a file name (a full disk).
+        self.artifacts: Any = None
 
     # -- collection -------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -166,6 +179,9 @@ class GateController:
         found = gate_of(item)
         if found is None:
             return report
+        if report.failed and call.excinfo is not None and call.excinfo.errisinstance(OSError) and call.excinfo.value.errno in WRITE_ERRNOS:
+            # Disk full or a read-only folder is the machine's state, not a bug: one line, no traceback.
+            report.longrepr = cannot_write(call.excinfo.value, self.artifacts)
         gate = self.gates[found[0]]
         kind = kind_of(item)
         report.user_properties.append(("gate", gate.number))

@@ -572,7 +572,11 @@ def seal_package(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    write_bytes_atomic(artifacts / names.MANIFEST, manifest_bytes)
+    try:
+        write_bytes_atomic(artifacts / names.MANIFEST, manifest_bytes)
+    except BaseException:
+        target.unlink(missing_ok=True)  # without its manifest beside it, the package is not sealed
+        raise
     digest, _ = _hash_file(target)
     return SealResult(path=target, sha256=digest, entries=manifest_entries, manifest=manifest)
 

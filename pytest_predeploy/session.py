@@ -25,7 +25,7 @@ from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import utcnow
 from pytest_predeploy.artifacts import RUN_STATE
-from pytest_predeploy.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController
+from pytest_predeploy.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
 from pytest_predeploy.plugin import context_key, controller_key, session_key
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
@@ -65,9 +65,12 @@ class ProtocolSession:
         #: "gate4-" when this run re-checks a sealed package with Gate 4 alone: its reports and run
         #: state go beside the full run's (the reviewers' copy, sealed in the package), never over them.
         self.report_prefix = ""
+        #: Files this run could not write (disk full, read-only folder), shown in the summary.
+        self.write_problems: list[str] = []
         #: When this run began: the manifest's generated_at (the zip entries keep the fixed time).
         self.started_at = utcnow()
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
+        self.controller.artifacts = context.artifacts
 
     @classmethod
     def start(cls, config: pytest.Config, release: str) -> ProtocolSession:
@@ -86,11 +89,13 @@ class ProtocolSession:
         lock = FileLock(str(artifacts / LOCK_FILE))
         try:
             lock.acquire(timeout=0)
-        except Timeout:
+        except Timeout:  # an OSError too: caught first
             raise PredeployError(
                 f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); "
                 "wait for it to finish, or give this run its own --predeploy-artifacts folder."
             ) from None
+        except OSError as exc:
+            raise PredeployError(f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder") from None
         previous = config.getoption("predeploy_previous") or project.previous_release
         context = RunContext(
             config=project, release=release, previous_release=previous, env=env, artifacts=artifacts, redactor=redactor,
@@ -229,13 +234,33 @@ class ProtocolSession:
         session.exitstatus = self.controller.exit_status(int(session.exitstatus))
         if session.exitstatus != ExitStatus.USAGE_ERROR:
             self._save_state()
-        result = yield
+        result = None
+        try:
+            result = yield
+        except OSError as exc:
+            # A report plugin could not write its file (disk full, read-only folder): say so in
+            # the summary instead of an INTERNALERROR, and seal nothing (the reports belong in it).
+            self.write_problems.append(f"reports: {cannot_write(exc, self.context.artifacts)}")
         if self.seal_requested and self._package_test_passed() and not self.controller.interrupted:
-            self._seal()
+            problem = self.write_problems[0] if self.write_problems else self._seal()
+            if problem is not None:
+                self._not_sealed(session, problem)
         from pytest_predeploy.report import github_step_summary
 
-        github_step_summary(self, int(session.exitstatus))
+        try:
+            github_step_summary(self, int(session.exitstatus))
+        except OSError as exc:
+            self.write_problems.append(f"GitHub step summary: {cannot_write(exc, self.context.artifacts)}")
         return result
+
+    def _not_sealed(self, session: pytest.Session, problem: str) -> None:
+        """Gate 4 cannot end awaiting sign-off (or GO) without a package: it failed, and says why."""
+        self.package_note = f"package NOT sealed: {problem}"
+        gate = self.controller.gates[4]
+        gate.status, gate.pending_roles = "failed", []
+        gate.reason = f"the package could not be sealed: {problem}"
+        session.exitstatus = ExitStatus.NO_GO
+        self._save_state()
 
     def _package_test_passed(self) -> bool:
         gate = self.controller.gates.get(4)
@@ -278,16 +303,24 @@ class ProtocolSession:
         outcomes.update({k: v for k, v in self.controller.outcomes().items() if v != "not run"})
         return outcomes
 
-    def _seal(self) -> None:
+    def _seal(self) -> str | None:
+        """Seal the package; None when done, else why not."""
         from pytest_predeploy.package import seal_package
+        from pytest_predeploy.steps import scrub_artifacts_folder
 
         try:
+            # Once more after the reports were written: nothing with a secret value is ever sealed.
+            leaked = scrub_artifacts_folder(self.context)
+            if leaked:
+                return "a secret value was found (redacted in place): " + "; ".join(leaked)
             sealed = seal_package(self.context.artifacts, project_dir=self.project.base_dir, **self.manifest_fields())
         except PredeployError as exc:
-            self.package_note = f"package NOT sealed: {exc}"
-            return
+            return str(exc)
+        except OSError as exc:
+            return cannot_write(exc, self.context.artifacts)
         self.package_sha256 = sealed.sha256
         self._readiness_prompt(sealed.sha256)
+        return None
 
     def _readiness_prompt(self, sha256: str) -> None:
         from pytest_predeploy.readiness import record_signoff
@@ -321,7 +354,10 @@ class ProtocolSession:
         if 2 in self.controller.gates and self.controller.gates[2].started:
             state.run_by = current_user()
         state.generated_at = utcnow()
-        save_state(ctx.artifacts, state, self.report_prefix + RUN_STATE)
+        try:
+            save_state(ctx.artifacts, state, self.report_prefix + RUN_STATE)
+        except OSError as exc:
+            self.write_problems.append(f"run state: {cannot_write(exc, self.context.artifacts)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         tr = terminalreporter
@@ -341,6 +377,8 @@ class ProtocolSession:
             tr.write_line(f"package: {ctx.artifacts / names.PACKAGE} sha256 {self.package_sha256}")
         if self.package_note:
             tr.write_line(self.package_note)
+        for problem in dict.fromkeys(self.write_problems):
+            tr.write_line(f"NOT WRITTEN: {problem}", red=True)
         if self.report_prefix:
             ours = ", ".join(self.report_prefix + name for name in REPORT_FILES)
             tr.write_line(f"reports of this Gate 4 run: {ours} (in {ctx.artifacts})")

@@ -123,6 +123,24 @@ def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
     return names
 
 
+def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
+    """Every file the package would hold (declared artifact or not: a script may write anything
+    into $PREDEPLOY_ARTIFACTS) scanned for known secret values; each hit is redacted in place.
+    Returns one line per file naming it and the secrets found (never their values)."""
+    from pytest_predeploy.package import PackageError, collect_files
+
+    try:
+        files = collect_files(ctx.artifacts, ctx.config.package.exclude)
+    except PackageError:
+        return []  # a link or special file: the package cannot be sealed, and says why
+    found = []
+    for rel, path in files:
+        leaked = scrub_secrets(ctx, path)
+        if leaked:
+            found.append(f"{_display(path)} contained the value of {', '.join(leaked)}")
+    return found
+
+
 def ask_yes_no(config: pytest.Config, question: str) -> bool | None:
     """Ask on the terminal when --predeploy-interactive and there is one; None means nobody was asked.
 
@@ -316,6 +334,9 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         problems = folder_evidence_problems(predeploy.artifacts, predeploy.config)
         if problems:
             fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
+    leaked = scrub_artifacts_folder(predeploy)
+    if leaked:
+        fail_step("package", "not built: a secret value was found in the artifacts folder (redacted in place; find what wrote it there):\n  " + "\n  ".join(leaked))
     try:
         manifest = build_manifest(predeploy.artifacts, **session.manifest_fields())
     except PredeployError as exc:
