@@ -16,6 +16,7 @@ import re
 import textwrap
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -50,7 +51,7 @@ GATE_FILE = re.compile(r"^test_gate(\d+)_\w+\.py$")
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
 
 
-def cannot_write(exc: OSError, folder: Any = None) -> str:
+def cannot_write(exc: OSError, folder: Path | None = None) -> str:
     """One line for a file that could not be written: which file (else the folder), why, and what to do."""
     where = exc.filename or (f"in {folder}" if folder else "a file")
     return f"cannot write {where}: {exc.strerror or exc} (free disk space, or make the artifacts folder writable, then rerun the protocol)"
@@ -138,7 +139,7 @@ class GateController:
         self.halted_by: Gate | None = None
         self.interrupted = False
         #: The artifacts folder, named when a write there fails without a file name (a full disk).
-        self.artifacts: Any = None
+        self.artifacts: Path | None = None
 
     # -- collection -------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_predeploy.artifacts import RUN_REPORTS
 from pytest_predeploy.gates import ExitStatus, gate_of, kind_of
 
 if TYPE_CHECKING:
@@ -64,6 +65,12 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
     found = Evidence()
     request.node.stash[evidence_key] = found
     return found
+
+
+def which_reports(session: ProtocolSession) -> str:
+    """Which report files are this run's and which are the reviewers' copy (a Gate-4-only re-check)."""
+    ours = ", ".join(session.report_prefix + name for name in RUN_REPORTS)
+    return f"This Gate 4 run's reports: {ours}. The run that produced the package wrote {', '.join(RUN_REPORTS)} (the reviewers' copy, sealed in the package)."
 
 
 def verdict(session: ProtocolSession, exit_status: int) -> str:
@@ -134,6 +141,8 @@ class ReportHooks:
         package = ""
         if session.package_sha256:
             package = f"<p>Package: <code>PRE-DEPLOYMENT-PACKAGE.zip</code> sha256 <code id='predeploy-package-sha256'>{session.package_sha256}</code></p>"
+        if session.report_prefix:
+            package += f"<p id='predeploy-report-files'>{html.escape(which_reports(session))}</p>"
         return (
             "<section id='predeploy-gates'><h2>Gate summary</h2>"
             f"<p id='predeploy-verdict'><strong>{html.escape(verdict(session, exit_status))}</strong></p>"
@@ -193,6 +202,7 @@ class JsonHooks:
             "release": session.context.release,
             "previous_release": session.context.previous_release,
             "verdict": verdict(session, int(json_report.get("exitcode", 0))),
+            "report_files": which_reports(session) if session.report_prefix else "this run's reports",
             "gates": {
                 f"gate{g.number}": {"name": g.name, "status": g.status, "reason": g.reason, "figures": g.figures, "advisories": g.advisories}
                 for g in sorted(session.controller.gates.values(), key=lambda g: g.number)

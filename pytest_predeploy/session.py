@@ -20,19 +20,17 @@ import pytest
 from filelock import FileLock, Timeout
 
 from pytest_predeploy import artifacts as names
+from pytest_predeploy.artifacts import RUN_STATE
 from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import utcnow
-from pytest_predeploy.artifacts import RUN_STATE
 from pytest_predeploy.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
 from pytest_predeploy.plugin import context_key, controller_key, session_key
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
 
 LOCK_FILE = ".predeploy.lock"
-#: The files every run writes about itself (a Gate-4-only re-check writes them with its prefix).
-REPORT_FILES = (names.HTML_REPORT, names.JSON_REPORT, names.JUNIT_REPORT, RUN_STATE)
 HISTORY_DIR = "history"
 HISTORY_KEEP = 5
 
@@ -380,9 +378,9 @@ class ProtocolSession:
         for problem in dict.fromkeys(self.write_problems):
             tr.write_line(f"NOT WRITTEN: {problem}", red=True)
         if self.report_prefix:
-            ours = ", ".join(self.report_prefix + name for name in REPORT_FILES)
+            ours = ", ".join(self.report_prefix + name for name in names.RUN_REPORTS)
             tr.write_line(f"reports of this Gate 4 run: {ours} (in {ctx.artifacts})")
-            tr.write_line(f"reports of the run that produced the package (the reviewers' copy, sealed in it): {', '.join(REPORT_FILES)}")
+            tr.write_line(f"reports of the run that produced the package (the reviewers' copy, sealed in it): {', '.join(names.RUN_REPORTS)}")
         failed = [g for g in self.controller.gates.values() if g.status == "failed"]
         if failed:
             tr.write_line(f"NO-GO: Gate {failed[0].number} ({failed[0].name}) failed (exit status {int(ExitStatus.NO_GO)})", red=True, bold=True)

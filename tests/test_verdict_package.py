@@ -71,6 +71,8 @@ def test_gate4_alone_writes_its_own_reports_beside_the_full_runs(pytester: pytes
         for name in ("pytest-report.html", "pytest-report.json", "pytest-junit.xml", "predeploy-run.json"):
             assert (artifacts / name).read_bytes() == archive.read(name), f"{name} no longer matches the package's copy"
     own = json.loads((artifacts / "gate4-pytest-report.json").read_text())
+    assert "gate4-pytest-report.html" in own["predeploy"]["report_files"] and "reviewers' copy" in own["predeploy"]["report_files"]
+    assert "predeploy-report-files" in (artifacts / "gate4-pytest-report.html").read_text()
     assert {t["nodeid"].split("::")[0] for t in own["tests"]} == {"gates/test_gate4_readiness.py"}
     assert json.loads((artifacts / "gate4-predeploy-run.json").read_text())["gates"]["gate4"]["status"] == "passed"
     assert (artifacts / "gate4-pytest-report.html").is_file() and (artifacts / "gate4-pytest-junit.xml").is_file()
