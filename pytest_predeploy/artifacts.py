@@ -111,3 +111,7 @@ def read_artifact(path: Path, model: type[M]) -> M:
         raise ArtifactError(path, f"does not match {model.__name__}: {describe_validation_error(exc)}") from None
 
 RUN_STATE = "predeploy-run.json"
+
+#: The files every run writes about itself; a Gate-4-only re-check of a sealed package writes
+#: them with the prefix ``gate4-``, beside the sealing run's (the reviewers' copy).
+RUN_REPORTS = (HTML_REPORT, JSON_REPORT, JUNIT_REPORT, RUN_STATE)

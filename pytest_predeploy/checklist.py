@@ -333,9 +333,11 @@ def _last_revision(text: str) -> tuple[str, str] | None:
 
 def write_deployment_checklist(
     artifacts: Path, release: str, owners: Mapping[str, str], *, slow_step: timedelta = timedelta(seconds=60), now: datetime | None = None,
+    write: bool = True,
 ) -> ChecklistResult:
     """Append a revision for ``release`` to ``deployment-checklist.md`` (atomically) when the
-    evidence changed since the last revision, and return what it holds."""
+    evidence changed since the last revision, and return what it holds. With ``write`` false
+    (the package holding the checklist is sealed) nothing is appended."""
     now = _utc(now) if now else utcnow()
     artifacts = Path(artifacts)
     path = artifacts / names.DEPLOYMENT_CHECKLIST
@@ -366,6 +368,9 @@ def write_deployment_checklist(
     last = _last_revision(previous)
     if last is not None and last[1] == result.evidence_sha256:
         result.revision, result.appended = last[0], False
+        return result
+    if not write:
+        result.appended = False
         return result
     write_text_atomic(path, previous.rstrip("\n") + "\n\n" + render(result, evidence.digests))
     return result

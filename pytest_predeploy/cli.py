@@ -16,7 +16,7 @@ from pathlib import Path
 from pytest_predeploy.artifacts import READINESS_APPROVAL
 from pytest_predeploy.config import DEFAULT_CONFIG, load_config
 from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.fields import format_duration, parse_duration
+from pytest_predeploy.fields import format_duration, parse_positive_duration
 from pytest_predeploy.package import VerifyResult, verify_package
 from pytest_predeploy.readiness import ReadinessConfig, evaluate_signoffs, record_signoff
 from pytest_predeploy.runstate import load_state
@@ -34,9 +34,10 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]
 
 
-def _duration(text: str) -> object:
+def _validity(text: str) -> object:
+    # Positive: a sign-off valid for 0s would be recorded already expired.
     try:
-        return parse_duration(text)
+        return parse_positive_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -109,7 +110,7 @@ def _configure_approve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", required=True, help="your name")
     parser.add_argument("--decision", required=True, choices=["go", "no-go"], help="go or no-go")
     parser.add_argument("--conditions", default=None, help="conditions attached to the decision")
-    parser.add_argument("--expires", type=_duration, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)")
+    parser.add_argument("--expires", type=_validity, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)")
     parser.add_argument("--approvals", type=Path, default=None, help=f"the sign-off file (default: {READINESS_APPROVAL} beside the package)")
     _add_config(parser)
 
@@ -192,11 +193,54 @@ def _run_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- advisories ---------------------------------------------------------------------------------
+
+
+def _configure_advisories(parser: argparse.ArgumentParser) -> None:
+    from pytest_predeploy.security.advisories import DEFAULT_URL
+
+    parser.add_argument("action", choices=["update"], help="update: download the OSV PyPI export and replace the local copy atomically")
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"where to download the OSV zip from (default: {DEFAULT_URL}; file:// works for a local mirror)")
+    parser.add_argument("--to", type=Path, default=None, help="the zip to write (default: security.osv.database of the config)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds the download may stall before it is abandoned (default: 60)")
+    _add_config(parser)
+
+
+def _advisories_target(args: argparse.Namespace) -> Path:
+    if args.to is not None:
+        return Path(args.to)
+    path = args.config or (Path(os.environ[ENV_CONFIG]) if os.environ.get(ENV_CONFIG) else None)
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = Path(DEFAULT_CONFIG)
+    if path is None:
+        raise PredeployError("no --to given and no predeploy.yaml here: pass --to PATH.zip")
+    database = load_config(path).security.osv.database
+    if not isinstance(database, Path):
+        why = "is the bundled snapshot, which is never overwritten" if database else "is not set"
+        raise PredeployError(f"{path}: security.osv.database {why}; pass --to PATH.zip, or set security.osv.database to that path")
+    return database
+
+
+def _run_advisories(args: argparse.Namespace) -> int:
+    from pytest_predeploy.security.advisories import UpdateFailed, update_database
+
+    target = _advisories_target(args)
+    try:
+        result = update_database(target, args.url, args.timeout)
+    except UpdateFailed as exc:
+        kept = "the current copy is unchanged" if target.exists() else "nothing was written"
+        print(f"predeploy advisories: error: {exc}; {kept}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"predeploy advisories: {result.path}: {result.advisories} advisories, {result.size} bytes, sha256 {result.sha256[:16]}, fetched {result.fetched_at.isoformat()}")
+    return EXIT_OK
+
+
 #: The subcommands, in help order. Add one by appending a Subcommand.
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("verify", "re-hash a package against its manifest and check its sign-offs", _configure_verify, _run_verify),
     Subcommand("approve", "record a go/no-go sign-off bound to the package's sha256", _configure_approve, _run_approve),
     Subcommand("init", "set up another repository: predeploy.yaml, gate modules, scripts and templates (never overwrites)", _configure_init, _run_init),
+    Subcommand("advisories", "update the offline OSV advisory database (download, check, replace atomically)", _configure_advisories, _run_advisories),
     Subcommand("schema", "write the JSON Schema of every artifact", _configure_schema, _run_schema),
     Subcommand("docs", "write the configuration reference generated from the models", _configure_docs, _run_docs),
 ]

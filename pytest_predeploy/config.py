@@ -28,7 +28,7 @@ from pytest_predeploy.security import SecurityConfig
 from pytest_predeploy.secrets import load_secrets
 from pytest_predeploy.smoke import SmokeConfig
 from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
-from pytest_predeploy.staging.settings import ServiceLookup
+from pytest_predeploy.staging.settings import ServiceLookup, check_distinct_ports
 from pytest_predeploy.yamlfile import line_of, load_yaml_file
 
 DEFAULT_CONFIG = "predeploy.yaml"
@@ -152,7 +152,7 @@ class ProjectConfig(ServiceLookup, StrictModel):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"service {duplicates[0]!r} is listed twice")
-        return services
+        return check_distinct_ports(services)
 
     @model_validator(mode="after")
     def _target_is_known(self) -> ProjectConfig:
@@ -193,6 +193,8 @@ def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[object,
         elif item["type"] == "missing":
             message = "required field is missing"
         problems.append(f"{where}: {field}: {message}")
+    if len(problems) == 1:
+        return problems[0]  # one line, file:line first, as every other usage error
     return "invalid configuration:\n  " + "\n  ".join(problems)
 
 
@@ -210,6 +212,20 @@ def load_config(path: Path) -> ProjectConfig:
     config.digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _anchor_defaults(config)
     return config
+
+
+def check_gates_dir(config: ProjectConfig) -> Path:
+    """The gates folder, when it holds gate modules; else a ConfigError naming it. A folder
+    without them would run no test at all, which pytest reports only as "no tests ran"."""
+    gates_dir = config.gates_dir
+    if not gates_dir.is_dir():
+        raise ConfigError(f"{config.path}: gates_dir {gates_dir} does not exist (run `predeploy init` to create the gate modules)")
+    if not any(path.is_file() for path in gates_dir.glob("test_gate*.py")):
+        raise ConfigError(
+            f"{config.path}: gates_dir {gates_dir} holds no gate module (test_gate<N>_<name>.py); "
+            "point gates_dir at the folder of the gate modules, or run `predeploy init` to create them"
+        )
+    return gates_dir
 
 
 def _anchor_defaults(config: ProjectConfig) -> None:

@@ -60,6 +60,9 @@ def _value(shown: Any) -> str:
 
 
 def show_intake(evidence: Evidence, report: IntakeReport) -> None:
+    for warning in report.warnings:
+        evidence.figure(warning)
+        evidence.html("Warning", f"<p style='color:#cf222e;font-weight:bold'>{html.escape(warning)}</p>")
     evidence.table("Upstream approvals", ["approval", "status", "by", "approved", "expires", "detail"],
                    [[c.title, c.status, c.approved_by or "", c.approved_at or "", c.expires_at or "", c.detail] for c in report.checks])
 
@@ -103,7 +106,7 @@ def show_rollback(evidence: Evidence, report: RollbackReport) -> None:
 def show_security(evidence: Evidence, report: SecurityReport) -> None:
     evidence.table("Scanners", ["scanner", "status", "version", "seconds", "findings", "reason"],
                    [[s.name, "could not run" if s.status == "unavailable" else s.status, s.version or "", f"{s.duration_seconds:.2f}", s.findings,
-                     (s.reason or "") + (f"; to fix: {s.action}" if s.action else "")] for s in report.scanners])
+                     (s.reason or "") + (f"; to fix: {s.action}" if s.action and s.action not in (s.reason or "") else "")] for s in report.scanners])
     shown, more = _rows(sorted(report.findings, key=lambda f: (not f.blocking, f.severity.rank * -1)))
     if shown:
         evidence.table(f"Findings{more}", ["id", "severity", "where", "fixed in", "waiver", "blocking"],

@@ -43,23 +43,41 @@ _SEVERITY_RANK = {Severity.critical: 3, Severity.major: 2, Severity.minor: 1, Se
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The longest duration we accept. Nothing in a release protocol waits a century, and far longer
+#: values overflow timedelta or the dates computed from them (an expiry past the year 9999).
+MAX_DURATION = timedelta(weeks=5200)
+_DURATION_EXAMPLE = "a duration such as '30d', '12h', '15m' or '90s'"
 
 
 def parse_duration(value: object) -> timedelta:
-    """'90s', '15m', '12h', '30d', '2w' or a number of seconds -> timedelta."""
+    """'90s', '15m', '12h', '30d', '2w' or a number of seconds -> timedelta (0 to 100 years)."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30d', '12h', '15m' or '90s'")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    raise ValueError(f"expected a duration such as '30d', '12h', '15m' or '90s', got {value!r}")
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError(f"expected {_DURATION_EXAMPLE}")
+    elif isinstance(value, (int, float)):
+        seconds = float(value) if abs(value) < 1e300 else float("inf")  # float() of a huge int raises
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"expected {_DURATION_EXAMPLE}, got {value!r}")
+    # Checked on the float: timedelta itself raises OverflowError (not a ValueError, so no
+    # message) for infinity and anything past 999,999,999 days.
+    if seconds != seconds:
+        raise ValueError(f"expected {_DURATION_EXAMPLE}, got NaN")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration cannot be longer than {format_duration(MAX_DURATION)} (100 years)")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
+
+
+def parse_positive_duration(value: object) -> timedelta:
+    """A duration that must be longer than zero (a validity period, a timeout)."""
+    duration = parse_duration(value)
+    if duration <= timedelta(0):
+        raise ValueError("must be longer than zero, e.g. '72h' or '7d'")
+    return duration
 
 
 def format_duration(value: timedelta) -> str:
@@ -77,11 +95,45 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_UNIT_BYTES = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+_SIZE_EXAMPLE = "a size such as '64MiB', '500KB' or a number of bytes"
+
+
+def parse_size(value: object) -> int:
+    """'64MiB', '500KB', '2GiB' or a number of bytes -> bytes (at least one)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {_SIZE_EXAMPLE}")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        size = int(match.group(1)) * _UNIT_BYTES[match.group(2) or "B"]
+    else:
+        raise ValueError(f"expected {_SIZE_EXAMPLE}, got {value!r}")
+    if size < 1:
+        raise ValueError("a size must be at least one byte")
+    return size
+
+
+def format_size(size: int) -> str:
+    for unit in ("GiB", "MiB", "KiB"):
+        if size >= _UNIT_BYTES[unit] and size % _UNIT_BYTES[unit] == 0:
+            return f"{size // _UNIT_BYTES[unit]}{unit}"
+    return f"{size}B"
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+"""A size in bytes written as '64MiB', '500KB' or a number; serialized in the same form."""
+
 
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("a timestamp needs a time zone, e.g. 2026-11-26T12:00:00Z")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        # 9999-12-31T23:00:00-05:00 is past the last datetime once in UTC.
+        raise ValueError("a timestamp past the year 9999") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware)]

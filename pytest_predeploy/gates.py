@@ -11,9 +11,12 @@ which ``-x`` would hide (SPEC section 4).
 from __future__ import annotations
 
 import enum
+import errno
 import re
+import textwrap
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -42,6 +45,16 @@ PHASE_START = {
 PROTOCOL_COMPLETE = "[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment)."
 
 GATE_FILE = re.compile(r"^test_gate(\d+)_\w+\.py$")
+
+
+#: What a full disk or a read-only folder raises when we write.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def cannot_write(exc: OSError, folder: Path | None = None) -> str:
+    """One line for a file that could not be written: which file (else the folder), why, and what to do."""
+    where = exc.filename or (f"in {folder}" if folder else "a file")
+    return f"cannot write {where}: {exc.strerror or exc} (free disk space, or make the artifacts folder writable, then rerun the protocol)"
 
 
 class NoData(AssertionError):
@@ -89,7 +102,10 @@ def require(problems: list[str], headline: str, limit: int = 10) -> None:
 class Gate:
     number: int
     name: str
-    status: str = "not run"  # passed | failed | halted | awaiting sign-off | not run
+    # running | passed | failed | halted | awaiting sign-off | interrupted | not run. "passed" is
+    # given only when the gate's last test has finished with no MUST test failed: a gate that is
+    # still "running" when the session ends was cut short and never counts as passed.
+    status: str = "not run"
     reason: str = ""
     figures: list[str] = field(default_factory=list)
     advisories: list[str] = field(default_factory=list)
@@ -122,6 +138,8 @@ class GateController:
         self.gates: dict[int, Gate] = {}
         self.halted_by: Gate | None = None
         self.interrupted = False
+        #: The artifacts folder, named when a write there fails without a file name (a full disk).
+        self.artifacts: Path | None = None
 
     # -- collection -------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -152,7 +170,7 @@ class GateController:
             raise Skipped(gate.reason, _use_item_location=True)
         if not gate.started:
             gate.started = True
-            gate.status = "passed"
+            gate.status = "running"
             text = PHASE_START.get(gate.number, f"{gate.name}...")
             self.live(f"[PHASE {gate.number} START] - {text}")
 
@@ -162,6 +180,9 @@ class GateController:
         found = gate_of(item)
         if found is None:
             return report
+        if report.failed and call.excinfo is not None and call.excinfo.errisinstance(OSError) and call.excinfo.value.errno in WRITE_ERRNOS:
+            # Disk full or a read-only folder is the machine's state, not a bug: one line, no traceback.
+            report.longrepr = cannot_write(call.excinfo.value, self.artifacts)
         gate = self.gates[found[0]]
         kind = kind_of(item)
         report.user_properties.append(("gate", gate.number))
@@ -178,15 +199,22 @@ class GateController:
             return report
         if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, AwaitingSignOff):
             gate.pending_roles = call.excinfo.value.roles
-            if gate.status == "passed":
+            if gate.status == "running":
                 gate.status = "awaiting sign-off"
                 gate.reason = str(call.excinfo.value.msg)
             report.predeploy_outcome = "awaiting sign-off"  # type: ignore[attr-defined]
             return report
+        if report.skipped and kind == "must" and gate.status == "running" and report.when in ("setup", "call"):
+            # A MUST criterion that did not run is not met: the gate cannot count as passed.
+            gate.status = "failed"
+            gate.reason = f"{item.name}: skipped, so this MUST criterion was not checked: {_skip_reason(report)}"
+            if self.halted_by is None:
+                self.halted_by = gate
+            return report
         if not report.failed:
             return report
         is_no_data = call.excinfo is not None and call.excinfo.errisinstance(NoData)
-        message = _first_line(report)
+        message = _failure_message(report)
         if kind == "guideline" or (is_no_data and self.no_data_policy == "advisory"):
             # A GUIDELINE miss is visible but never halts and never fails the run. A miss in
             # setup (its step failed) becomes a skip: "passed" there would make pytest run the
@@ -223,6 +251,8 @@ class GateController:
         for gate in self.gates.values():
             if gate.last_nodeid != nodeid or not gate.started:
                 continue
+            if gate.status == "running":
+                gate.status = "passed"
             if gate.status == "passed":
                 self.live(f"[PHASE {gate.number} COMPLETE] - {gate.name} finished successfully.")
             elif gate.status == "failed":
@@ -231,6 +261,13 @@ class GateController:
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self) -> None:
         self.interrupted = True
+
+    def settle(self) -> None:
+        """At session end: a gate still running was cut short (Ctrl-C, SIGTERM, pytest.exit)."""
+        for gate in self.gates.values():
+            if gate.status == "running":
+                gate.status = "interrupted"
+                gate.reason = "the run was interrupted before every test of this gate finished"
 
     # -- outcome ----------------------------------------------------------------------------
     def exit_status(self, pytest_status: int) -> int:
@@ -258,10 +295,21 @@ class GateController:
 
 
 
-def _first_line(report: pytest.TestReport) -> str:
-    """The line of a failure that says what went wrong (the assertion message, or a step's message)."""
-    lines = [line.strip() for line in report.longreprtext.strip().splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("E "):
-            return line[1:].strip().removeprefix("Failed: ")
-    return lines[0].removeprefix("Failed: ") if lines else "failed"
+def _failure_message(report: pytest.TestReport) -> str:
+    """What went wrong, in full: every line of the assertion or step message (a gate's reason
+    lists each blocking problem, so cutting it to its first line would hide all but the headline)."""
+    text = report.longreprtext.strip("\n")
+    marked = [line[1:] for line in text.splitlines() if line.startswith("E ") or line == "E"]
+    body = textwrap.dedent("\n".join(marked)) if marked else textwrap.dedent(text)
+    lines = [line.rstrip() for line in body.strip("\n").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    message = "\n".join(lines).removeprefix("Failed: ").strip()
+    return message or "failed"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return report.longreprtext.strip() or "skipped"

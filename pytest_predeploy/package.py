@@ -139,7 +139,10 @@ class Manifest(ArtifactModel):
     previous_release: str | None = Field(description="The release staging rolls back to.")
     git_commit: str | None = Field(description="Commit of the project the package was built from.")
     config_digest: str = Field(description="sha256 of predeploy.yaml.")
-    source_date_epoch: int = Field(description="The fixed time (seconds since 1970, UTC) of every entry and of generated_at.")
+    release_source_digest: str | None = Field(
+        None, description="sha256 over each service's name and source tree when sealed (None when no service has a source folder); Gate 4 refuses the package once it changes.",
+    )
+    source_date_epoch: int = Field(description="The fixed time (seconds since 1970, UTC) of every zip entry, so the same files give the same bytes.")
     compression_level: int = Field(description="zlib level the compressed entries were written with.")
     gate_outcomes: dict[str, str] = Field(description="Outcome of each gate when the package was sealed.")
     entries: list[ManifestEntry] = Field(description="Every file of the package except this manifest, sorted by path.")
@@ -472,6 +475,7 @@ class _ZipWriter:
 def _manifest(
     release: str, previous_release: str | None, git_commit: str | None, config_digest: str,
     gate_outcomes: Mapping[str, str] | None, entries: list[ManifestEntry], epoch: int, level: int,
+    generated_at: datetime | None = None, release_source_digest: str | None = None,
 ) -> Manifest:
     present = {entry.path for entry in entries}
     handoff = [
@@ -480,10 +484,13 @@ def _manifest(
     ]
     return Manifest(
         release=release,
-        generated_at=datetime.fromtimestamp(epoch, timezone.utc),
+        # When the run that produced the evidence happened; the entries keep the fixed time. A
+        # caller outside a run gives none and gets the fixed time, so its bytes stay reproducible.
+        generated_at=generated_at or datetime.fromtimestamp(epoch, timezone.utc),
         previous_release=previous_release,
         git_commit=git_commit,
         config_digest=config_digest,
+        release_source_digest=release_source_digest,
         source_date_epoch=epoch,
         compression_level=level,
         gate_outcomes=dict(sorted((gate_outcomes or {}).items())),
@@ -499,7 +506,8 @@ def _entry(rel: str, size: int, sha256: str, producers: Mapping[str, str] | None
 def build_manifest(
     artifacts: Path, *, release: str, previous_release: str | None, git_commit: str | None, config_digest: str,
     gate_outcomes: Mapping[str, str], producers: Mapping[str, str] | None = None,
-    source_date_epoch: int | None = None, config: PackageConfig | None = None,
+    source_date_epoch: int | None = None, config: PackageConfig | None = None, generated_at: datetime | None = None,
+    release_source_digest: str | None = None,
 ) -> Manifest:
     """The manifest the package of ``artifacts`` would carry (hashes every file; writes nothing)."""
     config = config or PackageConfig()
@@ -508,7 +516,7 @@ def build_manifest(
     for rel, path in collect_files(artifacts, config.exclude):
         digest, size = _hash_file(path)
         entries.append(_entry(rel, size, digest, producers))
-    return _manifest(release, previous_release, git_commit, config_digest, gate_outcomes, entries, epoch, config.compression_level)
+    return _manifest(release, previous_release, git_commit, config_digest, gate_outcomes, entries, epoch, config.compression_level, generated_at, release_source_digest)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
@@ -531,6 +539,7 @@ def seal_package(
     artifacts: Path, *, release: str, previous_release: str | None = None, git_commit: str | None = None,
     config_digest: str = "", gate_outcomes: Mapping[str, str] | None = None, producers: Mapping[str, str] | None = None,
     source_date_epoch: int | None = None, project_dir: Path | None = None, config: PackageConfig | None = None,
+    generated_at: datetime | None = None, release_source_digest: str | None = None,
 ) -> SealResult:
     """Write ``PRE-DEPLOYMENT-PACKAGE.zip`` and ``pre-deployment-manifest.json`` (inside and beside it).
 
@@ -549,7 +558,10 @@ def seal_package(
             writer = _ZipWriter(out, epoch, config.compression_level, pool, inflight=2 * workers + 2)
             entries = [writer.add_file(rel, path) for rel, path in files]
             manifest_entries = [_entry(e.name, e.size, e.sha256, producers) for e in entries]
-            manifest = _manifest(release, previous_release, git_commit, config_digest, gate_outcomes, manifest_entries, epoch, config.compression_level)
+            manifest = _manifest(
+                release, previous_release, git_commit, config_digest, gate_outcomes, manifest_entries, epoch, config.compression_level, generated_at,
+                release_source_digest,
+            )
             manifest_bytes = manifest.to_bytes()
             writer.add_bytes(names.MANIFEST, manifest_bytes)
             writer.finish()
@@ -560,7 +572,11 @@ def seal_package(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    write_bytes_atomic(artifacts / names.MANIFEST, manifest_bytes)
+    try:
+        write_bytes_atomic(artifacts / names.MANIFEST, manifest_bytes)
+    except BaseException:
+        target.unlink(missing_ok=True)  # without its manifest beside it, the package is not sealed
+        raise
     digest, _ = _hash_file(target)
     return SealResult(path=target, sha256=digest, entries=manifest_entries, manifest=manifest)
 
@@ -730,21 +746,3 @@ def verify_package(path: Path, approvals: Path | None = None) -> VerifyResult:
             f"(sha256 {result.signoffs[0].digest[:16]}...), not this one ({digest[:16]}...): it changed after sign-off, or was rebuilt"
         )
     return result
-
-
-def sealed_package(artifacts: Path, release: str) -> SealResult | None:
-    """The package already sealed for ``release`` in ``artifacts``, when it verifies clean; else None.
-
-    Re-running Gate 4 alone reuses it, so the sign-offs bound to its digest stay valid.
-    """
-    path = Path(artifacts) / names.PACKAGE
-    if not path.is_file():
-        return None
-    try:
-        result = verify_package(path, approvals=Path(artifacts) / names.READINESS_APPROVAL)
-    except PackageError:
-        return None
-    if not result.ok or result.manifest is None or result.manifest.release != release:
-        return None
-    return SealResult(path=path, sha256=result.sha256, entries=result.manifest.entries, manifest=result.manifest)
-

@@ -28,6 +28,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -39,10 +40,10 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from pytest_predeploy.artifacts import ArtifactModel
 from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.fields import Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.fields import ByteSize, Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.refresh import RefreshConfig
-from pytest_predeploy.secrets import SecretSource, load_secrets, parse_env_text
+from pytest_predeploy.secrets import DEFAULT_SECRET_MAPPINGS, DEFAULT_SECRET_NAMES, SecretNames, SecretSource, assignment_secret, load_secrets, parse_env_text
 from pytest_predeploy.yamlfile import read_text_file, yaml_error
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class EnvironmentConfig(StrictModel):
 
     description: str = Field("", description="Free text shown in reports.")
     secrets: SecretSource | None = Field(None, description="Where this environment's secret values come from.")
-    infrastructure: list[ExistingFile] = Field(default_factory=list, description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section.")
+    infrastructure: list[ExistingFile] = Field(default_factory=list, description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section. A YAML file with several documents (Kubernetes manifests) becomes a mapping of its documents keyed apiVersion/kind/namespace/name, or by position for documents that are not Kubernetes objects.")
     configuration: list[ExistingFile] = Field(default_factory=list, description="Application configuration files (YAML, JSON, TOML or .env), merged in order into the 'configuration' section.")
     flags: list[ExistingFile] = Field(default_factory=list, description="Feature flag files (YAML, JSON, TOML or .env), merged in order into the 'flags' section.")
     capture: CaptureConfig | None = Field(None, description="Optional command whose stdout is the live state, merged over the declared files.")
@@ -279,18 +280,32 @@ class ParityConfig(StrictModel):
     """Parity rules and waivers (Gate 1 fails on any critical drift that is not waived)."""
 
     default_severity: Severity = Field(Severity.major, description="Severity of a difference no rule matches.")
-    rules: list[SeverityRule] = Field(default_factory=list, description="Severity by path glob; the first matching rule wins.")
+    rules: list[SeverityRule] = Field(default_factory=list, description="Severity by path glob; the first matching rule wins. A node that is added, removed or changes type takes its children with it, so it gets the worst of: the first rule matching the node, every rule written under it ('infrastructure.database.*' covers 'infrastructure.database'), and the first rule matching each of its leaves on either side.")
     ignore: list[IgnoreRule] = Field(default_factory=list, description="Expected differences, reported as ignored.")
     waivers: list[DriftWaiver] = Field(default_factory=list, description="Accepted drift with owner, justification and expiry.")
-    list_keys: list[ListKey] = Field(default_factory=_default_list_keys, description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has; otherwise by position.")
+    list_keys: list[ListKey] = Field(default_factory=_default_list_keys, description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (longest common subsequence), so one inserted element is one added item; their paths read [3], staging's position, or production's for a removed element.")
+    secret_names: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SECRET_NAMES),
+        description="Key names whose values are secret: never shown (at any depth, also inside an added, removed or retyped parent), and a value equal in both environments is reported as REUSED. A key is split into lower-case words whatever its case style (adminPassword, admin_password and ADMIN-PASSWORD all read 'admin password') and is secret when its words end with one of these names, so password_min_length, token_ttl and AWS_ACCESS_KEY_ID are not. Setting this list replaces the defaults: "
+        + ", ".join(DEFAULT_SECRET_NAMES) + ".",
+    )
+    secret_mappings: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SECRET_MAPPINGS),
+        description="Key names (matched as words, like secret_names) of mappings whose every value is secret, whatever the children are called. Setting this list replaces the defaults.",
+    )
     secret_paths: list[str] = Field(
-        default_factory=lambda: ["**.password", "**.*_password", "**.secret", "**.*_secret", "**.*_token", "**.api_key", "**.private_key"],
-        description="Globs (case-insensitive) of configuration keys whose values are secret: never shown, and a value equal in both environments is reported as reuse.",
+        default_factory=list,
+        description="More secrets by path glob (case-insensitive), in addition to secret_names and secret_mappings, e.g. 'configuration.sentry.dsn'.",
+    )
+    not_secret_paths: list[str] = Field(
+        default_factory=lambda: ["**.existingSecret", "**.existing_secret", "**.existing-secret"],
+        description="Exceptions: path globs (case-insensitive) never treated as secret although their name says so, e.g. Helm's existingSecret, which holds the name of a Kubernetes Secret. An exception covers the path it matches; write 'path.**' for a whole subtree.",
     )
     secrets: SecretSeverities = Field(default_factory=SecretSeverities, description="Severity of secret findings.")
     required_flags: dict[str, bool | int | float | str] = Field(default_factory=dict, description="Feature flags this release requires in staging: flag path inside the flags section -> required state. A different or missing state is critical drift.")
+    max_input_size: ByteSize = Field(64 * 1024 * 1024, description="Largest baseline or environment file read for the comparison (e.g. '64MiB'); each is parsed in full, so a bigger one is refused before it is read.")
 
-    @field_validator("secret_paths")
+    @field_validator("secret_paths", "not_secret_paths")
     @classmethod
     def _globs(cls, value: list[str]) -> list[str]:
         for pattern in value:
@@ -365,10 +380,17 @@ class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
     def ascend_resolver(self) -> None:
         return None
 
-    def load_tree(self) -> Any:
-        node = self.get_single_node()
-        if node is None:
-            return None
+    def load_documents(self) -> list[tuple[int, Any]]:
+        """Every document of the stream with the line it starts on; empty documents are left out."""
+        documents = []
+        while self.check_node():
+            node = self.get_node()
+            value = self._build(node)
+            if value is not None:
+                documents.append((node.start_mark.line + 1, value))
+        return documents
+
+    def _build(self, node: yaml.Node) -> Any:
         memo: dict[int, Any] = {}
         building: set[int] = set()
         construct = self.construct_object
@@ -442,17 +464,51 @@ class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
 
 
 def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
-    """Parse one YAML document with libyaml; errors name ``origin`` and a line, never a value."""
+    """Parse YAML with libyaml; errors name ``origin`` and a line, never a value. A stream of
+    several documents (``---``), or one Kubernetes object, becomes one mapping of its documents:
+    see ``by_document``."""
     loader = _FastLoader(text)
     try:
         with _no_gc():
-            return loader.load_tree()
+            documents = loader.load_documents()
     except _Unreadable as exc:
         raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         raise yaml_error(exc, origin) from None
     finally:
         loader.dispose()
+    return by_document(documents, origin)
+
+
+def kubernetes_identity(document: Any) -> str | None:
+    """``apiVersion/kind/namespace/name`` of a Kubernetes object (namespace empty when the
+    object has none: ``v1/Namespace//shop``); None for anything else."""
+    if not isinstance(document, dict):
+        return None
+    api, kind, metadata = document.get("apiVersion"), document.get("kind"), document.get("metadata")
+    if not (isinstance(api, str) and isinstance(kind, str) and isinstance(metadata, dict) and isinstance(metadata.get("name"), str)):
+        return None
+    namespace = metadata.get("namespace")
+    return f"{api}/{kind}/{namespace if isinstance(namespace, str) else ''}/{metadata['name']}"
+
+
+def by_document(documents: list[tuple[int, Any]], origin: str) -> Any:
+    """One YAML file's documents as one tree. A single document that is not a Kubernetes object
+    is itself; otherwise each document is keyed by its Kubernetes identity, or by its position
+    among the file's non-empty documents ("0", "1" ...) when it is not a Kubernetes object, so
+    reordering manifests changes nothing and an added object is one item."""
+    if not documents:
+        return None
+    if len(documents) == 1 and kubernetes_identity(documents[0][1]) is None:
+        return documents[0][1]
+    tree: dict[str, Any] = {}
+    first: dict[str, int] = {}
+    for index, (line, document) in enumerate(documents):
+        key = kubernetes_identity(document) or str(index)
+        if key in tree:
+            raise ConfigError(f"{origin}:{line}: a second document for {key} (the first starts on line {first[key]}); each object may appear once")
+        tree[key], first[key] = document, line
+    return tree
 
 
 def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
@@ -522,10 +578,10 @@ def parse_document(text: str, fmt: str, origin: str) -> Any:
     return data
 
 
-def load_input_file(path: Path) -> tuple[dict[Any, Any], str]:
-    """One input file -> (mapping, sha256 of its bytes)."""
+def load_input_file(path: Path, max_bytes: int | None = None) -> tuple[dict[Any, Any], str]:
+    """One input file -> (mapping, sha256 of its bytes); bigger than ``max_bytes``: refused unread."""
     fmt = input_format(path)
-    text = read_text_file(path, f"{fmt} file")
+    text = read_text_file(path, f"{fmt} file", max_bytes, "parity.max_input_size")
     data = parse_document(text, fmt, str(path))
     if data is None:
         data = {}
@@ -624,7 +680,7 @@ def load_section(
     merged: dict[Any, Any] | None = None
     inputs: list[InputRecord] = []
     for path in getattr(env, section):
-        data, digest = load_input_file(path)
+        data, digest = load_input_file(path, config.parity.max_input_size)
         merged = data if merged is None else merge(merged, data)
         inputs.append(InputRecord(environment=name, section=section, source=_display(path, config.base_dir), sha256=digest))
     if env.capture is not None and env.capture.section == section:
@@ -671,35 +727,64 @@ RawDiff = tuple[str, tuple[Any, ...], Any, Any]
 class Differ:
     """Walks two trees once; every leaf is compared with its type (1, 1.0 and true differ)."""
 
-    def __init__(self, list_keys: list[ListKey], secret_key: re.Pattern[str] | None = None) -> None:
+    def __init__(self, list_keys: list[ListKey], names: SecretNames | None = None, secret_glob_key: re.Pattern[str] | None = None) -> None:
         self._list_keys = [(compile_glob(rule.path), rule.key) for rule in list_keys]
         self.out: list[RawDiff] = []
-        #: Paths of equal, non-empty strings under keys ``secret_key`` matches (reuse candidates).
-        self.equal_secrets: list[tuple[Any, ...]] = []
-        self._secret_key = secret_key
-        self._secret_keys: dict[Any, bool] = {}
+        #: (path, value) of equal scalars (not null, booleans or empty strings) under a key whose
+        #: name says secret, inside a mapping of secrets, or whose last segment a secret glob may
+        #: match: the reuse candidates, confirmed by the policy.
+        self.equal_secrets: list[tuple[tuple[Any, ...], Any]] = []
+        self._names = names
+        self._glob_key = secret_glob_key
+        # Keys repeat across a baseline: each distinct key is classified once, and a mapping's
+        # secret keys are found by one set intersection, so the hot loop below pays nothing for
+        # secrets in the common case (a mapping without any).
+        self._seen_keys: set[Any] = set()
+        self._secret_keys: set[Any] = set()
+        self._holding_keys: set[Any] = set()
+        #: Paths of equal ``NAME=value`` list elements whose NAME says secret.
+        self.assignments: set[tuple[Any, ...]] = set()
 
     def diff(self, a: Any, b: Any, path: tuple[Any, ...] = ()) -> list[RawDiff]:
-        self._value(a, b, path)
+        self._value(a, b, path, False)
         return self.out
 
-    def _value(self, a: Any, b: Any, path: tuple[Any, ...]) -> None:
+    def _classify_keys(self, keys: Any) -> None:
+        names, glob_key = self._names, self._glob_key
+        for key in keys:
+            holds = names is not None and names.holds_secrets(key)
+            if holds:
+                self._holding_keys.add(key)
+            if holds or (names is not None and names.is_secret(key)) or (glob_key is not None and glob_key.fullmatch(_segment_text(key))):
+                self._secret_keys.add(key)
+        self._seen_keys.update(keys)
+
+    def _value(self, a: Any, b: Any, path: tuple[Any, ...], under: bool) -> None:
         cls = a.__class__
         if cls is not b.__class__:
             self.out.append((TYPE_CHANGED, path, a, b))
         elif cls is dict:
-            self._dicts(a, b, path)
+            self._dicts(a, b, path, under)
         elif cls is list:
-            self._lists(a, b, path)
+            self._lists(a, b, path, under)
         elif a != b and not (cls is float and a != a and b != b):
             self.out.append((CHANGED, path, a, b))
+        elif under and a is not None and cls is not bool and a != "":
+            self.equal_secrets.append((path, a))
 
-    def _dicts(self, a: dict[Any, Any], b: dict[Any, Any], path: tuple[Any, ...]) -> None:
+    def _dicts(self, a: dict[Any, Any], b: dict[Any, Any], path: tuple[Any, ...], under: bool = False) -> None:
         # The hot loop of the comparison: locals only, and the common case (equal scalars of one
         # type) leaves after three tests.
         out = self.out
         get = b.get
-        secret_key = self._secret_key
+        keys = a.keys()
+        if self._names is not None or self._glob_key is not None:
+            if not self._seen_keys.issuperset(keys):
+                self._classify_keys(keys - self._seen_keys)
+            secret = keys & self._secret_keys if self._secret_keys else None
+            holding = keys & self._holding_keys if secret else None
+        else:
+            secret = holding = None
         shared = 0
         for key, va in a.items():
             vb = get(key, _MISSING)
@@ -711,37 +796,41 @@ class Differ:
             if cls is not vb.__class__:
                 out.append((TYPE_CHANGED, (*path, key), va, vb))
             elif cls is dict:
-                self._dicts(va, vb, (*path, key))
+                self._dicts(va, vb, (*path, key), under or bool(holding and key in holding))
             elif cls is list:
-                self._lists(va, vb, (*path, key))
+                # The elements of a list under a secret name are each secret.
+                self._lists(va, vb, (*path, key), under or bool(secret and key in secret))
             elif va != vb:
                 if not (cls is float and va != va and vb != vb):
                     out.append((CHANGED, (*path, key), va, vb))
-            elif cls is str and secret_key is not None and va:
-                # Keys repeat across a baseline, so the key test is cached.
-                secretish = self._secret_keys.get(key)
-                if secretish is None:
-                    secretish = self._secret_keys[key] = bool(secret_key.fullmatch(_segment_text(key)))
-                if secretish:
-                    self.equal_secrets.append((*path, key))
+            elif (under or (secret and key in secret)) and va is not None and cls is not bool and va != "":
+                self.equal_secrets.append(((*path, key), va))
         if shared < len(b):
             out.extend((REMOVED, (*path, key), _MISSING, vb) for key, vb in b.items() if key not in a)
 
-    def _lists(self, a: list[Any], b: list[Any], path: tuple[Any, ...]) -> None:
+    def _lists(self, a: list[Any], b: list[Any], path: tuple[Any, ...], under: bool) -> None:
         types_a, types_b = list(map(type, a)), list(map(type, b))
         if _CONTAINERS.isdisjoint(types_a) and _CONTAINERS.isdisjoint(types_b):
             # Lists of scalars are one value: [a, b] vs [b, a] is a change of that value.
-            if types_a != types_b or (a != b and not all(map(_same_scalar, a, b))):
+            changed = types_a != types_b or (a != b and not all(map(_same_scalar, a, b)))
+            if changed:
                 self.out.append((CHANGED, path, a, b))
+            if under and a:
+                if not changed:
+                    self.equal_secrets.append((path, a))
+            elif self._names is not None and str in types_a:
+                # NAME=value lines (a compose file's environment list) hold secrets by NAME; one
+                # present in both lists is reused even when other lines differ.
+                in_b = {text for text in b if text.__class__ is str} if changed else None
+                for index, text in enumerate(a):
+                    if text.__class__ is str and "=" in text and (in_b is None or text in in_b) and assignment_secret(text, self._names):
+                        where = (*path, ListPos(None, index))
+                        self.assignments.add(where)
+                        self.equal_secrets.append((where, text))
             return
         key = self._key_for(path, a, b)
         if key is None:
-            for index, (va, vb) in enumerate(zip(a, b)):
-                self._value(va, vb, (*path, ListPos(None, index)))
-            for index in range(len(b), len(a)):
-                self.out.append((ADDED, (*path, ListPos(None, index)), a[index], _MISSING))
-            for index in range(len(a), len(b)):
-                self.out.append((REMOVED, (*path, ListPos(None, index)), _MISSING, b[index]))
+            self._aligned(a, b, path, under)
             return
         by_a = {item[key]: item for item in a}
         by_b = {item[key]: item for item in b}
@@ -751,10 +840,26 @@ class Differ:
             if vb is _MISSING:
                 self.out.append((ADDED, pos, va, _MISSING))
             else:
-                self._dicts(va, vb, pos)
+                self._dicts(va, vb, pos, under)
         for ident, vb in by_b.items():
             if ident not in by_a:
                 self.out.append((REMOVED, (*path, ListPos(key, ident)), _MISSING, vb))
+
+    def _aligned(self, a: list[Any], b: list[Any], path: tuple[Any, ...], under: bool) -> None:
+        """Lists without an identifying key, aligned by the longest common subsequence of their
+        elements (difflib), so one step inserted into a workflow is one added item, not a change
+        of every later step and a false removal at the end. Elements present on both sides (and
+        paired elements of a replaced run) carry the source's index; removed ones the target's."""
+        fa, fb = list(map(_fingerprint, a)), list(map(_fingerprint, b))
+        opcodes = [("equal", 0, len(a), 0, len(b))] if fa == fb else SequenceMatcher(None, fa, fb, autojunk=False).get_opcodes()
+        out = self.out
+        for tag, i1, i2, j1, j2 in opcodes:
+            paired = min(i2 - i1, j2 - j1) if tag in ("equal", "replace") else 0
+            for offset in range(paired):
+                # Equal pairs are walked too: their secrets may be reused.
+                self._value(a[i1 + offset], b[j1 + offset], (*path, ListPos(None, i1 + offset)), under)
+            out.extend((ADDED, (*path, ListPos(None, i)), a[i], _MISSING) for i in range(i1 + paired, i2))
+            out.extend((REMOVED, (*path, ListPos(None, j)), _MISSING, b[j]) for j in range(j1 + paired, j2))
 
     def _key_for(self, path: tuple[Any, ...], a: list[Any], b: list[Any]) -> str | None:
         text: str | None = None
@@ -769,6 +874,21 @@ class Differ:
 
 
 _CONTAINERS = frozenset({dict, list})
+
+
+def _fingerprint(value: Any) -> Any:
+    """A hashable stand-in for ``value`` that is equal exactly when the differ finds no
+    difference (types matter, key order does not, NaN equals NaN)."""
+    cls = value.__class__
+    if cls is dict:
+        return (dict, frozenset((key, _fingerprint(item)) for key, item in value.items()))
+    if cls is list:
+        return (list, tuple(map(_fingerprint, value)))
+    if cls is float and value != value:
+        return (float, "nan")
+    if cls is bytearray:
+        return (cls, bytes(value))
+    return (cls, value)
 
 
 def _same_scalar(a: Any, b: Any) -> bool:
@@ -805,7 +925,7 @@ class ParityValue(StrictModel):
 class DriftItem(StrictModel):
     """One difference between the environments."""
 
-    path: str = Field(description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3]; secrets are secrets.NAME.")
+    path: str = Field(description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3] (staging's position; production's for a removed element); documents of a multi-document YAML file read apps/v1/Deployment/shop/api or 0, 1 ...; secrets are secrets.NAME.")
     kind: Kind = Field(description="added (only in the source, e.g. staging), removed (only in the target: staging lacks it), changed, type-changed, secret (see detail), required-flag.")
     detail: str = Field(description="The difference in words (e.g. 'REUSED', 'int -> str').")
     source_value: ParityValue | None = Field(description="The source's (staging's) value; null when the key is absent.")
@@ -829,7 +949,7 @@ class SecretCheck(StrictModel):
     """One secret name: where it is set and whether the value is reused. Never the value."""
 
     name: str = Field(description="The secret's name.")
-    status: str = Field(description="present (both, values differ), missing-in-<source>, missing-in-<target>, or REUSED (same value in both).")
+    status: str = Field(description="present (both, values differ), missing-in-<source>, missing-in-<target>, missing-in-<source>-and-<target> (named on both sides, empty on both), or REUSED (same value in both). An empty value counts as missing.")
 
 
 class ParitySummary(StrictModel):
@@ -881,49 +1001,65 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-class _Shower:
-    """Turns values into report views: JSON-safe, shortened, with known secret values redacted."""
+REDACTED = "[REDACTED]"
 
-    def __init__(self, redactor: Redactor) -> None:
+
+class _Shower:
+    """Turns values into report views: JSON-safe, shortened, and redacted at every depth: a value
+    under a secret key is replaced by ``[REDACTED]``, and a known secret value (from a secrets
+    source or found under a secret key anywhere in either tree) by ``[REDACTED:<where>]``,
+    also inside a longer string (a DSN) or as a number."""
+
+    def __init__(self, redactor: Redactor, secret_step: Callable[[tuple[Any, ...]], bool], numbers: set[str], names: SecretNames) -> None:
         self._redactor = redactor
+        self._names = names
+        self._secret_step = secret_step
+        self._numbers = numbers
         self.truncated = False
 
-    def view(self, value: Any, secret: bool = False) -> ParityValue | None:
+    def view(self, value: Any, secret: bool = False, path: tuple[Any, ...] = ()) -> ParityValue | None:
         if value is _MISSING:
             return None
         if secret:
             return ParityValue.model_construct(type=_type_name(value), redacted=True)
         self.truncated = False
-        shown = self._json(value, 0)
+        shown = self._json(value, 0, path)
         return ParityValue.model_construct(type=_type_name(value), value=shown, truncated=self.truncated)
 
-    def _json(self, value: Any, depth: int) -> Any:
+    def _json(self, value: Any, depth: int, path: tuple[Any, ...]) -> Any:
         if isinstance(value, str):
             text = self._redactor.redact(value) if self._redactor else value
+            if "=" in text and assignment_secret(text, self._names):
+                text = text.split("=", 1)[0] + "=" + REDACTED
             if len(text) > _SHOW_CHARS:
                 self.truncated = True
                 return text[:_SHOW_CHARS] + "..."
             return text
-        if value is None or isinstance(value, (bool, int)):
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and self._numbers and str(value) in self._numbers:
+            return REDACTED
+        if isinstance(value, int):
             return value
         if isinstance(value, float):
             return value if math.isfinite(value) else str(value)
         if isinstance(value, (datetime, date)):
-            return value.isoformat()
+            return self._json(value.isoformat(), depth, path)
         if isinstance(value, (bytes, bytearray)):
             return f"<{len(value)} bytes>"
         if isinstance(value, (dict, list)):
             if depth >= 4:
                 self.truncated = True
                 return "..."
-            pairs = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            pairs = list(value.items()) if isinstance(value, dict) else [(ListPos(None, i), v) for i, v in enumerate(value)]
             if len(pairs) > _SHOW_ITEMS:
                 self.truncated = True
                 pairs = pairs[:_SHOW_ITEMS]
+            shown = [(k, REDACTED if self._secret_step((*path, k)) else self._json(v, depth + 1, (*path, k))) for k, v in pairs]
             if isinstance(value, dict):
-                return {self._json(_segment_text(k), depth + 1): self._json(v, depth + 1) for k, v in pairs}
-            return [self._json(v, depth + 1) for _, v in pairs]
-        return self._json(str(value), depth)
+                return {self._json(_segment_text(k), depth + 1, path): v for k, v in shown}
+            return [v for _, v in shown]
+        return self._json(str(value), depth, path)
 
 
 _REMEDIATION = {
@@ -945,6 +1081,33 @@ def _last_segments(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{part})" for part in parts), re.IGNORECASE)
 
 
+def _prefix_regexes(pattern: str) -> dict[int, re.Pattern[str]]:
+    """For a rule written under a node: the regexes its first k segments make, for each k the
+    node's path may have, so that ``infrastructure.database.*`` covers ``infrastructure.database``
+    and ``infrastructure`` themselves. Only segments before a ``**`` count: ``**.password`` is
+    written under no node in particular (its leaves still count, see ``_Policy.severity_of``)."""
+    tokens = _tokens(pattern)
+    fixed = next((i for i, (kind, text) in enumerate(tokens) if kind == "glob" and text == "**"), len(tokens))
+    out: dict[int, re.Pattern[str]] = {}
+    for k in range(1, min(fixed, len(tokens) - 1) + 1):
+        out[k] = re.compile(_SEP.join(_segment_regex(kind, text) for kind, text in tokens[:k]))
+    return out
+
+
+def _leaf_paths(value: Any, path: tuple[Any, ...], key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> Iterator[tuple[Any, ...]]:
+    """Every leaf (scalar or empty container) of ``value``, with its path as the differ writes it."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict) and item:
+            stack.extend(((v, (*where, k)) for k, v in item.items()))
+        elif isinstance(item, list) and item:
+            key = key_for(where, item)
+            stack.extend((v, (*where, ListPos(key, v[key] if key else i))) for i, v in enumerate(item))
+        else:
+            yield where
+
+
 @dataclass
 class _Policy:
     config: ParityConfig
@@ -952,17 +1115,51 @@ class _Policy:
     rules: list[tuple[re.Pattern[str], SeverityRule]] = field(init=False)
     ignores: list[tuple[re.Pattern[str], IgnoreRule]] = field(init=False)
     waivers: list[tuple[re.Pattern[str], DriftWaiver]] = field(init=False)
+    names: SecretNames = field(init=False)
     secret_paths: list[re.Pattern[str]] = field(init=False)
-    secret_key: re.Pattern[str] | None = field(init=False)
+    not_secret: list[re.Pattern[str]] = field(init=False)
+    secret_glob_key: re.Pattern[str] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.rules = [(compile_glob(r.path), r) for r in self.config.rules]
         self.ignores = [(compile_glob(r.path), r) for r in self.config.ignore]
         self.waivers = [(compile_glob(w.path), w) for w in self.config.waivers]
+        self.names = SecretNames(self.config.secret_names, self.config.secret_mappings)
         self.secret_paths = [compile_glob(p, ignore_case=True) for p in self.config.secret_paths]
-        self.secret_key = _last_segments(self.config.secret_paths)
+        self.not_secret = [compile_glob(p, ignore_case=True) for p in self.config.not_secret_paths]
+        self.secret_glob_key = _last_segments(self.config.secret_paths)
+        self._under = [(_prefix_regexes(r.path), r) for r in self.config.rules]
 
-    def is_secret(self, text: str) -> bool:
+    def excepted(self, path: tuple[Any, ...]) -> bool:
+        if not self.not_secret:
+            return False
+        text = _match_text(path)
+        return any(regex.fullmatch(text) for regex in self.not_secret)
+
+    def secret_step(self, path: tuple[Any, ...]) -> bool:
+        """The node at ``path`` is secret by its own key (name, mapping of secrets) or a glob."""
+        hit = True in self.names.flags(path[-1])
+        if not hit and self.secret_paths:
+            text = _match_text(path)
+            hit = any(regex.fullmatch(text) for regex in self.secret_paths)
+        return hit and not self.excepted(path)
+
+    def is_secret(self, path: tuple[Any, ...]) -> bool:
+        """Never shown: the node or one of its ancestors is secret."""
+        flags = self.names.flags
+        if not self.secret_paths and not any(True in flags(segment) for segment in path):
+            return False
+        return any(self.secret_step(path[: i + 1]) for i in range(len(path)))
+
+    def is_reuse_candidate(self, path: tuple[Any, ...]) -> bool:
+        """An equal value here is credential reuse: the key's name says secret, it is inside a
+        mapping of secrets, or a secret glob names it. A secret-named parent alone (smtp.auth
+        with a user name beside the password) does not make every equal child a credential."""
+        if self.excepted(path):
+            return False
+        if self.names.is_secret(path[-1]) or any(self.names.holds_secrets(seg) and not self.excepted(path[: i + 1]) for i, seg in enumerate(path)):
+            return True
+        text = _match_text(path)
         return any(regex.fullmatch(text) for regex in self.secret_paths)
 
     def severity(self, text: str) -> tuple[Severity, str | None, str | None]:
@@ -970,6 +1167,28 @@ class _Policy:
             if regex.fullmatch(text):
                 return rule.severity, f"severity {rule.path}", rule.remediation or None
         return self.config.default_severity, None, None
+
+    def severity_of(self, kind: str, path: tuple[Any, ...], values: tuple[Any, Any], key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> tuple[Severity, str | None, str | None]:
+        """The severity of a difference at ``path``. A node added, removed or retyped takes its
+        children with it, so it is at least as severe as the rules written under it say
+        (``infrastructure.database.*`` for ``infrastructure.database``) and as its worst leaf on
+        either side: deleting a block cannot be milder than changing one of its values."""
+        found = self.severity(_match_text(path))
+        if kind == CHANGED:
+            return found
+        best = found
+        depth = len(path)
+        for prefixes, rule in self._under:
+            regex = prefixes.get(depth)
+            if regex is not None and rule.severity.rank > best[0].rank and regex.fullmatch(_match_text(path)):
+                best = rule.severity, f"severity {rule.path} (written under this node)", rule.remediation or None
+        for value in values:
+            if isinstance(value, (dict, list)) and self.rules:
+                for leaf in _leaf_paths(value, path, key_for):
+                    severity, rule_name, remediation = self.severity(_match_text(leaf))
+                    if severity.rank > best[0].rank:
+                        best = severity, f"{rule_name} (at {render_path(leaf)})" if rule_name else None, remediation
+        return best
 
     def ignored(self, text: str, kind: str) -> IgnoreRule | None:
         for regex, rule in self.ignores:
@@ -996,11 +1215,10 @@ def _item(fields: dict[str, Any]) -> DriftItem:
     return DriftItem.model_construct(**fields)
 
 
-def _classify(raw: RawDiff, policy: _Policy, shower: _Shower) -> DriftItem:
+def _classify(raw: RawDiff, secret: bool, policy: _Policy, shower: _Shower, key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> DriftItem:
     kind, path, a, b = raw
     text = _match_text(path)
-    secret = policy.is_secret(text)
-    severity, rule, remediation = policy.severity(text)
+    severity, rule, remediation = policy.severity_of(kind, path, (a, b), key_for)
     if kind == TYPE_CHANGED:
         detail = f"{_type_name(a)} -> {_type_name(b)} (staging -> production)"
     elif kind == ADDED:
@@ -1010,8 +1228,8 @@ def _classify(raw: RawDiff, policy: _Policy, shower: _Shower) -> DriftItem:
     else:
         detail = "values differ"
     item: dict[str, Any] = {
-        "path": render_path(path), "kind": kind, "detail": detail, "source_value": shower.view(a, secret),
-        "target_value": shower.view(b, secret), "severity": severity, "status": "drift", "rule": rule,
+        "path": render_path(path), "kind": kind, "detail": detail, "source_value": shower.view(a, secret, path),
+        "target_value": shower.view(b, secret, path), "severity": severity, "status": "drift", "rule": rule,
         "remediation": remediation or _REMEDIATION[kind],
     }
     ignore = policy.ignored(text, kind)
@@ -1026,6 +1244,36 @@ def _fingerprints(values: Mapping[str, str], key: bytes) -> dict[str, bytes]:
     return {name: hmac.new(key, value.encode("utf-8"), hashlib.sha256).digest() for name, value in values.items() if value}
 
 
+def _scalars(value: Any, names: SecretNames | None = None) -> Iterator[Any]:
+    """The scalars of ``value`` that could be secret (not null, booleans or empty strings); with
+    ``names``, only the values of ``NAME=value`` strings whose NAME is secret."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif names is not None:
+            if isinstance(item, str) and "=" in item and (secret := assignment_secret(item, names)):
+                yield secret
+        elif item is not None and item is not _MISSING and not isinstance(item, bool) and item != "":
+            yield item
+
+
+def _nested_secrets(value: Any, path: tuple[Any, ...], policy: _Policy) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(path, scalar) of every value at or under a secret key inside ``value``."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if where and policy.secret_step(where):
+            yield from ((where, scalar) for scalar in _scalars(item))
+        elif isinstance(item, dict):
+            stack.extend((v, (*where, k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, (*where, ListPos(None, i))) for i, v in enumerate(item))
+
+
 def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: _Policy) -> tuple[list[SecretCheck], list[DriftItem]]:
     """Statuses by HMAC-SHA256 under a key that exists only for this call; an empty value counts
     as missing (an unset credential cannot be reused)."""
@@ -1035,15 +1283,22 @@ def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: 
     severities = policy.config.secrets
     checks: list[SecretCheck] = []
     items: list[DriftItem] = []
-    for name in sorted(fa.keys() | fb.keys()):
-        if name in fa and name in fb:
+    # A name set empty on both sides is unset in both: still a secret to provision, not an absence.
+    empty = {name for name in source.secrets.keys() & target.secrets.keys() if name not in fa and name not in fb}
+    for name in sorted(fa.keys() | fb.keys() | empty):
+        if name in empty:
+            status = f"missing-in-{source.name}-and-{target.name}"
+        elif name in fa and name in fb:
             status = "REUSED" if hmac.compare_digest(fa[name], fb[name]) else "present"
         else:
             status = f"missing-in-{target.name if name in fa else source.name}"
         checks.append(SecretCheck(name=name, status=status))
         if status == "present":
             continue
-        if status == "REUSED":
+        if name in empty:
+            severity = max(severities.missing_in_source, severities.missing_in_target, key=lambda s: s.rank)
+            remediation = f"{name} is empty in both {source.name} and {target.name}: provision it in both before the release, or stop using it"
+        elif status == "REUSED":
             severity, remediation = severities.reused, f"rotate {name} in {source.name}: it holds the same value as {target.name} (a leak of one is a leak of both)"
         elif name in fb:
             severity, remediation = severities.missing_in_source, f"provision {name} in {source.name}'s secret source"
@@ -1057,6 +1312,23 @@ def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: 
         }
         items.append(policy.finish(item, _match_text(("secrets", name))))
     return checks, items
+
+
+def _by_value(named: Mapping[str, str]) -> dict[str, str]:
+    """One name per distinct value (the first, in sorted order): the redaction tag names where a
+    value was found without listing every place."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in sorted(named.items()):
+        if value in seen:
+            continue
+        seen.add(value)
+        base = tag = name.split("#", 1)[0]
+        number = 2
+        while tag in out:
+            tag, number = f"{base}~{number}", number + 1
+        out[tag] = value
+    return out
 
 
 def _lookup(tree: Any, segments: tuple[str, ...]) -> Any:
@@ -1092,28 +1364,50 @@ def compare_trees(
     *,
     source: str = "staging",
     target: str = "production",
-    redactor: Redactor | None = None,
+    secret_values: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> list[DriftItem]:
     """The comparison step proper: every difference of two parsed trees, classified by the rules
-    (secret-valued keys, required flags and waivers included), unsorted."""
+    (secret-valued keys, required flags and waivers included), unsorted. ``secret_values`` (the
+    environments' secret sources) are redacted wherever they appear in a shown value."""
     policy = _Policy(parity, now or utcnow())
-    shower = _Shower(redactor or Redactor({}))
-    differ = Differ(parity.list_keys, policy.secret_key)
+    differ = Differ(parity.list_keys, policy.names, policy.secret_glob_key)
+
+    def key_for(where: tuple[Any, ...], items: list[Any]) -> str | None:
+        return differ._key_for(where, items, items)
+
     try:
         with _no_gc():  # the walk and the items create no cycles; see _no_gc
             raw = differ.diff(source_tree, target_tree)
-            items = [_classify(entry, policy, shower) for entry in raw]
+            reused = [(path, value) for path, value in differ.equal_secrets if policy.is_reuse_candidate(path) or (path in differ.assignments and not policy.excepted(path))]
+            # Every value found under a secret key, in either tree, is redacted wherever it is
+            # shown: the same password may sit in a DSN under an innocent key.
+            found: list[tuple[tuple[Any, ...], Any]] = [
+                (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
+            ]
+            secret_paths = [policy.is_secret(path) for _, path, _, _ in raw]
+            for (_, path, a, b), secret in zip(raw, secret_paths):
+                for value in (a, b):
+                    if secret:
+                        found.extend((path, scalar) for scalar in _scalars(value))
+                    else:
+                        found.extend((path, scalar) for scalar in _scalars(value, policy.names))
+                        if isinstance(value, (dict, list)):
+                            found.extend(_nested_secrets(value, path, policy))
+            known = dict(secret_values or {})
+            for path, scalar in found:
+                known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
+            numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
+            shower = _Shower(Redactor(_by_value(known)), policy.secret_step, numbers, policy.names)
+            items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths)]
     except RecursionError:
         raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
 
-    for path in differ.equal_secrets:
-        if not policy.is_secret(_match_text(path)):
-            continue
-        view = ParityValue(type="str", redacted=True)
+    for path, value in reused:
+        view = ParityValue(type=_type_name(value), redacted=True)
         items.append(policy.finish({
             "path": render_path(path), "kind": "secret", "detail": "REUSED", "source_value": view, "target_value": view,
-            "severity": parity.secrets.reused, "status": "drift", "rule": "secret_paths",
+            "severity": parity.secrets.reused, "status": "drift", "rule": "secret keys (secret_names, secret_mappings, secret_paths)",
             "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
         }, _match_text(path)))
 
@@ -1160,7 +1454,7 @@ def compare_environments(
     left = load_environment(config, source, capture, transcripts)
     right = load_environment(config, target, capture, transcripts)
     now = now or utcnow()
-    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, redactor=Redactor(config.secret_values()), now=now)
+    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, secret_values=config.secret_values(), now=now)
     checks, secret_items = compare_secrets(left, right, _Policy(parity, now))
     items.extend(secret_items)
     items.sort(key=_sort_key)

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from filelock import FileLock
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pytest_predeploy.artifacts import PACKAGE, ArtifactModel, read_artifact, write_text_atomic
-from pytest_predeploy.fields import Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.artifacts import PACKAGE, ArtifactModel, describe_validation_error, write_text_atomic
+from pytest_predeploy.errors import ArtifactError
+from pytest_predeploy.fields import Duration, StrictModel, UtcDatetime, format_size, parse_positive_duration, utcnow
+from pytest_predeploy.yamlfile import parse_json
 
 STEP = "readiness-review"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -26,7 +28,11 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:pytest-predeploy:readiness-signoff:v1"
 
 Decision = Literal["go", "no-go"]
-Verdict = Literal["current", "expired", "other-package"]
+Verdict = Literal["current", "expired", "other-package", "future-dated"]
+#: How far a sign-off's signed_at may lie ahead of this machine's clock (clock skew between hosts).
+CLOCK_SKEW = timedelta(minutes=5)
+#: The sign-off file is parsed in full; it gains ~600 bytes per sign-off, so this holds thousands.
+MAX_SIGNOFF_FILE_BYTES = 16 * 1024 * 1024
 
 
 class ReadinessConfig(StrictModel):
@@ -34,7 +40,10 @@ class ReadinessConfig(StrictModel):
 
     required_roles: list[str] = Field(
         default_factory=lambda: ["release-manager"],
-        description="Roles that must each record a 'go' on the current package digest before Gate 4 passes (e.g. release-manager, qa-lead).",
+        description="Roles that must each record a 'go' on the current package digest before Gate 4 passes (e.g. release-manager, qa-lead). Must not be empty unless allow_no_signoff is true.",
+    )
+    allow_no_signoff: bool = Field(
+        False, description="Let Gate 4 pass with no sign-off at all (an empty required_roles list). Off by default: an empty list would complete the protocol with nobody reviewing the package. When on, Gate 4 says so in its summary.",
     )
     forbid_self_approval: bool = Field(True, description="A sign-off by the person who ran the rehearsal does not count.")
     signoff_validity: Duration | None = Field(
@@ -50,6 +59,19 @@ class ReadinessConfig(StrictModel):
     slow_step: Duration = Field(
         timedelta(seconds=60), description="A rehearsed deploy or rollback slower than this becomes a deployment-checklist item."
     )
+
+    @field_validator("signoff_validity")
+    @classmethod
+    def _positive_validity(cls, value: timedelta | None) -> timedelta | None:
+        # A zero validity records sign-offs that are expired the moment they are made.
+        return parse_positive_duration(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _someone_signs(self) -> ReadinessConfig:
+        # An empty list is the easiest way to configure Gate 4 into a GO that nobody reviewed.
+        if not self.required_roles and not self.allow_no_signoff:
+            raise ValueError("readiness.required_roles is empty, so nobody would sign off the package; list the roles that must sign, or set readiness.allow_no_signoff: true to release without a sign-off")
+        return self
 
 
 class Subject(StrictModel):
@@ -115,6 +137,8 @@ class SignoffView:
             text += f" (conditions: {self.conditions})"
         if self.verdict == "expired" and self.expires_at:
             text += f", expired at {self.expires_at.isoformat()}"
+        elif self.verdict == "future-dated":
+            text += ", dated in the future"
         elif self.verdict == "other-package":
             text += f", for another package (sha256 {self.digest[:16]}...)"
         return text
@@ -129,8 +153,12 @@ class SignoffStatus:
     rejected: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     approved: dict[str, list[str]] = field(default_factory=dict)
+    #: True when no role is required (readiness.allow_no_signoff): said in every summary.
+    unreviewed: bool = False
 
     def summary(self) -> str:
+        if self.unreviewed and not self.rejected:
+            return "NO SIGN-OFF REQUIRED: nobody reviewed this package (readiness.required_roles is empty, readiness.allow_no_signoff is true)"
         if self.rejected:
             return "no-go: " + "; ".join(self.rejected)
         if self.missing_roles:
@@ -143,10 +171,26 @@ def _lock(path: Path) -> FileLock:
 
 
 def load_signoffs(path: Path) -> list[SignoffStatement]:
-    """The sign-offs of ``path``; none when it does not exist. Malformed: ArtifactError naming the field."""
+    """The sign-offs of ``path``; none when it does not exist. Malformed: an error naming the
+    file and the line or field. Like an upstream approval record it is refused when oversized,
+    nested too deep or carrying a duplicate key (a second "decision" must not silently win)."""
     if not path.exists():
         return []
-    return read_artifact(path, ReadinessApproval).signoffs
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_SIGNOFF_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_SIGNOFF_FILE_BYTES:
+        raise ArtifactError(path, f"is larger than {format_size(MAX_SIGNOFF_FILE_BYTES)}; it is parsed in full, so a bigger one is refused")
+    try:
+        data = parse_json(raw.decode("utf-8"), str(path))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(path, f"not UTF-8 (invalid byte at offset {exc.start})") from None
+    try:
+        return ReadinessApproval.model_validate(data).signoffs
+    except ValidationError as exc:
+        raise ArtifactError(path, f"does not match ReadinessApproval: {describe_validation_error(exc)}") from None
 
 
 def record_signoff(
@@ -178,6 +222,8 @@ def review_signoffs(path: Path, package_sha256: str, now: datetime | None = None
         p = statement.predicate
         if statement.sha256 != package_sha256:
             verdict: Verdict = "other-package"
+        elif p.signed_at > now + CLOCK_SKEW:
+            verdict = "future-dated"
         elif p.expires_at is not None and p.expires_at <= now:
             verdict = "expired"
         else:
@@ -198,16 +244,23 @@ def evaluate_signoffs(
     other than the rehearsal's operator (when configured), and nobody said 'no-go'.
 
     Each approver's latest decision per role counts (a 'go' after one's own 'no-go' replaces it).
-    A 'no-go' on this package rejects it whatever its expiry. ``release`` limits the problems
-    listed to sign-offs of that release (older releases' sign-offs are history, not problems).
+    "Latest" is the order in which sign-offs were recorded (appended to the file), never their
+    own signed_at: a statement carrying a later date must not override a no-go recorded after
+    it. A sign-off dated in the future counts for nothing. A 'no-go' on this package rejects it
+    whatever its expiry, until the same approver records a 'go' in the same role. ``release``
+    limits the problems listed to sign-offs of that release (older releases' sign-offs are
+    history, not problems).
     """
     views = review_signoffs(approvals_path, package_sha256, now)
     status = SignoffStatus(complete=False, missing_roles=[])
     latest: dict[tuple[str, str], SignoffView] = {}
-    for view in sorted(views, key=lambda v: v.signed_at):
+    for view in views:
         if view.verdict == "other-package":
             if release is None or view.release == release:
                 status.problems.append(f"{view.role} sign-off by {view.approver} is for another package (sha256 {view.digest[:16]}...), not this one ({package_sha256[:16]}...)")
+            continue
+        if view.verdict == "future-dated":
+            status.problems.append(f"{view.role} sign-off by {view.approver} is dated in the future ({view.signed_at.isoformat()}) and does not count")
             continue
         latest[(view.role, view.approver.strip().casefold())] = view
     approved: dict[str, list[str]] = defaultdict(list)
@@ -222,5 +275,6 @@ def evaluate_signoffs(
             approved[view.role].append(view.approver)
     status.approved = dict(approved)
     status.missing_roles = [role for role in config.required_roles if role not in approved]
+    status.unreviewed = not config.required_roles
     status.complete = not status.missing_roles and not status.rejected
     return status

@@ -16,13 +16,16 @@ service) and ``staging-deployment-report.json`` (:class:`DeploymentReport`).
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from pydantic import Field
 
@@ -31,7 +34,8 @@ from pytest_predeploy.artifacts import ArtifactModel, write_text_atomic
 from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.runner import RunResult, script_name
+from pytest_predeploy.redact import Redactor
+from pytest_predeploy.runner import CHUNK, TRANSCRIPT_LIMIT, RunResult, display_command, script_name
 from pytest_predeploy.staging import current_release, service_url
 from pytest_predeploy.staging.probe import check_release
 
@@ -45,7 +49,7 @@ CRITICAL_ERROR = "[ERROR] Deployment rehearsal encountered critical error."
 class ScriptRun(StrictModel):
     """One run of a step script."""
 
-    command: str = Field(description="The command line (redacted).")
+    command: str = Field(description="The command line (redacted; cut at 4096 characters).")
     status: str = Field(description="How it ended: success, failed (exit N), timed out, killed by SIGNAL, interrupted, not run: why.")
     exit_code: int | None = Field(description="Its exit status; none when it did not exit by itself.")
     started_at: UtcDatetime = Field(description="When it started (UTC).")
@@ -60,7 +64,7 @@ def script_run(ctx: RunContext, result: RunResult) -> ScriptRun:
     except ValueError:
         transcript = str(result.transcript)
     return ScriptRun(
-        command=ctx.redactor.redact(" ".join(result.argv)), status=result.describe(), exit_code=result.returncode,
+        command=display_command(result.argv, ctx.redactor), status=result.describe(), exit_code=result.returncode,
         started_at=result.started_at, ended_at=result.ended_at, duration_seconds=round(result.duration, 3), transcript=transcript,
     )
 
@@ -70,13 +74,34 @@ def script_outcome(result: RunResult) -> str:
     outcome = f"{script_name(result.argv)} {result.describe()}"
     if result.ok:
         return outcome
+    message = _last_error(result.transcript)
+    return f"{outcome}: {message}" if message else outcome
+
+
+#: The most of a script's last error message kept in a problem sentence (a service log tail with
+#: a traceback fits; the whole output is in the transcript).
+_ERROR_LINES = 25
+_ERROR_LINE_WIDTH = 300
+
+
+def _last_error(transcript: Path) -> str | None:
+    """The last message the script printed on stderr with the indented lines that continue it
+    (a service's log tail: a traceback, an argparse usage). The transcript is already redacted;
+    it is read from its end, as it can be large."""
     try:
-        lines = result.transcript.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(transcript, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 256 * 1024))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
     except OSError:
-        lines = []
-    # Indented stderr lines continue a message (a log tail); the message is the line before them.
-    errors = [text for line in lines if " stderr | " in line and (text := line.split(" stderr | ", 1)[1]).strip() and not text.startswith(" ")]
-    return f"{outcome}: {errors[-1][:300]}" if errors else outcome
+        return None
+    errors = [text for line in lines if " stderr | " in line and (text := line.split(" stderr | ", 1)[1]).strip()]
+    start = next((i for i in range(len(errors) - 1, -1, -1) if not errors[i].startswith(" ")), None)
+    if start is None:
+        return None
+    message = [line[:_ERROR_LINE_WIDTH] for line in errors[start:]]
+    if len(message) > _ERROR_LINES:
+        message = [message[0], f"    ({len(message) - _ERROR_LINES} lines left out; see {transcript.name})", *message[1 - _ERROR_LINES :]]
+    return "\n".join(message)
 
 
 class Verification(StrictModel):
@@ -102,7 +127,7 @@ def verify_service(ctx: RunContext, service: str, expected: str) -> Verification
         if url is None:
             healthy, reported, problems = False, None, [f"not running: no live process serves its current release on {ctx.env}"]
         else:
-            check = check_release(url, expected, settings.health_path)
+            check = check_release(url, expected, settings.health_path, service)
             healthy, reported, problems = check.healthy, check.reported_release, check.problems
         if not problems or time.monotonic() >= deadline:
             return Verification(
@@ -377,7 +402,7 @@ class _Rehearsal:
         if url is None:
             current = current_release(self.ctx.config, self.ctx.env, name)
             return "staging was empty" if current is None else f"staging had {current} current but not running"
-        check = check_release(url, previous, self.ctx.config.service(name).health_path)
+        check = check_release(url, previous, self.ctx.config.service(name).health_path, name)
         if check.reported_release != previous:
             return f"staging ran {check.reported_release or 'an unknown release'}"
         return None if check.healthy else f"{previous} was not healthy"
@@ -441,11 +466,24 @@ class _Rehearsal:
     def write(self) -> DeploymentReport:
         report = self.report()
         write_text_atomic(self.ctx.artifact(names.DEPLOYMENT_REPORT), self.ctx.redactor.redact(report.model_dump_json(indent=2)) + "\n")
-        write_text_atomic(self.ctx.artifact(names.DEPLOYMENT_LOG), self.ctx.redactor.redact(self._log(report)))
+        self._write_log(report)
         return report
 
-    def _log(self, report: DeploymentReport) -> str:
-        out = [
+    def _write_log(self, report: DeploymentReport) -> None:
+        """Stream the log into place: the transcripts are copied a chunk at a time, at most
+        DEPLOYMENT_LOG_LIMIT bytes of them in all, so neither memory nor the file grows with what
+        the scripts printed (each transcript is whole in ``transcripts/``)."""
+        redactor = self.ctx.redactor
+        with _atomic_output(self.ctx.artifact(names.DEPLOYMENT_LOG)) as out:
+            out.write(redactor.redact("\n".join(self._head(report)) + "\n").encode("utf-8"))
+            budget = DEPLOYMENT_LOG_LIMIT
+            for title, transcript in self.sections:
+                out.write(f"\n== {redactor.redact(title)} ==\n".encode())
+                budget -= _copy_capped(transcript, out, budget, redactor)
+            out.write(redactor.redact("\n".join(self._tail(report)) + "\n").encode("utf-8"))
+
+    def _head(self, report: DeploymentReport) -> list[str]:
+        return [
             f"# {names.DEPLOYMENT_LOG}: deployment rehearsal of {report.release} on {report.environment}",
             f"# previous release: {report.previous_release or '(none)'}; max_parallel: {report.max_parallel}",
             f"# started: {_stamp(report.started_at)}; ended: {_stamp(report.ended_at)}; duration: {report.duration_seconds:.3f}s",
@@ -455,9 +493,9 @@ class _Rehearsal:
             "== progress ==",
             *self.progress.lines,
         ]
-        for title, transcript in self.sections:
-            out += ["", f"== {title} ==", _read(transcript).rstrip("\n")]
-        out += ["", "== timings (seconds) ==", f"{'service':<20} {'phase':<10} {'status':<12} {'script':>8} {'verify':>8} {'total':>8}"]
+
+    def _tail(self, report: DeploymentReport) -> list[str]:
+        out = ["", "== timings (seconds) ==", f"{'service':<20} {'phase':<10} {'status':<12} {'script':>8} {'verify':>8} {'total':>8}"]
         rows: list[tuple[str, str, str, ScriptRun | None, Verification | None, float | None]] = []
         rows += [(b.service, "bootstrap", b.status, b.script, b.verification, None) for b in report.bootstrap]
         rows += [(d.service, "deploy", d.status, d.script, d.verification, d.duration_seconds) for d in report.services]
@@ -472,18 +510,61 @@ class _Rehearsal:
         out += ["", "== summary ==", report.summary_line()]
         problems = deployment_problems(report)
         out += [f"problem: {problem}" for problem in problems] or ["no problems"]
-        return "\n".join(out) + "\n"
+        return out
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _read(path: Path) -> str:
+#: The most of the scripts' transcripts ``staging-deployment-run.log`` copies, in all (the same
+#: cap as one transcript); its own lines (progress, timings, summary) come on top, a few KiB.
+DEPLOYMENT_LOG_LIMIT = TRANSCRIPT_LIMIT
+
+
+@contextmanager
+def _atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A binary file written in place of ``path`` at once when the block ends without error
+    (readers see the old file or the whole new one), removed otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _copy_capped(path: Path, out: BinaryIO, budget: int, redactor: Redactor) -> int:
+    """Copy the transcript at ``path`` into ``out``, redacted, at most ``budget`` bytes of it;
+    say how much was left out. Returns the bytes copied."""
+    copied = 0
+    stream = redactor.stream()
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            last = b"\n"
+            while copied < budget and (chunk := handle.read(min(CHUNK, budget - copied))):
+                data = stream.feed(chunk)
+                out.write(data)
+                copied += len(chunk)
+                last = data[-1:] or last
+            rest = stream.flush()
+            out.write(rest)
+            last = rest[-1:] or last
     except OSError:
-        return f"(transcript {path} could not be read)"
+        out.write(f"(transcript {path} could not be read)\n".encode())
+        return copied
+    if last != b"\n":
+        out.write(b"\n")
+    if size > copied:
+        out.write(f"[{size - copied} more bytes of this transcript are not copied here (the log keeps {DEPLOYMENT_LOG_LIMIT // (1024 * 1024)} MiB of transcripts); the whole transcript: {names.TRANSCRIPTS_DIR}/{path.name}]\n".encode())
+    return copied
 
 
 def rehearse_deployment(ctx: RunContext, before_switch: Callable[[], None] | None = None) -> DeploymentReport:

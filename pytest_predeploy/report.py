@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_predeploy.artifacts import RUN_REPORTS
 from pytest_predeploy.gates import ExitStatus, gate_of, kind_of
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ STATUS_COLOURS = {
     "passed": "#1a7f37",
     "failed": "#cf222e",
     "halted": "#8c959f",
+    "interrupted": "#cf222e",
     "awaiting sign-off": "#9a6700",
     "not run": "#8c959f",
 }
@@ -63,6 +65,12 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
     found = Evidence()
     request.node.stash[evidence_key] = found
     return found
+
+
+def which_reports(session: ProtocolSession) -> str:
+    """Which report files are this run's and which are the reviewers' copy (a Gate-4-only re-check)."""
+    ours = ", ".join(session.report_prefix + name for name in RUN_REPORTS)
+    return f"This Gate 4 run's reports: {ours}. The run that produced the package wrote {', '.join(RUN_REPORTS)} (the reviewers' copy, sealed in the package)."
 
 
 def verdict(session: ProtocolSession, exit_status: int) -> str:
@@ -120,7 +128,7 @@ class ReportHooks:
         for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
             colour = STATUS_COLOURS.get(gate.status, "#57606a")
             figures = "<br>".join(html.escape(f) for f in gate.figures) or "&nbsp;"
-            reason = html.escape(gate.reason) if gate.status in ("failed", "halted") else ""
+            reason = html.escape(gate.reason).replace("\n", "<br>") if gate.status in ("failed", "halted", "interrupted") else ""
             if gate.pending_roles:
                 reason = "awaiting sign-off from: " + html.escape(", ".join(gate.pending_roles))
             advisories = "<br>".join("advisory: " + html.escape(a) for a in gate.advisories)
@@ -133,6 +141,8 @@ class ReportHooks:
         package = ""
         if session.package_sha256:
             package = f"<p>Package: <code>PRE-DEPLOYMENT-PACKAGE.zip</code> sha256 <code id='predeploy-package-sha256'>{session.package_sha256}</code></p>"
+        if session.report_prefix:
+            package += f"<p id='predeploy-report-files'>{html.escape(which_reports(session))}</p>"
         return (
             "<section id='predeploy-gates'><h2>Gate summary</h2>"
             f"<p id='predeploy-verdict'><strong>{html.escape(verdict(session, exit_status))}</strong></p>"
@@ -192,6 +202,7 @@ class JsonHooks:
             "release": session.context.release,
             "previous_release": session.context.previous_release,
             "verdict": verdict(session, int(json_report.get("exitcode", 0))),
+            "report_files": which_reports(session) if session.report_prefix else "this run's reports",
             "gates": {
                 f"gate{g.number}": {"name": g.name, "status": g.status, "reason": g.reason, "figures": g.figures, "advisories": g.advisories}
                 for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
@@ -246,8 +257,8 @@ def github_step_summary(session: ProtocolSession, exit_status: int) -> None:
     lines = [f"## Pre-deployment readiness {session.context.release}", "", f"**{verdict(session, exit_status)}**", "",
              "| Gate | Name | Status | Key figures |", "|---|---|---|---|"]
     for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
-        figures = "; ".join(gate.figures) or (gate.reason if gate.status in ("failed", "halted") else "")
-        lines.append(f"| {gate.number} | {gate.name} | {gate.status.upper()} | {figures.replace('|', '/')} |")
+        figures = "; ".join(gate.figures) or (gate.reason if gate.status in ("failed", "halted", "interrupted") else "")
+        lines.append(f"| {gate.number} | {gate.name} | {gate.status.upper()} | {figures.replace('|', '/').replace(chr(10), '<br>')} |")
     if session.package_sha256:
         lines += ["", f"Package sha256: `{session.package_sha256}`"]
     with open(target, "a", encoding="utf-8") as handle:

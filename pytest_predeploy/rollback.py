@@ -247,7 +247,7 @@ class _ServiceRehearsal:
         url = service_url(self.ctx.config, self.ctx.env, self.name)
         if url is None:
             return FinalState(release=None, healthy=False, expected_release=expected, url=None)
-        check = check_release(url, expected, self.ctx.config.service(self.name).health_path)
+        check = check_release(url, expected, self.ctx.config.service(self.name).health_path, self.name)
         return FinalState(release=check.reported_release, healthy=check.healthy, expected_release=expected, url=url)
 
 

@@ -22,8 +22,8 @@ class GateRecord(StrictModel):
     """The last outcome of one gate."""
 
     name: str = Field(description="Gate name.")
-    status: str = Field(description="passed, failed, halted, awaiting sign-off or not run.")
-    reason: str = Field("", description="Why it did not pass.")
+    status: str = Field(description="passed (every MUST test of the gate passed in that run), failed, halted, interrupted (the run was cancelled while the gate was under way), awaiting sign-off or not run.")
+    reason: str = Field("", description="Why it did not pass, in full (one line per blocking problem).")
     figures: list[str] = Field(default_factory=list, description="Key figures the gate's tests recorded.")
     advisories: list[str] = Field(default_factory=list, description="GUIDELINE misses.")
     at: UtcDatetime = Field(default_factory=utcnow, description="When this outcome was recorded.")
@@ -69,5 +69,5 @@ def load_state(artifacts: Path) -> RunState | None:
         return None
 
 
-def save_state(artifacts: Path, state: RunState) -> None:
-    write_artifact(artifacts / RUN_STATE, state)
+def save_state(artifacts: Path, state: RunState, name: str = RUN_STATE) -> None:
+    write_artifact(artifacts / name, state)

@@ -160,9 +160,11 @@ def next_steps(result: InitResult) -> list[str]:
     """What the team does next, in order (printed by ``predeploy init``)."""
     steps = list(NEXT_STEPS)
     ignored = (result.project / ".gitignore").read_text(errors="replace").split() if ".gitignore" in result.skipped else []
-    missing = [entry for entry in (".artifacts/", ".staging/") if ".gitignore" in result.skipped and entry not in ignored and entry.rstrip("/") not in ignored]
+    missing = [entry for entry in (".artifacts/", ".staging/", ".predeploy/") if ".gitignore" in result.skipped and entry not in ignored and entry.rstrip("/") not in ignored]
     if missing:
-        steps.append(f"Add {' and '.join(f'`{entry}`' for entry in missing)} to your .gitignore (the evidence of each run; the local staging target).")
+        named = [f"`{entry}`" for entry in missing]
+        listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+        steps.append(f"Add {listed} to your .gitignore (the evidence of each run; the local staging target; the downloaded advisory database).")
     return steps
 
 
@@ -177,9 +179,9 @@ NEXT_STEPS = (
     f"Describe staging and production in {HOME}/environments/ (Gate 1 compares them).",
     f"For each release, record the upstream approvals: copy {HOME}/approvals/*.example.yaml to *.yaml and fill them in, "
     "or point approvals.upstream[].file at the records Protocols 4 and 9 publish.",
-    "Security (Gate 3): set security.osv.database to a copy of the PyPA advisory database "
-    "(git clone --depth 1 https://github.com/pypa/advisory-database) refreshed daily; until then that scan is "
-    "'unavailable' and blocks Gate 3. List your dependencies in security.requirements or security.distributions.",
+    "Security (Gate 3): run `predeploy advisories update` (it downloads osv.dev's PyPI advisories into "
+    ".predeploy/osv-pypi.zip), and in CI before every protocol run; until then the OSV scan is 'unavailable' and "
+    "blocks Gate 3. List your dependencies in security.requirements or security.distributions.",
     f"Fill in {HOME}/ops/ (runbooks, on-call, escalation) and readiness.required_roles.",
     "Run it: pytest --predeploy-release=<candidate tag> --predeploy-previous=<tag production runs now>. "
     "If this repository has its own tests, set testpaths (e.g. testpaths = tests) so plain pytest does not collect gates/.",
@@ -319,11 +321,11 @@ security:
   distributions: []             # or the release's root distributions in `environment`; with neither, all of it is scanned
   blocking_severity: major      # findings at or above block Gate 3 unless waived
   osv:
-    # SET ME: a local copy of the PyPA advisory database, refreshed daily, e.g.
-    #   git clone --depth 1 https://github.com/pypa/advisory-database ../advisory-database
-    # Without it the OSV scan is 'unavailable' and blocks Gate 3.
-    database: null
-    max_age: 2d                 # an older database is 'unavailable' too
+    # osv.dev's PyPI advisories, kept current by `predeploy advisories update` (run it in CI
+    # before pytest: it downloads, checks and replaces this zip atomically). Until the first
+    # update the OSV scan is 'unavailable' and blocks Gate 3.
+    database: .predeploy/osv-pypi.zip
+    max_age: 2d                 # measured from the download; an older copy is 'unavailable' too
   pip_audit:
     fail_closed: false          # asks PyPI online: extra evidence, not required offline
   # Licences: the default policy lets permissive licences pass, lets weak copyleft (MPL-2.0, LGPL-*,
@@ -559,7 +561,8 @@ levels: []
 """
 
 GITIGNORE = """\
-# pytest-predeploy: the evidence of each run and the local staging target
+# pytest-predeploy: the evidence of each run, the local staging target, the advisory database
 .artifacts/
 .staging/
+.predeploy/
 """

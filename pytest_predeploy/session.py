@@ -20,14 +20,17 @@ import pytest
 from filelock import FileLock, Timeout
 
 from pytest_predeploy import artifacts as names
-from pytest_predeploy.config import ProjectConfig, load_config
+from pytest_predeploy.artifacts import RUN_STATE
+from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import utcnow
-from pytest_predeploy.gates import PROTOCOL_COMPLETE, ExitStatus, GateController
+from pytest_predeploy.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
 from pytest_predeploy.plugin import context_key, controller_key, session_key
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
+from pytest_predeploy.staging import lock_staging
+from pytest_predeploy.staging.runlock import StagingLock
 
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
@@ -59,7 +62,16 @@ class ProtocolSession:
         self.reports: Any = None
         self.reused_package: Any = None
         self.seal_requested = False
+        self.staging_lock: StagingLock | None = None
+        #: "gate4-" when this run re-checks a sealed package with Gate 4 alone: its reports and run
+        #: state go beside the full run's (the reviewers' copy, sealed in the package), never over them.
+        self.report_prefix = ""
+        #: Files this run could not write (disk full, read-only folder), shown in the summary.
+        self.write_problems: list[str] = []
+        #: When this run began: the manifest's generated_at (the zip entries keep the fixed time).
+        self.started_at = utcnow()
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
+        self.controller.artifacts = context.artifacts
 
     @classmethod
     def start(cls, config: pytest.Config, release: str) -> ProtocolSession:
@@ -68,6 +80,9 @@ class ProtocolSession:
         env = config.getoption("predeploy_env")
         project.environment(env)
         redactor = Redactor(project.secret_values())
+        short = redactor.short_secret_warning()
+        if short is not None:
+            config.issue_config_time_warning(pytest.PytestConfigWarning(f"{project.path}: {short}"), stacklevel=2)
         option = config.getoption("predeploy_artifacts")
         artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
         artifacts = artifacts.resolve()
@@ -78,17 +93,25 @@ class ProtocolSession:
         lock = FileLock(str(artifacts / LOCK_FILE))
         try:
             lock.acquire(timeout=0)
-        except Timeout:
-            raise PredeployError(
-                f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); "
-                "wait for it to finish, or give this run its own --predeploy-artifacts folder."
-            ) from None
+        except Timeout:  # an OSError too: caught first
+            # Not "use another artifacts folder": the two runs would still share staging.
+            raise PredeployError(f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); wait for it to finish.") from None
+        except OSError as exc:
+            raise PredeployError(f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder") from None
+        try:
+            staging_lock = lock_staging(project, env, f"the run of release {release} writing to {artifacts}")
+        except PredeployError:
+            lock.release()
+            raise
         previous = config.getoption("predeploy_previous") or project.previous_release
         context = RunContext(
             config=project, release=release, previous_release=previous, env=env, artifacts=artifacts, redactor=redactor,
         )
         session = cls(config, project, context, lock)
+        session.staging_lock = staging_lock
         context.announcer = session.live
+        if (artifacts / names.PACKAGE).exists() and _gates_named(config) == {4}:
+            session.report_prefix = "gate4-"
         session._configure_reports()
         session._configure_collection()
         config.stash[context_key] = context
@@ -108,23 +131,21 @@ class ProtocolSession:
     def _configure_reports(self) -> None:
         option = self.config.option
         artifacts = self.context.artifacts
+        prefix = self.report_prefix
         if hasattr(option, "htmlpath") and not option.htmlpath:
-            option.htmlpath = str(artifacts / names.HTML_REPORT)
+            option.htmlpath = str(artifacts / (prefix + names.HTML_REPORT))
             option.self_contained_html = True
         if hasattr(option, "json_report") and not option.json_report:
             option.json_report = True
-            option.json_report_file = str(artifacts / names.JSON_REPORT)
+            option.json_report_file = str(artifacts / (prefix + names.JSON_REPORT))
             option.json_report_indent = 2
         if hasattr(option, "xmlpath") and not option.xmlpath:
-            option.xmlpath = str(artifacts / names.JUNIT_REPORT)
+            option.xmlpath = str(artifacts / (prefix + names.JUNIT_REPORT))
 
     def _configure_collection(self) -> None:
         # With no paths on the command line, a protocol run means the gates, not tests/.
         if self.config.args_source != pytest.Config.ArgsSource.ARGS:
-            gates_dir = self.project.gates_dir
-            if not gates_dir.is_dir():
-                raise PredeployError(f"{self.project.path}: gates_dir {gates_dir} does not exist (run `predeploy init` to create the gate modules)")
-            self.config.args = [str(gates_dir)]
+            self.config.args = [str(check_gates_dir(self.project))]
 
     def live(self, line: str) -> None:
         """Print a protocol line now, even from inside a fixture whose output is captured."""
@@ -167,6 +188,29 @@ class ProtocolSession:
             ]
         return report
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self._require_previous_release(items)
+
+    def _require_previous_release(self, items: list[pytest.Item]) -> None:
+        """A collected test that needs the previous release (the rollback rehearsal, or a step
+        whose command names it) without one known is a usage error now, before anything deploys."""
+        if self.context.previous_release:
+            return
+        # Fixture name of each scripted step (the deploy script runs in the "deployment" fixture).
+        fixtures = {"parity": "parity", "deploy": "deployment", "smoke": "smoke", "rollback": "rollback", "security": "security"}
+        wanted = {"rollback": "the rollback rehearsal returns staging to it"}
+        for step, step_config in self.project.steps.items():
+            if "previous_release" in step_config.placeholders():
+                wanted.setdefault(fixtures[step], f"steps.{step}.command uses {{previous_release}}")
+        for item in items:
+            needs = [why for fixture, why in wanted.items() if fixture in getattr(item, "fixturenames", ())]
+            if needs:
+                raise pytest.UsageError(
+                    f"{self.project.path}: previous_release is not set, and {item.nodeid} needs it ({needs[0]}); "
+                    "set previous_release in the config or pass --predeploy-previous=TAG"
+                )
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if 1 in self.controller.gates:
             self._archive_previous_run()
@@ -191,15 +235,37 @@ class ProtocolSession:
         # Before every plain hook: the exit status the reports record (go, no-go, awaiting
         # sign-off ...). After them (pytest-html, json-report and junitxml have written their
         # files), and before the terminal summary is printed: the package is sealed.
+        self.controller.settle()
         session.exitstatus = self.controller.exit_status(int(session.exitstatus))
-        self._save_state()
-        result = yield
+        if session.exitstatus != ExitStatus.USAGE_ERROR:
+            self._save_state()
+        result = None
+        try:
+            result = yield
+        except OSError as exc:
+            # A report plugin could not write its file (disk full, read-only folder): say so in
+            # the summary instead of an INTERNALERROR, and seal nothing (the reports belong in it).
+            self.write_problems.append(f"reports: {cannot_write(exc, self.context.artifacts)}")
         if self.seal_requested and self._package_test_passed() and not self.controller.interrupted:
-            self._seal()
+            problem = self.write_problems[0] if self.write_problems else self._seal()
+            if problem is not None:
+                self._not_sealed(session, problem)
         from pytest_predeploy.report import github_step_summary
 
-        github_step_summary(self, int(session.exitstatus))
+        try:
+            github_step_summary(self, int(session.exitstatus))
+        except OSError as exc:
+            self.write_problems.append(f"GitHub step summary: {cannot_write(exc, self.context.artifacts)}")
         return result
+
+    def _not_sealed(self, session: pytest.Session, problem: str) -> None:
+        """Gate 4 cannot end awaiting sign-off (or GO) without a package: it failed, and says why."""
+        self.package_note = f"package NOT sealed: {problem}"
+        gate = self.controller.gates[4]
+        gate.status, gate.pending_roles = "failed", []
+        gate.reason = f"the package could not be sealed: {problem}"
+        session.exitstatus = ExitStatus.NO_GO
+        self._save_state()
 
     def _package_test_passed(self) -> bool:
         gate = self.controller.gates.get(4)
@@ -220,6 +286,10 @@ class ProtocolSession:
         return problems
 
     def manifest_fields(self) -> dict[str, Any]:
+        # Imported here, not at the top: it loads every step's report model, which a run that
+        # builds no package never needs.
+        from pytest_predeploy.sealed import release_source_digest
+
         ctx = self.context
         return {
             "release": ctx.release,
@@ -227,6 +297,8 @@ class ProtocolSession:
             "git_commit": git_commit(self.project.base_dir),
             "config_digest": self.project.digest,
             "gate_outcomes": self._gate_outcomes(),
+            "generated_at": self.started_at,
+            "release_source_digest": release_source_digest(self.project),
             "config": self.project.package,
         }
 
@@ -236,16 +308,24 @@ class ProtocolSession:
         outcomes.update({k: v for k, v in self.controller.outcomes().items() if v != "not run"})
         return outcomes
 
-    def _seal(self) -> None:
+    def _seal(self) -> str | None:
+        """Seal the package; None when done, else why not."""
         from pytest_predeploy.package import seal_package
+        from pytest_predeploy.steps import scrub_artifacts_folder
 
         try:
+            # Once more after the reports were written: nothing with a secret value is ever sealed.
+            leaked = scrub_artifacts_folder(self.context)
+            if leaked:
+                return "a secret value was found (redacted in place): " + "; ".join(leaked)
             sealed = seal_package(self.context.artifacts, project_dir=self.project.base_dir, **self.manifest_fields())
         except PredeployError as exc:
-            self.package_note = f"package NOT sealed: {exc}"
-            return
+            return str(exc)
+        except OSError as exc:
+            return cannot_write(exc, self.context.artifacts)
         self.package_sha256 = sealed.sha256
         self._readiness_prompt(sealed.sha256)
+        return None
 
     def _readiness_prompt(self, sha256: str) -> None:
         from pytest_predeploy.readiness import record_signoff
@@ -264,7 +344,7 @@ class ProtocolSession:
 
     def _save_state(self) -> None:
         ctx = self.context
-        state = load_state(ctx.artifacts)
+        state = load_state(ctx.artifacts) if not self.report_prefix else None
         if state is None or state.release != ctx.release:
             state = RunState(
                 release=ctx.release, previous_release=ctx.previous_release, environment=ctx.env,
@@ -279,7 +359,10 @@ class ProtocolSession:
         if 2 in self.controller.gates and self.controller.gates[2].started:
             state.run_by = current_user()
         state.generated_at = utcnow()
-        save_state(ctx.artifacts, state)
+        try:
+            save_state(ctx.artifacts, state, self.report_prefix + RUN_STATE)
+        except OSError as exc:
+            self.write_problems.append(f"run state: {cannot_write(exc, self.context.artifacts)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         tr = terminalreporter
@@ -287,14 +370,24 @@ class ProtocolSession:
         tr.write_sep("=", f"pre-deployment gates: release {ctx.release}")
         for gate in sorted(self.controller.gates.values(), key=lambda g: g.number):
             figures = "; ".join(gate.figures)
-            detail = gate.reason if gate.status in ("failed", "halted", "awaiting sign-off") else figures
-            tr.write_line(f"Gate {gate.number}  {gate.name:<28} {gate.status.upper():<18} {detail}")
+            detail = gate.reason if gate.status in ("failed", "halted", "awaiting sign-off", "interrupted") else figures
+            # The reason in full, every line: a gate's reason lists each blocking problem.
+            first, *rest = detail.splitlines() or [""]
+            tr.write_line(f"Gate {gate.number}  {gate.name:<28} {gate.status.upper():<18} {first}")
+            for line in rest:
+                tr.write_line(f"{'':<52}{line}")
             for advisory in gate.advisories:
                 tr.write_line(f"        advisory: {advisory}")
         if self.package_sha256:
             tr.write_line(f"package: {ctx.artifacts / names.PACKAGE} sha256 {self.package_sha256}")
         if self.package_note:
             tr.write_line(self.package_note)
+        for problem in dict.fromkeys(self.write_problems):
+            tr.write_line(f"NOT WRITTEN: {problem}", red=True)
+        if self.report_prefix:
+            ours = ", ".join(self.report_prefix + name for name in names.RUN_REPORTS)
+            tr.write_line(f"reports of this Gate 4 run: {ours} (in {ctx.artifacts})")
+            tr.write_line(f"reports of the run that produced the package (the reviewers' copy, sealed in it): {', '.join(names.RUN_REPORTS)}")
         failed = [g for g in self.controller.gates.values() if g.status == "failed"]
         if failed:
             tr.write_line(f"NO-GO: Gate {failed[0].number} ({failed[0].name}) failed (exit status {int(ExitStatus.NO_GO)})", red=True, bold=True)
@@ -317,7 +410,24 @@ class ProtocolSession:
                 stop_all(self.project, self.context.env)
             except PredeployError as exc:
                 print(f"predeploy: could not stop staging processes: {exc}")
+        if self.staging_lock is not None:
+            self.staging_lock.release()
         self.lock.release()
+
+
+def _gates_named(config: pytest.Config) -> set[int] | None:
+    """The gate numbers the command line names by module, or None when it names anything else
+    (a folder, another file, nothing: then every gate may be collected)."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS or not config.args:
+        return None
+    numbers = set()
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        matched = GATE_FILE.match(path.name)
+        if matched is None or path.suffix != ".py":
+            return None
+        numbers.add(int(matched.group(1)))
+    return numbers
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:

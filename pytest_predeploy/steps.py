@@ -110,17 +110,39 @@ def run_report_step(ctx: RunContext, step: str) -> tuple[Path, RunResult]:
         step_failed(step, result, f"{script_name(result.argv)} ({result.describe()}) wrote no artifact at {_display(output)}")
     leaked = scrub_secrets(ctx, output)
     if leaked:
-        step_failed(step, result, f"{_display(output)} contained the value of {', '.join(leaked)}; it was redacted in place. Fix {script_name(result.argv)} so it never writes secret values")
+        step_failed(
+            step, result,
+            f"{_display(output)} contained {'; '.join(leaked)}; it was redacted in place. "
+            "Stop that value from being written there (where it came from: the script, a test, or the service it reports on)",
+        )
     return output, result
 
 
 def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
-    """Redact known secret values a script wrote into its artifact; return the secrets' names."""
+    """Redact known secret values a script wrote into its artifact; return where each was found."""
     data = path.read_bytes()
-    names = ctx.redactor.names_in(data)
-    if names:
+    places = ctx.redactor.locate(data)
+    if places:
         write_bytes_atomic(path, ctx.redactor.redact_bytes(data))
-    return names
+    return places
+
+
+def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
+    """Every file the package would hold (declared artifact or not: a script may write anything
+    into $PREDEPLOY_ARTIFACTS) scanned for known secret values; each hit is redacted in place.
+    Returns one line per file naming it and the secrets found (never their values)."""
+    from pytest_predeploy.package import PackageError, collect_files
+
+    try:
+        files = collect_files(ctx.artifacts, ctx.config.package.exclude)
+    except PackageError:
+        return []  # a link or special file: the package cannot be sealed, and says why
+    found = []
+    for rel, path in files:
+        leaked = scrub_secrets(ctx, path)
+        if leaked:
+            found.append(f"{_display(path)} contained the value of {', '.join(leaked)}")
+    return found
 
 
 def ask_yes_no(config: pytest.Config, question: str) -> bool | None:
@@ -290,21 +312,37 @@ def operational_readiness(predeploy: RunContext) -> Path:
 
 @pytest.fixture(scope="session")
 def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
-    """Step 4.1: the go/no-go package. Re-running Gate 4 alone reuses the sealed package (so the
-    sign-offs bound to its digest stay valid); otherwise the manifest of what will be sealed at
-    the end of this run is written now, and the package itself after the pytest reports."""
-    from pytest_predeploy.package import build_manifest, sealed_package
+    """Step 4.1: the go/no-go package. Re-running Gate 4 alone re-judges the sealed package (so
+    the sign-offs bound to its digest stay valid, and count only on evidence that still holds);
+    otherwise the manifest of what will be sealed at the end of this run is written now, and the
+    package itself after the pytest reports."""
+    from pytest_predeploy.package import build_manifest
     from pytest_predeploy.plugin import session_key
+    from pytest_predeploy.sealed import UPSTREAM_GATES, folder_evidence_problems, judge_sealed_package
 
     session = pytestconfig.stash[session_key]
-    sealed = sealed_package(predeploy.artifacts, predeploy.release)
-    if sealed is not None:
+    if predeploy.artifact(names.PACKAGE).exists():
+        # Never replaced here: a package that fails its re-check is kept for inspection, and only
+        # a run of the whole protocol (which archives it) makes a new one.
+        sealed, problems = judge_sealed_package(predeploy.artifacts, predeploy.release, predeploy.config)
+        if problems or sealed is None:
+            more = "".join(f"\n  {problem}" for problem in problems[1:])
+            fail_step("package", f"package is stale: {problems[0]}; rerun the protocol (the package is kept for inspection){more}")
         session.reused_package = sealed
-        predeploy.announce(f"reusing the sealed package {names.PACKAGE} (sha256 {sealed.sha256})")
+        predeploy.announce(f"re-checked the sealed package {names.PACKAGE} (sha256 {sealed.sha256}): evidence of gates 1-3 still holds")
         return predeploy.artifact(names.MANIFEST)
     unpassed = session.upstream_gates_not_passed()
     if unpassed:
         fail_step("package", f"not built: {'; '.join(unpassed)} (the package is built only when gates 1-3 passed)")
+    ran_here = {gate.number for gate in session.controller.gates.values() if gate.started}
+    if not ran_here.issuperset(UPSTREAM_GATES):
+        # Gates 1-3 passed in an earlier run by the run state's word: judge their evidence itself.
+        problems = folder_evidence_problems(predeploy.artifacts, predeploy.config)
+        if problems:
+            fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
+    leaked = scrub_artifacts_folder(predeploy)
+    if leaked:
+        fail_step("package", "not built: a secret value was found in the artifacts folder (redacted in place; find what wrote it there):\n  " + "\n  ".join(leaked))
     try:
         manifest = build_manifest(predeploy.artifacts, **session.manifest_fields())
     except PredeployError as exc:
@@ -341,6 +379,10 @@ def deployment_checklist(predeploy: RunContext) -> Any:
 
     readiness = predeploy.config.readiness
     try:
-        return write_deployment_checklist(predeploy.artifacts, predeploy.release, readiness.checklist_owners, slow_step=readiness.slow_step)
+        # Once the package is sealed, the checklist in it is what reviewers sign: never appended to.
+        sealed = predeploy.artifact(names.PACKAGE).exists()
+        return write_deployment_checklist(
+            predeploy.artifacts, predeploy.release, readiness.checklist_owners, slow_step=readiness.slow_step, write=not sealed,
+        )
     except PredeployError as exc:
         fail_step("deployment_checklist", exc)

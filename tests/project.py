@@ -71,7 +71,7 @@ def base_config(**overrides: Any) -> dict[str, Any]:
         "previous_release": "v0.9",
         "environments": {"staging": {}, "production": {}},
         "services": [{"name": "api"}],
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "steps": {"parity": {"command": "{python} parity.py {output}", "timeout": "20s"}},
     }
     config.update(overrides)

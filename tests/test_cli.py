@@ -29,7 +29,7 @@ def project(tmp_path: Path) -> Path:
         project: cli-test
         environments: {staging: {}, production: {}}
         services: [{name: api}]
-        approvals: {upstream: []}
+        approvals: {upstream: [], allow_none: true}
         readiness:
           required_roles: [release-manager, qa-lead]
         """))
@@ -42,7 +42,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_subcommands_are_listed_in_one_table() -> None:
-    assert [command.name for command in SUBCOMMANDS] == ["verify", "approve", "init", "schema", "docs"]
+    assert [command.name for command in SUBCOMMANDS] == ["verify", "approve", "init", "advisories", "schema", "docs"]
 
 
 def test_verify_then_approve_as_every_role(project: Path) -> None:

@@ -56,9 +56,14 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "bad no_data policy": (dump(gates={"no_data": "maybe"}), "gates.no_data"),
     "approval without file": (dump(approvals={"upstream": [{"name": "p4"}]}), "approvals.upstream.0.file: required field is missing"),
     "bad approval max_age": (dump(approvals={"max_age": "soon", "upstream": []}), "approvals.max_age: expected a duration"),
+    "empty upstream approvals": (dump(approvals={"upstream": []}), "approvals.upstream is empty, so Gate 1 would check no approval"),
+    "empty required roles": (dump(readiness={"required_roles": []}), "readiness.required_roles is empty, so nobody would sign off"),
+    "zero sign-off validity": (dump(readiness={"signoff_validity": "0s"}), "readiness.signoff_validity: must be longer than zero"),
     "env_vars not a list": (dump(redact={"env_vars": "TOKEN"}), "redact.env_vars: Input should be a valid list"),
     "previous release as list": (dump(previous_release=["v1"]), "previous_release: Input should be a valid string"),
     "environment not a mapping": (dump(environments={"staging": 3, "production": {}}), "environments.staging"),
+    "impossible date": (GOOD + "parity:\n  waivers:\n  - expires_at: 2026-02-30\n", "a value that cannot be read as timestamp"),
+    "integer of 5000 digits": ("version: " + "9" * 5000 + "\n", "predeploy.yaml:1: a value that cannot be read as int"),
     "non-utf8": (b"version: 1\nproject: \xff\xfe\n", "is not UTF-8 text"),
     "binary": (b"\x00\x01\x02version", "is a binary file"),
 }
@@ -122,3 +127,10 @@ def test_unknown_environment_option_is_a_usage_error(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-env=qa")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*environment 'qa' is not defined; environments: production, staging*"])
+
+
+def test_empty_approval_and_signoff_lists_load_only_when_opted_out(tmp_path: Path) -> None:
+    path = tmp_path / "predeploy.yaml"
+    path.write_text(dump(approvals={"upstream": [], "allow_none": True}, readiness={"required_roles": [], "allow_no_signoff": True}))
+    config = load_config(path)
+    assert config.approvals.upstream == [] and config.readiness.required_roles == []

@@ -19,10 +19,11 @@ import yaml
 from pytest_predeploy.config import load_config
 from pytest_predeploy.gates import ExitStatus
 from pytest_predeploy.scaffold import template_dir
+from pytest_predeploy.security.osv import BUNDLED_ZIP
+from tests.httpfiles import serve
 from tests.test_staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
-ADVISORY_DB = Path(__file__).parents[1].parent / "shared" / "data" / "pypa-advisory-db"
 
 #: A small service of the other repository's own: stdlib http.server plus prometheus-client,
 #: honouring the local staging target's contract and serving one business endpoint.
@@ -139,7 +140,7 @@ def test_init_writes_a_valid_starter_with_copies_of_the_gates_and_scripts(reposi
                     "predeploy/ops/oncall.yaml", "predeploy/ops/escalation.yaml", ".gitignore"):
         assert (repository / written).is_file(), written
     assert "SET ME" in (repository / "predeploy.yaml").read_text()  # the OSV database, the previous release ...
-    assert "Next steps:" in done.stdout and "security.osv.database" in done.stdout
+    assert "Next steps:" in done.stdout and "predeploy advisories update" in done.stdout
 
 
 def test_init_never_overwrites_and_lists_what_it_skipped(repository: Path) -> None:
@@ -148,7 +149,7 @@ def test_init_never_overwrites_and_lists_what_it_skipped(repository: Path) -> No
     assert first.returncode == 0, first.stdout + first.stderr
     assert "skipped .gitignore (exists; never overwritten)" in first.stdout
     assert (repository / ".gitignore").read_text() == "node_modules/\n"
-    assert "Add `.artifacts/` and `.staging/` to your .gitignore" in first.stdout
+    assert "Add `.artifacts/`, `.staging/` and `.predeploy/` to your .gitignore" in first.stdout
     (repository / ".gitignore").write_text("node_modules/\n.artifacts/\n")
     (repository / "predeploy.yaml").write_text("# mine\n")
     (repository / "gates" / "test_gate1_intake.py").write_text("# my gate\n")
@@ -157,7 +158,7 @@ def test_init_never_overwrites_and_lists_what_it_skipped(repository: Path) -> No
     second = predeploy("init", cwd=repository)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "wrote 0 file(s)" in second.stdout
-    assert "Add `.staging/` to your .gitignore" in second.stdout
+    assert "Add `.staging/` and `.predeploy/` to your .gitignore" in second.stdout
     assert "  wrote " not in second.stdout
     for path in files:
         if path.parent.name != "service":
@@ -217,8 +218,8 @@ def _adjust_as_a_user_would(repository: Path) -> None:
     service.update(name="greeter", source="service", command="{python} app.py --port {port} --port-file {port_file}")
     security = config["security"]
     security.update(source_paths=["service"], distributions=["prometheus-client"])
-    # The workspace's frozen snapshot of the PyPA database (2024-10-10): this max_age accepts it.
-    security["osv"].update(database=str(ADVISORY_DB), max_age="1100d")
+    # security.osv stays as init wrote it (.predeploy/osv-pypi.zip, max_age 2d): the team runs
+    # `predeploy advisories update` as the next steps say (see the test).
     # pip-audit asks PyPI over the network: off here, so the test runs offline (the OSV scan above
     # is the vulnerability scan of record).
     security["pip_audit"]["enabled"] = False
@@ -237,11 +238,15 @@ def _adjust_as_a_user_would(repository: Path) -> None:
 
 
 def test_init_then_the_protocol_runs_with_the_repositorys_own_scripts_and_service(repository: Path) -> None:
-    if not ADVISORY_DB.is_dir():
-        pytest.skip(f"the PyPA advisory database is not at {ADVISORY_DB} (shared/data of this workspace): the OSV scan could not run")
     done = predeploy("init", "--service", "greeter", cwd=repository)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "predeploy advisories update" in done.stdout
     _adjust_as_a_user_would(repository)
+    # osv.dev's PyPI export, here served from 127.0.0.1 (the same zip format as the bundled snapshot).
+    with serve({"/PyPI/all.zip": (200, BUNDLED_ZIP.read_bytes(), {})}) as url:
+        update = predeploy("advisories", "update", "--url", f"{url}/PyPI/all.zip", cwd=repository)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert (repository / ".predeploy" / "osv-pypi.zip").is_file()
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v2.0", "--predeploy-previous=v1.0"],

@@ -27,7 +27,7 @@ def make_config(root: Path, operational: dict[str, Any]) -> ProjectConfig:
         "previous_release": "v1.1",
         "environments": {"staging": {}, "production": {}},
         "services": [{"name": "api"}],
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "operational": operational,
     }
     path = root / "predeploy.yaml"

@@ -22,7 +22,6 @@ from pytest_predeploy.package import (
     package_readiness,
     resolve_epoch,
     seal_package,
-    sealed_package,
     verify_package,
 )
 from pytest_predeploy.readiness import ReadinessApproval, record_signoff
@@ -298,18 +297,6 @@ def test_package_readiness_names_what_is_missing_or_malformed(tmp_path: Path) ->
     assert any(names.TEST_RESULTS in p and "symbolic link" in p for p in problems)
 
 
-def test_sealed_package_is_reused_only_when_it_is_this_release_and_verifies(sealed: Path) -> None:
-    reused = sealed_package(sealed, "v1.2")
-    assert reused is not None and reused.sha256 == verify_package(sealed / names.PACKAGE).sha256
-    assert [entry.path for entry in reused.entries] == INCLUDED
-    assert sealed_package(sealed, "v9.9") is None
-    data = bytearray((sealed / names.PACKAGE).read_bytes())
-    data[200] ^= 0xFF
-    (sealed / names.PACKAGE).write_bytes(bytes(data))
-    assert sealed_package(sealed, "v1.2") is None
-
-
 def test_no_package_when_nothing_was_sealed(tmp_path: Path) -> None:
-    assert sealed_package(tmp_path, "v1.2") is None
     with pytest.raises(PackageError, match="no such package"):
         verify_package(tmp_path / names.PACKAGE)

@@ -94,12 +94,14 @@ def test_lists_of_mappings_compare_by_configured_key(tmp_path: Path) -> None:
     assert items["infrastructure.services[name=gone]"].kind == "removed"
 
 
-def test_list_key_rule_picks_the_key_and_other_lists_compare_by_position(tmp_path: Path) -> None:
+def test_list_key_rule_picks_the_key_and_other_lists_align_by_content(tmp_path: Path) -> None:
     staging = "routes:\n  - {path: /a, timeout: 1}\n  - {path: /b, timeout: 2}\nsteps:\n  - {run: x}\n  - {run: y}\n"
     production = "routes:\n  - {path: /b, timeout: 2}\n  - {path: /a, timeout: 5}\nsteps:\n  - {run: y}\n"
     parity = {"list_keys": [{"path": "infrastructure.routes", "key": "path"}]}
     items = by_path(compare(baselines(tmp_path, staging, production, parity=parity)))
-    assert set(items) == {"infrastructure.routes[path=/a].timeout", "infrastructure.steps[0].run", "infrastructure.steps[1]"}
+    # steps: {run: y} is on both sides, so {run: x} is the one added element (at staging's index).
+    assert set(items) == {"infrastructure.routes[path=/a].timeout", "infrastructure.steps[0]"}
+    assert items["infrastructure.steps[0]"].kind == "added"
 
 
 def test_severity_rules_first_match_wins_and_default_applies_elsewhere(tmp_path: Path) -> None:

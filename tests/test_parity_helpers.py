@@ -17,7 +17,7 @@ def write_config(root: Path, staging: dict[str, Any], production: dict[str, Any]
         "project": "parity-test",
         "environments": {"staging": staging, "production": production},
         "services": [{"name": "api"}],
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "parity": parity or {},
     }
     path = root / "predeploy.yaml"

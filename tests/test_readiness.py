@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from pytest_predeploy.errors import ArtifactError
+from pytest_predeploy.errors import ArtifactError, PredeployError
 from pytest_predeploy.readiness import (
     PREDICATE_TYPE,
     ReadinessApproval,
@@ -149,3 +150,55 @@ def test_concurrent_appends_keep_every_signoff(approvals: Path) -> None:
                 p.kill()
                 p.wait()
     assert sorted(s.predicate.approver for s in load_signoffs(approvals)) == [f"approver-{i}" for i in range(6)]
+
+
+def test_no_required_role_is_refused_unless_opted_out_and_then_said_loudly(approvals: Path) -> None:
+    with pytest.raises(ValidationError, match="readiness.required_roles is empty"):
+        ReadinessConfig(required_roles=[])
+    status = evaluate_signoffs(A, approvals, ReadinessConfig(required_roles=[], allow_no_signoff=True), None, now=NOW)
+    assert status.complete
+    assert status.summary().startswith("NO SIGN-OFF REQUIRED: nobody reviewed this package")
+
+
+def test_a_future_dated_go_does_not_override_a_no_go(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", "no-go")
+    sign(approvals, "release-manager", "alice", "go", at=NOW + timedelta(days=365))
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert not status.complete
+    assert status.rejected == ["release-manager: no-go by alice"]
+    assert any("alice" in p and "dated in the future" in p for p in status.problems)
+
+
+def test_a_future_dated_go_alone_does_not_count(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", at=NOW + timedelta(days=1))
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert status.missing_roles == ["release-manager"]
+
+
+def test_a_no_go_recorded_after_a_go_stands_whatever_date_it_carries(approvals: Path) -> None:
+    # The signer's clock is behind: the later no-go carries an earlier signed_at than the go.
+    sign(approvals, "release-manager", "alice", "go", at=NOW - timedelta(hours=1))
+    sign(approvals, "release-manager", "alice", "no-go", at=NOW - timedelta(hours=3))
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert not status.complete and status.rejected == ["release-manager: no-go by alice"]
+
+
+def test_a_no_go_is_withdrawn_only_by_the_same_signer(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", "no-go")
+    sign(approvals, "release-manager", "mallory", "go")
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert status.rejected == ["release-manager: no-go by alice"]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"release": "v1.2", "release": "v9", "step": "readiness-review", "signoffs": []}', r"readiness-approval\.json: duplicate key 'release'"),
+    ('{"release": "v1.2",\n"signoffs": ' + "[" * 100_000 + "]" * 100_000 + "}", r"readiness-approval\.json:2: nesting deeper than"),
+], ids=["duplicate key", "deep nesting"])
+def test_a_forged_signoff_file_is_refused_with_its_file_and_line(approvals: Path, content: str, expected: str) -> None:
+    approvals.write_text(content)
+    with pytest.raises(PredeployError, match=expected):
+        evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)

@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import urllib.request
+from pathlib import Path
 
+import psutil
 import pytest
 
 from pytest_predeploy import artifacts as names
+from pytest_predeploy import rehearsal
 from pytest_predeploy.artifacts import read_artifact
+from pytest_predeploy.redact import Redactor
 from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
 from pytest_predeploy.staging import service_urls
-from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+from tests.test_staging_support import SCRIPTS, StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def versions(project: StagingProject) -> dict[str, str]:
@@ -109,3 +114,91 @@ def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(s
     assert report.recovery is not None and report.recovery.staging_on_previous
     assert {r.service for r in report.recovery.services} == {"api", "worker"}
     assert "the deployment rehearsal was interrupted" in deployment_problems(report)
+
+
+CRASHING_SERVICE = '''
+import argparse, sys
+print("connecting to db with password {secret}", file=sys.stderr, flush=True)
+parser = argparse.ArgumentParser(prog="server.py")
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--port-file", required=True)
+parser.add_argument("--listen-backlog-size-for-the-production-like-profile", type=int, required=True)
+parser.add_argument("--another-rather-long-required-option-name", required=True)
+parser.parse_args()
+'''
+
+
+def test_a_service_that_fails_to_start_shows_the_real_last_lines_of_its_log_redacted(staging: StagingProject, tmp_path: Path) -> None:
+    secret = "Canary-Db-Pa55-4417"
+    source = tmp_path / "crashing"
+    source.mkdir()
+    (source / "server.py").write_text(CRASHING_SERVICE.format(secret=secret))
+    staging.write(services=[service("api", source=str(source))])
+    ctx = staging.context("v2", previous=None)
+    ctx.redactor = Redactor({"staging/DB_PASSWORD": secret})
+
+    report = rehearse_deployment(ctx)
+
+    problem = deployment_problems(report)[0]
+    assert "crashed at start" in problem
+    # argparse's usage wraps onto indented lines; the message is the last line of the log.
+    assert "usage: server.py" in problem
+    assert "--another-rather-long-required-option-name" in problem
+    assert "server.py: error: the following arguments are required" in problem
+    assert "[REDACTED:staging/DB_PASSWORD]" in problem
+    assert secret not in problem and secret not in ctx.artifact(names.DEPLOYMENT_REPORT).read_text()
+
+
+def test_verification_checks_which_service_answers_not_only_the_release(staging: StagingProject) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # worker's configured URL is api's: it reports the candidate, but it is not the worker.
+    staging.write(services=[service("api", port=port), service("worker", "worker", url=f"http://127.0.0.1:{port}")])
+    report = rehearse_deployment(staging.context("v2", previous=None))
+    assert report.outcome == "failed"
+    problems = deployment_problems(report)
+    assert any(p.startswith("worker: deployment of v2 failed") and "is answered by service 'api', not 'worker'" in p for p in problems), problems
+
+
+def test_a_deploy_script_s_stray_daemon_is_stopped_but_the_deployed_service_keeps_running(staging: StagingProject, tmp_path: Path) -> None:
+    pids = tmp_path / "stray.pids"
+    wrapper = tmp_path / "deploy_with_a_daemon.sh"
+    wrapper.write_text(
+        f"setsid -f sh -c 'echo $$ >> {pids}; exec sleep 300' </dev/null >/dev/null 2>&1\n"
+        f"while [ ! -s {pids} ]; do sleep 0.02; done\n"
+        f'exec bash {SCRIPTS / "deploy_backend.sh"} "$@"\n'
+    )
+    staging.write(services=[service("api")], steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}})
+    ctx = staging.context("v2", previous=None)
+    stray: list[int] = []
+    try:
+        report = rehearse_deployment(ctx)
+        stray = [int(line) for line in pids.read_text().split()]
+        assert report.outcome == "succeeded", deployment_problems(report)
+        # The service the target started is the deployed release: it outlives the step.
+        assert versions(staging) == {"api": "v2"}
+        # The daemon the script started itself does not, and the transcript says so.
+        assert stray and not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in stray)
+        transcript = ctx.artifacts / names.TRANSCRIPTS_DIR / "deploy-api.log"
+        assert f"# note: stopped pid {stray[0]} (sleep)" in transcript.read_text()
+    finally:
+        for pid in stray:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_deployment_log_streams_the_transcripts_under_its_cap(staging: StagingProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rehearsal, "DEPLOYMENT_LOG_LIMIT", 1024 * 1024, raising=False)
+    wrapper = tmp_path / "deploy_loudly.sh"
+    wrapper.write_text(f'yes "a log line of a chatty deploy tool" | head -c 3000000\nexec bash {SCRIPTS / "deploy_backend.sh"} "$@"\n')
+    staging.write(services=[service("api")], steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}})
+    ctx = staging.context("v2", previous=None)
+    report = rehearse_deployment(ctx)
+    assert report.outcome == "succeeded", deployment_problems(report)
+    log = ctx.artifact(names.DEPLOYMENT_LOG)
+    assert log.stat().st_size < 1024 * 1024 + 64 * 1024
+    text = log.read_text()
+    assert "more bytes of this transcript are not copied here" in text and "the whole transcript: transcripts/deploy-api.log" in text
+    assert text.rstrip().endswith("no problems")  # timings and summary still follow the cut transcript
+    assert (ctx.artifacts / names.TRANSCRIPTS_DIR / "deploy-api.log").stat().st_size > 3_000_000

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -197,3 +199,121 @@ def test_stream_redactor_catches_a_secret_split_at_every_offset() -> None:
         stream = redactor.stream()
         out = stream.feed(text[:cut]) + stream.feed(text[cut:]) + stream.flush()
         assert out == b"before [REDACTED:TOKEN] after", cut
+
+
+
+def _lower_escapes(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), text)
+
+
+URL_SECRET = "Pa/ss w0rd+Canary/x"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        quote(URL_SECRET),  # default safe="/": the slashes stay as they are
+        quote(URL_SECRET, safe=""),
+        quote_plus(URL_SECRET),
+        _lower_escapes(quote(URL_SECRET, safe="")),
+        _lower_escapes(quote_plus(URL_SECRET)),
+    ],
+    ids=["quote-default", "quote-safe-empty", "quote_plus", "lower-hex", "quote_plus-lower-hex"],
+)
+def test_every_url_encoding_of_a_secret_is_redacted(tmp_path: Path, encoded: str) -> None:
+    step = script(tmp_path, f"print('dsn postgres://u:' + {encoded!r} + '@db')")
+    result = run(tmp_path, [sys.executable, str(step)], redactor=Redactor({"DB_PASSWORD": URL_SECRET}))
+    data = result.transcript.read_bytes()
+    assert encoded.encode() not in data
+    assert b"postgres://u:[REDACTED:DB_PASSWORD]@db" in data
+
+
+DETACHING_STEP = """
+    import os, subprocess, sys, time
+    # setsid(1) with -f: a new session, so out of the step's process group.
+    subprocess.run(["setsid", "-f", "sh", "-c", "echo $$ > setsid.pid; exec sleep 300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The classic daemon: fork, setsid, fork again; the grandchild is re-parented to init.
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            open("daemon.pid", "w").write(str(os.getpid()))
+            time.sleep(300)
+            os._exit(0)
+        os._exit(0)
+    # nohup in the background, as shell scripts start "services".
+    subprocess.run("nohup sh -c 'echo $$ > nohup.pid; exec sleep 300' >/dev/null 2>&1 &", shell=True)
+    while not all(os.path.exists(name) and open(name).read().strip() for name in ("setsid.pid", "daemon.pid", "nohup.pid")):
+        time.sleep(0.02)
+    print("started three background processes")
+"""
+
+
+def test_no_process_a_step_starts_outlives_it_however_it_detaches(tmp_path: Path) -> None:
+    step = script(tmp_path, DETACHING_STEP)
+    pids: list[int] = []
+    try:
+        result = run(tmp_path, [sys.executable, str(step)])
+        pids = [int((tmp_path / name).read_text()) for name in ("setsid.pid", "daemon.pid", "nohup.pid")]
+        assert result.ok, result.transcript.read_text()
+        assert [pid for pid in pids if alive(pid)] == []
+        text = result.transcript.read_text()
+        # The two that left the process group are named; nohup's stayed in it.
+        for pid in pids[:2]:
+            assert f"# note: stopped pid {pid} (" in text
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+PAUSING_STEP = """
+    import os, sys, time
+    open("step.pid", "w").write(str(os.getpid()))
+    print("first line", flush=True)
+    time.sleep(2)
+    print("waiting for the lock", end="", flush=True)
+    time.sleep(300)
+"""
+
+RUN_AND_HANG = """
+import sys
+from datetime import datetime
+from pathlib import Path
+from pytest_predeploy.redact import Redactor
+from pytest_predeploy.runner import run_command
+redactor = Redactor({"TLS_KEY": sys.argv[3]})
+run_command([sys.executable, sys.argv[1]], step="test", transcript=Path(sys.argv[2]), cwd=Path(sys.argv[1]).parent, timeout=600, redactor=redactor)
+"""
+
+
+def test_a_paused_script_s_output_is_written_at_once_stamped_when_printed_and_survives_sigkill(tmp_path: Path) -> None:
+    step = script(tmp_path, PAUSING_STEP)
+    transcript = tmp_path / "t.log"
+    # A long secret: the old runner held back its length minus one byte of every stream.
+    runner = subprocess.Popen([sys.executable, "-c", RUN_AND_HANG, str(step), str(transcript), PEM], cwd=Path(__file__).parents[1])
+    try:
+        deadline = time.monotonic() + 20
+        while b"waiting for the lock" not in (transcript.read_bytes() if transcript.exists() else b""):
+            assert time.monotonic() < deadline, f"a paused script's output is not in its transcript: {transcript.read_bytes() if transcript.exists() else b''!r}"
+            time.sleep(0.05)
+        runner.kill()  # SIGKILL: nothing of ours runs after this
+        runner.wait()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        pid = int((tmp_path / "step.pid").read_text()) if (tmp_path / "step.pid").exists() else None
+        if pid is not None and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    text = transcript.read_text()
+    assert text.startswith("# step: test\n# command: ")
+    lines = [line for line in text.splitlines() if " stdout" in line]
+    assert lines[0].endswith("stdout | first line") and lines[1].endswith("stdout + waiting for the lock")
+
+    def stamp(line: str) -> datetime:
+        return datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00"))
+
+    # Stamped when printed, two seconds apart, not when released together.
+    assert (stamp(lines[1]) - stamp(lines[0])).total_seconds() >= 1.0

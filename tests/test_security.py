@@ -28,9 +28,8 @@ from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import resolve_dependencies
 
 ROOT = Path(__file__).parents[1]
-SHARED_DATA = ROOT / ".." / "shared" / "data"
-PYPA_DB = SHARED_DATA / "pypa-advisory-db"
-needs_pypa_db = pytest.mark.skipif(not PYPA_DB.is_dir(), reason=f"the PyPA advisory database snapshot is not at {PYPA_DB} (shared test data)")
+#: The PyPA advisory database snapshot the package ships (2024-10-10), as osv.dev's zip of OSV JSON.
+PYPA_DB = osv.BUNDLED_ZIP
 
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
 
@@ -46,7 +45,7 @@ def make_config(root: Path, security: dict[str, Any]) -> ProjectConfig:
         "project": "audit-test",
         "environments": {"staging": {}, "production": {}},
         "services": [{"name": "api"}],
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "security": security,
     }
     path = root / "predeploy.yaml"
@@ -75,7 +74,6 @@ def scanner(report: SecurityReport, name: str) -> Any:
 # -- offline OSV against the real PyPA database ---------------------------------------------
 
 
-@needs_pypa_db
 @pytest.mark.parametrize("target", ["site-packages", "requirements"])
 def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, target: str) -> None:
     if target == "site-packages":
@@ -83,7 +81,7 @@ def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, 
     else:
         (tmp_path / "requirements.txt").write_text("requests==2.19.1 --hash=sha256:0000\n")
         where = {"requirements": ["requirements.txt"]}
-    config = make_config(tmp_path, {**where, **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "100000d"}})
+    config = make_config(tmp_path, {**where, **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "none"}})
     report = audit(config, tmp_path)
     found = {f.id: f for f in report.findings}
     assert "PYSEC-2018-28" in found
@@ -96,10 +94,9 @@ def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, 
     assert report.osv_database.newest_modified.date().isoformat() == "2024-10-10"
 
 
-@needs_pypa_db
 def test_pypa_db_reports_nothing_for_a_fixed_requests(tmp_path: Path) -> None:
     env = site_packages(tmp_path, {"requests": ("2.32.3", [])})
-    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "100000d"}})
+    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "none"}})
     report = audit(config, tmp_path)
     assert scanner(report, "osv").status == "passed"
     assert report.findings == [] and not report.blocking
@@ -160,7 +157,7 @@ def test_withdrawn_advisories_are_ignored_and_json_and_yaml_both_read(tmp_path: 
             for name, text in records.items():
                 archive.writestr(f"osv/{name}", text)
     env = site_packages(tmp_path, {"demo-lib": ("1.0", [])})
-    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(db), "max_age": "100000d"}})
+    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(db), "max_age": "none"}})
     report = audit(config, tmp_path, now=datetime(2026, 11, 26, tzinfo=timezone.utc))
     assert sorted(f.id for f in report.findings) == ["PYSEC-1", "PYSEC-2"]
     assert report.osv_database is not None
@@ -467,7 +464,6 @@ def test_an_unknown_environment_is_a_usage_error_of_the_script(tmp_path: Path) -
     assert not (tmp_path / "r.json").exists()
 
 
-@needs_pypa_db
 def test_the_demo_audit_runs_every_scanner_and_is_not_blocking(tmp_path: Path) -> None:
     output = tmp_path / "security-compliance-report.json"
     proc = subprocess.run(

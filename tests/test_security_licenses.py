@@ -41,7 +41,7 @@ def licence_audit(root: Path, dists: dict[str, tuple[str, list[str]]], policy: d
     security: dict[str, Any] = {"requirements": ["requirements.txt"], "environment": str(env), **{n: {"enabled": n == "licenses"} for n in ALL_SCANNERS}}
     if policy is not None:
         security["licenses"] = policy
-    data = {"version": 1, "project": "svc", "environments": {"staging": {}, "production": {}}, "services": [{"name": "api"}], "approvals": {"upstream": []}, "security": security}
+    data = {"version": 1, "project": "svc", "environments": {"staging": {}, "production": {}}, "services": [{"name": "api"}], "approvals": {"upstream": [], "allow_none": True}, "security": security}
     (root / "predeploy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     config: ProjectConfig = load_config(root / "predeploy.yaml")
     return run_security_audit(config, "staging", "v1.0", root / "out" / "security-compliance-report.json")

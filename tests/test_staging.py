@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import StepError
+from pytest_predeploy.errors import ConfigError, StepError
 from pytest_predeploy.staging import current_release, service_urls, stop_all
 from pytest_predeploy.staging.processes import is_running
 from pytest_predeploy.staging.target import MANIFEST, point
@@ -222,3 +223,38 @@ def test_a_changed_source_is_not_redeployed_over_a_running_release_of_the_same_t
     result = staging.script("deploy_backend.sh", "--release", "v1")
     assert result.returncode == 1 and "deploy it under a new tag" in result.stderr
     assert staging.target("api").current_release() == "v1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("strategy", ["restart", "blue_green"])
+def test_two_services_on_one_fixed_port_are_refused_at_load(staging: StagingProject, strategy: str) -> None:
+    port = free_port()
+    # With blue_green the green slot takes port + 1, so a neighbour there collides too.
+    other = port + 1 if strategy == "blue_green" else port
+    with pytest.raises(ConfigError, match=rf"services api.* and worker both use port {other} on 127.0.0.1; give each service its own port"):
+        staging.write(services=[service("api", port=port, strategy=strategy), service("worker", "worker", port=other)])
+    result = staging.script("deploy_backend.sh", "--release", "v1")
+    assert result.returncode == 2 and f"both use port {other}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_service_whose_port_is_answered_by_another_service_is_not_healthy(staging: StagingProject, tmp_path: Path) -> None:
+    port = free_port()
+    staging.write(services=[service("api", port=port)])
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    # Another project on this machine configured with the same port: its worker cannot bind,
+    # and the api answering there must not pass for it.
+    other = StagingProject(tmp_path / "other")
+    other.root.mkdir()
+    other.write(services=[service("worker", "worker", port=port, health_timeout="3s")])
+    try:
+        result = other.script("deploy_backend.sh", "--release", "v1")
+    finally:
+        assert other.config is not None
+        stop_all(other.config, "staging")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"is not what answers on port {port}: service 'api' does" in result.stderr

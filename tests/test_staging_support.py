@@ -56,7 +56,7 @@ class StagingProject:
             "project": "staging-test",
             "previous_release": "v1",
             "environments": {"staging": {}, "production": {}},
-            "approvals": {"upstream": []},
+            "approvals": {"upstream": [], "allow_none": True},
             "services": services or [service("api"), service("worker", "worker", strategy="blue_green")],
             "steps": {"deploy": _step("deploy_backend.sh", "release"), "rollback": _step("rollback_backend.sh", "previous_release")},
             "staging": {"progress_interval": "2s", "stop_timeout": "5s"},

@@ -83,3 +83,15 @@ def test_non_utf8_output_does_not_break_the_step(pytester: pytest.Pytester) -> N
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
     assert result.ret == 0
     assert "\\xff\\xfe not utf-8" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()
+
+
+@pytest.mark.parametrize("width", [100_000, 1_000_000])  # one runs, one is too long for exec
+def test_a_huge_command_line_is_cut_in_everything_we_write(pytester: pytest.Pytester, width: int) -> None:
+    config = base_config(steps={"parity": {"command": f"{{python}} parity.py {{output}} {{release:>{width}}}", "timeout": "20s"}})
+    root = make_project(pytester, config, gates=STRICT_GATE1)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    sizes = {path.name: path.stat().st_size for path in (root / ".artifacts").rglob("*") if path.is_file()}
+    assert "parity.log" in sizes
+    assert sum(sizes.values()) < 200_000, sizes
+    assert "more characters)" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()

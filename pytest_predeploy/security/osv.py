@@ -6,11 +6,14 @@ Version semantics follow the OSV schema's evaluation algorithm with PEP 440 orde
 ``last_affected`` closes after, and ``limit`` bounds the whole range). ``GIT`` ranges are
 commits, not versions: the ``versions`` list covers them. Withdrawn advisories are ignored.
 
-The database's age is the newest ``modified`` timestamp in it: that is when its content last
-changed, whatever the files' mtimes say after a copy or checkout.
+A database is a folder or a zip of OSV records: a checkout of the PyPA advisory database,
+osv.dev's bulk export (``PyPI/all.zip``, what ``predeploy advisories update`` downloads), or the
+snapshot this package ships (``bundled``). Its age is measured from when it was fetched (its
+source record, written beside it) or, without one, from the newest ``modified`` timestamp in it:
+that is when its content last changed, whatever the files' mtimes say after a copy or checkout.
 
-Reading: every file is read (for the age), but only files that mention a scanned distribution's
-name are parsed, so a 2,600-advisory database is matched in well under a second.
+Reading: every record is read (for the age), but only records that name a scanned distribution
+are parsed, so the whole PyPI export is matched against 300 pins in well under a second.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,12 +38,36 @@ from pytest_predeploy.fields import Severity
 
 _SUFFIXES = (".json", ".yaml", ".yml")
 _MODIFIED = re.compile(rb"""["']?modified["']?\s*:\s*["']?(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:?\d\d)?)""")
-_WITHDRAWN = re.compile(rb"""(?m)^\s*["']?withdrawn["']?\s*:\s*["']?\d""")
+_NAME = re.compile(rb"""["']?name["']?\s*:\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)""")
+_WITHDRAWN = re.compile(rb"""(?m)(?:^|[\s{,])["']?withdrawn["']?\s*:\s*["']?\d""")  # YAML, indented or minified JSON
 _YAML_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar a string: '1.10' stays '1.10'
+
+
+#: One OSV record is a few KB; anything this large in a zip is refused before it is unpacked.
+MAX_RECORD_BYTES = 8 << 20
 
 
 class DatabaseUnavailable(Exception):
     """The database cannot be used; the message says why."""
+
+
+#: ``security.osv.database: bundled``: the advisory snapshot this package ships (see data/).
+BUNDLED = "bundled"
+BUNDLED_ZIP = Path(__file__).resolve().parents[1] / "data" / "osv-pypi-snapshot.zip"
+
+
+def source_record_path(path: Path) -> Path:
+    """Where the record of a database's origin lives: ``X.zip.source.json`` beside a zip, ``.source.json`` in a folder."""
+    return path / ".source.json" if path.is_dir() else path.with_name(path.name + ".source.json")
+
+
+def read_source_record(path: Path) -> dict[str, Any]:
+    """The origin record written by ``predeploy advisories update`` (or shipped with the snapshot); {} when absent."""
+    try:
+        data = json.loads(source_record_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass
@@ -48,8 +76,28 @@ class OsvDatabase:
     total: int = 0
     withdrawn: int = 0
     newest_modified: datetime | None = None
+    #: When this copy was downloaded (from its source record), when known.
+    fetched_at: datetime | None = None
+    #: The source record: url or upstream commit, date, licence, attribution.
+    source: dict[str, Any] = field(default_factory=dict)
     #: Parsed advisories that mention a scanned distribution, by file name.
     candidates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _by_name: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
+
+    def advisories_for(self, name: str) -> list[dict[str, Any]]:
+        """The parsed advisories with an ``affected`` entry for PyPI distribution ``name`` (canonical)."""
+        if self._by_name is None:
+            self._by_name = {}
+            for _, advisory in self.candidates:
+                named = {canonicalize_name(str((a.get("package") or {}).get("name", ""))) for a in advisory.get("affected") or []}
+                for each in named:
+                    self._by_name.setdefault(each, []).append(advisory)
+        return self._by_name.get(name, [])
+
+    @property
+    def as_of(self) -> datetime | None:
+        """The moment the data is current as of: its fetch time, else its newest 'modified' timestamp."""
+        return self.fetched_at or self.newest_modified
 
 
 @dataclass
@@ -76,10 +124,15 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
             if file.suffix in _SUFFIXES and file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts):
                 yield str(file.relative_to(path)), file.read_bytes()
     elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if info.filename.endswith(_SUFFIXES) and not info.is_dir():
-                    yield info.filename, archive.read(info)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    if info.filename.endswith(_SUFFIXES) and not info.is_dir():
+                        if info.file_size > MAX_RECORD_BYTES:  # a zip bomb, not an advisory (zipfile reads no more than this)
+                            raise DatabaseUnavailable(f"{path}: {info.filename} unpacks to {info.file_size} bytes, over the {MAX_RECORD_BYTES >> 20} MiB an advisory may have")
+                        yield info.filename, archive.read(info)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise DatabaseUnavailable(f"{path} is a damaged zip: {exc}") from None
     elif path.exists():
         raise DatabaseUnavailable(f"{path} is neither a folder nor a zip of OSV advisories")
     else:
@@ -96,21 +149,23 @@ def _parse(name: str, raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _name_pattern(names: Iterable[str]) -> re.Pattern[bytes] | None:
-    # PEP 503: '-', '_' and '.' are interchangeable and case does not matter.
-    parts = [re.escape(name).replace(r"\-", "[-_.]+") for name in sorted(names)]
-    return re.compile(("|".join(parts)).encode(), re.IGNORECASE) if parts else None
+def _mentions(raw: bytes, wanted: set[str]) -> bool:
+    # Every "name" value in the file (JSON or YAML), PEP 503-normalised: one cheap pattern whatever
+    # the number of scanned distributions (an alternation of 300 names is ten times slower). A
+    # credit's name may match too: that only costs a parse, never a miss.
+    return any(canonicalize_name(found.decode("utf-8", "replace")) in wanted for found in _NAME.findall(raw))
 
 
 def load_database(path: Path, names: Iterable[str]) -> OsvDatabase:
     """Read the database; parse only the advisories that may concern ``names``."""
-    db = OsvDatabase(path=path)
-    pattern = _name_pattern(names)
+    source = read_source_record(path)
+    db = OsvDatabase(path=path, source=source, fetched_at=_timestamp(str(source.get("fetched_at", ""))))
+    wanted = {canonicalize_name(name) for name in names}
     for name, raw in _entries(path):
         db.total += 1
         found = _MODIFIED.search(raw)
         modified = _timestamp(found.group(1).decode()) if found else None
-        data = _parse(name, raw) if (pattern is not None and pattern.search(raw)) or modified is None else None
+        data = _parse(name, raw) if (wanted and _mentions(raw, wanted)) or modified is None else None
         if data is not None:
             modified = _timestamp(str(data.get("modified", ""))) or modified
         if (data.get("withdrawn") if data is not None else _WITHDRAWN.search(raw)):
@@ -118,11 +173,22 @@ def load_database(path: Path, names: Iterable[str]) -> OsvDatabase:
             data = None
         if modified is not None and (db.newest_modified is None or modified > db.newest_modified):
             db.newest_modified = modified
-        if data is not None and pattern is not None:
+        if data is not None and wanted:
             db.candidates.append((name, data))
     if db.total == 0:
         raise DatabaseUnavailable(f"no OSV advisories (*.json, *.yaml) found in {path}")
     return db
+
+
+def check_archive(path: Path) -> int:
+    """Raise DatabaseUnavailable unless ``path`` is a whole, readable OSV archive; the number of advisories."""
+    total = 0
+    for name, raw in _entries(path):
+        _parse(name, raw)
+        total += 1
+    if total == 0:
+        raise DatabaseUnavailable(f"no OSV advisories (*.json, *.yaml) found in {path}")
+    return total
 
 
 @functools.lru_cache(maxsize=65536)
@@ -294,29 +360,28 @@ def merge_aliases(matches: list[Match]) -> list[Match]:
 
 
 class PackageIndex:
-    """The database's PyPI ``affected`` entries by normalised distribution name, built once per
-    scan: matching 300 pins then reads only each pin's own advisories, not every candidate."""
+    """Matching for one scan: the database's advisories by distribution (``advisories_for``), with
+    each affected entry's ``versions`` list parsed once, not once per pin."""
 
     def __init__(self, db: OsvDatabase) -> None:
-        self.entries: dict[str, list[tuple[dict[str, Any], dict[str, Any], frozenset[Version | str]]]] = {}
-        for _, advisory in db.candidates:
-            for affected in advisory.get("affected") or []:
-                package = affected.get("package") or {}
-                if str(package.get("ecosystem", "")).split(":")[0] == "PyPI":
-                    entry = (advisory, affected, listed_versions(affected))
-                    self.entries.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(entry)
+        self.db = db
+        self._listed: dict[int, frozenset[Version | str]] = {}  # by id() of an affected entry db holds
 
     def match(self, name: str, version: str, default: Severity) -> list[Match]:
         """Every vulnerability affecting distribution ``name`` at ``version``, one per alias group."""
         matches: list[Match] = []
-        seen: set[int] = set()
-        for advisory, affected, listed in self.entries.get(name, []):
-            if id(advisory) in seen:
-                continue  # an advisory listing the package twice is one match
-            fixes = affected_fixes(version, affected, listed)
-            if fixes is not None:
-                seen.add(id(advisory))
-                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
+        for advisory in self.db.advisories_for(name):
+            for affected in advisory.get("affected") or []:
+                package = affected.get("package") or {}
+                if str(package.get("ecosystem", "")).split(":")[0] != "PyPI" or canonicalize_name(str(package.get("name", ""))) != name:
+                    continue
+                listed = self._listed.get(id(affected))
+                if listed is None:
+                    listed = self._listed[id(affected)] = listed_versions(affected)
+                fixes = affected_fixes(version, affected, listed)
+                if fixes is not None:
+                    matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
+                    break
         return merge_aliases(matches)
 
 

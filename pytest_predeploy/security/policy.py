@@ -70,8 +70,17 @@ class PipAuditOptions(ToolOptions):
 class OsvOptions(ScannerOptions):
     """Dependency vulnerabilities matched offline against an OSV database."""
 
-    database: ConfigPath | None = Field(None, description="A folder or .zip of OSV advisories (JSON or YAML), e.g. a checkout of the PyPA advisory database or osv.dev's PyPI export.")
-    max_age: Duration = Field(timedelta(days=7), description="The scan fails when the newest 'modified' timestamp in the database is older than this.")
+    database: Literal["bundled"] | ConfigPath | None = Field(
+        None,
+        description="A folder or .zip of OSV advisories (JSON or YAML): osv.dev's PyPI export as written by 'predeploy advisories update', "
+        "a checkout of the PyPA advisory database, or 'bundled' for the fixed snapshot this package ships (PyPA advisory database of 2024-10-10; "
+        "for demos and offline trials, not for real releases).",
+    )
+    max_age: Duration | Literal["none"] = Field(
+        timedelta(days=7),
+        description="The scan is unavailable when the database was fetched longer ago than this (without a fetch record: its newest 'modified' "
+        "timestamp is older). 'none' checks no age: only for a deliberately fixed snapshot, and the report says so.",
+    )
     default_severity: Severity = Field(Severity.major, description="Severity of an advisory that carries no CVSS v3 vector or severity rating.")
 
 

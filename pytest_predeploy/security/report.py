@@ -104,12 +104,14 @@ class Approval(StrictModel):
 class OsvDatabaseInfo(StrictModel):
     """The offline advisory database used."""
 
-    path: str = Field(description="Folder or zip read.")
+    path: str = Field(description="Folder or zip read ('bundled snapshot ...' for the one this package ships).")
     advisories: int = Field(description="Advisory files read.")
     withdrawn: int = Field(description="Withdrawn advisories (ignored).")
-    newest_modified: datetime | None = Field(description="The newest 'modified' timestamp: the database's age is measured from it.")
-    age_days: float | None = Field(description="Age of the database at audit time, in days.")
-    max_age_days: float = Field(description="The configured maximum age, in days.")
+    newest_modified: datetime | None = Field(description="The newest 'modified' timestamp in the database.")
+    fetched_at: datetime | None = Field(None, description="When this copy was downloaded, from its source record; the age is measured from it when known.")
+    source: str | None = Field(None, description="Where the data comes from (URL, or upstream commit, date and licence), from its source record.")
+    age_days: float | None = Field(description="Age of the database at audit time, in days (from fetched_at, else newest_modified).")
+    max_age_days: float | None = Field(description="The configured maximum age, in days; null with max_age: none (a fixed snapshot, age not checked).")
 
 
 class SecurityReport(ArtifactModel):
@@ -157,7 +159,7 @@ def security_problems(report: SecurityReport) -> list[str]:
     """One line per reason Gate 3 must fail: fail-closed scanners that could not run, with what to
     do about it, and blocking findings."""
     problems = [
-        f"{s.name}: could not run (unavailable): {s.reason} (fail-closed)" + (f"; to fix: {s.action}" if s.action else "")
+        f"{s.name}: could not run (unavailable): {s.reason} (fail-closed)" + (f"; to fix: {s.action}" if s.action and s.action not in (s.reason or "") else "")
         for s in report.could_not_run()
     ]
     problems += [finding.describe() for finding in report.findings if finding.blocking]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from pytest_predeploy.artifacts import write_bytes_atomic
-from pytest_predeploy.fields import Severity
+from pytest_predeploy.fields import Severity, format_duration
 from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import Component, DependencyTarget
 from pytest_predeploy.security.policy import SecurityConfig
@@ -143,27 +143,52 @@ def scan_secrets(ctx: ScanContext, scan: Scan) -> None:
             )
 
 
+def _osv_database_path(database: Path | str) -> tuple[Path, str]:
+    if database == osv.BUNDLED:
+        return osv.BUNDLED_ZIP, "bundled snapshot"
+    assert isinstance(database, Path)
+    return database, ""
+
+
 def scan_osv(ctx: ScanContext, scan: Scan) -> None:
     options = ctx.config.osv
     scan.version = f"packaging {_dist_version('packaging')}"
     if options.database is None:
-        raise ToolUnavailable("no OSV database configured: set security.osv.database")
-    scan.targets = [f"database: {ctx.display(options.database)}", *ctx.deps.targets]
+        raise ToolUnavailable("no OSV database configured: set security.osv.database and run `predeploy advisories update` to fetch it")
+    path, label = _osv_database_path(options.database)
+    shown = label or ctx.display(path)
+    scan.targets = [f"database: {shown}", *ctx.deps.targets]
     components = [c for c in ctx.deps.components if c.version]
     if not ctx.deps.components and not ctx.deps.mismatches:
         ctx.pins_file()  # raises the "nothing to scan" reason
+    if label:
+        update = "for real releases point security.osv.database at a copy that `predeploy advisories update` keeps current"
+    elif path.is_dir():
+        update = f"update the advisory checkout at {ctx.display(path)}, or switch to a zip kept by `predeploy advisories update`"
+    else:
+        update = f"run `predeploy advisories update --to {ctx.display(path)}`"
     try:
-        db = osv.load_database(options.database, {c.name for c in components})
+        db = osv.load_database(path, {c.name for c in components})
     except osv.DatabaseUnavailable as exc:
-        raise ToolUnavailable(str(exc)) from None
+        raise ToolUnavailable(f"{exc}; {update}") from None
     except OSError as exc:
-        raise ToolUnavailable(f"database cannot be read: {exc}") from None
-    age = (ctx.now - db.newest_modified).total_seconds() / 86400 if db.newest_modified else None
+        raise ToolUnavailable(f"database cannot be read: {exc}; {update}") from None
+    as_of = db.as_of
+    age = (ctx.now - as_of).total_seconds() / 86400 if as_of else None
+    fixed = options.max_age == "none"
+    max_age = None if isinstance(options.max_age, str) else options.max_age
+    source = str(db.source.get("attribution") or db.source.get("url") or "") or None
     ctx.osv_database = OsvDatabaseInfo(
-        path=ctx.display(options.database), advisories=db.total, withdrawn=db.withdrawn, newest_modified=db.newest_modified,
-        age_days=round(age, 2) if age is not None else None, max_age_days=options.max_age.total_seconds() / 86400,
+        path=f"{shown} ({source})" if label and source else shown, advisories=db.total, withdrawn=db.withdrawn, newest_modified=db.newest_modified,
+        fetched_at=db.fetched_at, source=source, age_days=round(age, 2) if age is not None else None,
+        max_age_days=max_age.total_seconds() / 86400 if max_age is not None else None,
     )
-    scan.notes.append(f"{db.total} advisories ({db.withdrawn} withdrawn, ignored); newest modified {db.newest_modified.isoformat() if db.newest_modified else 'unknown'}")
+    newest = db.newest_modified.isoformat() if db.newest_modified else "unknown"
+    fetched = f"; fetched {db.fetched_at.isoformat()}" if db.fetched_at else ""
+    scan.notes.append(f"{db.total} advisories ({db.withdrawn} withdrawn, ignored); newest modified {newest}{fetched}")
+    if fixed:
+        scan.notes.append(f"fixed snapshot as of {as_of.date().isoformat() if as_of else 'an unknown date'} (security.osv.max_age: none): "
+                          f"advisories published since then are not known to this scan")
     for problem in ctx.deps.problems:
         scan.notes.append(problem)
     if ctx.deps.markers is not None:
@@ -188,10 +213,13 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
                 RawFinding(found.id, found.severity, lines[0][:160] if lines else "known vulnerability", package=component.name,
                            version=component.version, fixed_versions=found.fixed_versions, aliases=found.aliases, source=source)
             )
-    if db.newest_modified is None:
-        raise ToolUnavailable("database age unknown: no advisory has a 'modified' timestamp")
-    if ctx.now - db.newest_modified > options.max_age:
-        raise ToolUnavailable(f"database is stale: newest advisory modified {db.newest_modified.date().isoformat()}, {age:.0f} days ago, over security.osv.max_age ({options.max_age.days}d)")
+    if max_age is None:
+        return
+    if as_of is None:
+        raise ToolUnavailable(f"database age unknown: no fetch record and no advisory has a 'modified' timestamp; {update}")
+    if ctx.now - as_of > max_age:
+        what = f"fetched {as_of.date().isoformat()}" if db.fetched_at else f"newest advisory modified {as_of.date().isoformat()}"
+        raise ToolUnavailable(f"database is stale: {what}, {age:.0f} days ago, over security.osv.max_age ({format_duration(max_age)}); {update}")
 
 
 def scan_licenses(ctx: ScanContext, scan: Scan) -> None:

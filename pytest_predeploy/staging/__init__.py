@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_predeploy.errors import StepError
+from pytest_predeploy.staging.runlock import StagingLock
 from pytest_predeploy.staging.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, TargetSettings
 from pytest_predeploy.staging.target import Say, ServiceTarget
 
-__all__ = ["LocalStagingConfig", "RollbackConfig", "ServiceConfig", "current_release", "service_url", "service_urls", "stop_all"]
+__all__ = ["LocalStagingConfig", "RollbackConfig", "ServiceConfig", "current_release", "lock_staging", "service_url", "service_urls", "stop_all"]
 
 
 def _quiet(line: str) -> None:
@@ -22,6 +23,14 @@ def _quiet(line: str) -> None:
 def staging_root(config: TargetSettings) -> Path:
     """``staging.root``, relative to the config file's folder (also when the section is absent)."""
     return config.base_dir / config.staging.root
+
+
+def lock_staging(config: TargetSettings, env: str, holder: str) -> StagingLock:
+    """Hold ``env``'s staging folder for a whole protocol run (see :mod:`.runlock`); raises
+    StagingBusy naming the folder and the run that holds it."""
+    lock = StagingLock(staging_root(config) / env)
+    lock.acquire(holder)
+    return lock
 
 
 def service_target(config: TargetSettings, env: str, service: str, say: Say = _quiet) -> ServiceTarget:

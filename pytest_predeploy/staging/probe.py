@@ -100,7 +100,19 @@ class ReleaseCheck:
     problems: list[str]
 
 
-def check_release(base_url: str, expected_release: str, health_path: str = "/healthz") -> ReleaseCheck:
+def other_service(answer: Answer, service: str | None) -> str | None:
+    """The service name an answer gives when it is not ``service`` (None: it matches, or the
+    answer names no service, which services of your own need not do)."""
+    if service is None or not isinstance(answer.body, dict):
+        return None
+    named = answer.body.get("service")
+    return str(named) if named is not None and named != service else None
+
+
+def check_release(base_url: str, expected_release: str, health_path: str = "/healthz", service: str | None = None) -> ReleaseCheck:
+    """Health and ``/version`` of the service at ``base_url``. With ``service``, an answer naming
+    another service is a problem: the release alone cannot tell which service answered (two
+    services on one port both report the candidate)."""
     problems = []
     health = get_json(base_url + health_path)
     if health.status != 200:
@@ -110,4 +122,7 @@ def check_release(base_url: str, expected_release: str, health_path: str = "/hea
     if reported != expected_release:
         seen = repr(reported) if reported is not None else version.describe()
         problems.append(f"/version reports {seen}, expected {expected_release!r}")
+    answering = other_service(version, service) or other_service(health, service)
+    if answering is not None:
+        problems.append(f"{base_url} is answered by service {answering!r}, not {service!r} (do two services share a port?)")
     return ReleaseCheck(health.status == 200, reported if isinstance(reported, str) else None, problems)

@@ -19,7 +19,10 @@ from pathlib import Path
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 #: Environment variables a service inherits; everything else (CI tokens, our own PREDEPLOY_*
-#: settings) stays out of the service, as it would on a real host.
+#: settings) stays out of the service, as it would on a real host. This also keeps out the
+#: runner's PREDEPLOY_STEP_TOKEN, by design: a deployed service is meant to outlive the deploy
+#: step that started it (the target records it in its pid file and stops it), whereas any other
+#: process still carrying the token when its step ends is stopped by the runner.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 
 

@@ -35,7 +35,7 @@ class ServiceConfig(StrictModel):
         "{python} server.py --port {port} --port-file {port_file}",
         description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port}, {port_file} (the service writes its bound port there; required when port is 0).",
     )
-    port: int = Field(0, ge=0, le=65535, description="Port on 127.0.0.1; 0 lets the service pick a free one, recorded in the staging state. With blue_green the green slot uses port + 1.")
+    port: int = Field(0, ge=0, le=65535, description="Port on 127.0.0.1; 0 lets the service pick a free one, recorded in the staging state. With blue_green the green slot uses port + 1. Two services may not share a fixed port (refused at load).")
     strategy: Literal["restart", "blue_green"] = Field("restart", description="'restart': stop the old process, switch current, start the new one. 'blue_green': start the new release in the idle slot, switch the active slot once healthy, keep the old slot running (rollback is the switchback).")
     health_path: str = Field("/healthz", description="Path answering 200 once the service is healthy.")
     health_timeout: Duration = Field(timedelta(seconds=30), description="Deadline for the service to become healthy after start (e.g. '30s').")
@@ -99,6 +99,24 @@ class RollbackConfig(StrictModel):
     roll_forward: bool = Field(True, description="After the rollback rehearsal, deploy the candidate again so staging ends on it; false leaves staging on the previous release.")
 
 
+def check_distinct_ports(services: list[ServiceConfig]) -> list[ServiceConfig]:
+    """Refuse two services on one fixed port (blue_green's green slot counts as port + 1): the
+    second could never listen there, and a health check on that port would be answered by the
+    first, so its deploy would look healthy."""
+    owners: dict[int, str] = {}
+    for service in services:
+        if not service.port or service.url:
+            continue
+        slots = [(service.port, service.name)]
+        if service.strategy == "blue_green":
+            slots.append((service.port + 1, f"{service.name} (green slot)"))
+        for port, who in slots:
+            if port in owners:
+                raise ValueError(f"services {owners[port]} and {who} both use port {port} on 127.0.0.1; give each service its own port (or 0 for a free one)")
+            owners[port] = who
+    return services
+
+
 def check_release_tag(tag: str) -> str:
     if not RELEASE_TAG.match(tag):
         raise ValueError(f"release tag {tag!r} must be letters, digits, '.', '_', '+' or '-' (it names a folder)")
@@ -147,6 +165,11 @@ class TargetConfig(ServiceLookup, BaseModel):
     services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
     staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The local staging target.")
     path: Path = Field(Path("predeploy.yaml"), exclude=True, description="(set on load) The file this config came from.")
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_ports(cls, services: list[ServiceConfig]) -> list[ServiceConfig]:
+        return check_distinct_ports(services)
 
 
 def load_target_config(path: Path) -> TargetConfig:

@@ -43,7 +43,7 @@ from pytest_predeploy.artifacts import write_text_atomic
 from pytest_predeploy.errors import StepError
 from pytest_predeploy.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.staging import processes
-from pytest_predeploy.staging.probe import local_get_json
+from pytest_predeploy.staging.probe import local_get_json, other_service
 from pytest_predeploy.staging.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
 
 MANIFEST = "release-manifest.json"
@@ -227,7 +227,8 @@ class ServiceTarget:
     def _healthy_now(self, record: ProcessRecord) -> bool:
         if record.port is None:
             return False
-        return local_get_json(record.port, self.service.health_path).status == 200
+        answer = local_get_json(record.port, self.service.health_path)
+        return answer.status == 200 and other_service(answer, self.service.name) is None
 
     # --- changing the state ------------------------------------------------------------------
 
@@ -338,6 +339,10 @@ class ServiceTarget:
                 record.port = self._read_port(slot)
             if record.port is not None:
                 answer = local_get_json(record.port, self.service.health_path, timeout=1.0)
+                answering = other_service(answer, self.service.name)
+                if answering is not None:
+                    # Our process cannot have bound the port: someone else answers on it.
+                    return f"is not what answers on port {record.port}: service {answering!r} does (do two services share a port?)"
                 if answer.status == 200:
                     return None
                 last = answer.describe()
@@ -481,11 +486,14 @@ def check_tag(tag: str) -> str:
         raise TargetError(EXIT_USAGE, str(exc)) from None
 
 
-def _log_tail(log: Path, offset: int, lines: int = 10) -> str:
+def _log_tail(log: Path, offset: int, lines: int = 15) -> str:
+    """The last ``lines`` lines the service wrote since ``offset``, each indented so that the
+    caller's reader sees them as the continuation of one message (read from the end: a crash
+    loop can leave a large log)."""
     try:
         with open(log, "rb") as handle:
-            handle.seek(offset)
+            handle.seek(max(offset, handle.seek(0, 2) - 64 * 1024))
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+    return "\n".join("    " + line for line in text.splitlines()[-lines:] if line.strip())

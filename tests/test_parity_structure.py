@@ -1,0 +1,110 @@
+"""Parity on the shape of real configuration: rules written under a node cover that node, lists
+aligned by their longest common subsequence, multi-document YAML (Kubernetes manifests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.parity import DriftItem, ParityReport, compare_environments
+from tests.test_parity_helpers import baselines
+
+DATA = Path(__file__).resolve().parent / "data" / "parity"
+DEMO_RULES = {
+    "rules": [
+        {"path": "infrastructure.services[*].runtime", "severity": "critical"},
+        {"path": "infrastructure.database.*", "severity": "critical", "remediation": "restore the database block"},
+        {"path": "infrastructure.cache.*", "severity": "critical"},
+    ]
+}
+PRODUCTION = "database: {engine: postgres, version: '16', pool: 20}\ncache: {engine: redis}\nservices:\n  - {name: api, runtime: python3.12}\nextras: {a: 1}\n"
+
+
+def compare(config: object) -> ParityReport:
+    return compare_environments(config, "staging", "production", "v1.2")  # type: ignore[arg-type]
+
+
+def by_path(report: ParityReport) -> dict[str, DriftItem]:
+    return {item.path: item for item in report.items}
+
+
+@pytest.mark.parametrize(
+    ("staging", "path", "kind"),
+    [
+        (PRODUCTION.replace("database: {engine: postgres, version: '16', pool: 20}\n", ""), "infrastructure.database", "removed"),
+        (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "disabled"), "infrastructure.database", "type-changed"),
+        (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "null"), "infrastructure.database", "type-changed"),
+        (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "[]"), "infrastructure.database", "type-changed"),
+        (PRODUCTION.replace("  - {name: api, runtime: python3.12}\n", "  - {name: api, runtime: python3.12}\n  - {name: new}\n"), "infrastructure.services[name=new]", "added"),
+        (PRODUCTION.replace("cache: {engine: redis}\n", ""), "infrastructure.cache", "removed"),
+    ],
+)
+def test_a_rule_covers_the_removal_addition_and_type_change_of_the_node_it_is_written_under(tmp_path: Path, staging: str, path: str, kind: str) -> None:
+    report = compare(baselines(tmp_path, staging, PRODUCTION, parity=DEMO_RULES))
+    item = by_path(report)[path]
+    assert (item.kind, item.severity, item.blocking) == (kind, "critical", True)
+    assert "written under this node" in (item.rule or "") and not report.passed
+
+
+def test_a_removed_block_takes_the_severity_of_its_worst_leaf_and_its_remediation(tmp_path: Path) -> None:
+    parity = {"rules": [{"path": "**.engine", "severity": "critical", "remediation": "restore the engine"}, {"path": "**", "severity": "minor"}]}
+    report = compare(baselines(tmp_path, "extras: {a: 1}\n", PRODUCTION, parity=parity))
+    items = by_path(report)
+    assert items["infrastructure.database"].severity == "critical" and items["infrastructure.database"].remediation == "restore the engine"
+    assert "infrastructure.database.engine" in (items["infrastructure.database"].rule or "")
+    assert items["infrastructure.services"].severity == "minor"
+
+
+def test_rules_under_other_nodes_leave_an_unrelated_block_at_its_own_severity(tmp_path: Path) -> None:
+    staging = PRODUCTION + "feature: {beta: true}\n"
+    item = by_path(compare(baselines(tmp_path, staging, PRODUCTION, parity=DEMO_RULES)))["infrastructure.feature"]
+    assert (item.kind, item.severity) == ("added", "major")
+
+
+def _workflow(tmp_path: Path, staging: str) -> ParityReport:
+    production = (DATA / "workflow" / "production.yaml").read_text(encoding="utf-8")
+    return compare(baselines(tmp_path, staging, production, name="tests.yaml"))
+
+
+def test_one_step_inserted_into_a_workflow_is_one_added_item_at_its_position(tmp_path: Path) -> None:
+    report = _workflow(tmp_path, (DATA / "workflow" / "staging.yaml").read_text(encoding="utf-8"))
+    assert [(item.path, item.kind) for item in report.items] == [("infrastructure.jobs.tests.steps[4]", "added")]
+    assert report.items[0].source_value.value == {"name": "Lint", "run": "pre-commit run --all-files"}
+
+
+def test_aligned_lists_report_changes_in_place_and_removals_at_the_target_position(tmp_path: Path) -> None:
+    text = (DATA / "workflow" / "staging.yaml").read_text(encoding="utf-8")
+    text = text.replace("      - run: mypy\n", "").replace("pytest -v --tb=short", "pytest -x").replace("      - uses: actions/checkout@v4\n", "      - uses: actions/checkout@v4\n        with: {fetch-depth: 0}\n")
+    items = {(item.path, item.kind) for item in _workflow(tmp_path, text).items}
+    assert items == {
+        ("infrastructure.jobs.tests.steps[0].with", "added"),
+        ("infrastructure.jobs.tests.steps[4]", "added"),
+        ("infrastructure.jobs.tests.steps[6].run", "changed"),  # staging's index
+        ("infrastructure.jobs.tests.steps[6]", "removed"),  # production's index
+    }
+
+
+def test_kubernetes_manifests_compare_object_by_object_whatever_their_order(tmp_path: Path) -> None:
+    staging, production = ((DATA / "k8s" / f"{env}.yaml").read_text(encoding="utf-8") for env in ("staging", "production"))
+    parity = {"rules": [{"path": "infrastructure.*/Deployment/*/*.spec.template.spec.containers[*].image", "severity": "critical"}]}
+    report = compare(baselines(tmp_path, staging, production, name="manifests.yaml", parity=parity))
+    items = {(item.path, item.kind, item.severity) for item in report.items}
+    assert items == {
+        ("infrastructure.apps/v1/Deployment/shop/api.spec.template.spec.containers[name=api].image", "changed", "critical"),
+        ("infrastructure.v1/ConfigMap/shop/api-extra", "added", "major"),
+    }
+
+
+def test_documents_that_are_not_kubernetes_objects_are_keyed_by_position(tmp_path: Path) -> None:
+    report = compare(baselines(tmp_path, "a: 1\n---\nb: 2\n---\n", "a: 1\n---\nb: 3\n"))
+    assert [(item.path, item.kind) for item in report.items] == [("infrastructure.1.b", "changed")]
+    # One plain document stays as it is.
+    assert [item.path for item in compare(baselines(tmp_path, "a: 1\n", "a: 2\n")).items] == ["infrastructure.a"]
+
+
+def test_the_same_kubernetes_object_twice_in_one_file_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    twice = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata: {password: c2VjcmV0LXZhbHVl}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
+    with pytest.raises(ConfigError, match=r"staging/infra\.yaml:6: a second document for v1/Secret//db \(the first starts on line 1\)"):
+        compare(baselines(tmp_path, twice, "a: 1\n"))
