@@ -96,7 +96,7 @@ def main() -> int:
         (root / "requirements.txt").write_text("\n".join(lines) + "\n")
         off = {name: {"enabled": False} for name in ("bandit", "secrets", "pip_audit", "licenses", "sbom")}
         data = {"version": 1, "project": "bench-osv", "environments": {"staging": {}, "production": {}}, "services": [{"name": "api"}],
-                "approvals": {"upstream": []}, "security": {"requirements": ["requirements.txt"], **off, "osv": {"database": "bundled", "max_age": "none"}}}
+                "approvals": {"upstream": [], "allow_none": True}, "security": {"requirements": ["requirements.txt"], **off, "osv": {"database": "bundled", "max_age": "none"}}}
         (root / "predeploy.yaml").write_text(yaml.safe_dump(data))
         config = load_config(root / "predeploy.yaml")
         scan_s, report = timed(lambda: run_security_audit(config, "staging", "bench", root / "security-compliance-report.json"), args.runs)

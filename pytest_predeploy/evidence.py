@@ -106,11 +106,13 @@ def show_rollback(evidence: Evidence, report: RollbackReport) -> None:
 def show_security(evidence: Evidence, report: SecurityReport) -> None:
     evidence.table("Scanners", ["scanner", "status", "version", "seconds", "findings", "reason"],
                    [[s.name, "could not run" if s.status == "unavailable" else s.status, s.version or "", f"{s.duration_seconds:.2f}", s.findings,
-                     (s.reason or "") + (f"; to fix: {s.action}" if s.action else "")] for s in report.scanners])
+                     (s.reason or "") + (f"; to fix: {s.action}" if s.action and s.action not in (s.reason or "") else "")] for s in report.scanners])
     shown, more = _rows(sorted(report.findings, key=lambda f: (not f.blocking, f.severity.rank * -1)))
     if shown:
         evidence.table(f"Findings{more}", ["id", "severity", "where", "fixed in", "waiver", "blocking"],
                        [[f.id, f.severity.value, f.where(), ", ".join(f.fixed_versions), f.waiver.id if f.waiver else "", f.blocking] for f in shown])
+    if report.skipped_requirements:
+        evidence.table(f"Requirement lines skipped by their marker ({report.target_python})", ["line"], [[line] for line in report.skipped_requirements])
 
 
 def show_signoffs(evidence: Evidence, status: Any) -> None:

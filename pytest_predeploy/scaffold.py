@@ -328,10 +328,11 @@ security:
     max_age: 2d                 # measured from the download; an older copy is 'unavailable' too
   pip_audit:
     fail_closed: false          # asks PyPI online: extra evidence, not required offline
-  licenses:
-    allow: [MIT, MIT-0, Apache-2.0, BSD-2-Clause, BSD-3-Clause, ISC, PSF-2.0, 0BSD, Unlicense]
-    review: [MPL-2.0, LGPL-2.1-only, LGPL-2.1-or-later, LGPL-3.0-only, LGPL-3.0-or-later]
-    deny: [GPL-2.0-only, GPL-2.0-or-later, GPL-3.0-only, GPL-3.0-or-later, AGPL-3.0-only, AGPL-3.0-or-later, SSPL-1.0]
+  # Licences: the default policy lets permissive licences pass, lets weak copyleft (MPL-2.0, LGPL-*,
+  # EPL-2.0) pass as an unmodified dependency with a notice in the report, and sends GPL, AGPL,
+  # unlisted and unknown licences to review (a waiver). Tighten it, e.g. `review: [MPL-2.0, "GPL-*", "AGPL-*"]`
+  # or `deny: ["AGPL-*"]`; the strictest list an id is on wins (docs/config-reference.md).
+  licenses: {{}}
   waivers: []                   # id, match {{id, scanner, package, file}}, owner, justification, expires_at
 
 # --- operational readiness (Gate 3 guideline) ---

@@ -37,7 +37,7 @@ def main() -> int:
         version = f" {scanner.version}" if scanner.version else ""
         status = "could not run" if scanner.status == "unavailable" else scanner.status
         detail = f": {scanner.reason}" if scanner.reason else (f": {scanner.findings} finding(s)" if scanner.findings else "")
-        action = f"; to fix: {scanner.action}" if scanner.action else ""
+        action = f"; to fix: {scanner.action}" if scanner.action and scanner.action not in (scanner.reason or "") else ""
         print(f"[security] {scanner.name} ({scanner.tool}{version}) {status}{detail}{action} in {scanner.duration_seconds:.1f}s")
     problems = security_problems(report)
     if problems:

@@ -81,7 +81,7 @@ def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, 
     else:
         (tmp_path / "requirements.txt").write_text("requests==2.19.1 --hash=sha256:0000\n")
         where = {"requirements": ["requirements.txt"]}
-    config = make_config(tmp_path, {**where, **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "100000d"}})
+    config = make_config(tmp_path, {**where, **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "none"}})
     report = audit(config, tmp_path)
     found = {f.id: f for f in report.findings}
     assert "PYSEC-2018-28" in found
@@ -96,7 +96,7 @@ def test_pypa_db_reports_requests_2_19_1_with_its_fixed_version(tmp_path: Path, 
 
 def test_pypa_db_reports_nothing_for_a_fixed_requests(tmp_path: Path) -> None:
     env = site_packages(tmp_path, {"requests": ("2.32.3", [])})
-    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "100000d"}})
+    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(PYPA_DB), "max_age": "none"}})
     report = audit(config, tmp_path)
     assert scanner(report, "osv").status == "passed"
     assert report.findings == [] and not report.blocking
@@ -157,7 +157,7 @@ def test_withdrawn_advisories_are_ignored_and_json_and_yaml_both_read(tmp_path: 
             for name, text in records.items():
                 archive.writestr(f"osv/{name}", text)
     env = site_packages(tmp_path, {"demo-lib": ("1.0", [])})
-    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(db), "max_age": "100000d"}})
+    config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(db), "max_age": "none"}})
     report = audit(config, tmp_path, now=datetime(2026, 11, 26, tzinfo=timezone.utc))
     assert sorted(f.id for f in report.findings) == ["PYSEC-1", "PYSEC-2"]
     assert report.osv_database is not None

@@ -21,7 +21,7 @@ ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
 def gate3_project(pytester: pytest.Pytester, database: str, requirement: str) -> Path:
     """A project whose Gate 3 is the real gate module, running only the OSV scan."""
     config = base_config(
-        security={"requirements": ["requirements.txt"], **{name: {"enabled": name == "osv"} for name in ALL_SCANNERS}, "osv": {"database": database, "max_age": "100000d"}},
+        security={"requirements": ["requirements.txt"], **{name: {"enabled": name == "osv"} for name in ALL_SCANNERS}, "osv": {"database": database, "max_age": "none"}},
         steps={"security": {"command": f"{{python}} {ROOT / 'scripts' / 'run_security_audit.py'} --env {{env}} --output {{output}}", "timeout": "120s"}},
     )
     gate3 = (ROOT / "gates" / "test_gate3_rollback_security.py").read_text()
@@ -36,7 +36,7 @@ def test_a_scanner_that_could_not_run_is_reported_as_such_with_the_command_to_fi
     text = result.stdout.str()
     result.stdout.fnmatch_lines([
         lit("*[ERROR] Security/compliance scan could not run: osv (no data, not a finding; fail-closed).*"),
-        "*osv: could not run (unavailable): database not found at *no-such-advisory-db (fail-closed); to fix: *predeploy advisories update*",
+        "*osv: could not run (unavailable): database not found at *no-such-advisory-db; run `predeploy advisories update --to no-such-advisory-db` (fail-closed)",
     ])
     result.stdout.fnmatch_lines(["*Gate 3*could not run: osv*"])
     assert "reported blocking findings" not in text and "completed with findings" not in text
@@ -52,7 +52,7 @@ def test_a_scanner_that_could_not_run_is_reported_as_such_with_the_command_to_fi
 def test_the_script_says_could_not_run_and_what_to_do(tmp_path: Path) -> None:
     data = {
         "version": 1, "project": "audit-test", "environments": {"staging": {}, "production": {}}, "services": [{"name": "api"}],
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "security": {"source_paths": ["src"], **{name: {"enabled": name == "bandit"} for name in ALL_SCANNERS}, "bandit": {"enabled": True, "command": "/nonexistent/bin/bandit"}},
     }
     (tmp_path / "src").mkdir()

@@ -74,7 +74,10 @@ def _action(name: str, reason: str, release: str) -> str:
     if ": set security." in reason:
         return reason.split(": ", 1)[1]
     if name == "osv":
-        return "get current advisory data: predeploy advisories update (or set security.osv.database to a folder or zip of OSV advisories)"
+        _, sep, advice = reason.rpartition("; ")
+        if sep and "predeploy advisories update" in advice:
+            return advice  # the scan already said which command fits this database
+        return "get current advisory data: predeploy advisories update (it writes to security.osv.database)"
     if name == "pip-audit" and "not reachable" in reason:
         return "let this machine reach the vulnerability service, or set security.pip_audit.fail_closed: false to keep pip-audit as extra evidence"
     return f"fix the cause above, then rerun: pytest gates/test_gate3_rollback_security.py --predeploy-release={release}"

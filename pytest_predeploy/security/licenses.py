@@ -9,14 +9,17 @@ classifiers when every licence classifier names one licence unambiguously. Anyth
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.message import Message
+from fnmatch import fnmatchcase
 from typing import Literal
 
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 
 UNKNOWN = "UNKNOWN"
-Verdict = Literal["allow", "review", "unlisted", "deny"]
-_RANK: dict[Verdict, int] = {"allow": 0, "review": 1, "unlisted": 2, "deny": 3}
+#: notice: allowed, and recorded in the report (weak copyleft used as an unmodified dependency).
+Verdict = Literal["allow", "notice", "review", "unlisted", "deny"]
+_RANK: dict[Verdict, int] = {"allow": 0, "notice": 1, "review": 2, "unlisted": 3, "deny": 4}
 
 #: Licence classifiers that name exactly one SPDX licence.
 CLASSIFIERS = {
@@ -98,22 +101,29 @@ def read_license(metadata: Message) -> tuple[str, str]:
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 
-class _Evaluator:
-    """SPDX expression -> verdict: OR takes the best branch, AND the worst; AND binds tighter."""
+def _listed(key: str, patterns: set[str]) -> bool:
+    return key in patterns or any(fnmatchcase(key, pattern) for pattern in patterns)
 
-    def __init__(self, expression: str, allow: set[str], deny: set[str], review: set[str]) -> None:
+
+class _Evaluator:
+    """SPDX expression -> verdict: OR takes the best branch, AND the worst; AND binds tighter.
+    A licence on several lists takes the strictest: deny, then review, then notice, then allow."""
+
+    def __init__(self, expression: str, allow: set[str], deny: set[str], review: set[str], notice: set[str]) -> None:
         self.tokens: list[str] = _TOKEN.findall(expression)
         self.pos = 0
-        self.allow, self.deny, self.review = allow, deny, review
+        self.allow, self.deny, self.review, self.notice = allow, deny, review, notice
 
     def term(self, spdx_id: str) -> Verdict:
         base = spdx_id.split(" WITH ", 1)[0]
         for key in (spdx_id, base):
-            if key in self.deny:
+            if _listed(key, self.deny):
                 return "deny"
-            if key in self.review:
+            if _listed(key, self.review):
                 return "review"
-            if key in self.allow:
+            if _listed(key, self.notice):
+                return "notice"
+            if _listed(key, self.allow):
                 return "allow"
         return "unlisted" if self.allow else "allow"
 
@@ -151,7 +161,8 @@ class _Evaluator:
         return self.term(token)
 
 
-def evaluate(expression: str, allow: list[str], deny: list[str], review: list[str]) -> Verdict:
-    """The policy's verdict on a canonical SPDX expression."""
-    canon = {_spdx(item) or item for item in allow}, {_spdx(item) or item for item in deny}, {_spdx(item) or item for item in review}
-    return _Evaluator(expression, *canon).parse_or()
+def evaluate(expression: str, allow: Iterable[str], deny: Iterable[str], review: Iterable[str], notice: Iterable[str] = ()) -> Verdict:
+    """The policy's verdict on a canonical SPDX expression; list items are SPDX ids or shell-style
+    globs ('LGPL-*')."""
+    lists = [{_spdx(item) or item for item in items} for items in (allow, deny, review, notice)]
+    return _Evaluator(expression, *lists).parse_or()

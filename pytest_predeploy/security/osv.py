@@ -18,6 +18,7 @@ are parsed, so the whole PyPI export is matched against 300 pins in well under a
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -190,7 +191,10 @@ def check_archive(path: Path) -> int:
     return total
 
 
+@functools.lru_cache(maxsize=65536)
 def _version(text: str) -> Version | None:
+    # Cached: a scan asks about the same few thousand version strings of the database again and
+    # again (every pin re-reads its advisories' versions lists and range events).
     try:
         return Version(text)
     except InvalidVersion:
@@ -225,11 +229,18 @@ def _in_range(version: Version, events: list[dict[str, str]]) -> bool:
     return vulnerable
 
 
-def affected_fixes(version_text: str, affected: dict[str, Any]) -> list[str] | None:
-    """None when ``version_text`` is not affected; else the fix versions above it (maybe none)."""
+def listed_versions(affected: dict[str, Any]) -> frozenset[Version | str]:
+    """The explicit ``versions`` of an affected entry: parsed when PEP 440, else as written."""
+    return frozenset(_version(text) or text for text in (str(v) for v in affected.get("versions") or []))
+
+
+def affected_fixes(version_text: str, affected: dict[str, Any], listed: frozenset[Version | str] | None = None) -> list[str] | None:
+    """None when ``version_text`` is not affected; else the fix versions above it (maybe none).
+    ``listed``: :func:`listed_versions` of ``affected``, when the caller keeps it."""
     version = _version(version_text)
-    listed = [str(v) for v in affected.get("versions") or []]
-    hit = version_text in listed or (version is not None and any(_version(v) == version for v in listed))
+    if listed is None:
+        listed = listed_versions(affected)
+    hit = version_text in listed or (version is not None and version in listed)
     fixes: set[str] = set()
     for rng in affected.get("ranges") or []:
         if str(rng.get("type", "")).upper() not in ("ECOSYSTEM", "SEMVER"):
@@ -336,28 +347,44 @@ def merge_aliases(matches: list[Match]) -> list[Match]:
         groups.setdefault(root(str(found.advisory["id"])), []).append(found)
     merged = []
     for members in groups.values():
-        ids = {str(m.advisory["id"]) for m in members} | {str(a) for m in members for a in m.advisory.get("aliases") or []}
+        every_id = {str(m.advisory["id"]) for m in members} | {str(a) for m in members for a in m.advisory.get("aliases") or []}
         records = [str(m.advisory["id"]) for m in members]
         chosen = _preferred(records)
         lead = next(m for m in members if str(m.advisory["id"]) == chosen)
         fixes = {v for m in members for v in m.fixed_versions}
         merged.append(Match(
             lead.advisory, sorted(fixes, key=lambda v: Version(v)), max((m.severity for m in members), key=lambda sev: sev.rank),
-            id=chosen, aliases=sorted(ids - {chosen}),
+            id=chosen, aliases=sorted(every_id - {chosen}),
         ))
     return sorted(merged, key=lambda m: m.id)
 
 
+class PackageIndex:
+    """Matching for one scan: the database's advisories by distribution (``advisories_for``), with
+    each affected entry's ``versions`` list parsed once, not once per pin."""
+
+    def __init__(self, db: OsvDatabase) -> None:
+        self.db = db
+        self._listed: dict[int, frozenset[Version | str]] = {}  # by id() of an affected entry db holds
+
+    def match(self, name: str, version: str, default: Severity) -> list[Match]:
+        """Every vulnerability affecting distribution ``name`` at ``version``, one per alias group."""
+        matches: list[Match] = []
+        for advisory in self.db.advisories_for(name):
+            for affected in advisory.get("affected") or []:
+                package = affected.get("package") or {}
+                if str(package.get("ecosystem", "")).split(":")[0] != "PyPI" or canonicalize_name(str(package.get("name", ""))) != name:
+                    continue
+                listed = self._listed.get(id(affected))
+                if listed is None:
+                    listed = self._listed[id(affected)] = listed_versions(affected)
+                fixes = affected_fixes(version, affected, listed)
+                if fixes is not None:
+                    matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
+                    break
+        return merge_aliases(matches)
+
+
 def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[Match]:
     """Every vulnerability of ``db`` affecting distribution ``name`` at ``version``, one per alias group."""
-    matches = []
-    for advisory in db.advisories_for(name):
-        for affected in advisory.get("affected") or []:
-            package = affected.get("package") or {}
-            if str(package.get("ecosystem", "")).split(":")[0] != "PyPI" or canonicalize_name(str(package.get("name", ""))) != name:
-                continue
-            fixes = affected_fixes(version, affected)
-            if fixes is not None:
-                matches.append(Match(advisory, fixes, advisory_severity(advisory, affected, default), id=str(advisory["id"])))
-                break
-    return merge_aliases(matches)
+    return PackageIndex(db).match(name, version, default)

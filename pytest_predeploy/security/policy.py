@@ -93,12 +93,31 @@ class LicenseSeverities(StrictModel):
     unknown: Severity = Field(Severity.major, description="A distribution whose licence cannot be read as SPDX ids (UNKNOWN).")
 
 
-class LicenseOptions(ScannerOptions):
-    """Licences of the release's distributions against a policy of SPDX ids."""
+#: Licences that ask nothing of a service that uses the distribution unmodified.
+PERMISSIVE = [
+    "MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "BSD-3-Clause-Clear", "ISC", "PSF-2.0", "Python-2.0",
+    "0BSD", "Unlicense", "Zlib", "CC0-1.0", "BSL-1.0", "UPL-1.0", "HPND", "X11", "ZPL-2.1", "PostgreSQL", "NCSA",
+]
+#: Weak copyleft: obligations attach to the licensed files themselves (share changes to them,
+#: keep the notice), not to the service that imports them unmodified.
+WEAK_COPYLEFT = ["MPL-1.1", "MPL-2.0", "LGPL-*", "EPL-1.0", "EPL-2.0", "CDDL-1.0"]
+#: Strong copyleft: whether the service's own code is covered depends on how it is combined and
+#: distributed, which is a legal review, not a rule.
+STRONG_COPYLEFT = ["GPL-*", "AGPL-*"]
 
-    allow: list[str] = Field(default_factory=list, description="SPDX ids allowed without review. When non-empty, any other id is a finding ('unlisted').")
-    deny: list[str] = Field(default_factory=list, description="SPDX ids that are never allowed.")
-    review: list[str] = Field(default_factory=list, description="SPDX ids that need a review (recorded as a waiver) before release.")
+
+class LicenseOptions(ScannerOptions):
+    """Licences of the release's distributions against a policy of SPDX ids.
+
+    The default policy: permissive licences pass; weak copyleft (MPL, LGPL, EPL) passes as an
+    unmodified dependency with a notice in the report; strong copyleft (GPL, AGPL), licences on no
+    list and unknown licences need a review (a waiver). Tighten it by moving ids to ``review`` or
+    ``deny`` (e.g. ``review: [MPL-2.0]``): the strictest list an id is on wins."""
+
+    allow: list[str] = Field(default_factory=lambda: list(PERMISSIVE), description="SPDX ids (or globs such as 'BSD-*') allowed without review. When non-empty, any id on no list is a finding ('unlisted'). Default: common permissive licences (MIT, Apache-2.0, BSD-2/3-Clause, ISC, PSF-2.0, ...).")
+    notice: list[str] = Field(default_factory=lambda: list(WEAK_COPYLEFT), description="SPDX ids or globs allowed as unmodified dependencies with a notice: not a finding, but recorded on the dependency and in the scanner's notes. Default: weak copyleft (MPL-1.1, MPL-2.0, LGPL-*, EPL-1.0, EPL-2.0, CDDL-1.0).")
+    deny: list[str] = Field(default_factory=list, description="SPDX ids or globs that are never allowed.")
+    review: list[str] = Field(default_factory=lambda: list(STRONG_COPYLEFT), description="SPDX ids or globs that need a review (recorded as a waiver) before release. Default: strong copyleft (GPL-*, AGPL-*).")
     severity: LicenseSeverities = Field(default_factory=LicenseSeverities, description="Severity per kind of licence finding.")
 
 

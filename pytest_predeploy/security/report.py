@@ -86,6 +86,9 @@ class Dependency(StrictModel):
     license: str = Field(description="SPDX expression, or UNKNOWN.")
     license_source: str = Field(description="Where the licence was read: License-Expression, License, classifiers, or why it is unknown.")
     source: str = Field(description="Where the distribution came from (requirements file, environment, dependency of ...).")
+    policy: Literal["allow", "notice", "review", "unlisted", "deny", "unknown"] | None = Field(
+        None, description="The licence policy's verdict: allow, notice (allowed, recorded: weak copyleft as an unmodified dependency), review, unlisted, deny, or unknown (no SPDX licence could be read)."
+    )
 
 
 class Approval(StrictModel):
@@ -156,7 +159,7 @@ def security_problems(report: SecurityReport) -> list[str]:
     """One line per reason Gate 3 must fail: fail-closed scanners that could not run, with what to
     do about it, and blocking findings."""
     problems = [
-        f"{s.name}: could not run (unavailable): {s.reason} (fail-closed)" + (f"; to fix: {s.action}" if s.action else "")
+        f"{s.name}: could not run (unavailable): {s.reason} (fail-closed)" + (f"; to fix: {s.action}" if s.action and s.action not in (s.reason or "") else "")
         for s in report.could_not_run()
     ]
     problems += [finding.describe() for finding in report.findings if finding.blocking]

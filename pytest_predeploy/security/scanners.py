@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pytest_predeploy.artifacts import write_bytes_atomic
 from pytest_predeploy.fields import Severity, format_duration
@@ -199,12 +200,13 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
             f"the environment has {mismatch.name} {mismatch.installed}, which does not satisfy {mismatch.requirement}: the release's version was not matched against advisories; install what the requirement pins (or correct the pin) and rerun",
             package=mismatch.name, version=mismatch.installed, source=ctx.display_origin(mismatch.origin),
         ))
+    index = osv.PackageIndex(db)
     for component in ctx.deps.components:
         source = ctx.component_source(component)
         if not component.version:
             scan.findings.append(RawFinding("unpinned", Severity.major, "no version to match against advisories (not pinned, not installed)", package=component.name, source=source))
             continue
-        for found in osv.match(db, component.name, component.version, options.default_severity):
+        for found in index.match(component.name, component.version, options.default_severity):
             advisory = found.advisory
             lines = str(advisory.get("summary") or advisory.get("details") or "").strip().splitlines()
             scan.findings.append(
@@ -232,12 +234,14 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
             expression, source = licenses.read_license(component.dist.metadata)  # type: ignore[arg-type]
-        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=ctx.component_source(component)))
+        verdict: licenses.Verdict | Literal["unknown"] = "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
+        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=ctx.component_source(component), policy=verdict))
+        if verdict == "notice":
+            scan.notes.append(f"notice: {' '.join(filter(None, (component.name, component.version)))} is {expression} (security.licenses.notice): allowed as an unmodified dependency; keep its licence notice and share changes to its files")
         if expression == licenses.UNKNOWN:
             scan.findings.append(RawFinding("license:UNKNOWN", options.severity.unknown, f"licence unknown: {source}", package=component.name, version=component.version, source=ctx.component_source(component)))
             continue
-        verdict = licenses.evaluate(expression, options.allow, options.deny, options.review)
-        if verdict == "allow":
+        if verdict in ("allow", "notice"):
             continue
         severity = {"deny": options.severity.denied, "review": options.severity.review, "unlisted": options.severity.unlisted}[verdict]
         title = {"deny": "licence is on the deny list", "review": "licence needs a review", "unlisted": "licence is not on the allow list"}[verdict]
