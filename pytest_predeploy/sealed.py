@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,6 @@ from pytest_predeploy.runstate import RunState
 from pytest_predeploy.security import SecurityReport, security_problems
 from pytest_predeploy.smoke import TestResultsReport, smoke_problems
 from pytest_predeploy.staging.target import source_digest
-
-#: Gates whose outcome a package stands for.
-UPSTREAM_GATES = (1, 2, 3)
-
 
 @dataclass(frozen=True)
 class Evidence:
@@ -93,14 +89,17 @@ def required_evidence(project: ProjectConfig) -> set[str]:
     return required & set(EVIDENCE)
 
 
-def evidence_problems(read: Callable[[str], bytes | None], project: ProjectConfig, where: str) -> list[str]:
-    """Every reason the MUST evidence fails its gate, one line each naming the file and the gate.
+def evidence_problems(read: Callable[[str], bytes | None], project: ProjectConfig, where: str, gates: set[int] | None = None) -> list[str]:
+    """Every reason the MUST evidence (of ``gates``, default all) fails its gate, one line each
+    naming the file and the gate.
 
     ``read(name)`` gives an artifact's bytes, or None when it is absent; ``where`` says where
     the files were read ("in the package", "in the artifacts folder")."""
     problems = []
     required = required_evidence(project)
     for name, evidence in EVIDENCE.items():
+        if gates is not None and evidence.gate not in gates:
+            continue
         raw = read(name)
         if raw is None:
             if name in required:
@@ -150,9 +149,19 @@ def _state(raw: bytes | None) -> RunState | None:
         return None
 
 
+def _upstream(keys: Iterable[str]) -> set[int]:
+    numbers = {int(key.removeprefix("gate")) for key in keys if key.removeprefix("gate").isdigit()}
+    return {number for number in numbers if number < 4}
+
+
 def _gate_problems(manifest: Manifest, sealed_state: RunState | None, folder_state: RunState | None) -> list[str]:
+    # The gates before Gate 4 the sealing run had (gates 1-3 in the protocol; a project may have
+    # fewer): each must have passed in that run. A package recording none stands for nothing.
     problems = []
-    for number in UPSTREAM_GATES:
+    recorded = _upstream(manifest.gate_outcomes) | (_upstream(sealed_state.gates) if sealed_state else set())
+    if not recorded:
+        problems.append("it records no gate before Gate 4: it was not sealed by a run of the protocol")
+    for number in sorted(recorded):
         key = f"gate{number}"
         status = manifest.gate_outcomes.get(key, "not run")
         if status != "passed":
@@ -215,6 +224,6 @@ def _read_file(path: Path) -> bytes | None:
         return None
 
 
-def folder_evidence_problems(artifacts: Path, project: ProjectConfig) -> list[str]:
-    """The MUST evidence in the artifacts folder judged as the gates judge it (before sealing)."""
-    return evidence_problems(lambda name: _read_file(Path(artifacts) / name), project, "in the artifacts folder")
+def folder_evidence_problems(artifacts: Path, project: ProjectConfig, gates: Iterable[int]) -> list[str]:
+    """The MUST evidence of ``gates`` in the artifacts folder judged as those gates judge it."""
+    return evidence_problems(lambda name: _read_file(Path(artifacts) / name), project, "in the artifacts folder", set(gates))

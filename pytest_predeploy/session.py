@@ -285,6 +285,16 @@ class ProtocolSession:
                 problems.append(f"Gate {number} {status} for {self.context.release}")
         return problems
 
+    def upstream_gates_from_state(self) -> list[int]:
+        """Gates before Gate 4 that did not run in this run but are recorded as passed for this
+        release (Gate 4 run alone after an earlier run): their evidence must be re-judged."""
+        state = load_state(self.context.artifacts)
+        if state is None or state.release != self.context.release:
+            return []
+        ran = {gate.number for gate in self.controller.gates.values() if gate.started}
+        recorded = {int(key.removeprefix("gate")) for key, record in state.gates.items() if record.status == "passed" and key.removeprefix("gate").isdigit()}
+        return sorted(number for number in recorded if number < 4 and number not in ran)
+
     def manifest_fields(self) -> dict[str, Any]:
         # Imported here, not at the top: it loads every step's report model, which a run that
         # builds no package never needs.

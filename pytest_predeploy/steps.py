@@ -318,7 +318,7 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
     package itself after the pytest reports."""
     from pytest_predeploy.package import build_manifest
     from pytest_predeploy.plugin import session_key
-    from pytest_predeploy.sealed import UPSTREAM_GATES, folder_evidence_problems, judge_sealed_package
+    from pytest_predeploy.sealed import folder_evidence_problems, judge_sealed_package
 
     session = pytestconfig.stash[session_key]
     if predeploy.artifact(names.PACKAGE).exists():
@@ -334,10 +334,10 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
     unpassed = session.upstream_gates_not_passed()
     if unpassed:
         fail_step("package", f"not built: {'; '.join(unpassed)} (the package is built only when gates 1-3 passed)")
-    ran_here = {gate.number for gate in session.controller.gates.values() if gate.started}
-    if not ran_here.issuperset(UPSTREAM_GATES):
-        # Gates 1-3 passed in an earlier run by the run state's word: judge their evidence itself.
-        problems = folder_evidence_problems(predeploy.artifacts, predeploy.config)
+    from_state = session.upstream_gates_from_state()
+    if from_state:
+        # These gates passed in an earlier run by the run state's word: judge their evidence itself.
+        problems = folder_evidence_problems(predeploy.artifacts, predeploy.config, from_state)
         if problems:
             fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
     leaked = scrub_artifacts_folder(predeploy)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.project import GATES, base_config, make_project
+from tests.test_readiness_flow import GATE1_PARITY, PARITY_CLEAN
 
 # Drift on the first comparison, clean after "remediation" (the second run).
 PARITY_REMEDIATED = '''
@@ -86,9 +87,10 @@ def test_without_a_terminal_nothing_is_asked(pytester: pytest.Pytester) -> None:
 
 def test_readiness_review_prompt_records_a_signoff(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "Pat Reviewer")
-    gates = {"test_gate1_intake.py": GATES["test_gate1_intake.py"]}
+    # A real parity report: Gate 4 run alone re-checks the evidence sealed in the package.
+    gates = {"test_gate1_intake.py": GATE1_PARITY}
     config = base_config(package={"required": []}, readiness={"required_roles": ["release-manager"], "forbid_self_approval": False})
-    root = make_project(pytester, config=config, gates=gates)
+    root = make_project(pytester, config=config, gates=gates, parity_script=PARITY_CLEAN)
     (root / "gates/test_gate4_readiness.py").write_text((Path(__file__).parents[1] / "gates/test_gate4_readiness.py").read_text())
     status, out = run_on_terminal(root, ["--predeploy-release=v1.0", "--predeploy-interactive"], {"[READINESS REVIEW]": "yes"})
     assert "[READINESS REVIEW] Pre-deployment package compiled. Approve handoff to Protocol 11? (yes/no)" in out
