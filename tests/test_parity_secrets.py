@@ -15,7 +15,7 @@ from pytest_predeploy.parity import (
     parity_problems,
     summary_text,
 )
-from pytest_predeploy.secrets import parse_env_text, read_env_file
+from pytest_predeploy.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
 from tests.test_parity_helpers import write_config
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
@@ -119,7 +119,9 @@ def test_changed_secret_named_values_are_redacted_and_names_that_only_mention_a_
 
 def test_secret_name_patterns_accept_additions_and_exceptions(tmp_path: Path) -> None:
     text = "license_blob: lic-123456\nsession: {cookie_password: cookie-123456}\n"
-    parity = {"secret_names": ["blob"], "not_secret_paths": ["configuration.session.cookie_password"]}
+    report = compare(config_for(tmp_path, text, text))
+    assert [(item.path, item.detail) for item in report.items] == [("configuration.session.cookie_password", "REUSED")]
+    parity = {"secret_names": [*DEFAULT_SECRET_NAMES, "blob"], "not_secret_paths": ["configuration.session.cookie_password"]}
     report = compare(config_for(tmp_path, text, text, parity))
     assert [(item.path, item.detail) for item in report.items] == [("configuration.license_blob", "REUSED")]
 
