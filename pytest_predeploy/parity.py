@@ -492,6 +492,15 @@ def kubernetes_identity(document: Any) -> str | None:
     return f"{api}/{kind}/{namespace if isinstance(namespace, str) else ''}/{metadata['name']}"
 
 
+#: The fields of a Kubernetes Secret that hold its values, whatever their keys are called.
+_SECRET_DATA = frozenset({"data", "stringData"})
+
+
+def is_secret_object(key: object) -> bool:
+    """``key`` is the identity of a Kubernetes Secret (``v1/Secret/shop/db``)."""
+    return isinstance(key, str) and key.split("/")[-3:-2] == ["Secret"] and key.count("/") >= 3
+
+
 def by_document(documents: list[tuple[int, Any]], origin: str) -> Any:
     """One YAML file's documents as one tree. A single document that is not a Kubernetes object
     is itself; otherwise each document is keyed by its Kubernetes identity, or by its position
@@ -785,6 +794,10 @@ class Differ:
             holding = keys & self._holding_keys if secret else None
         else:
             secret = holding = None
+        if path and is_secret_object(path[-1]):
+            # A Kubernetes Secret's data and stringData hold secrets under any key names.
+            holding = (holding or set()) | (keys & _SECRET_DATA)
+            secret = (secret or set()) | holding
         shared = 0
         for key, va in a.items():
             vb = get(key, _MISSING)
@@ -1137,17 +1150,22 @@ class _Policy:
         return any(regex.fullmatch(text) for regex in self.not_secret)
 
     def secret_step(self, path: tuple[Any, ...]) -> bool:
-        """The node at ``path`` is secret by its own key (name, mapping of secrets) or a glob."""
-        hit = True in self.names.flags(path[-1])
+        """The node at ``path`` is secret by its own key (name, mapping of secrets, a Kubernetes
+        Secret's data) or a glob."""
+        hit = True in self.names.flags(path[-1]) or self._secret_data(path)
         if not hit and self.secret_paths:
             text = _match_text(path)
             hit = any(regex.fullmatch(text) for regex in self.secret_paths)
         return hit and not self.excepted(path)
 
+    @staticmethod
+    def _secret_data(path: tuple[Any, ...]) -> bool:
+        return len(path) >= 2 and path[-1] in _SECRET_DATA and is_secret_object(path[-2])
+
     def is_secret(self, path: tuple[Any, ...]) -> bool:
         """Never shown: the node or one of its ancestors is secret."""
         flags = self.names.flags
-        if not self.secret_paths and not any(True in flags(segment) for segment in path):
+        if not self.secret_paths and not any(True in flags(segment) or is_secret_object(segment) for segment in path):
             return False
         return any(self.secret_step(path[: i + 1]) for i in range(len(path)))
 
@@ -1157,7 +1175,9 @@ class _Policy:
         with a user name beside the password) does not make every equal child a credential."""
         if self.excepted(path):
             return False
-        if self.names.is_secret(path[-1]) or any(self.names.holds_secrets(seg) and not self.excepted(path[: i + 1]) for i, seg in enumerate(path)):
+        if self.names.is_secret(path[-1]) or any(
+            (self.names.holds_secrets(seg) or self._secret_data(path[: i + 1])) and not self.excepted(path[: i + 1]) for i, seg in enumerate(path)
+        ):
             return True
         text = _match_text(path)
         return any(regex.fullmatch(text) for regex in self.secret_paths)

@@ -15,7 +15,7 @@ from pytest_predeploy.parity import (
     parity_problems,
     summary_text,
 )
-from pytest_predeploy.secrets import parse_env_text, read_env_file
+from pytest_predeploy.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
 from tests.test_parity_helpers import write_config
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
@@ -119,7 +119,9 @@ def test_changed_secret_named_values_are_redacted_and_names_that_only_mention_a_
 
 def test_secret_name_patterns_accept_additions_and_exceptions(tmp_path: Path) -> None:
     text = "license_blob: lic-123456\nsession: {cookie_password: cookie-123456}\n"
-    parity = {"secret_names": ["blob"], "not_secret_paths": ["configuration.session.cookie_password"]}
+    report = compare(config_for(tmp_path, text, text))
+    assert [(item.path, item.detail) for item in report.items] == [("configuration.session.cookie_password", "REUSED")]
+    parity = {"secret_names": [*DEFAULT_SECRET_NAMES, "blob"], "not_secret_paths": ["configuration.session.cookie_password"]}
     report = compare(config_for(tmp_path, text, text, parity))
     assert [(item.path, item.detail) for item in report.items] == [("configuration.license_blob", "REUSED")]
 
@@ -177,3 +179,20 @@ def test_compose_environment_lists_redact_secret_assignments_and_find_their_reus
     assert "AWS_SECRET_KEY=[REDACTED]" in out and "SNUBA=http://snuba-api:1218" in out
     for value in ("Prd-Aws-5c1f0e7a2b9d", "Stg-Aws-3e8b6d0f4a1c", "Shared-Db-77ad0c4e91"):
         assert value not in out
+
+
+def test_a_kubernetes_secret_s_data_is_secret_whatever_its_keys_are_called(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def secret(name: str, data: str) -> str:
+        return f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ntype: Opaque\ndata: {{{data}}}\n"
+
+    staging = secret("db", "DATABASE_URL: c3RnLWRzbi0xMjM0NTY=, tls.crt: c2hhcmVkLWNlcnQtOTg3Ng==") + "---\n" + secret("extra", "token.json: ZXh0cmEtdmFsdWUtNDQ1NQ==")
+    production = secret("db", "DATABASE_URL: cHJkLWRzbi02NTQzMjE=, tls.crt: c2hhcmVkLWNlcnQtOTg3Ng==")
+    report = compare(config_for(tmp_path, staging, production))
+    items = {item.path: item for item in report.items}
+    assert items["configuration.v1/Secret/shop/db.data.DATABASE_URL"].source_value.redacted
+    assert items['configuration.v1/Secret/shop/db.data["tls.crt"]'].detail == "REUSED"
+    assert items["configuration.v1/Secret/shop/extra"].kind == "added"
+    out = shown(report, capsys)
+    for value in ("c3RnLWRzbi0xMjM0NTY=", "cHJkLWRzbi02NTQzMjE=", "c2hhcmVkLWNlcnQtOTg3Ng==", "ZXh0cmEtdmFsdWUtNDQ1NQ=="):
+        assert value not in out
+    assert "v1/Secret/shop/db" in out
