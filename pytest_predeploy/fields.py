@@ -6,6 +6,7 @@ an error (a typo in ``predeploy.yaml`` must not be silently ignored).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -63,7 +64,7 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"expected {_DURATION_EXAMPLE}, got {value!r}")
     # Checked on the float: timedelta itself raises OverflowError (not a ValueError, so no
     # message) for infinity and anything past 999,999,999 days.
-    if seconds != seconds:
+    if math.isnan(seconds):
         raise ValueError(f"expected {_DURATION_EXAMPLE}, got NaN")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")

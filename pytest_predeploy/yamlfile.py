@@ -40,12 +40,13 @@ class _Unreadable(Exception):
 class _Loader(yaml.SafeLoader):
     _depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Unreadable(self.peek_event().start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+                raise _Unreadable(line, f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
