@@ -26,7 +26,7 @@ CONFIG = {
     "previous_release": "v0",
     "environments": {"staging": {}, "production": {}},
     "services": [{"name": "api"}, {"name": "worker"}],
-    "approvals": {"upstream": []},
+    "approvals": {"upstream": [], "allow_none": True},
     "steps": {
         "parity": {"command": INSTANT},
         "smoke": {"command": INSTANT},

@@ -40,7 +40,7 @@ environments:
   staging: {infrastructure: [staging.yaml]}
   production: {infrastructure: [production.yaml]}
 services: [{name: api}]
-approvals: {upstream: []}
+approvals: {upstream: [], allow_none: true}
 parity:
   rules:
     - {path: "infrastructure.*.setting_00?", severity: critical}

@@ -43,7 +43,7 @@ def write_config(folder: Path, name: str, services: list[dict[str, Any]], max_pa
         "version": 1,
         "project": "bench-rehearsal",
         "environments": {"staging": {}, "production": {}},
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "services": services,
         "steps": {
             "deploy": {"command": step.format(script=REPO / "scripts" / "deploy_backend.sh", release="release"), "timeout": "120s"},

@@ -50,7 +50,7 @@ def main() -> None:
             config_file = tmp / "predeploy.yaml"
             config_file.write_text(json.dumps({
                 "version": 1, "project": "bench", "environments": {"staging": {}, "production": {}},
-                "services": [{"name": name, "url": url} for name, url in urls.items()], "approvals": {},
+                "services": [{"name": name, "url": url} for name, url in urls.items()], "approvals": {"allow_none": True},
                 "smoke": {"suites": [{"name": "smoke", "path": str(REPO / "demo/smoke")}]},
             }))
             config = load_config(config_file)

@@ -144,7 +144,7 @@ def check_approval(
     max_age = item.max_age or default_max_age
     expires = record.expires_at
     if max_age is not None:
-        # Cannot overflow: approved_at is not in the future and max_age is at most 100 years.
+        # Cannot overflow: approved_at is not in the future and max_age is at most 1000 years.
         by_age = record.approved_at + max_age
         expires = min(expires, by_age) if expires else by_age
         facts["expires_at"] = expires

@@ -209,7 +209,7 @@ def config_reference() -> str:
         "Generated from the pydantic models by `predeploy docs` (a test keeps it in sync). Paths are",
         "relative to the folder of predeploy.yaml; durations are written like `90s`, `15m`, `12h`, `30d`, `2w`;",
         "timestamps need a time zone (`2026-11-26T12:00:00Z`). Unknown keys are errors.",
-        f"Durations are at most {format_duration(MAX_DURATION)} (100 years); sizes are written like `64MiB`, `500KB` or a number of bytes.",
+        f"Durations are at most {format_duration(MAX_DURATION)} (1000 years); sizes are written like `64MiB`, `500KB` or a number of bytes.",
         f"predeploy.yaml and approval records are refused when larger than {format_size(MAX_DOCUMENT_BYTES)}, nested deeper than {MAX_DEPTH}",
         f"levels, or when their YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values (aliases are for repeating a few settings).",
         "`services[]` means each element of the list `services`, `environments.<name>` each value of the mapping.",

@@ -6,6 +6,7 @@ an error (a typo in ``predeploy.yaml`` must not be silently ignored).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -43,14 +44,14 @@ _SEVERITY_RANK = {Severity.critical: 3, Severity.major: 2, Severity.minor: 1, Se
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-#: The longest duration we accept. Nothing in a release protocol waits a century, and far longer
-#: values overflow timedelta or the dates computed from them (an expiry past the year 9999).
-MAX_DURATION = timedelta(weeks=5200)
+#: The longest duration we accept: far beyond any real wait ('100000d' is a common "never"), far
+#: short of what overflows timedelta or the dates computed from it (an expiry past the year 9999).
+MAX_DURATION = timedelta(days=365_000)
 _DURATION_EXAMPLE = "a duration such as '30d', '12h', '15m' or '90s'"
 
 
 def parse_duration(value: object) -> timedelta:
-    """'90s', '15m', '12h', '30d', '2w' or a number of seconds -> timedelta (0 to 100 years)."""
+    """'90s', '15m', '12h', '30d', '2w' or a number of seconds -> timedelta (0 to 1000 years)."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, bool):
@@ -63,12 +64,12 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"expected {_DURATION_EXAMPLE}, got {value!r}")
     # Checked on the float: timedelta itself raises OverflowError (not a ValueError, so no
     # message) for infinity and anything past 999,999,999 days.
-    if seconds != seconds:
+    if math.isnan(seconds):
         raise ValueError(f"expected {_DURATION_EXAMPLE}, got NaN")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"a duration cannot be longer than {format_duration(MAX_DURATION)} (100 years)")
+        raise ValueError(f"a duration cannot be longer than {format_duration(MAX_DURATION)} (1000 years)")
     return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 

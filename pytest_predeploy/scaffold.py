@@ -468,7 +468,7 @@ protocol: 4
 release: v1.0
 status: approved
 approved_by: Your Quality Lead
-approved_at: {today}T09:00:00Z
+approved_at: {today}T00:00:00Z
 expires_at: {expires}T09:00:00Z
 findings: {{critical: 0, major: 0, minor: 0}}
 """,
@@ -477,7 +477,7 @@ protocol: 9
 release: v1.0
 status: approved
 approved_by: Your Integration Lead
-approved_at: {today}T14:00:00Z
+approved_at: {today}T00:00:00Z
 expires_at: {expires}T14:00:00Z
 evidence_bundle: integration-evidence-v1.0.zip
 """,
@@ -485,7 +485,7 @@ evidence_bundle: integration-evidence-v1.0.zip
 release: v1.0
 status: approved
 approved_by: Your Security Owner
-approved_at: {today}T11:00:00Z
+approved_at: {today}T00:00:00Z
 expires_at: {expires}T11:00:00Z
 waivers: []       # e.g. - {{id: SEC-1, owner: ..., justification: ..., expires_at: 2026-03-01T00:00:00Z}}
 """,

@@ -40,12 +40,13 @@ class _Unreadable(Exception):
 class _Loader(yaml.SafeLoader):
     _depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Unreadable(self.peek_event().start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+                raise _Unreadable(line, f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -119,18 +120,21 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[Position, int]]:
     return data, line_map.lines
 
 
-def _json_object(origin: str) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        data = dict(pairs)
-        if len(data) != len(pairs):
-            seen: set[str] = set()
-            for key, _ in pairs:
-                if key in seen:
-                    raise ConfigError(f"{origin}: duplicate key {key!r}")
-                seen.add(key)
-        return data
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
-    return hook
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
 
 
 def _json_nesting_line(text: str | bytes) -> int:
@@ -161,7 +165,17 @@ def parse_json(text: str | bytes, origin: str) -> Any:
     """A JSON document we read in full (approval records, sign-offs): duplicate keys refused as
     the YAML loader refuses them, nesting bounded; errors name the file and line, never a value."""
     try:
-        return json.loads(text, object_pairs_hook=_json_object(origin))
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        # json gives no position; the YAML composer reads JSON too and names the line (only
+        # for documents small enough to parse again quickly).
+        if len(text) <= MAX_DOCUMENT_BYTES:
+            try:
+                parse_yaml(text.decode("utf-8", "replace") if isinstance(text, bytes) else text, origin)
+            except ConfigError as located:
+                if "duplicate key" in str(located):
+                    raise located from None
+        raise ConfigError(f"{origin}: duplicate key {exc.key!r}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except RecursionError:

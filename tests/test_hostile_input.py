@@ -243,7 +243,7 @@ def test_a_json_approval_record_with_a_duplicate_key_is_malformed(tmp_path: Path
     content = '{"release": "v1.0", "status": "rejected", "approved_by": "dana",\n "approved_at": "2026-01-01T00:00:00Z", "status": "approved"}\n'
     check = intake_in_process(tmp_path, "p4.json", content, monkeypatch)
     assert check.status == "malformed"
-    assert "duplicate key 'status'" in check.detail
+    assert f"{tmp_path / 'p4.json'}:2: duplicate key 'status' (first defined on line 1)" in check.detail
     assert check.sha256 == hashlib.sha256(content.encode()).hexdigest()  # the evidence names the bytes judged
 
 

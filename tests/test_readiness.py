@@ -195,7 +195,7 @@ def test_a_no_go_is_withdrawn_only_by_the_same_signer(approvals: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "expected"), [
-    ('{"release": "v1.2", "release": "v9", "step": "readiness-review", "signoffs": []}', r"readiness-approval\.json: duplicate key 'release'"),
+    ('{"release": "v1.2", "release": "v9", "step": "readiness-review", "signoffs": []}', r"readiness-approval\.json:1: duplicate key 'release'"),
     ('{"release": "v1.2",\n"signoffs": ' + "[" * 100_000 + "]" * 100_000 + "}", r"readiness-approval\.json:2: nesting deeper than"),
 ], ids=["duplicate key", "deep nesting"])
 def test_a_forged_signoff_file_is_refused_with_its_file_and_line(approvals: Path, content: str, expected: str) -> None:

@@ -111,7 +111,7 @@ def make_config(tmp_path: Path, *, services: list[str], suites: list[dict[str, o
         "environments": {"staging": {}, "production": {}},
         "services": [{"name": name, **({"url": urls[name]} if name in urls else {})} for name in services],
         "staging": {"root": str(tmp_path / "staging")},
-        "approvals": {},
+        "approvals": {"allow_none": True},
         "smoke": {"min_coverage": min_coverage, "suites": suites},
         **(extra or {}),
     }
