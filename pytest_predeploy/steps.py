@@ -141,7 +141,7 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     for rel, path in files:
         leaked = scrub_secrets(ctx, path)
         if leaked:
-            found.append(f"{_display(path)} contained the value of {', '.join(leaked)}")
+            found.append(f"{_display(path)} contained {'; '.join(leaked)}")
     return found
 
 
