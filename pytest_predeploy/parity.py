@@ -494,11 +494,32 @@ def kubernetes_identity(document: Any) -> str | None:
 
 #: The fields of a Kubernetes Secret that hold its values, whatever their keys are called.
 _SECRET_DATA = frozenset({"data", "stringData"})
+#: A mapping that names a setting under one of these keys (a Kubernetes or ECS environment
+#: variable: {name: DB_PASSWORD, value: ...}) holds a secret when the name says so: every other
+#: entry is hidden, and an equal ``value`` is reuse.
+_PAIR_NAMES = frozenset({"name", "key"})
+_PAIR_VALUES = frozenset({"value"})
+
+
+def secret_pair(mapping: Any, names: SecretNames, other: Any = None) -> bool:
+    """``mapping`` (or ``other``, the same mapping on the other side) names a secret setting:
+    ``{name: DB_PASSWORD, value: ...}``."""
+    if mapping.__class__ is not dict:
+        return False
+    for key in _PAIR_NAMES:
+        name = mapping.get(key)
+        if name.__class__ is str and names.is_secret(name):
+            return True
+        if other.__class__ is dict:
+            name_b = other.get(key)
+            if name_b != name and name_b.__class__ is str and names.is_secret(name_b):
+                return True
+    return False
 
 
 def is_secret_object(key: object) -> bool:
     """``key`` is the identity of a Kubernetes Secret (``v1/Secret/shop/db``)."""
-    return isinstance(key, str) and key.split("/")[-3:-2] == ["Secret"] and key.count("/") >= 3
+    return isinstance(key, str) and "/Secret/" in key and key.split("/")[-3:-2] == ["Secret"] and key.count("/") >= 3
 
 
 def by_document(documents: list[tuple[int, Any]], origin: str) -> Any:
@@ -753,6 +774,8 @@ class Differ:
         self._holding_keys: set[Any] = set()
         #: Paths of equal ``NAME=value`` list elements whose NAME says secret.
         self.assignments: set[tuple[Any, ...]] = set()
+        #: Paths of mappings that name a secret (``{name: DB_PASSWORD, value: ...}``) on either side.
+        self.secret_pairs: set[tuple[Any, ...]] = set()
 
     def diff(self, a: Any, b: Any, path: tuple[Any, ...] = ()) -> list[RawDiff]:
         self._value(a, b, path, False)
@@ -798,6 +821,10 @@ class Differ:
             # A Kubernetes Secret's data and stringData hold secrets under any key names.
             holding = (holding or set()) | (keys & _SECRET_DATA)
             secret = (secret or set()) | holding
+        if self._names is not None and not (keys.isdisjoint(_PAIR_NAMES) and b.keys().isdisjoint(_PAIR_NAMES)) and secret_pair(a, self._names, b):
+            # {name: DB_PASSWORD, value: ...}: the name says what the value is.
+            self.secret_pairs.add(path)
+            secret = (secret or set()) | (keys & _PAIR_VALUES)
         shared = 0
         for key, va in a.items():
             vb = get(key, _MISSING)
@@ -831,7 +858,7 @@ class Differ:
             if under and a:
                 if not changed:
                     self.equal_secrets.append((path, a))
-            elif self._names is not None and str in types_a:
+            elif self._names is not None and str in types_a and (types_a.count(str) < len(a) or "=" in "\x00".join(a)):
                 # NAME=value lines (a compose file's environment list) hold secrets by NAME; one
                 # present in both lists is reused even when other lines differ.
                 in_b = {text for text in b if text.__class__ is str} if changed else None
@@ -1068,7 +1095,10 @@ class _Shower:
             if len(pairs) > _SHOW_ITEMS:
                 self.truncated = True
                 pairs = pairs[:_SHOW_ITEMS]
-            shown = [(k, REDACTED if self._secret_step((*path, k)) else self._json(v, depth + 1, (*path, k))) for k, v in pairs]
+            pair = isinstance(value, dict) and secret_pair(value, self._names)
+            shown = [
+                (k, REDACTED if (pair and k not in _PAIR_NAMES) or self._secret_step((*path, k)) else self._json(v, depth + 1, (*path, k))) for k, v in pairs
+            ]
             if isinstance(value, dict):
                 return {self._json(_segment_text(k), depth + 1, path): v for k, v in shown}
             return [v for _, v in shown]
@@ -1289,7 +1319,10 @@ def _nested_secrets(value: Any, path: tuple[Any, ...], policy: _Policy) -> Itera
         if where and policy.secret_step(where):
             yield from ((where, scalar) for scalar in _scalars(item))
         elif isinstance(item, dict):
-            stack.extend((v, (*where, k)) for k, v in item.items())
+            if secret_pair(item, policy.names):
+                yield from ((where, scalar) for k, v in item.items() if k not in _PAIR_NAMES for scalar in _scalars(v))
+            else:
+                stack.extend((v, (*where, k)) for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((v, (*where, ListPos(None, i))) for i, v in enumerate(item))
 
@@ -1399,13 +1432,20 @@ def compare_trees(
     try:
         with _no_gc():  # the walk and the items create no cycles; see _no_gc
             raw = differ.diff(source_tree, target_tree)
-            reused = [(path, value) for path, value in differ.equal_secrets if policy.is_reuse_candidate(path) or (path in differ.assignments and not policy.excepted(path))]
+            reused = [
+                (path, value) for path, value in differ.equal_secrets
+                if policy.is_reuse_candidate(path) or ((path in differ.assignments or path[:-1] in differ.secret_pairs) and not policy.excepted(path))
+            ]
             # Every value found under a secret key, in either tree, is redacted wherever it is
             # shown: the same password may sit in a DSN under an innocent key.
             found: list[tuple[tuple[Any, ...], Any]] = [
                 (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
             ]
-            secret_paths = [policy.is_secret(path) for _, path, _, _ in raw]
+            pairs = differ.secret_pairs
+            secret_paths = [
+                policy.is_secret(path) or any(path[:i] in pairs and not (i == len(path) - 1 and path[-1] in _PAIR_NAMES) for i in range(len(path)))
+                for _, path, _, _ in raw
+            ] if pairs else [policy.is_secret(path) for _, path, _, _ in raw]
             for (_, path, a, b), secret in zip(raw, secret_paths):
                 for value in (a, b):
                     if secret:

@@ -196,3 +196,28 @@ def test_a_kubernetes_secret_s_data_is_secret_whatever_its_keys_are_called(tmp_p
     for value in ("c3RnLWRzbi0xMjM0NTY=", "cHJkLWRzbi02NTQzMjE=", "c2hhcmVkLWNlcnQtOTg3Ng==", "ZXh0cmEtdmFsdWUtNDQ1NQ=="):
         assert value not in out
     assert "v1/Secret/shop/db" in out
+
+
+def test_environment_variables_named_like_secrets_hide_their_values_and_their_reuse_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def deployment(password: str, token: str, extra: str) -> str:
+        return (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: shop}\nspec:\n  template:\n    spec:\n      containers:\n"
+            "        - name: api\n          env:\n"
+            f"            - {{name: DB_PASSWORD, value: {password}}}\n"
+            f"            - {{name: PAYMENTS_TOKEN, value: {token}}}\n"
+            "            - {name: LOG_LEVEL, value: info}\n"
+            "            - name: SIGNING_KEY\n              valueFrom: {secretKeyRef: {name: api-keys, key: signing}}\n"
+            f"{extra}"
+        )
+
+    sidecar = f"        - name: sidecar\n          env: [{{name: SIDECAR_API_KEY, value: side-{CANARY}}}]\n"
+    staging = deployment(f"stg-{CANARY}", f"shared-{CANARY}", sidecar)
+    production = deployment(f"prd-{CANARY}", f"shared-{CANARY}", "")
+    report = compare(config_for(tmp_path, staging, production))
+    items = {item.path: item for item in report.items}
+    base = "configuration.apps/v1/Deployment/shop/api.spec.template.spec.containers"
+    assert items[f"{base}[name=api].env[name=DB_PASSWORD].value"].source_value.redacted
+    assert items[f"{base}[name=api].env[name=PAYMENTS_TOKEN].value"].detail == "REUSED"
+    assert items[f"{base}[name=sidecar]"].kind == "added"
+    assert {path for path, item in items.items() if item.detail == "REUSED"} == {f"{base}[name=api].env[name=PAYMENTS_TOKEN].value"}
+    assert CANARY not in shown(report, capsys)
