@@ -215,3 +215,16 @@ def test_empty_signers_list_loads_so_gate_4_can_say_who_is_missing(tmp_path: Pat
     path = tmp_path / "signers.yaml"
     path.write_text("signers: []\n")
     assert load_signers(path).entries == ()
+
+
+def test_demo_signers_file_names_the_demo_only_keys() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    signers = load_signers(repo / "demo/signers.yaml")
+    owners = {}
+    for name in ("riley-manager_ed25519", "quinn-qa_ed25519"):
+        key = load_signing_key(repo / "demo/keys" / name)
+        owner = signers.owner_of(key.public)
+        assert owner is not None and "DEMO-ONLY" in (owner.name or "")
+        owners[name] = owner.roles
+    assert owners == {"riley-manager_ed25519": ["release-manager"], "quinn-qa_ed25519": ["qa-lead"]}
+    assert "never use them" in (repo / "demo/keys/README.md").read_text()
