@@ -29,9 +29,17 @@ from pytest_predeploy.secrets import load_secrets
 from pytest_predeploy.smoke import SmokeConfig
 from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
 from pytest_predeploy.staging.settings import ServiceLookup, check_distinct_ports
-from pytest_predeploy.yamlfile import line_of, load_yaml_file
+from pytest_predeploy.yamlfile import format_validation_errors, load_yaml_file
 
 DEFAULT_CONFIG = "predeploy.yaml"
+
+#: The environment every step script receives: the run it belongs to (scripts read it with
+#: ``scriptkit.load_context``).
+ENV_CONFIG = "PREDEPLOY_CONFIG"
+ENV_RELEASE = "PREDEPLOY_RELEASE"
+ENV_PREVIOUS = "PREDEPLOY_PREVIOUS_RELEASE"
+ENV_ARTIFACTS = "PREDEPLOY_ARTIFACTS"
+ENV_ENVIRONMENT = "PREDEPLOY_ENV"
 
 #: Placeholders every step command may use.
 COMMON_PLACEHOLDERS = frozenset({"release", "previous_release", "env", "target_env", "artifacts", "config", "python"})
@@ -180,24 +188,6 @@ class ProjectConfig(ServiceLookup, StrictModel):
         return values
 
 
-def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[object, ...], int]) -> str:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
-        line = line_of(lines, loc)
-        where = f"{path}:{line}" if line else str(path)
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see docs/config-reference.md)"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        problems.append(f"{where}: {field}: {message}")
-    if len(problems) == 1:
-        return problems[0]  # one line, file:line first, as every other usage error
-    return "invalid configuration:\n  " + "\n  ".join(problems)
-
-
 def load_config(path: Path) -> ProjectConfig:
     """Load and validate ``path``; every problem becomes one :class:`ConfigError` listing them all."""
     path = Path(path)
@@ -207,7 +197,7 @@ def load_config(path: Path) -> ProjectConfig:
     try:
         config = ProjectConfig.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc, lines)) from None
+        raise ConfigError(format_validation_errors(path, exc, lines)) from None
     config.path = path.resolve()
     config.digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _anchor_defaults(config)

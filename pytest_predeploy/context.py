@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_predeploy import artifacts as names
-from pytest_predeploy.config import STEP_PLACEHOLDERS, ProjectConfig
+from pytest_predeploy.config import ENV_ARTIFACTS, ENV_CONFIG, ENV_ENVIRONMENT, ENV_PREVIOUS, ENV_RELEASE, STEP_PLACEHOLDERS, ProjectConfig
 from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runner import RunResult, run_command, script_name
-from pytest_predeploy.scriptkit import ENV_ARTIFACTS, ENV_CONFIG, ENV_ENVIRONMENT, ENV_PREVIOUS, ENV_RELEASE
 
 #: The artifact each scripted step writes to ``{output}``.
 STEP_OUTPUTS = {

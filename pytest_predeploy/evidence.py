@@ -9,14 +9,49 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from pytest_predeploy.approvals import IntakeReport
     from pytest_predeploy.parity import ParityReport
     from pytest_predeploy.rehearsal import DeploymentReport
-    from pytest_predeploy.report import Evidence
     from pytest_predeploy.rollback import RollbackReport
     from pytest_predeploy.security import SecurityReport
     from pytest_predeploy.smoke import TestResultsReport
+
+evidence_key = pytest.StashKey["Evidence"]()
+
+
+class Evidence:
+    """What a gate test shows the reviewer besides pass/fail: tables, charts, links."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []  # (kind, content)
+        self.figures: list[str] = []
+
+    def figure(self, text: str) -> None:
+        """A key figure of the gate (shown in the gate summary of the terminal, HTML and JSON)."""
+        self.figures.append(text)
+
+    def html(self, title: str, markup: str) -> None:
+        self.items.append(("html", f"<div class='predeploy-evidence'><h4>{html.escape(title)}</h4>{markup}</div>"))
+
+    def table(self, title: str, headers: list[str], rows: list[list[Any]]) -> None:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        self.html(title, f"<table class='predeploy-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def svg(self, title: str, svg_markup: str) -> None:
+        self.html(title, svg_markup)
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """Attach evidence to the current gate test (shown in the HTML report, listed in JSON)."""
+    found = Evidence()
+    request.node.stash[evidence_key] = found
+    return found
+
 
 #: More rows than this are summarised; the artifact link has them all.
 MAX_ROWS = 40

@@ -23,6 +23,7 @@ import pytest
 from _pytest.outcomes import Skipped
 
 from pytest_predeploy.errors import ArtifactError
+from pytest_predeploy.evidence import evidence_key
 
 
 class ExitStatus(enum.IntEnum):
@@ -189,8 +190,6 @@ class GateController:
         report.user_properties.append(("gate_name", gate.name))
         report.user_properties.append(("requirement", kind.upper()))
         if report.when == "call":
-            from pytest_predeploy.report import evidence_key
-
             found = item.stash.get(evidence_key, None)
             if found is not None:
                 gate.figures.extend(found.figures)

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 from xml.sax.saxutils import escape
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,9 +34,8 @@ from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import ArtifactModel, write_artifact, write_text_atomic
 from pytest_predeploy.errors import StepError
 from pytest_predeploy.fields import Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.staging import TargetSettings, service_url
 
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
 
 STEP = "observability"
 
@@ -86,6 +85,17 @@ class ObservabilityConfig(StrictModel):
 
 
 # --- reading a running service ------------------------------------------------------------
+
+
+class ObservedProject(TargetSettings, Protocol):
+    """What the baseline needs from the project's configuration: the services (reached through
+    the staging target) and this section."""
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def observability(self) -> ObservabilityConfig: ...
 
 
 class Unreadable(Exception):
@@ -286,12 +296,10 @@ class MetricsSnapshot(StrictModel):
     services: list[ServiceMetrics] = Field(description="One entry per configured service, in config order.")
 
 
-def _service_url(config: ProjectConfig, env: str, service: str, urls: dict[str, str] | None) -> tuple[str | None, str]:
+def _service_url(config: ObservedProject, env: str, service: str, urls: dict[str, str] | None) -> tuple[str | None, str]:
     """The service's base URL, or None and why (one service not running leaves the others readable)."""
     if urls is not None:
         return urls.get(service), f"no address given for service {service!r}"
-    from pytest_predeploy.staging import service_url
-
     try:
         url = service_url(config, env, service)
     except StepError as exc:
@@ -299,7 +307,7 @@ def _service_url(config: ProjectConfig, env: str, service: str, urls: dict[str, 
     return url, f"service {service!r} is not running on {env}"
 
 
-def capture_metrics(config: ProjectConfig, env: str, label: str, *, urls: dict[str, str] | None = None) -> MetricsSnapshot:
+def capture_metrics(config: ObservedProject, env: str, label: str, *, urls: dict[str, str] | None = None) -> MetricsSnapshot:
     """Scrape every configured service's metrics now. Never raises for a service that cannot be
     read: that service is 'no data' with the reason. ``urls`` overrides the local staging target."""
     taken_at = utcnow()
@@ -385,7 +393,7 @@ def observability_problems(result: ObservabilityResult) -> list[str]:
     return problems
 
 
-def write_observability_baseline(config: ProjectConfig, release: str, snapshots: list[MetricsSnapshot], artifacts: Path) -> ObservabilityResult:
+def write_observability_baseline(config: ObservedProject, release: str, snapshots: list[MetricsSnapshot], artifacts: Path) -> ObservabilityResult:
     """Evaluate the alerts on ``snapshots`` and write the JSON export and the Markdown baseline."""
     environment = snapshots[0].environment if snapshots else ""
     result = ObservabilityResult(
@@ -411,7 +419,7 @@ def _number(metric: str, value: float | None) -> str:
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
 
 
-def render_baseline(config: ProjectConfig, result: ObservabilityResult) -> str:
+def render_baseline(config: ObservedProject, result: ObservabilityResult) -> str:
     lines = [
         f"# Observability baseline: {config.project} {result.release} ({result.environment})",
         "",
@@ -464,7 +472,7 @@ _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 _PANEL_W, _PANEL_H, _PAD = 250, 170, 36
 
 
-def render_chart(config: ProjectConfig, result: ObservabilityResult) -> str:
+def render_chart(config: ObservedProject, result: ObservabilityResult) -> str:
     """An inline SVG: one panel per figure (requests, error ratio, p95), phases along x, one line
     per service, alert thresholds dashed; a phase without data is marked 'n/d' and not drawn."""
     panels: list[MetricName] = ["request_count", "error_ratio", "latency_p95"]

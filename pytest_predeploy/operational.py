@@ -20,7 +20,7 @@ import re
 import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, ValidationError
 
@@ -30,8 +30,6 @@ from pytest_predeploy.errors import ArtifactError, ConfigError
 from pytest_predeploy.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.yamlfile import load_yaml_file, parse_yaml, read_text_file
 
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
 
 CheckStatus = Literal["ok", "missing", "stale", "gap", "malformed"]
 CheckKind = Literal["runbook", "on-call", "escalation"]
@@ -235,7 +233,17 @@ def _display(path: Path, base: Path) -> str:
         return str(path)
 
 
-def check_operational_readiness(config: ProjectConfig, release: str, previous_release: str | None, artifacts: Path, window_start: datetime | None = None) -> OperationalResult:
+class OperationalProject(Protocol):
+    """What the operational check needs from the project's configuration."""
+
+    @property
+    def base_dir(self) -> Path: ...
+
+    @property
+    def operational(self) -> OperationalConfig: ...
+
+
+def check_operational_readiness(config: OperationalProject, release: str, previous_release: str | None, artifacts: Path, window_start: datetime | None = None) -> OperationalResult:
     """Check runbooks, on-call and escalation; write operational-readiness-checklist.md."""
     options = config.operational
     base = config.base_dir

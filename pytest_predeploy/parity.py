@@ -32,7 +32,7 @@ from difflib import SequenceMatcher
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import yaml
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -40,14 +40,11 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from pytest_predeploy.artifacts import ArtifactModel
 from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.fields import ByteSize, Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.fields import ByteSize, ConfigPath, Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.redact import Redactor
-from pytest_predeploy.refresh import RefreshConfig
 from pytest_predeploy.secrets import DEFAULT_SECRET_MAPPINGS, DEFAULT_SECRET_NAMES, SecretNames, SecretSource, assignment_secret, load_secrets, parse_env_text
 from pytest_predeploy.yamlfile import read_text_file, yaml_error
 
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
 
 STEP = "parity"
 SECTIONS = ("infrastructure", "configuration", "flags")
@@ -205,6 +202,24 @@ PathGlob = Annotated[str, AfterValidator(_valid_glob)]
 # -- configuration ---------------------------------------------------------------------------
 
 
+class DatasetConfig(StrictModel):
+    """A dataset, flag set or service stub that the refresh brings up to date."""
+
+    name: str = Field(description="What is refreshed (e.g. 'orders fixture', 'feature flags', 'payments stub').")
+    owner: str = Field(min_length=1, description="Who owns this data (named in staging-data-refresh.md).")
+    description: str = Field("", description="Free text shown in the record.")
+
+
+class RefreshConfig(StrictModel):
+    """How an environment's test data and feature flags are refreshed before the rehearsal."""
+
+    command: str | None = Field(None, description="Command that syncs the datasets, flag states and stubs, split like a shell line (no shell). Placeholders: {python}, {env}, {release}, {config}. Without it nothing is refreshed (a GUIDELINE miss).")
+    timeout: Duration = Field(timedelta(minutes=10), description="How long the refresh may run before its process group is stopped.")
+    cwd: ConfigPath = Field(Path("."), description="Working folder of the command, relative to the config file.")
+    owner: str = Field(min_length=1, description="Who owns the refresh as a whole.")
+    datasets: list[DatasetConfig] = Field(default_factory=list, description="What the command refreshes, each with its owner.")
+
+
 class CaptureConfig(StrictModel):
     """A command whose stdout (JSON or YAML mapping) is the environment's live state."""
 
@@ -329,6 +344,24 @@ class ParityConfig(StrictModel):
 
 
 # -- reading inputs --------------------------------------------------------------------------
+
+
+class ParityProject(Protocol):
+    """What reading environments and comparing them needs from the project's configuration
+    (the root config satisfies it; the parity code never sees the rest of it)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def base_dir(self) -> Path: ...
+
+    @property
+    def parity(self) -> ParityConfig: ...
+
+    def environment(self, name: str) -> EnvironmentConfig: ...
+
+    def secret_values(self) -> dict[str, str]: ...
 
 
 @contextmanager
@@ -651,7 +684,7 @@ class EnvironmentState:
 Capture = Callable[[str, str], bytes]
 
 
-def _capture_argv(config: ProjectConfig, env_name: str, command: str) -> list[str]:
+def _capture_argv(config: ParityProject, env_name: str, command: str) -> list[str]:
     try:
         words = shlex.split(command)
     except ValueError as exc:
@@ -663,7 +696,7 @@ def _capture_argv(config: ProjectConfig, env_name: str, command: str) -> list[st
         raise ConfigError(f"{config.path}: environments.{env_name}.capture.command: unknown placeholder {exc}; allowed: {{python}}, {{env}}, {{config}}") from None
 
 
-def run_capture(config: ProjectConfig, env_name: str, transcripts: Path | None) -> bytes:
+def run_capture(config: ParityProject, env_name: str, transcripts: Path | None) -> bytes:
     """Run an environment's capture command in its own process group; stdout is the live state.
     Its redacted transcript is kept under ``transcripts`` when given."""
     from pytest_predeploy.runner import run_command
@@ -683,7 +716,7 @@ def run_capture(config: ProjectConfig, env_name: str, transcripts: Path | None) 
     return result.stdout
 
 
-def _load_capture(config: ProjectConfig, name: str, capture: Capture | None, transcripts: Path | None) -> tuple[dict[Any, Any], InputRecord]:
+def _load_capture(config: ParityProject, name: str, capture: Capture | None, transcripts: Path | None) -> tuple[dict[Any, Any], InputRecord]:
     env = config.environment(name)
     assert env.capture is not None
     origin = f"environments.{name}.capture stdout"
@@ -702,7 +735,7 @@ def _load_capture(config: ProjectConfig, name: str, capture: Capture | None, tra
 
 
 def load_section(
-    config: ProjectConfig, name: str, section: str, capture: Capture | None = None, transcripts: Path | None = None
+    config: ParityProject, name: str, section: str, capture: Capture | None = None, transcripts: Path | None = None
 ) -> tuple[dict[Any, Any] | None, list[InputRecord]]:
     """One section of an environment: its files merged in order, then the live capture over them
     when the capture targets this section. None when the environment declares nothing for it."""
@@ -720,7 +753,7 @@ def load_section(
     return merged, inputs
 
 
-def load_environment(config: ProjectConfig, name: str, capture: Capture | None = None, transcripts: Path | None = None) -> EnvironmentState:
+def load_environment(config: ParityProject, name: str, capture: Capture | None = None, transcripts: Path | None = None) -> EnvironmentState:
     """Read every input of environment ``name`` and merge it into one tree."""
     env: EnvironmentConfig = config.environment(name)
     if not env.declares_state():
@@ -1494,7 +1527,7 @@ def compare_trees(
 
 
 def compare_environments(
-    config: ProjectConfig,
+    config: ParityProject,
     source: str,
     target: str,
     release: str,

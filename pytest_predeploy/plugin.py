@@ -8,24 +8,17 @@ costs plain pytest runs next to nothing).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.gates import gate_of
+from pytest_predeploy.keys import context_key, controller_key, session_key
 
-if TYPE_CHECKING:
-    from pytest_predeploy.context import RunContext
-    from pytest_predeploy.gates import GateController
-    from pytest_predeploy.session import ProtocolSession
+__all__ = ["DEFAULT_CONFIG", "context_key", "controller_key", "session_key"]
 
 #: Same value as config.DEFAULT_CONFIG, not imported from there: config is heavy to import.
 DEFAULT_CONFIG = "predeploy.yaml"
 
-context_key = pytest.StashKey["RunContext"]()
-controller_key = pytest.StashKey["GateController"]()
-session_key = pytest.StashKey["ProtocolSession"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("predeploy", "pre-deployment protocol (pytest-predeploy)")
@@ -48,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
         raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist (xdist): gates run in order in one process; drop -n.")
-    from pytest_predeploy.session import ProtocolSession
+    from pytest_predeploy.session import ProtocolSession  # here, not at the top: plain pytest runs must not import the protocol
 
     try:
         session = ProtocolSession.start(config, release)

@@ -16,7 +16,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -25,32 +25,16 @@ from pydantic import Field, ValidationError
 from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import describe_validation_error, write_text_atomic
 from pytest_predeploy.errors import ArtifactError, ConfigError
-from pytest_predeploy.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.fields import StrictModel, UtcDatetime, utcnow
+# The refresh section is part of an environment's config, so its models live beside it; they
+# are re-exported here, where the refresh runs.
+from pytest_predeploy.parity import DatasetConfig, ParityProject, RefreshConfig, is_missing, load_section, render_path, required_flag_states
 
 if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
     from pytest_predeploy.runner import RunResult
 
 STEP = "data_refresh"
 _BLOCK = re.compile(r"<!-- predeploy-refresh\n(.*?)\n-->", re.DOTALL)
-
-
-class DatasetConfig(StrictModel):
-    """A dataset, flag set or service stub that the refresh brings up to date."""
-
-    name: str = Field(description="What is refreshed (e.g. 'orders fixture', 'feature flags', 'payments stub').")
-    owner: str = Field(min_length=1, description="Who owns this data (named in staging-data-refresh.md).")
-    description: str = Field("", description="Free text shown in the record.")
-
-
-class RefreshConfig(StrictModel):
-    """How an environment's test data and feature flags are refreshed before the rehearsal."""
-
-    command: str | None = Field(None, description="Command that syncs the datasets, flag states and stubs, split like a shell line (no shell). Placeholders: {python}, {env}, {release}, {config}. Without it nothing is refreshed (a GUIDELINE miss).")
-    timeout: Duration = Field(timedelta(minutes=10), description="How long the refresh may run before its process group is stopped.")
-    cwd: ConfigPath = Field(Path("."), description="Working folder of the command, relative to the config file.")
-    owner: str = Field(min_length=1, description="Who owns the refresh as a whole.")
-    datasets: list[DatasetConfig] = Field(default_factory=list, description="What the command refreshes, each with its owner.")
 
 
 class RefreshedDataset(StrictModel):
@@ -100,7 +84,7 @@ class _RunsCommands(Protocol):
 Runner = Callable[[list[str], str], "RunResult"] | _RunsCommands
 
 
-def _argv(config: ProjectConfig, env: str, release: str, command: str) -> list[str]:
+def _argv(config: ParityProject, env: str, release: str, command: str) -> list[str]:
     values = {"python": sys.executable, "env": env, "release": release, "config": str(config.path)}
     try:
         return [word.format(**values) for word in shlex.split(command)]
@@ -108,7 +92,7 @@ def _argv(config: ProjectConfig, env: str, release: str, command: str) -> list[s
         raise ConfigError(f"{config.path}: environments.{env}.refresh.command: {exc} (placeholders: {{python}}, {{env}}, {{release}}, {{config}})") from None
 
 
-def _run(config: ProjectConfig, env: str, refresh: RefreshConfig, argv: list[str], artifacts: Path, run: Runner | None) -> RunResult:
+def _run(config: ParityProject, env: str, refresh: RefreshConfig, argv: list[str], artifacts: Path, run: Runner | None) -> RunResult:
     cwd = refresh.cwd if refresh.cwd.is_absolute() else config.base_dir / refresh.cwd
     timeout = refresh.timeout.total_seconds()
     if run is None:
@@ -123,8 +107,6 @@ def _run(config: ProjectConfig, env: str, refresh: RefreshConfig, argv: list[str
 
 
 def _flatten(tree: Any, path: tuple[Any, ...], out: dict[str, Any]) -> None:
-    from pytest_predeploy.parity import render_path
-
     if isinstance(tree, dict) and tree:
         for key, value in tree.items():
             _flatten(value, (*path, key), out)
@@ -132,15 +114,12 @@ def _flatten(tree: Any, path: tuple[Any, ...], out: dict[str, Any]) -> None:
         out[render_path(path)] = tree if isinstance(tree, (str, int, float, bool, type(None), list)) else str(tree)
 
 
-def run_data_refresh(config: ProjectConfig, env: str, release: str, artifacts: Path, run: Runner | None = None) -> RefreshResult:
+def run_data_refresh(config: ParityProject, env: str, release: str, artifacts: Path, run: Runner | None = None) -> RefreshResult:
     """Refresh ``env``'s test data and flags, record it in staging-data-refresh.md, return the record.
 
     ``run`` runs the command: the plugin's RunContext, or a ``(argv, label) -> RunResult``
     callable; None runs it here with its transcript under ``artifacts/transcripts``.
     """
-    # parity imports this module for RefreshConfig; the flag readers live there.
-    from pytest_predeploy.parity import is_missing, load_section, required_flag_states
-
     refresh = config.environment(env).refresh
     result = RefreshResult(release=release, env=env, configured=refresh is not None, command_status="not configured")
     if refresh is not None:

@@ -25,18 +25,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 from pydantic import Field
 
 from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import ArtifactModel, write_text_atomic
-from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runner import CHUNK, TRANSCRIPT_LIMIT, RunResult, display_command, script_name
-from pytest_predeploy.staging import current_release, service_url
+from pytest_predeploy.staging import TargetSettings, current_release, service_url
 from pytest_predeploy.staging.probe import check_release
 
 STEP = "2.1 staging deployment rehearsal"
@@ -44,6 +43,30 @@ CRITICAL_ERROR = "[ERROR] Deployment rehearsal encountered critical error."
 
 
 # --- evidence shared with the rollback rehearsal ---------------------------------------------
+
+
+class RunContext(Protocol):
+    """What the rehearsal needs of the protocol run: the release, where its evidence goes, how its
+    step scripts run, and the services as the staging target knows them (the plugin's run
+    context satisfies it; the rehearsal never sees the rest of the configuration)."""
+
+    release: str
+    previous_release: str | None
+    env: str
+    artifacts: Path
+    redactor: Redactor
+    cancel: threading.Event
+
+    @property
+    def config(self) -> TargetSettings: ...
+
+    def announce(self, line: str) -> None: ...
+
+    def artifact(self, name: str) -> Path: ...
+
+    def transcript_path(self, step: str, label: str) -> Path: ...
+
+    def run_step_script(self, step: str, label: str = "", *, capture: bool = False, **placeholders: str) -> RunResult: ...
 
 
 class ScriptRun(StrictModel):

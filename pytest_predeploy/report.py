@@ -14,17 +14,29 @@ import html
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from pytest_predeploy.artifacts import RUN_REPORTS
+from pytest_predeploy.evidence import evidence_key
 from pytest_predeploy.gates import ExitStatus, gate_of, kind_of
 
 if TYPE_CHECKING:
-    from pytest_predeploy.session import ProtocolSession
+    from pytest_predeploy.config import ProjectConfig
+    from pytest_predeploy.context import RunContext
+    from pytest_predeploy.gates import GateController
 
-evidence_key = pytest.StashKey["Evidence"]()
+
+class ProtocolSession(Protocol):
+    """The protocol session as the reports read it (the session registers these hooks, so it is
+    described here rather than imported)."""
+
+    context: RunContext
+    controller: GateController
+    project: ProjectConfig
+    report_prefix: str
+    package_sha256: str | None
 
 STATUS_COLOURS = {
     "passed": "#1a7f37",
@@ -34,37 +46,6 @@ STATUS_COLOURS = {
     "awaiting sign-off": "#9a6700",
     "not run": "#8c959f",
 }
-
-
-class Evidence:
-    """What a gate test shows the reviewer besides pass/fail: tables, charts, links."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []  # (kind, content)
-        self.figures: list[str] = []
-
-    def figure(self, text: str) -> None:
-        """A key figure of the gate (shown in the gate summary of the terminal, HTML and JSON)."""
-        self.figures.append(text)
-
-    def html(self, title: str, markup: str) -> None:
-        self.items.append(("html", f"<div class='predeploy-evidence'><h4>{html.escape(title)}</h4>{markup}</div>"))
-
-    def table(self, title: str, headers: list[str], rows: list[list[Any]]) -> None:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        self.html(title, f"<table class='predeploy-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-
-    def svg(self, title: str, svg_markup: str) -> None:
-        self.html(title, svg_markup)
-
-
-@pytest.fixture
-def evidence(request: pytest.FixtureRequest) -> Evidence:
-    """Attach evidence to the current gate test (shown in the HTML report, listed in JSON)."""
-    found = Evidence()
-    request.node.stash[evidence_key] = found
-    return found
 
 
 def which_reports(session: ProtocolSession) -> str:

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
 from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import ArtifactModel, write_text_atomic
-from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError, StepError
 from pytest_predeploy.fields import StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.rehearsal import Progress, ScriptRun, Verification, script_outcome, script_run, verify_service
+from pytest_predeploy.rehearsal import Progress, RunContext as RehearsalContext, ScriptRun, Verification, script_outcome, script_run, verify_service
 from pytest_predeploy.runner import RunResult
-from pytest_predeploy.staging import service_url
+from pytest_predeploy.staging import RollbackConfig, TargetSettings, service_url
 from pytest_predeploy.staging.probe import check_release
 
 STEP = "3.1 rollback rehearsal"
@@ -41,6 +40,21 @@ STEP = "3.1 rollback rehearsal"
 SmokeSubset = Callable[[str, str | None, str], Any]
 
 StepName = Literal["rollback", "verify rollback", "smoke after rollback", "roll forward", "verify roll forward", "smoke after roll forward", "restore candidate", "verify restore"]
+
+
+class RollbackSettings(TargetSettings, Protocol):
+    """The services as the staging target knows them, and the rollback section."""
+
+    @property
+    def rollback(self) -> RollbackConfig: ...
+
+
+class RunContext(RehearsalContext, Protocol):
+    """What the rollback rehearsal needs of the protocol run (the rehearsal's needs, plus the
+    rollback section of the configuration)."""
+
+    @property
+    def config(self) -> RollbackSettings: ...
 
 
 class SmokeCheck(StrictModel):

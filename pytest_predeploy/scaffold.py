@@ -24,7 +24,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-import pytest_predeploy
 from pytest_predeploy.config import DEFAULT_CONFIG
 from pytest_predeploy.errors import ConfigError, PredeployError
 from pytest_predeploy.fields import utcnow
@@ -80,7 +79,7 @@ class InitResult:
 
 def template_dir(kind: TemplateKind) -> Path:
     """The folder holding this project's gate modules or protocol scripts."""
-    package = Path(pytest_predeploy.__file__).parent
+    package = Path(__file__).parent
     for candidate in (package / _PACKAGED[kind], package.parent / kind):
         if candidate.is_dir() and any(candidate.glob("*.py")):
             return candidate

@@ -16,14 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from pytest_predeploy.config import DEFAULT_CONFIG, ProjectConfig, load_config
+from pytest_predeploy.config import DEFAULT_CONFIG, ENV_ARTIFACTS, ENV_CONFIG, ENV_PREVIOUS, ENV_RELEASE, ProjectConfig, load_config
 from pytest_predeploy.errors import ConfigError, PredeployError
 
-ENV_CONFIG = "PREDEPLOY_CONFIG"
-ENV_RELEASE = "PREDEPLOY_RELEASE"
-ENV_PREVIOUS = "PREDEPLOY_PREVIOUS_RELEASE"
-ENV_ARTIFACTS = "PREDEPLOY_ARTIFACTS"
-ENV_ENVIRONMENT = "PREDEPLOY_ENV"
 
 #: Exit status of a script whose input (config, arguments) is wrong: nothing was changed.
 EXIT_USAGE = 2

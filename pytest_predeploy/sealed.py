@@ -16,23 +16,42 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from pytest_predeploy import artifacts as names
 from pytest_predeploy.approvals import IntakeReport, intake_problems
 from pytest_predeploy.artifacts import ArtifactModel, describe_validation_error
-from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.package import Manifest, SealResult, verify_package
+from pytest_predeploy.package import Manifest, PackageConfig, SealResult, verify_package
 from pytest_predeploy.parity import ParityReport, parity_problems
 from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems
 from pytest_predeploy.rollback import RollbackReport, rollback_problems
 from pytest_predeploy.runstate import RunState
 from pytest_predeploy.security import SecurityReport, security_problems
-from pytest_predeploy.smoke import TestResultsReport, smoke_problems
+from pytest_predeploy.smoke import SmokeConfig, TestResultsReport, smoke_problems
+from pytest_predeploy.staging import ServiceConfig
 from pytest_predeploy.staging.target import source_digest
+
+
+class SealedProject(Protocol):
+    """What judging the evidence needs from the project's configuration."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def services(self) -> list[ServiceConfig]: ...
+
+    @property
+    def smoke(self) -> SmokeConfig: ...
+
+    @property
+    def package(self) -> PackageConfig: ...
 
 @dataclass(frozen=True)
 class Evidence:
@@ -40,7 +59,7 @@ class Evidence:
 
     gate: int
     model: type[ArtifactModel]
-    problems: Callable[[Any, ProjectConfig], list[str]]
+    problems: Callable[[Any, SealedProject], list[str]]
 
 
 def _own_verdict(flag: bool, what: str) -> list[str]:
@@ -49,23 +68,23 @@ def _own_verdict(flag: bool, what: str) -> list[str]:
     return [] if flag else [f"the report's own verdict: {what}"]
 
 
-def _parity(report: ParityReport, _: ProjectConfig) -> list[str]:
+def _parity(report: ParityReport, _: SealedProject) -> list[str]:
     return parity_problems(report) or _own_verdict(report.passed, "passed is false")
 
 
-def _security(report: SecurityReport, _: ProjectConfig) -> list[str]:
+def _security(report: SecurityReport, _: SealedProject) -> list[str]:
     return security_problems(report) or _own_verdict(not report.blocking, "blocking is true")
 
 
-def _intake(report: IntakeReport, _: ProjectConfig) -> list[str]:
+def _intake(report: IntakeReport, _: SealedProject) -> list[str]:
     return intake_problems(report) or _own_verdict(report.approved, "approved is false")
 
 
-def _deployment(report: DeploymentReport, _: ProjectConfig) -> list[str]:
+def _deployment(report: DeploymentReport, _: SealedProject) -> list[str]:
     return deployment_problems(report) or _own_verdict(report.outcome == "succeeded", f"outcome is {report.outcome}")
 
 
-def _rollback(report: RollbackReport, _: ProjectConfig) -> list[str]:
+def _rollback(report: RollbackReport, _: SealedProject) -> list[str]:
     return rollback_problems(report) or _own_verdict(report.outcome == "passed", f"outcome is {report.outcome}")
 
 
@@ -80,7 +99,7 @@ EVIDENCE: dict[str, Evidence] = {
 }
 
 
-def required_evidence(project: ProjectConfig) -> set[str]:
+def required_evidence(project: SealedProject) -> set[str]:
     """MUST artifacts the package must hold: the configured ones, and the deployment report
     (the file Gate 2 judges) wherever its log is required."""
     required = set(project.package.required)
@@ -89,7 +108,7 @@ def required_evidence(project: ProjectConfig) -> set[str]:
     return required & set(EVIDENCE)
 
 
-def evidence_problems(read: Callable[[str], bytes | None], project: ProjectConfig, where: str, gates: set[int] | None = None) -> list[str]:
+def evidence_problems(read: Callable[[str], bytes | None], project: SealedProject, where: str, gates: set[int] | None = None) -> list[str]:
     """Every reason the MUST evidence (of ``gates``, default all) fails its gate, one line each
     naming the file and the gate.
 
@@ -117,7 +136,7 @@ def evidence_problems(read: Callable[[str], bytes | None], project: ProjectConfi
     return problems
 
 
-def release_source_digest(project: ProjectConfig) -> str | None:
+def release_source_digest(project: SealedProject) -> str | None:
     """sha256 over each service's name and source tree: what the release is built from. None when
     no service has a source folder (a custom deploy script deploys code from elsewhere)."""
     parts = []
@@ -187,7 +206,7 @@ def _folder_problems(artifacts: Path, manifest: Manifest) -> list[str]:
     return problems
 
 
-def judge_sealed_package(artifacts: Path, release: str, project: ProjectConfig) -> tuple[SealResult | None, list[str]]:
+def judge_sealed_package(artifacts: Path, release: str, project: SealedProject) -> tuple[SealResult | None, list[str]]:
     """The sealed package of ``artifacts`` and every reason it must not be signed for ``release``."""
     path = Path(artifacts) / names.PACKAGE
     try:
@@ -224,6 +243,6 @@ def _read_file(path: Path) -> bytes | None:
         return None
 
 
-def folder_evidence_problems(artifacts: Path, project: ProjectConfig, gates: Iterable[int]) -> list[str]:
+def folder_evidence_problems(artifacts: Path, project: SealedProject, gates: Iterable[int]) -> list[str]:
     """The MUST evidence of ``gates`` in the artifacts folder judged as those gates judge it."""
     return evidence_problems(lambda name: _read_file(Path(artifacts) / name), project, "in the artifacts folder", set(gates))

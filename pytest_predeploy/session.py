@@ -20,17 +20,23 @@ import pytest
 from filelock import FileLock, Timeout
 
 from pytest_predeploy import artifacts as names
+from pytest_predeploy import report, steps
 from pytest_predeploy.artifacts import RUN_STATE
 from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.context import RunContext
 from pytest_predeploy.errors import PredeployError
 from pytest_predeploy.fields import utcnow
 from pytest_predeploy.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
-from pytest_predeploy.plugin import context_key, controller_key, session_key
+from pytest_predeploy.keys import context_key, controller_key
+from pytest_predeploy.package import seal_package
+from pytest_predeploy.readiness import record_signoff
 from pytest_predeploy.redact import Redactor
+from pytest_predeploy.report import github_step_summary
 from pytest_predeploy.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
-from pytest_predeploy.staging import lock_staging
+from pytest_predeploy.sealed import release_source_digest
+from pytest_predeploy.staging import lock_staging, stop_all
 from pytest_predeploy.staging.runlock import StagingLock
+from pytest_predeploy.steps import ask_yes_no, scrub_artifacts_folder
 
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
@@ -116,13 +122,9 @@ class ProtocolSession:
         session._configure_collection()
         config.stash[context_key] = context
         config.stash[controller_key] = session.controller
-        from pytest_predeploy import steps
-
         config.pluginmanager.register(session.controller, "predeploy-gates")
         config.pluginmanager.register(steps, "predeploy-steps")
         config.pluginmanager.register(session, "predeploy-session")
-        from pytest_predeploy import report
-
         session.reports = report.register(config, session)
         session._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         return session
@@ -250,8 +252,6 @@ class ProtocolSession:
             problem = self.write_problems[0] if self.write_problems else self._seal()
             if problem is not None:
                 self._not_sealed(session, problem)
-        from pytest_predeploy.report import github_step_summary
-
         try:
             github_step_summary(self, int(session.exitstatus))
         except OSError as exc:
@@ -296,10 +296,6 @@ class ProtocolSession:
         return sorted(number for number in recorded if number < 4 and number not in ran)
 
     def manifest_fields(self) -> dict[str, Any]:
-        # Imported here, not at the top: it loads every step's report model, which a run that
-        # builds no package never needs.
-        from pytest_predeploy.sealed import release_source_digest
-
         ctx = self.context
         return {
             "release": ctx.release,
@@ -320,9 +316,6 @@ class ProtocolSession:
 
     def _seal(self) -> str | None:
         """Seal the package; None when done, else why not."""
-        from pytest_predeploy.package import seal_package
-        from pytest_predeploy.steps import scrub_artifacts_folder
-
         try:
             # Once more after the reports were written: nothing with a secret value is ever sealed.
             leaked = scrub_artifacts_folder(self.context)
@@ -338,9 +331,6 @@ class ProtocolSession:
         return None
 
     def _readiness_prompt(self, sha256: str) -> None:
-        from pytest_predeploy.readiness import record_signoff
-        from pytest_predeploy.steps import ask_yes_no
-
         answer = ask_yes_no(self.config, "[READINESS REVIEW] Pre-deployment package compiled. Approve handoff to Protocol 11?")
         if answer is None:
             return
@@ -411,11 +401,7 @@ class ProtocolSession:
     def close(self) -> None:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
-        try:
-            from pytest_predeploy.staging import stop_all  # type: ignore[attr-defined]
-        except ImportError:
-            stop_all = None
-        if stop_all is not None and getattr(self.project.staging, "stop_on_exit", False):
+        if getattr(self.project.staging, "stop_on_exit", False):
             try:
                 stop_all(self.project, self.context.env)
             except PredeployError as exc:

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, field_validator
 
@@ -42,12 +42,11 @@ from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import ArtifactModel, write_artifact
 from pytest_predeploy.errors import StepError
 from pytest_predeploy.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.observability import ParsedMetrics, Unreadable, http_get, scrape
+from pytest_predeploy.observability import ObservedProject, ParsedMetrics, Unreadable, http_get, scrape
 from pytest_predeploy.redact import Redactor
 from pytest_predeploy.runner import RunResult, run_command
+from pytest_predeploy.staging import service_urls
 
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
 
 STEP = "smoke"
 
@@ -200,6 +199,19 @@ class TestResultsReport(ArtifactModel):
         return f"smoke {rate}, {cover}"
 
 
+class SmokeProject(ObservedProject, Protocol):
+    """What the smoke step needs from the project's configuration: the services and their
+    metrics (as the baseline reads them) and this section."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def smoke(self) -> SmokeConfig: ...
+
+    def secret_values(self) -> dict[str, str]: ...
+
+
 def smoke_problems(report: TestResultsReport, min_coverage: float) -> list[str]:
     """Why ``report`` fails Gate 2, one sentence each: every failed or errored test by name, each
     suite that could not run, no suite at all, and coverage under ``min_coverage`` or unreadable.
@@ -241,7 +253,7 @@ def url_env(urls: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def declared_routes(config: ProjectConfig, urls: dict[str, str]) -> list[Route]:
+def declared_routes(config: SmokeProject, urls: dict[str, str]) -> list[Route]:
     """Every service's declared endpoints; raises :class:`Unreadable` naming the service."""
     routes: list[Route] = []
     timeout = config.observability.scrape_timeout.total_seconds()
@@ -261,7 +273,7 @@ def declared_routes(config: ProjectConfig, urls: dict[str, str]) -> list[Route]:
 Scrape = dict[str, ParsedMetrics] | str  # per service, or why not
 
 
-def scrape_all(config: ProjectConfig, urls: dict[str, str]) -> Scrape:
+def scrape_all(config: SmokeProject, urls: dict[str, str]) -> Scrape:
     parsed: dict[str, ParsedMetrics] = {}
     for service in config.services:
         try:
@@ -430,7 +442,7 @@ def _suite_verdict(run: RunResult, data: dict[str, Any] | None, tests: list[Smok
 
 
 def run_smoke_tests(
-    config: ProjectConfig,
+    config: SmokeProject,
     env: str,
     release: str,
     output: Path,
@@ -454,8 +466,6 @@ def run_smoke_tests(
     redactor = Redactor(config.secret_values())
     unreachable = ""
     if urls is None:
-        from pytest_predeploy.staging import service_urls
-
         try:
             urls = service_urls(config, env)
         except StepError as exc:

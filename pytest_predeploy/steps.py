@@ -35,7 +35,8 @@ from pytest_predeploy.approvals import validate_intake
 from pytest_predeploy.artifacts import write_artifact, write_bytes_atomic
 from pytest_predeploy.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.report import evidence  # noqa: F401  (a fixture gate tests use)
+from pytest_predeploy.keys import context_key, session_key
+from pytest_predeploy.evidence import evidence  # noqa: F401  (a fixture gate tests use)
 from pytest_predeploy.runner import RunResult, script_name
 
 #: The artifacts each step fixture writes (the HTML report links them from the tests that use them).
@@ -174,8 +175,6 @@ def ask_yes_no(config: pytest.Config, question: str) -> bool | None:
 @pytest.fixture(scope="session")
 def predeploy(pytestconfig: pytest.Config) -> RunContext:
     """The run context: config, release, artifacts dir, how scripts run."""
-    from pytest_predeploy.plugin import context_key
-
     return pytestconfig.stash[context_key]
 
 
@@ -317,7 +316,6 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
     otherwise the manifest of what will be sealed at the end of this run is written now, and the
     package itself after the pytest reports."""
     from pytest_predeploy.package import build_manifest
-    from pytest_predeploy.plugin import session_key
     from pytest_predeploy.sealed import folder_evidence_problems, judge_sealed_package
 
     session = pytestconfig.stash[session_key]
@@ -355,7 +353,6 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
 @pytest.fixture(scope="session")
 def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest.Config) -> Any:
     """Step 4.2: the readiness review: required sign-offs on the sealed package's digest."""
-    from pytest_predeploy.plugin import session_key
     from pytest_predeploy.readiness import evaluate_signoffs
     from pytest_predeploy.runstate import load_state
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.fields import format_size
@@ -229,3 +230,23 @@ def line_of(lines: dict[Position, int], loc: Position) -> int | None:
         if not path:
             return None
         path = path[:-1]
+
+
+def format_validation_errors(path: Path, error: ValidationError, lines: dict[tuple[object, ...], int]) -> str:
+    """A pydantic validation error of a YAML file as usage-error text: ``file:line: field: message``
+    per problem (one line when there is one)."""
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = line_of(lines, loc)
+        where = f"{path}:{line}" if line else str(path)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/config-reference.md)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        problems.append(f"{where}: {field}: {message}")
+    if len(problems) == 1:
+        return problems[0]  # one line, file:line first, as every other usage error
+    return "invalid configuration:\n  " + "\n  ".join(problems)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pytest_predeploy.artifacts import TRANSCRIPTS_DIR, write_artifact
-from pytest_predeploy.parity import compare_environments, parity_problems, summary_text
-from pytest_predeploy.scriptkit import add_common_arguments, load_context, run_main
+from pytest_predeploy.api import TRANSCRIPTS_DIR, add_common_arguments, compare_environments, load_context, parity_problems, run_main, summary_text, write_artifact
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pytest_predeploy.scriptkit import add_common_arguments, interrupt_on_sigterm, load_context, run_main
-from pytest_predeploy.security import run_security_audit, security_problems
+from pytest_predeploy.api import add_common_arguments, interrupt_on_sigterm, load_context, run_main, run_security_audit, security_problems
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

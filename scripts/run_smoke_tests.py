@@ -12,9 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.scriptkit import EXIT_USAGE, add_common_arguments, interrupt_on_sigterm, load_context, run_main
-from pytest_predeploy.smoke import run_smoke_tests
+from pytest_predeploy.api import EXIT_USAGE, ConfigError, add_common_arguments, interrupt_on_sigterm, load_context, run_main, run_smoke_tests
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pytest_predeploy import artifacts as names
 from pytest_predeploy.artifacts import write_text_atomic
@@ -21,8 +21,6 @@ from pytest_predeploy.security.report import Approval, Finding, ScannerResult, S
 from pytest_predeploy.security.scanners import SCANNERS, RawFinding, Scan, ScanContext
 from pytest_predeploy.security.tools import ToolUnavailable
 
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
 
 #: Scanners run side by side: they are subprocesses or I/O bound, and the slowest (the SBOM's
 #: validation) then sets the wall time instead of the sum.
@@ -106,7 +104,21 @@ def _approvals(config: SecurityConfig, findings: list[Finding]) -> list[Approval
     ]
 
 
-def run_security_audit(config: ProjectConfig, env: str, release: str, output: Path, now: datetime | None = None) -> SecurityReport:
+class AuditedProject(Protocol):
+    """What the audit needs from the project's configuration."""
+
+    @property
+    def base_dir(self) -> Path: ...
+
+    @property
+    def security(self) -> SecurityConfig: ...
+
+    def environment(self, name: str) -> object: ...
+
+    def secret_values(self) -> dict[str, str]: ...
+
+
+def run_security_audit(config: AuditedProject, env: str, release: str, output: Path, now: datetime | None = None) -> SecurityReport:
     """Run every scanner for ``release`` as rehearsed in ``env``; write the report to ``output``
     and the SBOM beside it. Raises ConfigError when the targets are misconfigured."""
     config.environment(env)

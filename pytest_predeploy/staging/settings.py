@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pytest_predeploy.errors import ConfigError
 from pytest_predeploy.fields import ConfigPath, Duration, ExistingDir, StrictModel
-from pytest_predeploy.yamlfile import load_yaml_file
+from pytest_predeploy.yamlfile import format_validation_errors, load_yaml_file
 
 #: Placeholders a service's start command may use.
 COMMAND_PLACEHOLDERS = frozenset({"python", "service", "release", "port", "port_file"})
@@ -180,8 +180,6 @@ def load_target_config(path: Path) -> TargetConfig:
     try:
         config = TargetConfig.model_validate({key: data[key] for key in ("services", "staging") if key in data}, context={"base_dir": base})
     except ValidationError as exc:
-        from pytest_predeploy.config import _format_errors  # only on this error path: it imports every section
-
-        raise ConfigError(_format_errors(path, exc, lines)) from None
+        raise ConfigError(format_validation_errors(path, exc, lines)) from None
     config.path = path.resolve()
     return config

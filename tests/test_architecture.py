@@ -1,0 +1,159 @@
+"""The shape of the code, read from its imports (module level, inside functions and under
+``TYPE_CHECKING`` alike): no import cycle, layers that depend one way, and gate modules, scripts
+and init templates that use only the public API."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pytest_predeploy"
+
+#: Layers, lowest first: a module may import its own layer and those below, never above.
+#: The package root and ``api`` are the public facade over all of them.
+LAYERS: dict[str, set[str]] = {
+    "core": {"errors", "fields", "yamlfile", "redact", "runner", "artifacts", "runstate", "secrets"},
+    "domain": {
+        "approvals", "parity", "refresh", "rehearsal", "smoke", "observability", "rollback", "operational",
+        "security", "package", "readiness", "checklist", "sealed", "staging", "data",
+    },
+    "config": {"config"},
+    "harness": {"plugin", "keys", "session", "gates", "steps", "context", "report", "evidence"},
+    "tooling": {"cli", "scaffold", "docs", "scriptkit", "__main__"},
+    "facade": {"", "api"},
+}
+ORDER = list(LAYERS)
+PUBLIC = {"pytest_predeploy", "pytest_predeploy.api"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imported(path: Path, name: str) -> Iterator[tuple[str, int]]:
+    """Every module ``path`` imports, with the line, wherever the import statement stands."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                source = ".".join([*base, node.module] if node.module else base)
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                yield (full if full in MODULES else source), node.lineno
+
+
+def internal(name: str) -> str | None:
+    """The module of ours that ``name`` is, or lies in; None for anything else."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def graph() -> dict[str, dict[str, int]]:
+    edges: dict[str, dict[str, int]] = {}
+    for name, path in MODULES.items():
+        targets = edges.setdefault(name, {})
+        for target, line in imported(path, name):
+            found = internal(target)
+            if found is not None and found != name:
+                targets.setdefault(found, line)
+    return edges
+
+
+def cycles(edges: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def layer_of(name: str) -> str:
+    first = name.split(".")[1] if "." in name else ""
+    for layer, members in LAYERS.items():
+        if first in members:
+            return layer
+    raise AssertionError(f"{name} belongs to no layer: add it to LAYERS in {Path(__file__).name}")
+
+
+def test_the_import_graph_is_read() -> None:
+    edges = graph()
+    assert "pytest_predeploy.config" in edges["pytest_predeploy.session"]
+    assert "pytest_predeploy.staging.target" in edges["pytest_predeploy.staging"]
+
+
+def test_no_import_cycle() -> None:
+    edges = graph()
+    found = cycles(edges)
+    described = [
+        " ; ".join(f"{a}:{edges[a][b]} -> {b}" for a in component for b in component if b in edges[a])
+        for component in found
+    ]
+    assert not found, "import cycles:\n  " + "\n  ".join(described)
+
+
+def test_layers_depend_one_way() -> None:
+    wrong = []
+    for name, targets in graph().items():
+        mine = ORDER.index(layer_of(name))
+        for target, line in targets.items():
+            theirs = ORDER.index(layer_of(target))
+            if theirs > mine:
+                wrong.append(f"{MODULES[name].relative_to(ROOT)}:{line}: {layer_of(name)} module {name} imports {layer_of(target)} module {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _user_code() -> list[Path]:
+    return sorted([*(ROOT / "gates").glob("*.py"), *(ROOT / "scripts").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", _user_code(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_gates_scripts_and_templates_use_only_the_public_api(path: Path) -> None:
+    # gates/ and scripts/ are also the templates `predeploy init` copies (package data).
+    used = sorted({name for name, _ in imported(path, "") if name.split(".")[0] == "pytest_predeploy"})
+    assert used, f"{path.name} imports nothing of ours: is this check still reading it?"
+    assert set(used) <= PUBLIC, f"{path.relative_to(ROOT)} imports internal modules {sorted(set(used) - PUBLIC)}; use pytest_predeploy.api"
