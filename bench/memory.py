@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from pytest_predeploy.rehearsal import DEPLOYMENT_LOG_LIMIT
-from pytest_predeploy.runner import TRANSCRIPT_LIMIT
+from pytest_predeploy.rehearsal.deploy import DEPLOYMENT_LOG_LIMIT
+from pytest_predeploy.core.runner import TRANSCRIPT_LIMIT
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1024 * 1024

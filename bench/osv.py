@@ -32,7 +32,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.fields import Severity
+from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import osv, run_security_audit
 
 

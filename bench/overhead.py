@@ -38,7 +38,7 @@ CONFIG = {
 
 FIXTURES = '''
 import pytest
-from pytest_predeploy.steps import run_report_step
+from pytest_predeploy.harness.steps import run_report_step
 
 @pytest.fixture(scope="session")
 def deployed(predeploy):

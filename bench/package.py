@@ -25,7 +25,7 @@ MIB = 1 << 20
 _SEAL = """
 import sys
 from pathlib import Path
-from pytest_predeploy.package import seal_package
+from pytest_predeploy.readiness.package import seal_package
 result = seal_package(Path(sys.argv[1]), release="v-bench", config_digest="0" * 64, source_date_epoch=1700000000)
 print(result.sha256, len(result.entries))
 """

@@ -30,9 +30,9 @@ from typing import Any
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.context import RunContext
-from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems, rehearse_deployment
-from pytest_predeploy.staging import stop_all
+from pytest_predeploy.harness.context import RunContext
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.targets.local import stop_all
 
 REPO = Path(__file__).resolve().parents[1]
 

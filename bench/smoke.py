@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.observability import capture_metrics
-from pytest_predeploy.smoke import run_smoke_tests, url_env
+from pytest_predeploy.rehearsal.observability import capture_metrics
+from pytest_predeploy.rehearsal.smoke import run_smoke_tests, url_env
 
 REPO = Path(__file__).resolve().parents[1]
 

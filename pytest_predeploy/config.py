@@ -16,20 +16,20 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pytest_predeploy.approvals import ApprovalsConfig
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.fields import ConfigPath, Duration, StrictModel
-from pytest_predeploy.observability import ObservabilityConfig
-from pytest_predeploy.operational import OperationalConfig
-from pytest_predeploy.package import PackageConfig
-from pytest_predeploy.parity import EnvironmentConfig, ParityConfig
-from pytest_predeploy.readiness import ReadinessConfig
+from pytest_predeploy.intake.approvals import ApprovalsConfig
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
+from pytest_predeploy.rehearsal.observability import ObservabilityConfig
+from pytest_predeploy.rollback.operational import OperationalConfig
+from pytest_predeploy.readiness.package import PackageConfig
+from pytest_predeploy.intake.parity import EnvironmentConfig, ParityConfig
+from pytest_predeploy.readiness.signoff import ReadinessConfig
 from pytest_predeploy.security import SecurityConfig
-from pytest_predeploy.secrets import load_secrets
-from pytest_predeploy.smoke import SmokeConfig
-from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
-from pytest_predeploy.staging.settings import ServiceLookup, check_distinct_ports
-from pytest_predeploy.yamlfile import format_validation_errors, load_yaml_file
+from pytest_predeploy.intake.secrets import load_secrets
+from pytest_predeploy.rehearsal.smoke import SmokeConfig
+from pytest_predeploy.targets.local import LocalStagingConfig, RollbackConfig, ServiceConfig
+from pytest_predeploy.targets.local.settings import ServiceLookup, check_distinct_ports
+from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 
 DEFAULT_CONFIG = "predeploy.yaml"
 

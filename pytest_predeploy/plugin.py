@@ -2,7 +2,7 @@
 
 Plain ``pytest`` (no ``--predeploy-release``) runs the project's own tests and never deploys
 anything; a gate module collected then is a usage error, not a silent skip. With a release, a
-:class:`~pytest_predeploy.session.ProtocolSession` takes over (imported only then, so the plugin
+:class:`~pytest_predeploy.harness.session.ProtocolSession` takes over (imported only then, so the plugin
 costs plain pytest runs next to nothing).
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.gates import gate_of
-from pytest_predeploy.keys import context_key, controller_key, session_key
+from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.harness.gates import gate_of
+from pytest_predeploy.harness.keys import context_key, controller_key, session_key
 
 __all__ = ["DEFAULT_CONFIG", "context_key", "controller_key", "session_key"]
 
@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
         raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist (xdist): gates run in order in one process; drop -n.")
-    from pytest_predeploy.session import ProtocolSession  # here, not at the top: plain pytest runs must not import the protocol
+    from pytest_predeploy.harness.session import ProtocolSession  # here, not at the top: plain pytest runs must not import the protocol
 
     try:
         session = ProtocolSession.start(config, release)

@@ -16,14 +16,11 @@ PACKAGE = ROOT / "pytest_predeploy"
 #: Layers, lowest first: a module may import its own layer and those below, never above.
 #: The package root and ``api`` are the public facade over all of them.
 LAYERS: dict[str, set[str]] = {
-    "core": {"errors", "fields", "yamlfile", "redact", "runner", "artifacts", "runstate", "secrets"},
-    "domain": {
-        "approvals", "parity", "refresh", "rehearsal", "smoke", "observability", "rollback", "operational",
-        "security", "package", "readiness", "checklist", "sealed", "staging", "data",
-    },
+    "core": {"core"},
+    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "targets", "staging", "data"},
     "config": {"config"},
-    "harness": {"plugin", "keys", "session", "gates", "steps", "context", "report", "evidence"},
-    "tooling": {"cli", "scaffold", "docs", "scriptkit", "__main__"},
+    "harness": {"harness", "plugin"},
+    "tooling": {"tooling", "__main__"},
     "facade": {"", "api"},
 }
 ORDER = list(LAYERS)
@@ -122,8 +119,8 @@ def layer_of(name: str) -> str:
 
 def test_the_import_graph_is_read() -> None:
     edges = graph()
-    assert "pytest_predeploy.config" in edges["pytest_predeploy.session"]
-    assert "pytest_predeploy.staging.target" in edges["pytest_predeploy.staging"]
+    assert "pytest_predeploy.config" in edges["pytest_predeploy.harness.session"]
+    assert "pytest_predeploy.targets.local.target" in edges["pytest_predeploy.targets.local"]
 
 
 def test_no_import_cycle() -> None:

@@ -8,16 +8,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.artifacts import ArtifactModel, write_artifact
-from pytest_predeploy.checklist import ChecklistResult, checklist_problems, write_deployment_checklist
-from pytest_predeploy.fields import Severity
-from pytest_predeploy.observability import AlertRule, MetricsSnapshot, ObservabilityResult, ServiceMetrics, evaluate_alerts
-from pytest_predeploy.parity import DriftItem, ParityReport, ParitySummary, ParityValue
-from pytest_predeploy.rehearsal import BootstrapRecord, DeploymentReport, ServiceDeployment
-from pytest_predeploy.rollback import RollbackReport, RollbackStep, ServiceRollback, StepName
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact
+from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_problems, write_deployment_checklist
+from pytest_predeploy.core.fields import Severity
+from pytest_predeploy.rehearsal.observability import AlertRule, MetricsSnapshot, ObservabilityResult, ServiceMetrics, evaluate_alerts
+from pytest_predeploy.intake.parity import DriftItem, ParityReport, ParitySummary, ParityValue
+from pytest_predeploy.rehearsal.deploy import BootstrapRecord, DeploymentReport, ServiceDeployment
+from pytest_predeploy.rollback.rollback import RollbackReport, RollbackStep, ServiceRollback, StepName
 from pytest_predeploy.security.report import Finding, SecurityReport, WaiverApplied
-from pytest_predeploy.smoke import Coverage, Outcome, SmokeTestResult, SuiteResult, SuiteStatus, TestResultsReport, Totals
+from pytest_predeploy.rehearsal.smoke import Coverage, Outcome, SmokeTestResult, SuiteResult, SuiteStatus, TestResultsReport, Totals
 
 OWNERS = {"deploy": "alice", "rollback": "bo", "default": "release-manager"}
 T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)

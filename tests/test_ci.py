@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.cli import SUBCOMMANDS
+from pytest_predeploy.tooling.cli import SUBCOMMANDS
 from tests.project import make_project
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.cli import SUBCOMMANDS
-from pytest_predeploy.package import seal_package
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.tooling.cli import SUBCOMMANDS
+from pytest_predeploy.readiness.package import seal_package
 
 PREDEPLOY = str(Path(sys.executable).with_name("predeploy"))
 

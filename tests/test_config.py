@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.core.errors import ConfigError
 from tests.project import base_config, make_project
 
 

@@ -20,9 +20,9 @@ import yaml
 from filelock import FileLock
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.staging import current_release
-from tests.test_staging_support import processes_under
+from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.targets.local import current_release
+from tests.staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from pytest_predeploy import artifacts
+from pytest_predeploy.core import artifacts
 from pytest_predeploy.config import ProjectConfig
-from pytest_predeploy.docs import artifact_models, config_reference, missing_descriptions, model_tree, schema_file, schemas
-from pytest_predeploy.fields import StrictModel
+from pytest_predeploy.tooling.docs import artifact_models, config_reference, missing_descriptions, model_tree, schema_file, schemas
+from pytest_predeploy.core.fields import StrictModel
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "docs" / "config-reference.md"

@@ -56,7 +56,7 @@ def test_guideline_miss_is_advisory_and_never_halts(pytester: pytest.Pytester) -
 def test_no_data_fails_by_default_and_can_be_advisory(pytester: pytest.Pytester) -> None:
     gates = {"test_gate1_metrics.py": '''
         import pytest
-        from pytest_predeploy.gates import no_data
+        from pytest_predeploy.harness.gates import no_data
         pytestmark = pytest.mark.gate(1, "Metrics")
 
         @pytest.mark.must

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.approvals import ApprovalCheck, ApprovalsConfig, validate_intake
+from pytest_predeploy.intake.approvals import ApprovalCheck, ApprovalsConfig, validate_intake
 from tests.project import GATES, PARITY_OK, base_config
 
 PREDEPLOY = str(Path(sys.executable).with_name("predeploy"))
@@ -85,7 +85,7 @@ def intake_of(root: Path, record: str, name: str = "p4.yaml") -> dict[str, objec
         "import json, sys\n"
         "from pathlib import Path\n"
         "from pytest_predeploy.config import load_config\n"
-        "from pytest_predeploy.approvals import validate_intake\n"
+        "from pytest_predeploy.intake.approvals import validate_intake\n"
         "report = validate_intake(load_config(Path('predeploy.yaml')).approvals, 'v1.0', operator='ci-bot')\n"
         "print(json.dumps(report.checks[0].model_dump(mode='json')))\n"
     )
@@ -181,8 +181,8 @@ def test_baseline_size_limit_is_configurable(tmp_path: Path) -> None:
     script = (
         "from pathlib import Path\n"
         "from pytest_predeploy.config import load_config\n"
-        "from pytest_predeploy.errors import ConfigError\n"
-        "from pytest_predeploy.parity import load_environment\n"
+        "from pytest_predeploy.core.errors import ConfigError\n"
+        "from pytest_predeploy.intake.parity import load_environment\n"
         "config = load_config(Path('predeploy.yaml'))\n"
         "load_environment(config, 'production')\n"
         "try:\n"

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.scaffold import template_dir
+from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.tooling.scaffold import template_dir
 from pytest_predeploy.security.osv import BUNDLED_ZIP
 from tests.httpfiles import serve
-from tests.test_staging_support import processes_under
+from tests.staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,7 +192,7 @@ def test_init_from_an_installed_wheel_copies_the_templates_packaged_in_it(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(site)}
     done = subprocess.run([sys.executable, "-m", "pytest_predeploy", "init", "--dir", str(tmp_path / "repo")], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    where = subprocess.run([sys.executable, "-c", "from pytest_predeploy.scaffold import template_dir; print(template_dir('gates'))"],
+    where = subprocess.run([sys.executable, "-c", "from pytest_predeploy.tooling.scaffold import template_dir; print(template_dir('gates'))"],
                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert Path(where.stdout.strip()) == site / "pytest_predeploy" / "gate_templates"
     for kind in ("gates", "scripts"):

@@ -13,8 +13,8 @@ from xml.etree import ElementTree
 import pytest
 from test_smoke import StartService, free_port, make_config, start_service, static_server  # noqa: F401  (fixtures)
 
-from pytest_predeploy.artifacts import read_artifact
-from pytest_predeploy.observability import (
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.rehearsal.observability import (
     PHASE_AFTER_DEPLOY,
     PHASE_AFTER_SMOKE,
     PHASE_BEFORE_DEPLOY,

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_predeploy import artifacts as names
+from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.errors import ArtifactError
-from pytest_predeploy.operational import check_operational_readiness, operational_problems, read_operational
+from pytest_predeploy.core.errors import ArtifactError
+from pytest_predeploy.rollback.operational import check_operational_readiness, operational_problems, read_operational
 
 ROOT = Path(__file__).parents[1]
 WINDOW = datetime(2026, 12, 1, 22, 0, tzinfo=timezone.utc)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.package import (
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.readiness.package import (
     FALLBACK_EPOCH,
     PackageConfig,
     PackageError,
@@ -24,7 +24,7 @@ from pytest_predeploy.package import (
     seal_package,
     verify_package,
 )
-from pytest_predeploy.readiness import ReadinessApproval, record_signoff
+from pytest_predeploy.readiness.signoff import ReadinessApproval, record_signoff
 
 EPOCH = 1764115200  # 2025-11-26T00:00:00Z
 
@@ -127,7 +127,7 @@ def test_unzip_reads_the_package(sealed: Path) -> None:
 _BUILD = """
 import sys
 from pathlib import Path
-from pytest_predeploy.package import seal_package
+from pytest_predeploy.readiness.package import seal_package
 print(seal_package(Path(sys.argv[1]), release="v1.2", config_digest="0" * 64, project_dir=Path(sys.argv[1])).sha256)
 """
 

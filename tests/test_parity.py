@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.parity import (
+from pytest_predeploy.core.errors import ConfigError, StepError
+from pytest_predeploy.intake.parity import (
     DriftItem,
     ParityReport,
     compare_environments,

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.parity import (
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.intake.parity import (
     ParityReport,
     compare_environments,
     parity_problems,
     summary_text,
 )
-from pytest_predeploy.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
+from pytest_predeploy.intake.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
 from tests.test_parity_helpers import write_config
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"

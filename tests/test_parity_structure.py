@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.parity import DriftItem, ParityReport, compare_environments
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments
 from tests.test_parity_helpers import baselines
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"

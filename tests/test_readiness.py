@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_predeploy.errors import ArtifactError, PredeployError
-from pytest_predeploy.readiness import (
+from pytest_predeploy.core.errors import ArtifactError, PredeployError
+from pytest_predeploy.readiness.signoff import (
     PREDICATE_TYPE,
     ReadinessApproval,
     ReadinessConfig,
@@ -135,7 +135,7 @@ def test_a_malformed_signoff_file_names_the_file_and_field(approvals: Path) -> N
 _APPEND = """
 import sys
 from pathlib import Path
-from pytest_predeploy.readiness import record_signoff
+from pytest_predeploy.readiness.signoff import record_signoff
 record_signoff(Path(sys.argv[1]), package_sha256="a" * 64, release="v1.2", role="qa-lead", approver=sys.argv[2], decision="go")
 """
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.parity import ParityReport, ParitySummary
+from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.intake.parity import ParityReport, ParitySummary
 from tests.project import GATES, base_config, lit, make_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +37,8 @@ open(sys.argv[1], "w").write({parity_report()!r})
 
 GATE1_PARITY = '''
     import pytest
-    from pytest_predeploy.gates import load, require
-    from pytest_predeploy.parity import ParityReport, parity_problems
+    from pytest_predeploy.harness.gates import load, require
+    from pytest_predeploy.intake.parity import ParityReport, parity_problems
     pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
     @pytest.mark.must

@@ -14,13 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy import rehearsal
-from pytest_predeploy.artifacts import read_artifact
-from pytest_predeploy.redact import Redactor
-from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
-from pytest_predeploy.staging import service_urls
-from tests.test_staging_support import SCRIPTS, StagingProject, service, staging  # noqa: F401  (fixture)
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.rehearsal.deploy import deploy as rehearsal
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.rehearsal.deploy import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.targets.local import service_urls
+from tests.staging_support import SCRIPTS, StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def versions(project: StagingProject) -> dict[str, str]:

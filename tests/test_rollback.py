@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.artifacts import read_artifact
-from pytest_predeploy.rehearsal import rehearse_deployment
-from pytest_predeploy.rollback import RollbackReport, rehearse_rollback, rollback_problems
-from pytest_predeploy.staging import service_url
-from pytest_predeploy.staging.probe import check_release
-from pytest_predeploy.staging.target import CHECKPOINTS, MANIFEST
-from tests.test_staging_support import SCRIPTS, StagingProject, script_env, service, staging  # noqa: F401  (fixture)
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.rehearsal.deploy import rehearse_deployment
+from pytest_predeploy.rollback.rollback import RollbackReport, rehearse_rollback, rollback_problems
+from pytest_predeploy.targets.local import service_url
+from pytest_predeploy.targets.local.probe import check_release
+from pytest_predeploy.targets.local.target import CHECKPOINTS, MANIFEST
+from tests.staging_support import SCRIPTS, StagingProject, script_env, service, staging  # noqa: F401  (fixture)
 
 
 class HttpSmoke:

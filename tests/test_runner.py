@@ -16,8 +16,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from pytest_predeploy.redact import Redactor
-from pytest_predeploy.runner import run_command
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import run_command
 
 
 def alive(pid: int) -> bool:
@@ -128,7 +128,7 @@ def test_one_gib_of_output_keeps_memory_bounded(tmp_path: Path) -> None:
     driver = script(tmp_path, f"""
         import sys
         from pathlib import Path
-        from pytest_predeploy.runner import run_command
+        from pytest_predeploy.core.runner import run_command
         result = run_command([sys.executable, {str(writer)!r}], step="big", transcript=Path({str(tmp_path / 'big.log')!r}),
                              timeout=120, cwd=Path({str(tmp_path)!r}))
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec.
@@ -282,8 +282,8 @@ RUN_AND_HANG = """
 import sys
 from datetime import datetime
 from pathlib import Path
-from pytest_predeploy.redact import Redactor
-from pytest_predeploy.runner import run_command
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import run_command
 redactor = Redactor({"TLS_KEY": sys.argv[3]})
 run_command([sys.executable, sys.argv[1]], step="test", transcript=Path(sys.argv[2]), cwd=Path(sys.argv[1]).parent, timeout=600, redactor=redactor)
 """

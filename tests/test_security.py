@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
 from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import resolve_dependencies

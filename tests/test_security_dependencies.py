@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.fields import Severity
+from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
 from pytest_predeploy.security import osv
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.artifacts import read_artifact
+from pytest_predeploy.core.artifacts import read_artifact
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.smoke import TestResultsReport, run_smoke_tests, smoke_problems
+from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SERVER = REPO / "demo" / "service" / "server.py"

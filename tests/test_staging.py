@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.staging import current_release, service_urls, stop_all
-from pytest_predeploy.staging.processes import is_running
-from pytest_predeploy.staging.target import MANIFEST, point
-from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+from pytest_predeploy.core.errors import ConfigError, StepError
+from pytest_predeploy.targets.local import current_release, service_urls, stop_all
+from pytest_predeploy.targets.local.processes import is_running
+from pytest_predeploy.targets.local.target import MANIFEST, point
+from tests.staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def get(url: str) -> tuple[int, object]:

@@ -15,7 +15,7 @@ STRICT_GATE1 = {
     "test_gate1_intake.py": '''
         import pytest
         from pydantic import BaseModel, ConfigDict
-        from pytest_predeploy.gates import load
+        from pytest_predeploy.harness.gates import load
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
         class Parity(BaseModel):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.gates import ExitStatus
+from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import base_config, json_report, make_project
 from tests.test_readiness_flow import project as signoff_project
 
@@ -109,7 +109,7 @@ def test_skipped_must_test_does_not_pass_its_gate(pytester: pytest.Pytester) -> 
 def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> None:
     gates = {"test_gate1_intake.py": '''
         import pytest
-        from pytest_predeploy.gates import require
+        from pytest_predeploy.harness.gates import require
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
         @pytest.mark.must

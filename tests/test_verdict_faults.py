@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.gates import ExitStatus
+from pytest_predeploy.harness.gates import ExitStatus
 from tests.test_readiness_flow import parity_report
 from tests.test_readiness_flow import project as signoff_project
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.package import seal_package, verify_package
-from pytest_predeploy.runstate import RunState
+from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.readiness.package import seal_package, verify_package
+from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.security import SecurityReport
 from tests.test_readiness_flow import approve, parity_report
 from tests.test_readiness_flow import project as signoff_project

@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.artifacts import write_text_atomic
-from pytest_predeploy.fields import utcnow
-from pytest_predeploy.redact import Redactor
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.security.components import resolve_dependencies
 from pytest_predeploy.security.policy import ScannerOptions, SecurityConfig
 from pytest_predeploy.security.report import Approval, Finding, ScannerResult, SecurityReport, WaiverApplied, security_problems

@@ -17,9 +17,9 @@ from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.security.policy import SecurityConfig
-from pytest_predeploy.yamlfile import read_text_file
+from pytest_predeploy.core.yamlfile import read_text_file
 
 _OPTION = re.compile(r"\s+--?[A-Za-z]")
 _INCLUDE = re.compile(r"^(?:-r|--requirement)(?:\s*=?\s*)(\S.*)$")

@@ -34,7 +34,7 @@ import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_predeploy.fields import Severity
+from pytest_predeploy.core.fields import Severity
 
 _SUFFIXES = (".json", ".yaml", ".yml")
 _MODIFIED = re.compile(rb"""["']?modified["']?\s*:\s*["']?(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:?\d\d)?)""")

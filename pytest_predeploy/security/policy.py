@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pytest_predeploy.fields import ConfigPath, Duration, Severity, StrictModel, UtcDatetime
+from pytest_predeploy.core.fields import ConfigPath, Duration, Severity, StrictModel, UtcDatetime
 
 
 BanditSeverity = Literal["HIGH", "MEDIUM", "LOW"]

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from pytest_predeploy.artifacts import ArtifactModel
-from pytest_predeploy.fields import Severity, StrictModel
+from pytest_predeploy.core.artifacts import ArtifactModel
+from pytest_predeploy.core.fields import Severity, StrictModel
 
 STEP = "security"
 

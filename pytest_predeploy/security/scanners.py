@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pytest_predeploy.artifacts import write_bytes_atomic
-from pytest_predeploy.fields import Severity, format_duration
+from pytest_predeploy.core.artifacts import write_bytes_atomic
+from pytest_predeploy.core.fields import Severity, format_duration
 from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import Component, DependencyTarget
 from pytest_predeploy.security.policy import SecurityConfig
