@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.rehearsal.deploy import deploy as rehearsal
+from pytest_predeploy.rehearsal import deploy as rehearsal
 from pytest_predeploy.core.artifacts import read_artifact
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.rehearsal.deploy import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
