@@ -5,7 +5,7 @@ A gate is a test module marked ``pytest.mark.gate(N, "Name")``; each test in it 
 ``must`` or ``guideline``. When a MUST test of gate N fails or errors (a step fixture failing
 included), every test of a later gate is reported *skipped* with ``halted: Gate N (<name>)
 failed`` at its own location: the run goes on, so every report still lists every gate test,
-which ``-x`` would hide (SPEC section 4).
+which ``-x`` would hide.
 """
 
 from __future__ import annotations

@@ -29,6 +29,6 @@ class RunSession(Protocol):
     def close(self) -> None: ...
 
 
-context_key = pytest.StashKey["RunContext"]()
-controller_key = pytest.StashKey["GateController"]()
-session_key = pytest.StashKey[RunSession]()
+context_key: pytest.StashKey[RunContext] = pytest.StashKey()
+controller_key: pytest.StashKey[GateController] = pytest.StashKey()
+session_key: pytest.StashKey[RunSession] = pytest.StashKey()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from pytest_predeploy.core.artifacts import RUN_REPORTS
+from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import git_commit
 from pytest_predeploy.harness.evidence import evidence_key
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
@@ -66,7 +67,7 @@ def verdict(session: ProtocolSession, exit_status: int) -> str:
     if exit_status == ExitStatus.AWAITING_SIGNOFF:
         return "AWAITING SIGN-OFF from: " + ", ".join(controller.pending_roles())
     if exit_status == ExitStatus.GO:
-        return "GO: protocol complete" if controller.complete() and 4 in controller.gates else "PASSED (partial run)"
+        return "GO: protocol complete" if controller.complete() and READINESS_GATE in controller.gates else "PASSED (partial run)"
     return f"exit status {exit_status}"
 
 

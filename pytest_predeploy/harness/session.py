@@ -25,6 +25,7 @@ from pytest_predeploy.harness import steps
 from pytest_predeploy.core.artifacts import RUN_STATE
 from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.harness.context import RunContext
+from pytest_predeploy.core.protocol import READINESS_GATE, UPSTREAM_GATES
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.harness.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
@@ -117,7 +118,7 @@ class ProtocolSession:
         session = cls(config, project, context, lock)
         session.staging_lock = staging_lock
         context.announcer = session.live
-        if (artifacts / names.PACKAGE).exists() and _gates_named(config) == {4}:
+        if (artifacts / names.PACKAGE).exists() and _gates_named(config) == {READINESS_GATE}:
             session.report_prefix = "gate4-"
         session._configure_reports()
         session._configure_collection()
@@ -262,14 +263,14 @@ class ProtocolSession:
     def _not_sealed(self, session: pytest.Session, problem: str) -> None:
         """Gate 4 cannot end awaiting sign-off (or GO) without a package: it failed, and says why."""
         self.package_note = f"package NOT sealed: {problem}"
-        gate = self.controller.gates[4]
+        gate = self.controller.gates[READINESS_GATE]
         gate.status, gate.pending_roles = "failed", []
         gate.reason = f"the package could not be sealed: {problem}"
         session.exitstatus = ExitStatus.NO_GO
         self._save_state()
 
     def _package_test_passed(self) -> bool:
-        gate = self.controller.gates.get(4)
+        gate = self.controller.gates.get(READINESS_GATE)
         return gate is not None and gate.status in ("passed", "awaiting sign-off")
 
     def upstream_gates_not_passed(self) -> list[str]:
@@ -278,8 +279,8 @@ class ProtocolSession:
         state = load_state(self.context.artifacts)
         recorded = state.gates if state is not None and state.release == self.context.release else {}
         problems = []
-        numbers = sorted({n for n in self.controller.gates if n < 4} | {int(k.removeprefix("gate")) for k in recorded if int(k.removeprefix("gate")) < 4})
-        for number in numbers or [1, 2, 3]:
+        numbers = sorted({n for n in self.controller.gates if n < READINESS_GATE} | {int(k.removeprefix("gate")) for k in recorded if int(k.removeprefix("gate")) < READINESS_GATE})
+        for number in numbers or list(UPSTREAM_GATES):
             gate = self.controller.gates.get(number)
             status = gate.status if gate is not None and gate.started else (recorded[f"gate{number}"].status if f"gate{number}" in recorded else "not run")
             if status != "passed":
@@ -294,7 +295,7 @@ class ProtocolSession:
             return []
         ran = {gate.number for gate in self.controller.gates.values() if gate.started}
         recorded = {int(key.removeprefix("gate")) for key, record in state.gates.items() if record.status == "passed" and key.removeprefix("gate").isdigit()}
-        return sorted(number for number in recorded if number < 4 and number not in ran)
+        return sorted(number for number in recorded if number < READINESS_GATE and number not in ran)
 
     def manifest_fields(self) -> dict[str, Any]:
         ctx = self.context
@@ -396,7 +397,7 @@ class ProtocolSession:
             tr.write_line(f"INTERRUPTED: staging was left on the previous release where a rehearsal was under way (exit status {int(ExitStatus.INTERRUPTED)})", red=True)
         elif self.controller.pending_roles():
             tr.write_line(f"AWAITING SIGN-OFF: awaiting sign-off from: {', '.join(self.controller.pending_roles())} (exit status {int(ExitStatus.AWAITING_SIGNOFF)})", yellow=True, bold=True)
-        elif self.controller.complete() and 4 in self.controller.gates:
+        elif self.controller.complete() and READINESS_GATE in self.controller.gates:
             tr.write_line(PROTOCOL_COMPLETE, green=True, bold=True)
 
     def close(self) -> None:

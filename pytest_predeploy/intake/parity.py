@@ -8,7 +8,7 @@ compares what runs and not only what is declared. The three sections become the 
 path glob. Secrets are compared by HMAC-SHA256 under a random key that lives only in this process:
 no value, hash or length of a secret is ever written.
 
-Speed matters because baselines can be large (SPEC section 8): parsing is the floor, so YAML is
+Speed matters because baselines can be large (tens of MB of manifests): parsing is the floor, so YAML is
 read with libyaml through a lean resolver/constructor, and the comparison walks both trees once.
 """
 

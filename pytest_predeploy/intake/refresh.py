@@ -28,7 +28,8 @@ from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 # The refresh section is part of an environment's config, so its models live beside it; they
 # are re-exported here, where the refresh runs.
-from pytest_predeploy.intake.parity import DatasetConfig, ParityProject, RefreshConfig, is_missing, load_section, render_path, required_flag_states
+from pytest_predeploy.intake.parity import DatasetConfig as DatasetConfig
+from pytest_predeploy.intake.parity import ParityProject, RefreshConfig, is_missing, load_section, render_path, required_flag_states
 
 if TYPE_CHECKING:
     from pytest_predeploy.core.runner import RunResult

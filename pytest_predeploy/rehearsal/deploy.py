@@ -7,7 +7,7 @@ deploy script (``steps.deploy``), in configured order or ``staging.max_parallel`
 verified: healthy, and ``/version`` reporting the candidate.
 
 If any service fails, or the run is interrupted, every service whose deploy had started is
-returned to the previous release with the rollback script and verified again (issue 4, item 4):
+returned to the previous release with the rollback script and verified again:
 a failed rehearsal leaves staging where it was, and the evidence says so.
 
 Evidence: ``staging-deployment-run.log`` (progress lines, every script transcript, a timing per

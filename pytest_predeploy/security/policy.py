@@ -2,7 +2,7 @@
 that turns findings into a verdict (blocking threshold, waivers).
 
 Every scanner is fail-closed by default: a scan that could not run blocks Gate 3 like a finding
-would, because "no data" must never read as "no problem" (SPEC section 4).
+would, because "no data" must never read as "no problem".
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from pytest_predeploy.core.artifacts import READINESS_APPROVAL
 from pytest_predeploy.config import DEFAULT_CONFIG, load_config
-from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.errors import PredeployError, run_reporting_errors
 from pytest_predeploy.core.fields import format_duration, parse_positive_duration
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
 from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, record_signoff
 from pytest_predeploy.core.runstate import load_state
-from pytest_predeploy.tooling.scriptkit import ENV_CONFIG, EXIT_USAGE
+from pytest_predeploy.tooling.scriptkit import ENV_CONFIG
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -258,11 +258,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except PredeployError as exc:
-        print(f"predeploy {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"predeploy {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(lambda: args.run(args), f"predeploy {args.command}")

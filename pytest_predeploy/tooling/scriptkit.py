@@ -17,11 +17,9 @@ from pathlib import Path
 from types import FrameType
 
 from pytest_predeploy.config import DEFAULT_CONFIG, ENV_ARTIFACTS, ENV_CONFIG, ENV_PREVIOUS, ENV_RELEASE, ProjectConfig, load_config
-from pytest_predeploy.core.errors import ConfigError, PredeployError
+from pytest_predeploy.core.errors import ConfigError, run_reporting_errors
 
 
-#: Exit status of a script whose input (config, arguments) is wrong: nothing was changed.
-EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
@@ -62,13 +60,4 @@ def interrupt_on_sigterm() -> None:
 
 def run_main(main: Callable[[], int]) -> None:
     """Run a script's ``main``; our errors become ``<script>: error: <message>`` and exit 2."""
-    prog = Path(sys.argv[0]).name
-    try:
-        code = main()
-    except PredeployError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        code = 130
-    sys.exit(code)
+    sys.exit(run_reporting_errors(main, Path(sys.argv[0]).name))

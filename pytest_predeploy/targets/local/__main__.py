@@ -20,11 +20,11 @@ import os
 import sys
 from pathlib import Path
 
-from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.errors import run_reporting_errors
 from pytest_predeploy.targets.local import service_target, stop_all
 from pytest_predeploy.targets.local.settings import TargetConfig, load_target_config
 from pytest_predeploy.targets.local.processes import is_running
-from pytest_predeploy.targets.local.target import BLUE_GREEN, EXIT_OK, EXIT_USAGE, MAIN_SLOT, ServiceTarget, TargetError, print_line
+from pytest_predeploy.targets.local.target import BLUE_GREEN, EXIT_OK, MAIN_SLOT, ServiceTarget, TargetError, print_line
 
 PROG = "python -m pytest_predeploy.targets.local"
 # The variables scriptkit defines (ENV_CONFIG, ENV_ENVIRONMENT), spelled out: importing scriptkit
@@ -85,14 +85,7 @@ def main() -> int:
 
 
 def run() -> int:
-    try:
-        return main()
-    except PredeployError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(main, PROG)
 
 
 if __name__ == "__main__":

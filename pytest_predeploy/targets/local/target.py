@@ -12,7 +12,7 @@ Layout, per environment and service (``<root>`` is ``staging.root``, default ``.
       logs/<slot>.log            the service's output
       .lock                      one deploy/rollback of a service at a time
 
-Invariants (issue 4 and 5): a release folder exists under its tag only once complete (built in a
+Invariants: a release folder exists under its tag only once complete (built in a
 temporary folder, manifest written last, then renamed); ``current`` and the slot links are only
 ever replaced with ``os.replace`` of a fresh temporary symlink, so a reader never finds them
 missing and a SIGKILL at any point leaves them on a complete release. The next run removes what a
