@@ -187,7 +187,18 @@ def main() -> int:
             ours.append(float(child(work, "ours")[0]))
             seconds, items = child(work, "compare")
             compare.append(float(seconds))
-        script = [sys.executable, str(ROOT / "scripts" / "compare_environments.py"), "--source", "staging", "--target", "production", "--output", "report.json", "--config", "predeploy.yaml"]
+        script = [
+            sys.executable,
+            str(ROOT / "scripts" / "compare_environments.py"),
+            "--source",
+            "staging",
+            "--target",
+            "production",
+            "--output",
+            "report.json",
+            "--config",
+            "predeploy.yaml",
+        ]
         parse_argv = [sys.executable, "-c", textwrap.dedent(CHILD["parse"])]
         cmd_wall, parse_wall = [], []
         for _ in range(args.repeat):

@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.api import IntakeReport, ParityReport, intake_problems, load, parity_problems, read_refresh, refresh_problems, require, show_intake, show_parity
+from pytest_predeploy.api import (
+    IntakeReport,
+    ParityReport,
+    intake_problems,
+    load,
+    parity_problems,
+    read_refresh,
+    refresh_problems,
+    require,
+    show_intake,
+    show_parity,
+)
 
 pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 

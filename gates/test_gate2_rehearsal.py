@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.api import OBSERVABILITY_METRICS, DeploymentReport, ObservabilityResult, TestResultsReport, deployment_problems, load, observability_problems, require, show_deployment, show_smoke, smoke_problems
+from pytest_predeploy.api import (
+    OBSERVABILITY_METRICS,
+    DeploymentReport,
+    ObservabilityResult,
+    TestResultsReport,
+    deployment_problems,
+    load,
+    observability_problems,
+    require,
+    show_deployment,
+    show_smoke,
+    smoke_problems,
+)
 
 pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 

@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.api import RollbackReport, SecurityReport, load, operational_problems, read_operational, require, rollback_problems, security_problems, show_rollback, show_security
+from pytest_predeploy.api import (
+    RollbackReport,
+    SecurityReport,
+    load,
+    operational_problems,
+    read_operational,
+    require,
+    rollback_problems,
+    security_problems,
+    show_rollback,
+    show_security,
+)
 
 pytestmark = pytest.mark.gate(3, "Rollback & Security")
 

@@ -19,9 +19,7 @@ note.
 
 from __future__ import annotations
 
-from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.core.artifacts import OBSERVABILITY_METRICS, TRANSCRIPTS_DIR, ArtifactModel, read_artifact, write_artifact
-from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_problems
 from pytest_predeploy.core.errors import EXIT_USAGE, ArtifactError, ConfigError, PredeployError, StepError
 from pytest_predeploy.harness.evidence import (
     Evidence,
@@ -35,16 +33,18 @@ from pytest_predeploy.harness.evidence import (
     show_smoke,
 )
 from pytest_predeploy.harness.gates import await_signoff, load, no_data, require
-from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
-from pytest_predeploy.rollback.operational import OperationalResult, operational_problems, read_operational
-from pytest_predeploy.readiness.package import Manifest, package_readiness
+from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.intake.parity import ParityReport, compare_environments, parity_problems, summary_text
 from pytest_predeploy.intake.refresh import RefreshResult, read_refresh, refresh_problems
+from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_problems
+from pytest_predeploy.readiness.package import Manifest, package_readiness
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
-from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
-from pytest_predeploy.tooling.scriptkit import ScriptContext, add_common_arguments, interrupt_on_sigterm, load_context, run_main
-from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
+from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
+from pytest_predeploy.rollback.operational import OperationalResult, operational_problems, read_operational
+from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
+from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
+from pytest_predeploy.tooling.scriptkit import ScriptContext, add_common_arguments, interrupt_on_sigterm, load_context, run_main
 
 __all__ = [
     "EXIT_USAGE",

@@ -23,11 +23,15 @@ DEFAULT_CONFIG = "predeploy.yaml"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("predeploy", "pre-deployment protocol (pytest-predeploy)")
     group.addoption("--predeploy-release", metavar="TAG", help="Release tag to validate; switches the protocol on (collects the gates).")
-    group.addoption("--predeploy-previous", metavar="TAG", help="Release staging runs before the rehearsal and rolls back to (default: previous_release from the config).")
+    group.addoption(
+        "--predeploy-previous", metavar="TAG", help="Release staging runs before the rehearsal and rolls back to (default: previous_release from the config)."
+    )
     group.addoption("--predeploy-config", metavar="PATH", default=DEFAULT_CONFIG, help=f"Protocol configuration (default: {DEFAULT_CONFIG}).")
     group.addoption("--predeploy-env", metavar="NAME", default="staging", help="Environment the rehearsal runs in (default: staging).")
     group.addoption("--predeploy-artifacts", metavar="DIR", default=None, help="Artifacts folder (default: .artifacts/pre-deployment beside the config).")
-    group.addoption("--predeploy-interactive", action="store_true", default=False, help="Ask the [DRIFT ALERT] and [READINESS REVIEW] questions when on a terminal.")
+    group.addoption(
+        "--predeploy-interactive", action="store_true", default=False, help="Ask the [DRIFT ALERT] and [READINESS REVIEW] questions when on a terminal."
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -64,6 +68,5 @@ class GateGuard:
         for item in items:
             if gate_of(item) is not None:
                 raise pytest.UsageError(
-                    f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG "
-                    "(plain pytest runs the project's own tests in tests/)."
+                    f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG (plain pytest runs the project's own tests in tests/)."
                 )

@@ -84,7 +84,13 @@ class StagingProject:
 
     def script(self, name: str, *args: str, pause: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``scripts/<name>`` against this project, as the protocol command line does."""
-        return subprocess.run(["bash", str(SCRIPTS / name), "--env", "staging", "--config", str(self.path), *args], env=script_env(pause), capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["bash", str(SCRIPTS / name), "--env", "staging", "--config", str(self.path), *args],
+            env=script_env(pause),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def script_env(pause: str | None = None) -> dict[str, str]:

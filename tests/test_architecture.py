@@ -127,10 +127,7 @@ def test_the_import_graph_is_read() -> None:
 def test_no_import_cycle() -> None:
     edges = graph()
     found = cycles(edges)
-    described = [
-        " ; ".join(f"{a}:{edges[a][b]} -> {b}" for a in component for b in component if b in edges[a])
-        for component in found
-    ]
+    described = [" ; ".join(f"{a}:{edges[a][b]} -> {b}" for a in component for b in component if b in edges[a]) for component in found]
     assert not found, "import cycles:\n  " + "\n  ".join(described)
 
 

@@ -228,13 +228,18 @@ def intake_in_process(root: Path, name: str, content: str, monkeypatch: pytest.M
     return validate_intake(config, "v1.0").checks[0]
 
 
-@pytest.mark.parametrize(("by", "at", "status"), [
-    ("''", "2026-01-01T00:00:00Z", "malformed"),
-    ("'   '", "2026-01-01T00:00:00Z", "malformed"),
-    ("CI-Bot", "2026-01-01T00:00:00Z", "self-approved"),
-    ("dana", "2099-01-01T00:00:00Z", "future-dated"),
-])
-def test_an_upstream_approval_without_a_real_approver_or_dated_ahead_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str, at: str, status: str) -> None:
+@pytest.mark.parametrize(
+    ("by", "at", "status"),
+    [
+        ("''", "2026-01-01T00:00:00Z", "malformed"),
+        ("'   '", "2026-01-01T00:00:00Z", "malformed"),
+        ("CI-Bot", "2026-01-01T00:00:00Z", "self-approved"),
+        ("dana", "2099-01-01T00:00:00Z", "future-dated"),
+    ],
+)
+def test_an_upstream_approval_without_a_real_approver_or_dated_ahead_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str, at: str, status: str
+) -> None:
     check = intake_in_process(tmp_path, "p4.yaml", RECORD.format(by=by, at=at), monkeypatch)
     assert check.status == status, check.detail
 
@@ -247,10 +252,13 @@ def test_a_json_approval_record_with_a_duplicate_key_is_malformed(tmp_path: Path
     assert check.sha256 == hashlib.sha256(content.encode()).hexdigest()  # the evidence names the bytes judged
 
 
-@pytest.mark.parametrize(("at", "status"), [
-    ("9999-12-31T23:00:00-05:00", "malformed"),  # past the last datetime once in UTC
-    ("9999-12-20T00:00:00Z", "future-dated"),  # adding max_age would overflow
-])
+@pytest.mark.parametrize(
+    ("at", "status"),
+    [
+        ("9999-12-31T23:00:00-05:00", "malformed"),  # past the last datetime once in UTC
+        ("9999-12-20T00:00:00Z", "future-dated"),  # adding max_age would overflow
+    ],
+)
 def test_approval_dates_at_the_end_of_time_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str, status: str) -> None:
     (tmp_path / "p4.yaml").write_text(RECORD.format(by="dana", at=at))
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "ci-bot")

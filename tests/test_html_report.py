@@ -10,7 +10,7 @@ import pytest
 from tests.project import GATES, json_report, make_project
 
 PARITY_FAILS_GATE2 = dict(GATES)
-PARITY_FAILS_GATE2["test_gate2_rehearsal.py"] = '''
+PARITY_FAILS_GATE2["test_gate2_rehearsal.py"] = """
     import pytest
     pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
@@ -19,7 +19,7 @@ PARITY_FAILS_GATE2["test_gate2_rehearsal.py"] = '''
         evidence.figure("api 1.2 s, worker 0.9 s")
         evidence.table("Deploy timings", ["service", "seconds"], [["api", 1.2], ["worker", 0.9]])
         assert False, "worker never became healthy"
-'''
+"""
 
 
 def _chromium() -> str:
@@ -38,8 +38,16 @@ def browser():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()

@@ -82,7 +82,10 @@ def test_atomic_switch_never_leaves_current_missing_for_a_polling_reader(tmp_pat
     current = tmp_path / "current"
     point(current, "releases/v1")
     reader = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent("""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
             import os, sys
             current, stop = sys.argv[1], sys.argv[2]
             reads = missing = 0
@@ -96,8 +99,12 @@ def test_atomic_switch_never_leaves_current_missing_for_a_polling_reader(tmp_pat
                 except OSError:
                     missing += 1
             print(reads, missing)
-        """), str(current), str(tmp_path / "stop")],
-        stdout=subprocess.PIPE, text=True,
+        """),
+            str(current),
+            str(tmp_path / "stop"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
     for switch in range(500):

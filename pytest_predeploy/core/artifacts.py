@@ -110,6 +110,7 @@ def read_artifact(path: Path, model: type[M]) -> M:
     except ValidationError as exc:
         raise ArtifactError(path, f"does not match {model.__name__}: {describe_validation_error(exc)}") from None
 
+
 RUN_STATE = "predeploy-run.json"
 
 #: The files every run writes about itself; a Gate-4-only re-check of a sealed package writes

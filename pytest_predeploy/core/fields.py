@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -131,7 +131,7 @@ def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("a timestamp needs a time zone, e.g. 2026-11-26T12:00:00Z")
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         # 9999-12-31T23:00:00-05:00 is past the last datetime once in UTC.
         raise ValueError("a timestamp past the year 9999") from None
@@ -142,7 +142,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def base_dir(info: ValidationInfo) -> Path:

@@ -163,7 +163,10 @@ class Redactor:
             for number, line in enumerate(data.splitlines(), 1):
                 for name in self.names_in(line):
                     found.setdefault(name, []).append(f"line {number}")
-        return [f"the value of {name} at {', '.join(places[:5])}" + (f" (and {len(places) - 5} more places)" if len(places) > 5 else "") for name, places in sorted(found.items())]
+        return [
+            f"the value of {name} at {', '.join(places[:5])}" + (f" (and {len(places) - 5} more places)" if len(places) > 5 else "")
+            for name, places in sorted(found.items())
+        ]
 
     def _walk(self, node: Any, path: str, found: dict[str, list[str]]) -> None:
         if isinstance(node, dict):

@@ -219,9 +219,7 @@ class _Transcript:
 
     def __init__(self, handle: BinaryIO, redactor: Redactor | None, on_line: Callable[[str], None] | None, limit: int) -> None:
         self._handle = handle
-        self._redactors: dict[str, StreamRedactor | None] = {
-            name: (redactor.stream() if redactor else None) for name in self.STREAMS
-        }
+        self._redactors: dict[str, StreamRedactor | None] = {name: (redactor.stream() if redactor else None) for name in self.STREAMS}
         self._partial: dict[str, bytes] = {name: b"" for name in self.STREAMS}
         #: When the first byte not yet written of each stream was read.
         self._since: dict[str, str] = {}
@@ -348,8 +346,12 @@ def run_command(
         handle.write(header.encode())
         try:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=child_env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                argv,
+                cwd=cwd,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
             )
         except FileNotFoundError:

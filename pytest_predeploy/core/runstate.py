@@ -22,7 +22,9 @@ class GateRecord(StrictModel):
     """The last outcome of one gate."""
 
     name: str = Field(description="Gate name.")
-    status: str = Field(description="passed (every MUST test of the gate passed in that run), failed, halted, interrupted (the run was cancelled while the gate was under way), awaiting sign-off or not run.")
+    status: str = Field(
+        description="passed (every MUST test of the gate passed in that run), failed, halted, interrupted (the run was cancelled while the gate was under way), awaiting sign-off or not run."
+    )
     reason: str = Field("", description="Why it did not pass, in full (one line per blocking problem).")
     figures: list[str] = Field(default_factory=list, description="Key figures the gate's tests recorded.")
     advisories: list[str] = Field(default_factory=list, description="GUIDELINE misses.")

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.config import ENV_ARTIFACTS, ENV_CONFIG, ENV_ENVIRONMENT, ENV_PREVIOUS, ENV_RELEASE, STEP_PLACEHOLDERS, ProjectConfig
+from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command, script_name
@@ -108,18 +108,34 @@ class RunContext:
         env = self.script_env()
         env.update(step_config.env)
         return self._run(
-            argv, step=step, label=label, timeout=step_config.timeout.total_seconds(), cwd=step_config.cwd, env=env,
-            capture=capture, kill_grace=step_config.kill_grace.total_seconds(),
+            argv,
+            step=step,
+            label=label,
+            timeout=step_config.timeout.total_seconds(),
+            cwd=step_config.cwd,
+            env=env,
+            capture=capture,
+            kill_grace=step_config.kill_grace.total_seconds(),
         )
 
     def run_command(self, argv: Sequence[str], *, step: str, label: str = "", timeout: float, cwd: Path, capture: bool = False) -> RunResult:
         return self._run(list(argv), step=step, label=label, timeout=timeout, cwd=cwd, env=self.script_env(), capture=capture)
 
-    def _run(self, argv: list[str], *, step: str, label: str, timeout: float, cwd: Path, env: dict[str, str], capture: bool, kill_grace: float = 5.0) -> RunResult:
+    def _run(
+        self, argv: list[str], *, step: str, label: str, timeout: float, cwd: Path, env: dict[str, str], capture: bool, kill_grace: float = 5.0
+    ) -> RunResult:
         try:
             result = run_command(
-                argv, step=step, label=label, transcript=self.transcript_path(step, label),
-                timeout=timeout, cwd=cwd, env=env, redactor=self.redactor, capture=capture, kill_grace=kill_grace,
+                argv,
+                step=step,
+                label=label,
+                transcript=self.transcript_path(step, label),
+                timeout=timeout,
+                cwd=cwd,
+                env=env,
+                redactor=self.redactor,
+                capture=capture,
+                kill_grace=kill_grace,
                 cancel=self.cancel,
             )
         except KeyboardInterrupt:

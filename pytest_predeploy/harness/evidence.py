@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from pytest_predeploy.intake.approvals import IntakeReport
     from pytest_predeploy.intake.parity import ParityReport
     from pytest_predeploy.rehearsal.deploy import DeploymentReport
+    from pytest_predeploy.rehearsal.smoke import TestResultsReport
     from pytest_predeploy.rollback.rollback import RollbackReport
     from pytest_predeploy.security import SecurityReport
-    from pytest_predeploy.rehearsal.smoke import TestResultsReport
 
 evidence_key = pytest.StashKey["Evidence"]()
 
@@ -98,31 +98,74 @@ def show_intake(evidence: Evidence, report: IntakeReport) -> None:
     for warning in report.warnings:
         evidence.figure(warning)
         evidence.html("Warning", f"<p style='color:#cf222e;font-weight:bold'>{html.escape(warning)}</p>")
-    evidence.table("Upstream approvals", ["approval", "status", "by", "approved", "expires", "detail"],
-                   [[c.title, c.status, c.approved_by or "", c.approved_at or "", c.expires_at or "", c.detail] for c in report.checks])
+    evidence.table(
+        "Upstream approvals",
+        ["approval", "status", "by", "approved", "expires", "detail"],
+        [[c.title, c.status, c.approved_by or "", c.approved_at or "", c.expires_at or "", c.detail] for c in report.checks],
+    )
 
 
 def show_parity(evidence: Evidence, report: ParityReport) -> None:
     order = {"critical": 0, "major": 1, "minor": 2, "info": 3}
-    items = sorted(report.items, key=lambda item: (item.status not in ("drift", "waiver-expired"), order.get(str(getattr(item.severity, "value", item.severity)), 9), item.path))
+    items = sorted(
+        report.items,
+        key=lambda item: (item.status not in ("drift", "waiver-expired"), order.get(str(getattr(item.severity, "value", item.severity)), 9), item.path),
+    )
     shown, more = _rows(items)
-    evidence.table(f"Drift, staging vs production{more}", ["path", "kind", "severity", "status", "staging", "production", "rule / waiver", "remediation"],
-                   [[i.path, i.kind, getattr(i.severity, "value", i.severity), i.status, _value(i.source_value), _value(i.target_value), i.waiver or i.rule or "", i.remediation or ""] for i in shown])
+    evidence.table(
+        f"Drift, staging vs production{more}",
+        ["path", "kind", "severity", "status", "staging", "production", "rule / waiver", "remediation"],
+        [
+            [
+                i.path,
+                i.kind,
+                getattr(i.severity, "value", i.severity),
+                i.status,
+                _value(i.source_value),
+                _value(i.target_value),
+                i.waiver or i.rule or "",
+                i.remediation or "",
+            ]
+            for i in shown
+        ],
+    )
     evidence.table("Secrets (compared by keyed fingerprint; no value is ever shown)", ["name", "status"], [[s.name, s.status] for s in report.secrets])
 
 
 def show_deployment(evidence: Evidence, report: DeploymentReport) -> None:
     rows = [(s.service, s.duration_seconds or 0.0) for s in report.services]
     evidence.svg("Deploy time per service (script + verification)", bar_chart_svg(rows))
-    evidence.table("Deployment rehearsal", ["service", "release", "status", "seconds", "healthy", "reports", "transcript"],
-                   [[s.service, s.release, s.status, s.duration_seconds or "", s.verification.healthy if s.verification else "", s.verification.reported_release if s.verification else "", s.script.transcript if s.script else ""] for s in report.services])
+    evidence.table(
+        "Deployment rehearsal",
+        ["service", "release", "status", "seconds", "healthy", "reports", "transcript"],
+        [
+            [
+                s.service,
+                s.release,
+                s.status,
+                s.duration_seconds or "",
+                s.verification.healthy if s.verification else "",
+                s.verification.reported_release if s.verification else "",
+                s.script.transcript if s.script else "",
+            ]
+            for s in report.services
+        ],
+    )
     if report.bootstrap:
-        evidence.table("Bootstrap of the previous release", ["service", "release", "status", "why"], [[b.service, b.release, b.status, b.reason] for b in report.bootstrap])
+        evidence.table(
+            "Bootstrap of the previous release", ["service", "release", "status", "why"], [[b.service, b.release, b.status, b.reason] for b in report.bootstrap]
+        )
 
 
 def show_smoke(evidence: Evidence, report: TestResultsReport) -> None:
-    evidence.table("Suites", ["suite", "status", "passed", "failed", "errors", "seconds", "coverage"],
-                   [[s.name, s.status, s.totals.passed, s.totals.failed, s.totals.errors, f"{s.duration:.2f}", f"{s.coverage.exercised}/{s.coverage.declared}"] for s in report.suites])
+    evidence.table(
+        "Suites",
+        ["suite", "status", "passed", "failed", "errors", "seconds", "coverage"],
+        [
+            [s.name, s.status, s.totals.passed, s.totals.failed, s.totals.errors, f"{s.duration:.2f}", f"{s.coverage.exercised}/{s.coverage.declared}"]
+            for s in report.suites
+        ],
+    )
     failing = [t for s in report.suites for t in s.tests if t.outcome in ("failed", "error")]
     if failing:
         evidence.table("Failing tests", ["test", "outcome", "message"], [[t.nodeid, t.outcome, t.message or ""] for t in failing])
@@ -134,18 +177,50 @@ def show_smoke(evidence: Evidence, report: TestResultsReport) -> None:
 def show_rollback(evidence: Evidence, report: RollbackReport) -> None:
     rows = [(s.service, s.recovery_seconds or 0.0) for s in report.services]
     evidence.svg("Recovery time per service against the target", bar_chart_svg(rows, target=report.recovery_target_seconds))
-    evidence.table("Rollback rehearsal", ["service", "strategy", "to", "switch s", "recovery s", "target s", "smoke", "rolled forward", "final", "status"],
-                   [[s.service, s.strategy, s.to_release, s.switch_seconds or "", s.recovery_seconds or "", s.recovery_target_seconds, s.smoke, s.rolled_forward, s.final.release if s.final else "", s.status] for s in report.services])
+    evidence.table(
+        "Rollback rehearsal",
+        ["service", "strategy", "to", "switch s", "recovery s", "target s", "smoke", "rolled forward", "final", "status"],
+        [
+            [
+                s.service,
+                s.strategy,
+                s.to_release,
+                s.switch_seconds or "",
+                s.recovery_seconds or "",
+                s.recovery_target_seconds,
+                s.smoke,
+                s.rolled_forward,
+                s.final.release if s.final else "",
+                s.status,
+            ]
+            for s in report.services
+        ],
+    )
 
 
 def show_security(evidence: Evidence, report: SecurityReport) -> None:
-    evidence.table("Scanners", ["scanner", "status", "version", "seconds", "findings", "reason"],
-                   [[s.name, "could not run" if s.status == "unavailable" else s.status, s.version or "", f"{s.duration_seconds:.2f}", s.findings,
-                     (s.reason or "") + (f"; to fix: {s.action}" if s.action and s.action not in (s.reason or "") else "")] for s in report.scanners])
+    evidence.table(
+        "Scanners",
+        ["scanner", "status", "version", "seconds", "findings", "reason"],
+        [
+            [
+                s.name,
+                "could not run" if s.status == "unavailable" else s.status,
+                s.version or "",
+                f"{s.duration_seconds:.2f}",
+                s.findings,
+                (s.reason or "") + (f"; to fix: {s.action}" if s.action and s.action not in (s.reason or "") else ""),
+            ]
+            for s in report.scanners
+        ],
+    )
     shown, more = _rows(sorted(report.findings, key=lambda f: (not f.blocking, f.severity.rank * -1)))
     if shown:
-        evidence.table(f"Findings{more}", ["id", "severity", "where", "fixed in", "waiver", "blocking"],
-                       [[f.id, f.severity.value, f.where(), ", ".join(f.fixed_versions), f.waiver.id if f.waiver else "", f.blocking] for f in shown])
+        evidence.table(
+            f"Findings{more}",
+            ["id", "severity", "where", "fixed in", "waiver", "blocking"],
+            [[f.id, f.severity.value, f.where(), ", ".join(f.fixed_versions), f.waiver.id if f.waiver else "", f.blocking] for f in shown],
+        )
     if report.skipped_requirements:
         evidence.table(f"Requirement lines skipped by their marker ({report.target_python})", ["line"], [[line] for line in report.skipped_requirements])
 

@@ -25,6 +25,7 @@ import pytest
 # does not accept as a base class; AwaitingSignOff must subclass it (pytest reports it as a skip).
 # ``_use_item_location`` has no public equivalent either: it reports the skip at the gate test.
 from _pytest.outcomes import Skipped
+
 from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.harness.evidence import evidence_key
 
@@ -294,7 +295,6 @@ class GateController:
 
     def outcomes(self) -> dict[str, str]:
         return {f"gate{g.number}": g.status for g in sorted(self.gates.values(), key=lambda g: g.number)}
-
 
 
 def _failure_message(report: pytest.TestReport) -> str:

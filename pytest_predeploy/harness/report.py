@@ -41,6 +41,7 @@ class ProtocolSession(Protocol):
     report_prefix: str
     package_sha256: str | None
 
+
 STATUS_COLOURS = {
     "passed": "#1a7f37",
     "failed": "#cf222e",
@@ -236,8 +237,14 @@ def github_step_summary(session: ProtocolSession, exit_status: int) -> None:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return
-    lines = [f"## Pre-deployment readiness {session.context.release}", "", f"**{verdict(session, exit_status)}**", "",
-             "| Gate | Name | Status | Key figures |", "|---|---|---|---|"]
+    lines = [
+        f"## Pre-deployment readiness {session.context.release}",
+        "",
+        f"**{verdict(session, exit_status)}**",
+        "",
+        "| Gate | Name | Status | Key figures |",
+        "|---|---|---|---|",
+    ]
     for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
         figures = "; ".join(gate.figures) or (gate.reason if gate.status in ("failed", "halted", "interrupted") else "")
         lines.append(f"| {gate.number} | {gate.name} | {gate.status.upper()} | {figures.replace('|', '/').replace(chr(10), '<br>')} |")

@@ -19,26 +19,25 @@ from typing import Any
 import pytest
 from filelock import FileLock, Timeout
 
-from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.harness import report
-from pytest_predeploy.harness import steps
-from pytest_predeploy.core.artifacts import RUN_STATE
 from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
-from pytest_predeploy.harness.context import RunContext
-from pytest_predeploy.core.protocol import READINESS_GATE, UPSTREAM_GATES
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import RUN_STATE
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.protocol import READINESS_GATE, UPSTREAM_GATES
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
+from pytest_predeploy.harness import report, steps
+from pytest_predeploy.harness.context import RunContext
 from pytest_predeploy.harness.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
 from pytest_predeploy.harness.keys import context_key, controller_key
-from pytest_predeploy.readiness.package import seal_package
-from pytest_predeploy.readiness.signoff import record_signoff
-from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.harness.report import github_step_summary
-from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
+from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
+from pytest_predeploy.readiness.package import seal_package
 from pytest_predeploy.readiness.sealed import release_source_digest
+from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.targets.local import lock_staging, stop_all
 from pytest_predeploy.targets.local.runlock import StagingLock
-from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
@@ -105,7 +104,9 @@ class ProtocolSession:
             # Not "use another artifacts folder": the two runs would still share staging.
             raise PredeployError(f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); wait for it to finish.") from None
         except OSError as exc:
-            raise PredeployError(f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder") from None
+            raise PredeployError(
+                f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder"
+            ) from None
         try:
             staging_lock = lock_staging(project, env, f"the run of release {release} writing to {artifacts}")
         except PredeployError:
@@ -113,7 +114,12 @@ class ProtocolSession:
             raise
         previous = config.getoption("predeploy_previous") or project.previous_release
         context = RunContext(
-            config=project, release=release, previous_release=previous, env=env, artifacts=artifacts, redactor=redactor,
+            config=project,
+            release=release,
+            previous_release=previous,
+            env=env,
+            artifacts=artifacts,
+            redactor=redactor,
         )
         session = cls(config, project, context, lock)
         session.staging_lock = staging_lock
@@ -187,9 +193,7 @@ class ProtocolSession:
                 if redactor.contains_secret(text.encode("utf-8", "surrogateescape")):
                     report.longrepr = redactor.redact(text)
             report.sections = [(title, redactor.redact(body)) for title, body in report.sections]
-            report.user_properties = [
-                (name, redactor.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties
-            ]
+            report.user_properties = [(name, redactor.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties]
         return report
 
     @pytest.hookimpl(trylast=True)
@@ -279,7 +283,10 @@ class ProtocolSession:
         state = load_state(self.context.artifacts)
         recorded = state.gates if state is not None and state.release == self.context.release else {}
         problems = []
-        numbers = sorted({n for n in self.controller.gates if n < READINESS_GATE} | {int(k.removeprefix("gate")) for k in recorded if int(k.removeprefix("gate")) < READINESS_GATE})
+        numbers = sorted(
+            {n for n in self.controller.gates if n < READINESS_GATE}
+            | {int(k.removeprefix("gate")) for k in recorded if int(k.removeprefix("gate")) < READINESS_GATE}
+        )
         for number in numbers or list(UPSTREAM_GATES):
             gate = self.controller.gates.get(number)
             status = gate.status if gate is not None and gate.started else (recorded[f"gate{number}"].status if f"gate{number}" in recorded else "not run")
@@ -339,8 +346,13 @@ class ProtocolSession:
         readiness = self.project.readiness
         role = readiness.interactive_role or readiness.required_roles[0]
         record_signoff(
-            self.context.artifact(names.READINESS_APPROVAL), package_sha256=sha256, release=self.context.release,
-            role=role, approver=current_user(), decision="go" if answer else "no-go", expires_in=readiness.signoff_validity,
+            self.context.artifact(names.READINESS_APPROVAL),
+            package_sha256=sha256,
+            release=self.context.release,
+            role=role,
+            approver=current_user(),
+            decision="go" if answer else "no-go",
+            expires_in=readiness.signoff_validity,
         )
         self.package_note = f"readiness review: {'go' if answer else 'no-go'} recorded for role {role} by {current_user()}"
 
@@ -349,8 +361,12 @@ class ProtocolSession:
         state = load_state(ctx.artifacts) if not self.report_prefix else None
         if state is None or state.release != ctx.release:
             state = RunState(
-                release=ctx.release, previous_release=ctx.previous_release, environment=ctx.env,
-                git_commit=git_commit(self.project.base_dir), config_digest=self.project.digest, run_by=current_user(),
+                release=ctx.release,
+                previous_release=ctx.previous_release,
+                environment=ctx.env,
+                git_commit=git_commit(self.project.base_dir),
+                config_digest=self.project.digest,
+                run_by=current_user(),
             )
         for gate in self.controller.gates.values():
             if gate.status == "not run":
@@ -394,9 +410,15 @@ class ProtocolSession:
         if failed:
             tr.write_line(f"NO-GO: Gate {failed[0].number} ({failed[0].name}) failed (exit status {int(ExitStatus.NO_GO)})", red=True, bold=True)
         elif self.controller.interrupted:
-            tr.write_line(f"INTERRUPTED: staging was left on the previous release where a rehearsal was under way (exit status {int(ExitStatus.INTERRUPTED)})", red=True)
+            tr.write_line(
+                f"INTERRUPTED: staging was left on the previous release where a rehearsal was under way (exit status {int(ExitStatus.INTERRUPTED)})", red=True
+            )
         elif self.controller.pending_roles():
-            tr.write_line(f"AWAITING SIGN-OFF: awaiting sign-off from: {', '.join(self.controller.pending_roles())} (exit status {int(ExitStatus.AWAITING_SIGNOFF)})", yellow=True, bold=True)
+            tr.write_line(
+                f"AWAITING SIGN-OFF: awaiting sign-off from: {', '.join(self.controller.pending_roles())} (exit status {int(ExitStatus.AWAITING_SIGNOFF)})",
+                yellow=True,
+                bold=True,
+            )
         elif self.controller.complete() and READINESS_GATE in self.controller.gates:
             tr.write_line(PROTOCOL_COMPLETE, green=True, bold=True)
 

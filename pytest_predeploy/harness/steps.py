@@ -24,7 +24,6 @@ exactly the steps that gate needs. Gate modules only read the artifacts and asse
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,16 +34,16 @@ from pytest_predeploy.core.artifacts import read_artifact, write_artifact, write
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.runner import RunResult, script_name
 from pytest_predeploy.core.runstate import load_state
-from pytest_predeploy.harness.context import RunContext, STEP_OUTPUTS
+from pytest_predeploy.harness.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.harness.evidence import evidence  # noqa: F401  (a fixture gate tests use)
 from pytest_predeploy.harness.keys import context_key, session_key
 from pytest_predeploy.intake.approvals import validate_intake
 from pytest_predeploy.intake.refresh import run_data_refresh
 from pytest_predeploy.readiness.checklist import write_deployment_checklist
-from pytest_predeploy.readiness.package import build_manifest, collect_files, PackageError
+from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.sealed import folder_evidence_problems, judge_sealed_package
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
-from pytest_predeploy.rehearsal.deploy import deployment_problems, DeploymentReport, rehearse_deployment
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
 from pytest_predeploy.rehearsal.observability import capture_metrics, write_observability_baseline
 from pytest_predeploy.rehearsal.smoke import run_smoke_tests
 from pytest_predeploy.rollback.operational import check_operational_readiness
@@ -124,7 +123,8 @@ def run_report_step(ctx: RunContext, step: str) -> tuple[Path, RunResult]:
     leaked = scrub_secrets(ctx, output)
     if leaked:
         step_failed(
-            step, result,
+            step,
+            result,
             f"{_display(output)} contained {'; '.join(leaked)}; it was redacted in place. "
             "Stop that value from being written there (where it came from: the script, a test, or the service it reports on)",
         )
@@ -150,7 +150,7 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     except PackageError:
         return []  # a link or special file: the package cannot be sealed, and says why
     found = []
-    for rel, path in files:
+    for _rel, path in files:
         leaked = scrub_secrets(ctx, path)
         if leaked:
             found.append(f"{_display(path)} contained {'; '.join(leaked)}")
@@ -330,7 +330,9 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
             fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
     leaked = scrub_artifacts_folder(predeploy)
     if leaked:
-        fail_step("package", "not built: a secret value was found in the artifacts folder (redacted in place; find what wrote it there):\n  " + "\n  ".join(leaked))
+        fail_step(
+            "package", "not built: a secret value was found in the artifacts folder (redacted in place; find what wrote it there):\n  " + "\n  ".join(leaked)
+        )
     try:
         manifest = build_manifest(predeploy.artifacts, **session.manifest_fields())
     except PredeployError as exc:
@@ -349,8 +351,11 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
     state = load_state(predeploy.artifacts)
     try:
         return evaluate_signoffs(
-            session.reused_package.sha256, predeploy.artifact(names.READINESS_APPROVAL), predeploy.config.readiness,
-            rehearsed_by=state.run_by if state else None, release=predeploy.release,
+            session.reused_package.sha256,
+            predeploy.artifact(names.READINESS_APPROVAL),
+            predeploy.config.readiness,
+            rehearsed_by=state.run_by if state else None,
+            release=predeploy.release,
         )
     except PredeployError as exc:
         fail_step("readiness review", exc)
@@ -364,7 +369,11 @@ def deployment_checklist(predeploy: RunContext) -> Any:
         # Once the package is sealed, the checklist in it is what reviewers sign: never appended to.
         sealed = predeploy.artifact(names.PACKAGE).exists()
         return write_deployment_checklist(
-            predeploy.artifacts, predeploy.release, readiness.checklist_owners, slow_step=readiness.slow_step, write=not sealed,
+            predeploy.artifacts,
+            predeploy.release,
+            readiness.checklist_owners,
+            slow_step=readiness.slow_step,
+            write=not sealed,
         )
     except PredeployError as exc:
         fail_step("deployment_checklist", exc)

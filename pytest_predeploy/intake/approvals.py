@@ -33,7 +33,9 @@ class UpstreamApprovalConfig(StrictModel):
 
     name: str = Field(description="Identifier of the approval (e.g. protocol-4-quality-audit).")
     title: str = Field("", description="Human title shown in reports (e.g. 'Protocol 4 quality audit').")
-    file: ConfigPath = Field(description="JSON or YAML file holding the record, relative to the config file. A missing file fails Gate 1 (it is not a config error: the record may not exist yet).")
+    file: ConfigPath = Field(
+        description="JSON or YAML file holding the record, relative to the config file. A missing file fails Gate 1 (it is not a config error: the record may not exist yet)."
+    )
     max_age: Duration | None = Field(None, description="The record expires this long after approved_at (overrides approvals.max_age).")
 
 
@@ -41,14 +43,21 @@ class ApprovalsConfig(StrictModel):
     """Upstream approvals (Protocol 4 audit, Protocol 9 sign-off, security/compliance waivers)."""
 
     max_age: Duration | None = Field(None, description="Default maximum age of an approval record (e.g. '30d'); records with expires_at use that too.")
-    upstream: list[UpstreamApprovalConfig] = Field(default_factory=list, description="The records to check, in report order. Must not be empty unless allow_none is true.")
-    allow_none: bool = Field(False, description="Run Gate 1 with no upstream approval at all (an empty upstream list). Off by default: an empty list would pass Gate 1 with nothing checked. When on, the intake report and Gate 1 say so.")
+    upstream: list[UpstreamApprovalConfig] = Field(
+        default_factory=list, description="The records to check, in report order. Must not be empty unless allow_none is true."
+    )
+    allow_none: bool = Field(
+        False,
+        description="Run Gate 1 with no upstream approval at all (an empty upstream list). Off by default: an empty list would pass Gate 1 with nothing checked. When on, the intake report and Gate 1 say so.",
+    )
 
     @model_validator(mode="after")
     def _something_to_check(self) -> ApprovalsConfig:
         # An empty list is the easiest way to configure Gate 1 into a pass that checks nothing.
         if not self.upstream and not self.allow_none:
-            raise ValueError("approvals.upstream is empty, so Gate 1 would check no approval; list the upstream approval records, or set approvals.allow_none: true to run without any")
+            raise ValueError(
+                "approvals.upstream is empty, so Gate 1 would check no approval; list the upstream approval records, or set approvals.allow_none: true to run without any"
+            )
         return self
 
 
@@ -112,12 +121,18 @@ def _read_record(path: Path) -> bytes:
     with path.open("rb") as stream:
         raw = stream.read(MAX_DOCUMENT_BYTES + 1)
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise ConfigError(f"{path}: approval record is larger than {format_size(MAX_DOCUMENT_BYTES)}; it is parsed in full, so a bigger one is refused (check it is the right file)")
+        raise ConfigError(
+            f"{path}: approval record is larger than {format_size(MAX_DOCUMENT_BYTES)}; it is parsed in full, so a bigger one is refused (check it is the right file)"
+        )
     return raw
 
 
 def check_approval(
-    item: UpstreamApprovalConfig, release: str, default_max_age: timedelta | None, now: datetime, operator: str | None = None,
+    item: UpstreamApprovalConfig,
+    release: str,
+    default_max_age: timedelta | None,
+    now: datetime,
+    operator: str | None = None,
 ) -> ApprovalCheck:
     base = {"name": item.name, "title": item.title or item.name, "file": str(item.file)}
     if not item.file.is_file():
@@ -140,7 +155,12 @@ def check_approval(
         return ApprovalCheck(**base, status="malformed", detail=f"{item.file}: {detail}" if not detail.startswith(str(item.file)) else detail)
     facts = {"approved_by": record.approved_by, "approved_at": record.approved_at, "expires_at": record.expires_at}
     if record.approved_at > now + CLOCK_SKEW:
-        return ApprovalCheck(**base, **facts, status="future-dated", detail=f"approved_at {record.approved_at.isoformat()} is in the future; a record cannot approve ahead of time")
+        return ApprovalCheck(
+            **base,
+            **facts,
+            status="future-dated",
+            detail=f"approved_at {record.approved_at.isoformat()} is in the future; a record cannot approve ahead of time",
+        )
     max_age = item.max_age or default_max_age
     expires = record.expires_at
     if max_age is not None:
@@ -153,15 +173,18 @@ def check_approval(
     if record.status != "approved":
         return ApprovalCheck(**base, **facts, status=record.status, detail=f"status is {record.status} (by {record.approved_by})")
     if operator and record.approved_by.strip().casefold() == operator.strip().casefold():
-        return ApprovalCheck(**base, **facts, status="self-approved", detail=f"approved by {record.approved_by}, who is running this protocol; an upstream approval must come from someone else")
+        return ApprovalCheck(
+            **base,
+            **facts,
+            status="self-approved",
+            detail=f"approved by {record.approved_by}, who is running this protocol; an upstream approval must come from someone else",
+        )
     if expires is not None and expires <= now:
         return ApprovalCheck(**base, **facts, status="expired", detail=f"expired at {expires.isoformat()}")
     expired_waivers = [w.id for w in record.waivers if w.expires_at <= now]
     if expired_waivers:
         return ApprovalCheck(**base, **facts, status="expired", detail=f"waiver {', '.join(expired_waivers)} expired")
-    return ApprovalCheck(
-        **base, **facts, status="ok", detail=f"approved by {record.approved_by}", waivers=[w.id for w in record.waivers]
-    )
+    return ApprovalCheck(**base, **facts, status="ok", detail=f"approved by {record.approved_by}", waivers=[w.id for w in record.waivers])
 
 
 def validate_intake(config: ApprovalsConfig, release: str, now: datetime | None = None, operator: str | None = None) -> IntakeReport:

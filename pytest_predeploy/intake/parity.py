@@ -28,23 +28,30 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from datetime import date, datetime, timedelta
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import yaml
 from pydantic import AfterValidator, Field, field_validator, model_validator
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, ScalarNode
 
 from pytest_predeploy.core.artifacts import ArtifactModel
 from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.core.fields import ByteSize, ConfigPath, Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
-from pytest_predeploy.intake.secrets import DEFAULT_SECRET_MAPPINGS, DEFAULT_SECRET_NAMES, SecretNames, SecretSource, assignment_secret, load_secrets, parse_env_text
 from pytest_predeploy.core.yamlfile import read_text_file, yaml_error
-
+from pytest_predeploy.intake.secrets import (
+    DEFAULT_SECRET_MAPPINGS,
+    DEFAULT_SECRET_NAMES,
+    SecretNames,
+    SecretSource,
+    assignment_secret,
+    load_secrets,
+    parse_env_text,
+)
 
 STEP = "parity"
 SECTIONS = ("infrastructure", "configuration", "flags")
@@ -213,7 +220,10 @@ class DatasetConfig(StrictModel):
 class RefreshConfig(StrictModel):
     """How an environment's test data and feature flags are refreshed before the rehearsal."""
 
-    command: str | None = Field(None, description="Command that syncs the datasets, flag states and stubs, split like a shell line (no shell). Placeholders: {python}, {env}, {release}, {config}. Without it nothing is refreshed (a GUIDELINE miss).")
+    command: str | None = Field(
+        None,
+        description="Command that syncs the datasets, flag states and stubs, split like a shell line (no shell). Placeholders: {python}, {env}, {release}, {config}. Without it nothing is refreshed (a GUIDELINE miss).",
+    )
     timeout: Duration = Field(timedelta(minutes=10), description="How long the refresh may run before its process group is stopped.")
     cwd: ConfigPath = Field(Path("."), description="Working folder of the command, relative to the config file.")
     owner: str = Field(min_length=1, description="Who owns the refresh as a whole.")
@@ -223,8 +233,13 @@ class RefreshConfig(StrictModel):
 class CaptureConfig(StrictModel):
     """A command whose stdout (JSON or YAML mapping) is the environment's live state."""
 
-    command: str = Field(description="Command printing the live state as JSON or YAML, split like a shell line (no shell). Placeholders: {python}, {env}, {config}.")
-    section: Section = Field("configuration", description="Which section the captured mapping is merged over (last, after the declared files): infrastructure, configuration or flags.")
+    command: str = Field(
+        description="Command printing the live state as JSON or YAML, split like a shell line (no shell). Placeholders: {python}, {env}, {config}."
+    )
+    section: Section = Field(
+        "configuration",
+        description="Which section the captured mapping is merged over (last, after the declared files): infrastructure, configuration or flags.",
+    )
     timeout: Duration = Field(timedelta(minutes=2), description="How long the capture may run before its process group is stopped.")
 
 
@@ -233,9 +248,16 @@ class EnvironmentConfig(StrictModel):
 
     description: str = Field("", description="Free text shown in reports.")
     secrets: SecretSource | None = Field(None, description="Where this environment's secret values come from.")
-    infrastructure: list[ExistingFile] = Field(default_factory=list, description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section. A YAML file with several documents (Kubernetes manifests) becomes a mapping of its documents keyed apiVersion/kind/namespace/name, or by position for documents that are not Kubernetes objects.")
-    configuration: list[ExistingFile] = Field(default_factory=list, description="Application configuration files (YAML, JSON, TOML or .env), merged in order into the 'configuration' section.")
-    flags: list[ExistingFile] = Field(default_factory=list, description="Feature flag files (YAML, JSON, TOML or .env), merged in order into the 'flags' section.")
+    infrastructure: list[ExistingFile] = Field(
+        default_factory=list,
+        description="Infrastructure baseline files (YAML, JSON, TOML or .env), merged in order into the 'infrastructure' section. A YAML file with several documents (Kubernetes manifests) becomes a mapping of its documents keyed apiVersion/kind/namespace/name, or by position for documents that are not Kubernetes objects.",
+    )
+    configuration: list[ExistingFile] = Field(
+        default_factory=list, description="Application configuration files (YAML, JSON, TOML or .env), merged in order into the 'configuration' section."
+    )
+    flags: list[ExistingFile] = Field(
+        default_factory=list, description="Feature flag files (YAML, JSON, TOML or .env), merged in order into the 'flags' section."
+    )
     capture: CaptureConfig | None = Field(None, description="Optional command whose stdout is the live state, merged over the declared files.")
     refresh: RefreshConfig | None = Field(None, description="Test data and feature flag refresh for this environment (step 1.3, GUIDELINE).")
 
@@ -295,14 +317,21 @@ class ParityConfig(StrictModel):
     """Parity rules and waivers (Gate 1 fails on any critical drift that is not waived)."""
 
     default_severity: Severity = Field(Severity.major, description="Severity of a difference no rule matches.")
-    rules: list[SeverityRule] = Field(default_factory=list, description="Severity by path glob; the first matching rule wins. A node that is added, removed or changes type takes its children with it, so it gets the worst of: the first rule matching the node, every rule written under it ('infrastructure.database.*' covers 'infrastructure.database'), and the first rule matching each of its leaves on either side.")
+    rules: list[SeverityRule] = Field(
+        default_factory=list,
+        description="Severity by path glob; the first matching rule wins. A node that is added, removed or changes type takes its children with it, so it gets the worst of: the first rule matching the node, every rule written under it ('infrastructure.database.*' covers 'infrastructure.database'), and the first rule matching each of its leaves on either side.",
+    )
     ignore: list[IgnoreRule] = Field(default_factory=list, description="Expected differences, reported as ignored.")
     waivers: list[DriftWaiver] = Field(default_factory=list, description="Accepted drift with owner, justification and expiry.")
-    list_keys: list[ListKey] = Field(default_factory=_default_list_keys, description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (longest common subsequence), so one inserted element is one added item; their paths read [3], staging's position, or production's for a removed element.")
+    list_keys: list[ListKey] = Field(
+        default_factory=_default_list_keys,
+        description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (longest common subsequence), so one inserted element is one added item; their paths read [3], staging's position, or production's for a removed element.",
+    )
     secret_names: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_NAMES),
         description="Key names whose values are secret: never shown (at any depth, also inside an added, removed or retyped parent), and a value equal in both environments is reported as REUSED. A key is split into lower-case words whatever its case style (adminPassword, admin_password and ADMIN-PASSWORD all read 'admin password') and is secret when its words end with one of these names, so password_min_length, token_ttl and AWS_ACCESS_KEY_ID are not. Setting this list replaces the defaults: "
-        + ", ".join(DEFAULT_SECRET_NAMES) + ".",
+        + ", ".join(DEFAULT_SECRET_NAMES)
+        + ".",
     )
     secret_mappings: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_MAPPINGS),
@@ -317,8 +346,14 @@ class ParityConfig(StrictModel):
         description="Exceptions: path globs (case-insensitive) never treated as secret although their name says so, e.g. Helm's existingSecret, which holds the name of a Kubernetes Secret. An exception covers the path it matches; write 'path.**' for a whole subtree.",
     )
     secrets: SecretSeverities = Field(default_factory=SecretSeverities, description="Severity of secret findings.")
-    required_flags: dict[str, bool | int | float | str] = Field(default_factory=dict, description="Feature flags this release requires in staging: flag path inside the flags section -> required state. A different or missing state is critical drift.")
-    max_input_size: ByteSize = Field(64 * 1024 * 1024, description="Largest baseline or environment file read for the comparison (e.g. '64MiB'); each is parsed in full, so a bigger one is refused before it is read.")
+    required_flags: dict[str, bool | int | float | str] = Field(
+        default_factory=dict,
+        description="Feature flags this release requires in staging: flag path inside the flags section -> required state. A different or missing state is critical drift.",
+    )
+    max_input_size: ByteSize = Field(
+        64 * 1024 * 1024,
+        description="Largest baseline or environment file read for the comparison (e.g. '64MiB'); each is parsed in full, so a bigger one is refused before it is read.",
+    )
 
     @field_validator("secret_paths", "not_secret_paths")
     @classmethod
@@ -693,7 +728,9 @@ def _capture_argv(config: ParityProject, env_name: str, command: str) -> list[st
     try:
         return [word.format(**values) for word in words]
     except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"{config.path}: environments.{env_name}.capture.command: unknown placeholder {exc}; allowed: {{python}}, {{env}}, {{config}}") from None
+        raise ConfigError(
+            f"{config.path}: environments.{env_name}.capture.command: unknown placeholder {exc}; allowed: {{python}}, {{env}}, {{config}}"
+        ) from None
 
 
 def run_capture(config: ParityProject, env_name: str, transcripts: Path | None) -> bytes:
@@ -707,8 +744,14 @@ def run_capture(config: ParityProject, env_name: str, transcripts: Path | None) 
     with tempfile.TemporaryDirectory() as scratch:
         folder = transcripts or Path(scratch)
         result = run_command(
-            argv, step=STEP, label=f"capture-{env_name}", transcript=folder / f"{STEP}-capture-{env_name}.log",
-            timeout=capture.timeout.total_seconds(), cwd=config.base_dir, redactor=Redactor(config.secret_values()), capture=True,
+            argv,
+            step=STEP,
+            label=f"capture-{env_name}",
+            transcript=folder / f"{STEP}-capture-{env_name}.log",
+            timeout=capture.timeout.total_seconds(),
+            cwd=config.base_dir,
+            redactor=Redactor(config.secret_values()),
+            capture=True,
         )
     if not result.ok:
         kept = f" (transcript: {result.transcript})" if transcripts else ""
@@ -757,7 +800,9 @@ def load_environment(config: ParityProject, name: str, capture: Capture | None =
     """Read every input of environment ``name`` and merge it into one tree."""
     env: EnvironmentConfig = config.environment(name)
     if not env.declares_state():
-        raise ConfigError(f"{config.path}: environments.{name}: declares nothing to compare; add infrastructure, configuration or flags files, a capture command or secrets")
+        raise ConfigError(
+            f"{config.path}: environments.{name}: declares nothing to compare; add infrastructure, configuration or flags files, a capture command or secrets"
+        )
     tree: dict[str, Any] = {}
     inputs: list[InputRecord] = []
     for section in SECTIONS:
@@ -998,8 +1043,12 @@ class ParityValue(StrictModel):
 class DriftItem(StrictModel):
     """One difference between the environments."""
 
-    path: str = Field(description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3] (staging's position; production's for a removed element); documents of a multi-document YAML file read apps/v1/Deployment/shop/api or 0, 1 ...; secrets are secrets.NAME.")
-    kind: Kind = Field(description="added (only in the source, e.g. staging), removed (only in the target: staging lacks it), changed, type-changed, secret (see detail), required-flag.")
+    path: str = Field(
+        description="Where: dotted path; keys with dots are quoted as [\"a.b\"], list elements read [name=api] or [3] (staging's position; production's for a removed element); documents of a multi-document YAML file read apps/v1/Deployment/shop/api or 0, 1 ...; secrets are secrets.NAME."
+    )
+    kind: Kind = Field(
+        description="added (only in the source, e.g. staging), removed (only in the target: staging lacks it), changed, type-changed, secret (see detail), required-flag."
+    )
     detail: str = Field(description="The difference in words (e.g. 'REUSED', 'int -> str').")
     source_value: ParityValue | None = Field(description="The source's (staging's) value; null when the key is absent.")
     target_value: ParityValue | None = Field(description="The target's (production's) value, or for required-flag the required state; null when absent.")
@@ -1022,7 +1071,9 @@ class SecretCheck(StrictModel):
     """One secret name: where it is set and whether the value is reused. Never the value."""
 
     name: str = Field(description="The secret's name.")
-    status: str = Field(description="present (both, values differ), missing-in-<source>, missing-in-<target>, missing-in-<source>-and-<target> (named on both sides, empty on both), or REUSED (same value in both). An empty value counts as missing.")
+    status: str = Field(
+        description="present (both, values differ), missing-in-<source>, missing-in-<target>, missing-in-<source>-and-<target> (named on both sides, empty on both), or REUSED (same value in both). An empty value counts as missing."
+    )
 
 
 class ParitySummary(StrictModel):
@@ -1251,7 +1302,9 @@ class _Policy:
                 return rule.severity, f"severity {rule.path}", rule.remediation or None
         return self.config.default_severity, None, None
 
-    def severity_of(self, kind: str, path: tuple[Any, ...], values: tuple[Any, Any], key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> tuple[Severity, str | None, str | None]:
+    def severity_of(
+        self, kind: str, path: tuple[Any, ...], values: tuple[Any, Any], key_for: Callable[[tuple[Any, ...], list[Any]], str | None]
+    ) -> tuple[Severity, str | None, str | None]:
         """The severity of a difference at ``path``. A node added, removed or retyped takes its
         children with it, so it is at least as severe as the rules written under it say
         (``infrastructure.database.*`` for ``infrastructure.database``) and as its worst leaf on
@@ -1285,10 +1338,17 @@ class _Policy:
         current = [w for w in matching if w.expires_at > self.now]
         if current:
             waiver = current[0]
-            item.update(status="waived", waiver=waiver.id, remediation=f"waived until {waiver.expires_at.isoformat()} by {waiver.owner}: {waiver.justification}")
+            item.update(
+                status="waived", waiver=waiver.id, remediation=f"waived until {waiver.expires_at.isoformat()} by {waiver.owner}: {waiver.justification}"
+            )
         elif matching:
             waiver = matching[0]
-            item.update(status="waiver-expired", waiver=waiver.id, remediation=f"waiver {waiver.id} ({waiver.owner}) expired at {waiver.expires_at.isoformat()}: renew it or fix the drift; " + item["remediation"])
+            item.update(
+                status="waiver-expired",
+                waiver=waiver.id,
+                remediation=f"waiver {waiver.id} ({waiver.owner}) expired at {waiver.expires_at.isoformat()}: renew it or fix the drift; "
+                + item["remediation"],
+            )
         return _item(item)
 
 
@@ -1311,8 +1371,14 @@ def _classify(raw: RawDiff, secret: bool, policy: _Policy, shower: _Shower, key_
     else:
         detail = "values differ"
     item: dict[str, Any] = {
-        "path": render_path(path), "kind": kind, "detail": detail, "source_value": shower.view(a, secret, path),
-        "target_value": shower.view(b, secret, path), "severity": severity, "status": "drift", "rule": rule,
+        "path": render_path(path),
+        "kind": kind,
+        "detail": detail,
+        "source_value": shower.view(a, secret, path),
+        "target_value": shower.view(b, secret, path),
+        "severity": severity,
+        "status": "drift",
+        "rule": rule,
         "remediation": remediation or _REMEDIATION[kind],
     }
     ignore = policy.ignored(text, kind)
@@ -1385,16 +1451,25 @@ def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: 
             severity = max(severities.missing_in_source, severities.missing_in_target, key=lambda s: s.rank)
             remediation = f"{name} is empty in both {source.name} and {target.name}: provision it in both before the release, or stop using it"
         elif status == "REUSED":
-            severity, remediation = severities.reused, f"rotate {name} in {source.name}: it holds the same value as {target.name} (a leak of one is a leak of both)"
+            severity, remediation = (
+                severities.reused,
+                f"rotate {name} in {source.name}: it holds the same value as {target.name} (a leak of one is a leak of both)",
+            )
         elif name in fb:
             severity, remediation = severities.missing_in_source, f"provision {name} in {source.name}'s secret source"
         else:
             severity, remediation = severities.missing_in_target, f"provision {name} in {target.name} before the release, or stop using it in {source.name}"
         view = ParityValue(type="secret", redacted=True)
         item = {
-            "path": render_path(("secrets", name)), "kind": "secret", "detail": status, "severity": severity,
-            "source_value": view if name in fa else None, "target_value": view if name in fb else None,
-            "status": "drift", "rule": "secrets", "remediation": remediation,
+            "path": render_path(("secrets", name)),
+            "kind": "secret",
+            "detail": status,
+            "severity": severity,
+            "source_value": view if name in fa else None,
+            "target_value": view if name in fb else None,
+            "status": "drift",
+            "rule": "secrets",
+            "remediation": remediation,
         }
         items.append(policy.finish(item, _match_text(("secrets", name))))
     return checks, items
@@ -1466,7 +1541,8 @@ def compare_trees(
         with _no_gc():  # the walk and the items create no cycles; see _no_gc
             raw = differ.diff(source_tree, target_tree)
             reused = [
-                (path, value) for path, value in differ.equal_secrets
+                (path, value)
+                for path, value in differ.equal_secrets
                 if policy.is_reuse_candidate(path) or ((path in differ.assignments or path[:-1] in differ.secret_pairs) and not policy.excepted(path))
             ]
             # Every value found under a secret key, in either tree, is redacted wherever it is
@@ -1475,11 +1551,15 @@ def compare_trees(
                 (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
             ]
             pairs = differ.secret_pairs
-            secret_paths = [
-                policy.is_secret(path) or any(path[:i] in pairs and not (i == len(path) - 1 and path[-1] in _PAIR_NAMES) for i in range(len(path)))
-                for _, path, _, _ in raw
-            ] if pairs else [policy.is_secret(path) for _, path, _, _ in raw]
-            for (_, path, a, b), secret in zip(raw, secret_paths):
+            secret_paths = (
+                [
+                    policy.is_secret(path) or any(path[:i] in pairs and not (i == len(path) - 1 and path[-1] in _PAIR_NAMES) for i in range(len(path)))
+                    for _, path, _, _ in raw
+                ]
+                if pairs
+                else [policy.is_secret(path) for _, path, _, _ in raw]
+            )
+            for (_, path, a, b), secret in zip(raw, secret_paths, strict=False):
                 for value in (a, b):
                     if secret:
                         found.extend((path, scalar) for scalar in _scalars(value))
@@ -1492,17 +1572,28 @@ def compare_trees(
                 known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
             numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
             shower = _Shower(Redactor(_by_value(known)), policy.secret_step, numbers, policy.names)
-            items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths)]
+            items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths, strict=False)]
     except RecursionError:
         raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
 
     for path, value in reused:
         view = ParityValue(type=_type_name(value), redacted=True)
-        items.append(policy.finish({
-            "path": render_path(path), "kind": "secret", "detail": "REUSED", "source_value": view, "target_value": view,
-            "severity": parity.secrets.reused, "status": "drift", "rule": "secret keys (secret_names, secret_mappings, secret_paths)",
-            "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
-        }, _match_text(path)))
+        items.append(
+            policy.finish(
+                {
+                    "path": render_path(path),
+                    "kind": "secret",
+                    "detail": "REUSED",
+                    "source_value": view,
+                    "target_value": view,
+                    "severity": parity.secrets.reused,
+                    "status": "drift",
+                    "rule": "secret keys (secret_names, secret_mappings, secret_paths)",
+                    "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
+                },
+                _match_text(path),
+            )
+        )
 
     flag_paths = {}
     for flag, wanted, actual, ok in required_flag_states(parity, source_tree.get("flags", {})):
@@ -1510,13 +1601,22 @@ def compare_trees(
         flag_paths[render_path(path)] = ok
         if ok:
             continue
-        items.append(policy.finish({
-            "path": render_path(path), "kind": "required-flag",
-            "detail": "missing in the source" if actual is _MISSING else f"is {_short(shower.view(actual))}, the release requires {json.dumps(wanted)}",
-            "source_value": shower.view(actual), "target_value": shower.view(wanted), "severity": Severity.critical,
-            "status": "drift", "rule": "required_flags",
-            "remediation": f"set flag {flag} to {json.dumps(wanted)} in {source} (the release requires it), then re-run parity",
-        }, _match_text(path)))
+        items.append(
+            policy.finish(
+                {
+                    "path": render_path(path),
+                    "kind": "required-flag",
+                    "detail": "missing in the source" if actual is _MISSING else f"is {_short(shower.view(actual))}, the release requires {json.dumps(wanted)}",
+                    "source_value": shower.view(actual),
+                    "target_value": shower.view(wanted),
+                    "severity": Severity.critical,
+                    "status": "drift",
+                    "rule": "required_flags",
+                    "remediation": f"set flag {flag} to {json.dumps(wanted)} in {source} (the release requires it), then re-run parity",
+                },
+                _match_text(path),
+            )
+        )
     for item in items:
         # A flag the release needs on in staging is expected to differ from production until the
         # release ships, so that difference is not drift.
@@ -1564,8 +1664,15 @@ def compare_environments(
         secrets_reused=sum(i.kind == "secret" and i.detail == "REUSED" for i in items),
     )
     return ParityReport(
-        release=release, source=source, target=target, passed=summary.blocking == 0, summary=summary, items=items,
-        secrets=checks, required_flags=dict(parity.required_flags), inputs=left.inputs + right.inputs,
+        release=release,
+        source=source,
+        target=target,
+        passed=summary.blocking == 0,
+        summary=summary,
+        items=items,
+        secrets=checks,
+        required_flags=dict(parity.required_flags),
+        inputs=left.inputs + right.inputs,
     )
 
 
@@ -1598,4 +1705,3 @@ def summary_text(report: ParityReport) -> str:
     lines.append(f"secrets: {len(checks)} names, " + ", ".join(f"{sum(c.status == s for c in checks)} {s}" for s in sorted({c.status for c in checks})))
     lines.append("verdict: " + ("no blocking drift" if report.passed else f"{report.summary.blocking} blocking item(s): Gate 1 fails"))
     return "\n".join(lines)
-

@@ -26,6 +26,7 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+
 # The refresh section is part of an environment's config, so its models live beside it; they
 # are re-exported here, where the refresh runs.
 from pytest_predeploy.intake.parity import DatasetConfig as DatasetConfig
@@ -135,8 +136,7 @@ def run_data_refresh(config: ParityProject, env: str, release: str, artifacts: P
             result.started_at, result.ended_at = outcome.started_at, outcome.ended_at
             status, finished = ("refreshed", outcome.ended_at) if outcome.ok else ("failed", None)
         result.datasets = [
-            RefreshedDataset(name=d.name, owner=d.owner, description=d.description, status=status, refreshed_at=finished)
-            for d in refresh.datasets
+            RefreshedDataset(name=d.name, owner=d.owner, description=d.description, status=status, refreshed_at=finished) for d in refresh.datasets
         ]
     flags, _ = load_section(config, env, "flags", transcripts=artifacts / names.TRANSCRIPTS_DIR)
     _flatten(flags or {}, (), result.flag_states)

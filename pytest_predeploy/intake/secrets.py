@@ -21,8 +21,13 @@ from pytest_predeploy.core.fields import ExistingFile, StrictModel
 class SecretSource(StrictModel):
     """Secrets of one environment. Names are configuration; values never leave memory."""
 
-    file: ExistingFile | None = Field(None, description="A .env file holding this environment's secrets, read as python-dotenv reads it (export, single and double quotes, escapes, '# comment' after a value, multi-line quoted values) but without ${VAR} interpolation; a line it cannot read, a name without '=' or a name defined twice is an error naming the line.")
-    env_vars: list[str] = Field(default_factory=list, description="Names of environment variables holding secrets (read at run time; unset ones are reported missing).")
+    file: ExistingFile | None = Field(
+        None,
+        description="A .env file holding this environment's secrets, read as python-dotenv reads it (export, single and double quotes, escapes, '# comment' after a value, multi-line quoted values) but without ${VAR} interpolation; a line it cannot read, a name without '=' or a name defined twice is an error naming the line.",
+    )
+    env_vars: list[str] = Field(
+        default_factory=list, description="Names of environment variables holding secrets (read at run time; unset ones are reported missing)."
+    )
 
 
 def parse_env_text(text: str, origin: str) -> dict[str, str]:
@@ -85,9 +90,29 @@ def load_secrets(source: SecretSource | None) -> dict[str, str]:
 # token_ttl and secret_name out, and AWS_ACCESS_KEY_ID (an identifier, not a secret) too.
 
 DEFAULT_SECRET_NAMES: tuple[str, ...] = (
-    "password", "passwd", "pwd", "passphrase", "secret", "token", "api key", "apikey", "private key", "privatekey",
-    "access key", "accesskey", "secret key", "secretkey", "secret key base", "encryption key", "signing key",
-    "master key", "credential", "credentials", "auth", "authorization", "bearer",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "api key",
+    "apikey",
+    "private key",
+    "privatekey",
+    "access key",
+    "accesskey",
+    "secret key",
+    "secretkey",
+    "secret key base",
+    "encryption key",
+    "signing key",
+    "master key",
+    "credential",
+    "credentials",
+    "auth",
+    "authorization",
+    "bearer",
 )
 #: Mappings whose every value is a secret, whatever the children are called.
 DEFAULT_SECRET_MAPPINGS: tuple[str, ...] = ("secret", "secrets", "credential", "credentials")

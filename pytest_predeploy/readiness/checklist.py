@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,12 +35,12 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, read_artifact, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.core.fields import utcnow
-from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
 from pytest_predeploy.intake.parity import ParityReport, ParityValue
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, ServiceDeployment, deployment_problems
+from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
+from pytest_predeploy.rehearsal.smoke import TestResultsReport, smoke_problems
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
 from pytest_predeploy.security.report import SecurityReport
-from pytest_predeploy.rehearsal.smoke import TestResultsReport, smoke_problems
 
 M = TypeVar("M", bound=ArtifactModel)
 
@@ -145,7 +145,7 @@ def _s(seconds: float | None) -> str:
 
 def _utc(moment: datetime) -> datetime:
     """Waiver expiries are plain datetimes in the security report: a naive one is UTC."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _day(moment: datetime) -> str:
@@ -190,34 +190,56 @@ class _Drawing:
             self.figure("deploy total", f"{_s((max(ended) - first).total_seconds())} wall, {_s(summed)} summed over services")
         how = "one service at a time" if report.max_parallel <= 1 else f"up to {report.max_parallel} services at once (staging.max_parallel)"
         order = "\n".join(f"{n}. {', '.join(s.service for s in batch)}{' (together)' if len(batch) > 1 else ''}" for n, batch in enumerate(batches, 1))
-        self.note("deploy", f"Rehearsed {report.release} on {report.environment}, replacing {report.previous_release or 'no known release'}, {how}. Deploy to production in this order:\n\n{order}")
+        self.note(
+            "deploy",
+            f"Rehearsed {report.release} on {report.environment}, replacing {report.previous_release or 'no known release'}, {how}. Deploy to production in this order:\n\n{order}",
+        )
         if report.bootstrap:
-            self.note("deploy", f"Staging was first given {report.previous_release} ({report.bootstrap_note}); those deploys are not part of the production order.")
+            self.note(
+                "deploy", f"Staging was first given {report.previous_release} ({report.bootstrap_note}); those deploys are not part of the production order."
+            )
         for problem in deployment_problems(report):
             self.item("deploy", f"The rehearsal failed: {problem}. Fix it and rehearse again before production.")
         for service in report.services:
             if service.status == "deployed" and (service.duration_seconds or 0.0) > self.slow:
-                self.item("deploy", f"Deploy of {service.service} took {_s(service.duration_seconds)} on staging (slower than {_s(self.slow)}): plan the production window for it.")
+                self.item(
+                    "deploy",
+                    f"Deploy of {service.service} took {_s(service.duration_seconds)} on staging (slower than {_s(self.slow)}): plan the production window for it.",
+                )
 
     def rollback(self, report: RollbackReport) -> None:
-        self.note("rollback", (
-            f"Rehearsed from {report.release} back to {report.previous_release}, in this order: {', '.join(s.service for s in report.services) or '(no service)'}; "
-            f"recovery target {report.recovery_target_seconds:g} s per service; " + ("rolled forward again afterwards." if report.roll_forward else "left on the previous release.")
-        ))
+        self.note(
+            "rollback",
+            (
+                f"Rehearsed from {report.release} back to {report.previous_release}, in this order: {', '.join(s.service for s in report.services) or '(no service)'}; "
+                f"recovery target {report.recovery_target_seconds:g} s per service; "
+                + ("rolled forward again afterwards." if report.roll_forward else "left on the previous release.")
+            ),
+        )
         for service in report.services:
             verdict = "within target" if service.within_target else "OVER target" if service.within_target is False else "no recovery"
-            self.figure(f"rollback {service.service}", f"switch {_s(service.switch_seconds)}, recovery {_s(service.recovery_seconds)} of {report.recovery_target_seconds:g} s target ({verdict}; {service.strategy})")
+            self.figure(
+                f"rollback {service.service}",
+                f"switch {_s(service.switch_seconds)}, recovery {_s(service.recovery_seconds)} of {report.recovery_target_seconds:g} s target ({verdict}; {service.strategy})",
+            )
         for problem in rollback_problems(report):
             self.item("rollback", f"The rollback rehearsal failed: {problem}. The production rollback path is not proven until it passes.")
         for service in report.services:
             for step in service.steps:
                 if step.status == "passed" and step.duration_seconds > self.slow:
-                    self.item("rollback", f"{step.name} of {service.service} took {_s(step.duration_seconds)} on staging (slower than {_s(self.slow)}): keep that time free in the production window.")
+                    self.item(
+                        "rollback",
+                        f"{step.name} of {service.service} took {_s(step.duration_seconds)} on staging (slower than {_s(self.slow)}): keep that time free in the production window.",
+                    )
 
     def smoke(self, report: TestResultsReport) -> None:
         totals, coverage = report.totals, report.coverage
         self.figure("smoke pass rate", f"{totals.passed}/{totals.tests} passed ({totals.passed / totals.tests:.0%})" if totals.tests else "no tests ran")
-        measured = f"{coverage.ratio:.0%} ({coverage.exercised}/{coverage.declared} endpoints)" if coverage.ratio is not None else f"no data ({coverage.detail or 'no declared endpoints'})"
+        measured = (
+            f"{coverage.ratio:.0%} ({coverage.exercised}/{coverage.declared} endpoints)"
+            if coverage.ratio is not None
+            else f"no data ({coverage.detail or 'no declared endpoints'})"
+        )
         self.figure("smoke coverage", f"{measured}, required {report.min_coverage:.0%}")
         if report.select is not None:
             self.note("smoke", f"A subset ran (-k {report.select}): coverage is partial by design.")
@@ -225,32 +247,49 @@ class _Drawing:
             self.item("smoke", f"On staging: {problem}. Resolve it before production, and run this suite right after the production deploy.")
         for suite in report.suites:
             if suite.duration > self.slow:
-                self.item("smoke", f"Suite {suite.name} took {_s(suite.duration)} on staging (slower than {_s(self.slow)}): allow for it before declaring the production deploy done.")
+                self.item(
+                    "smoke",
+                    f"Suite {suite.name} took {_s(suite.duration)} on staging (slower than {_s(self.slow)}): allow for it before declaring the production deploy done.",
+                )
 
     def security(self, report: SecurityReport) -> None:
         waived = sorted(((f, f.waiver) for f in report.findings if f.waiver is not None), key=lambda pair: _utc(pair[1].expires_at))
-        self.figure("security findings", f"{len(report.findings)} ({sum(f.blocking for f in report.findings)} blocking, {sum(not w.expired for _, w in waived)} waived)")
+        self.figure(
+            "security findings", f"{len(report.findings)} ({sum(f.blocking for f in report.findings)} blocking, {sum(not w.expired for _, w in waived)} waived)"
+        )
         for finding, waiver in waived:
             what = f"{finding.scanner} {finding.id} in {finding.where()} ({finding.severity.value})"
             if waiver.expired:
-                self.item("security", f"{what}: waiver {waiver.id} (owner {waiver.owner}) expired {_day(waiver.expires_at)}: it blocks again; renew the waiver or fix the finding.")
+                self.item(
+                    "security",
+                    f"{what}: waiver {waiver.id} (owner {waiver.owner}) expired {_day(waiver.expires_at)}: it blocks again; renew the waiver or fix the finding.",
+                )
             else:
                 fix = f"; fixed in {', '.join(finding.fixed_versions)}" if finding.fixed_versions else ""
-                self.item("security", f"{what} ships under waiver {waiver.id}, owner {waiver.owner}, expires {_day(waiver.expires_at)} ({_days_left(waiver.expires_at, self.now)}){fix}: follow up before it expires.")
+                self.item(
+                    "security",
+                    f"{what} ships under waiver {waiver.id}, owner {waiver.owner}, expires {_day(waiver.expires_at)} ({_days_left(waiver.expires_at, self.now)}){fix}: follow up before it expires.",
+                )
         for finding in report.findings:
             if finding.blocking and finding.waiver is None:
                 self.item("security", f"Blocking finding: {finding.describe()}.")
 
     def parity(self, report: ParityReport) -> None:
         waived = [item for item in report.items if item.status in ("waived", "waiver-expired")]
-        self.figure("parity", f"{report.summary.critical} critical, {report.summary.major} major, {report.summary.minor} minor drift; {report.summary.waived} waived, {report.summary.expired_waivers} expired waivers")
+        self.figure(
+            "parity",
+            f"{report.summary.critical} critical, {report.summary.major} major, {report.summary.minor} minor drift; {report.summary.waived} waived, {report.summary.expired_waivers} expired waivers",
+        )
         for item in waived:
             where = f"{item.path} ({item.severity.value}: {report.source} {_shown(item.source_value)}, {report.target} {_shown(item.target_value)})"
             if item.status == "waiver-expired":
                 self.item("parity", f"{where}: waiver {item.waiver} has expired: {item.remediation}.")
             else:
                 # The remediation of a waived item names the waiver's expiry, owner and justification.
-                self.item("parity", f"{where} is accepted under waiver {item.waiver}, {item.remediation}; check it holds on production and renew or remove the waiver before it expires.")
+                self.item(
+                    "parity",
+                    f"{where} is accepted under waiver {item.waiver}, {item.remediation}; check it holds on production and renew or remove the waiver before it expires.",
+                )
 
     def observability(self, result: ObservabilityResult) -> None:
         firing = sum(alert.state == "firing" for alert in result.alerts)
@@ -297,7 +336,15 @@ def _batches(services: list[ServiceDeployment]) -> list[list[ServiceDeployment]]
 # --- the file ----------------------------------------------------------------------------------
 
 _AREAS = ("deploy", "rollback", "smoke", "security", "parity", "observability", "communication")
-_TITLES = {"deploy": "Deploy", "rollback": "Rollback", "smoke": "Smoke & acceptance", "security": "Security waivers", "parity": "Parity waivers", "observability": "Observability baseline", "communication": "Communication plan"}
+_TITLES = {
+    "deploy": "Deploy",
+    "rollback": "Rollback",
+    "smoke": "Smoke & acceptance",
+    "security": "Security waivers",
+    "parity": "Parity waivers",
+    "observability": "Observability baseline",
+    "communication": "Communication plan",
+}
 
 
 def render(result: ChecklistResult, digests: Mapping[str, str | None]) -> str:
@@ -332,7 +379,12 @@ def _last_revision(text: str) -> tuple[str, str] | None:
 
 
 def write_deployment_checklist(
-    artifacts: Path, release: str, owners: Mapping[str, str], *, slow_step: timedelta = timedelta(seconds=60), now: datetime | None = None,
+    artifacts: Path,
+    release: str,
+    owners: Mapping[str, str],
+    *,
+    slow_step: timedelta = timedelta(seconds=60),
+    now: datetime | None = None,
     write: bool = True,
 ) -> ChecklistResult:
     """Append a revision for ``release`` to ``deployment-checklist.md`` (atomically) when the

@@ -29,7 +29,7 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -140,7 +140,8 @@ class Manifest(ArtifactModel):
     git_commit: str | None = Field(description="Commit of the project the package was built from.")
     config_digest: str = Field(description="sha256 of predeploy.yaml.")
     release_source_digest: str | None = Field(
-        None, description="sha256 over each service's name and source tree when sealed (None when no service has a source folder); Gate 4 refuses the package once it changes.",
+        None,
+        description="sha256 over each service's name and source tree when sealed (None when no service has a source folder); Gate 4 refuses the package once it changes.",
     )
     source_date_epoch: int = Field(description="The fixed time (seconds since 1970, UTC) of every zip entry, so the same files give the same bytes.")
     compression_level: int = Field(description="zlib level the compressed entries were written with.")
@@ -268,8 +269,7 @@ def resolve_epoch(source_date_epoch: int | None = None, project_dir: Path | None
         value = raw
     if isinstance(value, bool) or not re.fullmatch(r"\d{1,11}", str(value).strip()):
         raise PackageError(
-            f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds since 1970-01-01 UTC; "
-            "unset it, or set it to e.g. $(git log -1 --format=%ct)"
+            f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds since 1970-01-01 UTC; unset it, or set it to e.g. $(git log -1 --format=%ct)"
         )
     return int(str(value).strip())
 
@@ -278,7 +278,10 @@ def _commit_time(project_dir: Path, commit: str | None) -> int:
     try:
         done = subprocess.run(
             ["git", "log", "-1", "--format=%ct", commit or "HEAD", "--"],
-            cwd=project_dir, capture_output=True, text=True, timeout=10,
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return FALLBACK_EPOCH
@@ -288,7 +291,7 @@ def _commit_time(project_dir: Path, commit: str | None) -> int:
 
 def _dos_time(epoch: int) -> tuple[int, int]:
     # Computed in UTC (zip has no zone), clamped to the range a zip can hold.
-    when = datetime.fromtimestamp(min(max(epoch, FALLBACK_EPOCH), 4354819199), timezone.utc)
+    when = datetime.fromtimestamp(min(max(epoch, FALLBACK_EPOCH), 4354819199), UTC)
     return (when.hour << 11) | (when.minute << 5) | (when.second // 2), ((when.year - 1980) << 9) | (when.month << 5) | when.day
 
 
@@ -340,10 +343,29 @@ def _central_header(entry: _Entry, dos: tuple[int, int]) -> bytes:
     extra = struct.pack(f"<HH{len(big)}Q", 1, 8 * len(big), *big) if big else b""
     size, csize, offset = (_MARKER if value >= _ZIP64_LIMIT else value for value in (entry.size, entry.csize, entry.offset))
     version = 45 if big or _needs_zip64_local(entry.size) else 20
-    return _CENTRAL.pack(
-        b"PK\x01\x02", _MADE_BY, version, _UTF8, entry.method, dos[0], dos[1], entry.crc, csize, size,
-        len(name), len(extra), 0, 0, 0, _ATTR, offset,
-    ) + name + extra
+    return (
+        _CENTRAL.pack(
+            b"PK\x01\x02",
+            _MADE_BY,
+            version,
+            _UTF8,
+            entry.method,
+            dos[0],
+            dos[1],
+            entry.crc,
+            csize,
+            size,
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            _ATTR,
+            offset,
+        )
+        + name
+        + extra
+    )
 
 
 def _end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
@@ -353,8 +375,9 @@ def _end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
         out += _END64.pack(b"PK\x06\x06", 44, _MADE_BY, 45, 0, 0, count, count, cd_size, cd_offset)
         out += _LOCATOR64.pack(b"PK\x06\x07", 0, end64_offset, 1)
     small = count < 0xFFFF and cd_offset < _ZIP64_LIMIT and cd_size < _ZIP64_LIMIT
-    out += _END.pack(b"PK\x05\x06", 0, 0, count if small else 0xFFFF, count if small else 0xFFFF,
-                     cd_size if small else _MARKER, cd_offset if small else _MARKER, 0)
+    out += _END.pack(
+        b"PK\x05\x06", 0, 0, count if small else 0xFFFF, count if small else 0xFFFF, cd_size if small else _MARKER, cd_offset if small else _MARKER, 0
+    )
     return out
 
 
@@ -473,9 +496,16 @@ class _ZipWriter:
 
 
 def _manifest(
-    release: str, previous_release: str | None, git_commit: str | None, config_digest: str,
-    gate_outcomes: Mapping[str, str] | None, entries: list[ManifestEntry], epoch: int, level: int,
-    generated_at: datetime | None = None, release_source_digest: str | None = None,
+    release: str,
+    previous_release: str | None,
+    git_commit: str | None,
+    config_digest: str,
+    gate_outcomes: Mapping[str, str] | None,
+    entries: list[ManifestEntry],
+    epoch: int,
+    level: int,
+    generated_at: datetime | None = None,
+    release_source_digest: str | None = None,
 ) -> Manifest:
     present = {entry.path for entry in entries}
     handoff = [
@@ -486,7 +516,7 @@ def _manifest(
         release=release,
         # When the run that produced the evidence happened; the entries keep the fixed time. A
         # caller outside a run gives none and gets the fixed time, so its bytes stay reproducible.
-        generated_at=generated_at or datetime.fromtimestamp(epoch, timezone.utc),
+        generated_at=generated_at or datetime.fromtimestamp(epoch, UTC),
         previous_release=previous_release,
         git_commit=git_commit,
         config_digest=config_digest,
@@ -504,9 +534,17 @@ def _entry(rel: str, size: int, sha256: str, producers: Mapping[str, str] | None
 
 
 def build_manifest(
-    artifacts: Path, *, release: str, previous_release: str | None, git_commit: str | None, config_digest: str,
-    gate_outcomes: Mapping[str, str], producers: Mapping[str, str] | None = None,
-    source_date_epoch: int | None = None, config: PackageConfig | None = None, generated_at: datetime | None = None,
+    artifacts: Path,
+    *,
+    release: str,
+    previous_release: str | None,
+    git_commit: str | None,
+    config_digest: str,
+    gate_outcomes: Mapping[str, str],
+    producers: Mapping[str, str] | None = None,
+    source_date_epoch: int | None = None,
+    config: PackageConfig | None = None,
+    generated_at: datetime | None = None,
     release_source_digest: str | None = None,
 ) -> Manifest:
     """The manifest the package of ``artifacts`` would carry (hashes every file; writes nothing)."""
@@ -516,7 +554,9 @@ def build_manifest(
     for rel, path in collect_files(artifacts, config.exclude):
         digest, size = _hash_file(path)
         entries.append(_entry(rel, size, digest, producers))
-    return _manifest(release, previous_release, git_commit, config_digest, gate_outcomes, entries, epoch, config.compression_level, generated_at, release_source_digest)
+    return _manifest(
+        release, previous_release, git_commit, config_digest, gate_outcomes, entries, epoch, config.compression_level, generated_at, release_source_digest
+    )
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
@@ -536,10 +576,19 @@ def _workers() -> int:
 
 
 def seal_package(
-    artifacts: Path, *, release: str, previous_release: str | None = None, git_commit: str | None = None,
-    config_digest: str = "", gate_outcomes: Mapping[str, str] | None = None, producers: Mapping[str, str] | None = None,
-    source_date_epoch: int | None = None, project_dir: Path | None = None, config: PackageConfig | None = None,
-    generated_at: datetime | None = None, release_source_digest: str | None = None,
+    artifacts: Path,
+    *,
+    release: str,
+    previous_release: str | None = None,
+    git_commit: str | None = None,
+    config_digest: str = "",
+    gate_outcomes: Mapping[str, str] | None = None,
+    producers: Mapping[str, str] | None = None,
+    source_date_epoch: int | None = None,
+    project_dir: Path | None = None,
+    config: PackageConfig | None = None,
+    generated_at: datetime | None = None,
+    release_source_digest: str | None = None,
 ) -> SealResult:
     """Write ``PRE-DEPLOYMENT-PACKAGE.zip`` and ``pre-deployment-manifest.json`` (inside and beside it).
 
@@ -559,7 +608,15 @@ def seal_package(
             entries = [writer.add_file(rel, path) for rel, path in files]
             manifest_entries = [_entry(e.name, e.size, e.sha256, producers) for e in entries]
             manifest = _manifest(
-                release, previous_release, git_commit, config_digest, gate_outcomes, manifest_entries, epoch, config.compression_level, generated_at,
+                release,
+                previous_release,
+                git_commit,
+                config_digest,
+                gate_outcomes,
+                manifest_entries,
+                epoch,
+                config.compression_level,
+                generated_at,
                 release_source_digest,
             )
             manifest_bytes = manifest.to_bytes()
@@ -725,7 +782,9 @@ def verify_package(path: Path, approvals: Path | None = None) -> VerifyResult:
                 problems.append(f"{info.filename}: cannot be read ({exc})")
                 continue
             if actual != wanted.sha256 or size != wanted.size:
-                problems.append(f"{info.filename}: content differs from the manifest (sha256 {actual[:16]}..., {size} bytes; manifest: {wanted.sha256[:16]}..., {wanted.size} bytes)")
+                problems.append(
+                    f"{info.filename}: content differs from the manifest (sha256 {actual[:16]}..., {size} bytes; manifest: {wanted.sha256[:16]}..., {wanted.size} bytes)"
+                )
         present = {info.filename for info in infos}
         problems.extend(f"{name}: listed in the manifest but missing from the package" for name in expected if name not in present)
         if not problems:

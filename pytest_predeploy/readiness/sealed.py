@@ -21,16 +21,16 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error
 from pytest_predeploy.core.errors import PredeployError
-from pytest_predeploy.readiness.package import Manifest, PackageConfig, SealResult, verify_package
-from pytest_predeploy.intake.parity import ParityReport, parity_problems
-from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
-from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
 from pytest_predeploy.core.runstate import RunState
-from pytest_predeploy.security import SecurityReport, security_problems
+from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
+from pytest_predeploy.intake.parity import ParityReport, parity_problems
+from pytest_predeploy.readiness.package import Manifest, PackageConfig, SealResult, verify_package
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
 from pytest_predeploy.rehearsal.smoke import SmokeConfig, TestResultsReport, smoke_problems
+from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
+from pytest_predeploy.security import SecurityReport, security_problems
 from pytest_predeploy.targets.local import ServiceConfig
 from pytest_predeploy.targets.local.target import source_digest
 
@@ -52,6 +52,7 @@ class SealedProject(Protocol):
 
     @property
     def package(self) -> PackageConfig: ...
+
 
 @dataclass(frozen=True)
 class Evidence:

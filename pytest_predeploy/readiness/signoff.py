@@ -43,22 +43,19 @@ class ReadinessConfig(StrictModel):
         description="Roles that must each record a 'go' on the current package digest before Gate 4 passes (e.g. release-manager, qa-lead). Must not be empty unless allow_no_signoff is true.",
     )
     allow_no_signoff: bool = Field(
-        False, description="Let Gate 4 pass with no sign-off at all (an empty required_roles list). Off by default: an empty list would complete the protocol with nobody reviewing the package. When on, Gate 4 says so in its summary.",
+        False,
+        description="Let Gate 4 pass with no sign-off at all (an empty required_roles list). Off by default: an empty list would complete the protocol with nobody reviewing the package. When on, Gate 4 says so in its summary.",
     )
     forbid_self_approval: bool = Field(True, description="A sign-off by the person who ran the rehearsal does not count.")
     signoff_validity: Duration | None = Field(
         timedelta(days=7), description="How long a sign-off stays valid when `predeploy approve` is given no --expires (null: no expiry)."
     )
-    interactive_role: str | None = Field(
-        None, description="Role recorded by the interactive [READINESS REVIEW] prompt (default: the first required role)."
-    )
+    interactive_role: str | None = Field(None, description="Role recorded by the interactive [READINESS REVIEW] prompt (default: the first required role).")
     checklist_owners: dict[str, str] = Field(
         default_factory=dict,
         description="Owner of each deployment-checklist area: deploy, rollback, smoke, security, parity, observability, communication; 'default' covers the rest.",
     )
-    slow_step: Duration = Field(
-        timedelta(seconds=60), description="A rehearsed deploy or rollback slower than this becomes a deployment-checklist item."
-    )
+    slow_step: Duration = Field(timedelta(seconds=60), description="A rehearsed deploy or rollback slower than this becomes a deployment-checklist item.")
 
     @field_validator("signoff_validity")
     @classmethod
@@ -70,7 +67,9 @@ class ReadinessConfig(StrictModel):
     def _someone_signs(self) -> ReadinessConfig:
         # An empty list is the easiest way to configure Gate 4 into a GO that nobody reviewed.
         if not self.required_roles and not self.allow_no_signoff:
-            raise ValueError("readiness.required_roles is empty, so nobody would sign off the package; list the roles that must sign, or set readiness.allow_no_signoff: true to release without a sign-off")
+            raise ValueError(
+                "readiness.required_roles is empty, so nobody would sign off the package; list the roles that must sign, or set readiness.allow_no_signoff: true to release without a sign-off"
+            )
         return self
 
 
@@ -100,9 +99,7 @@ class SignoffStatement(StrictModel):
 
     type_: Literal["https://in-toto.io/Statement/v1"] = Field(STATEMENT_TYPE, alias="_type", description="in-toto statement type.")
     subject: list[Subject] = Field(min_length=1, description="The package signed off, with its sha256.")
-    predicate_type: Literal["urn:pytest-predeploy:readiness-signoff:v1"] = Field(
-        PREDICATE_TYPE, alias="predicateType", description="Type of the predicate."
-    )
+    predicate_type: Literal["urn:pytest-predeploy:readiness-signoff:v1"] = Field(PREDICATE_TYPE, alias="predicateType", description="Type of the predicate.")
     predicate: SignoffPredicate = Field(description="Approver, role, decision, conditions, time and expiry.")
 
     @property
@@ -194,16 +191,29 @@ def load_signoffs(path: Path) -> list[SignoffStatement]:
 
 
 def record_signoff(
-    path: Path, *, package_sha256: str, release: str, role: str, approver: str, decision: Decision,
-    conditions: str | None = None, expires_in: timedelta | None = None, now: datetime | None = None,
+    path: Path,
+    *,
+    package_sha256: str,
+    release: str,
+    role: str,
+    approver: str,
+    decision: Decision,
+    conditions: str | None = None,
+    expires_in: timedelta | None = None,
+    now: datetime | None = None,
 ) -> SignoffStatement:
     """Append one sign-off to ``path`` (read, append, atomic replace, under a file lock)."""
     now = now or utcnow()
     statement = SignoffStatement(
         subject=[Subject(name=PACKAGE, digest={"sha256": package_sha256})],
         predicate=SignoffPredicate(
-            approver=approver, role=role, decision=decision, conditions=conditions or None, release=release,
-            signed_at=now, expires_at=now + expires_in if expires_in is not None else None,
+            approver=approver,
+            role=role,
+            decision=decision,
+            conditions=conditions or None,
+            release=release,
+            signed_at=now,
+            expires_at=now + expires_in if expires_in is not None else None,
         ),
     )
     with _lock(path):
@@ -237,8 +247,12 @@ def _same_person(a: str, b: str) -> bool:
 
 
 def evaluate_signoffs(
-    package_sha256: str, approvals_path: Path, config: ReadinessConfig, rehearsed_by: str | None,
-    now: datetime | None = None, release: str | None = None,
+    package_sha256: str,
+    approvals_path: Path,
+    config: ReadinessConfig,
+    rehearsed_by: str | None,
+    now: datetime | None = None,
+    release: str | None = None,
 ) -> SignoffStatus:
     """Gate 4's verdict: every required role has a 'go' on this digest, unexpired, by someone
     other than the rehearsal's operator (when configured), and nobody said 'no-go'.
@@ -257,7 +271,9 @@ def evaluate_signoffs(
     for view in views:
         if view.verdict == "other-package":
             if release is None or view.release == release:
-                status.problems.append(f"{view.role} sign-off by {view.approver} is for another package (sha256 {view.digest[:16]}...), not this one ({package_sha256[:16]}...)")
+                status.problems.append(
+                    f"{view.role} sign-off by {view.approver} is for another package (sha256 {view.digest[:16]}...), not this one ({package_sha256[:16]}...)"
+                )
             continue
         if view.verdict == "future-dated":
             status.problems.append(f"{view.role} sign-off by {view.approver} is dated in the future ({view.signed_at.isoformat()}) and does not count")

@@ -87,8 +87,13 @@ def script_run(ctx: RunContext, result: RunResult) -> ScriptRun:
     except ValueError:
         transcript = str(result.transcript)
     return ScriptRun(
-        command=display_command(result.argv, ctx.redactor), status=result.describe(), exit_code=result.returncode,
-        started_at=result.started_at, ended_at=result.ended_at, duration_seconds=round(result.duration, 3), transcript=transcript,
+        command=display_command(result.argv, ctx.redactor),
+        status=result.describe(),
+        exit_code=result.returncode,
+        started_at=result.started_at,
+        ended_at=result.ended_at,
+        duration_seconds=round(result.duration, 3),
+        transcript=transcript,
     )
 
 
@@ -154,8 +159,13 @@ def verify_service(ctx: RunContext, service: str, expected: str) -> Verification
             healthy, reported, problems = check.healthy, check.reported_release, check.problems
         if not problems or time.monotonic() >= deadline:
             return Verification(
-                expected_release=expected, url=url, healthy=healthy, reported_release=reported, passed=not problems,
-                problems=[ctx.redactor.redact(problem) for problem in problems], waited_seconds=round(time.monotonic() - started, 3),
+                expected_release=expected,
+                url=url,
+                healthy=healthy,
+                reported_release=reported,
+                passed=not problems,
+                problems=[ctx.redactor.redact(problem) for problem in problems],
+                waited_seconds=round(time.monotonic() - started, 3),
             )
         time.sleep(0.1)
 
@@ -259,7 +269,9 @@ class VerifiedRun(StrictModel):
 class ServiceDeployment(VerifiedRun):
     """One service's deployment of the candidate."""
 
-    status: Literal["deployed", "failed", "not_run"] = Field(description="deployed (script succeeded and verified), failed, or not_run (the rehearsal stopped before this service).")
+    status: Literal["deployed", "failed", "not_run"] = Field(
+        description="deployed (script succeeded and verified), failed, or not_run (the rehearsal stopped before this service)."
+    )
     started_at: UtcDatetime | None = Field(None, description="When its deployment started (UTC).")
     ended_at: UtcDatetime | None = Field(None, description="When its deployment and verification ended (UTC).")
     duration_seconds: float | None = Field(None, description="Script plus verification, in seconds.")
@@ -269,7 +281,9 @@ class BootstrapRecord(VerifiedRun):
     """A service that did not run the previous release before the rehearsal and was given it."""
 
     reason: str = Field(description="What staging ran instead (e.g. 'staging was empty').")
-    status: Literal["bootstrapped", "failed", "not_run"] = Field(description="bootstrapped (deployed and verified), failed, or not_run (stopped after another service's bootstrap failed).")
+    status: Literal["bootstrapped", "failed", "not_run"] = Field(
+        description="bootstrapped (deployed and verified), failed, or not_run (stopped after another service's bootstrap failed)."
+    )
 
 
 class RecoveryRecord(VerifiedRun):
@@ -480,10 +494,19 @@ class _Rehearsal:
     def report(self) -> DeploymentReport:
         ended = utcnow()
         return DeploymentReport(
-            release=self.ctx.release, environment=self.ctx.env, previous_release=self.ctx.previous_release, max_parallel=self.max_parallel,
-            started_at=self.started_at, ended_at=ended, duration_seconds=round(time.monotonic() - self.clock, 3), outcome=self.outcome,
-            error=self.error, bootstrap_note=self.bootstrap_note, bootstrap=self.bootstrap,
-            services=[self.deployments[name] for name in self.order], recovery=self.recovery,
+            release=self.ctx.release,
+            environment=self.ctx.env,
+            previous_release=self.ctx.previous_release,
+            max_parallel=self.max_parallel,
+            started_at=self.started_at,
+            ended_at=ended,
+            duration_seconds=round(time.monotonic() - self.clock, 3),
+            outcome=self.outcome,
+            error=self.error,
+            bootstrap_note=self.bootstrap_note,
+            bootstrap=self.bootstrap,
+            services=[self.deployments[name] for name in self.order],
+            recovery=self.recovery,
         )
 
     def write(self) -> DeploymentReport:
@@ -586,7 +609,9 @@ def _copy_capped(path: Path, out: BinaryIO, budget: int, redactor: Redactor) -> 
     if last != b"\n":
         out.write(b"\n")
     if size > copied:
-        out.write(f"[{size - copied} more bytes of this transcript are not copied here (the log keeps {DEPLOYMENT_LOG_LIMIT // (1024 * 1024)} MiB of transcripts); the whole transcript: {names.TRANSCRIPTS_DIR}/{path.name}]\n".encode())
+        out.write(
+            f"[{size - copied} more bytes of this transcript are not copied here (the log keeps {DEPLOYMENT_LOG_LIMIT // (1024 * 1024)} MiB of transcripts); the whole transcript: {names.TRANSCRIPTS_DIR}/{path.name}]\n".encode()
+        )
     return copied
 
 

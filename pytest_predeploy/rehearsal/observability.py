@@ -36,7 +36,6 @@ from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.targets.local import TargetSettings, service_url
 
-
 STEP = "observability"
 
 #: The phases of the rehearsal at which the plugin captures metrics, in order.
@@ -61,7 +60,9 @@ class AlertRule(StrictModel):
     metric: MetricName = Field(description="The figure the rule watches: request_count, error_ratio, latency_p50 or latency_p95.")
     above: float = Field(ge=0, description="The alert fires when the figure is strictly above this value (seconds for latencies, a fraction for error_ratio).")
     services: list[str] = Field(default_factory=list, description="Services the rule applies to; empty: every service.")
-    phases: list[str] = Field(default_factory=list, description="Phases the rule applies to ('before deploy', 'after deploy', 'after smoke'); empty: every phase.")
+    phases: list[str] = Field(
+        default_factory=list, description="Phases the rule applies to ('before deploy', 'after deploy', 'after smoke'); empty: every phase."
+    )
 
 
 def _default_alerts() -> list[AlertRule]:
@@ -81,7 +82,10 @@ class ObservabilityConfig(StrictModel):
     route_label: str = Field("route", description="Label carrying the route template (e.g. /api/products/{id}) on both metrics.")
     status_label: str = Field("status", description="Label carrying the HTTP status code on the request counter.")
     scrape_timeout: Duration = Field(timedelta(seconds=5), description="How long one scrape may take before the service counts as 'no data'.")
-    alerts: list[AlertRule] = Field(default_factory=_default_alerts, description="Alert thresholds evaluated on every service and phase (default: error_ratio above 0.05, latency_p95 above 0.5 s).")
+    alerts: list[AlertRule] = Field(
+        default_factory=_default_alerts,
+        description="Alert thresholds evaluated on every service and phase (default: error_ratio above 0.05, latency_p95 above 0.5 s).",
+    )
 
 
 # --- reading a running service ------------------------------------------------------------
@@ -277,12 +281,16 @@ def service_metrics(service: str, url: str, parsed: ParsedMetrics) -> ServiceMet
     errors = sum(errors_by_series.values())
     merged = merge_buckets(list(parsed.buckets.values()))
     return ServiceMetrics(
-        service=service, url=url, status="ok",
+        service=service,
+        url=url,
+        status="ok",
         detail="" if parsed.has_histogram else "no latency histogram exposed",
-        request_count=requests, error_count=errors,
+        request_count=requests,
+        error_count=errors,
         error_ratio=errors / requests if requests else None,
         latency_available=parsed.has_histogram,
-        latency_p50=histogram_quantile(0.5, merged), latency_p95=histogram_quantile(0.95, merged),
+        latency_p50=histogram_quantile(0.5, merged),
+        latency_p95=histogram_quantile(0.95, merged),
         routes=routes,
     )
 
@@ -368,10 +376,18 @@ def evaluate_alerts(rules: list[AlertRule], snapshots: list[MetricsSnapshot]) ->
                     state, detail = "ok", "no requests yet"
                 else:
                     state, detail = ("firing" if value > rule.above else "ok"), ""
-                evaluations.append(AlertEvaluation(
-                    alert=rule.name, metric=rule.metric, above=rule.above, service=metrics.service,
-                    phase=snapshot.label, value=value, state=state, detail=detail,
-                ))
+                evaluations.append(
+                    AlertEvaluation(
+                        alert=rule.name,
+                        metric=rule.metric,
+                        above=rule.above,
+                        service=metrics.service,
+                        phase=snapshot.label,
+                        value=value,
+                        state=state,
+                        detail=detail,
+                    )
+                )
     return evaluations
 
 
@@ -386,7 +402,9 @@ def observability_problems(result: ObservabilityResult) -> list[str]:
                 problems.append(f"{metrics.service} {snapshot.label}: no data ({metrics.detail})")
     for alert in result.alerts:
         if alert.state == "firing":
-            problems.append(f"alert {alert.alert} firing for {alert.service} {alert.phase}: {alert.metric} {_number(alert.metric, alert.value)} > {_number(alert.metric, alert.above)}")
+            problems.append(
+                f"alert {alert.alert} firing for {alert.service} {alert.phase}: {alert.metric} {_number(alert.metric, alert.value)} > {_number(alert.metric, alert.above)}"
+            )
         elif alert.state == "no-data" and (alert.service, alert.phase) not in unreadable:
             # A service without any data is reported once above; here only a figure missing on its own.
             problems.append(f"alert {alert.alert} for {alert.service} {alert.phase}: {alert.detail}")
@@ -397,8 +415,10 @@ def write_observability_baseline(config: ObservedProject, release: str, snapshot
     """Evaluate the alerts on ``snapshots`` and write the JSON export and the Markdown baseline."""
     environment = snapshots[0].environment if snapshots else ""
     result = ObservabilityResult(
-        release=release, environment=environment,
-        phases=[snapshot.label for snapshot in snapshots], snapshots=snapshots,
+        release=release,
+        environment=environment,
+        phases=[snapshot.label for snapshot in snapshots],
+        snapshots=snapshots,
         alerts=evaluate_alerts(config.observability.alerts, snapshots),
     )
     write_artifact(artifacts / names.OBSERVABILITY_METRICS, result)
@@ -426,7 +446,7 @@ def render_baseline(config: ObservedProject, result: ObservabilityResult) -> str
         f"Generated {result.generated_at.isoformat()}. Phases: {' → '.join(result.phases) or '(none captured)'}.",
         "Figures are what each service process recorded since it started (a deploy starts a new",
         "process, so its counters start at zero). Error ratio is 5xx answers over all requests;",
-        "latencies are interpolated from histogram buckets. \"no data\" means the metrics could not be read.",
+        'latencies are interpolated from histogram buckets. "no data" means the metrics could not be read.',
         "",
         "## Alerts",
         "",
@@ -450,15 +470,23 @@ def render_baseline(config: ObservedProject, result: ObservabilityResult) -> str
                 why = metrics.detail if metrics else "not scraped"
                 lines.append(f"| {snapshot.label} | {stamp} | no data: {_cell(why)} | no data | no data | no data |")
                 continue
-            latency = [_number("latency_p50", metrics.latency_p50), _number("latency_p95", metrics.latency_p95)] if metrics.latency_available else ["no data", "no data"]
-            lines.append(f"| {snapshot.label} | {stamp} | {_number('request_count', metrics.request_count)} | {_number('error_ratio', metrics.error_ratio)} | {latency[0]} | {latency[1]} |")
+            latency = (
+                [_number("latency_p50", metrics.latency_p50), _number("latency_p95", metrics.latency_p95)]
+                if metrics.latency_available
+                else ["no data", "no data"]
+            )
+            lines.append(
+                f"| {snapshot.label} | {stamp} | {_number('request_count', metrics.request_count)} | {_number('error_ratio', metrics.error_ratio)} | {latency[0]} | {latency[1]} |"
+            )
         lines.append("")
     if result.snapshots:
         last = result.snapshots[-1]
-        lines += [f"## Routes at \"{last.label}\"", "", "| Service | Method | Route | Requests | 5xx | p95 |", "|---|---|---|---|---|---|"]
+        lines += [f'## Routes at "{last.label}"', "", "| Service | Method | Route | Requests | 5xx | p95 |", "|---|---|---|---|---|---|"]
         for metrics in last.services:
             for route in metrics.routes:
-                lines.append(f"| {metrics.service} | {route.method} | `{route.route}` | {route.request_count:g} | {route.error_count:g} | {_number('latency_p95', route.latency_p95)} |")
+                lines.append(
+                    f"| {metrics.service} | {route.method} | `{route.route}` | {route.request_count:g} | {route.error_count:g} | {_number('latency_p95', route.latency_p95)} |"
+                )
         lines.append("")
     lines += ["## Chart", "", render_chart(config, result), ""]
     return "\n".join(lines)
@@ -527,7 +555,9 @@ def _panel(result: ObservabilityResult, services: list[str], metric: MetricName,
     for threshold in thresholds:
         y = y_of(threshold)
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + _PANEL_W}" y2="{y:.1f}" stroke="#d62728" stroke-dasharray="4 3"/>')
-        out.append(f'<text x="{left + _PANEL_W - 2}" y="{y - 3:.1f}" text-anchor="end" font-size="9" fill="#d62728">alert &gt; {escape(_number(metric, threshold))}</text>')
+        out.append(
+            f'<text x="{left + _PANEL_W - 2}" y="{y - 3:.1f}" text-anchor="end" font-size="9" fill="#d62728">alert &gt; {escape(_number(metric, threshold))}</text>'
+        )
     for s_index, name in enumerate(services):
         colour = _COLOURS[s_index % len(_COLOURS)]
         points: list[str] = []
@@ -541,7 +571,9 @@ def _panel(result: ObservabilityResult, services: list[str], metric: MetricName,
                 continue
             x, y = x_of(i), y_of(value)
             points.append(f"{x:.1f},{y:.1f}")
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(name)} {escape(phases[i])}: {escape(_number(metric, value))}</title></circle>')
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(name)} {escape(phases[i])}: {escape(_number(metric, value))}</title></circle>'
+            )
         if len(points) > 1:
             out.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="2"/>')
     return out

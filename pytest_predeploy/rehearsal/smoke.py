@@ -42,11 +42,10 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.rehearsal.observability import ObservedProject, ParsedMetrics, Unreadable, http_get, scrape
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command
+from pytest_predeploy.rehearsal.observability import ObservedProject, ParsedMetrics, Unreadable, http_get, scrape
 from pytest_predeploy.targets.local import service_urls
-
 
 STEP = "smoke"
 
@@ -83,9 +82,15 @@ class SuiteConfig(StrictModel):
 class SmokeConfig(StrictModel):
     """Smoke and acceptance suites (Gate 2) and the coverage they must reach."""
 
-    suites: list[SuiteConfig] = Field(default_factory=list, description="Suites run in order against the staging services; with none, Gate 2 has no test results (no data).")
-    min_coverage: float = Field(0.8, ge=0, le=1, description="Smallest endpoint coverage (exercised / declared, 0..1) Gate 2 accepts; 0 turns the requirement off.")
-    routes_path: str = Field("/routes", description="Path at which every service lists its declared business endpoints as JSON {\"routes\": [{\"method\": ..., \"path\": ...}]}.")
+    suites: list[SuiteConfig] = Field(
+        default_factory=list, description="Suites run in order against the staging services; with none, Gate 2 has no test results (no data)."
+    )
+    min_coverage: float = Field(
+        0.8, ge=0, le=1, description="Smallest endpoint coverage (exercised / declared, 0..1) Gate 2 accepts; 0 turns the requirement off."
+    )
+    routes_path: str = Field(
+        "/routes", description='Path at which every service lists its declared business endpoints as JSON {"routes": [{"method": ..., "path": ...}]}.'
+    )
 
     @field_validator("suites")
     @classmethod
@@ -195,7 +200,11 @@ class TestResultsReport(ArtifactModel):
         """The key figure of Gate 2's smoke test: pass rate and coverage."""
         t = self.totals
         rate = f"{t.passed}/{t.tests} passed" if t.tests else "no tests ran"
-        cover = f"coverage {self.coverage.ratio:.0%} ({self.coverage.exercised}/{self.coverage.declared} endpoints)" if self.coverage.ratio is not None else "coverage: no data"
+        cover = (
+            f"coverage {self.coverage.ratio:.0%} ({self.coverage.exercised}/{self.coverage.declared} endpoints)"
+            if self.coverage.ratio is not None
+            else "coverage: no data"
+        )
         return f"smoke {rate}, {cover}"
 
 
@@ -266,7 +275,7 @@ def declared_routes(config: SmokeProject, urls: dict[str, str]) -> list[Route]:
             entries = data["routes"]
             routes += [(service.name, str(entry["method"]).upper(), str(entry["path"])) for entry in entries]
         except (ValueError, TypeError, KeyError) as exc:
-            raise Unreadable(f"{url} is not a route list {{\"routes\": [{{\"method\", \"path\"}}]}} ({exc.__class__.__name__}: {exc})") from None
+            raise Unreadable(f'{url} is not a route list {{"routes": [{{"method", "path"}}]}} ({exc.__class__.__name__}: {exc})') from None
     return sorted(set(routes))
 
 
@@ -327,7 +336,9 @@ def combined_coverage(suites: list[SuiteResult]) -> Coverage:
 def _collection_errors(data: dict[str, Any], redactor: Redactor) -> list[SmokeTestResult]:
     """Modules (or classes) that could not be collected, from a pytest-json-report document."""
     return [
-        SmokeTestResult(nodeid=collector.get("nodeid") or "(collection)", outcome="error", duration=0.0, message=_message(_error_lines(collector.get("longrepr")), redactor))
+        SmokeTestResult(
+            nodeid=collector.get("nodeid") or "(collection)", outcome="error", duration=0.0, message=_message(_error_lines(collector.get("longrepr")), redactor)
+        )
         for collector in data.get("collectors", [])
         if collector.get("outcome") == "failed"
     ]
@@ -344,10 +355,14 @@ def _test_results(data: dict[str, Any], redactor: Redactor) -> list[SmokeTestRes
                 if phase.get("outcome") == "failed":
                     message = _message((phase.get("crash") or {}).get("message") or phase.get("longrepr"), redactor)
                     break
-        results.append(SmokeTestResult(
-            nodeid=test["nodeid"], outcome=test["outcome"],
-            duration=sum(float(phase.get("duration", 0.0)) for phase in phases), message=message,
-        ))
+        results.append(
+            SmokeTestResult(
+                nodeid=test["nodeid"],
+                outcome=test["outcome"],
+                duration=sum(float(phase.get("duration", 0.0)) for phase in phases),
+                message=message,
+            )
+        )
     return results
 
 
@@ -367,11 +382,29 @@ def _message(text: object, redactor: Redactor) -> str | None:
 
 def _suite_argv(suite: SuiteConfig, rootdir: Path, ini: Path, report_file: Path, select: str | None) -> list[str]:
     argv = [
-        sys.executable, "-m", "pytest", str(suite.path),
-        "-p", "no:predeploy", "-p", "no:cacheprovider",
-        "-c", str(ini), "--rootdir", str(rootdir), "--confcutdir", str(rootdir),
-        "--json-report", f"--json-report-file={report_file}", "--json-report-omit", "log", "keywords", "streams",
-        "-q", "-rfE", "--color=no",
+        sys.executable,
+        "-m",
+        "pytest",
+        str(suite.path),
+        "-p",
+        "no:predeploy",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(ini),
+        "--rootdir",
+        str(rootdir),
+        "--confcutdir",
+        str(rootdir),
+        "--json-report",
+        f"--json-report-file={report_file}",
+        "--json-report-omit",
+        "log",
+        "keywords",
+        "streams",
+        "-q",
+        "-rfE",
+        "--color=no",
     ]
     if select:
         argv += ["-k", select]
@@ -388,7 +421,9 @@ def _suite_env(env_name: str, release: str, urls: dict[str, str]) -> dict[str, s
     return env
 
 
-def _run_suite(suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor) -> SuiteResult:
+def _run_suite(
+    suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor
+) -> SuiteResult:
     """Run one suite; the coverage field is filled in by the caller."""
     base = SuiteResult(name=suite.name, path=str(suite.path), status="no-data", started_at=utcnow(), coverage=Coverage(status="no-data", detail="not measured"))
     if not suite.path.exists():
@@ -403,8 +438,14 @@ def _run_suite(suite: SuiteConfig, *, env_name: str, release: str, urls: dict[st
         report_file = Path(tmp) / "report.json"
         argv = _suite_argv(suite, rootdir, ini, report_file, select)
         run = run_command(
-            argv, step=STEP, label=suite.name, transcript=transcript, timeout=suite.timeout.total_seconds(),
-            cwd=rootdir, env=_suite_env(env_name, release, urls), redactor=redactor,
+            argv,
+            step=STEP,
+            label=suite.name,
+            transcript=transcript,
+            timeout=suite.timeout.total_seconds(),
+            cwd=rootdir,
+            env=_suite_env(env_name, release, urls),
+            redactor=redactor,
         )
         base.command = [redactor.redact(arg) for arg in argv]
         base.exit_code = run.returncode
@@ -424,7 +465,9 @@ def _run_suite(suite: SuiteConfig, *, env_name: str, release: str, urls: dict[st
     return base
 
 
-def _suite_verdict(run: RunResult, data: dict[str, Any] | None, tests: list[SmokeTestResult], collection_errors: list[SmokeTestResult]) -> tuple[SuiteStatus, str]:
+def _suite_verdict(
+    run: RunResult, data: dict[str, Any] | None, tests: list[SmokeTestResult], collection_errors: list[SmokeTestResult]
+) -> tuple[SuiteStatus, str]:
     if run.error or run.timed_out or run.signal:
         return "no-data", f"pytest {run.describe()}"
     if collection_errors:
@@ -473,7 +516,10 @@ def run_smoke_tests(
 
     results: list[SuiteResult] = []
     if unreachable:
-        results = [SuiteResult(name=s.name, path=str(s.path), status="no-data", detail=unreachable, coverage=Coverage(status="no-data", detail=unreachable)) for s in chosen]
+        results = [
+            SuiteResult(name=s.name, path=str(s.path), status="no-data", detail=unreachable, coverage=Coverage(status="no-data", detail=unreachable))
+            for s in chosen
+        ]
     else:
         try:
             routes: list[Route] | str = declared_routes(config, urls)
@@ -482,7 +528,9 @@ def run_smoke_tests(
         before = scrape_all(config, urls)
         transcripts = output.parent / names.TRANSCRIPTS_DIR
         for suite in chosen:
-            result = _run_suite(suite, env_name=env, release=release, urls=urls, select=select, transcript=transcripts / f"{output.stem}-{suite.name}.log", redactor=redactor)
+            result = _run_suite(
+                suite, env_name=env, release=release, urls=urls, select=select, transcript=transcripts / f"{output.stem}-{suite.name}.log", redactor=redactor
+            )
             after = scrape_all(config, urls)
             result.coverage = measure_coverage(routes, before, after)
             results.append(result)
@@ -490,8 +538,14 @@ def run_smoke_tests(
 
     durations = sum(suite.duration for suite in results)
     report = TestResultsReport(
-        release=release, environment=env, select=select, services=dict(urls), min_coverage=config.smoke.min_coverage,
-        suites=results, totals=Totals.of((t for s in results for t in s.tests), durations), coverage=combined_coverage(results),
+        release=release,
+        environment=env,
+        select=select,
+        services=dict(urls),
+        min_coverage=config.smoke.min_coverage,
+        suites=results,
+        totals=Totals.of((t for s in results for t in s.tests), durations),
+        coverage=combined_coverage(results),
     )
     report.problems = smoke_problems(report, config.smoke.min_coverage)
     write_artifact(output, report)

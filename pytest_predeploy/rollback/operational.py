@@ -30,7 +30,6 @@ from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.yamlfile import load_yaml_file, parse_yaml, read_text_file
 
-
 CheckStatus = Literal["ok", "missing", "stale", "gap", "malformed"]
 CheckKind = Literal["runbook", "on-call", "escalation"]
 _MARKER = "predeploy:operational-readiness"
@@ -41,7 +40,10 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", r
 class OperationalConfig(StrictModel):
     """Runbooks, on-call schedule and escalation matrix checked by Gate 3's guideline."""
 
-    runbooks: list[ConfigPath] = Field(default_factory=list, description="Runbook files that must exist and be updated for the release (see the rules in docs: git history since the previous release's tag, else 'reviewed_for: <release>' front matter).")
+    runbooks: list[ConfigPath] = Field(
+        default_factory=list,
+        description="Runbook files that must exist and be updated for the release (see the rules in docs: git history since the previous release's tag, else 'reviewed_for: <release>' front matter).",
+    )
     oncall: ConfigPath | None = Field(None, description="On-call schedule (YAML: 'rotations' with start, shift, people; and/or 'shifts' with who, start, end).")
     escalation: ConfigPath | None = Field(None, description="Escalation matrix: YAML with 'levels' (who, contact), or a Markdown document.")
     window: Duration = Field(timedelta(hours=4), description="Length of the production deployment window that on-call must cover.")
@@ -141,9 +143,16 @@ def check_runbook(path: Path, base: Path, release: str, previous: str | None, ta
         status = _git(base, "status", "--porcelain", "--", str(path))
         commits = log.stdout.split() if log is not None and log.returncode == 0 else []
         if commits:
-            return OperationalCheck(kind="runbook", item=shown, status="ok", detail=f"changed since tag {previous}: {len(commits) // 2} commit(s), latest {commits[0]} on {commits[1]}")
+            return OperationalCheck(
+                kind="runbook",
+                item=shown,
+                status="ok",
+                detail=f"changed since tag {previous}: {len(commits) // 2} commit(s), latest {commits[0]} on {commits[1]}",
+            )
         if status is not None and status.stdout.strip():
-            return OperationalCheck(kind="runbook", item=shown, status="ok", detail=f"changed since tag {previous} (uncommitted changes: commit them with the release)")
+            return OperationalCheck(
+                kind="runbook", item=shown, status="ok", detail=f"changed since tag {previous} (uncommitted changes: commit them with the release)"
+            )
         return OperationalCheck(kind="runbook", item=shown, status="stale", detail=f"unchanged since tag {previous}")
     try:
         text = read_text_file(path, "runbook")
@@ -170,7 +179,9 @@ def _intervals(schedule: OnCallSchedule, start: datetime, end: datetime) -> list
         while rotation.start + index * rotation.shift < stop:
             begin = rotation.start + index * rotation.shift
             finish = begin + rotation.shift
-            found.append((begin, min(finish, rotation.until) if rotation.until else finish, f"{rotation.people[index % len(rotation.people)]} ({rotation.name})"))
+            found.append(
+                (begin, min(finish, rotation.until) if rotation.until else finish, f"{rotation.people[index % len(rotation.people)]} ({rotation.name})")
+            )
             index += 1
     return sorted(found)
 
@@ -218,7 +229,12 @@ def check_escalation(path: Path | None, base: Path) -> OperationalCheck:
     try:
         if path.suffix.lower() in (".yaml", ".yml", ".json"):
             matrix: EscalationMatrix = _load_model(path, EscalationMatrix, "escalation matrix")
-            return OperationalCheck(kind="escalation", item=shown, status="ok", detail=f"{len(matrix.levels)} levels, first responder: {matrix.levels[0].who} ({matrix.levels[0].contact})")
+            return OperationalCheck(
+                kind="escalation",
+                item=shown,
+                status="ok",
+                detail=f"{len(matrix.levels)} levels, first responder: {matrix.levels[0].who} ({matrix.levels[0].contact})",
+            )
         if not read_text_file(path, "escalation matrix").strip():
             return OperationalCheck(kind="escalation", item=shown, status="malformed", detail="the escalation matrix is empty")
     except ConfigError as exc:
@@ -243,7 +259,9 @@ class OperationalProject(Protocol):
     def operational(self) -> OperationalConfig: ...
 
 
-def check_operational_readiness(config: OperationalProject, release: str, previous_release: str | None, artifacts: Path, window_start: datetime | None = None) -> OperationalResult:
+def check_operational_readiness(
+    config: OperationalProject, release: str, previous_release: str | None, artifacts: Path, window_start: datetime | None = None
+) -> OperationalResult:
     """Check runbooks, on-call and escalation; write operational-readiness-checklist.md."""
     options = config.operational
     base = config.base_dir
@@ -261,7 +279,9 @@ def check_operational_readiness(config: OperationalProject, release: str, previo
 
 
 def render_checklist(result: OperationalResult, tagged: bool) -> str:
-    rule = f"git history since tag {result.previous_release}" if tagged else "'reviewed_for: <release>' front matter (the previous release is not a git tag here)"
+    rule = (
+        f"git history since tag {result.previous_release}" if tagged else "'reviewed_for: <release>' front matter (the previous release is not a git tag here)"
+    )
     lines = [
         f"# Operational readiness checklist: {result.release}",
         "",

@@ -28,8 +28,9 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_text_atomic
 from pytest_predeploy.core.errors import PredeployError, StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.rehearsal.deploy import Progress, RunContext as RehearsalContext, ScriptRun, Verification, script_outcome, script_run, verify_service
 from pytest_predeploy.core.runner import RunResult
+from pytest_predeploy.rehearsal.deploy import Progress, ScriptRun, Verification, script_outcome, script_run, verify_service
+from pytest_predeploy.rehearsal.deploy import RunContext as RehearsalContext
 from pytest_predeploy.targets.local import RollbackConfig, TargetSettings, service_url
 from pytest_predeploy.targets.local.probe import check_release
 
@@ -39,7 +40,16 @@ STEP = "3.1 rollback rehearsal"
 #: Returns a report with a ``problems`` list (empty: green) or a bool.
 SmokeSubset = Callable[[str, str | None, str], Any]
 
-StepName = Literal["rollback", "verify rollback", "smoke after rollback", "roll forward", "verify roll forward", "smoke after roll forward", "restore candidate", "verify restore"]
+StepName = Literal[
+    "rollback",
+    "verify rollback",
+    "smoke after rollback",
+    "roll forward",
+    "verify roll forward",
+    "smoke after roll forward",
+    "restore candidate",
+    "verify restore",
+]
 
 
 class RollbackSettings(TargetSettings, Protocol):
@@ -96,10 +106,14 @@ class ServiceRollback(StrictModel):
     strategy: str = Field(description="Its strategy on the local target: restart, or blue_green (rollback is the switchback).")
     from_release: str = Field(description="The candidate it ran before the rollback.")
     to_release: str = Field(description="The previous release it was rolled back to.")
-    status: Literal["passed", "failed"] = Field(description="passed: rolled back, verified, smoke green, within the recovery target, and (when configured) rolled forward again.")
+    status: Literal["passed", "failed"] = Field(
+        description="passed: rolled back, verified, smoke green, within the recovery target, and (when configured) rolled forward again."
+    )
     error: str | None = Field(None, description="The first thing that went wrong, naming the service.")
     switch_seconds: float | None = Field(None, description="Wall time of the rollback script.")
-    recovery_seconds: float | None = Field(None, description="From the start of the rollback until healthy on the previous release with the smoke subset green; none when it never got there.")
+    recovery_seconds: float | None = Field(
+        None, description="From the start of the rollback until healthy on the previous release with the smoke subset green; none when it never got there."
+    )
     recovery_target_seconds: float = Field(description="The target (rollback.recovery_target_seconds).")
     within_target: bool | None = Field(None, description="recovery_seconds <= recovery_target_seconds; none when there was no recovery.")
     smoke: Literal["passed", "failed", "not run"] = Field("not run", description="The smoke subset after the rollback.")
@@ -143,7 +157,9 @@ def rollback_problems(report: RollbackReport) -> list[str]:
         elif service.within_target is False:
             problems.append(f"{name}: recovery took {service.recovery_seconds:.1f}s, over the target of {service.recovery_target_seconds:g}s")
         if service.final is not None and not (service.final.healthy and service.final.release == service.final.expected_release):
-            problems.append(f"{name}: ends on {service.final.release or 'nothing'} ({'healthy' if service.final.healthy else 'not healthy'}), expected {service.final.expected_release} healthy")
+            problems.append(
+                f"{name}: ends on {service.final.release or 'nothing'} ({'healthy' if service.final.healthy else 'not healthy'}), expected {service.final.expected_release} healthy"
+            )
     return problems
 
 
@@ -166,8 +182,12 @@ class _ServiceRehearsal:
         self.previous: str = ctx.previous_release
         settings = ctx.config.rollback
         self.record = ServiceRollback(
-            service=name, strategy=ctx.config.service(name).strategy, from_release=ctx.release, to_release=self.previous,
-            status="failed", recovery_target_seconds=settings.recovery_target_seconds,
+            service=name,
+            strategy=ctx.config.service(name).strategy,
+            from_release=ctx.release,
+            to_release=self.previous,
+            status="failed",
+            recovery_target_seconds=settings.recovery_target_seconds,
         )
 
     def fail(self, what: str) -> None:
@@ -176,8 +196,13 @@ class _ServiceRehearsal:
 
     def _step(self, name: StepName, started_at: Any, clock: float, ok: bool, detail: str, **evidence: Any) -> RollbackStep:
         step = RollbackStep(
-            name=name, status="passed" if ok else "failed", started_at=started_at, ended_at=utcnow(),
-            duration_seconds=round(time.monotonic() - clock, 3), detail=self.ctx.redactor.redact(detail), **evidence,
+            name=name,
+            status="passed" if ok else "failed",
+            started_at=started_at,
+            ended_at=utcnow(),
+            duration_seconds=round(time.monotonic() - clock, 3),
+            detail=self.ctx.redactor.redact(detail),
+            **evidence,
         )
         self.record.steps.append(step)
         return step
@@ -284,9 +309,16 @@ def rehearse_rollback(ctx: RunContext, smoke: SmokeSubset | None) -> RollbackRep
         outcome = "passed" if all(s.status == "passed" for s in services) else "failed"
     finally:
         report = RollbackReport(
-            release=ctx.release, environment=ctx.env, previous_release=ctx.previous_release,
-            recovery_target_seconds=settings.recovery_target_seconds, roll_forward=settings.roll_forward,
-            started_at=started_at, ended_at=utcnow(), duration_seconds=round(time.monotonic() - clock, 3), outcome=outcome, services=services,
+            release=ctx.release,
+            environment=ctx.env,
+            previous_release=ctx.previous_release,
+            recovery_target_seconds=settings.recovery_target_seconds,
+            roll_forward=settings.roll_forward,
+            started_at=started_at,
+            ended_at=utcnow(),
+            duration_seconds=round(time.monotonic() - clock, 3),
+            outcome=outcome,
+            services=services,
         )
         write_text_atomic(ctx.artifact(names.ROLLBACK_REPORT), ctx.redactor.redact(report.model_dump_json(indent=2)) + "\n")
     return report

@@ -93,4 +93,3 @@ def update_database(target: Path, url: str = DEFAULT_URL, timeout: float = 60.0)
     record = {"url": url, "fetched_at": fetched_at.isoformat().replace("+00:00", "Z"), "sha256": sha256, "size": size, "advisories": advisories}
     write_text_atomic(source_record_path(target), json.dumps(record, indent=2) + "\n")
     return UpdateResult(target, advisories, size, sha256, fetched_at)
-

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_predeploy.core.artifacts import READINESS_APPROVAL
 from pytest_predeploy.config import DEFAULT_CONFIG, load_config
+from pytest_predeploy.core.artifacts import READINESS_APPROVAL
 from pytest_predeploy.core.errors import PredeployError, run_reporting_errors
 from pytest_predeploy.core.fields import format_duration, parse_positive_duration
+from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
 from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, record_signoff
-from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.tooling.scriptkit import ENV_CONFIG
 
 EXIT_OK = 0
@@ -44,7 +44,9 @@ def _validity(text: str) -> object:
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, default=None,
+        "--config",
+        type=Path,
+        default=None,
         help=f"predeploy.yaml whose readiness section applies (default: ${ENV_CONFIG}, else ./{DEFAULT_CONFIG} when present)",
     )
 
@@ -81,7 +83,9 @@ def _print_readiness(args: argparse.Namespace, result: VerifyResult) -> None:
 
 def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", type=Path, help="the PRE-DEPLOYMENT-PACKAGE.zip to check")
-    parser.add_argument("--approvals", type=Path, default=None, help=f"sign-offs to check against the package digest (default: {READINESS_APPROVAL} beside the package)")
+    parser.add_argument(
+        "--approvals", type=Path, default=None, help=f"sign-offs to check against the package digest (default: {READINESS_APPROVAL} beside the package)"
+    )
     _add_config(parser)
 
 
@@ -110,7 +114,9 @@ def _configure_approve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", required=True, help="your name")
     parser.add_argument("--decision", required=True, choices=["go", "no-go"], help="go or no-go")
     parser.add_argument("--conditions", default=None, help="conditions attached to the decision")
-    parser.add_argument("--expires", type=_validity, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)")
+    parser.add_argument(
+        "--expires", type=_validity, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)"
+    )
     parser.add_argument("--approvals", type=Path, default=None, help=f"the sign-off file (default: {READINESS_APPROVAL} beside the package)")
     _add_config(parser)
 
@@ -123,11 +129,20 @@ def _run_approve(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     config = _readiness(args) or ReadinessConfig()
     if args.role not in config.required_roles:
-        print(f"note: role {args.role!r} is not one of readiness.required_roles ({', '.join(config.required_roles)}); it is recorded but not required", file=sys.stderr)
+        print(
+            f"note: role {args.role!r} is not one of readiness.required_roles ({', '.join(config.required_roles)}); it is recorded but not required",
+            file=sys.stderr,
+        )
     expires = args.expires if args.expires is not None else config.signoff_validity
     statement = record_signoff(
-        _approvals(args), package_sha256=result.sha256, release=result.manifest.release, role=args.role,
-        approver=args.by, decision=args.decision, conditions=args.conditions, expires_in=expires,
+        _approvals(args),
+        package_sha256=result.sha256,
+        release=result.manifest.release,
+        role=args.role,
+        approver=args.by,
+        decision=args.decision,
+        conditions=args.conditions,
+        expires_in=expires,
     )
     until = f", valid for {format_duration(expires)} (until {statement.predicate.expires_at.isoformat()})" if statement.predicate.expires_at else ""
     print(f"recorded: {args.role} {args.decision} by {args.by} for release {result.manifest.release}, package sha256 {result.sha256}{until}")
@@ -155,7 +170,9 @@ def _run_schema(args: argparse.Namespace) -> int:
 
 
 def _configure_docs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", type=Path, default=Path("docs/config-reference.md"), help="file to write the configuration reference to (default: docs/config-reference.md)")
+    parser.add_argument(
+        "--output", type=Path, default=Path("docs/config-reference.md"), help="file to write the configuration reference to (default: docs/config-reference.md)"
+    )
 
 
 def _run_docs(args: argparse.Namespace) -> int:
@@ -173,7 +190,10 @@ def _run_docs(args: argparse.Namespace) -> int:
 def _configure_init(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=Path("."), help="the repository to set up (default: the current folder)")
     parser.add_argument(
-        "--service", action="append", default=[], metavar="NAME[=PATH]",
+        "--service",
+        action="append",
+        default=[],
+        metavar="NAME[=PATH]",
         help="a service to deploy, with the folder of its source relative to --dir (repeatable; default: app, source ./app when that folder exists)",
     )
 
@@ -231,7 +251,9 @@ def _run_advisories(args: argparse.Namespace) -> int:
         kept = "the current copy is unchanged" if target.exists() else "nothing was written"
         print(f"predeploy advisories: error: {exc}; {kept}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"predeploy advisories: {result.path}: {result.advisories} advisories, {result.size} bytes, sha256 {result.sha256[:16]}, fetched {result.fetched_at.isoformat()}")
+    print(
+        f"predeploy advisories: {result.path}: {result.advisories} advisories, {result.size} bytes, sha256 {result.sha256[:16]}, fetched {result.fetched_at.isoformat()}"
+    )
     return EXIT_OK
 
 
@@ -247,7 +269,9 @@ SUBCOMMANDS: list[Subcommand] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="predeploy", description="pytest-predeploy: set up a repository, seal and sign off the go/no-go package, write the generated docs.")
+    parser = argparse.ArgumentParser(
+        prog="predeploy", description="pytest-predeploy: set up a repository, seal and sign off the go/no-go package, write the generated docs."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in SUBCOMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)

@@ -28,16 +28,16 @@ _DEFAULT_WIDTH = 200
 
 def artifact_models() -> dict[str, type[BaseModel]]:
     """Every JSON artifact's file name -> its pydantic model."""
+    from pytest_predeploy.core.runstate import RunState
     from pytest_predeploy.intake.approvals import IntakeReport
-    from pytest_predeploy.rehearsal.observability import ObservabilityResult
-    from pytest_predeploy.readiness.package import Manifest
     from pytest_predeploy.intake.parity import ParityReport
+    from pytest_predeploy.readiness.package import Manifest
     from pytest_predeploy.readiness.signoff import ReadinessApproval
     from pytest_predeploy.rehearsal.deploy import DeploymentReport
-    from pytest_predeploy.rollback.rollback import RollbackReport
-    from pytest_predeploy.core.runstate import RunState
-    from pytest_predeploy.security import SecurityReport
+    from pytest_predeploy.rehearsal.observability import ObservabilityResult
     from pytest_predeploy.rehearsal.smoke import TestResultsReport
+    from pytest_predeploy.rollback.rollback import RollbackReport
+    from pytest_predeploy.security import SecurityReport
 
     return {
         names.INTAKE_REPORT: IntakeReport,
@@ -154,7 +154,16 @@ def _type_name(annotation: Any) -> str:
             return " \\| ".join(repr(member.value) for member in annotation)
         if issubclass(annotation, BaseModel):
             return annotation.__name__
-        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "timedelta": "duration", "datetime": "timestamp", "PosixPath": "path", "Path": "path"}.get(annotation.__name__, annotation.__name__)
+        return {
+            "str": "string",
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "timedelta": "duration",
+            "datetime": "timestamp",
+            "PosixPath": "path",
+            "Path": "path",
+        }.get(annotation.__name__, annotation.__name__)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:

@@ -72,7 +72,9 @@ class Service:
                 raise ConfigError(f"--service {text!r}: {project / source} is not a folder (PATH is the service's source, relative to --dir)")
             if project.resolve().is_relative_to(folder):
                 # Each release is a copy of the source, made inside the repository (.staging/).
-                raise ConfigError(f"--service {text!r}: the source must be a folder of the service's own, not the repository (or above it): each staging release is a copy of it")
+                raise ConfigError(
+                    f"--service {text!r}: the source must be a folder of the service's own, not the repository (or above it): each staging release is a copy of it"
+                )
             return cls(name, Path(source).as_posix())
         # Without a PATH, a folder named like the service is taken to be its source.
         return cls(name, name if (project / name).is_dir() else None)
@@ -169,7 +171,11 @@ def next_steps(result: InitResult) -> list[str]:
     """What the team does next, in order (printed by ``predeploy init``)."""
     steps = list(NEXT_STEPS)
     ignored = (result.project / ".gitignore").read_text(errors="replace").split() if ".gitignore" in result.skipped else []
-    missing = [entry for entry in (".artifacts/", ".staging/", ".predeploy/") if ".gitignore" in result.skipped and entry not in ignored and entry.rstrip("/") not in ignored]
+    missing = [
+        entry
+        for entry in (".artifacts/", ".staging/", ".predeploy/")
+        if ".gitignore" in result.skipped and entry not in ignored and entry.rstrip("/") not in ignored
+    ]
     if missing:
         named = [f"`{entry}`" for entry in missing]
         listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
@@ -180,11 +186,10 @@ def next_steps(result: InitResult) -> list[str]:
 NEXT_STEPS = (
     "Point `services:` in predeploy.yaml at your services (lines marked SET ME): `source` is the folder each staging "
     "release copies, `command` starts it on 127.0.0.1. The service writes its port to {port_file} and answers GET "
-    "/healthz (200), /version ({\"release\": TAG}), /metrics (Prometheus) and /routes (its business endpoints). "
+    '/healthz (200), /version ({"release": TAG}), /metrics (Prometheus) and /routes (its business endpoints). '
     "Deploying elsewhere (Helm, kubectl ...)? Replace steps.deploy and steps.rollback and set services[].url "
     "(docs/custom-scripts.md of pytest-predeploy).",
-    f"Write smoke tests for your business endpoints in {HOME}/smoke/ (Gate 2 needs smoke.min_coverage of the "
-    "endpoints /routes lists).",
+    f"Write smoke tests for your business endpoints in {HOME}/smoke/ (Gate 2 needs smoke.min_coverage of the endpoints /routes lists).",
     f"Describe staging and production in {HOME}/environments/ (Gate 1 compares them).",
     f"For each release, record the upstream approvals: copy {HOME}/approvals/*.example.yaml to *.yaml and fill them in, "
     "or point approvals.upstream[].file at the records Protocols 4 and 9 publish.",
@@ -219,12 +224,15 @@ def starter_config(project: Path, services: Sequence[Service]) -> str:
         else "[]              # SET ME: the release's requirements/lock files, e.g. [requirements.txt]"
     )
     runbooks = ", ".join(f"{HOME}/ops/runbooks/{service.name}.md" for service in services)
-    approvals = "".join(
-        f"    - name: {name}\n      title: {title}\n      file: {HOME}/approvals/{name}.yaml\n" for name, title in APPROVALS
-    )
+    approvals = "".join(f"    - name: {name}\n      title: {title}\n      file: {HOME}/approvals/{name}.yaml\n" for name, title in APPROVALS)
     return CONFIG.format(
-        project=json.dumps(project.name), home=HOME, services="".join(service_blocks), source_paths=source_paths,
-        requirements=requirements, runbooks=runbooks, approvals=approvals,
+        project=json.dumps(project.name),
+        home=HOME,
+        services="".join(service_blocks),
+        source_paths=source_paths,
+        requirements=requirements,
+        runbooks=runbooks,
+        approvals=approvals,
     )
 
 

@@ -20,8 +20,6 @@ from pytest_predeploy.config import DEFAULT_CONFIG, ENV_ARTIFACTS, ENV_CONFIG, E
 from pytest_predeploy.core.errors import ConfigError, run_reporting_errors
 
 
-
-
 @dataclass(frozen=True)
 class ScriptContext:
     config: ProjectConfig

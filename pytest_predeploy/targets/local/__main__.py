@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
 from pytest_predeploy.targets.local import service_target, stop_all
-from pytest_predeploy.targets.local.settings import TargetConfig, load_target_config
 from pytest_predeploy.targets.local.processes import is_running
+from pytest_predeploy.targets.local.settings import TargetConfig, load_target_config
 from pytest_predeploy.targets.local.target import BLUE_GREEN, EXIT_OK, MAIN_SLOT, ServiceTarget, TargetError, print_line
 
 PROG = "python -m pytest_predeploy.targets.local"
@@ -36,13 +36,23 @@ ENV_ENVIRONMENT = "PREDEPLOY_ENV"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="The embedded local staging target.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("deploy", "build and start a release"), ("rollback", "return to an earlier release"), ("status", "show what runs"), ("stop", "stop service processes")):
+    for name, text in (
+        ("deploy", "build and start a release"),
+        ("rollback", "return to an earlier release"),
+        ("status", "show what runs"),
+        ("stop", "stop service processes"),
+    ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--env", default=os.environ.get(ENV_ENVIRONMENT, "staging"), help=f"environment (default: ${ENV_ENVIRONMENT} or staging)")
         if name in ("deploy", "rollback"):
             command.add_argument("--release", required=True, help="release tag")
         command.add_argument("--service", action="append", help="service name (repeatable; default: every service)")
-        command.add_argument("--config", type=Path, default=Path(os.environ.get(ENV_CONFIG, "predeploy.yaml")), help=f"predeploy.yaml to use (default: ${ENV_CONFIG} or ./predeploy.yaml)")
+        command.add_argument(
+            "--config",
+            type=Path,
+            default=Path(os.environ.get(ENV_CONFIG, "predeploy.yaml")),
+            help=f"predeploy.yaml to use (default: ${ENV_CONFIG} or ./predeploy.yaml)",
+        )
     return parser
 
 
@@ -51,7 +61,9 @@ def _targets(config: TargetConfig, env: str, names: list[str] | None) -> list[Se
 
 
 def _status(target: ServiceTarget) -> None:
-    print(f"{target.service.name}: current {target.current_release() or '(none)'} [{target.service.strategy}], releases: {', '.join(target.release_tags()) or '(none)'}")
+    print(
+        f"{target.service.name}: current {target.current_release() or '(none)'} [{target.service.strategy}], releases: {', '.join(target.release_tags()) or '(none)'}"
+    )
     for slot in (MAIN_SLOT, *BLUE_GREEN):
         record = target.record(slot)
         if record is not None:

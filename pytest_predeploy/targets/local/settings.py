@@ -30,18 +30,35 @@ class ServiceConfig(StrictModel):
     """One deployable service."""
 
     name: str = Field(description="Service name, used as {service} in commands and as its folder under the staging root.")
-    source: ExistingDir | None = Field(None, description="Folder the local staging target copies into each release (releases/<tag>/). Leave empty when your own deploy script deploys this service elsewhere.")
+    source: ExistingDir | None = Field(
+        None,
+        description="Folder the local staging target copies into each release (releases/<tag>/). Leave empty when your own deploy script deploys this service elsewhere.",
+    )
     command: str = Field(
         "{python} server.py --port {port} --port-file {port_file}",
         description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port}, {port_file} (the service writes its bound port there; required when port is 0).",
     )
-    port: int = Field(0, ge=0, le=65535, description="Port on 127.0.0.1; 0 lets the service pick a free one, recorded in the staging state. With blue_green the green slot uses port + 1. Two services may not share a fixed port (refused at load).")
-    strategy: Literal["restart", "blue_green"] = Field("restart", description="'restart': stop the old process, switch current, start the new one. 'blue_green': start the new release in the idle slot, switch the active slot once healthy, keep the old slot running (rollback is the switchback).")
+    port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port on 127.0.0.1; 0 lets the service pick a free one, recorded in the staging state. With blue_green the green slot uses port + 1. Two services may not share a fixed port (refused at load).",
+    )
+    strategy: Literal["restart", "blue_green"] = Field(
+        "restart",
+        description="'restart': stop the old process, switch current, start the new one. 'blue_green': start the new release in the idle slot, switch the active slot once healthy, keep the old slot running (rollback is the switchback).",
+    )
     health_path: str = Field("/healthz", description="Path answering 200 once the service is healthy.")
     health_timeout: Duration = Field(timedelta(seconds=30), description="Deadline for the service to become healthy after start (e.g. '30s').")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the service's process.")
-    inject: dict[str, Fault] = Field(default_factory=dict, description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.")
-    url: str | None = Field(None, description="Base URL of the service when it does not run on the local staging target (verification and smoke tests use it); empty: the local target's recorded port.")
+    inject: dict[str, Fault] = Field(
+        default_factory=dict,
+        description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.",
+    )
+    url: str | None = Field(
+        None,
+        description="Base URL of the service when it does not run on the local staging target (verification and smoke tests use it); empty: the local target's recorded port.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -81,10 +98,19 @@ class ServiceConfig(StrictModel):
 class LocalStagingConfig(StrictModel):
     """The embedded local staging target (Capistrano-style releases on this machine)."""
 
-    root: ConfigPath = Field(Path(".staging"), validate_default=True, description="Folder holding the staging state: <root>/<env>/<service>/{releases,current,run,logs}. Keep it git-ignored.")
-    keep_releases: int = Field(5, ge=2, description="How many releases to keep per service; older ones are deleted after a deploy, never the current one or one a slot runs.")
+    root: ConfigPath = Field(
+        Path(".staging"),
+        validate_default=True,
+        description="Folder holding the staging state: <root>/<env>/<service>/{releases,current,run,logs}. Keep it git-ignored.",
+    )
+    keep_releases: int = Field(
+        5, ge=2, description="How many releases to keep per service; older ones are deleted after a deploy, never the current one or one a slot runs."
+    )
     max_parallel: int = Field(1, ge=1, description="How many services the rehearsal deploys at once; 1 deploys them one by one in configured order.")
-    bootstrap: bool = Field(True, description="Before the rehearsal, deploy the previous release to every service that does not run it (e.g. an empty staging), and record that it did.")
+    bootstrap: bool = Field(
+        True,
+        description="Before the rehearsal, deploy the previous release to every service that does not run it (e.g. an empty staging), and record that it did.",
+    )
     stop_on_exit: bool = Field(True, description="Stop every local staging process when the pytest session ends, so nothing outlives a run.")
     stop_timeout: Duration = Field(timedelta(seconds=10), description="How long a stopping service may take to exit after SIGTERM before it is killed.")
     progress_interval: Duration = Field(timedelta(seconds=5), description="How often the rehearsal prints a progress line for each service still deploying.")
@@ -93,10 +119,18 @@ class LocalStagingConfig(StrictModel):
 class RollbackConfig(StrictModel):
     """Rollback rehearsal settings (Gate 3)."""
 
-    recovery_target_seconds: float = Field(60.0, gt=0, description="Recovery-time target per service: from the start of the rollback until healthy on the previous release with the smoke subset green.")
+    recovery_target_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Recovery-time target per service: from the start of the rollback until healthy on the previous release with the smoke subset green.",
+    )
     smoke: bool = Field(True, description="Run the smoke subset of each service after its rollback (and after the roll-forward).")
-    smoke_select: str = Field("{service}", description="pytest -k expression choosing a service's smoke subset; {service} is replaced by the service name. Empty: every smoke test.")
-    roll_forward: bool = Field(True, description="After the rollback rehearsal, deploy the candidate again so staging ends on it; false leaves staging on the previous release.")
+    smoke_select: str = Field(
+        "{service}", description="pytest -k expression choosing a service's smoke subset; {service} is replaced by the service name. Empty: every smoke test."
+    )
+    roll_forward: bool = Field(
+        True, description="After the rollback rehearsal, deploy the candidate again so staging ends on it; false leaves staging on the previous release."
+    )
 
 
 def check_distinct_ports(services: list[ServiceConfig]) -> list[ServiceConfig]:

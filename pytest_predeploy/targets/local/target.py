@@ -263,12 +263,16 @@ class ServiceTarget:
             self.say(f"release {tag} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ}; reusing it")
             return existing
         if existing is not None and tag in self._releases_in_use():
-            raise TargetError(EXIT_FAILED, f"{self.service.name}: release {tag} is running but its source changed since it was built; deploy it under a new tag")
+            raise TargetError(
+                EXIT_FAILED, f"{self.service.name}: release {tag} is running but its source changed since it was built; deploy it under a new tag"
+            )
         started = time.monotonic()
         self.releases.mkdir(parents=True, exist_ok=True)
         tmp = self.releases / f".build-{tag}-{uuid.uuid4().hex[:8]}"
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*_IGNORED_PARTS, "*.pyc"), symlinks=True)
-        manifest = ReleaseManifest(service=self.service.name, release=tag, built_at=utcnow(), source=str(source), source_digest=digest, files=files, fault=fault)
+        manifest = ReleaseManifest(
+            service=self.service.name, release=tag, built_at=utcnow(), source=str(source), source_digest=digest, files=files, fault=fault
+        )
         # The manifest is written last: a release folder without one is incomplete.
         write_text_atomic(tmp / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
         checkpoint("built")
@@ -399,12 +403,20 @@ class ServiceTarget:
             tags = self.release_tags()
             if tag not in tags:
                 known = ", ".join(tags) or "none"
-                raise TargetError(EXIT_UNKNOWN_RELEASE, f"{self.service.name}: cannot roll back to {tag}: it was never deployed to {self.env} (releases here: {known}); nothing was changed")
+                raise TargetError(
+                    EXIT_UNKNOWN_RELEASE,
+                    f"{self.service.name}: cannot roll back to {tag}: it was never deployed to {self.env} (releases here: {known}); nothing was changed",
+                )
             if len(tags) == 1:
-                raise TargetError(EXIT_NOTHING_TO_ROLL_BACK, f"{self.service.name}: {tag} is the only release on {self.env}; there is nothing to roll back from; nothing was changed")
+                raise TargetError(
+                    EXIT_NOTHING_TO_ROLL_BACK,
+                    f"{self.service.name}: {tag} is the only release on {self.env}; there is nothing to roll back from; nothing was changed",
+                )
             serving = self._serving(tag)
             if serving is not None:
-                raise TargetError(EXIT_ALREADY_CURRENT, f"{self.service.name}: {tag} is already the current release and healthy ({serving}); nothing was changed")
+                raise TargetError(
+                    EXIT_ALREADY_CURRENT, f"{self.service.name}: {tag} is already the current release and healthy ({serving}); nothing was changed"
+                )
             self.say(f"rolling back from {self.current_release() or 'nothing'} to {tag}")
             if self.service.strategy == "blue_green":
                 self._activate_blue_green(tag)
