@@ -157,3 +157,17 @@ def test_the_user_code_is_found() -> None:
 def test_gates_scripts_and_templates_use_only_the_public_api(path: Path) -> None:
     used = sorted({name for name, _ in imported(path, "") if name.split(".")[0] == "pytest_predeploy"})
     assert set(used) <= PUBLIC, f"{path.relative_to(ROOT)} imports internal modules {sorted(set(used) - PUBLIC)}; use pytest_predeploy.api"
+
+
+def test_one_declaration_per_artifact() -> None:
+    from pytest_predeploy.core.artifacts import ARTIFACTS
+    from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
+    from pytest_predeploy.readiness.package import REQUIRED_ARTIFACTS
+    from pytest_predeploy.tooling.docs import artifact_models
+
+    declared = [artifact.name for artifact in ARTIFACTS]
+    assert len(declared) == len(set(declared)), "an artifact is declared twice"
+    # The tables other code reads are the registry's, not copies of it.
+    assert [name for names in FIXTURE_ARTIFACTS.values() for name in names] == [a.name for a in ARTIFACTS if a.fixture]
+    assert list(REQUIRED_ARTIFACTS) == [a.name for a in ARTIFACTS if a.required]
+    assert list(artifact_models()) == [a.name for a in ARTIFACTS if a.model]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -116,3 +117,65 @@ RUN_STATE = "predeploy-run.json"
 #: The files every run writes about itself; a Gate-4-only re-check of a sealed package writes
 #: them with the prefix ``gate4-``, beside the sealing run's (the reviewers' copy).
 RUN_REPORTS = (HTML_REPORT, JSON_REPORT, JUNIT_REPORT, RUN_STATE)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact of the protocol, declared once: the fixture table, the step outputs, the
+    package's required list and producers, the schemas and the docs are derived from these."""
+
+    name: str
+    #: The step the manifest names as its producer; None leaves it to the same inference as any
+    #: file the table does not name (the manifest and the sign-off record, written by the
+    #: package step and the readiness review).
+    producer: str | None
+    #: The step fixture whose evidence it is (the reports link it from that fixture's tests).
+    fixture: str | None = None
+    #: Its pydantic model as ``module:Class`` (a JSON artifact with a schema); a name, not an
+    #: import, because the models live in the step packages above this one.
+    model: str | None = None
+    #: Gate 4 refuses to seal a package without it.
+    required: bool = False
+    #: The scripted step (steps.<name> in the config) that writes it to ``{output}``.
+    script_output: str | None = None
+
+
+#: Every artifact, in protocol order.
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact(INTAKE_REPORT, "intake", "intake", "pytest_predeploy.intake.approvals:IntakeReport", required=True),
+    Artifact(PARITY_REPORT, "parity", "parity", "pytest_predeploy.intake.parity:ParityReport", required=True, script_output="parity"),
+    Artifact(DATA_REFRESH, "data-refresh", "data_refresh"),
+    Artifact(DEPLOYMENT_LOG, "deploy", "deployment", required=True),
+    Artifact(DEPLOYMENT_REPORT, "deploy", "deployment", "pytest_predeploy.rehearsal.deploy:DeploymentReport"),
+    Artifact(TEST_RESULTS, "smoke", "smoke", "pytest_predeploy.rehearsal.smoke:TestResultsReport", required=True, script_output="smoke"),
+    Artifact(OBSERVABILITY_BASELINE, "observability", "observability"),
+    Artifact(OBSERVABILITY_METRICS, "observability", "observability", "pytest_predeploy.rehearsal.observability:ObservabilityResult"),
+    Artifact(ROLLBACK_REPORT, "rollback", "rollback", "pytest_predeploy.rollback.rollback:RollbackReport", required=True),
+    Artifact(SECURITY_REPORT, "security", "security", "pytest_predeploy.security:SecurityReport", required=True, script_output="security"),
+    Artifact(SBOM, "security", "security"),
+    Artifact(OPERATIONAL_CHECKLIST, "operational", "operational_readiness"),
+    Artifact(MANIFEST, None, "package_contents", "pytest_predeploy.readiness.package:Manifest"),
+    Artifact(READINESS_APPROVAL, None, "signoffs", "pytest_predeploy.readiness.signoff:ReadinessApproval"),
+    Artifact(DEPLOYMENT_CHECKLIST, "checklist", "deployment_checklist"),
+    Artifact(HTML_REPORT, "pytest-report"),
+    Artifact(JSON_REPORT, "pytest-report"),
+    Artifact(JUNIT_REPORT, "pytest-report"),
+    Artifact(RUN_STATE, "protocol", model="pytest_predeploy.core.runstate:RunState"),
+)
+
+
+def fixture_artifacts() -> dict[str, list[str]]:
+    """Step fixture -> the artifacts it produces, in protocol order."""
+    table: dict[str, list[str]] = {}
+    for artifact in ARTIFACTS:
+        if artifact.fixture is not None:
+            table.setdefault(artifact.fixture, []).append(artifact.name)
+    return table
+
+
+#: The artifact a scripted step writes to its ``{output}``: config step name -> file name.
+STEP_OUTPUTS: dict[str, str] = {a.script_output: a.name for a in ARTIFACTS if a.script_output is not None}
+#: What Gate 4's "package can be compiled" test requires before sealing.
+REQUIRED_ARTIFACTS: tuple[str, ...] = tuple(a.name for a in ARTIFACTS if a.required)
+#: The producing step of each known artifact.
+PRODUCERS: dict[str, str] = {a.name: a.producer for a in ARTIFACTS if a.producer is not None}

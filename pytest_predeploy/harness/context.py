@@ -18,11 +18,7 @@ from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command, script_name
 
 #: The artifact each scripted step writes to ``{output}``.
-STEP_OUTPUTS = {
-    "parity": names.PARITY_REPORT,
-    "smoke": names.TEST_RESULTS,
-    "security": names.SECURITY_REPORT,
-}
+STEP_OUTPUTS = names.STEP_OUTPUTS
 
 
 def _print(line: str) -> None:

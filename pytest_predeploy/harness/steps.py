@@ -51,20 +51,7 @@ from pytest_predeploy.rollback.rollback import rehearse_rollback
 from pytest_predeploy.security.report import headline_of
 
 #: The artifacts each step fixture writes (the HTML report links them from the tests that use them).
-FIXTURE_ARTIFACTS: dict[str, list[str]] = {
-    "intake": [names.INTAKE_REPORT],
-    "parity": [names.PARITY_REPORT],
-    "data_refresh": [names.DATA_REFRESH],
-    "deployment": [names.DEPLOYMENT_LOG, names.DEPLOYMENT_REPORT],
-    "smoke": [names.TEST_RESULTS],
-    "observability": [names.OBSERVABILITY_BASELINE, names.OBSERVABILITY_METRICS],
-    "rollback": [names.ROLLBACK_REPORT],
-    "security": [names.SECURITY_REPORT, names.SBOM],
-    "operational_readiness": [names.OPERATIONAL_CHECKLIST],
-    "package_contents": [names.MANIFEST],
-    "signoffs": [names.READINESS_APPROVAL],
-    "deployment_checklist": [names.DEPLOYMENT_CHECKLIST],
-}
+FIXTURE_ARTIFACTS: dict[str, list[str]] = names.fixture_artifacts()
 
 #: A script's exit status meaning "done, and the artifact lists findings" (the gate judges them).
 EXIT_FINDINGS = 1

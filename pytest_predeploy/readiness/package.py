@@ -49,35 +49,10 @@ STEP = "package"
 FALLBACK_EPOCH = 315532800
 
 #: Artifacts Gate 4's "package can be compiled" test requires before sealing.
-REQUIRED_ARTIFACTS = (
-    names.INTAKE_REPORT,
-    names.PARITY_REPORT,
-    names.DEPLOYMENT_LOG,
-    names.TEST_RESULTS,
-    names.ROLLBACK_REPORT,
-    names.SECURITY_REPORT,
-)
+REQUIRED_ARTIFACTS = names.REQUIRED_ARTIFACTS
 
 #: Producing step of each known artifact (transcripts are named after their step).
-DEFAULT_PRODUCERS: dict[str, str] = {
-    names.INTAKE_REPORT: "intake",
-    names.PARITY_REPORT: "parity",
-    names.DATA_REFRESH: "data-refresh",
-    names.DEPLOYMENT_LOG: "deploy",
-    names.DEPLOYMENT_REPORT: "deploy",
-    names.TEST_RESULTS: "smoke",
-    names.OBSERVABILITY_BASELINE: "observability",
-    names.OBSERVABILITY_METRICS: "observability",
-    names.ROLLBACK_REPORT: "rollback",
-    names.SECURITY_REPORT: "security",
-    names.SBOM: "security",
-    names.OPERATIONAL_CHECKLIST: "operational",
-    names.DEPLOYMENT_CHECKLIST: "checklist",
-    names.HTML_REPORT: "pytest-report",
-    names.JSON_REPORT: "pytest-report",
-    names.JUNIT_REPORT: "pytest-report",
-    names.RUN_STATE: "protocol",
-}
+DEFAULT_PRODUCERS: dict[str, str] = names.PRODUCERS
 
 _MEDIA_TYPES = {
     ".json": "application/json",

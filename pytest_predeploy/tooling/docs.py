@@ -5,6 +5,7 @@ fails when the checked-in copies differ from what the models say."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import types
 import typing
@@ -27,30 +28,13 @@ _DEFAULT_WIDTH = 200
 
 
 def artifact_models() -> dict[str, type[BaseModel]]:
-    """Every JSON artifact's file name -> its pydantic model."""
-    from pytest_predeploy.core.runstate import RunState
-    from pytest_predeploy.intake.approvals import IntakeReport
-    from pytest_predeploy.intake.parity import ParityReport
-    from pytest_predeploy.readiness.package import Manifest
-    from pytest_predeploy.readiness.signoff import ReadinessApproval
-    from pytest_predeploy.rehearsal.deploy import DeploymentReport
-    from pytest_predeploy.rehearsal.observability import ObservabilityResult
-    from pytest_predeploy.rehearsal.smoke import TestResultsReport
-    from pytest_predeploy.rollback.rollback import RollbackReport
-    from pytest_predeploy.security import SecurityReport
-
-    return {
-        names.INTAKE_REPORT: IntakeReport,
-        names.PARITY_REPORT: ParityReport,
-        names.DEPLOYMENT_REPORT: DeploymentReport,
-        names.TEST_RESULTS: TestResultsReport,
-        names.OBSERVABILITY_METRICS: ObservabilityResult,
-        names.ROLLBACK_REPORT: RollbackReport,
-        names.SECURITY_REPORT: SecurityReport,
-        names.MANIFEST: Manifest,
-        names.READINESS_APPROVAL: ReadinessApproval,
-        names.RUN_STATE: RunState,
-    }
+    """Every JSON artifact's file name -> its pydantic model (from the artifact registry)."""
+    models: dict[str, type[BaseModel]] = {}
+    for artifact in names.ARTIFACTS:
+        if artifact.model is not None:
+            module, _, cls = artifact.model.partition(":")
+            models[artifact.name] = getattr(importlib.import_module(module), cls)
+    return models
 
 
 def schema_file(artifact: str) -> str:
