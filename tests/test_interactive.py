@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.project import GATES, base_config, make_project
-from tests.test_readiness_flow import GATE1_PARITY, PARITY_CLEAN
+from tests.signoff_project import GATE1_PARITY, PARITY_CLEAN
 
 # Drift on the first comparison, clean after "remediation" (the second run).
 PARITY_REMEDIATED = """

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import base_config, json_report, make_project
-from tests.test_readiness_flow import project as signoff_project
+from tests.signoff_project import project as signoff_project
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from pytest_predeploy.harness.gates import ExitStatus
-from tests.test_readiness_flow import parity_report
-from tests.test_readiness_flow import project as signoff_project
+from tests.signoff_project import parity_report
+from tests.signoff_project import project as signoff_project
 
 CANARY = "Canary-Token-7f3a9c21e8"
 

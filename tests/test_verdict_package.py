@@ -15,8 +15,8 @@ from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.readiness.package import seal_package, verify_package
 from pytest_predeploy.security import SecurityReport
-from tests.test_readiness_flow import approve, parity_report
-from tests.test_readiness_flow import project as signoff_project
+from tests.signoff_project import approve, parity_report
+from tests.signoff_project import project as signoff_project
 
 GATE2_FAILS_ON_REQUEST = """
     import os, pytest
