@@ -87,6 +87,8 @@ def await_signoff(roles: Iterable[str], detail: str = "") -> NoReturn:
 
 def load(path: Any, model: Any) -> Any:
     """Read an artifact for a gate assertion: a malformed one fails the test naming file and field."""
+    # Here, not at the top: the plugin imports this module in plain pytest runs, which must not
+    # pay for pydantic (core.artifacts' models).
     from pytest_predeploy.core.artifacts import read_artifact
 
     try:

@@ -42,6 +42,7 @@ from pytest_predeploy.core.artifacts import ArtifactModel
 from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.core.fields import ByteSize, ConfigPath, Duration, ExistingFile, Severity, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import run_command
 from pytest_predeploy.core.yamlfile import read_text_file, yaml_error
 from pytest_predeploy.intake.secrets import (
     DEFAULT_SECRET_MAPPINGS,
@@ -736,8 +737,6 @@ def _capture_argv(config: ParityProject, env_name: str, command: str) -> list[st
 def run_capture(config: ParityProject, env_name: str, transcripts: Path | None) -> bytes:
     """Run an environment's capture command in its own process group; stdout is the live state.
     Its redacted transcript is kept under ``transcripts`` when given."""
-    from pytest_predeploy.core.runner import run_command
-
     capture = config.environment(env_name).capture
     assert capture is not None
     argv = _capture_argv(config, env_name, capture.command)

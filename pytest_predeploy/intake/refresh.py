@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, ValidationError
 
@@ -26,14 +26,13 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import RunResult, run_command
 
 # The refresh section is part of an environment's config, so its models live beside it; they
 # are re-exported here, where the refresh runs.
 from pytest_predeploy.intake.parity import DatasetConfig as DatasetConfig
 from pytest_predeploy.intake.parity import ParityProject, RefreshConfig, is_missing, load_section, render_path, required_flag_states
-
-if TYPE_CHECKING:
-    from pytest_predeploy.core.runner import RunResult
 
 STEP = "data_refresh"
 _BLOCK = re.compile(r"<!-- predeploy-refresh\n(.*?)\n-->", re.DOTALL)
@@ -98,9 +97,6 @@ def _run(config: ParityProject, env: str, refresh: RefreshConfig, argv: list[str
     cwd = refresh.cwd if refresh.cwd.is_absolute() else config.base_dir / refresh.cwd
     timeout = refresh.timeout.total_seconds()
     if run is None:
-        from pytest_predeploy.core.redact import Redactor
-        from pytest_predeploy.core.runner import run_command
-
         transcript = artifacts / names.TRANSCRIPTS_DIR / f"{STEP}-{env}.log"
         return run_command(argv, step=STEP, label=env, transcript=transcript, timeout=timeout, cwd=cwd, redactor=Redactor(config.secret_values()))
     if hasattr(run, "run_command"):
