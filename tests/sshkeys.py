@@ -41,5 +41,7 @@ def make_rsa_key(folder: Path, name: str) -> Path:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = folder / name
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
-    path.with_name(f"{name}.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b" rsa@test\n")
+    path.with_name(f"{name}.pub").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b" rsa@test\n"
+    )
     return path

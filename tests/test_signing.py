@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.signing import (
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.readiness.signing import (
     INTOTO_PAYLOAD_TYPE,
     Envelope,
     Signers,
@@ -30,12 +30,14 @@ OTHER_DIGEST = "b" * 64
 
 def statement(digest: str, approver: str, role: str, decision: str = "go") -> bytes:
     """A sign-off statement shaped as `predeploy approve` writes it."""
-    return json.dumps({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": "PRE-DEPLOYMENT-PACKAGE.zip", "digest": {"sha256": digest}}],
-        "predicateType": "urn:pytest-predeploy:readiness-signoff:v1",
-        "predicate": {"approver": approver, "role": role, "decision": decision, "release": "v1.2"},
-    }).encode()
+    return json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "PRE-DEPLOYMENT-PACKAGE.zip", "digest": {"sha256": digest}}],
+            "predicateType": "urn:pytest-predeploy:readiness-signoff:v1",
+            "predicate": {"approver": approver, "role": role, "decision": decision, "release": "v1.2"},
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -190,16 +192,26 @@ def test_signers_file_aliases_and_role_lookup(signers: Signers) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("signers:\n  - identity: a\n    roles: [qa-lead]\n    keys:\n      - ssh-rsa AAAAB3NzaC1yc2E x\n", r"signers.yaml:5: signers.0.keys.0: key type 'ssh-rsa' is not supported"),
-        ("signers:\n  - identity: a\n    roles: [qa-lead]\n    keys:\n      - ssh-ed25519 AAAAnotakey x\n", r"signers.yaml:5: signers.0.keys.0: not a valid ssh-ed25519 public key"),
+        (
+            "signers:\n  - identity: a\n    roles: [qa-lead]\n    keys:\n      - ssh-rsa AAAAB3NzaC1yc2E x\n",
+            r"signers.yaml:5: signers.0.keys.0: key type 'ssh-rsa' is not supported",
+        ),
+        (
+            "signers:\n  - identity: a\n    roles: [qa-lead]\n    keys:\n      - ssh-ed25519 AAAAnotakey x\n",
+            r"signers.yaml:5: signers.0.keys.0: not a valid ssh-ed25519 public key",
+        ),
         ("signers:\n  - identity: a\n    roles: []\n    keys: [KEY]\n", r"signers.yaml:3: signers.0.roles: List should have at least 1 item"),
         ("signers:\n  - identity: a\n    roles: [qa-lead]\n    team: ops\n    keys: [KEY]\n", r"signers.yaml:4: signers.0.team: unknown field"),
         ("signers:\n  - identity: ' a'\n    roles: [qa-lead]\n    keys: [KEY]\n", r"signers.yaml:2: signers.0.identity: must be a non-empty name"),
         ("- identity: a\n", r"signers.yaml: expected a mapping with a 'signers' list"),
-        ("signers:\n  - identity: a\n    roles: [qa-lead]\n    keys: [KEY]\n  - identity: A\n    roles: [qa-lead]\n    keys: [KEY2]\n",
-         r"signers.yaml:5: signers.1: the name 'a' is also used by signers.0"),
-        ("signers:\n  - identity: a\n    roles: [qa-lead]\n    keys: [KEY]\n  - identity: b\n    roles: [qa-lead]\n    keys:\n      - KEY\n",
-         r"signers.yaml:8: signers.1.keys.0: this key \(SHA256:.*\) is also listed for a; a key belongs to one person"),
+        (
+            "signers:\n  - identity: a\n    roles: [qa-lead]\n    keys: [KEY]\n  - identity: A\n    roles: [qa-lead]\n    keys: [KEY2]\n",
+            r"signers.yaml:5: signers.1: the name 'a' is also used by signers.0",
+        ),
+        (
+            "signers:\n  - identity: a\n    roles: [qa-lead]\n    keys: [KEY]\n  - identity: b\n    roles: [qa-lead]\n    keys:\n      - KEY\n",
+            r"signers.yaml:8: signers.1.keys.0: this key \(SHA256:.*\) is also listed for a; a key belongs to one person",
+        ),
         ("signers:\n  - identity: a\n    roles: [qa-lead]\n    keys: [KEY]\n    keys: [KEY2]\n", r"signers.yaml:5: duplicate key 'keys'"),
     ],
 )
@@ -228,3 +240,4 @@ def test_demo_signers_file_names_the_demo_only_keys() -> None:
         owners[name] = owner.roles
     assert owners == {"riley-manager_ed25519": ["release-manager"], "quinn-qa_ed25519": ["qa-lead"]}
     assert "never use them" in (repo / "demo/keys/README.md").read_text()
+

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.fields import StrictModel
-from pytest_predeploy.yamlfile import Position, line_of, load_yaml_file
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.yamlfile import Position, line_of, load_yaml_file
 
 #: The payload type of an in-toto statement inside a DSSE envelope (in-toto attestation spec).
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -76,7 +76,11 @@ class Envelope(StrictModel):
 
     payload_type: str = Field(alias="payloadType", description="Media type of the payload (application/vnd.in-toto+json).")
     payload: str = Field(description="Base64 of the signed statement's bytes.")
-    signatures: list[Signature] = Field(min_length=1, description="Signatures over the pre-authentication encoding of payloadType and payload.")
+    # A sign-off carries one signature; the cap bounds the work a hand-made file can ask for
+    # (every signature is tried against every listed key).
+    signatures: list[Signature] = Field(
+        min_length=1, max_length=4, description="Signatures over the pre-authentication encoding of payloadType and payload (at most 4)."
+    )
 
     def payload_bytes(self) -> bytes | None:
         """The decoded payload; None when it is not valid base64."""
@@ -187,14 +191,18 @@ PublicKeyLine = Annotated[str, AfterValidator(_public_key_line)]
 class Signer(StrictModel):
     """One person who may sign off, with their keys and the roles they may sign for."""
 
-    identity: str = Field(min_length=1, description="Who this is, as sign-offs name them (e.g. an e-mail address). Unique in the file, compared case-insensitively.")
+    identity: str = Field(
+        min_length=1, description="Who this is, as sign-offs name them (e.g. an e-mail address). Unique in the file, compared case-insensitively."
+    )
     name: str | None = Field(None, description="Display name shown beside the identity in reports.")
     aliases: list[str] = Field(
         default_factory=list,
         description="Other names this person runs the protocol under (CI login such as $GITHUB_ACTOR, Unix user): used to recognise them as the rehearsal's operator.",
     )
     roles: list[str] = Field(min_length=1, description="The roles this person may sign for (e.g. release-manager).")
-    keys: list[PublicKeyLine] = Field(min_length=1, description="Their OpenSSH ed25519 public keys, one 'ssh-ed25519 AAAA... comment' line each (the .pub file).")
+    keys: list[PublicKeyLine] = Field(
+        min_length=1, description="Their OpenSSH ed25519 public keys, one 'ssh-ed25519 AAAA... comment' line each (the .pub file)."
+    )
 
     @field_validator("identity", "aliases", "roles", mode="after")
     @classmethod
@@ -263,6 +271,11 @@ def load_signers(path: Path) -> Signers:
     """Load and check the signers file; every problem is a ConfigError naming file, line and
     field. An identity listed twice, or one key listed for two identities, is refused: a
     signature must name exactly one person."""
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: signers file not found; list who may sign which role there (identity, roles, OpenSSH ed25519 public keys; "
+            "`predeploy init` writes a template), or point readiness.signers at it"
+        )
     data, lines = load_yaml_file(path, "signers file", MAX_SIGNERS_FILE_BYTES)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'signers' list at the top level (see `predeploy init`'s template)")
