@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_predeploy.config import load_config
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.readiness.signing import (
     INTOTO_PAYLOAD_TYPE,
@@ -22,6 +23,7 @@ from pytest_predeploy.readiness.signing import (
     sign_envelope,
     verify_envelope,
 )
+from pytest_predeploy.tooling.scaffold import init_project, next_steps
 from tests.sshkeys import KeyPair, make_key, make_rsa_key
 
 DIGEST = "a" * 64
@@ -241,3 +243,13 @@ def test_demo_signers_file_names_the_demo_only_keys() -> None:
     assert owners == {"riley-manager_ed25519": ["release-manager"], "quinn-qa_ed25519": ["qa-lead"]}
     assert "never use them" in (repo / "demo/keys/README.md").read_text()
 
+
+def test_init_writes_a_signers_template_that_explains_keys_and_loads(tmp_path: Path) -> None:
+    result = init_project(tmp_path / "repo")
+    assert "predeploy/signers.yaml" in result.written
+    template = tmp_path / "repo/predeploy/signers.yaml"
+    assert "ssh-keygen -t ed25519" in template.read_text()
+    assert load_signers(template).entries == ()
+    config = load_config(tmp_path / "repo/predeploy.yaml")
+    assert config.readiness.signers == template
+    assert any("ssh-keygen -t ed25519" in step for step in next_steps(result))
