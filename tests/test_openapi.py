@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from pytest_predeploy.endpoints import EndpointsConfig, EndpointsUnreadable, declared_endpoints
 from pytest_predeploy.openapi import OpenApiError, RouteTable, fetch_routes, read_routes_file, routes_from_document
 from pytest_predeploy.requestlog import ENV_REQUEST_LOG, count_requests, request
 from tests.httpfiles import serve
@@ -97,3 +99,37 @@ def test_a_suite_using_the_fixture_leaves_the_log(pytester: pytest.Pytester, tmp
         result.assert_outcomes(passed=1)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(line["method"], line["path"], line["status"]) for line in lines] == [("GET", "/api/health", 200)]
+
+
+# --- where a service's declared endpoints come from -----------------------------------------
+
+ROUTE_LIST = json.dumps({"routes": [{"method": "get", "path": "/r"}]}).encode()
+
+
+def test_openapi_comes_first_then_the_route_list_then_the_configured_list() -> None:
+    document = (DATA / "legacy.json").read_bytes()
+    with serve({"/openapi.json": (200, document, {}), "/routes": (200, ROUTE_LIST, {})}) as both, serve({}) as bare:
+        served = EndpointsConfig(openapi="/openapi.json", routes=["GET /x"])
+        assert declared_endpoints(served, both, DATA, 5) == ([("GET", "/api/health"), ("GET", "/api/orders/{id}")], "OpenAPI document /openapi.json")
+        from_file = EndpointsConfig(openapi="shop.yaml")
+        assert declared_endpoints(from_file, bare, DATA, 5)[0][0] == ("GET", "/v1/items")
+        assert declared_endpoints(EndpointsConfig(routes=["GET /x"]), both, DATA, 5) == ([("GET", "/r")], "route list /routes")
+        listed = EndpointsConfig(routes=["GET /items/{id}", "POST /items"])
+        assert declared_endpoints(listed, bare, DATA, 5) == ([("POST", "/items"), ("GET", "/items/{id}")], "routes listed in the configuration")
+
+
+def test_a_configured_source_that_cannot_be_read_is_no_data_naming_it() -> None:
+    with serve({"/routes": (500, b"boom", {})}) as broken, serve({}) as bare:
+        with pytest.raises(EndpointsUnreadable, match=r"/openapi.json answered HTTP 404 \(is the OpenAPI path right\?\)"):
+            declared_endpoints(EndpointsConfig(openapi="/openapi.json", routes=["GET /x"]), bare, DATA, 5)
+        with pytest.raises(EndpointsUnreadable, match=r"missing.yaml: OpenAPI document not found"):
+            declared_endpoints(EndpointsConfig(openapi="missing.yaml"), bare, DATA, 5)
+        with pytest.raises(EndpointsUnreadable, match=r"/routes answered HTTP 500"):
+            declared_endpoints(EndpointsConfig(routes=["GET /x"]), broken, DATA, 5)
+        with pytest.raises(EndpointsUnreadable, match=r"/routes answered 404 and no other source is set: set `openapi`"):
+            declared_endpoints(EndpointsConfig(), bare, DATA, 5)
+
+
+def test_a_configured_route_that_is_not_method_and_path_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"'/items' is not 'METHOD /path'"):
+        EndpointsConfig(routes=["/items"])
