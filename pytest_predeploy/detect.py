@@ -106,10 +106,10 @@ def _template_of_shell(line: str) -> str:
     the test run's interpreter, and a line that needs a shell runs under ``sh -c``."""
     line = _PORT_VAR.sub("{port}", line)
     try:
-        words = shlex.split(line)
+        words = shlex.split(line, comments=True)
     except ValueError:
         words = []
-    if words and not _SHELL.search(line):
+    if words and not _SHELL.search(shlex.join(words)):
         if re.fullmatch(r"python(3(\.\d+)?)?", words[0]):
             words[0] = "{python}"
         return " ".join(word if word in ("{python}",) or re.fullmatch(r"[\w@%+=:,./{}-]+", word) else shlex.quote(word) for word in words)
@@ -226,3 +226,39 @@ def detect_service(source: Path, name: str) -> Detection:
             result.openapi = served
             result.found.append(f"OpenAPI document served at {served}")
     return result
+
+
+def _yaml_string(text: str) -> str:
+    """A double-quoted YAML scalar (commands hold ':' and '#', which plain scalars cannot)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def service_block(name: str, source: str | None, found: Detection) -> str:
+    """The ``services:`` entry init writes: detected values with where they came from, and a
+    ``# SET ME`` placeholder with the reason for each value that was not found."""
+    lines = [f"  - name: {name}"]
+    if source is not None:
+        lines.append(f"    source: {source}           # the folder each staging release copies")
+    else:
+        lines.append("    source: null                # SET ME: the folder holding this service's code (each staging release copies it)")
+    origin = next((f for f in found.found if f.startswith("start command")), "")
+    if found.command is not None:
+        lines.append(f"    command: {_yaml_string(found.command)}   # {origin}")
+    else:
+        lines.append('    command: "{python} server.py --port {port}"   # SET ME: how the service starts; pass the port as {port}')
+    if found.env:
+        lines.append("    env:                        # how the service learns its port")
+        lines.extend(f"      {key}: {_yaml_string(value)}" for key, value in found.env.items())
+    lines.append("    port: 0                     # 0: a free port, passed as {port}")
+    lines.append("    strategy: restart           # or blue_green: start in the idle slot, rollback is the switchback")
+    if found.health_path is not None:
+        lines.append(f"    health_path: {found.health_path}         # mentioned in the service's code; polled until it answers 200")
+    else:
+        lines.append("    health_path: /healthz       # SET ME: a path answering 200 once the service is ready")
+    lines.append("    health_timeout: 30s")
+    lines.append("    endpoints:                  # declared endpoints for smoke coverage (docs/adopting.md)")
+    if found.openapi is not None:
+        lines.append(f"      openapi: {found.openapi}   # found in the service")
+    else:
+        lines.append("      routes_path: /routes      # or set `openapi:` (a served path or a file) or list `routes:`")
+    return "\n".join(lines) + "\n"
