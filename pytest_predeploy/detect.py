@@ -258,7 +258,9 @@ def service_block(name: str, source: str | None, found: Detection) -> str:
     lines.append("    health_timeout: 30s")
     lines.append("    endpoints:                  # declared endpoints for smoke coverage (docs/adopting.md)")
     if found.openapi is not None:
-        lines.append(f"      openapi: {found.openapi}   # found in the service")
+        # A file is named relative to the configuration, like every other path in it.
+        where = found.openapi if found.openapi.startswith("/") or source is None else f"{source.rstrip('/')}/{found.openapi}"
+        lines.append(f"      openapi: {where}   # found in the service")
     else:
         lines.append("      routes_path: /routes      # or set `openapi:` (a served path or a file) or list `routes:`")
     return "\n".join(lines) + "\n"

@@ -121,7 +121,7 @@ def test_the_service_block_parses_and_says_what_to_set(tmp_path: Path) -> None:
     found = detect_service(write(tmp_path / "a", {"Procfile": "web: python app.py --port $PORT  # the app\n", "app.py": "H = '/health'\n", "openapi.json": "{}"}), "shop")
     block = yaml.safe_load(service_block("shop", "shop", found))[0]
     assert block["command"] == "{python} app.py --port {port}"
-    assert block["health_path"] == "/health" and block["endpoints"] == {"openapi": "openapi.json"}
+    assert block["health_path"] == "/health" and block["endpoints"] == {"openapi": "shop/openapi.json"}
     unknown = service_block("shop", None, detect_service(write(tmp_path / "b", {"x.py": ""}), "shop"))
     assert [line.split("# SET ME")[0].split(":")[0].strip() for line in unknown.splitlines() if "# SET ME" in line] == ["source", "command", "health_path"]
     assert yaml.safe_load(unknown)[0]["endpoints"] == {"routes_path": "/routes"}
