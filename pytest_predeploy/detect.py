@@ -193,8 +193,8 @@ def detect_service(source: Path, name: str) -> Detection:
         code_of_entry = sources[file]
         result.found.append(f"start command from the __main__ module {file}")
     elif script is not None:
-        result.command, file, entry = script
-        code_of_entry = sources[file] if file is not None else "\n".join(sources.values())
+        result.command, module_file, entry = script
+        code_of_entry = sources[module_file] if module_file is not None else "\n".join(sources.values())
         result.found.append(f"start command from [project.scripts] {entry} in pyproject.toml")
     else:
         result.todo.append("set `command`: how the service starts in its folder (no Procfile, __main__ module or single [project.scripts] entry found); pass the port as {port}")
