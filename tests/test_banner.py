@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.banner import Decision, GateCard, Signature, banner_html, summary_markdown
+from pytest_predeploy.harness.banner import Decision, GateCard, Signature, banner_html, summary_markdown
 from tests.test_html_report import browser  # noqa: F401 (the module-scoped Chromium fixture)
 
 REASON = "rollback of worker failed\n  worker: still on v1.2 after 30s\n  worker: health /healthz answered 503 <script>"
@@ -60,7 +60,7 @@ def test_github_summary_leads_with_the_same_verdict() -> None:
 
 
 CONFTEST = '''
-from pytest_predeploy.banner import Decision, GateCard, banner_html
+from pytest_predeploy.harness.banner import Decision, GateCard, banner_html
 
 def pytest_html_results_summary(prefix, summary, postfix, session):
     prefix.append(banner_html(Decision(kind={kind!r}, detail={detail!r}, release="v1.2",

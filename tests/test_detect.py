@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_predeploy.detect import detect_service, service_block
+from pytest_predeploy.tooling.detect import detect_service, service_block
 
 SERVER = '''
 import argparse

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.doctor import Check, check_command, check_fresh, check_service_starts, from_problems, guarded, render
-from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.tooling.doctor import Check, check_command, check_fresh, check_service_starts, from_problems, guarded, render
+from pytest_predeploy.core.errors import ConfigError
 
 SERVICE = '''
 import argparse, os, pathlib

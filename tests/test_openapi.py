@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_predeploy.endpoints import EndpointsConfig, EndpointsUnreadable, declared_endpoints
-from pytest_predeploy.openapi import OpenApiError, RouteTable, fetch_routes, read_routes_file, routes_from_document
-from pytest_predeploy.requestlog import ENV_REQUEST_LOG, count_requests, request
+from pytest_predeploy.rehearsal.endpoints import EndpointsConfig, EndpointsUnreadable, declared_endpoints
+from pytest_predeploy.rehearsal.openapi import OpenApiError, RouteTable, fetch_routes, read_routes_file, routes_from_document
+from pytest_predeploy.rehearsal.requestlog import ENV_REQUEST_LOG, count_requests, request
 from tests.httpfiles import serve
 
 DATA = Path(__file__).parent / "data" / "openapi"
@@ -95,7 +95,7 @@ def test_a_suite_using_the_fixture_leaves_the_log(pytester: pytest.Pytester, tmp
             """
         )
         monkeypatch.setenv(ENV_REQUEST_LOG, str(log))
-        result = pytester.runpytest_subprocess("-p", "pytest_predeploy.requestlog", "-p", "no:cacheprovider")
+        result = pytester.runpytest_subprocess("-p", "pytest_predeploy.harness.http", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=1)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(line["method"], line["path"], line["status"]) for line in lines] == [("GET", "/api/health", 200)]

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.yamlfile import parse_json, parse_yaml, read_text_file
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.yamlfile import parse_json, parse_yaml, read_text_file
 
 #: The operations an OpenAPI path item may hold (other keys, such as ``parameters``, are not
 #: operations).

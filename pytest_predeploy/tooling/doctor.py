@@ -3,7 +3,7 @@
 Each check is a function returning one :class:`Check` row (what was checked, whether it holds,
 what was found, and the fix when it does not), so the command prints one line per check and a
 user fixes problems in one pass instead of one protocol run per problem. Checks never raise for a
-problem a user can cause: a :class:`~pytest_predeploy.errors.PredeployError` becomes a failed
+problem a user can cause: a :class:`~pytest_predeploy.core.errors.PredeployError` becomes a failed
 row naming the file and field, as the protocol run would.
 
 Starting a service here is a trial start from its source folder on a free port of 127.0.0.1,
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.fields import format_duration
-from pytest_predeploy.runner import stop_group
+from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.fields import format_duration
+from pytest_predeploy.core.runner import stop_group
 
 #: Words that run the next word as a script: its file must exist, it need not be executable.
 INTERPRETERS = frozenset({"{python}", "python", "python3", "bash", "sh", "zsh", "node", "ruby", "perl"})

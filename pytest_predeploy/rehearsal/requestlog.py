@@ -1,13 +1,10 @@
 """Requests counted from the smoke run itself, for services that expose no request counters.
 
 A smoke suite that calls the services through :func:`request` (or the ``predeploy_http``
-fixture, which is the same function) leaves one line per request in the file named by
+fixture of :mod:`pytest_predeploy.harness.http`, which is the same function) leaves one line per request in the file named by
 ``PREDEPLOY_REQUEST_LOG``; :func:`count_requests` then matches every line to a declared
 endpoint. Only the method, the URL's path (never its query string or body, which may carry
 credentials) and the status are written.
-
-Load the fixture in a suite with ``pytest_plugins = ["pytest_predeploy.requestlog"]`` in its
-conftest, or ``-p pytest_predeploy.requestlog`` in its arguments.
 """
 
 from __future__ import annotations
@@ -23,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from pytest_predeploy.openapi import RouteTable
+from pytest_predeploy.rehearsal.openapi import RouteTable
 
 ENV_REQUEST_LOG = "PREDEPLOY_REQUEST_LOG"
 
@@ -78,12 +73,6 @@ def request(method: str, url: str, body: Any = None, *, headers: Mapping[str, st
         raise
     record(method, url, response.status)
     return response
-
-
-@pytest.fixture(scope="session")
-def predeploy_http() -> Any:
-    """The recording HTTP client: ``predeploy_http("GET", url)`` returns a :class:`Response`."""
-    return request
 
 
 def _service_of(base: str, urls: Mapping[str, str]) -> str | None:

@@ -13,7 +13,7 @@ to the next one; only a route-list endpoint answering 404 falls through to the c
 
 Requests (the numerator) are counted from the service's own request counter when its metrics
 expose one, else from the smoke run's own HTTP calls through the recording client
-(:mod:`pytest_predeploy.requestlog`); ``requests`` picks one explicitly.
+(:mod:`pytest_predeploy.rehearsal.requestlog`); ``requests`` picks one explicitly.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.fields import StrictModel
-from pytest_predeploy.openapi import Route, fetch_routes, read_routes_file
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.rehearsal.openapi import Route, fetch_routes, read_routes_file
 
 _ROUTE = re.compile(r"^(GET|PUT|POST|DELETE|OPTIONS|HEAD|PATCH|TRACE)\s+(/\S*)$")
 
