@@ -59,13 +59,13 @@ def test_github_summary_leads_with_the_same_verdict() -> None:
     assert "Signed by: Riley Manager (release-manager, go), Quinn QA (qa-lead, go)" in summary_markdown(GO)
 
 
-CONFTEST = '''
+CONFTEST = """
 from pytest_predeploy.harness.banner import Decision, GateCard, banner_html
 
 def pytest_html_results_summary(prefix, summary, postfix, session):
     prefix.append(banner_html(Decision(kind={kind!r}, detail={detail!r}, release="v1.2",
         gates=(GateCard(1, "Intake Confirmation", "passed", figures=("approvals 3/3",)),))))
-'''
+"""
 
 
 @pytest.mark.parametrize(("kind", "detail"), [("go", "GO: protocol complete"), ("no-go", "NO-GO: Gate 1 (Intake Confirmation) failed")])

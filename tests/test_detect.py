@@ -17,7 +17,7 @@ import yaml
 
 from pytest_predeploy.tooling.detect import detect_service, service_block
 
-SERVER = '''
+SERVER = """
 import argparse
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     HTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
-'''
+"""
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -48,7 +48,9 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_procfile_web_process_with_port_variable(tmp_path: Path) -> None:
-    found = detect_service(write(tmp_path, {"Procfile": "worker: celery -A app worker\nweb: python3 app.py --bind 127.0.0.1:$PORT\n", "app.py": "ROUTES = ['/healthz']\n"}), "shop")
+    found = detect_service(
+        write(tmp_path, {"Procfile": "worker: celery -A app worker\nweb: python3 app.py --bind 127.0.0.1:$PORT\n", "app.py": "ROUTES = ['/healthz']\n"}), "shop"
+    )
     assert found.command == "{python} app.py --bind 127.0.0.1:{port}"
     assert found.health_path == "/healthz"
     assert found.todo == []
@@ -75,7 +77,13 @@ def test_package_main_module_reading_port_from_the_environment(tmp_path: Path) -
 
 
 def test_single_script_with_main_guard_and_openapi_file(tmp_path: Path) -> None:
-    found = detect_service(write(tmp_path, {"server.py": SERVER + "\nif __name__ == '__main__':\n    main()\n", "helpers.py": "X = 1\n", "openapi.yaml": "openapi: 3.0.0\npaths: {}\n"}), "shop")
+    found = detect_service(
+        write(
+            tmp_path,
+            {"server.py": SERVER + "\nif __name__ == '__main__':\n    main()\n", "helpers.py": "X = 1\n", "openapi.yaml": "openapi: 3.0.0\npaths: {}\n"},
+        ),
+        "shop",
+    )
     assert found.command == "{python} server.py --port {port}"
     assert found.openapi == "openapi.yaml"
 
@@ -87,11 +95,14 @@ def test_nothing_to_go_on_leaves_placeholders_that_say_what_to_set(tmp_path: Pat
 
 
 def test_project_script_command_starts_the_service_and_it_answers_health(tmp_path: Path) -> None:
-    source = write(tmp_path / "svc", {
-        "pyproject.toml": '[project]\nname = "shop"\nversion = "1"\n[project.scripts]\nshop-serve = "shop.server:main"\n',
-        "src/shop/__init__.py": "",
-        "src/shop/server.py": SERVER,
-    })
+    source = write(
+        tmp_path / "svc",
+        {
+            "pyproject.toml": '[project]\nname = "shop"\nversion = "1"\n[project.scripts]\nshop-serve = "shop.server:main"\n',
+            "src/shop/__init__.py": "",
+            "src/shop/server.py": SERVER,
+        },
+    )
     found = detect_service(source, "shop")
     assert found.found[0] == "start command from [project.scripts] shop-serve in pyproject.toml"
     assert found.health_path == "/health" and found.todo == []
@@ -118,7 +129,9 @@ def test_project_script_command_starts_the_service_and_it_answers_health(tmp_pat
 
 
 def test_the_service_block_parses_and_says_what_to_set(tmp_path: Path) -> None:
-    found = detect_service(write(tmp_path / "a", {"Procfile": "web: python app.py --port $PORT  # the app\n", "app.py": "H = '/health'\n", "openapi.json": "{}"}), "shop")
+    found = detect_service(
+        write(tmp_path / "a", {"Procfile": "web: python app.py --port $PORT  # the app\n", "app.py": "H = '/health'\n", "openapi.json": "{}"}), "shop"
+    )
     block = yaml.safe_load(service_block("shop", "shop", found))[0]
     assert block["command"] == "{python} app.py --port {port}"
     assert block["health_path"] == "/health" and block["endpoints"] == {"openapi": "shop/openapi.json"}

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.tooling.doctor import Check, check_command, check_fresh, check_service_starts, from_problems, guarded, render
 from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.tooling.doctor import Check, check_command, check_fresh, check_service_starts, from_problems, guarded, render
 
-SERVICE = '''
+SERVICE = """
 import argparse, os, pathlib
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -40,7 +40,7 @@ server = HTTPServer(("127.0.0.1", args.port), Handler)
 if args.port_file:
     pathlib.Path(args.port_file).write_text(str(server.server_address[1]))
 server.serve_forever()
-'''
+"""
 
 
 @pytest.fixture
@@ -82,8 +82,13 @@ def test_a_service_that_starts_and_answers_health_passes(service: Path, tmp_path
 
 def test_a_service_that_never_gets_healthy_is_named_and_stopped(service: Path, tmp_path: Path) -> None:
     row = check_service_starts(
-        "api", command="{python} server.py --port {port} --mode sick", source=service, health_path="/healthz",
-        timeout=timedelta(seconds=1), log=tmp_path / "api.log", env={"RECORD_PID": "1"},
+        "api",
+        command="{python} server.py --port {port} --mode sick",
+        source=service,
+        health_path="/healthz",
+        timeout=timedelta(seconds=1),
+        log=tmp_path / "api.log",
+        env={"RECORD_PID": "1"},
     )
     assert not row.ok
     assert row.line().startswith("FAIL  service api starts: not healthy within 1s: GET /healthz -> HTTP 503 (output in ")
@@ -93,14 +98,18 @@ def test_a_service_that_never_gets_healthy_is_named_and_stopped(service: Path, t
 
 
 def test_a_service_that_crashes_at_start_says_so(service: Path, tmp_path: Path) -> None:
-    row = check_service_starts("api", command="{python} server.py --mode crash", source=service, health_path="/healthz", timeout=timedelta(seconds=20), log=tmp_path / "api.log")
+    row = check_service_starts(
+        "api", command="{python} server.py --mode crash", source=service, health_path="/healthz", timeout=timedelta(seconds=20), log=tmp_path / "api.log"
+    )
     assert not row.ok and row.detail.startswith("exited with status 3 before answering /healthz")
 
 
 def test_a_missing_source_folder_and_a_bad_placeholder_are_rows_not_tracebacks(service: Path, tmp_path: Path) -> None:
     missing = check_service_starts("api", command="x", source=tmp_path / "nope", health_path="/", timeout=timedelta(seconds=1), log=tmp_path / "l")
     assert missing.detail == f"source folder {tmp_path / 'nope'} does not exist"
-    bad = check_service_starts("api", command="{python} server.py --port {portt}", source=service, health_path="/", timeout=timedelta(seconds=1), log=tmp_path / "l")
+    bad = check_service_starts(
+        "api", command="{python} server.py --port {portt}", source=service, health_path="/", timeout=timedelta(seconds=1), log=tmp_path / "l"
+    )
     assert bad.detail.startswith("services.command cannot be expanded (KeyError")
 
 
@@ -109,11 +118,16 @@ def test_freshness_problems_and_user_errors_become_rows() -> None:
     assert check_fresh("advisories", now - timedelta(hours=5), timedelta(days=2), now, "update").ok
     stale = check_fresh("advisories", now - timedelta(days=3, hours=5), timedelta(days=2), now, "run predeploy advisories update")
     assert stale.line() == "FAIL  advisories: 3.2 days old, older than max_age 2d -> fix: run predeploy advisories update"
-    assert from_problems("approvals", ["protocol-4: expired on 2026-01-01", "protocol-9: missing"], "3/3", "renew").detail == "protocol-4: expired on 2026-01-01 (and 1 more)"
+    assert (
+        from_problems("approvals", ["protocol-4: expired on 2026-01-01", "protocol-9: missing"], "3/3", "renew").detail
+        == "protocol-4: expired on 2026-01-01 (and 1 more)"
+    )
 
     def broken() -> Check:
         raise ConfigError("signers.yaml:4: field 'keys': expected a list\nmore detail")
 
-    assert guarded("signers file", "fix signers.yaml", broken) == Check("signers file", False, "signers.yaml:4: field 'keys': expected a list", "fix signers.yaml")
+    assert guarded("signers file", "fix signers.yaml", broken) == Check(
+        "signers file", False, "signers.yaml:4: field 'keys': expected a list", "fix signers.yaml"
+    )
     lines, status = render([Check("a", True, "fine"), stale])
     assert status == 1 and lines[-1] == "doctor: 1/2 checks passed; fix the 1 above and run it again"

@@ -41,10 +41,22 @@ class EndpointsUnreadable(Exception):
 class EndpointsConfig(StrictModel):
     """Where one service's declared endpoints come from and how requests to them are counted."""
 
-    openapi: str | None = Field(None, description="OpenAPI 3 / Swagger 2 document (JSON or YAML): a path the service serves, starting with '/' (e.g. /openapi.json), or a file relative to the config file (e.g. openapi.yaml). Used first when set.")
-    routes_path: str | None = Field("/routes", description="Path at which the service lists its endpoints as JSON {\"routes\": [{\"method\": ..., \"path\": ...}]}; used when no OpenAPI document is set. A 404 falls through to `routes`; null skips it.")
-    routes: list[str] = Field(default_factory=list, description="Declared endpoints as 'METHOD /path/{param}', used when neither an OpenAPI document nor a route-list endpoint gives them.")
-    requests: Literal["auto", "counter", "client"] = Field("auto", description="How requests are counted: 'counter' from the service's request counter (observability.request_counter), 'client' from the smoke suites' calls through the predeploy_http fixture, 'auto' the counter when the metrics have it, else the client.")
+    openapi: str | None = Field(
+        None,
+        description="OpenAPI 3 / Swagger 2 document (JSON or YAML): a path the service serves, starting with '/' (e.g. /openapi.json), or a file relative to the config file (e.g. openapi.yaml). Used first when set.",
+    )
+    routes_path: str | None = Field(
+        "/routes",
+        description='Path at which the service lists its endpoints as JSON {"routes": [{"method": ..., "path": ...}]}; used when no OpenAPI document is set. A 404 falls through to `routes`; null skips it.',
+    )
+    routes: list[str] = Field(
+        default_factory=list,
+        description="Declared endpoints as 'METHOD /path/{param}', used when neither an OpenAPI document nor a route-list endpoint gives them.",
+    )
+    requests: Literal["auto", "counter", "client"] = Field(
+        "auto",
+        description="How requests are counted: 'counter' from the service's request counter (observability.request_counter), 'client' from the smoke suites' calls through the predeploy_http fixture, 'auto' the counter when the metrics have it, else the client.",
+    )
 
     @field_validator("routes")
     @classmethod
@@ -89,7 +101,7 @@ def _route_list(url: str, timeout: float) -> list[Route] | None:
     try:
         return sorted({(str(entry["method"]).upper(), str(entry["path"])) for entry in data["routes"]}, key=lambda r: (r[1], r[0]))
     except (TypeError, KeyError) as exc:
-        raise EndpointsUnreadable(f"{url} is not a route list {{\"routes\": [{{\"method\", \"path\"}}]}} ({exc.__class__.__name__}: {exc})") from None
+        raise EndpointsUnreadable(f'{url} is not a route list {{"routes": [{{"method", "path"}}]}} ({exc.__class__.__name__}: {exc})') from None
 
 
 def declared_endpoints(config: EndpointsConfig, base_url: str, base_dir: Path, timeout: float) -> tuple[list[Route], str]:

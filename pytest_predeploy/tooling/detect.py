@@ -165,11 +165,18 @@ def _project_script(source: Path, sources: dict[Path, str]) -> tuple[str, Path |
         return None
     module, function = match.groups()
     relative = Path(*module.split("."))
-    file = next((p for p in (relative.with_suffix(".py"), relative / "__init__.py", Path("src") / relative.with_suffix(".py"), Path("src") / relative / "__init__.py") if p in sources), None)
+    file = next(
+        (
+            p
+            for p in (relative.with_suffix(".py"), relative / "__init__.py", Path("src") / relative.with_suffix(".py"), Path("src") / relative / "__init__.py")
+            if p in sources
+        ),
+        None,
+    )
     path_setup = "sys.path.insert(0, 'src'); " if file is not None and file.parts[0] == "src" else ""
     owner, _, attribute = function.partition(".")
     call = f"{owner}.{attribute}()" if attribute else f"{owner}()"
-    command = f"{{python}} -c \"import sys; {path_setup}from {module} import {owner}; sys.exit({call})\""
+    command = f'{{python}} -c "import sys; {path_setup}from {module} import {owner}; sys.exit({call})"'
     return command, file, str(entry_name)
 
 
@@ -197,7 +204,9 @@ def detect_service(source: Path, name: str) -> Detection:
         code_of_entry = sources[module_file] if module_file is not None else "\n".join(sources.values())
         result.found.append(f"start command from [project.scripts] {entry} in pyproject.toml")
     else:
-        result.todo.append("set `command`: how the service starts in its folder (no Procfile, __main__ module or single [project.scripts] entry found); pass the port as {port}")
+        result.todo.append(
+            "set `command`: how the service starts in its folder (no Procfile, __main__ module or single [project.scripts] entry found); pass the port as {port}"
+        )
 
     if result.command is not None and code_of_entry is not None:
         args, env = _port_arguments(code_of_entry)

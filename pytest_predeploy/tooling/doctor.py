@@ -163,7 +163,12 @@ def check_service_starts(
         try:
             argv = [part.format(**fields) for part in shlex.split(command)]
         except (ValueError, KeyError, IndexError) as exc:
-            return Check(check, False, f"{setting}.command cannot be expanded ({type(exc).__name__}: {exc})", "use only {python}, {service}, {release}, {port} and {port_file}")
+            return Check(
+                check,
+                False,
+                f"{setting}.command cannot be expanded ({type(exc).__name__}: {exc})",
+                "use only {python}, {service}, {release}, {port} and {port_file}",
+            )
         environment = {key: os.environ[key] for key in INHERITED if key in os.environ}
         environment["PYTHONUNBUFFERED"] = "1"
         environment["PYTHONDONTWRITEBYTECODE"] = "1"  # a trial start leaves nothing in the source folder
@@ -180,7 +185,12 @@ def check_service_starts(
         try:
             while True:
                 if process.poll() is not None:
-                    return Check(check, False, f"exited with status {process.returncode} before answering {health_path} (output in {log})", f"run {setting}.command by hand in {source} and read {log}")
+                    return Check(
+                        check,
+                        False,
+                        f"exited with status {process.returncode} before answering {health_path} (output in {log})",
+                        f"run {setting}.command by hand in {source} and read {log}",
+                    )
                 serving = _read_port(port_file) if "{port_file}" in command else port
                 if serving is not None:
                     status = _health_status(f"http://127.0.0.1:{serving}{health_path}")
@@ -189,7 +199,8 @@ def check_service_starts(
                     last = f"HTTP {status}" if status is not None else "no answer"
                 if time.monotonic() >= deadline:
                     return Check(
-                        check, False,
+                        check,
+                        False,
                         f"not healthy within {format_duration(timeout)}: GET {health_path} -> {last} (output in {log})",
                         f"check {setting}.health_path and that the service listens on 127.0.0.1:{{port}}, or raise {setting}.health_timeout",
                     )
