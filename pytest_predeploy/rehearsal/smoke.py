@@ -493,12 +493,14 @@ def run_smoke_tests(
     select: str | None = None,
     suites: list[str] | None = None,
     urls: dict[str, str] | None = None,
+    transcripts: Path | None = None,
 ) -> TestResultsReport:
     """Run the configured suites (or those named in ``suites``) against ``env`` and write the
     report to ``output``. ``select`` is a pytest ``-k`` expression (it matches test names and
     marker names) that runs a subset, as the rollback rehearsal does; a suite in which it selects
     nothing is reported as not run, so pass ``suites`` too. ``urls`` overrides the local staging
-    target's addresses. Transcripts go to ``<output folder>/transcripts/<output stem>-<suite>.log``."""
+    target's addresses. Transcripts go to ``<transcripts>/<output stem>-<suite>.log``, by default
+``<output folder>/transcripts``."""
     chosen = list(config.smoke.suites)
     if suites is not None:
         unknown = sorted(set(suites) - {suite.name for suite in chosen})
@@ -526,7 +528,7 @@ def run_smoke_tests(
         except Unreadable as exc:
             routes = f"declared routes: {exc}"
         before = scrape_all(config, urls)
-        transcripts = output.parent / names.TRANSCRIPTS_DIR
+        transcripts = transcripts or output.parent / names.TRANSCRIPTS_DIR
         for suite in chosen:
             result = _run_suite(
                 suite, env_name=env, release=release, urls=urls, select=select, transcript=transcripts / f"{output.stem}-{suite.name}.log", redactor=redactor
