@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_predeploy.api import run_smoke_tests
+from pytest_predeploy.config import ProjectConfig, load_config
+from tests.httpfiles import serve
 from tests.project import make_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +52,66 @@ def test_plain_pytest_without_the_test_extra_says_to_install_it(tmp_path: Path) 
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout[-2000:]
     assert "ERROR: this project's own tests need the test extra: pip install -e '.[test]' (psutil is not installed)" in run.stderr
     assert "ModuleNotFoundError" not in run.stdout + run.stderr
+
+
+# --- coverage of a service with an OpenAPI document and no counters ---------------------------
+
+OPENAPI = json.dumps(
+    {
+        "openapi": "3.0.3",
+        "paths": {"/items": {"get": {}, "post": {}}, "/items/{item_id}": {"get": {}}, "/health": {"get": {}}},
+    }
+).encode()
+
+SUITE = """
+import json, os
+
+URL = json.loads(os.environ["PREDEPLOY_SERVICE_URLS"])["shop"]
+
+def test_list(predeploy_http):
+    assert predeploy_http("GET", URL + "/items").status == 200
+
+def test_one(predeploy_http):
+    assert predeploy_http("GET", URL + "/items/1").json() == {"id": 1}
+    assert predeploy_http("GET", URL + "/items/1").status == 200
+"""
+
+
+def _config(tmp_path: Path, url: str, endpoints: dict[str, object]) -> ProjectConfig:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_shop.py").write_text(SUITE)
+    data = {
+        "version": 1,
+        "project": "shop",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "shop", "url": url, "endpoints": endpoints}],
+        "staging": {"root": str(tmp_path / "staging")},
+        "approvals": {"allow_none": True},
+        "smoke": {"min_coverage": 0.5, "suites": [{"name": "smoke", "path": "suite"}]},
+    }
+    (tmp_path / "predeploy.yaml").write_text(json.dumps(data))
+    return load_config(tmp_path / "predeploy.yaml")
+
+
+def test_coverage_from_an_openapi_document_and_the_suites_own_calls(tmp_path: Path) -> None:
+    answers = {"/openapi.json": (200, OPENAPI, {}), "/items": (200, b"[]", {}), "/items/1": (200, b'{"id": 1}', {})}
+    with serve(answers) as url:  # no /metrics, no /routes
+        report = run_smoke_tests(_config(tmp_path, url, {"openapi": "/openapi.json"}), "staging", "v1", tmp_path / "results.json")
+    assert report.totals.passed == 2
+    assert report.coverage.status == "ok"
+    assert {(e.method, e.path): e.requests for e in report.coverage.endpoints} == {
+        ("GET", "/health"): 0,
+        ("GET", "/items"): 1,
+        ("POST", "/items"): 0,
+        ("GET", "/items/{item_id}"): 2,
+    }
+    assert report.coverage.ratio == 0.5 and report.problems == []
+
+
+def test_a_counter_that_is_required_but_absent_is_no_data(tmp_path: Path) -> None:
+    with serve({"/openapi.json": (200, OPENAPI, {}), "/items": (200, b"[]", {}), "/items/1": (200, b'{"id": 1}', {})}) as url:
+        report = run_smoke_tests(_config(tmp_path, url, {"openapi": "/openapi.json", "requests": "counter"}), "staging", "v1", tmp_path / "results.json")
+    assert report.coverage.status == "no-data"
+    assert report.coverage.detail == f"suite smoke: metrics of shop: {url}/metrics answered HTTP 404"
+    assert report.problems == [f"coverage: no data ({report.coverage.detail})"]

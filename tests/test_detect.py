@@ -136,5 +136,10 @@ def test_the_service_block_parses_and_says_what_to_set(tmp_path: Path) -> None:
     assert block["command"] == "{python} app.py --port {port}"
     assert block["health_path"] == "/health" and block["endpoints"] == {"openapi": "shop/openapi.json"}
     unknown = service_block("shop", None, detect_service(write(tmp_path / "b", {"x.py": ""}), "shop"))
-    assert [line.split("# SET ME")[0].split(":")[0].strip() for line in unknown.splitlines() if "# SET ME" in line] == ["source", "command", "health_path"]
-    assert yaml.safe_load(unknown)[0]["endpoints"] == {"routes_path": "/routes"}
+    assert [line.split("# SET ME")[0].split(":")[0].strip() for line in unknown.splitlines() if "# SET ME" in line] == [
+        "source",
+        "command",
+        "health_path",
+        "routes",
+    ]
+    assert yaml.safe_load(unknown)[0]["endpoints"] == {"routes": []}

@@ -126,7 +126,7 @@ def test_a_configured_source_that_cannot_be_read_is_no_data_naming_it() -> None:
             declared_endpoints(EndpointsConfig(openapi="missing.yaml"), bare, DATA, 5)
         with pytest.raises(EndpointsUnreadable, match=r"/routes answered HTTP 500"):
             declared_endpoints(EndpointsConfig(routes=["GET /x"]), broken, DATA, 5)
-        with pytest.raises(EndpointsUnreadable, match=r"/routes answered 404 and no other source is set: set `openapi`"):
+        with pytest.raises(EndpointsUnreadable, match=r"/routes answered 404 and no other source is set: set the service's endpoints.openapi"):
             declared_endpoints(EndpointsConfig(), bare, DATA, 5)
 
 

@@ -262,7 +262,9 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
         # Its report is a transcript of the rehearsal, and so are its suites' logs: one folder,
         # not transcripts/transcripts/.
         transcripts = predeploy.artifacts / names.TRANSCRIPTS_DIR
-        return run_smoke_tests(predeploy.config, predeploy.env, release, transcripts / f"smoke-{label}.json", select=select, suites=["smoke"], transcripts=transcripts)
+        return run_smoke_tests(
+            predeploy.config, predeploy.env, release, transcripts / f"smoke-{label}.json", select=select, suites=["smoke"], transcripts=transcripts
+        )
 
     try:
         rehearse_rollback(predeploy, smoke_subset)

@@ -4,12 +4,13 @@ Declared endpoints (the denominator of smoke coverage) come from, in order:
 
 1. an OpenAPI 3 / Swagger 2 document: a path the service serves (``/openapi.json``) or a file
    in the repository (``openapi.yaml``, relative to the configuration file);
-2. the service's route-list endpoint (``routes_path``, ``{"routes": [{"method", "path"}]}``);
+2. the service's route-list endpoint (``routes_path``, by default ``smoke.routes_path``,
+   answering ``{"routes": [{"method", "path"}]}``);
 3. the list in the configuration (``routes: ["GET /items", "GET /items/{id}"]``).
 
 A source that is configured but cannot be read is "no data" naming it, never a silent fallback
-to the next one; only a route-list endpoint answering 404 falls through to the configured list
-(it is the default, and most services have none).
+to the next one; only the route-list endpoint answering 404 falls through to the configured list
+(it is asked by default, and most services have none).
 
 Requests (the numerator) are counted from the service's own request counter when its metrics
 expose one, else from the smoke run's own HTTP calls through the recording client
@@ -46,8 +47,8 @@ class EndpointsConfig(StrictModel):
         description="OpenAPI 3 / Swagger 2 document (JSON or YAML): a path the service serves, starting with '/' (e.g. /openapi.json), or a file relative to the config file (e.g. openapi.yaml). Used first when set.",
     )
     routes_path: str | None = Field(
-        "/routes",
-        description='Path at which the service lists its endpoints as JSON {"routes": [{"method": ..., "path": ...}]}; used when no OpenAPI document is set. A 404 falls through to `routes`; null skips it.',
+        None,
+        description='Path at which the service lists its endpoints as JSON {"routes": [{"method": ..., "path": ...}]}; asked when no OpenAPI document is set, a 404 falls through to `routes`. Empty: smoke.routes_path (default /routes).',
     )
     routes: list[str] = Field(
         default_factory=list,
@@ -71,6 +72,13 @@ class EndpointsConfig(StrictModel):
     def _not_empty(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("empty; leave the field out or set it to null")
+        return value
+
+    @field_validator("routes_path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must start with '/', got {value[:80]!r}")
         return value
 
 
@@ -104,10 +112,11 @@ def _route_list(url: str, timeout: float) -> list[Route] | None:
         raise EndpointsUnreadable(f'{url} is not a route list {{"routes": [{{"method", "path"}}]}} ({exc.__class__.__name__}: {exc})') from None
 
 
-def declared_endpoints(config: EndpointsConfig, base_url: str, base_dir: Path, timeout: float) -> tuple[list[Route], str]:
+def declared_endpoints(config: EndpointsConfig, base_url: str, base_dir: Path, timeout: float, default_routes_path: str = "/routes") -> tuple[list[Route], str]:
     """The service's declared endpoints and where they came from (for the report); raises
     :class:`EndpointsUnreadable` naming the source that could not be read."""
     base = base_url.rstrip("/")
+    routes_path = config.routes_path or default_routes_path
     if config.openapi is not None:
         try:
             if config.openapi.startswith("/"):
@@ -115,15 +124,12 @@ def declared_endpoints(config: EndpointsConfig, base_url: str, base_dir: Path, t
             return read_routes_file(base_dir / config.openapi), f"OpenAPI document {config.openapi}"
         except ConfigError as exc:
             raise EndpointsUnreadable(str(exc)) from None
-    if config.routes_path is not None:
-        listed = _route_list(base + config.routes_path, timeout)
-        if listed is not None:
-            return listed, f"route list {config.routes_path}"
-        if not config.routes:
-            raise EndpointsUnreadable(
-                f"{base}{config.routes_path} answered 404 and no other source is set: set `openapi` "
-                "(a document the service serves or a file) or list the endpoints in `routes`"
-            )
-    if config.routes:
-        return configured_routes(config), "routes listed in the configuration"
-    raise EndpointsUnreadable("no source of declared endpoints: set `openapi`, `routes_path` or `routes`")
+    listed = _route_list(base + routes_path, timeout)
+    if listed is not None:
+        return listed, f"route list {routes_path}"
+    if not config.routes:
+        raise EndpointsUnreadable(
+            f"{base}{routes_path} answered 404 and no other source is set: set the service's endpoints.openapi "
+            "(a document the service serves or a file) or list its endpoints in endpoints.routes"
+        )
+    return configured_routes(config), "routes listed in the configuration"

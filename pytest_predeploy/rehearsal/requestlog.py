@@ -86,7 +86,7 @@ def _service_of(base: str, urls: Mapping[str, str]) -> str | None:
 def count_requests(log: Path, urls: Mapping[str, str], tables: Mapping[str, RouteTable]) -> Counter[Endpoint]:
     """Requests per declared endpoint in ``log``: a line is counted for the service whose base
     URL it was sent to and the declared route its path matches; other lines (undeclared paths,
-    other hosts, malformed lines) are not counted. A missing log counts nothing."""
+    other hosts, calls that got no answer, malformed lines) are not counted. A missing log counts nothing."""
     counts: Counter[Endpoint] = Counter()
     try:
         stream = log.open("rb")
@@ -103,6 +103,8 @@ def count_requests(log: Path, urls: Mapping[str, str], tables: Mapping[str, Rout
                 method, base, path = str(entry["method"]), str(entry["base"]), str(entry["path"])
             except (ValueError, TypeError, KeyError):
                 continue
+            if entry.get("status") is None:
+                continue  # never answered: the endpoint was not exercised
             service = _service_of(base, urls)
             if service is None or service not in tables:
                 continue

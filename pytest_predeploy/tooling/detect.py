@@ -271,5 +271,7 @@ def service_block(name: str, source: str | None, found: Detection) -> str:
         where = found.openapi if found.openapi.startswith("/") or source is None else f"{source.rstrip('/')}/{found.openapi}"
         lines.append(f"      openapi: {where}   # found in the service")
     else:
-        lines.append("      routes_path: /routes      # or set `openapi:` (a served path or a file) or list `routes:`")
+        lines.append(
+            "      routes: []                # SET ME unless the service lists them at /routes: `openapi:` (a served path or a file), or 'GET /path' lines here"
+        )
     return "\n".join(lines) + "\n"
