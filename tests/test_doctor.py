@@ -4,14 +4,20 @@ trial starts of services leave nothing running."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.tooling.doctor import Check, check_command, check_fresh, check_service_starts, from_problems, guarded, render
+
+REPO = Path(__file__).resolve().parents[1]
 
 SERVICE = """
 import argparse, os, pathlib
@@ -24,7 +30,7 @@ parser.add_argument("--mode", default="ok")
 args = parser.parse_args()
 if args.mode == "crash":
     raise SystemExit(3)
-pathlib.Path("pid").write_text(str(os.getpid())) if os.environ.get("RECORD_PID") else None
+pathlib.Path(os.environ["RECORD_PID"]).write_text(str(os.getpid())) if os.environ.get("RECORD_PID") else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -77,7 +83,7 @@ def test_a_service_that_starts_and_answers_health_passes(service: Path, tmp_path
     row = check_service_starts("api", command=command, source=service, health_path="/healthz", timeout=timedelta(seconds=20), log=tmp_path / "api.log")
     assert row.ok, row.line()
     assert row.detail.startswith("answered GET /healthz with 200 after ")
-    assert not (service / "__pycache__").exists()
+    assert not (service / "__pycache__").exists()  # it ran in a copy, as a staging release does
 
 
 def test_a_service_that_never_gets_healthy_is_named_and_stopped(service: Path, tmp_path: Path) -> None:
@@ -88,12 +94,12 @@ def test_a_service_that_never_gets_healthy_is_named_and_stopped(service: Path, t
         health_path="/healthz",
         timeout=timedelta(seconds=1),
         log=tmp_path / "api.log",
-        env={"RECORD_PID": "1"},
+        env={"RECORD_PID": str(tmp_path / "pid")},
     )
     assert not row.ok
     assert row.line().startswith("FAIL  service api starts: not healthy within 1s: GET /healthz -> HTTP 503 (output in ")
     assert "raise services.health_timeout" in row.fix
-    pid = int((service / "pid").read_text())
+    pid = int((tmp_path / "pid").read_text())
     assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
 
 
@@ -131,3 +137,46 @@ def test_freshness_problems_and_user_errors_become_rows() -> None:
     )
     lines, status = render([Check("a", True, "fine"), stale])
     assert status == 1 and lines[-1] == "doctor: 1/2 checks passed; fix the 1 above and run it again"
+
+
+def _demo_copy(root: Path) -> Path:
+    root.mkdir()
+    for name in ("predeploy.yaml", "demo", "scripts"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", ".staging", ".artifacts"))
+        else:
+            shutil.copy2(source, root / name)
+    return root
+
+
+def doctor(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_predeploy", "doctor", *args], cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def test_doctor_passes_on_the_demo_and_names_each_problem_of_a_broken_copy(tmp_path: Path) -> None:
+    demo = _demo_copy(tmp_path / "demo")
+    done = doctor(demo, "--release", "v1.2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert all(line.startswith("ok    ") for line in lines[:-1]) and lines[-1] == f"doctor: {len(lines) - 1}/{len(lines) - 1} checks passed"
+    assert {"step deploy", "service api starts", "service worker starts", "approval protocol-4-quality-audit", "advisory data"} <= {
+        line[6:].split(":")[0] for line in lines[:-1]
+    }
+
+    broken = _demo_copy(tmp_path / "broken")
+    (broken / "scripts" / "rollback_backend.sh").unlink()
+    config = yaml.safe_load((broken / "predeploy.yaml").read_text())
+    config["services"][0].update(health_path="/never-healthy", health_timeout="2s")
+    (broken / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    record = broken / "demo" / "approvals" / "protocol-4-quality-audit.yaml"
+    record.write_text(record.read_text().replace("expires_at: 2030-12-31T00:00:00Z", "expires_at: 2026-01-01T00:00:00Z"))
+    done = doctor(broken, "--release", "v1.2")
+    assert done.returncode == 1
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split(":")[0] for line in failed] == ["FAIL  step rollback", "FAIL  service api starts", "FAIL  approval protocol-4-quality-audit"]
+    assert f"{broken}/scripts/rollback_backend.sh does not exist -> fix: create it or correct the path in steps.rollback.command" in failed[0]
+    assert "not healthy within 2s: GET /never-healthy -> HTTP 404" in failed[1] and "services[0].health_path" in failed[1]
+    assert "expired: expired at 2026-01-01T00:00:00+00:00 -> fix: ask for a renewed" in failed[2]
+    assert done.stdout.splitlines()[-1].endswith("; fix the 3 above and run it again")
+    assert "Traceback" not in done.stdout + done.stderr
