@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_predeploy.api import run_smoke_tests
 from pytest_predeploy.config import ProjectConfig, load_config
+from pytest_predeploy.harness.gates import ExitStatus
 from tests.httpfiles import serve
 from tests.project import make_project
+from tests.staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,3 +120,105 @@ def test_a_counter_that_is_required_but_absent_is_no_data(tmp_path: Path) -> Non
     assert report.coverage.status == "no-data"
     assert report.coverage.detail == f"suite smoke: metrics of shop: {url}/metrics answered HTTP 404"
     assert report.problems == [f"coverage: no data ({report.coverage.detail})"]
+
+
+# --- acceptance: a new repository adopts the plugin with only the edits init asks for ---------
+
+SHOP = REPO / "tests" / "data" / "adopt" / "shop"
+
+SHOP_SMOKE = '''\
+"""The shop's business endpoints (named after the service: the rollback subset is -k shop)."""
+
+
+def test_shop_lists_items(urls, http):
+    status, body = http("GET", urls["shop"] + "/items")
+    assert status == 200 and [item["name"] for item in body] == ["kettle", "teapot"]
+
+
+def test_shop_shows_one_item(urls, http):
+    status, body = http("GET", urls["shop"] + "/items/2")
+    assert status == 200 and body["name"] == "teapot"
+'''
+
+
+def predeploy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_predeploy", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def shop_repository(tmp_path: Path) -> Iterator[Path]:
+    """A new git repository holding only a plain stdlib HTTP service: its own metric names
+    (shop_hits_total by verb/handler/code), an OpenAPI file, no /routes, the port as --port."""
+    root = tmp_path / "shop-repo"
+    shutil.copytree(SHOP, root / "shop")
+    subprocess.run(["git", "init", "-q", str(root)], check=True, timeout=30)
+    yield root
+    leftovers = processes_under(tmp_path)
+    for process in leftovers:
+        process.kill()
+    assert not leftovers, f"processes left running: {[p.cmdline() for p in leftovers]}"
+
+
+def test_a_stdlib_service_reaches_awaiting_signoff_with_only_the_edits_init_asks_for(shop_repository: Path) -> None:
+    """`predeploy init --service shop=shop`, then the edits its next steps ask for, and no other:
+
+    1. write a smoke test of the business endpoints in predeploy/smoke/ (through the `http` fixture);
+    2. record the upstream approvals: copy predeploy/approvals/*.example.yaml to *.yaml for the release;
+    3. the dependencies: the shop has none, so, as the next step says, `enabled: false` on the
+       dependency scanners (security.osv, licenses, sbom; reported 'disabled'). The advisory
+       database update that step also asks for is then not needed.
+
+    Three edits. Nothing about the service is edited: init found its start command (the
+    `__main__` guard of app.py), that it takes --port, its health path /health and its OpenAPI
+    file; coverage is counted from the smoke suite's own calls since the shop's counter has
+    names of its own; there is no --port-file and no /routes.
+    """
+    root = shop_repository
+    done = predeploy("init", "--service", "shop=shop", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = yaml.safe_load((root / "predeploy.yaml").read_text())
+    assert config["services"][0] == {
+        "name": "shop",
+        "source": "shop",
+        "command": "{python} app.py --port {port}",
+        "port": 0,
+        "strategy": "restart",
+        "health_path": "/health",
+        "health_timeout": "30s",
+        "endpoints": {"openapi": "shop/openapi.yaml"},
+    }
+    assert "predeploy doctor" in done.stdout
+
+    # 1. the smoke test
+    (root / "predeploy" / "smoke" / "test_shop.py").write_text(SHOP_SMOKE)
+    # 2. the approval records of this release
+    for example in (root / "predeploy" / "approvals").glob("*.example.yaml"):
+        record = yaml.safe_load(example.read_text())
+        record.update(release="v2.0")
+        example.with_name(example.name.replace(".example", "")).write_text(yaml.safe_dump(record))
+    # 3. no dependencies to scan
+    config = yaml.safe_load((root / "predeploy.yaml").read_text())
+    for scanner in ("osv", "licenses", "sbom"):
+        config["security"].setdefault(scanner, {})["enabled"] = False
+    (root / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    checked = predeploy("doctor", "--release", "v2.0", cwd=root)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v2.0", "--predeploy-previous=v1.0"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == ExitStatus.AWAITING_SIGNOFF, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "AWAITING SIGN-OFF: awaiting sign-off from: qa-lead, release-manager" in run.stdout
+    artifacts = root / ".artifacts" / "pre-deployment"
+    results = json.loads((artifacts / "staging-test-results.json").read_text())
+    exercised = {(e["method"], e["path"]): e["exercised"] for e in results["coverage"]["endpoints"]}
+    assert exercised == {("GET", "/items"): True, ("GET", "/items/{item_id}"): True}
+    assert results["coverage"]["ratio"] == 1.0
+    assert not (artifacts / "transcripts" / "transcripts").exists()  # transcripts one level deep
+    report = (artifacts / "pytest-report.html").read_text()
+    assert "predeploy-verdict-awaiting" in report and "AWAITING SIGN-OFF &middot; release v2.0" in report
