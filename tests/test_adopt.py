@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from pytest_predeploy.api import run_smoke_tests
 from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.rehearsal.observability import ObservabilityConfig, parse_metrics
 from tests.httpfiles import serve
 from tests.project import make_project
 from tests.staging_support import processes_under
@@ -222,3 +224,20 @@ def test_a_stdlib_service_reaches_awaiting_signoff_with_only_the_edits_init_asks
     assert not (artifacts / "transcripts" / "transcripts").exists()  # transcripts one level deep
     report = (artifacts / "pytest-report.html").read_text()
     assert "predeploy-verdict-awaiting" in report and "AWAITING SIGN-OFF &middot; release v2.0" in report
+
+
+def test_the_worked_prometheus_client_example_in_the_docs_reads_its_metrics() -> None:
+    # docs/adopting.md's observability settings, applied to what prometheus-client exposes for the
+    # metrics declared there: the example must stay true.
+    text = (REPO / "docs" / "adopting.md").read_text()
+    block = text.split("```yaml\nobservability:\n", 1)[1].split("```", 1)[0]
+    settings = ObservabilityConfig(**yaml.safe_load("observability:\n" + block)["observability"])
+    registry = CollectorRegistry()
+    requests = Counter("shop_requests", "Requests handled", ["method", "handler", "code"], registry=registry)
+    latency = Histogram("shop_request_duration_seconds", "Request duration", ["method", "handler"], registry=registry)
+    requests.labels("GET", "/items/{item_id}", "200").inc(3)
+    requests.labels("GET", "/items/{item_id}", "500").inc()
+    latency.labels("GET", "/items/{item_id}").observe(0.02)
+    parsed = parse_metrics(generate_latest(registry).decode(), settings)
+    assert parsed.requests_by_route() == {("GET", "/items/{item_id}"): 4.0}
+    assert parsed.has_histogram
