@@ -241,3 +241,30 @@ def test_the_worked_prometheus_client_example_in_the_docs_reads_its_metrics() ->
     parsed = parse_metrics(generate_latest(registry).decode(), settings)
     assert parsed.requests_by_route() == {("GET", "/items/{item_id}"): 4.0}
     assert parsed.has_histogram
+
+
+def test_a_protocol_run_in_a_venv_without_the_test_extra_is_not_refused(tmp_path: Path) -> None:
+    # The demo's venv has no test extra; its protocol run loads tests/conftest.py as well.
+    (tmp_path / "sitecustomize.py").write_text(HIDE_PSUTIL)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--predeploy-release=v1.2",
+            f"--predeploy-artifacts={tmp_path / 'artifacts'}",
+            "--collect-only",
+            "-q",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "test extra" not in run.stdout + run.stderr
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "gates/test_gate1_intake.py" in run.stdout
