@@ -259,8 +259,12 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 
     def smoke_subset(label: str, select: str | None, release: str) -> Any:
         # After a rollback the services answer the previous release: the subset expects that one.
-        output = predeploy.artifacts / names.TRANSCRIPTS_DIR / f"smoke-{label}.json"
-        return run_smoke_tests(predeploy.config, predeploy.env, release, output, select=select, suites=["smoke"])
+        # Its report is a transcript of the rehearsal, and so are its suites' logs: one folder,
+        # not transcripts/transcripts/.
+        transcripts = predeploy.artifacts / names.TRANSCRIPTS_DIR
+        return run_smoke_tests(
+            predeploy.config, predeploy.env, release, transcripts / f"smoke-{label}.json", select=select, suites=["smoke"], transcripts=transcripts
+        )
 
     try:
         rehearse_rollback(predeploy, smoke_subset)
