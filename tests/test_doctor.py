@@ -180,3 +180,22 @@ def test_doctor_passes_on_the_demo_and_names_each_problem_of_a_broken_copy(tmp_p
     assert "expired: expired at 2026-01-01T00:00:00+00:00 -> fix: ask for a renewed" in failed[2]
     assert done.stdout.splitlines()[-1].endswith("; fix the 3 above and run it again")
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_doctor_names_a_signers_file_where_one_person_would_have_to_sign_every_role(tmp_path: Path) -> None:
+    demo = _demo_copy(tmp_path / "demo")
+    signers = demo / "demo" / "signers.yaml"
+    data = yaml.safe_load(signers.read_text())
+    data["signers"] = data["signers"][:1]
+    data["signers"][0]["roles"] = ["release-manager", "qa-lead"]
+    signers.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = doctor(demo)
+    assert done.returncode == 1
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL  signers file:"), done.stdout
+    assert "2 required roles but only 1 people may sign them" in failed[0] and "add another signer" in failed[0]
+
+    signers.write_text("signers:\n  - identity: ana\n    roles: [qa-lead]\n    keys: [not-a-key]\n")
+    done = doctor(demo)
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL  signers file:") and "signers.yaml" in failed[0] and "Traceback" not in done.stdout + done.stderr

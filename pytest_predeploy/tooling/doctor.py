@@ -33,8 +33,8 @@ from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import format_duration, utcnow
 from pytest_predeploy.core.runner import stop_group
-from pytest_predeploy.core.yamlfile import load_yaml_file
 from pytest_predeploy.intake.approvals import check_approval
+from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.security.osv import read_source_record
 from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest, source_digest
 
@@ -358,23 +358,33 @@ def _advisory_check(config: ProjectConfig, now: datetime) -> Check | None:
     return check_fresh("advisory data", as_of, max_age, now, "run `predeploy advisories update`")
 
 
-def _signers_check(config: ProjectConfig) -> Check | None:
-    """The signers file, when this version's configuration has one: it must be readable YAML
-    (its identities and keys are judged by Gate 4 when sign-offs are verified)."""
-    signers = getattr(config.readiness, "signers", None)
-    if not isinstance(signers, Path):
-        return None
+def _signers_check(config: ProjectConfig) -> Check:
+    """The signers file loads (identities, keys, roles), and each required role has someone to
+    sign it: without separation of duties relaxed, as many different people as there are roles."""
+    readiness = config.readiness
+    path = readiness.signers
 
-    def readable() -> Check:
-        load_yaml_file(signers, "signers file")
-        return Check("signers file", True, f"{signers} is readable")
+    def loaded() -> Check:
+        signers = load_signers(path)
+        unsigned = [role for role in readiness.required_roles if not any(role in s.roles for s in signers.entries)]
+        if unsigned:
+            return Check("signers file", False, f"{path}: nobody may sign {', '.join(unsigned)}", f"add a signer with that role to {path}")
+        able = {s.identity for s in signers.entries if set(s.roles) & set(readiness.required_roles)}
+        if len(able) < len(readiness.required_roles) and not readiness.allow_one_signer_many_roles:
+            return Check(
+                "signers file",
+                False,
+                f"{path}: {len(readiness.required_roles)} required roles but only {len(able)} people may sign them (one person counts for one role)",
+                f"add another signer to {path}",
+            )
+        return Check("signers file", True, f"{path}: {len(signers.entries)} signer(s); every required role has someone to sign it")
 
-    return guarded("signers file", f"correct {signers}", readable)
+    return guarded("signers file", f"correct {path} (each entry: identity, roles, keys as 'ssh-ed25519 AAAA...' lines)", loaded)
 
 
 def doctor_checks(config: ProjectConfig, release: str | None = None, now: datetime | None = None) -> list[Check]:
     """Every check of ``config``, in the order a user fixes them."""
     now = now or utcnow()
     rows = _step_checks(config) + _service_checks(config) + _approval_checks(config, release, now)
-    rows += [row for row in (_advisory_check(config, now), _signers_check(config)) if row is not None]
+    rows += [row for row in (_advisory_check(config, now),) if row is not None] + [_signers_check(config)]
     return rows
