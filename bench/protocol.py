@@ -113,7 +113,7 @@ def run_once(folder: Path, number: int, settings: dict[str, Any]) -> Run:
     copy_demo(root, settings)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--predeploy-release=v1.2", *GATES]
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, env={**os.environ})
+    done = subprocess.run(argv, check=False, cwd=root, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"run {number}: the protocol ended with exit status {done.returncode} (gates 1-3 must pass to be measured)\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
