@@ -116,7 +116,9 @@ def run_once(folder: Path, number: int, settings: dict[str, Any]) -> Run:
     done = subprocess.run(argv, check=False, cwd=root, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"run {number}: the protocol ended with exit status {done.returncode} (gates 1-3 must pass to be measured)\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+        sys.exit(
+            f"run {number}: the protocol ended with exit status {done.returncode} (gates 1-3 must pass to be measured)\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+        )
     artifacts = root / ARTIFACTS
     report = json.loads((artifacts / "pytest-report.json").read_text())
     setups = setup_durations(report)
@@ -168,8 +170,10 @@ def main() -> int:
     audits = [r.audit for r in runs if r.audit is not None]
     if audits:
         print(f"  median security audit script: {median(audits):6.2f}s")
-    print(f"median ratio wall / chain: {ratio:.2f}x (session / chain {median([r.session / r.chain for r in runs]):.2f}x; "
-          f"target <= {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})")
+    print(
+        f"median ratio wall / chain: {ratio:.2f}x (session / chain {median([r.session / r.chain for r in runs]):.2f}x; "
+        f"target <= {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})"
+    )
     return 0
 
 

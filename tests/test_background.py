@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.background import Scheduler, StepHalted, partial_files, remove_artifacts
-from pytest_predeploy.runner import RunResult, run_command
+from pytest_predeploy.core.background import Scheduler, StepHalted, partial_files, remove_artifacts
+from pytest_predeploy.core.runner import RunResult, run_command
 
 #: A step's script that starts a child in its group and a daemon outside it (setsid and a double
 #: fork), begins writing its report the way an atomic write does (a temporary file beside it),
@@ -90,8 +90,13 @@ def test_stop_ends_a_running_script_and_every_descendant_and_removes_its_report(
 
     def work(cancel: threading.Event) -> RunResult:
         return run_command(
-            [sys.executable, str(audit), str(pids), str(report)], step="security", transcript=transcript,
-            timeout=120, cwd=tmp_path, cancel=cancel, kill_grace=2.0,
+            [sys.executable, str(audit), str(pids), str(report)],
+            step="security",
+            transcript=transcript,
+            timeout=120,
+            cwd=tmp_path,
+            cancel=cancel,
+            kill_grace=2.0,
         )
 
     scheduler = Scheduler()
