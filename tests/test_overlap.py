@@ -209,3 +209,17 @@ def test_overlap_false_runs_every_step_in_sequence(demo: Demo) -> None:
     assert "[BACKGROUND]" not in result.stdout
     # The audit ran when Gate 3's test asked for it: after the rollback rehearsal.
     assert result.stdout.index("[AUTOMATION] run_security_audit.py executed: success") > result.stdout.index("[AUTOMATION] rollback_backend.sh executed")
+
+
+def test_a_step_beside_the_rehearsal_streams_its_first_lines_and_keeps_all_in_its_transcript(demo: Demo) -> None:
+    (demo.root / "chatty_audit.py").write_text("import sys\nfor n in range(1000):\n    print(f'finding {n} of 1000')\nsys.exit(2)\n")
+    config = demo.config
+    config.setdefault("steps", {})["security"] = {"command": "{python} chatty_audit.py"}
+    demo.save(config)
+    result = demo.pytest("gates/test_gate3_rollback_security.py::test_security_and_compliance_scans_cleared")
+    assert result.returncode == ExitStatus.NO_GO, result.stdout[-3000:]
+    shown = [line for line in result.stdout.splitlines() if line.startswith("[security] finding ")]
+    assert (shown[0], len(shown)) == ("[security] finding 0 of 1000", 100)
+    assert "[security] ... more output in transcripts/security.log" in result.stdout
+    assert "step 'security' failed: chatty_audit.py failed (exit 2)" in result.stdout
+    assert "finding 999 of 1000" in (demo.artifacts / "transcripts" / "security.log").read_text()

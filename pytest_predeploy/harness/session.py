@@ -44,6 +44,9 @@ from pytest_predeploy.targets.local.runlock import StagingLock
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
 HISTORY_KEEP = 5
+#: Output lines of a step running beside the rehearsal shown on the terminal, and their width.
+STREAM_LINES = 100
+STREAM_WIDTH = 300
 
 
 def _resolve_config_path(config: pytest.Config, option: str) -> Path:
@@ -208,14 +211,25 @@ class ProtocolSession:
 
     def _background_work(self, step: str) -> Callable[[threading.Event], Any]:
         prefix = f"[{step}] "
+        streamed = 0
 
         def announce(line: str) -> None:
             self.live(line if line.startswith(prefix) else prefix + line)
 
+        def stream(text: str) -> None:
+            # The transcript keeps everything (up to its cap); the terminal gets the first lines,
+            # so a script printing megabytes neither floods it nor stalls the rehearsal's lines.
+            nonlocal streamed
+            streamed += 1
+            if streamed <= STREAM_LINES:
+                announce(self.context.redactor.redact(text)[:STREAM_WIDTH])
+            elif streamed == STREAM_LINES + 1:
+                announce(f"... more output in {names.TRANSCRIPTS_DIR}/{step}.log")
+
         def work(cancel: threading.Event) -> Any:
             # Its own cancel event (halting stops this step, not the rehearsal), its lines and
             # its script's output prefixed with its name; its transcript is its own already.
-            ctx = replace(self.context, cancel=cancel, announcer=announce, on_line=lambda text: announce(self.context.redactor.redact(text)))
+            ctx = replace(self.context, cancel=cancel, announcer=announce, on_line=stream)
             return steps.BACKGROUND_STEPS[step](ctx)
 
         return work
