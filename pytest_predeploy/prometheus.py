@@ -83,14 +83,16 @@ class PrometheusQuery(StrictModel):
 class PrometheusConfig(StrictModel):
     """A Prometheus server to ask, and the PromQL checks of the observability baseline."""
 
-    url: str = Field(description="Base URL of the Prometheus server (http://host:9090). Credentials in the URL are refused.")
+    url: str | None = Field(None, description="Base URL of the Prometheus server (http://host:9090); absent: the server the local staging target runs (staging.prometheus). Credentials in the URL are refused.")
     queries: list[PrometheusQuery] = Field(default_factory=list, description="PromQL checks evaluated at each point of the rehearsal.")
     timeout: Duration = Field(timedelta(seconds=5), description="How long one API call may take before the server counts as unavailable.")
     alert_labels: list[str] = Field(default_factory=lambda: ["service", "job"], description="Alert labels that name a service; firing alerts whose label names a staging service are listed.")
 
     @field_validator("url")
     @classmethod
-    def _plain_http(cls, value: str) -> str:
+    def _plain_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urllib.parse.urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http(s) URL such as http://127.0.0.1:9090")
@@ -320,9 +322,13 @@ def judge(query: PrometheusQuery, labels: dict[str, str], value: float | None, p
 class PrometheusObserver:
     """Asks the configured queries at each point of the rehearsal, then the range and the alerts."""
 
-    def __init__(self, config: PrometheusConfig) -> None:
+    def __init__(self, config: PrometheusConfig, url: str | None = None) -> None:
+        """``url`` is the server to ask when the config names none (the local target's)."""
         self.config = config
-        self.client = PrometheusClient(config.url, config.timeout.total_seconds())
+        self.url = (url or config.url or "").rstrip("/")
+        if not self.url:
+            raise ValueError("observability.prometheus has no url and no local Prometheus server was given")
+        self.client = PrometheusClient(self.url, config.timeout.total_seconds())
         self.results = [
             QueryResult(name=q.name, promql=q.promql, above=q.above, below=q.below, window=q.window, compare=q.compare)
             for q in config.queries
@@ -371,7 +377,7 @@ class PrometheusObserver:
             result.series = [TimeSeries(labels=labels, points=points) for labels, points in answer]
             if not answer:
                 result.range_detail = "empty result: no series matched the query over the rehearsal"
-        outcome = PrometheusResult(url=self.config.url, queries=self.results)
+        outcome = PrometheusResult(url=self.url, queries=self.results)
         try:
             alerts = self.client.alerts()
         except PrometheusUnavailable as exc:

@@ -225,3 +225,27 @@ def test_missing_binary_names_the_install_command(tmp_path: Path) -> None:
 def test_window_is_filled_in_as_a_promql_duration() -> None:
     config = _config("http://127.0.0.1:9", [{"name": "r", "query": "rate(x[{window}])", "above": 1, "window": "90s"}, {"name": "m", "query": "rate(x[{window}])", "above": 1, "window": "5m"}])
     assert [q.promql for q in config.queries] == ["rate(x[90s])", "rate(x[5m])"]
+
+
+@needs_prometheus
+def test_the_demo_queries_and_rules_answer_for_the_demo_services(server: PrometheusServer, start_service: StartService) -> None:
+    import yaml
+
+    repo = Path(__file__).resolve().parent.parent
+    overlay = yaml.safe_load((repo / "demo" / "prometheus" / "overlay.yaml").read_text())
+    api, worker = start_service("api"), start_service("worker")
+    url = _start(server, {"api": api, "worker": worker}, rule_files=[repo / path for path in overlay["staging"]["prometheus"]["rule_files"]])
+    _get(api + "/healthz", 3)
+    _get(worker + "/healthz", 3)
+    _fresh(server, ["api", "worker"])
+    observer = PrometheusObserver(PrometheusConfig.model_validate(overlay["observability"]["prometheus"]), url=url)
+    observer.capture("before deploy")
+    observer.capture("after deploy")
+    result = observer.finish(["api", "worker"])
+
+    by_name = {q.name: q for q in result.queries}
+    assert {s.labels.get("service") for s in by_name["error-ratio"].points[0].series} == {"api", "worker"}
+    assert [s.value for s in by_name["error-ratio"].points[0].series] == [0, 0]
+    assert all(s.value is not None and 0 < s.value <= 0.5 for s in by_name["latency-p95"].points[0].series)
+    assert by_name["services-up"].points[1].series[0].change == 0
+    assert prometheus_problems(result) == []
