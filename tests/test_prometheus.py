@@ -249,3 +249,19 @@ def test_the_demo_queries_and_rules_answer_for_the_demo_services(server: Prometh
     assert all(s.value is not None and 0 < s.value <= 0.5 for s in by_name["latency-p95"].points[0].series)
     assert by_name["services-up"].points[1].series[0].change == 0
     assert prometheus_problems(result) == []
+
+
+@needs_prometheus
+def test_a_query_prometheus_rejects_is_no_data_with_its_reason(server: PrometheusServer, start_service: StartService) -> None:
+    url = _start(server, {"api": start_service("api")})
+    observer = PrometheusObserver(_config(url, [
+        {"name": "typo", "query": "sum(up", "below": 1},
+        {"name": "matrix", "query": "up[{window}]", "below": 1},
+    ]))
+    observer.capture("after deploy")
+    result = observer.finish(["api"])
+
+    typo, matrix = result.queries
+    assert typo.points[0].state == "no-data" and "answered HTTP 400" in typo.points[0].detail
+    assert matrix.points[0].state == "no-data" and "returned a matrix" in matrix.points[0].detail
+    assert typo.range_detail and matrix.range_detail
