@@ -323,23 +323,29 @@ class PrometheusObserver:
     """Asks the configured queries at each point of the rehearsal, then the range and the alerts."""
 
     def __init__(self, config: PrometheusConfig, url: str | None = None) -> None:
-        """``url`` is the server to ask when the config names none (the local target's)."""
+        """``url`` is the server to ask when the config names none (the local target's); it may
+        also be set later, once that server runs."""
         self.config = config
         self.url = (url or config.url or "").rstrip("/")
-        if not self.url:
-            raise ValueError("observability.prometheus has no url and no local Prometheus server was given")
-        self.client = PrometheusClient(self.url, config.timeout.total_seconds())
         self.results = [
             QueryResult(name=q.name, promql=q.promql, above=q.above, below=q.below, window=q.window, compare=q.compare)
             for q in config.queries
         ]
 
-    def capture(self, phase: str, at: datetime | None = None) -> None:
-        """Evaluate every query at ``at`` (default: now). Never raises: a failure is "no data"."""
+    @property
+    def client(self) -> PrometheusClient:
+        return PrometheusClient(self.url, self.config.timeout.total_seconds())
+    def capture(self, phase: str, at: datetime | None = None, *, unavailable: str | None = None) -> None:
+        """Evaluate every query at ``at`` (default: now). Never raises: a failure is "no data";
+        ``unavailable`` records every query as no data for that reason without asking."""
         at = at or datetime.now(timezone.utc)
+        if unavailable is None and not self.url:
+            unavailable = "no Prometheus server to ask (observability.prometheus.url, or staging.prometheus.enabled)"
         for query, result in zip(self.config.queries, self.results):
             previous = self._previous(result) if phase != BASELINE_PHASE and query.compare is not None else None
             try:
+                if unavailable is not None:
+                    raise PrometheusUnavailable(unavailable)
                 answer = self.client.instant(query.promql, at)
             except PrometheusUnavailable as exc:
                 result.points.append(QueryPoint(phase=phase, evaluated_at=at, state="no-data", detail=str(exc)))
@@ -360,8 +366,16 @@ class PrometheusObserver:
                 return {_label_text(s.labels): s.value for s in point.series}
         return {}
 
-    def finish(self, services: list[str]) -> PrometheusResult:
+    def finish(self, services: list[str], *, unavailable: str | None = None) -> PrometheusResult:
         """The time series of each query over the rehearsal, and the alerts firing now."""
+        if unavailable is None and not self.url:
+            unavailable = "no Prometheus server to ask"
+        outcome = PrometheusResult(url=self.url or "(none)", queries=self.results)
+        if unavailable is not None:
+            for result in self.results:
+                result.range_detail = unavailable
+            outcome.alerts_state, outcome.alerts_detail = "no-data", unavailable
+            return outcome
         for query, result in zip(self.config.queries, self.results):
             if not result.points:
                 result.range_detail = "no point of the rehearsal was captured"
@@ -377,7 +391,6 @@ class PrometheusObserver:
             result.series = [TimeSeries(labels=labels, points=points) for labels, points in answer]
             if not answer:
                 result.range_detail = "empty result: no series matched the query over the rehearsal"
-        outcome = PrometheusResult(url=self.url, queries=self.results)
         try:
             alerts = self.client.alerts()
         except PrometheusUnavailable as exc:

@@ -18,7 +18,9 @@ import json
 import shutil
 import socket
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +29,6 @@ from pydantic import Field
 from pytest_predeploy.artifacts import write_text_atomic
 from pytest_predeploy.errors import StepError
 from pytest_predeploy.fields import Duration, StrictModel
-from pytest_predeploy.prometheus import PrometheusClient, PrometheusUnavailable
 from pytest_predeploy.staging import processes
 
 #: What to run when the binary is missing (Debian and Ubuntu ship the server).
@@ -147,13 +148,16 @@ class PrometheusServer:
         raise StepError(f"Prometheus did not become ready within {timeout.total_seconds():g}s: {last_words or 'no output'} (log: {self.root / LOG_FILE})")
 
     def _wait_ready(self, url: str, pid: int, ticks: int | None, timeout: float) -> bool:
-        client = PrometheusClient(url, 1.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not processes.is_running(pid, ticks):
                 return False
-            if client.ready():
-                return True
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1.0) as response:
+                    if int(response.status) == 200:
+                        return True
+            except (urllib.error.URLError, TimeoutError, OSError):
+                pass
             time.sleep(0.1)
         return False
 
@@ -179,19 +183,26 @@ class PrometheusServer:
         url = self.url()
         if url is None:
             return list(services)
-        client = PrometheusClient(url, 2.0)
         deadline = time.monotonic() + timeout
         stale = list(services)
         while True:
-            try:
-                targets = client.targets()
-            except PrometheusUnavailable:
-                targets = []
-            fresh = {str(t.get("labels", {}).get("job")) for t in targets if _scraped_after(t, since)}
+            targets = _active_targets(url)
+            fresh = {str(labels.get("job")) for t in targets if _scraped_after(t, since) and isinstance(labels := t.get("labels"), dict)}
             stale = [name for name in services if name not in fresh]
             if not stale or time.monotonic() >= deadline:
                 return stale
             time.sleep(0.2)
+
+
+def _active_targets(url: str) -> list[dict[str, object]]:
+    """The server's active scrape targets (empty when it cannot say)."""
+    try:
+        with urllib.request.urlopen(url + "/api/v1/targets?state=active", timeout=2.0) as response:
+            data = json.loads(response.read()).get("data", {})
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError, AttributeError):
+        return []
+    targets = data.get("activeTargets") if isinstance(data, dict) else None
+    return [t for t in targets or [] if isinstance(t, dict)]
 
 
 def _ticks(state: dict[str, object]) -> int | None:

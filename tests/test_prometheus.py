@@ -265,3 +265,14 @@ def test_a_query_prometheus_rejects_is_no_data_with_its_reason(server: Prometheu
     assert typo.points[0].state == "no-data" and "answered HTTP 400" in typo.points[0].detail
     assert matrix.points[0].state == "no-data" and "returned a matrix" in matrix.points[0].detail
     assert typo.range_detail and matrix.range_detail
+
+
+def test_without_a_server_to_ask_every_query_is_no_data_with_the_reason() -> None:
+    observer = PrometheusObserver(PrometheusConfig.model_validate({"queries": [{"name": "q", "query": "up", "below": 1}]}))
+    observer.capture("before deploy")
+    observer.capture("after deploy", unavailable="Prometheus binary 'prometheus' not found; install it (apt-get install prometheus)")
+    result = observer.finish(["api"])
+    assert [p.state for p in result.queries[0].points] == ["no-data", "no-data"]
+    problems = prometheus_problems(result)
+    assert "no Prometheus server to ask" in problems[0] and "apt-get install prometheus" in problems[1]
+    assert problems[-1].startswith("alerts: no data")
