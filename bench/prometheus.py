@@ -16,13 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
-from pytest_predeploy.prometheus import PrometheusConfig, PrometheusObserver
-from pytest_predeploy.promserver import INSTALL_HINT, PrometheusServer, find_binary
+from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver
+from pytest_predeploy.targets.local.prometheus import INSTALL_HINT, PrometheusServer, find_binary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 def service(folder: Path, role: str, release: str) -> tuple[subprocess.Popen[bytes], str]:
     folder.mkdir(parents=True)
     (folder / "release-manifest.json").write_text(json.dumps({"service": role, "release": release}))
-    proc = subprocess.Popen([sys.executable, str(REPO / "demo" / "service" / "server.py"), "--role", role, "--port", "0", "--port-file", "port"], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "demo" / "service" / "server.py"), "--role", role, "--port", "0", "--port-file", "port"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 15
     while not (folder / "port").is_file() or not (folder / "port").read_text().strip():
         if time.monotonic() > deadline:
@@ -47,7 +52,7 @@ def main() -> int:
         print(f"needs the Prometheus server: {INSTALL_HINT}")
         return 2
     overlay = yaml.safe_load((REPO / "demo" / "prometheus" / "overlay.yaml").read_text())
-    timings: dict[str, list[float]] = {"start": [], "retarget until scraped": [], "capture": [], "finish": [], "stop": []}
+    timings: dict[str, list[float]] = {"start": [], "retarget until settled": [], "capture": [], "finish": [], "stop": []}
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -58,16 +63,22 @@ def main() -> int:
                 procs += [api_proc, worker_proc]
                 server = PrometheusServer(root / "prometheus")
                 started = time.monotonic()
-                url = server.start("prometheus", {"api": api, "worker": worker}, scrape_interval=timedelta(seconds=1), timeout=timedelta(seconds=30), rule_files=[REPO / "demo" / "prometheus" / "rules.yml"])
+                url = server.start(
+                    "prometheus",
+                    {"api": api, "worker": worker},
+                    scrape_interval=timedelta(seconds=1),
+                    timeout=timedelta(seconds=30),
+                    rule_files=[REPO / "demo" / "prometheus" / "rules.yml"],
+                )
                 timings["start"].append(time.monotonic() - started)
                 try:
                     new_proc, new_api = service(root / "api-new", "api", "v1.2")
                     procs.append(new_proc)
-                    moved = datetime.now(timezone.utc)
+                    moved = datetime.now(UTC)
                     started = time.monotonic()
                     server.set_targets({"api": new_api, "worker": worker})
-                    stale = server.wait_for_scrapes(moved, ["api", "worker"], timeout=30)
-                    timings["retarget until scraped"].append(time.monotonic() - started)
+                    stale = server.wait_for_scrapes(moved, {"api": new_api, "worker": worker}, timeout=30)
+                    timings["retarget until settled"].append(time.monotonic() - started)
                     assert not stale, stale
                     observer = PrometheusObserver(PrometheusConfig.model_validate(overlay["observability"]["prometheus"]), url=url)
                     started = time.monotonic()

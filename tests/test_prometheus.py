@@ -10,7 +10,7 @@ import json
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -18,14 +18,14 @@ import pytest
 from pydantic import ValidationError
 from test_smoke import StartService, start_service  # noqa: F401  (fixture)
 
-from pytest_predeploy.prometheus import (
+from pytest_predeploy.rehearsal.prometheus import (
     PrometheusConfig,
     PrometheusObserver,
     PrometheusResult,
     prometheus_problems,
     render_prometheus_markdown,
 )
-from pytest_predeploy.promserver import INSTALL_HINT, PrometheusServer, find_binary
+from pytest_predeploy.targets.local.prometheus import INSTALL_HINT, PrometheusServer, find_binary
 
 needs_prometheus = pytest.mark.skipif(find_binary("prometheus") is None, reason=f"needs the Prometheus server: {INSTALL_HINT}")
 
@@ -55,8 +55,9 @@ def _ask(prom_url: str, promql: str, at: datetime) -> list[tuple[dict[str, str],
     return [(item["metric"], float(item["value"][1])) for item in answer["data"]["result"]]
 
 
-def _fresh(server: PrometheusServer, services: list[str]) -> None:
-    assert server.wait_for_scrapes(datetime.now(timezone.utc), services, timeout=20) == []
+def _fresh(server: PrometheusServer, targets: dict[str, str | None]) -> None:
+    """Wait until Prometheus has scraped each service at its current address after now."""
+    assert server.wait_for_scrapes(datetime.now(UTC), targets, timeout=20) == []
 
 
 def _config(url: str, queries: list[dict[str, object]]) -> PrometheusConfig:
@@ -69,15 +70,18 @@ def test_recorded_values_are_what_prometheus_answers_at_the_same_instant(server:
     url = _start(server, {"api": api, "worker": worker})
     assert url.startswith("http://127.0.0.1:")
     _get(api + "/healthz", 3)
-    _fresh(server, ["api", "worker"])
-    config = _config(url, [
-        {"name": "requests", "query": 'sum by (service) (http_requests_total)', "above": 1000},
-        {"name": "up", "query": "sum(up)", "below": 2, "window": "30s"},
-    ])
+    _fresh(server, {"api": api, "worker": worker})
+    config = _config(
+        url,
+        [
+            {"name": "requests", "query": "sum by (service) (http_requests_total)", "above": 1000},
+            {"name": "up", "query": "sum(up)", "below": 2, "window": "30s"},
+        ],
+    )
     observer = PrometheusObserver(config)
     observer.capture("before deploy")
     _get(worker + "/healthz", 5)
-    _fresh(server, ["api", "worker"])
+    _fresh(server, {"api": api, "worker": worker})
     observer.capture("after smoke")
     result = observer.finish(["api", "worker"])
 
@@ -93,7 +97,7 @@ def test_recorded_values_are_what_prometheus_answers_at_the_same_instant(server:
     assert requests.series and all(s.points for s in requests.series)  # the chart's range query
     markdown = "\n".join(render_prometheus_markdown(result))
     assert "sum by (service) (http_requests_total)" in markdown
-    ElementTree.fromstring(markdown[markdown.index("<svg"): markdown.index("</svg>") + 6])
+    ElementTree.fromstring(markdown[markdown.index("<svg") : markdown.index("</svg>") + 6])
 
     pid = json.loads(server.state_path.read_text())["pid"]
     assert server.stop() == "stopped"
@@ -108,7 +112,7 @@ def test_a_threshold_the_candidate_breaks_is_a_breach_naming_the_query_and_value
     api = start_service("api")
     url = _start(server, {"api": api})
     _get(api + "/healthz", 4)
-    _fresh(server, ["api"])
+    _fresh(server, {"api": api})
     observer = PrometheusObserver(_config(url, [{"name": "traffic", "query": 'sum(http_requests_total{service="api"})', "above": 2}]))
     observer.capture("after smoke")
     result = observer.finish(["api"])
@@ -123,15 +127,13 @@ def test_the_candidate_compared_with_the_previous_release(server: PrometheusServ
     previous, candidate = start_service("api", "v1.1"), start_service("api", "v1.2")
     url = _start(server, {"api": previous})
     _get(previous + "/healthz", 2)
-    _fresh(server, ["api"])
+    _fresh(server, {"api": previous})
     config = _config(url, [{"name": "traffic", "query": "sum(http_requests_total)", "compare": {"mode": "ratio", "above": 2}}])
     observer = PrometheusObserver(config)
     observer.capture("before deploy")
     server.set_targets({"api": candidate})  # the deploy: the same job now scrapes the new process
     _get(candidate + "/healthz", 6)
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=30)
-    while datetime.now(timezone.utc) < deadline and _ask(url, "sum(http_requests_total)", datetime.now(timezone.utc)) != [({}, 6.0)]:
-        _fresh(server, ["api"])
+    _fresh(server, {"api": candidate})  # the old process is no longer counted
     observer.capture("after deploy")
     result = observer.finish(["api"])
 
@@ -146,13 +148,13 @@ def test_the_candidate_compared_with_the_previous_release(server: PrometheusServ
 def test_firing_alerts_of_the_staging_services_are_listed(server: PrometheusServer, start_service: StartService, tmp_path: Path) -> None:
     api = start_service("api")
     rules = tmp_path / "rules.yml"
-    rules.write_text("groups:\n  - name: demo\n    rules:\n      - alert: ApiAlwaysUp\n        expr: up{service=\"api\"} == 1\n")
+    rules.write_text('groups:\n  - name: demo\n    rules:\n      - alert: ApiAlwaysUp\n        expr: up{service="api"} == 1\n')
     url = _start(server, {"api": api}, rule_files=[rules])
-    _fresh(server, ["api"])
+    _fresh(server, {"api": api})
     observer = PrometheusObserver(_config(url, [{"name": "up", "query": "sum(up)", "below": 1}]))
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=20)
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
     result = observer.finish(["api"])
-    while not result.alerts and datetime.now(timezone.utc) < deadline:
+    while not result.alerts and datetime.now(UTC) < deadline:
         result = observer.finish(["api"])
     assert [(a.name, a.service) for a in result.alerts] == [("ApiAlwaysUp", "api")]
     assert "alert ApiAlwaysUp firing for api" in prometheus_problems(result)[-1]
@@ -163,18 +165,28 @@ def test_firing_alerts_of_the_staging_services_are_listed(server: PrometheusServ
 def test_a_stopped_server_and_an_empty_result_are_no_data(server: PrometheusServer, start_service: StartService) -> None:
     api = start_service("api")
     url = _start(server, {"api": api})
-    _fresh(server, ["api"])
-    observer = PrometheusObserver(_config(url, [
-        {"name": "missing", "query": "sum(metric_nobody_exposes)", "below": 1},
-        {"name": "nan", "query": "sum(up) / 0 * 0", "above": 1},
-    ]))
+    _fresh(server, {"api": api})
+    observer = PrometheusObserver(
+        _config(
+            url,
+            [
+                {"name": "missing", "query": "sum(metric_nobody_exposes)", "below": 1},
+                {"name": "nan", "query": "sum(up) / 0 * 0", "above": 1},
+            ],
+        )
+    )
     observer.capture("after deploy")
     assert server.stop() == "stopped"
     observer.capture("after smoke")
     result = observer.finish(["api"])
 
     states = [(q.name, p.phase, p.state) for q in result.queries for p in q.points]
-    assert states == [("missing", "after deploy", "no-data"), ("missing", "after smoke", "no-data"), ("nan", "after deploy", "no-data"), ("nan", "after smoke", "no-data")]
+    assert states == [
+        ("missing", "after deploy", "no-data"),
+        ("missing", "after smoke", "no-data"),
+        ("nan", "after deploy", "no-data"),
+        ("nan", "after smoke", "no-data"),
+    ]
     problems = prometheus_problems(result)
     assert "query missing after deploy: no data (empty result: no series matched the query)" in problems[0]
     assert "could not be reached" in problems[1] and "sum(metric_nobody_exposes)" in problems[1]
@@ -215,7 +227,7 @@ def test_bad_prometheus_config_is_refused_with_the_reason(data: dict[str, object
 
 
 def test_missing_binary_names_the_install_command(tmp_path: Path) -> None:
-    from pytest_predeploy.errors import StepError
+    from pytest_predeploy.core.errors import StepError
 
     with pytest.raises(StepError, match="apt-get install prometheus"):
         PrometheusServer(tmp_path / "p").start("prometheus-not-installed-here", {}, scrape_interval=timedelta(seconds=1), timeout=timedelta(seconds=5))
@@ -223,7 +235,10 @@ def test_missing_binary_names_the_install_command(tmp_path: Path) -> None:
 
 
 def test_window_is_filled_in_as_a_promql_duration() -> None:
-    config = _config("http://127.0.0.1:9", [{"name": "r", "query": "rate(x[{window}])", "above": 1, "window": "90s"}, {"name": "m", "query": "rate(x[{window}])", "above": 1, "window": "5m"}])
+    config = _config(
+        "http://127.0.0.1:9",
+        [{"name": "r", "query": "rate(x[{window}])", "above": 1, "window": "90s"}, {"name": "m", "query": "rate(x[{window}])", "above": 1, "window": "5m"}],
+    )
     assert [q.promql for q in config.queries] == ["rate(x[90s])", "rate(x[5m])"]
 
 
@@ -237,7 +252,7 @@ def test_the_demo_queries_and_rules_answer_for_the_demo_services(server: Prometh
     url = _start(server, {"api": api, "worker": worker}, rule_files=[repo / path for path in overlay["staging"]["prometheus"]["rule_files"]])
     _get(api + "/healthz", 3)
     _get(worker + "/healthz", 3)
-    _fresh(server, ["api", "worker"])
+    _fresh(server, {"api": api, "worker": worker})
     observer = PrometheusObserver(PrometheusConfig.model_validate(overlay["observability"]["prometheus"]), url=url)
     observer.capture("before deploy")
     observer.capture("after deploy")
@@ -254,10 +269,15 @@ def test_the_demo_queries_and_rules_answer_for_the_demo_services(server: Prometh
 @needs_prometheus
 def test_a_query_prometheus_rejects_is_no_data_with_its_reason(server: PrometheusServer, start_service: StartService) -> None:
     url = _start(server, {"api": start_service("api")})
-    observer = PrometheusObserver(_config(url, [
-        {"name": "typo", "query": "sum(up", "below": 1},
-        {"name": "matrix", "query": "up[{window}]", "below": 1},
-    ]))
+    observer = PrometheusObserver(
+        _config(
+            url,
+            [
+                {"name": "typo", "query": "sum(up", "below": 1},
+                {"name": "matrix", "query": "up[{window}]", "below": 1},
+            ],
+        )
+    )
     observer.capture("after deploy")
     result = observer.finish(["api"])
 

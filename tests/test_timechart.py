@@ -3,13 +3,13 @@ values, and "no data" instead of an empty axis that would read as zero."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
-from pytest_predeploy.timechart import MAX_SERIES, Line, time_series_svg
+from pytest_predeploy.core.timechart import MAX_SERIES, Line, time_series_svg
 
 NS = "{http://www.w3.org/2000/svg}"
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def _at(seconds: int) -> datetime:
@@ -18,7 +18,9 @@ def _at(seconds: int) -> datetime:
 
 def test_series_threshold_and_phase_markers_are_drawn() -> None:
     line = Line("api", [(_at(0), 0.01), (_at(10), 0.02), (_at(20), None), (_at(30), 0.2), (_at(40), 0.3)])
-    svg = ElementTree.fromstring(time_series_svg("error <ratio>", [line], thresholds=[("above", 0.05)], markers=[("before deploy", _at(5)), ("after smoke", _at(40))]))
+    svg = ElementTree.fromstring(
+        time_series_svg("error <ratio>", [line], thresholds=[("above", 0.05)], markers=[("before deploy", _at(5)), ("after smoke", _at(40))])
+    )
     polylines = svg.findall(f"{NS}polyline")
     assert len(polylines) == 2  # the missing value breaks the line instead of bridging it
     assert len(svg.findall(f"{NS}line[@class='threshold']")) == 1

@@ -24,27 +24,14 @@ import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import Field
-
-from pytest_predeploy.artifacts import write_text_atomic
-from pytest_predeploy.errors import StepError
-from pytest_predeploy.fields import Duration, StrictModel
-from pytest_predeploy.staging import processes
+from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.targets.local import processes
 
 #: What to run when the binary is missing (Debian and Ubuntu ship the server).
 INSTALL_HINT = "apt-get install prometheus"
 STATE_FILE = "server.json"
 LOG_FILE = "prometheus.log"
-
-
-class LocalPrometheusConfig(StrictModel):
-    """A Prometheus server the local staging target runs beside the services."""
-
-    enabled: bool = Field(False, description="Start Prometheus with the services (needs the prometheus binary; apt-get install prometheus).")
-    binary: str = Field("prometheus", description="The server executable, by name on PATH or as a path.")
-    scrape_interval: Duration = Field(timedelta(seconds=1), description="How often each service is scraped (short: the rehearsal lasts minutes).")
-    start_timeout: Duration = Field(timedelta(seconds=30), description="How long the server may take to answer /-/ready.")
-    rule_files: list[str] = Field(default_factory=list, description="Prometheus alerting rule files loaded by the server (paths relative to the config file); their firing alerts are listed in the baseline.")
 
 
 def find_binary(binary: str) -> str | None:
@@ -113,7 +100,9 @@ class PrometheusServer:
             groups = [{"targets": [_host_port(url)], "labels": {"service": name}}] if url else []
             write_text_atomic(self.root / "targets" / f"{name}.json", json.dumps(groups))
 
-    def start(self, binary: str, targets: dict[str, str | None], *, scrape_interval: timedelta, timeout: timedelta, rule_files: list[Path] | None = None) -> str:
+    def start(
+        self, binary: str, targets: dict[str, str | None], *, scrape_interval: timedelta, timeout: timedelta, rule_files: list[Path] | None = None
+    ) -> str:
         """Start the server (or keep the running one, retargeted) and return its URL once ready.
         Raises StepError with the install command or the server's own last words."""
         running = self.url()
@@ -132,8 +121,12 @@ class PrometheusServer:
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             argv = [
-                executable, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=7d", "--log.level=warn",
+                executable,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=7d",
+                "--log.level=warn",
             ]
             pid = processes.spawn(argv, cwd=self.root, log=self.root / LOG_FILE, env=processes.service_environment({}))
             ticks = processes.start_ticks(pid)
@@ -177,21 +170,49 @@ class PrometheusServer:
         self.state_path.unlink(missing_ok=True)
         return outcome
 
-    def wait_for_scrapes(self, since: datetime, services: list[str], timeout: float) -> list[str]:
-        """Wait until every service's job has a target scraped after ``since``; returns the
-        services still not scraped when ``timeout`` seconds have passed (empty: all fresh)."""
+    def wait_for_scrapes(self, since: datetime, targets: dict[str, str | None], timeout: float) -> list[str]:
+        """Wait until Prometheus sees each service as it runs now: its current address scraped
+        after ``since``, and no series of a previous address left in ``up``. Returns the services
+        not settled when ``timeout`` seconds have passed (empty: all settled).
+
+        Why the second condition: when a deploy moves a service, Prometheus marks the old
+        address's series stale only about two scrape intervals later, with an earlier timestamp;
+        a query in between would count the old process, and the same query asked later for the
+        same instant would not."""
         url = self.url()
         if url is None:
-            return list(services)
+            return list(targets)
+        expected = {name: (_host_port(address) if address else None) for name, address in targets.items()}
         deadline = time.monotonic() + timeout
-        stale = list(services)
         while True:
-            targets = _active_targets(url)
-            fresh = {str(labels.get("job")) for t in targets if _scraped_after(t, since) and isinstance(labels := t.get("labels"), dict)}
-            stale = [name for name in services if name not in fresh]
-            if not stale or time.monotonic() >= deadline:
-                return stale
+            fresh = {
+                (str(labels.get("job")), str(labels.get("instance")))
+                for t in _active_targets(url)
+                if _scraped_after(t, since) and isinstance(labels := t.get("labels"), dict)
+            }
+            up = _up_instances(url)
+            unsettled = [
+                name
+                for name, instance in expected.items()
+                if (instance is not None and (name, instance) not in fresh) or up.get(name, set()) != ({instance} if instance else set())
+            ]
+            if not unsettled or time.monotonic() >= deadline:
+                return unsettled
             time.sleep(0.2)
+
+
+def _up_instances(url: str) -> dict[str, set[str]]:
+    """The instances of each job that ``up`` has a current series for."""
+    try:
+        with urllib.request.urlopen(url + "/api/v1/query?query=up", timeout=2.0) as response:
+            result = json.loads(response.read()).get("data", {}).get("result", [])
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError, AttributeError):
+        return {}
+    instances: dict[str, set[str]] = {}
+    for item in result if isinstance(result, list) else []:
+        labels = item.get("metric", {}) if isinstance(item, dict) else {}
+        instances.setdefault(str(labels.get("job")), set()).add(str(labels.get("instance")))
+    return instances
 
 
 def _active_targets(url: str) -> list[dict[str, object]]:

@@ -18,13 +18,13 @@ import math
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pytest_predeploy.fields import Duration, StrictModel, UtcDatetime, format_duration
-from pytest_predeploy.timechart import Line, time_series_svg
+from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, format_duration
+from pytest_predeploy.core.timechart import Line, time_series_svg
 
 #: The point whose values stand for the previous release in comparisons (captured before the
 #: candidate takes traffic).
@@ -54,7 +54,9 @@ class PrometheusQuery(StrictModel):
     query: str = Field(min_length=1, description="PromQL; '{window}' is replaced by the window as a Prometheus duration (e.g. rate(x[{window}])).")
     above: float | None = Field(None, description="Breach when a value is strictly above this.")
     below: float | None = Field(None, description="Breach when a value is strictly below this.")
-    window: Duration = Field(timedelta(minutes=1), description="The time window of the query ('{window}' in the PromQL); also how far before the rehearsal the chart starts.")
+    window: Duration = Field(
+        timedelta(minutes=1), description="The time window of the query ('{window}' in the PromQL); also how far before the rehearsal the chart starts."
+    )
     compare: Comparison | None = Field(None, description="Optional comparison with the previous release: the same query at the pre-deploy point.")
 
     @model_validator(mode="after")
@@ -83,10 +85,16 @@ class PrometheusQuery(StrictModel):
 class PrometheusConfig(StrictModel):
     """A Prometheus server to ask, and the PromQL checks of the observability baseline."""
 
-    url: str | None = Field(None, description="Base URL of the Prometheus server (http://host:9090); absent: the server the local staging target runs (staging.prometheus). Credentials in the URL are refused.")
+    url: str | None = Field(
+        None,
+        description="Base URL of the Prometheus server (http://host:9090); absent: the server the local staging target runs (staging.prometheus). Credentials in the URL are refused.",
+    )
     queries: list[PrometheusQuery] = Field(default_factory=list, description="PromQL checks evaluated at each point of the rehearsal.")
     timeout: Duration = Field(timedelta(seconds=5), description="How long one API call may take before the server counts as unavailable.")
-    alert_labels: list[str] = Field(default_factory=lambda: ["service", "job"], description="Alert labels that name a service; firing alerts whose label names a staging service are listed.")
+    alert_labels: list[str] = Field(
+        default_factory=lambda: ["service", "job"],
+        description="Alert labels that name a service; firing alerts whose label names a staging service are listed.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -196,7 +204,7 @@ class PrometheusClient:
         data = self._get("/api/v1/query_range", {"query": promql, "start": _rfc3339(start), "end": _rfc3339(end), "step": f"{step.total_seconds():.3f}"})
         out = []
         for item in data.get("result") or []:
-            points = [(datetime.fromtimestamp(float(t), tz=timezone.utc), _parse_value(v)) for t, v in item.get("values", [])]
+            points = [(datetime.fromtimestamp(float(t), tz=UTC), _parse_value(v)) for t, v in item.get("values", [])]
             out.append((dict(item.get("metric", {})), points))
         return out
 
@@ -327,21 +335,19 @@ class PrometheusObserver:
         also be set later, once that server runs."""
         self.config = config
         self.url = (url or config.url or "").rstrip("/")
-        self.results = [
-            QueryResult(name=q.name, promql=q.promql, above=q.above, below=q.below, window=q.window, compare=q.compare)
-            for q in config.queries
-        ]
+        self.results = [QueryResult(name=q.name, promql=q.promql, above=q.above, below=q.below, window=q.window, compare=q.compare) for q in config.queries]
 
     @property
     def client(self) -> PrometheusClient:
         return PrometheusClient(self.url, self.config.timeout.total_seconds())
+
     def capture(self, phase: str, at: datetime | None = None, *, unavailable: str | None = None) -> None:
         """Evaluate every query at ``at`` (default: now). Never raises: a failure is "no data";
         ``unavailable`` records every query as no data for that reason without asking."""
-        at = at or datetime.now(timezone.utc)
+        at = at or datetime.now(UTC)
         if unavailable is None and not self.url:
             unavailable = "no Prometheus server to ask (observability.prometheus.url, or staging.prometheus.enabled)"
-        for query, result in zip(self.config.queries, self.results):
+        for query, result in zip(self.config.queries, self.results, strict=True):
             previous = self._previous(result) if phase != BASELINE_PHASE and query.compare is not None else None
             try:
                 if unavailable is not None:
@@ -376,7 +382,7 @@ class PrometheusObserver:
                 result.range_detail = unavailable
             outcome.alerts_state, outcome.alerts_detail = "no-data", unavailable
             return outcome
-        for query, result in zip(self.config.queries, self.results):
+        for query, result in zip(self.config.queries, self.results, strict=True):
             if not result.points:
                 result.range_detail = "no point of the rehearsal was captured"
                 continue
@@ -403,10 +409,15 @@ class PrometheusObserver:
             service = next((labels[label] for label in self.config.alert_labels if labels.get(label) in services), None)
             if service is None:
                 continue
-            outcome.alerts.append(FiringAlert(
-                name=labels.get("alertname", "(unnamed)"), service=service, labels=labels,
-                active_at=str(alert.get("activeAt", "")), value=str(alert.get("value", "")),
-            ))
+            outcome.alerts.append(
+                FiringAlert(
+                    name=labels.get("alertname", "(unnamed)"),
+                    service=service,
+                    labels=labels,
+                    active_at=str(alert.get("activeAt", "")),
+                    value=str(alert.get("value", "")),
+                )
+            )
         return outcome
 
 
@@ -464,7 +475,7 @@ def render_prometheus_markdown(result: PrometheusResult) -> list[str]:
         "## Prometheus queries",
         "",
         f"Asked of {result.url}. Each value is the query at the recorded instant (`/api/v1/query?time=`);",
-        "the charts are `/api/v1/query_range` over the rehearsal. \"no data\" is never a pass.",
+        'the charts are `/api/v1/query_range` over the rehearsal. "no data" is never a pass.',
         "",
     ]
     if not result.queries:
@@ -484,7 +495,9 @@ def render_prometheus_markdown(result: PrometheusResult) -> list[str]:
         for point in query.points:
             verdict = {"ok": "ok", "breach": "**BREACH**", "no-data": "no data"}[point.state]
             details = "; ".join(s.detail for s in point.series if s.detail) or point.detail
-            lines.append(f"| {point.phase} | {point.evaluated_at.isoformat(timespec='milliseconds')} | {_cell(_point_text(point))} | {verdict} | {_cell(details)} |")
+            lines.append(
+                f"| {point.phase} | {point.evaluated_at.isoformat(timespec='milliseconds')} | {_cell(_point_text(point))} | {verdict} | {_cell(details)} |"
+            )
         lines += ["", query_chart(query), ""]
         if query.range_detail:
             lines += [f"Time series: no data ({query.range_detail}).", ""]

@@ -103,6 +103,8 @@ def time_series_svg(
         out.append(f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{colour}" stroke-width="2"/>')
         out.append(f'<text x="{x + 22}" y="{y}">{escape(line.label[:28])}</text>')
     if len(lines) > MAX_SERIES:
-        out.append(f'<text x="{_LEFT}" y="{height - 4}" font-size="9">first {MAX_SERIES} of {len(lines)} series shown; all values are in the JSON export</text>')
+        out.append(
+            f'<text x="{_LEFT}" y="{height - 4}" font-size="9">first {MAX_SERIES} of {len(lines)} series shown; all values are in the JSON export</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
