@@ -359,7 +359,7 @@ class PrometheusObserver:
             if not answer:
                 result.points.append(QueryPoint(phase=phase, evaluated_at=at, state="no-data", detail="empty result: no series matched the query"))
                 continue
-            series = [judge(query, labels, value, previous) for labels, value in answer]
+            series = [judge(query, labels, value, previous) for labels, value in sorted(answer, key=lambda item: _label_text(item[0]))]
             states = {s.state for s in series}
             state: State = "breach" if "breach" in states else ("no-data" if states == {"no-data"} else "ok")
             detail = series[0].detail if state == "no-data" else ""
@@ -394,7 +394,7 @@ class PrometheusObserver:
             except PrometheusUnavailable as exc:
                 result.range_detail = str(exc)
                 continue
-            result.series = [TimeSeries(labels=labels, points=points) for labels, points in answer]
+            result.series = [TimeSeries(labels=labels, points=points) for labels, points in sorted(answer, key=lambda item: _label_text(item[0]))]
             if not answer:
                 result.range_detail = "empty result: no series matched the query over the rehearsal"
         try:
