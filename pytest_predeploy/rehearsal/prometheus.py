@@ -450,7 +450,7 @@ def _cell(text: str) -> str:
 
 def _point_text(point: QueryPoint) -> str:
     if not point.series:
-        return f"no data: {point.detail}"
+        return "-"
     parts = []
     for series in point.series:
         value = "NaN" if series.value is None else f"{series.value:g}"
@@ -490,7 +490,8 @@ def render_prometheus_markdown(result: PrometheusResult) -> list[str]:
         if query.compare is not None:
             bounds = ", ".join(f"{name} {v:g}" for name, v in (("above", query.compare.above), ("below", query.compare.below)) if v is not None)
             checks.append(f"{query.compare.mode} to the previous release ({BASELINE_PHASE}) {bounds}")
-        lines += [f"Breach when: {'; '.join(checks)}. Window: {promql_duration(query.window)}.", ""]
+        window = promql_duration(query.window)
+        lines += [f"Breach when: {'; '.join(checks)}. Window {window} (fills `{{window}}` in the query; the chart starts {window} before the first point).", ""]
         lines += ["| Point | Evaluated at (UTC) | Values | Verdict | Detail |", "|---|---|---|---|---|"]
         for point in query.points:
             verdict = {"ok": "ok", "breach": "**BREACH**", "no-data": "no data"}[point.state]
