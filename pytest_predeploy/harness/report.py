@@ -26,7 +26,8 @@ from pytest_predeploy.harness.banner import Decision, GateCard, Signature, Verdi
 from pytest_predeploy.harness.evidence import evidence_key
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
-from pytest_predeploy.readiness.signoff import load_signoffs
+from pytest_predeploy.readiness.signing import load_signers
+from pytest_predeploy.readiness.signoff import review_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -96,15 +97,21 @@ def package_digest(session: ProtocolSession) -> str | None:
 
 
 def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]:
-    """The sign-offs recorded on the package's digest; none when there is no package or the
-    record cannot be read (Gate 4 says why; the banner only shows who signed)."""
+    """The sign-offs on the package's digest that count: current and signed with a key the
+    signers file lists for that identity and role. None when there is no package or the record
+    or the signers file cannot be read (Gate 4 says why; the banner only shows who signed)."""
     if not digest:
         return []
     try:
-        statements = load_signoffs(session.context.artifact(READINESS_APPROVAL))
+        signers = load_signers(session.project.readiness.signers)
+        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest, signers=signers)
     except PredeployError:
         return []
-    return [Signature(role=s.predicate.role, by=s.predicate.approver, decision=s.predicate.decision) for s in statements if s.sha256 == digest]
+    return [
+        Signature(role=v.role, by=v.approver, decision=v.decision)
+        for v in views
+        if v.verdict == "current" and (v.signature == "verified" or session.project.readiness.allow_unsigned)
+    ]
 
 
 def decision(session: ProtocolSession, exit_status: int) -> Decision:
