@@ -79,7 +79,7 @@ def make_project(root: Path, size: int, services: int) -> None:
         "version": 1,
         "project": "bench-memory",
         "environments": {"staging": {"secrets": {"file": "staging.env"}}, "production": {}},
-        "approvals": {"upstream": []},
+        "approvals": {"upstream": [], "allow_none": True},
         "services": [
             {"name": f"svc{i}", "source": str(REPO / "demo" / "service"), "command": "{python} server.py --role api --port {port} --port-file {port_file}"}
             for i in range(services)
