@@ -5,6 +5,8 @@ and init templates that use only the public API."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +183,11 @@ def test_every_package_is_listed_for_the_wheel() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
     found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "pytest_predeploy").rglob("__init__.py")}
     assert found - listed == set(), f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+
+
+def test_the_entry_point_stays_cheap_for_plain_pytest() -> None:
+    """Every pytest run in a venv with the plugin imports its entry point: it must not load the
+    protocol's models (pydantic) or the steps' modules."""
+    probe = "import sys, pytest_predeploy.plugin; print(sorted(m for m in sys.modules if m == 'pydantic' or m.startswith(('pytest_predeploy.rehearsal', 'pytest_predeploy.config'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_predeploy.harness.itemkeys import evidence_key
 from pytest_predeploy.rehearsal.prometheus import query_chart
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from pytest_predeploy.rehearsal.smoke import TestResultsReport
     from pytest_predeploy.rollback.rollback import RollbackReport
     from pytest_predeploy.security import SecurityReport
-
-evidence_key = pytest.StashKey["Evidence"]()
 
 
 class Evidence:

@@ -27,7 +27,7 @@ import pytest
 from _pytest.outcomes import Skipped
 
 from pytest_predeploy.core.errors import ArtifactError
-from pytest_predeploy.harness.evidence import evidence_key
+from pytest_predeploy.harness.itemkeys import evidence_key
 
 
 class ExitStatus(enum.IntEnum):

@@ -23,8 +23,8 @@ from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import git_commit
 from pytest_predeploy.harness.banner import Decision, GateCard, Signature, VerdictKind, banner_html, summary_markdown
-from pytest_predeploy.harness.evidence import evidence_key
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
+from pytest_predeploy.harness.itemkeys import evidence_key
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
 from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.readiness.signoff import review_signoffs
