@@ -405,3 +405,30 @@ def _install_dist(dist: Path, config: ReleaseSourceConfig, dest: Path) -> None:
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no message"])[-1]
             raise ReleaseSourceError(f"{what} failed (exit {result.returncode}): {last}; check the distribution and staging.releases.pip_args")
+
+
+# --- what a rehearsal rehearsed -------------------------------------------------------------------
+
+
+class RehearsedReleases(StrictModel):
+    """Per service: the candidate and the previous release that staging ran, as built."""
+
+    service: str = Field(description="Service name.")
+    candidate: ReleaseIdentity | None = Field(description="The candidate as built on staging; none when the target keeps no record of it (a service not on the local staging target).")
+    previous: ReleaseIdentity | None = Field(description="The previous release as built on staging; none as for candidate.")
+
+    def problem(self) -> str | None:
+        """Why a rollback between these two would prove nothing, or None."""
+        return same_code_problem(self.service, self.previous, self.candidate)
+
+
+def same_code_problem(service: str, previous: ReleaseIdentity | None, candidate: ReleaseIdentity | None) -> str | None:
+    """The rollback rehearsal's refusal when previous and candidate are the same code: rolling
+    back between them would only change the name /version reports."""
+    if previous is None or candidate is None or previous.digest != candidate.digest:
+        return None
+    return (
+        f"{service}: nothing would be rolled back: {previous.release} and {candidate.release} are the same code "
+        f"(digest {candidate.digest[:SHORT_DIGEST]}: {previous.describe()}; {candidate.describe()}); "
+        f"build {previous.release} from its own code (staging.releases: a git tag, a release folder or a distribution)"
+    )

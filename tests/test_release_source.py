@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from pytest_predeploy.release_source import (
+    RehearsedReleases,
     ReleaseIdentity,
     ReleaseSourceConfig,
     ReleaseSourceError,
@@ -244,3 +245,30 @@ def test_a_broken_wheel_fails_with_a_message_and_leaves_nothing_running(tmp_path
 def test_bad_templates_are_refused_at_load(template: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ReleaseSourceConfig(folder=template)
+
+
+# --- what a rollback between two releases proves --------------------------------------------------
+
+
+def test_two_tags_of_the_same_code_are_refused_by_name_with_both_digests(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "svc").mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    (root / "svc" / "app.py").write_text(APP_V1)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "one")
+    git(root, "tag", "v1.1")
+    git(root, "tag", "v1.2")
+    old = build(ReleaseSourceConfig(), root, "v1.1", tmp_path / "r1")
+    new = build(ReleaseSourceConfig(), root, "v1.2", tmp_path / "r2")
+    problem = RehearsedReleases(service="api", candidate=new, previous=old).problem()
+    assert problem is not None
+    assert "api: nothing would be rolled back: v1.1 and v1.2 are the same code" in problem
+    assert f"digest {new.digest[:12]}" in problem
+
+
+def test_different_code_is_no_same_code_problem_and_unrecorded_releases_are_left_to_the_caller(repo: Path, tmp_path: Path) -> None:
+    old = build(ReleaseSourceConfig(), repo, "v1.1", tmp_path / "r1")
+    new = build(ReleaseSourceConfig(), repo, "v1.2", tmp_path / "r2")
+    assert RehearsedReleases(service="api", candidate=new, previous=old).problem() is None
+    assert RehearsedReleases(service="api", candidate=new, previous=None).problem() is None
