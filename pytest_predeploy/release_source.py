@@ -369,9 +369,14 @@ def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
     try:
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                # The 'data' filter refuses absolute paths, '..', device files and links leaving
-                # the folder: a commit is input like any other.
-                archive.extractall(dest, filter="data")
+                # A commit is input like any other: absolute paths, '..', device files and links
+                # leaving the folder are refused (the 'data' filter; Python < 3.11.4 lacks it).
+                if hasattr(tarfile, "data_filter"):
+                    archive.extractall(dest, filter="data")
+                else:
+                    for member in archive:
+                        _check_member(member)
+                        archive.extract(member, dest)
         except (tarfile.TarError, OSError) as exc:
             _kill_group(proc)
             raise ReleaseSourceError(f"git archive {tree} in {repo} gave an archive that cannot be extracted ({exc})") from None
@@ -385,6 +390,13 @@ def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
         raise
     if status != 0:
         raise ReleaseSourceError(f"git archive {tree} in {repo} failed (exit {status}): {err.strip() or 'no message'}")
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    parts = Path(member.name).parts
+    link = Path(member.linkname).parts if member.issym() or member.islnk() else ()
+    if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or link) or (link and (member.linkname.startswith("/") or ".." in link)):
+        raise tarfile.TarError(f"refusing {member.name!r}: outside the release folder, or not a file, folder or inner link")
 
 
 def _read_all(stream: IO[bytes]) -> str:

@@ -3,10 +3,8 @@ folders, a real wheel installed into a real virtualenv. Nothing is mocked."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from pytest_predeploy.release_source import (
     resolve,
     tree_digest,
 )
+from tests import wheels
 
 APP_V1 = 'GREETING = "hello from v1.1"\n'
 APP_V2 = 'GREETING = "hello from v1.2"\n'
@@ -188,21 +187,7 @@ def test_folder_in_a_git_repository_records_head_and_dirty(repo: Path, tmp_path:
 
 
 def make_wheel(folder: Path, version: str, greeting: str) -> Path:
-    """A minimal valid PEP 427 wheel of the module ``shopsvc``."""
-    name = f"shopsvc-{version}"
-    files = {
-        "shopsvc.py": f'GREETING = "{greeting}"\n'.encode(),
-        f"{name}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: shopsvc\nVersion: {version}\n".encode(),
-        f"{name}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = "".join(f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n" for path, data in files.items())
-    files[f"{name}.dist-info/RECORD"] = (record + f"{name}.dist-info/RECORD,,\n").encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"shopsvc-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-    return wheel
+    return wheels.make_wheel(folder, "shopsvc", version, {"shopsvc.py": f'GREETING = "{greeting}"\n'.encode()})
 
 
 def test_wheel_is_installed_into_the_release_virtualenv(tmp_path: Path) -> None:
