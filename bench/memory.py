@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from pytest_predeploy.rehearsal import DEPLOYMENT_LOG_LIMIT
-from pytest_predeploy.runner import TRANSCRIPT_LIMIT
+from pytest_predeploy.core.runner import TRANSCRIPT_LIMIT
+from pytest_predeploy.rehearsal.deploy import DEPLOYMENT_LOG_LIMIT
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1024 * 1024
@@ -113,7 +113,9 @@ def run_protocol(root: Path) -> tuple[int, int, int, float, str]:
     started = time.monotonic()
     log = root / "pytest-output.txt"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pytest", "--predeploy-release=v2", "-p", "no:cacheprovider", "-q"], cwd=root, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--predeploy-release=v2", "-p", "no:cacheprovider", "-q"], cwd=root, stdout=out, stderr=subprocess.STDOUT
+        )
         hwm = 0
         while True:
             # Reap only once exited: /proc/<pid>/status holds the high-water mark until then.
@@ -151,7 +153,9 @@ def main() -> int:
             print(f"the protocol run failed (exit {status})")
             return 1
         print(f"  wall time: {seconds:.1f}s")
-        print(f"  peak RSS of pytest (VmHWM): {hwm / 1024:.1f} MB; ru_maxrss of it and what it waited for: {maxrss / 1024:.1f} MB (target < {TARGET_RSS_MB} MB)")
+        print(
+            f"  peak RSS of pytest (VmHWM): {hwm / 1024:.1f} MB; ru_maxrss of it and what it waited for: {maxrss / 1024:.1f} MB (target < {TARGET_RSS_MB} MB)"
+        )
         print(f"  ratio peak RSS / output printed: {hwm * 1024 / (scripts * size):.4f}")
         over = []
         files = sorted((p for p in root.rglob("*") if p.is_file() and p.name != "pytest-output.txt"), key=lambda p: p.stat().st_size, reverse=True)

@@ -32,7 +32,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.fields import Severity
+from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import osv, run_security_audit
 
 
@@ -95,14 +95,22 @@ def main() -> int:
         root = Path(tmp)
         (root / "requirements.txt").write_text("\n".join(lines) + "\n")
         off = {name: {"enabled": False} for name in ("bandit", "secrets", "pip_audit", "licenses", "sbom")}
-        data = {"version": 1, "project": "bench-osv", "environments": {"staging": {}, "production": {}}, "services": [{"name": "api"}],
-                "approvals": {"upstream": [], "allow_none": True}, "security": {"requirements": ["requirements.txt"], **off, "osv": {"database": "bundled", "max_age": "none"}}}
+        data = {
+            "version": 1,
+            "project": "bench-osv",
+            "environments": {"staging": {}, "production": {}},
+            "services": [{"name": "api"}],
+            "approvals": {"upstream": [], "allow_none": True},
+            "security": {"requirements": ["requirements.txt"], **off, "osv": {"database": "bundled", "max_age": "none"}},
+        }
         (root / "predeploy.yaml").write_text(yaml.safe_dump(data))
         config = load_config(root / "predeploy.yaml")
         scan_s, report = timed(lambda: run_security_audit(config, "staging", "bench", root / "security-compliance-report.json"), args.runs)
     findings = len(report.findings)  # type: ignore[attr-defined]
     print(f"bundled snapshot: {db.total} advisories, {osv.BUNDLED_ZIP.stat().st_size / 1e6:.2f} MB; {len(lines)} pins, {len(db.candidates)} records parsed")
-    print(f"load {load_s:.3f} s   match {match_s:.3f} s ({matched} matches)   whole OSV scan {scan_s:.3f} s ({findings} findings)   (median of {args.runs}, python {sys.version.split()[0]})")
+    print(
+        f"load {load_s:.3f} s   match {match_s:.3f} s ({matched} matches)   whole OSV scan {scan_s:.3f} s ({findings} findings)   (median of {args.runs}, python {sys.version.split()[0]})"
+    )
     return 0
 
 

@@ -13,7 +13,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -36,9 +35,9 @@ CONFIG = {
     },
 }
 
-FIXTURES = '''
+FIXTURES = """
 import pytest
-from pytest_predeploy.steps import run_report_step
+from pytest_predeploy.harness.steps import run_report_step
 
 @pytest.fixture(scope="session")
 def deployed(predeploy):
@@ -51,13 +50,13 @@ def smoke_results(predeploy, deployed):
 @pytest.fixture(scope="session")
 def rolled_back(predeploy, deployed):
     return [predeploy.run_step_script("rollback", label=s.name, service=s.name) for s in predeploy.config.services]
-'''
+"""
 
-GATE = '''
+GATE = """
 import pytest
 pytestmark = pytest.mark.gate({n}, "Gate {n}")
 {tests}
-'''
+"""
 TESTS = {
     1: ["intake", "parity", None],
     2: ["deployed", "smoke_results", None],
@@ -110,7 +109,16 @@ def main() -> None:
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         ours_argv = base + ["--predeploy-release=v1"]
         # The anchor runs without our plugin at all (-p no:predeploy): its import is our overhead too.
-        plain_argv = base + ["-p", "no:predeploy", "--html=report.html", "--self-contained-html", "--json-report", "--json-report-file=report.json", "--junitxml=junit.xml", "test_plain.py"]
+        plain_argv = base + [
+            "-p",
+            "no:predeploy",
+            "--html=report.html",
+            "--self-contained-html",
+            "--json-report",
+            "--json-report-file=report.json",
+            "--junitxml=junit.xml",
+            "test_plain.py",
+        ]
         ours, theirs = [], []
         for _ in range(args.runs):
             ours.append(timed(ours_argv, protocol))

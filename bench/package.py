@@ -25,7 +25,7 @@ MIB = 1 << 20
 _SEAL = """
 import sys
 from pathlib import Path
-from pytest_predeploy.package import seal_package
+from pytest_predeploy.readiness.package import seal_package
 result = seal_package(Path(sys.argv[1]), release="v-bench", config_digest="0" * 64, source_date_epoch=1700000000)
 print(result.sha256, len(result.entries))
 """
@@ -57,7 +57,7 @@ def generate(root: Path, size_mib: int) -> None:
     for index in range(log_mib // 32):  # 32 MiB logs built from varied 4 MiB blocks
         with open(root / "transcripts" / f"deploy-svc{index:02d}.log", "wb") as out:
             for part in range(8):
-                out.write(blocks[(index + part) % 4][part * 7:] + blocks[(index * part) % 4][: part * 7])
+                out.write(blocks[(index + part) % 4][part * 7 :] + blocks[(index * part) % 4][: part * 7])
     for index in range(data_mib // 64):  # 64 MiB opaque blobs (captures, images)
         with open(root / f"capture-{index:02d}.bin", "wb") as out:
             for _ in range(64):

@@ -115,9 +115,9 @@ CHILD = {
     "ours": """
         import time
         from pathlib import Path
-        from pytest_predeploy.artifacts import write_artifact
+        from pytest_predeploy.core.artifacts import write_artifact
         from pytest_predeploy.config import load_config
-        from pytest_predeploy.parity import compare_environments
+        from pytest_predeploy.intake.parity import compare_environments
         config = load_config(Path("predeploy.yaml"))
         t = time.perf_counter()
         write_artifact(Path("report.json"), compare_environments(config, "staging", "production", "bench"))
@@ -127,7 +127,7 @@ CHILD = {
         import time, yaml
         from pathlib import Path
         from pytest_predeploy.config import load_config
-        from pytest_predeploy.parity import compare_trees
+        from pytest_predeploy.intake.parity import compare_trees
         config = load_config(Path("predeploy.yaml"))
         a = {"infrastructure": yaml.load(open("staging.yaml", "rb"), Loader=yaml.CSafeLoader)}
         b = {"infrastructure": yaml.load(open("production.yaml", "rb"), Loader=yaml.CSafeLoader)}
@@ -187,7 +187,18 @@ def main() -> int:
             ours.append(float(child(work, "ours")[0]))
             seconds, items = child(work, "compare")
             compare.append(float(seconds))
-        script = [sys.executable, str(ROOT / "scripts" / "compare_environments.py"), "--source", "staging", "--target", "production", "--output", "report.json", "--config", "predeploy.yaml"]
+        script = [
+            sys.executable,
+            str(ROOT / "scripts" / "compare_environments.py"),
+            "--source",
+            "staging",
+            "--target",
+            "production",
+            "--output",
+            "report.json",
+            "--config",
+            "predeploy.yaml",
+        ]
         parse_argv = [sys.executable, "-c", textwrap.dedent(CHILD["parse"])]
         cmd_wall, parse_wall = [], []
         for _ in range(args.repeat):

@@ -23,16 +23,16 @@ import resource
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.context import RunContext
-from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems, rehearse_deployment
-from pytest_predeploy.staging import stop_all
+from pytest_predeploy.harness.context import RunContext
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.targets.local import stop_all
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,10 +165,14 @@ def main() -> int:
         report_run(run, count)
     if len(runs) > 1:
         ratio = statistics.median(run.ratio for run in runs)
-        print(f"medians over {len(runs)} runs: slowest single {statistics.median(run.slowest[1] for run in runs):.2f}s, "
-              f"all {count} in parallel {statistics.median(run.parallel.duration_seconds for run in runs):.2f}s, "
-              f"deploy-script CPU {statistics.median(run.scripts_cpu for run in runs) / count:.3f}s each")
-        print(f"median ratio parallel / slowest single: {ratio:.2f}x (per run: {', '.join(f'{run.ratio:.2f}' for run in runs)}; target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})")
+        print(
+            f"medians over {len(runs)} runs: slowest single {statistics.median(run.slowest[1] for run in runs):.2f}s, "
+            f"all {count} in parallel {statistics.median(run.parallel.duration_seconds for run in runs):.2f}s, "
+            f"deploy-script CPU {statistics.median(run.scripts_cpu for run in runs) / count:.3f}s each"
+        )
+        print(
+            f"median ratio parallel / slowest single: {ratio:.2f}x (per run: {', '.join(f'{run.ratio:.2f}' for run in runs)}; target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})"
+        )
     return 0
 
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.observability import capture_metrics
-from pytest_predeploy.smoke import run_smoke_tests, url_env
+from pytest_predeploy.rehearsal.observability import capture_metrics
+from pytest_predeploy.rehearsal.smoke import run_smoke_tests, url_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 def start(folder: Path, role: str) -> tuple[subprocess.Popen[bytes], str]:
     folder.mkdir()
     (folder / "release-manifest.json").write_text(json.dumps({"service": role, "release": "v1.2"}))
-    proc = subprocess.Popen([sys.executable, str(REPO / "demo/service/server.py"), "--role", role, "--port-file", "port"], cwd=folder, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "demo/service/server.py"), "--role", role, "--port-file", "port"], cwd=folder, stderr=subprocess.DEVNULL
+    )
     while not (folder / "port").is_file() or not (folder / "port").read_text().strip():
         time.sleep(0.02)
     return proc, f"http://127.0.0.1:{(folder / 'port').read_text().strip()}"
@@ -48,14 +50,33 @@ def main() -> None:
                 proc, urls[role] = start(tmp / role, role)
                 procs.append(proc)
             config_file = tmp / "predeploy.yaml"
-            config_file.write_text(json.dumps({
-                "version": 1, "project": "bench", "environments": {"staging": {}, "production": {}},
-                "services": [{"name": name, "url": url} for name, url in urls.items()], "approvals": {"allow_none": True},
-                "smoke": {"suites": [{"name": "smoke", "path": str(REPO / "demo/smoke")}]},
-            }))
+            config_file.write_text(
+                json.dumps(
+                    {
+                        "version": 1,
+                        "project": "bench",
+                        "environments": {"staging": {}, "production": {}},
+                        "services": [{"name": name, "url": url} for name, url in urls.items()],
+                        "approvals": {"allow_none": True},
+                        "smoke": {"suites": [{"name": "smoke", "path": str(REPO / "demo/smoke")}]},
+                    }
+                )
+            )
             config = load_config(config_file)
             env = {**os.environ, **url_env(urls), "PREDEPLOY_RELEASE": "v1.2"}
-            plain_argv = [sys.executable, "-m", "pytest", str(REPO / "demo/smoke"), "-q", "-p", "no:cacheprovider", "-p", "no:predeploy", "--rootdir", str(REPO / "demo/smoke")]
+            plain_argv = [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(REPO / "demo/smoke"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:predeploy",
+                "--rootdir",
+                str(REPO / "demo/smoke"),
+            ]
             plain, ours, capture = [], [], []
             for index in range(runs):
                 started = time.perf_counter()

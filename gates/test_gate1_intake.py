@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.approvals import IntakeReport, intake_problems
-from pytest_predeploy.evidence import show_intake, show_parity
-from pytest_predeploy.gates import load, require
-from pytest_predeploy.parity import ParityReport, parity_problems
-from pytest_predeploy.refresh import refresh_problems, read_refresh
+from pytest_predeploy.api import (
+    IntakeReport,
+    ParityReport,
+    intake_problems,
+    load,
+    parity_problems,
+    read_refresh,
+    refresh_problems,
+    require,
+    show_intake,
+    show_parity,
+)
 
 pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 

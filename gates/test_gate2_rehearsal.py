@@ -8,12 +8,19 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.artifacts import OBSERVABILITY_METRICS
-from pytest_predeploy.evidence import show_deployment, show_smoke
-from pytest_predeploy.gates import load, require
-from pytest_predeploy.observability import ObservabilityResult, observability_problems
-from pytest_predeploy.rehearsal import DeploymentReport, deployment_problems
-from pytest_predeploy.smoke import TestResultsReport, smoke_problems
+from pytest_predeploy.api import (
+    OBSERVABILITY_METRICS,
+    DeploymentReport,
+    ObservabilityResult,
+    TestResultsReport,
+    deployment_problems,
+    load,
+    observability_problems,
+    require,
+    show_deployment,
+    show_smoke,
+    smoke_problems,
+)
 
 pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 

@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.evidence import show_rollback, show_security
-from pytest_predeploy.gates import load, require
-from pytest_predeploy.operational import operational_problems, read_operational
-from pytest_predeploy.rollback import RollbackReport, rollback_problems
-from pytest_predeploy.security import SecurityReport, security_problems
+from pytest_predeploy.api import (
+    RollbackReport,
+    SecurityReport,
+    load,
+    operational_problems,
+    read_operational,
+    require,
+    rollback_problems,
+    security_problems,
+    show_rollback,
+    show_security,
+)
 
 pytestmark = pytest.mark.gate(3, "Rollback & Security")
 

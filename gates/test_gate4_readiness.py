@@ -9,10 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.checklist import checklist_problems
-from pytest_predeploy.evidence import show_signoffs
-from pytest_predeploy.gates import await_signoff, load, require
-from pytest_predeploy.package import Manifest, package_readiness
+from pytest_predeploy.api import Manifest, await_signoff, checklist_problems, load, package_readiness, require, show_signoffs
 
 pytestmark = pytest.mark.gate(4, "Readiness Approval")
 

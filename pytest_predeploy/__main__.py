@@ -2,6 +2,6 @@
 
 import sys
 
-from pytest_predeploy.cli import main
+from pytest_predeploy.tooling.cli import main
 
 sys.exit(main())

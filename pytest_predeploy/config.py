@@ -16,22 +16,30 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pytest_predeploy.approvals import ApprovalsConfig
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.fields import ConfigPath, Duration, StrictModel
-from pytest_predeploy.observability import ObservabilityConfig
-from pytest_predeploy.operational import OperationalConfig
-from pytest_predeploy.package import PackageConfig
-from pytest_predeploy.parity import EnvironmentConfig, ParityConfig
-from pytest_predeploy.readiness import ReadinessConfig
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
+from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
+from pytest_predeploy.intake.approvals import ApprovalsConfig
+from pytest_predeploy.intake.parity import EnvironmentConfig, ParityConfig
+from pytest_predeploy.intake.secrets import load_secrets
+from pytest_predeploy.readiness.package import PackageConfig
+from pytest_predeploy.readiness.signoff import ReadinessConfig
+from pytest_predeploy.rehearsal.observability import ObservabilityConfig
+from pytest_predeploy.rehearsal.smoke import SmokeConfig
+from pytest_predeploy.rollback.operational import OperationalConfig
 from pytest_predeploy.security import SecurityConfig
-from pytest_predeploy.secrets import load_secrets
-from pytest_predeploy.smoke import SmokeConfig
-from pytest_predeploy.staging import LocalStagingConfig, RollbackConfig, ServiceConfig
-from pytest_predeploy.staging.settings import ServiceLookup, check_distinct_ports
-from pytest_predeploy.yamlfile import line_of, load_yaml_file
+from pytest_predeploy.targets.local import LocalStagingConfig, RollbackConfig, ServiceConfig
+from pytest_predeploy.targets.local.settings import ServiceLookup, check_distinct_ports
 
 DEFAULT_CONFIG = "predeploy.yaml"
+
+#: The environment every step script receives: the run it belongs to (scripts read it with
+#: ``scriptkit.load_context``).
+ENV_CONFIG = "PREDEPLOY_CONFIG"
+ENV_RELEASE = "PREDEPLOY_RELEASE"
+ENV_PREVIOUS = "PREDEPLOY_PREVIOUS_RELEASE"
+ENV_ARTIFACTS = "PREDEPLOY_ARTIFACTS"
+ENV_ENVIRONMENT = "PREDEPLOY_ENV"
 
 #: Placeholders every step command may use.
 COMMON_PLACEHOLDERS = frozenset({"release", "previous_release", "env", "target_env", "artifacts", "config", "python"})
@@ -48,11 +56,17 @@ STEP_PLACEHOLDERS: dict[str, frozenset[str]] = {
 class StepConfig(StrictModel):
     """How one protocol step runs its script."""
 
-    command: str = Field(description="Command template, split like a shell line (no shell is involved). Placeholders: {release}, {previous_release}, {env}, {target_env}, {artifacts}, {config}, {python}, plus {output} or {service} where the step has them.")
+    command: str = Field(
+        description="Command template, split like a shell line (no shell is involved). Placeholders: {release}, {previous_release}, {env}, {target_env}, {artifacts}, {config}, {python}, plus {output} or {service} where the step has them."
+    )
     timeout: Duration = Field(timedelta(minutes=10), description="How long the script may run before its whole process group is stopped (e.g. '90s', '10m').")
-    kill_grace: Duration = Field(timedelta(seconds=5), description="After a timeout or interrupt, how long the script's process group gets between SIGTERM and SIGKILL.")
+    kill_grace: Duration = Field(
+        timedelta(seconds=5), description="After a timeout or interrupt, how long the script's process group gets between SIGTERM and SIGKILL."
+    )
     cwd: ConfigPath = Field(Path("."), description="Working folder of the script, relative to the config file.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the script (values are not secret-checked; put secrets in a secrets source).")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for the script (values are not secret-checked; put secrets in a secrets source)."
+    )
 
     def placeholders(self) -> set[str]:
         names = set()
@@ -108,7 +122,9 @@ class StepsConfig(StrictModel):
 class GateOptions(StrictModel):
     """How gate outcomes are judged."""
 
-    no_data: Literal["fail", "advisory"] = Field("fail", description="What a metric that could not be read or a check that could not run means: 'fail' (default) or 'advisory'.")
+    no_data: Literal["fail", "advisory"] = Field(
+        "fail", description="What a metric that could not be read or a check that could not run means: 'fail' (default) or 'advisory'."
+    )
 
 
 class RedactConfig(StrictModel):
@@ -122,17 +138,23 @@ class ProjectConfig(ServiceLookup, StrictModel):
 
     version: Literal[1] = Field(description="Version of this file's format; must be 1.")
     project: str = Field(description="Name of the project being released (shown in reports).")
-    previous_release: str | None = Field(None, description="Release that staging runs before the rehearsal and that rollback returns to; --predeploy-previous overrides it.")
+    previous_release: str | None = Field(
+        None, description="Release that staging runs before the rehearsal and that rollback returns to; --predeploy-previous overrides it."
+    )
     gates_dir: ConfigPath = Field(Path("gates"), description="Folder of the gate test modules (test_gateN_<name>.py).")
     target_environment: str = Field("production", description="The environment staging is compared against.")
-    environments: dict[str, EnvironmentConfig] = Field(description="Environments by name; must include the rehearsal environment (default 'staging') and the target environment.")
+    environments: dict[str, EnvironmentConfig] = Field(
+        description="Environments by name; must include the rehearsal environment (default 'staging') and the target environment."
+    )
     services: list[ServiceConfig] = Field(description="Services deployed and rolled back, in deployment order.", min_length=1)
     steps: StepsConfig = Field(default_factory=StepsConfig, description="The command of each scripted step.")
     approvals: ApprovalsConfig = Field(description="Upstream approvals checked by Gate 1.")
     gates: GateOptions = Field(default_factory=GateOptions, description="How gate outcomes are judged.")
     redact: RedactConfig = Field(default_factory=RedactConfig, description="Extra secret values to redact.")
     parity: ParityConfig = Field(default_factory=ParityConfig, description="Staging parity rules and waivers (Gate 1).")
-    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The embedded local staging target used by the default deploy and rollback scripts.")
+    staging: LocalStagingConfig = Field(
+        default_factory=LocalStagingConfig, description="The embedded local staging target used by the default deploy and rollback scripts."
+    )
     smoke: SmokeConfig = Field(default_factory=SmokeConfig, description="Smoke and acceptance suites (Gate 2).")
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Observability baseline (Gate 2 guideline).")
     rollback: RollbackConfig = Field(default_factory=RollbackConfig, description="Rollback rehearsal targets (Gate 3).")
@@ -180,24 +202,6 @@ class ProjectConfig(ServiceLookup, StrictModel):
         return values
 
 
-def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[object, ...], int]) -> str:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
-        line = line_of(lines, loc)
-        where = f"{path}:{line}" if line else str(path)
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see docs/config-reference.md)"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        problems.append(f"{where}: {field}: {message}")
-    if len(problems) == 1:
-        return problems[0]  # one line, file:line first, as every other usage error
-    return "invalid configuration:\n  " + "\n  ".join(problems)
-
-
 def load_config(path: Path) -> ProjectConfig:
     """Load and validate ``path``; every problem becomes one :class:`ConfigError` listing them all."""
     path = Path(path)
@@ -207,7 +211,7 @@ def load_config(path: Path) -> ProjectConfig:
     try:
         config = ProjectConfig.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc, lines)) from None
+        raise ConfigError(format_validation_errors(path, exc, lines)) from None
     config.path = path.resolve()
     config.digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _anchor_defaults(config)

@@ -2,39 +2,36 @@
 
 Plain ``pytest`` (no ``--predeploy-release``) runs the project's own tests and never deploys
 anything; a gate module collected then is a usage error, not a silent skip. With a release, a
-:class:`~pytest_predeploy.session.ProtocolSession` takes over (imported only then, so the plugin
+:class:`~pytest_predeploy.harness.session.ProtocolSession` takes over (imported only then, so the plugin
 costs plain pytest runs next to nothing).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
-from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.gates import gate_of
+from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.harness.gates import gate_of
+from pytest_predeploy.harness.keys import context_key, controller_key, session_key
 
-if TYPE_CHECKING:
-    from pytest_predeploy.context import RunContext
-    from pytest_predeploy.gates import GateController
-    from pytest_predeploy.session import ProtocolSession
+__all__ = ["DEFAULT_CONFIG", "context_key", "controller_key", "session_key"]
 
 #: Same value as config.DEFAULT_CONFIG, not imported from there: config is heavy to import.
 DEFAULT_CONFIG = "predeploy.yaml"
 
-context_key = pytest.StashKey["RunContext"]()
-controller_key = pytest.StashKey["GateController"]()
-session_key = pytest.StashKey["ProtocolSession"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("predeploy", "pre-deployment protocol (pytest-predeploy)")
     group.addoption("--predeploy-release", metavar="TAG", help="Release tag to validate; switches the protocol on (collects the gates).")
-    group.addoption("--predeploy-previous", metavar="TAG", help="Release staging runs before the rehearsal and rolls back to (default: previous_release from the config).")
+    group.addoption(
+        "--predeploy-previous", metavar="TAG", help="Release staging runs before the rehearsal and rolls back to (default: previous_release from the config)."
+    )
     group.addoption("--predeploy-config", metavar="PATH", default=DEFAULT_CONFIG, help=f"Protocol configuration (default: {DEFAULT_CONFIG}).")
     group.addoption("--predeploy-env", metavar="NAME", default="staging", help="Environment the rehearsal runs in (default: staging).")
     group.addoption("--predeploy-artifacts", metavar="DIR", default=None, help="Artifacts folder (default: .artifacts/pre-deployment beside the config).")
-    group.addoption("--predeploy-interactive", action="store_true", default=False, help="Ask the [DRIFT ALERT] and [READINESS REVIEW] questions when on a terminal.")
+    group.addoption(
+        "--predeploy-interactive", action="store_true", default=False, help="Ask the [DRIFT ALERT] and [READINESS REVIEW] questions when on a terminal."
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -48,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
         raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist (xdist): gates run in order in one process; drop -n.")
-    from pytest_predeploy.session import ProtocolSession
+    from pytest_predeploy.harness.session import ProtocolSession  # here, not at the top: plain pytest runs must not import the protocol
 
     try:
         session = ProtocolSession.start(config, release)
@@ -71,6 +68,5 @@ class GateGuard:
         for item in items:
             if gate_of(item) is not None:
                 raise pytest.UsageError(
-                    f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG "
-                    "(plain pytest runs the project's own tests in tests/)."
+                    f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG (plain pytest runs the project's own tests in tests/)."
                 )

@@ -15,9 +15,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pytest_predeploy.artifacts import TRANSCRIPTS_DIR, write_artifact
-from pytest_predeploy.parity import compare_environments, parity_problems, summary_text
-from pytest_predeploy.scriptkit import add_common_arguments, load_context, run_main
+from pytest_predeploy.api import (
+    TRANSCRIPTS_DIR,
+    add_common_arguments,
+    compare_environments,
+    load_context,
+    parity_problems,
+    run_main,
+    summary_text,
+    write_artifact,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,9 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     context = load_context(args)
-    report = compare_environments(
-        context.config, args.source, args.target, context.release or "unreleased", transcripts=args.output.parent / TRANSCRIPTS_DIR
-    )
+    report = compare_environments(context.config, args.source, args.target, context.release or "unreleased", transcripts=args.output.parent / TRANSCRIPTS_DIR)
     write_artifact(args.output, report)
     print(summary_text(report))
     print(f"report: {args.output}")

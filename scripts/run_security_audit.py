@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pytest_predeploy.scriptkit import add_common_arguments, interrupt_on_sigterm, load_context, run_main
-from pytest_predeploy.security import run_security_audit, security_problems
+from pytest_predeploy.api import add_common_arguments, interrupt_on_sigterm, load_context, run_main, run_security_audit, security_problems
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="run_security_audit.py", description="Run the security and compliance scans of a release; write security-compliance-report.json and the SBOM beside it.")
+    parser = argparse.ArgumentParser(
+        prog="run_security_audit.py",
+        description="Run the security and compliance scans of a release; write security-compliance-report.json and the SBOM beside it.",
+    )
     parser.add_argument("--env", default="staging", help="the rehearsal environment (default: staging)")
     parser.add_argument("--output", type=Path, required=True, help="where to write security-compliance-report.json")
     parser.add_argument("--release", default=None, help="the release tag (default: $PREDEPLOY_RELEASE)")

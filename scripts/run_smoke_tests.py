@@ -9,22 +9,27 @@ failed (a test, or coverage); 2 something could not run (a suite, the metrics, o
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.scriptkit import EXIT_USAGE, add_common_arguments, interrupt_on_sigterm, load_context, run_main
-from pytest_predeploy.smoke import run_smoke_tests
+from pytest_predeploy.api import EXIT_USAGE, ConfigError, add_common_arguments, interrupt_on_sigterm, load_context, run_main, run_smoke_tests
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="run_smoke_tests.py", description="Run the smoke and acceptance suites against staging; write staging-test-results.json.")
+    parser = argparse.ArgumentParser(
+        prog="run_smoke_tests.py", description="Run the smoke and acceptance suites against staging; write staging-test-results.json."
+    )
     parser.add_argument("--env", default="staging", help="environment the suites run against (default: staging)")
     parser.add_argument("--output", type=Path, required=True, help="where to write staging-test-results.json")
     parser.add_argument("--release", default=None, help="release expected in staging (default: $PREDEPLOY_RELEASE)")
     parser.add_argument("--select", default=None, help="pytest -k expression selecting a subset of tests (names or markers)")
     parser.add_argument("--suite", action="append", dest="suites", default=None, help="run only this suite (repeatable)")
-    parser.add_argument("--url", action="append", default=[], metavar="SERVICE=URL", help="base URL of a service, instead of asking the local staging target (repeat for every service)")
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="SERVICE=URL",
+        help="base URL of a service, instead of asking the local staging target (repeat for every service)",
+    )
     add_common_arguments(parser)
     return parser.parse_args(argv)
 
@@ -47,7 +52,9 @@ def main() -> int:
         print(f"- {problem}")
     totals = report.totals
     coverage = f"{report.coverage.ratio:.0%}" if report.coverage.ratio is not None else "no data"
-    print(f"{totals.passed} passed, {totals.failed} failed, {totals.errors} errors, {totals.skipped} skipped in {len(report.suites)} suite(s); coverage {coverage}; report: {args.output}")
+    print(
+        f"{totals.passed} passed, {totals.failed} failed, {totals.errors} errors, {totals.skipped} skipped in {len(report.suites)} suite(s); coverage {coverage}; report: {args.output}"
+    )
     if any(suite.status == "no-data" for suite in report.suites) or not report.suites or (report.min_coverage > 0 and report.coverage.status != "ok"):
         return EXIT_USAGE
     return 1 if report.problems else 0

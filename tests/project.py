@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 GATES = {
-    "test_gate1_intake.py": '''
+    "test_gate1_intake.py": """
         import json, pytest
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
@@ -25,8 +25,8 @@ GATES = {
         @pytest.mark.guideline
         def test_flags_refreshed():
             assert False, "flags not refreshed"
-    ''',
-    "test_gate2_rehearsal.py": '''
+    """,
+    "test_gate2_rehearsal.py": """
         import pytest
         pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
@@ -37,31 +37,31 @@ GATES = {
         @pytest.mark.must
         def test_smoke(predeploy):
             pass
-    ''',
-    "test_gate3_rollback_security.py": '''
+    """,
+    "test_gate3_rollback_security.py": """
         import pytest
         pytestmark = pytest.mark.gate(3, "Rollback & Security")
 
         @pytest.mark.must
         def test_rollback():
             pass
-    ''',
-    "test_gate10_extra.py": '''
+    """,
+    "test_gate10_extra.py": """
         import pytest
         pytestmark = pytest.mark.gate(10, "Extra")
 
         @pytest.mark.must
         def test_extra():
             pass
-    ''',
+    """,
 }
 
-PARITY_OK = '''
+PARITY_OK = """
 import json, sys
 out = sys.argv[1]
 open(out, "w").write(json.dumps({"drift": 0}))
 print("parity compared")
-'''
+"""
 
 
 def base_config(**overrides: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from tests.test_security import audit, make_config, only, scanner, site_packages
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PYPA = REPO.parent / "shared" / "data" / "pypa-advisory-db"
-NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def osv_zip(records: dict[str, dict[str, Any]]) -> bytes:
@@ -35,8 +35,12 @@ def osv_zip(records: dict[str, dict[str, Any]]) -> bytes:
 
 
 def record(vid: str, version: str = "1.0", modified: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
-    return {"id": vid, "modified": modified, "summary": f"{vid} summary",
-            "affected": [{"package": {"ecosystem": "PyPI", "name": "demo-lib"}, "versions": [version]}]}
+    return {
+        "id": vid,
+        "modified": modified,
+        "summary": f"{vid} summary",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "demo-lib"}, "versions": [version]}],
+    }
 
 
 GOOD = osv_zip({"PYSEC-1.json": record("PYSEC-1")})
@@ -59,7 +63,7 @@ def test_update_downloads_checks_and_records_when_it_fetched(tmp_path: Path) -> 
     source = json.loads(osv.source_record_path(target).read_text())
     assert source["url"] == f"{url}/PyPI/all.zip" and source["advisories"] == 1
     fetched = datetime.fromisoformat(source["fetched_at"].replace("Z", "+00:00"))
-    assert abs(fetched - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert abs(fetched - datetime.now(UTC)) < timedelta(minutes=5)
     assert sorted(p.name for p in target.parent.iterdir()) == ["osv-pypi.zip", "osv-pypi.zip.source.json"]
 
 
@@ -143,7 +147,7 @@ def test_age_is_measured_from_the_fetch_not_from_the_newest_advisory(tmp_path: P
     report = audit(config, tmp_path, now=NOW)
     assert scanner(report, "osv").status == "findings"
     assert report.osv_database is not None and report.osv_database.age_days == pytest.approx(0.5)
-    assert report.osv_database.fetched_at == datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+    assert report.osv_database.fetched_at == datetime(2026, 11, 25, 12, tzinfo=UTC)
 
     osv.source_record_path(db).write_text(json.dumps({"fetched_at": "2026-11-01T00:00:00Z"}))
     stale = scanner(audit(config, tmp_path, now=NOW), "osv")
@@ -152,7 +156,7 @@ def test_age_is_measured_from_the_fetch_not_from_the_newest_advisory(tmp_path: P
 
 
 def test_max_age_none_is_a_fixed_snapshot_that_never_expires_and_says_so(tmp_path: Path) -> None:
-    report = audit(_osv_config(tmp_path, "bundled", "none"), tmp_path, now=datetime(2030, 6, 1, tzinfo=timezone.utc))
+    report = audit(_osv_config(tmp_path, "bundled", "none"), tmp_path, now=datetime(2030, 6, 1, tzinfo=UTC))
     result = scanner(report, "osv")
     assert result.status == "passed", result.reason
     assert report.osv_database is not None and report.osv_database.max_age_days is None
@@ -167,9 +171,11 @@ def test_the_bundled_snapshot_is_stale_under_a_real_age_limit(tmp_path: Path) ->
 
 def test_the_bundled_snapshot_finds_known_advisories() -> None:
     db = osv.load_database(osv.BUNDLED_ZIP, {"requests", "pyyaml", "jinja2"})
-    assert db.total > 2600 and db.fetched_at == datetime(2024, 10, 10, tzinfo=timezone.utc)
-    found = {name: {m.advisory["id"] for m in osv.match(db, name, version, osv.Severity.major)}
-             for name, version in (("requests", "2.19.1"), ("pyyaml", "5.3"), ("jinja2", "2.10"))}
+    assert db.total > 2600 and db.fetched_at == datetime(2024, 10, 10, tzinfo=UTC)
+    found = {
+        name: {m.advisory["id"] for m in osv.match(db, name, version, osv.Severity.major)}
+        for name, version in (("requests", "2.19.1"), ("pyyaml", "5.3"), ("jinja2", "2.10"))
+    }
     assert "PYSEC-2018-28" in found["requests"] and "PYSEC-2020-96" in found["pyyaml"] and "PYSEC-2019-217" in found["jinja2"]
     licence = osv.BUNDLED_ZIP.with_name("osv-pypi-snapshot.LICENSE").read_text()
     assert "Attribution 4.0 International" in licence

@@ -4,24 +4,24 @@ and a new revision only when the rehearsal evidence changed."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.artifacts import ArtifactModel, write_artifact
-from pytest_predeploy.checklist import ChecklistResult, checklist_problems, write_deployment_checklist
-from pytest_predeploy.fields import Severity
-from pytest_predeploy.observability import AlertRule, MetricsSnapshot, ObservabilityResult, ServiceMetrics, evaluate_alerts
-from pytest_predeploy.parity import DriftItem, ParityReport, ParitySummary, ParityValue
-from pytest_predeploy.rehearsal import BootstrapRecord, DeploymentReport, ServiceDeployment
-from pytest_predeploy.rollback import RollbackReport, RollbackStep, ServiceRollback, StepName
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact
+from pytest_predeploy.core.fields import Severity
+from pytest_predeploy.intake.parity import DriftItem, ParityReport, ParitySummary, ParityValue
+from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_problems, write_deployment_checklist
+from pytest_predeploy.rehearsal.deploy import BootstrapRecord, DeploymentReport, ServiceDeployment
+from pytest_predeploy.rehearsal.observability import AlertRule, MetricsSnapshot, ObservabilityResult, ServiceMetrics, evaluate_alerts
+from pytest_predeploy.rehearsal.smoke import Coverage, Outcome, SmokeTestResult, SuiteResult, SuiteStatus, TestResultsReport, Totals
+from pytest_predeploy.rollback.rollback import RollbackReport, RollbackStep, ServiceRollback, StepName
 from pytest_predeploy.security.report import Finding, SecurityReport, WaiverApplied
-from pytest_predeploy.smoke import Coverage, Outcome, SmokeTestResult, SuiteResult, SuiteStatus, TestResultsReport, Totals
 
 OWNERS = {"deploy": "alice", "rollback": "bo", "default": "release-manager"}
-T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
-NOW = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 12, tzinfo=UTC)
+NOW = datetime(2026, 11, 27, 9, tzinfo=UTC)
 PASSED: Outcome = "passed"
 ELEVEN_OF_TWELVE: list[Outcome] = [PASSED] * 11 + ["failed"]
 
@@ -32,18 +32,33 @@ def at(seconds: float) -> datetime:
 
 def deployed(service: str, start: float, seconds: float, status: Literal["deployed", "failed", "not_run"] = "deployed") -> ServiceDeployment:
     return ServiceDeployment(
-        service=service, release="v1.2", status=status, started_at=at(start), ended_at=at(start + seconds), duration_seconds=seconds,
+        service=service,
+        release="v1.2",
+        status=status,
+        started_at=at(start),
+        ended_at=at(start + seconds),
+        duration_seconds=seconds,
         error=None if status == "deployed" else f"deploy_backend.sh failed (exit 3) on {service}",
     )
 
 
-def deployment(services: list[ServiceDeployment], max_parallel: int = 2, outcome: Literal["succeeded", "failed", "interrupted"] = "succeeded", release: str = "v1.2") -> DeploymentReport:
+def deployment(
+    services: list[ServiceDeployment], max_parallel: int = 2, outcome: Literal["succeeded", "failed", "interrupted"] = "succeeded", release: str = "v1.2"
+) -> DeploymentReport:
     # The previous release was bootstrapped on both services first: not part of the candidate's order.
     bootstrap = [BootstrapRecord(service=name, release="v1.1", reason="staging was empty", status="bootstrapped") for name in ("api", "worker")]
     return DeploymentReport(
-        release=release, environment="staging", previous_release="v1.1", max_parallel=max_parallel, started_at=T0, ended_at=at(200),
-        duration_seconds=200.0, outcome=outcome, bootstrap_note="staging did not run v1.1 on api, worker: bootstrapped it first",
-        bootstrap=bootstrap, services=services,
+        release=release,
+        environment="staging",
+        previous_release="v1.1",
+        max_parallel=max_parallel,
+        started_at=T0,
+        ended_at=at(200),
+        duration_seconds=200.0,
+        outcome=outcome,
+        bootstrap_note="staging did not run v1.1 on api, worker: bootstrapped it first",
+        bootstrap=bootstrap,
+        services=services,
     )
 
 
@@ -53,21 +68,40 @@ def step(name: StepName, start: float, seconds: float) -> RollbackStep:
 
 def rolled_back(service: str, switch: float, recovery: float, target: float = 30.0) -> ServiceRollback:
     return ServiceRollback(
-        service=service, strategy="restart", from_release="v1.2", to_release="v1.1", status="passed" if recovery <= target else "failed",
-        switch_seconds=switch, recovery_seconds=recovery, recovery_target_seconds=target, within_target=recovery <= target,
-        smoke="passed", rolled_forward=True, steps=[step("rollback", 300, switch), step("verify rollback", 300 + switch, recovery - switch)],
+        service=service,
+        strategy="restart",
+        from_release="v1.2",
+        to_release="v1.1",
+        status="passed" if recovery <= target else "failed",
+        switch_seconds=switch,
+        recovery_seconds=recovery,
+        recovery_target_seconds=target,
+        within_target=recovery <= target,
+        smoke="passed",
+        rolled_forward=True,
+        steps=[step("rollback", 300, switch), step("verify rollback", 300 + switch, recovery - switch)],
     )
 
 
 def rollback(services: list[ServiceRollback]) -> RollbackReport:
     return RollbackReport(
-        release="v1.2", environment="staging", previous_release="v1.1", recovery_target_seconds=30.0, roll_forward=True,
-        started_at=at(300), ended_at=at(400), duration_seconds=100.0, outcome="passed", services=services,
+        release="v1.2",
+        environment="staging",
+        previous_release="v1.1",
+        recovery_target_seconds=30.0,
+        roll_forward=True,
+        started_at=at(300),
+        ended_at=at(400),
+        duration_seconds=100.0,
+        outcome="passed",
+        services=services,
     )
 
 
 def smoke_results(outcomes: list[Outcome], exercised: int = 6, declared: int = 6) -> TestResultsReport:
-    tests = [SmokeTestResult(nodeid=f"test_api.py::test_{i}", outcome=o, duration=0.1, message="boom" if o == "failed" else None) for i, o in enumerate(outcomes)]
+    tests = [
+        SmokeTestResult(nodeid=f"test_api.py::test_{i}", outcome=o, duration=0.1, message="boom" if o == "failed" else None) for i, o in enumerate(outcomes)
+    ]
     coverage = Coverage(status="ok", declared=declared, exercised=exercised, ratio=exercised / declared)
     totals = Totals.of(tests, 1.2)
     status: SuiteStatus = "failed" if "failed" in outcomes else "passed"
@@ -76,10 +110,17 @@ def smoke_results(outcomes: list[Outcome], exercised: int = 6, declared: int = 6
 
 
 def security(expired: bool = False) -> SecurityReport:
-    waiver = WaiverApplied(id="W-7", owner="sec-lead", expires_at=datetime(2026, 12, 7, tzinfo=timezone.utc), expired=expired)
+    waiver = WaiverApplied(id="W-7", owner="sec-lead", expires_at=datetime(2026, 12, 7, tzinfo=UTC), expired=expired)
     finding = Finding(
-        scanner="osv", id="PYSEC-2018-28", severity=Severity.major, title="session fixation", package="requests", version="2.19.0",
-        fixed_versions=["2.20.0"], waiver=waiver, blocking=expired,
+        scanner="osv",
+        id="PYSEC-2018-28",
+        severity=Severity.major,
+        title="session fixation",
+        package="requests",
+        version="2.19.0",
+        fixed_versions=["2.20.0"],
+        waiver=waiver,
+        blocking=expired,
     )
     clean = Finding(scanner="bandit", id="B101", severity=Severity.info, title="assert used", file="app.py", line=3, blocking=False)
     return SecurityReport(release="v1.2", environment="staging", blocking_severity=Severity.major, scanners=[], findings=[finding, clean], blocking=expired)
@@ -87,8 +128,14 @@ def security(expired: bool = False) -> SecurityReport:
 
 def parity() -> ParityReport:
     waived = DriftItem(
-        path="configuration.logging.level", kind="changed", detail="values differ", severity=Severity.minor, status="waived", waiver="DRIFT-101",
-        source_value=ParityValue(type="str", value="debug"), target_value=ParityValue(type="str", value="info"),
+        path="configuration.logging.level",
+        kind="changed",
+        detail="values differ",
+        severity=Severity.minor,
+        status="waived",
+        waiver="DRIFT-101",
+        source_value=ParityValue(type="str", value="debug"),
+        target_value=ParityValue(type="str", value="info"),
         remediation="waived until 2030-12-31T00:00:00+00:00 by sre-oncall@demo-shop: debug logs while rehearsing",
     )
     summary = ParitySummary(critical=0, major=0, minor=0, info=0, waived=1, expired_waivers=0, ignored=0, blocking=0, secrets_reused=0)
@@ -104,8 +151,14 @@ def observability(error_ratio: float) -> ObservabilityResult:
 
 
 def write_all(root: Path, **models: ArtifactModel) -> Path:
-    files = {"deployment": names.DEPLOYMENT_REPORT, "rollback": names.ROLLBACK_REPORT, "tests": names.TEST_RESULTS, "security": names.SECURITY_REPORT,
-             "parity": names.PARITY_REPORT, "observability": names.OBSERVABILITY_METRICS}
+    files = {
+        "deployment": names.DEPLOYMENT_REPORT,
+        "rollback": names.ROLLBACK_REPORT,
+        "tests": names.TEST_RESULTS,
+        "security": names.SECURITY_REPORT,
+        "parity": names.PARITY_REPORT,
+        "observability": names.OBSERVABILITY_METRICS,
+    }
     for key, model in models.items():
         write_artifact(root / files[key], model)
     return root

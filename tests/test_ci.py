@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.cli import SUBCOMMANDS
+from pytest_predeploy.tooling.cli import SUBCOMMANDS
 from tests.project import make_project
 
 REPO = Path(__file__).resolve().parents[1]
+
 
 def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     summary = tmp_path / "summary.md"
@@ -25,11 +26,13 @@ def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_
     assert "| 1 | Intake Confirmation | PASSED |" in text
     assert "| 10 | Extra | PASSED |" in text
 
+
 def test_no_step_summary_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     root = make_project(pytester)
     assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == 0
     assert not list(root.glob("*.md"))
+
 
 def test_github_actions_example_uses_real_options_and_commands() -> None:
     workflow = yaml.safe_load((REPO / "docs/ci/github-actions.yml").read_text())

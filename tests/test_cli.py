@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.cli import SUBCOMMANDS
-from pytest_predeploy.package import seal_package
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.readiness.package import seal_package
+from pytest_predeploy.tooling.cli import SUBCOMMANDS
 
 PREDEPLOY = str(Path(sys.executable).with_name("predeploy"))
 
@@ -24,7 +24,8 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "predeploy.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "predeploy.yaml").write_text(
+        textwrap.dedent("""\
         version: 1
         project: cli-test
         environments: {staging: {}, production: {}}
@@ -32,7 +33,8 @@ def project(tmp_path: Path) -> Path:
         approvals: {upstream: [], allow_none: true}
         readiness:
           required_roles: [release-manager, qa-lead]
-        """))
+        """)
+    )
     artifacts = tmp_path / "artifacts"
     (artifacts / "transcripts").mkdir(parents=True)
     (artifacts / names.INTAKE_REPORT).write_text('{"approved": true}')

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.core.errors import ConfigError
 from tests.project import base_config, make_project
 
 
@@ -52,7 +52,10 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "negative timeout": (dump(steps={"parity": {"command": "x", "timeout": -5}}), "steps.parity.timeout: a duration cannot be negative"),
     "unknown step key": (dump(steps={"parity": {"commnd": "x"}}), "steps.parity.commnd: unknown field"),
     "missing step command": (dump(steps={"parity": {"timeout": "5s"}}), "steps.parity.command: required field is missing"),
-    "missing secrets file": (dump(environments={"staging": {"secrets": {"file": "nope.env"}}, "production": {}}), "environments.staging.secrets.file: file not found"),
+    "missing secrets file": (
+        dump(environments={"staging": {"secrets": {"file": "nope.env"}}, "production": {}}),
+        "environments.staging.secrets.file: file not found",
+    ),
     "bad no_data policy": (dump(gates={"no_data": "maybe"}), "gates.no_data"),
     "approval without file": (dump(approvals={"upstream": [{"name": "p4"}]}), "approvals.upstream.0.file: required field is missing"),
     "bad approval max_age": (dump(approvals={"max_age": "soon", "upstream": []}), "approvals.max_age: expected a duration"),

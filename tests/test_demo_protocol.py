@@ -20,9 +20,9 @@ import yaml
 from filelock import FileLock
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.staging import current_release
-from tests.test_staging_support import processes_under
+from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.targets.local import current_release
+from tests.staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,11 @@ class Demo:
     def pytest(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.2", *args],
-            cwd=self.root, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
         )
 
     def current(self, service: str) -> str | None:
@@ -68,10 +72,18 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 def test_demo_runs_every_gate_and_awaits_signoff(demo: Demo) -> None:
     result = demo.pytest()
     assert result.returncode == ExitStatus.AWAITING_SIGNOFF, result.stdout[-4000:]
-    for line in ("[PHASE 1 START]", "[PHASE 2 START]", "[PHASE 3 START]", "[PHASE 4 START]",
-                 "[AUTOMATION] compare_environments.py executed: success", "[AUTOMATION] deploy_backend.sh executed: success (api)",
-                 "[AUTOMATION] run_smoke_tests.py executed: success", "[AUTOMATION] rollback_backend.sh executed: success (worker)",
-                 "[AUTOMATION] run_security_audit.py executed: success", "[PHASE 3 COMPLETE] - Rollback & Security finished successfully."):
+    for line in (
+        "[PHASE 1 START]",
+        "[PHASE 2 START]",
+        "[PHASE 3 START]",
+        "[PHASE 4 START]",
+        "[AUTOMATION] compare_environments.py executed: success",
+        "[AUTOMATION] deploy_backend.sh executed: success (api)",
+        "[AUTOMATION] run_smoke_tests.py executed: success",
+        "[AUTOMATION] rollback_backend.sh executed: success (worker)",
+        "[AUTOMATION] run_security_audit.py executed: success",
+        "[PHASE 3 COMPLETE] - Rollback & Security finished successfully.",
+    ):
         assert line in result.stdout, line
     deployment = json.loads((demo.artifacts / "staging-deployment-report.json").read_text())
     assert deployment["outcome"] == "succeeded"
@@ -85,7 +97,9 @@ def test_demo_runs_every_gate_and_awaits_signoff(demo: Demo) -> None:
     assert ran >= {"bandit", "secrets", "osv", "licenses", "sbom"}, security["scanners"]  # pip-audit needs a network
     assert security["osv_database"]["path"].startswith("bundled snapshot") and security["osv_database"]["max_age_days"] is None
     assert (demo.artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").is_file()
-    verify = subprocess.run([sys.executable, "-m", "pytest_predeploy", "verify", str(demo.artifacts / "PRE-DEPLOYMENT-PACKAGE.zip")], capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [sys.executable, "-m", "pytest_predeploy", "verify", str(demo.artifacts / "PRE-DEPLOYMENT-PACKAGE.zip")], capture_output=True, text=True, timeout=60
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -120,9 +134,7 @@ def test_crashing_candidate_is_rolled_back_and_halts_gates_3_and_4(demo: Demo) -
 
 
 def test_failing_smoke_test_fails_gate2_naming_it(demo: Demo) -> None:
-    (demo.root / "demo/smoke/test_injected.py").write_text(
-        "def test_checkout_total_includes_tax():\n    assert 100 == 119, 'total without tax'\n"
-    )
+    (demo.root / "demo/smoke/test_injected.py").write_text("def test_checkout_total_includes_tax():\n    assert 100 == 119, 'total without tax'\n")
     result = demo.pytest()
     assert result.returncode == ExitStatus.NO_GO
     assert "smoke/acceptance tests did not pass" in result.stdout
@@ -131,14 +143,28 @@ def test_failing_smoke_test_fails_gate2_naming_it(demo: Demo) -> None:
 
 
 def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo) -> None:
-    bootstrap = subprocess.run(["bash", "scripts/deploy_backend.sh", "--env", "staging", "--release", "v1.1"], cwd=demo.root, capture_output=True, text=True, timeout=120,
-                               env={**os.environ, "PREDEPLOY_PYTHON": sys.executable})
+    bootstrap = subprocess.run(
+        ["bash", "scripts/deploy_backend.sh", "--env", "staging", "--release", "v1.1"],
+        cwd=demo.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PREDEPLOY_PYTHON": sys.executable},
+    )
     assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
     config = demo.config
     # The candidate's deploy stops right after `current` was switched and the new process started.
-    config["steps"] = {"deploy": {"command": "env PREDEPLOY_STAGING_PAUSE=started bash scripts/deploy_backend.sh --env {env} --release {release} --service {service}"}}
+    config["steps"] = {
+        "deploy": {"command": "env PREDEPLOY_STAGING_PAUSE=started bash scripts/deploy_backend.sh --env {env} --release {release} --service {service}"}
+    }
     demo.save(config)
-    process = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.2"], cwd=demo.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.2"],
+        cwd=demo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         # (The transcript cannot tell us: the redactor holds back the tail of a stream until more
         # output or the end, in case it is the first half of a secret.)

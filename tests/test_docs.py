@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from pytest_predeploy import artifacts
 from pytest_predeploy.config import ProjectConfig
-from pytest_predeploy.docs import artifact_models, config_reference, missing_descriptions, model_tree, schema_file, schemas
-from pytest_predeploy.fields import StrictModel
+from pytest_predeploy.core import artifacts
+from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.tooling.docs import artifact_models, config_reference, missing_descriptions, model_tree, schema_file, schemas
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "docs" / "config-reference.md"
@@ -81,8 +81,8 @@ def test_the_reference_shows_every_path_a_section_appears_at() -> None:
     reference = config_reference()
     assert "## `steps.parity`, `steps.deploy`, `steps.smoke`, `steps.rollback`, `steps.security` (StepConfig)" in reference
     # A section's default shows what differs from the section's own defaults: each step's command.
-    assert "`{\"command\": \"bash scripts/deploy_backend.sh --env {env} --release {release} --service {service}\"}`" in reference
-    assert "| `health_timeout` | duration | `\"30s\"` |" in reference
+    assert '`{"command": "bash scripts/deploy_backend.sh --env {env} --release {release} --service {service}"}`' in reference
+    assert '| `health_timeout` | duration | `"30s"` |' in reference
 
 
 def test_predeploy_docs_and_schema_write_the_files(tmp_path: Path) -> None:
@@ -99,7 +99,11 @@ def test_predeploy_docs_and_schema_write_the_files(tmp_path: Path) -> None:
 
 def test_the_artifact_reference_covers_every_artifact_and_schema() -> None:
     text = (REPO / "docs" / "artifacts.md").read_text()
-    files = [value for name, value in vars(artifacts).items() if name.isupper() and isinstance(value, str) and Path(value).suffix in {".json", ".md", ".log", ".zip", ".html", ".xml"}]
+    files = [
+        value
+        for name, value in vars(artifacts).items()
+        if name.isupper() and isinstance(value, str) and Path(value).suffix in {".json", ".md", ".log", ".zip", ".html", ".xml"}
+    ]
     assert len(files) > 15
     missing = [name for name in files if f"`{name}`" not in text]
     assert not missing, f"docs/artifacts.md does not describe {', '.join(missing)}"

@@ -8,23 +8,25 @@ import pytest
 
 from tests.project import base_config, json_report, lit, make_project
 
-PARITY_DRIFT = '''
+PARITY_DRIFT = """
 import json, sys
 open(sys.argv[1], "w").write(json.dumps({"drift": 3}))
 sys.exit(1)
-'''
+"""
 
 
 def test_gate_failure_skips_later_gates_with_halt_reason(pytester: pytest.Pytester) -> None:
     root = make_project(pytester, parity_script=PARITY_DRIFT)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rs")
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        lit("*[PHASE 1 START] - Validating upstream approvals and artifact completeness...*"),
-        lit("*[PHASE 1 FAILED]*"),
-        "*NO-GO: Gate 1 (Intake Confirmation) failed*",
-        "*SKIPPED*test_gate2_rehearsal.py:*halted: Gate 1 (Intake Confirmation) failed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            lit("*[PHASE 1 START] - Validating upstream approvals and artifact completeness...*"),
+            lit("*[PHASE 1 FAILED]*"),
+            "*NO-GO: Gate 1 (Intake Confirmation) failed*",
+            "*SKIPPED*test_gate2_rehearsal.py:*halted: Gate 1 (Intake Confirmation) failed*",
+        ]
+    )
     assert "[PHASE 2 START]" not in result.stdout.str()
     tests = {t["nodeid"]: t for t in json_report(root)["tests"]}
     later = [t for nodeid, t in tests.items() if "gate1_" not in nodeid]
@@ -40,7 +42,9 @@ def test_gates_run_in_numeric_order(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
     order = [line.split("::")[0] for line in result.stdout.lines if "::" in line and ("PASSED" in line or "ADVISORY" in line)]
     assert order == ["gates/test_gate1_intake.py"] * 2 + ["gates/test_gate2_rehearsal.py"] * 2 + [
-        "gates/test_gate3_rollback_security.py", "gates/test_gate10_extra.py"]
+        "gates/test_gate3_rollback_security.py",
+        "gates/test_gate10_extra.py",
+    ]
     assert result.ret == 0
 
 
@@ -54,22 +58,25 @@ def test_guideline_miss_is_advisory_and_never_halts(pytester: pytest.Pytester) -
 
 
 def test_no_data_fails_by_default_and_can_be_advisory(pytester: pytest.Pytester) -> None:
-    gates = {"test_gate1_metrics.py": '''
+    gates = {
+        "test_gate1_metrics.py": """
         import pytest
-        from pytest_predeploy.gates import no_data
+        from pytest_predeploy.harness.gates import no_data
         pytestmark = pytest.mark.gate(1, "Metrics")
 
         @pytest.mark.must
         def test_error_ratio():
             no_data("error ratio: /metrics unreadable")
-    ''', "test_gate2_next.py": '''
+    """,
+        "test_gate2_next.py": """
         import pytest
         pytestmark = pytest.mark.gate(2, "Next")
 
         @pytest.mark.must
         def test_next():
             pass
-    '''}
+    """,
+    }
     make_project(pytester, gates=gates)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
     result.stdout.fnmatch_lines(["*test_error_ratio FAILED (no data)*", "*halted: Gate 1 (Metrics) failed*"])
@@ -143,7 +150,8 @@ def test_config_in_another_folder_runs_its_steps_and_gates_there(pytester: pytes
 
 
 def test_guideline_whose_step_fails_is_advisory_and_its_body_never_runs(pytester: pytest.Pytester) -> None:
-    gates = {"test_gate1_intake.py": '''
+    gates = {
+        "test_gate1_intake.py": """
         import pytest
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
@@ -154,7 +162,8 @@ def test_guideline_whose_step_fails_is_advisory_and_its_body_never_runs(pytester
         @pytest.mark.guideline
         def test_refreshed(broken_step):
             raise RuntimeError("the body ran without its step")
-    '''}
+    """
+    }
     root = make_project(pytester, gates=gates)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
     assert result.ret == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.approvals import ApprovalCheck, ApprovalsConfig, validate_intake
+from pytest_predeploy.intake.approvals import ApprovalCheck, ApprovalsConfig, validate_intake
 from tests.project import GATES, PARITY_OK, base_config
 
 PREDEPLOY = str(Path(sys.executable).with_name("predeploy"))
@@ -85,7 +85,7 @@ def intake_of(root: Path, record: str, name: str = "p4.yaml") -> dict[str, objec
         "import json, sys\n"
         "from pathlib import Path\n"
         "from pytest_predeploy.config import load_config\n"
-        "from pytest_predeploy.approvals import validate_intake\n"
+        "from pytest_predeploy.intake.approvals import validate_intake\n"
         "report = validate_intake(load_config(Path('predeploy.yaml')).approvals, 'v1.0', operator='ci-bot')\n"
         "print(json.dumps(report.checks[0].model_dump(mode='json')))\n"
     )
@@ -181,8 +181,8 @@ def test_baseline_size_limit_is_configurable(tmp_path: Path) -> None:
     script = (
         "from pathlib import Path\n"
         "from pytest_predeploy.config import load_config\n"
-        "from pytest_predeploy.errors import ConfigError\n"
-        "from pytest_predeploy.parity import load_environment\n"
+        "from pytest_predeploy.core.errors import ConfigError\n"
+        "from pytest_predeploy.intake.parity import load_environment\n"
         "config = load_config(Path('predeploy.yaml'))\n"
         "load_environment(config, 'production')\n"
         "try:\n"
@@ -228,13 +228,18 @@ def intake_in_process(root: Path, name: str, content: str, monkeypatch: pytest.M
     return validate_intake(config, "v1.0").checks[0]
 
 
-@pytest.mark.parametrize(("by", "at", "status"), [
-    ("''", "2026-01-01T00:00:00Z", "malformed"),
-    ("'   '", "2026-01-01T00:00:00Z", "malformed"),
-    ("CI-Bot", "2026-01-01T00:00:00Z", "self-approved"),
-    ("dana", "2099-01-01T00:00:00Z", "future-dated"),
-])
-def test_an_upstream_approval_without_a_real_approver_or_dated_ahead_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str, at: str, status: str) -> None:
+@pytest.mark.parametrize(
+    ("by", "at", "status"),
+    [
+        ("''", "2026-01-01T00:00:00Z", "malformed"),
+        ("'   '", "2026-01-01T00:00:00Z", "malformed"),
+        ("CI-Bot", "2026-01-01T00:00:00Z", "self-approved"),
+        ("dana", "2099-01-01T00:00:00Z", "future-dated"),
+    ],
+)
+def test_an_upstream_approval_without_a_real_approver_or_dated_ahead_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str, at: str, status: str
+) -> None:
     check = intake_in_process(tmp_path, "p4.yaml", RECORD.format(by=by, at=at), monkeypatch)
     assert check.status == status, check.detail
 
@@ -247,10 +252,13 @@ def test_a_json_approval_record_with_a_duplicate_key_is_malformed(tmp_path: Path
     assert check.sha256 == hashlib.sha256(content.encode()).hexdigest()  # the evidence names the bytes judged
 
 
-@pytest.mark.parametrize(("at", "status"), [
-    ("9999-12-31T23:00:00-05:00", "malformed"),  # past the last datetime once in UTC
-    ("9999-12-20T00:00:00Z", "future-dated"),  # adding max_age would overflow
-])
+@pytest.mark.parametrize(
+    ("at", "status"),
+    [
+        ("9999-12-31T23:00:00-05:00", "malformed"),  # past the last datetime once in UTC
+        ("9999-12-20T00:00:00Z", "future-dated"),  # adding max_age would overflow
+    ],
+)
 def test_approval_dates_at_the_end_of_time_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str, status: str) -> None:
     (tmp_path / "p4.yaml").write_text(RECORD.format(by="dana", at=at))
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "ci-bot")

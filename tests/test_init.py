@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.scaffold import template_dir
+from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.security.osv import BUNDLED_ZIP
+from pytest_predeploy.tooling.scaffold import template_dir
 from tests.httpfiles import serve
-from tests.test_staging_support import processes_under
+from tests.staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,9 +135,15 @@ def test_init_writes_a_valid_starter_with_copies_of_the_gates_and_scripts(reposi
             assert (repository / kind / name).read_bytes() == (REPO / kind / name).read_bytes(), f"{kind}/{name}"
             assert f"wrote   {kind}/{name}" in done.stdout
     assert os.access(repository / "scripts" / "deploy_backend.sh", os.X_OK)
-    for written in ("predeploy/smoke/conftest.py", "predeploy/approvals/protocol-4-quality-audit.example.yaml",
-                    "predeploy/environments/production/infrastructure.yaml", "predeploy/ops/runbooks/greeter.md",
-                    "predeploy/ops/oncall.yaml", "predeploy/ops/escalation.yaml", ".gitignore"):
+    for written in (
+        "predeploy/smoke/conftest.py",
+        "predeploy/approvals/protocol-4-quality-audit.example.yaml",
+        "predeploy/environments/production/infrastructure.yaml",
+        "predeploy/ops/runbooks/greeter.md",
+        "predeploy/ops/oncall.yaml",
+        "predeploy/ops/escalation.yaml",
+        ".gitignore",
+    ):
         assert (repository / written).is_file(), written
     assert "SET ME" in (repository / "predeploy.yaml").read_text()  # the OSV database, the previous release ...
     assert "Next steps:" in done.stdout and "predeploy advisories update" in done.stdout
@@ -177,8 +183,9 @@ def test_init_from_an_installed_wheel_copies_the_templates_packaged_in_it(tmp_pa
         (source / name).write_bytes((REPO / name).read_bytes())
     for name in ("pytest_predeploy", "gates", "scripts"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300
+    )
     if built.returncode != 0:
         pytest.skip(f"cannot build a wheel here (pip fetches setuptools>=68 for the build): {built.stderr.strip()[-300:]}")
     wheel = next((tmp_path / "dist").glob("pytest_predeploy-*.whl"))
@@ -187,13 +194,23 @@ def test_init_from_an_installed_wheel_copies_the_templates_packaged_in_it(tmp_pa
     assert {f"pytest_predeploy/gate_templates/{p.name}" for p in (REPO / "gates").glob("test_gate*.py")} <= packaged
     assert {f"pytest_predeploy/script_templates/{p.name}" for p in (REPO / "scripts").iterdir() if p.suffix in (".py", ".sh")} <= packaged
     site = tmp_path / "site"
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=120)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=120
+    )
     assert installed.returncode == 0, installed.stderr
     env = {**os.environ, "PYTHONPATH": str(site)}
-    done = subprocess.run([sys.executable, "-m", "pytest_predeploy", "init", "--dir", str(tmp_path / "repo")], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_predeploy", "init", "--dir", str(tmp_path / "repo")], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
-    where = subprocess.run([sys.executable, "-c", "from pytest_predeploy.scaffold import template_dir; print(template_dir('gates'))"],
-                           capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    where = subprocess.run(
+        [sys.executable, "-c", "from pytest_predeploy.tooling.scaffold import template_dir; print(template_dir('gates'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
     assert Path(where.stdout.strip()) == site / "pytest_predeploy" / "gate_templates"
     for kind in ("gates", "scripts"):
         for path in (REPO / kind).iterdir():
@@ -201,7 +218,9 @@ def test_init_from_an_installed_wheel_copies_the_templates_packaged_in_it(tmp_pa
                 assert (tmp_path / "repo" / kind / path.name).read_bytes() == path.read_bytes()
 
 
-@pytest.mark.parametrize(("service", "problem"), [("greeter=nowhere", "is not a folder"), ("greeter=.", "a folder of the service's own"), ("bad/name", "a service name is")])
+@pytest.mark.parametrize(
+    ("service", "problem"), [("greeter=nowhere", "is not a folder"), ("greeter=.", "a folder of the service's own"), ("bad/name", "a service name is")]
+)
 def test_init_refuses_a_bad_service_and_writes_nothing(repository: Path, service: str, problem: str) -> None:
     done = predeploy("init", "--service", service, cwd=repository)
     assert done.returncode == 2
@@ -250,7 +269,10 @@ def test_init_then_the_protocol_runs_with_the_repositorys_own_scripts_and_servic
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v2.0", "--predeploy-previous=v1.0"],
-        cwd=repository, capture_output=True, text=True, timeout=300,
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     out = run.stdout
     assert run.returncode in (ExitStatus.AWAITING_SIGNOFF, 0), out[-5000:] + run.stderr[-2000:]
@@ -283,7 +305,13 @@ def test_the_starter_smoke_suite_skips_outside_a_protocol_run(tmp_path: Path) ->
     done = predeploy("init", "--dir", str(tmp_path / "repo"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREDEPLOY_")}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "predeploy/smoke"],
-                         cwd=tmp_path / "repo", capture_output=True, text=True, timeout=60, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "predeploy/smoke"],
+        cwd=tmp_path / "repo",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert run.returncode == 0, run.stdout
     assert "2 skipped" in run.stdout and "failed" not in run.stdout

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 
 from tests.project import GATES, base_config, make_project
-from tests.test_readiness_flow import GATE1_PARITY, PARITY_CLEAN
+from tests.signoff_project import GATE1_PARITY, PARITY_CLEAN
 
 # Drift on the first comparison, clean after "remediation" (the second run).
-PARITY_REMEDIATED = '''
+PARITY_REMEDIATED = """
 import json, pathlib, sys
 runs = pathlib.Path("runs")
 count = int(runs.read_text()) + 1 if runs.exists() else 1
 runs.write_text(str(count))
 open(sys.argv[1], "w").write(json.dumps({"drift": 0 if count > 1 else 2}))
 sys.exit(0 if count > 1 else 1)
-'''
+"""
 
 
 def run_on_terminal(root: Path, args: list[str], answers: dict[str, str], timeout: float = 120) -> tuple[int, str]:
@@ -79,8 +79,15 @@ def test_drift_alert_no_halts(pytester: pytest.Pytester) -> None:
 def test_without_a_terminal_nothing_is_asked(pytester: pytest.Pytester) -> None:
     root = project(pytester)
     # A new session has no controlling terminal, as in CI.
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.0", "--predeploy-interactive"],
-                            cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL, start_new_session=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.0", "--predeploy-interactive"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "(yes/no)" not in result.stdout
     assert (root / "runs").read_text() == "1"
 

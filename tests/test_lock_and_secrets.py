@@ -16,21 +16,29 @@ import yaml
 
 from tests.project import base_config, make_project
 
-SLOW_PARITY = '''
+SLOW_PARITY = """
 import json, sys, time
 time.sleep(3)
 open(sys.argv[1], "w").write(json.dumps({"drift": 0}))
-'''
+"""
 
 
 def test_second_concurrent_run_is_refused_and_first_completes(pytester: pytest.Pytester) -> None:
     root = make_project(pytester, parity_script=SLOW_PARITY)
-    first = subprocess.Popen([sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (root / ".artifacts/pre-deployment/transcripts/parity.log").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        second = subprocess.run([sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=60
+        )
         assert second.returncode == pytest.ExitCode.USAGE_ERROR
         assert "another protocol run is using" in second.stderr
         assert "Traceback" not in second.stderr
@@ -43,7 +51,7 @@ def test_second_concurrent_run_is_refused_and_first_completes(pytester: pytest.P
 
 SECRET = "Canary-Pa55word-7731"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIICXAIBAAKBgQCqGKukO1De7zhZj6+H0qtjTkVxwTCpvKe4eCZ0FPqri0cb2JZfXJ\n-----END RSA PRIVATE KEY-----"
-LEAKY_PARITY = f'''
+LEAKY_PARITY = f"""
 import base64, json, os, sys, urllib.parse
 secret, pem = {SECRET!r}, {PEM!r}
 print("connecting with", secret)
@@ -54,9 +62,9 @@ print(pem, file=sys.stderr)
 sys.stdout.flush()
 os.write(1, b"y" * 4090 + secret.encode() + b"\\n")
 open(sys.argv[1], "w").write(json.dumps({{"drift": 1, "note": "value was " + secret}}))
-'''
+"""
 GATE_ECHOING_SECRET = {
-    "test_gate1_intake.py": f'''
+    "test_gate1_intake.py": f"""
         import json, pytest
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
@@ -65,7 +73,7 @@ GATE_ECHOING_SECRET = {
             print("captured output with", {SECRET!r})
             record_property("figure", "secret " + {SECRET!r})
             assert {SECRET!r} == "something else"
-    ''',
+    """,
 }
 
 
@@ -76,8 +84,13 @@ def test_planted_secrets_never_reach_transcripts_artifacts_or_reports(pytester: 
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rA")
     assert result.ret == 1
-    forms = [SECRET, quote(SECRET, safe=""), base64.b64encode(("svc:" + SECRET).encode()).decode()[8:],
-             "MIICXAIBAAKBgQCqGKukO1De7zhZj6", PEM.replace("\n", "\\n")]
+    forms = [
+        SECRET,
+        quote(SECRET, safe=""),
+        base64.b64encode(("svc:" + SECRET).encode()).decode()[8:],
+        "MIICXAIBAAKBgQCqGKukO1De7zhZj6",
+        PEM.replace("\n", "\\n"),
+    ]
     written = [p for p in (root / ".artifacts").rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"parity.log", "staging-parity-report.json", "pytest-report.html", "pytest-report.json", "pytest-junit.xml"}
     for path in written:
@@ -106,14 +119,14 @@ CANARIES = {
     "compose shared": "Cnry/compose+Shared-4309",
 }
 CANARY_STAGING = f"""
-mail: {{relay: {{host: relay.internal, password: "{CANARIES['nested add']}"}}}}
+mail: {{relay: {{host: relay.internal, password: "{CANARIES["nested add"]}"}}}}
 users:
   - {{name: bob, role: viewer}}
-  - {{name: alice, role: admin, password: "{CANARIES['keyed list add']}"}}
+  - {{name: alice, role: admin, password: "{CANARIES["keyed list add"]}"}}
 smtp:
-  transport: {{auth: {{password: "{CANARIES['parent type change']}", user: mailer}}}}
+  transport: {{auth: {{password: "{CANARIES["parent type change"]}", user: mailer}}}}
 legacy: {{}}
-api: {{adminPassword: "{CANARIES['camelCase staging']}", bearerToken: "{CANARIES['camelCase staging']}"}}
+api: {{adminPassword: "{CANARIES["camelCase staging"]}", bearerToken: "{CANARIES["camelCase staging"]}"}}
 """
 CANARY_PRODUCTION = f"""
 mail: {{}}
@@ -121,8 +134,8 @@ users:
   - {{name: bob, role: viewer}}
 smtp:
   transport: {{auth: null}}
-legacy: {{billing: {{endpoint: "https://billing.internal", apiToken: "{CANARIES['removal']}"}}}}
-api: {{adminPassword: "{CANARIES['camelCase production']}", bearerToken: "{CANARIES['camelCase production']}"}}
+legacy: {{billing: {{endpoint: "https://billing.internal", apiToken: "{CANARIES["removal"]}"}}}}
+api: {{adminPassword: "{CANARIES["camelCase production"]}", bearerToken: "{CANARIES["camelCase production"]}"}}
 """
 COMPOSE = """
 services:
@@ -155,7 +168,9 @@ def test_canaries_in_real_layouts_never_reach_artifacts_reports_or_the_terminal(
         (envs / env_name / "canary.yaml").write_text(layout, encoding="utf-8")
         (envs / env_name / "compose.yaml").write_text(COMPOSE.format(aws=aws, shared=c["compose shared"]), encoding="utf-8")
         shutil.copy(ROOT / "tests" / "data" / "parity" / "helm" / f"{env_name}.yaml", envs / env_name / "helm-values.yaml")
-        config["environments"][env_name]["configuration"] += [f"demo/environments/{env_name}/{name}" for name in ("canary.yaml", "compose.yaml", "helm-values.yaml")]
+        config["environments"][env_name]["configuration"] += [
+            f"demo/environments/{env_name}/{name}" for name in ("canary.yaml", "compose.yaml", "helm-values.yaml")
+        ]
     # Critical, so the blocking line (with the values it shows) reaches the terminal.
     config["parity"]["rules"].insert(0, {"path": "configuration.smtp.**", "severity": "critical"})
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -165,7 +180,9 @@ def test_canaries_in_real_layouts_never_reach_artifacts_reports_or_the_terminal(
     report = json.loads((root / ".artifacts/pre-deployment/staging-parity-report.json").read_text(encoding="utf-8"))
     reused = {item["path"] for item in report["items"] if item["detail"] == "REUSED"}
     assert reused >= {"secrets.CANARY_API_KEY", "configuration.grafana.adminPassword", "configuration.services.web.environment[2]"}
-    assert {"configuration.mail.relay", "configuration.users[name=alice]", "configuration.smtp.transport.auth", "configuration.legacy.billing"} <= {item["path"] for item in report["items"]}
+    assert {"configuration.mail.relay", "configuration.users[name=alice]", "configuration.smtp.transport.auth", "configuration.legacy.billing"} <= {
+        item["path"] for item in report["items"]
+    }
 
     written = [p for p in root.rglob("*") if p.is_file() and (".artifacts" in p.parts or ".staging" in p.parts)]
     assert any(p.name == "staging-parity-report.json" for p in written) and any(p.name == "pytest-report.html" for p in written)
@@ -176,11 +193,13 @@ def test_canaries_in_real_layouts_never_reach_artifacts_reports_or_the_terminal(
             assert form not in terminal, f"{case}: {form!r} in the terminal output"
             for path in written:
                 assert form.encode() not in path.read_bytes(), f"{case}: {form!r} leaked into {path}"
-SECRET_IN_TEST_ID = f'''
+
+
+SECRET_IN_TEST_ID = f"""
 import json, sys
 results = {{"drift": 0, "suites": [{{"tests": [{{"nodeid": "test_login[{SECRET}]", "outcome": "passed"}}]}}]}}
 open(sys.argv[1], "w").write(json.dumps(results))
-'''
+"""
 
 
 def test_a_secret_in_an_artifact_is_located_and_a_too_short_secret_is_warned_about(pytester: pytest.Pytester) -> None:
@@ -210,7 +229,10 @@ def test_second_run_sharing_the_staging_folder_is_refused_naming_the_folder_and_
         second = subprocess.run([*command, "--predeploy-artifacts=two"], cwd=root, capture_output=True, text=True, timeout=60)
         assert second.returncode == pytest.ExitCode.USAGE_ERROR, second.stdout + second.stderr
         staging = root / ".staging" / "staging"
-        assert f"another protocol run is using the staging folder {staging} (held by the run of release v1.0 writing to {root / 'one'}; pid {first.pid}" in second.stderr
+        assert (
+            f"another protocol run is using the staging folder {staging} (held by the run of release v1.0 writing to {root / 'one'}; pid {first.pid}"
+            in second.stderr
+        )
         assert "Traceback" not in second.stderr
         assert not (root / "two/transcripts").exists()  # refused before any step ran
         out, _ = first.communicate(timeout=60)
@@ -226,10 +248,21 @@ def test_artifacts_lock_refusal_does_not_suggest_another_artifacts_folder(pytest
     root = make_project(pytester)
     artifacts = root / ".artifacts/pre-deployment"
     artifacts.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(60)", str(artifacts / ".predeploy.lock")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(60)",
+            str(artifacts / ".predeploy.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        result = subprocess.run([sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=60
+        )
     finally:
         holder.kill()
         holder.wait()

@@ -13,8 +13,8 @@ from xml.etree import ElementTree
 import pytest
 from test_smoke import StartService, free_port, make_config, start_service, static_server  # noqa: F401  (fixtures)
 
-from pytest_predeploy.artifacts import read_artifact
-from pytest_predeploy.observability import (
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.rehearsal.observability import (
     PHASE_AFTER_DEPLOY,
     PHASE_AFTER_SMOKE,
     PHASE_BEFORE_DEPLOY,
@@ -166,7 +166,7 @@ def test_baseline_has_tables_chart_and_a_json_export_across_phases(tmp_path: Pat
     baseline = (tmp_path / "observability-baseline.md").read_text()
     assert "### api" in baseline and "### worker" in baseline
     assert "| after smoke |" in baseline and "no data: no address given for service 'worker'" in baseline
-    svg = baseline[baseline.index("<svg"): baseline.index("</svg>") + len("</svg>")]
+    svg = baseline[baseline.index("<svg") : baseline.index("</svg>") + len("</svg>")]
     assert svg.count("<polyline") >= 2 and "n/d" in svg and "alert &gt; 5.00%" in svg
     assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"  # well-formed
     assert observability_problems(result) == ["worker after smoke: no data (no address given for service 'worker')"]

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from pytest_predeploy import artifacts as names
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.errors import ArtifactError
-from pytest_predeploy.operational import check_operational_readiness, operational_problems, read_operational
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.errors import ArtifactError
+from pytest_predeploy.rollback.operational import check_operational_readiness, operational_problems, read_operational
 
 ROOT = Path(__file__).parents[1]
-WINDOW = datetime(2026, 12, 1, 22, 0, tzinfo=timezone.utc)
+WINDOW = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
 
 
 def make_config(root: Path, operational: dict[str, Any]) -> ProjectConfig:
@@ -78,10 +78,10 @@ def test_current_runbooks_covered_window_and_matrix_pass_and_read_back(tmp_path:
 def test_on_call_names_who_is_on_call_across_the_window(tmp_path: Path) -> None:
     # Shifts start Mondays 09:00; a window from Monday 07:00 to 11:00 spans a handover.
     config = ready_project(tmp_path)
-    monday = datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc)
+    monday = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
     result = check_operational_readiness(config, "v1.2", "v1.1", tmp_path, window_start=monday)
     oncall = next(c for c in result.checks if c.kind == "on-call")
-    weeks = (monday - datetime(2026, 1, 5, 9, tzinfo=timezone.utc)) // timedelta(days=7)
+    weeks = (monday - datetime(2026, 1, 5, 9, tzinfo=UTC)) // timedelta(days=7)
     people = ["Ana", "Ben", "Cy"]
     assert oncall.status == "ok"
     assert oncall.detail == f"window covered; on call: {people[weeks % 3]} (primary), {people[(weeks + 1) % 3]} (primary)"
@@ -90,13 +90,17 @@ def test_on_call_names_who_is_on_call_across_the_window(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "gap"),
     [
-        ({"shifts": [{"who": "Ana", "start": "2026-12-01T20:00:00Z", "end": "2026-12-01T23:00:00Z"},
-                     {"who": "Ben", "start": "2026-12-01T23:30:00Z", "end": "2026-12-02T06:00:00Z"}]},
-         "2026-12-01T23:00:00+00:00 to 2026-12-01T23:30:00+00:00"),
-        ({"rotations": [{**WEEKLY["rotations"][0], "until": "2026-12-01T23:00:00Z"}]},
-         "2026-12-01T23:00:00+00:00 to 2026-12-02T02:00:00+00:00"),
-        ({"rotations": [{**WEEKLY["rotations"][0], "start": "2026-12-02T00:00:00Z"}]},
-         "2026-12-01T22:00:00+00:00 to 2026-12-02T00:00:00+00:00"),
+        (
+            {
+                "shifts": [
+                    {"who": "Ana", "start": "2026-12-01T20:00:00Z", "end": "2026-12-01T23:00:00Z"},
+                    {"who": "Ben", "start": "2026-12-01T23:30:00Z", "end": "2026-12-02T06:00:00Z"},
+                ]
+            },
+            "2026-12-01T23:00:00+00:00 to 2026-12-01T23:30:00+00:00",
+        ),
+        ({"rotations": [{**WEEKLY["rotations"][0], "until": "2026-12-01T23:00:00Z"}]}, "2026-12-01T23:00:00+00:00 to 2026-12-02T02:00:00+00:00"),
+        ({"rotations": [{**WEEKLY["rotations"][0], "start": "2026-12-02T00:00:00Z"}]}, "2026-12-01T22:00:00+00:00 to 2026-12-02T00:00:00+00:00"),
     ],
 )
 def test_a_gap_in_on_call_coverage_of_the_window_is_reported(tmp_path: Path, body: dict[str, Any], gap: str) -> None:
@@ -146,7 +150,11 @@ def test_missing_or_malformed_schedule_and_matrix_are_reported(tmp_path: Path) -
     assert problems[0] == "on-call none.yaml: missing: no on-call schedule at none.yaml"
     assert problems[1].startswith("escalation escalation.yaml: malformed:") and "levels" in problems[1]
     config = make_config(tmp_path, {})
-    assert [p.split(":")[0] for p in operational_problems(check(config, tmp_path))] == ["runbook (not configured)", "on-call (not configured)", "escalation (not configured)"]
+    assert [p.split(":")[0] for p in operational_problems(check(config, tmp_path))] == [
+        "runbook (not configured)",
+        "on-call (not configured)",
+        "escalation (not configured)",
+    ]
 
 
 def test_a_checklist_without_its_embedded_result_is_an_artifact_error(tmp_path: Path) -> None:

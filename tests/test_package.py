@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.package import (
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.readiness.package import (
     FALLBACK_EPOCH,
     PackageConfig,
     PackageError,
@@ -24,7 +24,7 @@ from pytest_predeploy.package import (
     seal_package,
     verify_package,
 )
-from pytest_predeploy.readiness import ReadinessApproval, record_signoff
+from pytest_predeploy.readiness.signoff import ReadinessApproval, record_signoff
 
 EPOCH = 1764115200  # 2025-11-26T00:00:00Z
 
@@ -54,16 +54,31 @@ def make_artifacts(root: Path) -> Path:
     return root
 
 
-INCLUDED = sorted([
-    names.INTAKE_REPORT, names.PARITY_REPORT, names.TEST_RESULTS, names.ROLLBACK_REPORT, names.SECURITY_REPORT,
-    names.DEPLOYMENT_LOG, "transcripts/deploy-api.log", "transcripts/security.log", "evidence/capture.bin", "evidence/empty.txt",
-])
+INCLUDED = sorted(
+    [
+        names.INTAKE_REPORT,
+        names.PARITY_REPORT,
+        names.TEST_RESULTS,
+        names.ROLLBACK_REPORT,
+        names.SECURITY_REPORT,
+        names.DEPLOYMENT_LOG,
+        "transcripts/deploy-api.log",
+        "transcripts/security.log",
+        "evidence/capture.bin",
+        "evidence/empty.txt",
+    ]
+)
 
 
 def seal(artifacts: Path, release: str = "v1.2") -> object:
     return seal_package(
-        artifacts, release=release, previous_release="v1.1", git_commit="abc123", config_digest="f" * 64,
-        gate_outcomes={"gate2": "passed", "gate1": "passed", "gate3": "passed"}, source_date_epoch=EPOCH,
+        artifacts,
+        release=release,
+        previous_release="v1.1",
+        git_commit="abc123",
+        config_digest="f" * 64,
+        gate_outcomes={"gate2": "passed", "gate1": "passed", "gate3": "passed"},
+        source_date_epoch=EPOCH,
     )
 
 
@@ -127,7 +142,7 @@ def test_unzip_reads_the_package(sealed: Path) -> None:
 _BUILD = """
 import sys
 from pathlib import Path
-from pytest_predeploy.package import seal_package
+from pytest_predeploy.readiness.package import seal_package
 print(seal_package(Path(sys.argv[1]), release="v1.2", config_digest="0" * 64, project_dir=Path(sys.argv[1])).sha256)
 """
 
@@ -141,7 +156,10 @@ def test_builds_under_different_time_zones_and_umasks_are_byte_identical(tmp_pat
         source = make_artifacts(tmp_path / f"source{index}") if index == 0 else tmp_path / "source0"
         done = subprocess.run(
             ["sh", "-c", script, str(source), str(tmp_path / f"build{index}"), sys.executable, _BUILD],
-            env=env, capture_output=True, text=True, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         digests.append(done.stdout.strip())
     assert len(digests[0]) == 64
@@ -150,8 +168,15 @@ def test_builds_under_different_time_zones_and_umasks_are_byte_identical(tmp_pat
 
 def test_fixed_time_comes_from_the_release_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_COMMITTER_DATE": "@1700000000 +0000", "GIT_AUTHOR_DATE": "@1700000000 +0000"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_DATE": "@1700000000 +0000",
+        "GIT_AUTHOR_DATE": "@1700000000 +0000",
+    }
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, env=env)
     subprocess.run(["git", "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "release"], check=True, env=env)
     assert resolve_epoch(None, tmp_path) == 1700000000
@@ -239,8 +264,9 @@ def test_a_flipped_byte_in_each_entry_is_detected_naming_it(sealed: Path, tmp_pa
 
 def test_changed_content_with_a_valid_crc_is_detected_naming_the_entry(sealed: Path, tmp_path: Path) -> None:
     for target in INCLUDED:
-        out = _rewrite(sealed / names.PACKAGE, tmp_path / "changed.zip",
-                       lambda entries: [(n, d + b"!" if n == target else d) for n, d in entries])
+        out = _rewrite(
+            sealed / names.PACKAGE, tmp_path / "changed.zip", lambda entries, target=target: [(n, d + b"!" if n == target else d) for n, d in entries]
+        )
         assert _problems_naming(out, target), target
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pytest_predeploy.config import load_config
-from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.parity import (
+from pytest_predeploy.core.errors import ConfigError, StepError
+from pytest_predeploy.intake.parity import (
     DriftItem,
     ParityReport,
     compare_environments,
@@ -113,7 +113,9 @@ def test_severity_rules_first_match_wins_and_default_applies_elsewhere(tmp_path:
             {"path": "**.engine", "severity": "info"},
         ],
     }
-    config = baselines(tmp_path, "db: {engine: mysql, pool: 1}\ncache: {engine: a}\nx: 1\n", "db: {engine: pg, pool: 2}\ncache: {engine: b}\nx: 2\n", parity=parity)
+    config = baselines(
+        tmp_path, "db: {engine: mysql, pool: 1}\ncache: {engine: a}\nx: 1\n", "db: {engine: pg, pool: 2}\ncache: {engine: b}\nx: 2\n", parity=parity
+    )
     report = compare(config)
     items = by_path(report)
     assert items["infrastructure.db.engine"].severity == "critical" and items["infrastructure.db.engine"].remediation == "restore postgres"
@@ -121,9 +123,7 @@ def test_severity_rules_first_match_wins_and_default_applies_elsewhere(tmp_path:
     assert items["infrastructure.cache.engine"].severity == "info"
     assert items["infrastructure.x"].severity == "minor"
     assert not report.passed and report.summary.critical == 1
-    assert parity_problems(report) == [
-        "CRITICAL infrastructure.db.engine: changed: \"mysql\" vs \"pg\" -> restore postgres"
-    ]
+    assert parity_problems(report) == ['CRITICAL infrastructure.db.engine: changed: "mysql" vs "pg" -> restore postgres']
 
 
 def test_ignore_rule_never_hides_a_key_staging_lacks_unless_it_says_removed(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_unexpired_waiver_waives_and_expired_waiver_turns_drift_back_on(tmp_path
             {"id": "W-2", "path": "infrastructure.b", "owner": "dba", "justification": "old", "expires_at": "2020-01-01T00:00:00Z"},
         ],
     }
-    report = compare(baselines(tmp_path, "a: 1\nb: 1\n", "a: 2\nb: 2\n", parity=parity), now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    report = compare(baselines(tmp_path, "a: 1\nb: 1\n", "a: 2\nb: 2\n", parity=parity), now=datetime(2026, 1, 1, tzinfo=UTC))
     items = by_path(report)
     assert items["infrastructure.a"].status == "waived" and items["infrastructure.a"].waiver == "W-1"
     assert items["infrastructure.b"].status == "waiver-expired" and items["infrastructure.b"].waiver == "W-2"
@@ -166,7 +166,7 @@ def test_inputs_of_every_format_merge_in_order_and_are_listed_with_sha256(tmp_pa
     files = {
         "base.yaml": "http: {timeout: 30, retries: 2}\nregion: eu\n",
         "override.json": '{"http": {"timeout": 60}}',
-        "extra.toml": "[tls]\nmin_version = \"1.2\"\n",
+        "extra.toml": '[tls]\nmin_version = "1.2"\n',
         "app.env": "LOG_LEVEL=info\n",
     }
     for name, text in files.items():
@@ -201,12 +201,20 @@ def test_capture_command_output_is_compared_as_live_state(tmp_path: Path) -> Non
 
 def test_failing_capture_command_is_an_error_naming_the_environment(tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text("a: 1\n", encoding="utf-8")
-    config = write_config(tmp_path, {"infrastructure": ["d.yaml"], "capture": {"command": f"{sys.executable} -c 'raise SystemExit(3)'"}}, {"infrastructure": ["d.yaml"]})
+    config = write_config(
+        tmp_path, {"infrastructure": ["d.yaml"], "capture": {"command": f"{sys.executable} -c 'raise SystemExit(3)'"}}, {"infrastructure": ["d.yaml"]}
+    )
     with pytest.raises(StepError, match=r"environment 'staging': capture command .* \(exit 3\)$"):
         compare(config)
 
 
-CANARIES = {"shared": "canary-REUSED-7f3a9c1e5b", "stg": "canary-stg-only-2d8e4a", "prd": "canary-prd-only-9b1c6f", "a": "canary-stg-a-5e0d3b", "b": "canary-prd-b-1a7c4e"}
+CANARIES = {
+    "shared": "canary-REUSED-7f3a9c1e5b",
+    "stg": "canary-stg-only-2d8e4a",
+    "prd": "canary-prd-only-9b1c6f",
+    "a": "canary-stg-a-5e0d3b",
+    "b": "canary-prd-b-1a7c4e",
+}
 
 
 def test_secrets_are_compared_by_fingerprint_and_no_value_or_hash_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

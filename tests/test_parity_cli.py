@@ -27,7 +27,12 @@ def test_command_on_the_demo_writes_the_report_and_exits_0_without_printing_secr
     assert "0 critical, 0 major, 0 minor; 1 waived" in result.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["release"] == "v1.2" and report["step"] == "parity" and report["passed"] is True
-    secrets = [line.split("=", 1)[1] for env in ("staging", "production") for line in (ROOT / "demo/environments" / env / "secrets.env").read_text().splitlines() if "=" in line and not line.startswith("#")]
+    secrets = [
+        line.split("=", 1)[1]
+        for env in ("staging", "production")
+        for line in (ROOT / "demo/environments" / env / "secrets.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    ]
     assert len(secrets) == 6
     for value in secrets:
         assert value not in result.stdout + result.stderr + out.read_text(encoding="utf-8")
@@ -61,12 +66,20 @@ def test_flipping_one_critical_demo_key_fails_the_gate_1_parity_check(pytester: 
         infra = root / "demo/environments/staging/infrastructure.yaml"
         infra.write_text(infra.read_text(encoding="utf-8").replace("engine: postgres", "engine: mysql"), encoding="utf-8")
     result = pytester.runpytest_subprocess(
-        "gates/test_gate1_intake.py", "--predeploy-release=v1.2", "--predeploy-config=predeploy.yaml", f"--predeploy-artifacts={root / 'artifacts'}",
-        "-k", "parity", "-p", "no:cacheprovider",
+        "gates/test_gate1_intake.py",
+        "--predeploy-release=v1.2",
+        "--predeploy-config=predeploy.yaml",
+        f"--predeploy-artifacts={root / 'artifacts'}",
+        "-k",
+        "parity",
+        "-p",
+        "no:cacheprovider",
     )
     result.stdout.fnmatch_lines(["*[[]AUTOMATION] compare_environments.py executed*"])
     if flip:
-        result.stdout.fnmatch_lines(["*[[]ERROR] Staging configuration drift detected against production baseline.*", "*CRITICAL infrastructure.database.engine*"])
+        result.stdout.fnmatch_lines(
+            ["*[[]ERROR] Staging configuration drift detected against production baseline.*", "*CRITICAL infrastructure.database.engine*"]
+        )
         result.assert_outcomes(failed=1)
     else:
         result.assert_outcomes(passed=1)

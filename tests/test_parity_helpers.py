@@ -25,7 +25,9 @@ def write_config(root: Path, staging: dict[str, Any], production: dict[str, Any]
     return load_config(path)
 
 
-def baselines(root: Path, staging: str, production: str, name: str = "infra.yaml", parity: dict[str, Any] | None = None, section: str = "infrastructure") -> ProjectConfig:
+def baselines(
+    root: Path, staging: str, production: str, name: str = "infra.yaml", parity: dict[str, Any] | None = None, section: str = "infrastructure"
+) -> ProjectConfig:
     """One file per environment with the given text."""
     for env, text in (("staging", staging), ("production", production)):
         (root / env).mkdir(exist_ok=True)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.parity import (
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.intake.parity import (
     ParityReport,
     compare_environments,
     parity_problems,
     summary_text,
 )
-from pytest_predeploy.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
+from pytest_predeploy.intake.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
 from tests.test_parity_helpers import write_config
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
@@ -79,12 +79,20 @@ def config_for(tmp_path: Path, staging: str, production: str, parity: dict[str, 
 
 NESTED = {
     "nested add": (f"db: {{replica: {{host: r1, password: {CANARY}}}}}\n", "db: {}\n", "configuration.db.replica"),
-    "keyed list add": (f"users:\n  - {{name: bob, role: ro}}\n  - {{name: alice, password: {CANARY}}}\n", "users:\n  - {name: bob, role: ro}\n", "configuration.users[name=alice]"),
+    "keyed list add": (
+        f"users:\n  - {{name: bob, role: ro}}\n  - {{name: alice, password: {CANARY}}}\n",
+        "users:\n  - {name: bob, role: ro}\n",
+        "configuration.users[name=alice]",
+    ),
     "parent type change": (f"smtp:\n  auth: {{user: mailer, password: {CANARY}}}\n", "smtp:\n  auth: null\n", "configuration.smtp.auth"),
     "grandparent type change": (f"smtp:\n  auth: {{user: mailer, password: {CANARY}}}\n", "smtp: off\n", "configuration.smtp"),
     "removal": ("legacy: {}\n", f"legacy:\n  billing: {{endpoint: https://b, apiToken: {CANARY}}}\n", "configuration.legacy.billing"),
     "list of mappings by position": (f"jobs:\n  - run: x\n    env: {{DB_PASSWORD: {CANARY}}}\n", "jobs: []\n", "configuration.jobs[0]"),
-    "same value under an innocent key": (f"db: {{password: {CANARY}, url: 'postgres://u:{CANARY}@db/app'}}\n", "db: {password: other-Pw-123, url: 'postgres://u:other-Pw-123@db/app'}\n", "configuration.db.url"),
+    "same value under an innocent key": (
+        f"db: {{password: {CANARY}, url: 'postgres://u:{CANARY}@db/app'}}\n",
+        "db: {password: other-Pw-123, url: 'postgres://u:other-Pw-123@db/app'}\n",
+        "configuration.db.url",
+    ),
 }
 
 
@@ -133,7 +141,10 @@ def test_equal_non_string_secrets_are_reused_and_a_secret_empty_on_both_sides_is
     (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
     (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
     config = write_config(
-        tmp_path, {"configuration": ["s.yaml"], "secrets": {"file": "s.env"}}, {"configuration": ["p.yaml"], "secrets": {"file": "p.env"}}, {"secret_paths": ["**.pin"]}
+        tmp_path,
+        {"configuration": ["s.yaml"], "secrets": {"file": "s.env"}},
+        {"configuration": ["p.yaml"], "secrets": {"file": "p.env"}},
+        {"secret_paths": ["**.pin"]},
     )
     report = compare(config)
     items = {item.path: item for item in report.items}
@@ -185,7 +196,11 @@ def test_a_kubernetes_secret_s_data_is_secret_whatever_its_keys_are_called(tmp_p
     def secret(name: str, data: str) -> str:
         return f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ntype: Opaque\ndata: {{{data}}}\n"
 
-    staging = secret("db", "DATABASE_URL: c3RnLWRzbi0xMjM0NTY=, tls.crt: c2hhcmVkLWNlcnQtOTg3Ng==") + "---\n" + secret("extra", "token.json: ZXh0cmEtdmFsdWUtNDQ1NQ==")
+    staging = (
+        secret("db", "DATABASE_URL: c3RnLWRzbi0xMjM0NTY=, tls.crt: c2hhcmVkLWNlcnQtOTg3Ng==")
+        + "---\n"
+        + secret("extra", "token.json: ZXh0cmEtdmFsdWUtNDQ1NQ==")
+    )
     production = secret("db", "DATABASE_URL: cHJkLWRzbi02NTQzMjE=, tls.crt: c2hhcmVkLWNlcnQtOTg3Ng==")
     report = compare(config_for(tmp_path, staging, production))
     items = {item.path: item for item in report.items}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.parity import DriftItem, ParityReport, compare_environments
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments
 from tests.test_parity_helpers import baselines
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
@@ -37,7 +37,11 @@ def by_path(report: ParityReport) -> dict[str, DriftItem]:
         (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "disabled"), "infrastructure.database", "type-changed"),
         (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "null"), "infrastructure.database", "type-changed"),
         (PRODUCTION.replace("{engine: postgres, version: '16', pool: 20}", "[]"), "infrastructure.database", "type-changed"),
-        (PRODUCTION.replace("  - {name: api, runtime: python3.12}\n", "  - {name: api, runtime: python3.12}\n  - {name: new}\n"), "infrastructure.services[name=new]", "added"),
+        (
+            PRODUCTION.replace("  - {name: api, runtime: python3.12}\n", "  - {name: api, runtime: python3.12}\n  - {name: new}\n"),
+            "infrastructure.services[name=new]",
+            "added",
+        ),
         (PRODUCTION.replace("cache: {engine: redis}\n", ""), "infrastructure.cache", "removed"),
     ],
 )
@@ -76,7 +80,11 @@ def test_one_step_inserted_into_a_workflow_is_one_added_item_at_its_position(tmp
 
 def test_aligned_lists_report_changes_in_place_and_removals_at_the_target_position(tmp_path: Path) -> None:
     text = (DATA / "workflow" / "staging.yaml").read_text(encoding="utf-8")
-    text = text.replace("      - run: mypy\n", "").replace("pytest -v --tb=short", "pytest -x").replace("      - uses: actions/checkout@v4\n", "      - uses: actions/checkout@v4\n        with: {fetch-depth: 0}\n")
+    text = (
+        text.replace("      - run: mypy\n", "")
+        .replace("pytest -v --tb=short", "pytest -x")
+        .replace("      - uses: actions/checkout@v4\n", "      - uses: actions/checkout@v4\n        with: {fetch-depth: 0}\n")
+    )
     items = {(item.path, item.kind) for item in _workflow(tmp_path, text).items}
     assert items == {
         ("infrastructure.jobs.tests.steps[0].with", "added"),

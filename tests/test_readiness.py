@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from pytest_predeploy.errors import ArtifactError, PredeployError
-from pytest_predeploy.readiness import (
+from pytest_predeploy.core.errors import ArtifactError, PredeployError
+from pytest_predeploy.readiness.signoff import (
     PREDICATE_TYPE,
     ReadinessApproval,
     ReadinessConfig,
@@ -23,12 +23,21 @@ from pytest_predeploy.readiness import (
 
 A = "a" * 64
 B = "b" * 64
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CONFIG = ReadinessConfig(required_roles=["release-manager", "qa-lead"])
 
 
-def sign(path: Path, role: str, by: str, decision: str = "go", digest: str = A, *, at: datetime = NOW - timedelta(hours=1),
-         expires: timedelta | None = timedelta(days=7), release: str = "v1.2") -> None:
+def sign(
+    path: Path,
+    role: str,
+    by: str,
+    decision: str = "go",
+    digest: str = A,
+    *,
+    at: datetime = NOW - timedelta(hours=1),
+    expires: timedelta | None = timedelta(days=7),
+    release: str = "v1.2",
+) -> None:
     record_signoff(path, package_sha256=digest, release=release, role=role, approver=by, decision=decision, expires_in=expires, now=at)  # type: ignore[arg-type]
 
 
@@ -39,8 +48,17 @@ def approvals(tmp_path: Path) -> Path:
 
 def test_signoff_file_is_an_artifact_of_in_toto_statements(approvals: Path) -> None:
     sign(approvals, "qa-lead", "bo")
-    record_signoff(approvals, package_sha256=A, release="v1.2", role="release-manager", approver="cy", decision="go",
-                   conditions="deploy outside business hours", expires_in=timedelta(hours=72), now=NOW)
+    record_signoff(
+        approvals,
+        package_sha256=A,
+        release="v1.2",
+        role="release-manager",
+        approver="cy",
+        decision="go",
+        conditions="deploy outside business hours",
+        expires_in=timedelta(hours=72),
+        now=NOW,
+    )
     data = json.loads(approvals.read_text())
     assert data["release"] == "v1.2" and data["step"] == "readiness-review" and data["schema_version"]
     statement = data["signoffs"][1]
@@ -135,7 +153,7 @@ def test_a_malformed_signoff_file_names_the_file_and_field(approvals: Path) -> N
 _APPEND = """
 import sys
 from pathlib import Path
-from pytest_predeploy.readiness import record_signoff
+from pytest_predeploy.readiness.signoff import record_signoff
 record_signoff(Path(sys.argv[1]), package_sha256="a" * 64, release="v1.2", role="qa-lead", approver=sys.argv[2], decision="go")
 """
 
@@ -194,10 +212,14 @@ def test_a_no_go_is_withdrawn_only_by_the_same_signer(approvals: Path) -> None:
     assert status.rejected == ["release-manager: no-go by alice"]
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ('{"release": "v1.2", "release": "v9", "step": "readiness-review", "signoffs": []}', r"readiness-approval\.json:1: duplicate key 'release'"),
-    ('{"release": "v1.2",\n"signoffs": ' + "[" * 100_000 + "]" * 100_000 + "}", r"readiness-approval\.json:2: nesting deeper than"),
-], ids=["duplicate key", "deep nesting"])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"release": "v1.2", "release": "v9", "step": "readiness-review", "signoffs": []}', r"readiness-approval\.json:1: duplicate key 'release'"),
+        ('{"release": "v1.2",\n"signoffs": ' + "[" * 100_000 + "]" * 100_000 + "}", r"readiness-approval\.json:2: nesting deeper than"),
+    ],
+    ids=["duplicate key", "deep nesting"],
+)
 def test_a_forged_signoff_file_is_refused_with_its_file_and_line(approvals: Path, content: str, expected: str) -> None:
     approvals.write_text(content)
     with pytest.raises(PredeployError, match=expected):

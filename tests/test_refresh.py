@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import ArtifactError
-from pytest_predeploy.parity import compare_environments, parity_problems
-from pytest_predeploy.refresh import read_refresh, refresh_problems, run_data_refresh
+from pytest_predeploy.core.errors import ArtifactError
+from pytest_predeploy.intake.parity import compare_environments, parity_problems
+from pytest_predeploy.intake.refresh import read_refresh, refresh_problems, run_data_refresh
 from tests.test_parity_helpers import write_config
 
 
@@ -25,7 +25,8 @@ def _setup(tmp_path: Path, staging_flags: str, refresh: dict[str, object] | None
 def test_refresh_records_each_dataset_with_owner_and_timestamp_and_the_flag_states(tmp_path: Path) -> None:
     (tmp_path / "sync.py").write_text("from pathlib import Path\nPath('synced').write_text('ok')\n", encoding="utf-8")
     refresh = {
-        "command": "{python} sync.py", "owner": "qa@shop",
+        "command": "{python} sync.py",
+        "owner": "qa@shop",
         "datasets": [{"name": "orders", "owner": "orders-team"}, {"name": "flags", "owner": "release-eng"}],
     }
     config = _setup(tmp_path, '{"checkout": true, "ui": {"dark": false}}', refresh)
@@ -41,9 +42,11 @@ def test_refresh_records_each_dataset_with_owner_and_timestamp_and_the_flag_stat
 
 
 def test_refresh_accepts_a_runner_callable_and_a_failed_command_is_a_guideline_miss(tmp_path: Path) -> None:
-    from pytest_predeploy.runner import run_command
+    from pytest_predeploy.core.runner import run_command
 
-    config = _setup(tmp_path, '{"checkout": true}', {"command": f"{sys.executable} -c 'raise SystemExit(4)'", "owner": "qa", "datasets": [{"name": "orders", "owner": "o"}]})
+    config = _setup(
+        tmp_path, '{"checkout": true}', {"command": f"{sys.executable} -c 'raise SystemExit(4)'", "owner": "qa", "datasets": [{"name": "orders", "owner": "o"}]}
+    )
     calls: list[str] = []
 
     def runner(argv: list[str], label: str):  # type: ignore[no-untyped-def]

@@ -14,13 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy import rehearsal
-from pytest_predeploy.artifacts import read_artifact
-from pytest_predeploy.redact import Redactor
-from pytest_predeploy.rehearsal import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
-from pytest_predeploy.staging import service_urls
-from tests.test_staging_support import SCRIPTS, StagingProject, service, staging  # noqa: F401  (fixture)
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.rehearsal import deploy as rehearsal
+from pytest_predeploy.rehearsal.deploy import CRITICAL_ERROR, DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.targets.local import service_urls
+from tests.staging_support import SCRIPTS, StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def versions(project: StagingProject) -> dict[str, str]:
@@ -42,7 +42,10 @@ def test_empty_staging_is_bootstrapped_then_the_candidate_runs_on_every_service(
 
     assert deployment_problems(report) == []
     assert report.outcome == "succeeded"
-    assert [(b.service, b.reason, b.status) for b in report.bootstrap] == [("api", "staging was empty", "bootstrapped"), ("worker", "staging was empty", "bootstrapped")]
+    assert [(b.service, b.reason, b.status) for b in report.bootstrap] == [
+        ("api", "staging was empty", "bootstrapped"),
+        ("worker", "staging was empty", "bootstrapped"),
+    ]
     assert seen_before_switch == [{"api": "v1", "worker": "v1"}]
     assert [(s.service, s.status) for s in report.services] == [("api", "deployed"), ("worker", "deployed")]
     assert all(s.verification is not None and s.verification.reported_release == "v2" for s in report.services)
@@ -54,7 +57,10 @@ def test_empty_staging_is_bootstrapped_then_the_candidate_runs_on_every_service(
     assert "[staging] worker: current -> slots/green (v2)" in log  # the script's own transcript
     timings = log.split("== timings (seconds) ==")[1]
     assert [row.split()[:3] for row in timings.splitlines()[2:6]] == [
-        ["api", "bootstrap", "bootstrapped"], ["worker", "bootstrap", "bootstrapped"], ["api", "deploy", "deployed"], ["worker", "deploy", "deployed"],
+        ["api", "bootstrap", "bootstrapped"],
+        ["worker", "bootstrap", "bootstrapped"],
+        ["api", "deploy", "deployed"],
+        ["worker", "deploy", "deployed"],
     ]
     assert any(line.startswith("[STAGING] api: deploy v2 ...") for line in lines)
     assert "[AUTOMATION] deploy_backend.sh executed: success (worker)" in lines
@@ -116,7 +122,7 @@ def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(s
     assert "the deployment rehearsal was interrupted" in deployment_problems(report)
 
 
-CRASHING_SERVICE = '''
+CRASHING_SERVICE = """
 import argparse, sys
 print("connecting to db with password {secret}", file=sys.stderr, flush=True)
 parser = argparse.ArgumentParser(prog="server.py")
@@ -125,7 +131,7 @@ parser.add_argument("--port-file", required=True)
 parser.add_argument("--listen-backlog-size-for-the-production-like-profile", type=int, required=True)
 parser.add_argument("--another-rather-long-required-option-name", required=True)
 parser.parse_args()
-'''
+"""
 
 
 def test_a_service_that_fails_to_start_shows_the_real_last_lines_of_its_log_redacted(staging: StagingProject, tmp_path: Path) -> None:
@@ -169,7 +175,10 @@ def test_a_deploy_script_s_stray_daemon_is_stopped_but_the_deployed_service_keep
         f"while [ ! -s {pids} ]; do sleep 0.02; done\n"
         f'exec bash {SCRIPTS / "deploy_backend.sh"} "$@"\n'
     )
-    staging.write(services=[service("api")], steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}})
+    staging.write(
+        services=[service("api")],
+        steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}},
+    )
     ctx = staging.context("v2", previous=None)
     stray: list[int] = []
     try:
@@ -192,7 +201,10 @@ def test_the_deployment_log_streams_the_transcripts_under_its_cap(staging: Stagi
     monkeypatch.setattr(rehearsal, "DEPLOYMENT_LOG_LIMIT", 1024 * 1024, raising=False)
     wrapper = tmp_path / "deploy_loudly.sh"
     wrapper.write_text(f'yes "a log line of a chatty deploy tool" | head -c 3000000\nexec bash {SCRIPTS / "deploy_backend.sh"} "$@"\n')
-    staging.write(services=[service("api")], steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}})
+    staging.write(
+        services=[service("api")],
+        steps={"deploy": {"command": f"bash {wrapper} --env {{env}} --release {{release}} --service {{service}} --config {{config}}", "timeout": "60s"}},
+    )
     ctx = staging.context("v2", previous=None)
     report = rehearse_deployment(ctx)
     assert report.outcome == "succeeded", deployment_problems(report)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.artifacts import read_artifact
-from pytest_predeploy.rehearsal import rehearse_deployment
-from pytest_predeploy.rollback import RollbackReport, rehearse_rollback, rollback_problems
-from pytest_predeploy.staging import service_url
-from pytest_predeploy.staging.probe import check_release
-from pytest_predeploy.staging.target import CHECKPOINTS, MANIFEST
-from tests.test_staging_support import SCRIPTS, StagingProject, script_env, service, staging  # noqa: F401  (fixture)
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.rehearsal.deploy import rehearse_deployment
+from pytest_predeploy.rollback.rollback import RollbackReport, rehearse_rollback, rollback_problems
+from pytest_predeploy.targets.local import service_url
+from pytest_predeploy.targets.local.probe import check_release
+from pytest_predeploy.targets.local.target import CHECKPOINTS, MANIFEST
+from tests.staging_support import SCRIPTS, StagingProject, script_env, service, staging  # noqa: F401  (fixture)
 
 
 class HttpSmoke:
@@ -62,9 +62,21 @@ def test_rollback_rehearsal_with_both_strategies_measures_recovery_and_rolls_for
         assert record.recovery_seconds >= record.switch_seconds and record.within_target
         assert record.smoke == "passed" and record.rolled_forward
         assert record.final is not None and (record.final.release, record.final.healthy) == ("v2", True)
-        assert [step.name for step in record.steps] == ["rollback", "verify rollback", "smoke after rollback", "roll forward", "verify roll forward", "smoke after roll forward"]
+        assert [step.name for step in record.steps] == [
+            "rollback",
+            "verify rollback",
+            "smoke after rollback",
+            "roll forward",
+            "verify roll forward",
+            "smoke after roll forward",
+        ]
         assert all(step.status == "passed" and step.ended_at >= step.started_at for step in record.steps)
-    assert smoke.calls == [("rollback-worker", "worker", "v1"), ("rollforward-worker", "worker", "v2"), ("rollback-api", "api", "v1"), ("rollforward-api", "api", "v2")]
+    assert smoke.calls == [
+        ("rollback-worker", "worker", "v1"),
+        ("rollforward-worker", "worker", "v2"),
+        ("rollback-api", "api", "v1"),
+        ("rollforward-api", "api", "v2"),
+    ]
     # Blue/green rolled back and forward by switching slots: the same two processes throughout.
     assert {slot: staging.target("worker").running(slot) for slot in ("blue", "green")} == worker_slots
     assert "[AUTOMATION] rollback_backend.sh executed: success (api)" in lines
@@ -89,15 +101,22 @@ def _make_previous(fault: str):  # type: ignore[no-untyped-def]
     def change(project: StagingProject) -> None:
         manifest = project.target("api").releases / "v1" / MANIFEST
         manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "fault": fault}))
+
     return change
 
 
 @pytest.mark.parametrize(
     "break_previous, expected",
     [
-        (_remove_previous, "api: rollback to v1 failed: rollback_backend.sh failed (exit 3): [staging] error: api: cannot roll back to v1: it was never deployed"),
+        (
+            _remove_previous,
+            "api: rollback to v1 failed: rollback_backend.sh failed (exit 3): [staging] error: api: cannot roll back to v1: it was never deployed",
+        ),
         (_make_previous("crash"), "api: rollback to v1 failed: rollback_backend.sh failed (exit 1): [staging] error: api: release v1 crashed at start"),
-        (_make_previous("unhealthy"), "api: rollback to v1 failed: rollback_backend.sh failed (exit 1): [staging] error: api: release v1 missed its health deadline of 1s"),
+        (
+            _make_previous("unhealthy"),
+            "api: rollback to v1 failed: rollback_backend.sh failed (exit 1): [staging] error: api: release v1 missed its health deadline of 1s",
+        ),
     ],
     ids=["target-missing", "previous-crashes", "health-deadline-missed"],
 )
@@ -145,7 +164,9 @@ def _current_is_complete(project: StagingProject) -> str:
 
 
 @pytest.mark.parametrize("strategy, checkpoints", [("restart", [c for c in CHECKPOINTS if c != "built"]), ("blue_green", ["locked", "linking", "switched"])])
-def test_rollback_script_killed_at_each_step_leaves_current_complete_and_the_next_run_recovers(staging: StagingProject, strategy: str, checkpoints: list[str]) -> None:
+def test_rollback_script_killed_at_each_step_leaves_current_complete_and_the_next_run_recovers(
+    staging: StagingProject, strategy: str, checkpoints: list[str]
+) -> None:
     config = staging.write(services=[service("api", strategy=strategy)])
     for tag in ("v1", "v2"):
         assert staging.script("deploy_backend.sh", "--release", tag).returncode == 0
@@ -154,7 +175,11 @@ def test_rollback_script_killed_at_each_step_leaves_current_complete_and_the_nex
         target, other = ("v1", "v2") if index % 2 == 0 else ("v2", "v1")
         process = subprocess.Popen(
             ["bash", str(SCRIPTS / "rollback_backend.sh"), "--env", "staging", "--release", target, "--config", str(staging.path)],
-            env=script_env(pause=checkpoint), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env=script_env(pause=checkpoint),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         _wait_for_pause(process, checkpoint)
         os.killpg(process.pid, signal.SIGKILL)

@@ -16,8 +16,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from pytest_predeploy.redact import Redactor
-from pytest_predeploy.runner import run_command
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import run_command
 
 
 def alive(pid: int) -> bool:
@@ -55,13 +55,16 @@ def test_success_records_command_status_and_duration(tmp_path: Path) -> None:
 
 
 def test_grandchild_holding_stdout_is_killed_on_timeout(tmp_path: Path) -> None:
-    step = script(tmp_path, """
+    step = script(
+        tmp_path,
+        """
         import os, subprocess, sys, time
         child = subprocess.Popen(["sleep", "300"])
         open("pids", "w").write(f"{os.getpid()}\\n{child.pid}\\n")
         print("started", flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     result = run(tmp_path, [sys.executable, str(step)], timeout=1.5, kill_grace=1.0)
     assert result.timed_out and result.describe() == "timed out after 1.5s"
     time.sleep(0.2)
@@ -69,11 +72,14 @@ def test_grandchild_holding_stdout_is_killed_on_timeout(tmp_path: Path) -> None:
 
 
 def test_script_that_exits_leaving_a_grandchild_on_stdout_is_cleaned_up(tmp_path: Path) -> None:
-    step = script(tmp_path, """
+    step = script(
+        tmp_path,
+        """
         import os, subprocess
         child = subprocess.Popen(["sleep", "300"])
         open("pids", "w").write(f"{child.pid}\\n")
-    """)
+    """,
+    )
     result = run(tmp_path, [sys.executable, str(step)])
     assert result.returncode == 0 and result.stragglers_killed
     time.sleep(0.2)
@@ -82,13 +88,16 @@ def test_script_that_exits_leaving_a_grandchild_on_stdout_is_cleaned_up(tmp_path
 
 
 def test_script_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
-    step = script(tmp_path, """
+    step = script(
+        tmp_path,
+        """
         import os, signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         open("pids", "w").write(f"{os.getpid()}\\n")
         print("ignoring SIGTERM", flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     result = run(tmp_path, [sys.executable, str(step)], timeout=1.0, kill_grace=0.5)
     assert result.timed_out
     assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
@@ -118,23 +127,31 @@ def test_non_utf8_output_is_kept_escaped(tmp_path: Path) -> None:
 
 
 def test_one_gib_of_output_keeps_memory_bounded(tmp_path: Path) -> None:
-    writer = script(tmp_path, """
+    writer = script(
+        tmp_path,
+        """
         import os
         block = b"x" * 1023 + b"\\n"
         chunk = block * 1024
         for _ in range(1024):
             os.write(1, chunk)
-    """, "writer.py")
-    driver = script(tmp_path, f"""
+    """,
+        "writer.py",
+    )
+    driver = script(
+        tmp_path,
+        f"""
         import sys
         from pathlib import Path
-        from pytest_predeploy.runner import run_command
-        result = run_command([sys.executable, {str(writer)!r}], step="big", transcript=Path({str(tmp_path / 'big.log')!r}),
+        from pytest_predeploy.core.runner import run_command
+        result = run_command([sys.executable, {str(writer)!r}], step="big", transcript=Path({str(tmp_path / "big.log")!r}),
                              timeout=120, cwd=Path({str(tmp_path)!r}))
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec.
         peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
         print(result.returncode, result.output_bytes, result.truncated_bytes, peak)
-    """, "driver.py")
+    """,
+        "driver.py",
+    )
     out = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, timeout=300, check=True).stdout.split()
     returncode, total, dropped, max_rss_kib = (int(x) for x in out)
     assert returncode == 0 and total == 1024**3
@@ -145,12 +162,15 @@ def test_one_gib_of_output_keeps_memory_bounded(tmp_path: Path) -> None:
 
 
 def test_interrupt_kills_the_group_and_reraises(tmp_path: Path) -> None:
-    step = script(tmp_path, """
+    step = script(
+        tmp_path,
+        """
         import os, subprocess, time
         child = subprocess.Popen(["sleep", "300"])
         open("pids", "w").write(f"{os.getpid()}\\n{child.pid}\\n")
         time.sleep(300)
-    """)
+    """,
+    )
     previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
@@ -168,7 +188,9 @@ PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAg
 
 
 def test_secrets_are_redacted_in_every_form_and_across_chunks(tmp_path: Path) -> None:
-    step = script(tmp_path, f"""
+    step = script(
+        tmp_path,
+        f"""
         import base64, json, os, sys, urllib.parse
         secret, pem = {SECRET!r}, {PEM!r}
         print("plain", secret)
@@ -180,12 +202,18 @@ def test_secrets_are_redacted_in_every_form_and_across_chunks(tmp_path: Path) ->
         # Put the secret across a 4 KiB boundary of the pipe.
         os.write(1, b"x" * (4096 - 5) + secret.encode() + b"\\n")
         print("stderr", secret, file=sys.stderr)
-    """)
+    """,
+    )
     redactor = Redactor({"DB_PASSWORD": SECRET, "TLS_KEY": PEM})
     result = run(tmp_path, [sys.executable, str(step)], redactor=redactor)
     data = result.transcript.read_bytes()
-    forms = [SECRET, quote(SECRET, safe=""), base64.b64encode(("user:" + SECRET).encode()).decode()[8:24],
-             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", PEM.replace("\n", "\\n")]
+    forms = [
+        SECRET,
+        quote(SECRET, safe=""),
+        base64.b64encode(("user:" + SECRET).encode()).decode()[8:24],
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        PEM.replace("\n", "\\n"),
+    ]
     for form in forms:
         assert form.encode() not in data, form
     assert data.count(b"[REDACTED:DB_PASSWORD]") >= 5
@@ -199,7 +227,6 @@ def test_stream_redactor_catches_a_secret_split_at_every_offset() -> None:
         stream = redactor.stream()
         out = stream.feed(text[:cut]) + stream.feed(text[cut:]) + stream.flush()
         assert out == b"before [REDACTED:TOKEN] after", cut
-
 
 
 def _lower_escapes(text: str) -> str:
@@ -282,8 +309,8 @@ RUN_AND_HANG = """
 import sys
 from datetime import datetime
 from pathlib import Path
-from pytest_predeploy.redact import Redactor
-from pytest_predeploy.runner import run_command
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import run_command
 redactor = Redactor({"TLS_KEY": sys.argv[3]})
 run_command([sys.executable, sys.argv[1]], step="test", transcript=Path(sys.argv[2]), cwd=Path(sys.argv[1]).parent, timeout=600, redactor=redactor)
 """
@@ -297,7 +324,9 @@ def test_a_paused_script_s_output_is_written_at_once_stamped_when_printed_and_su
     try:
         deadline = time.monotonic() + 20
         while b"waiting for the lock" not in (transcript.read_bytes() if transcript.exists() else b""):
-            assert time.monotonic() < deadline, f"a paused script's output is not in its transcript: {transcript.read_bytes() if transcript.exists() else b''!r}"
+            assert time.monotonic() < deadline, (
+                f"a paused script's output is not in its transcript: {transcript.read_bytes() if transcript.exists() else b''!r}"
+            )
             time.sleep(0.05)
         runner.kill()  # SIGKILL: nothing of ours runs after this
         runner.wait()

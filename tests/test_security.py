@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,8 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.errors import ConfigError
-from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
-from pytest_predeploy.security import licenses, osv
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.security import SecurityReport, licenses, osv, run_security_audit, security_problems
 from pytest_predeploy.security.components import resolve_dependencies
 
 ROOT = Path(__file__).parents[1]
@@ -158,11 +157,11 @@ def test_withdrawn_advisories_are_ignored_and_json_and_yaml_both_read(tmp_path: 
                 archive.writestr(f"osv/{name}", text)
     env = site_packages(tmp_path, {"demo-lib": ("1.0", [])})
     config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(db), "max_age": "none"}})
-    report = audit(config, tmp_path, now=datetime(2026, 11, 26, tzinfo=timezone.utc))
+    report = audit(config, tmp_path, now=datetime(2026, 11, 26, tzinfo=UTC))
     assert sorted(f.id for f in report.findings) == ["PYSEC-1", "PYSEC-2"]
     assert report.osv_database is not None
     assert (report.osv_database.advisories, report.osv_database.withdrawn) == (4, 1)
-    assert report.osv_database.newest_modified == datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
+    assert report.osv_database.newest_modified == datetime(2026, 11, 21, 10, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("fail_closed", [True, False])
@@ -172,7 +171,7 @@ def test_a_database_older_than_max_age_fails_the_scan(tmp_path: Path, fail_close
     (db / "A.json").write_text(json.dumps(advisory("PYSEC-9", ranged({"introduced": "0"}), modified="2026-01-01T00:00:00Z")))
     env = site_packages(tmp_path, {"demo-lib": ("1.0", [])})
     config = make_config(tmp_path, {"environment": str(env), **only("osv"), "osv": {"database": str(db), "max_age": "30d", "fail_closed": fail_closed}})
-    report = audit(config, tmp_path, now=datetime(2026, 11, 26, tzinfo=timezone.utc))
+    report = audit(config, tmp_path, now=datetime(2026, 11, 26, tzinfo=UTC))
     result = scanner(report, "osv")
     assert result.status == "unavailable"
     assert "stale" in (result.reason or "") and "2026-01-01" in (result.reason or "")
@@ -208,8 +207,11 @@ def gpl_config(tmp_path: Path, waivers: list[dict[str, Any]]) -> ProjectConfig:
 
 def gpl_waiver(expires_at: str) -> dict[str, Any]:
     return {
-        "id": "LIC-1", "match": {"id": "license:GPL-3.0-only", "package": "copyleft-lib"}, "owner": "Lee Legal",
-        "justification": "Used as a separate CLI process only; legal reviewed.", "expires_at": expires_at,
+        "id": "LIC-1",
+        "match": {"id": "license:GPL-3.0-only", "package": "copyleft-lib"},
+        "owner": "Lee Legal",
+        "justification": "Used as a separate CLI process only; legal reviewed.",
+        "expires_at": expires_at,
     }
 
 
@@ -298,8 +300,21 @@ def test_a_planted_aws_key_is_found_and_its_value_never_written(tmp_path: Path) 
     config = make_config(tmp_path, {"source_paths": ["src"], "environment": str(env), **only("secrets", "bandit", "sbom")})
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run_security_audit.py"), "--env", "staging", "--release", "v1.2", "--config", str(config.path), "--output", str(out / "security-compliance-report.json")],
-        capture_output=True, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_security_audit.py"),
+            "--env",
+            "staging",
+            "--release",
+            "v1.2",
+            "--config",
+            str(config.path),
+            "--output",
+            str(out / "security-compliance-report.json"),
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 1, proc.stderr.decode()
     report = SecurityReport.model_validate_json((out / "security-compliance-report.json").read_text())
@@ -391,7 +406,8 @@ class _OsvService(http.server.BaseHTTPRequestHandler):
         query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         name, version = query["package"]["name"], query.get("version")
         hits = [
-            vuln for vuln in self.server.advisories  # type: ignore[attr-defined]
+            vuln
+            for vuln in self.server.advisories  # type: ignore[attr-defined]
             if any(a["package"]["name"] == name and osv.affected_fixes(version, a) is not None for a in vuln["affected"])
         ]
         body = json.dumps({"vulns": hits} if hits else {}).encode()
@@ -433,7 +449,10 @@ def test_requirements_roots_resolve_through_the_environment_with_their_dependenc
     env = site_packages(
         tmp_path,
         {
-            "web-app-lib": ("3.1", ["Requires-Dist: tiny-dep>=1", "Requires-Dist: extra-dep; extra == 'fast'", "Requires-Dist: win-dep; sys_platform == 'nonexistent'"]),
+            "web-app-lib": (
+                "3.1",
+                ["Requires-Dist: tiny-dep>=1", "Requires-Dist: extra-dep; extra == 'fast'", "Requires-Dist: win-dep; sys_platform == 'nonexistent'"],
+            ),
             "tiny-dep": ("1.4", []),
             "extra-dep": ("0.2", []),
             "unrelated": ("9.9", []),
@@ -456,8 +475,21 @@ def test_duplicate_waiver_ids_are_a_config_error(tmp_path: Path) -> None:
 def test_an_unknown_environment_is_a_usage_error_of_the_script(tmp_path: Path) -> None:
     config = make_config(tmp_path, {})
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run_security_audit.py"), "--env", "qa", "--release", "v1", "--config", str(config.path), "--output", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_security_audit.py"),
+            "--env",
+            "qa",
+            "--release",
+            "v1",
+            "--config",
+            str(config.path),
+            "--output",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "run_security_audit.py: error:" in proc.stderr and "'qa'" in proc.stderr and "Traceback" not in proc.stderr
@@ -468,7 +500,10 @@ def test_the_demo_audit_runs_every_scanner_and_is_not_blocking(tmp_path: Path) -
     output = tmp_path / "security-compliance-report.json"
     proc = subprocess.run(
         [sys.executable, "scripts/run_security_audit.py", "--env", "staging", "--release", "v1.2", "--config", "predeploy.yaml", "--output", str(output)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = SecurityReport.model_validate_json(output.read_text())
@@ -492,11 +527,13 @@ def test_report_paths_and_texts_stay_readable_when_the_config_lives_elsewhere(tm
     config_dir = tmp_path / "conf"
     config_dir.mkdir()
     (tmp_path / "svc").mkdir()
-    (tmp_path / "svc" / "app.py").write_text(textwrap.dedent("""
+    (tmp_path / "svc" / "app.py").write_text(
+        textwrap.dedent("""
         import subprocess
         def run(cmd):
             return subprocess.call(cmd, shell=True)
-    """))
+    """)
+    )
     config = make_config(config_dir, {"source_paths": ["../svc"], **only("bandit")})
     report = audit(config, tmp_path)
     b602 = next(f for f in report.findings if f.id == "B602")

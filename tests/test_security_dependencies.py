@@ -13,9 +13,8 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.fields import Severity
-from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
-from pytest_predeploy.security import osv
+from pytest_predeploy.core.fields import Severity
+from pytest_predeploy.security import SecurityReport, osv, run_security_audit, security_problems
 
 OSV_DB = Path(__file__).parent / "data" / "security" / "osv"
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
@@ -29,8 +28,12 @@ def osv_only(**extra: Any) -> dict[str, Any]:
 
 def make_config(root: Path, security: dict[str, Any]) -> ProjectConfig:
     data = {
-        "version": 1, "project": "audit-test", "environments": {"staging": {}, "production": {}},
-        "services": [{"name": "api"}], "approvals": {"upstream": [], "allow_none": True}, "security": security,
+        "version": 1,
+        "project": "audit-test",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "api"}],
+        "approvals": {"upstream": [], "allow_none": True},
+        "security": security,
     }
     path = root / "predeploy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -45,8 +48,8 @@ def write(path: Path, text: str) -> Path:
 
 def site_packages(folder: Path, dists: dict[str, str]) -> Path:
     """A site-packages folder holding only distribution metadata: name -> version."""
-    for name, version in dists.items():
-        write(folder / f"{name.replace('-', '_')}-{version}.dist-info" / "METADATA", f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n")
+    for name, dist_version in dists.items():
+        write(folder / f"{name.replace('-', '_')}-{dist_version}.dist-info" / "METADATA", f"Metadata-Version: 2.4\nName: {name}\nVersion: {dist_version}\n")
     return folder
 
 
@@ -125,7 +128,13 @@ def test_records_that_only_share_a_cve_are_merged_too() -> None:
 
 
 def waiver(match_id: str) -> dict[str, Any]:
-    return {"id": "W-1", "match": {"id": match_id, "scanner": "osv"}, "owner": "Sam Security", "justification": "Proxy auth unused.", "expires_at": "2099-01-01T00:00:00Z"}
+    return {
+        "id": "W-1",
+        "match": {"id": match_id, "scanner": "osv"},
+        "owner": "Sam Security",
+        "justification": "Proxy auth unused.",
+        "expires_at": "2099-01-01T00:00:00Z",
+    }
 
 
 @pytest.mark.parametrize("named", ["CVE-2023-32681", "GHSA-j8r2-6x86-q33q", "PYSEC-2023-74"])

@@ -17,9 +17,18 @@ ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
 
 #: requests 2.32.3 and its dependencies as PyPI ships them (licence fields as in their METADATA).
 REQUESTS_CLOSURE = {
-    "requests": ("2.32.3", ["License: Apache-2.0", "Classifier: License :: OSI Approved :: Apache Software License",
-                            "Requires-Dist: charset-normalizer<4,>=2", "Requires-Dist: idna<4,>=2.5", "Requires-Dist: urllib3<3,>=1.21.1",
-                            "Requires-Dist: certifi>=2017.4.17", "Requires-Dist: PySocks!=1.5.7,>=1.5.6; extra == \"socks\""]),
+    "requests": (
+        "2.32.3",
+        [
+            "License: Apache-2.0",
+            "Classifier: License :: OSI Approved :: Apache Software License",
+            "Requires-Dist: charset-normalizer<4,>=2",
+            "Requires-Dist: idna<4,>=2.5",
+            "Requires-Dist: urllib3<3,>=1.21.1",
+            "Requires-Dist: certifi>=2017.4.17",
+            'Requires-Dist: PySocks!=1.5.7,>=1.5.6; extra == "socks"',
+        ],
+    ),
     "certifi": ("2024.8.30", ["License: MPL-2.0", "Classifier: License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)"]),
     "charset-normalizer": ("3.4.0", ["License: MIT", "Classifier: License :: OSI Approved :: MIT License"]),
     "idna": ("3.10", ["Classifier: License :: OSI Approved :: BSD License"]),
@@ -41,7 +50,14 @@ def licence_audit(root: Path, dists: dict[str, tuple[str, list[str]]], policy: d
     security: dict[str, Any] = {"requirements": ["requirements.txt"], "environment": str(env), **{n: {"enabled": n == "licenses"} for n in ALL_SCANNERS}}
     if policy is not None:
         security["licenses"] = policy
-    data = {"version": 1, "project": "svc", "environments": {"staging": {}, "production": {}}, "services": [{"name": "api"}], "approvals": {"upstream": [], "allow_none": True}, "security": security}
+    data = {
+        "version": 1,
+        "project": "svc",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "api"}],
+        "approvals": {"upstream": [], "allow_none": True},
+        "security": security,
+    }
     (root / "predeploy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     config: ProjectConfig = load_config(root / "predeploy.yaml")
     return run_security_audit(config, "staging", "v1.0", root / "out" / "security-compliance-report.json")
@@ -75,7 +91,9 @@ def test_strong_copyleft_and_unknown_licences_need_a_review_by_default(tmp_path:
     }
     report = licence_audit(tmp_path, dists)
     assert {(f.id, f.package, f.blocking) for f in report.findings} == {
-        ("license:GPL-3.0-or-later", "gpl-lib", True), ("license:AGPL-3.0-only", "agpl-lib", True), ("license:UNKNOWN", "idna", True),
+        ("license:GPL-3.0-or-later", "gpl-lib", True),
+        ("license:AGPL-3.0-only", "agpl-lib", True),
+        ("license:UNKNOWN", "idna", True),
     }
     assert {d.name: d.policy for d in report.dependencies}["gpl-lib"] == "review"
 
@@ -88,5 +106,7 @@ def test_the_init_starter_config_uses_the_default_policy(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-m", "pytest_predeploy", "init", "--service", "svc=service"], cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     options = load_config(root / "predeploy.yaml").security.licenses
-    verdicts = {spdx: licenses.evaluate(spdx, options.allow, options.deny, options.review, options.notice) for spdx in ("MPL-2.0", "Apache-2.0", "GPL-3.0-only")}
+    verdicts = {
+        spdx: licenses.evaluate(spdx, options.allow, options.deny, options.review, options.notice) for spdx in ("MPL-2.0", "Apache-2.0", "GPL-3.0-only")
+    }
     assert verdicts == {"MPL-2.0": "notice", "Apache-2.0": "allow", "GPL-3.0-only": "review"}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.artifacts import read_artifact
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.smoke import TestResultsReport, run_smoke_tests, smoke_problems
+from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SERVER = REPO / "demo" / "service" / "server.py"
@@ -48,7 +48,9 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
         (folder / "release-manifest.json").write_text(json.dumps(manifest))
         proc = subprocess.Popen(
             [sys.executable, str(DEMO_SERVER), "--role", role, "--port", "0", "--port-file", "port"],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         procs.append(proc)
         port = _wait_for_file(folder / "port", proc, f"demo {role}")
@@ -77,7 +79,11 @@ def static_server(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
         for name, text in files.items():
             (root / name).write_text(text)
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(proc)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -101,7 +107,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_config(tmp_path: Path, *, services: list[str], suites: list[dict[str, object]], min_coverage: float = 0.8, urls: dict[str, str] | None = None, extra: dict[str, object] | None = None) -> ProjectConfig:
+def make_config(
+    tmp_path: Path,
+    *,
+    services: list[str],
+    suites: list[dict[str, object]],
+    min_coverage: float = 0.8,
+    urls: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
+) -> ProjectConfig:
     """A config of ``services`` (with ``url`` where ``urls`` gives one; the others are looked for
     on a local staging target under tmp_path, where nothing runs)."""
     urls = urls or {}
@@ -180,7 +194,9 @@ def test_services_not_running_make_every_suite_no_data(tmp_path: Path) -> None:
     assert [(s.name, s.status, s.tests) for s in report.suites] == [("smoke", "no-data", []), ("regression", "no-data", [])]
     assert report.coverage.status == "no-data"
     assert len(report.problems) == 2
-    assert report.problems[0].startswith("suite smoke could not run (no data): the services in staging cannot be reached: service api, worker is not running on staging")
+    assert report.problems[0].startswith(
+        "suite smoke could not run (no data): the services in staging cannot be reached: service api, worker is not running on staging"
+    )
 
 
 def test_a_service_answering_the_wrong_release_fails_naming_the_tests(tmp_path: Path, start_service: StartService) -> None:
@@ -196,11 +212,14 @@ def test_a_service_answering_the_wrong_release_fails_naming_the_tests(tmp_path: 
 
 
 def test_an_injected_failing_test_is_named_in_the_problems(tmp_path: Path, demo_urls: dict[str, str]) -> None:
-    suite = write_suite(tmp_path / "suite", {
-        "conftest.py": URLS_CONFTEST,
-        "test_checkout.py": "def test_products(get):\n    assert get('api', '/api/products')[0] == 200\n\n"
-                            "def test_checkout_total(get):\n    assert get('api', '/api/products/1')[1]['price'] == 1.0, 'wrong price'\n",
-    })
+    suite = write_suite(
+        tmp_path / "suite",
+        {
+            "conftest.py": URLS_CONFTEST,
+            "test_checkout.py": "def test_products(get):\n    assert get('api', '/api/products')[0] == 200\n\n"
+            "def test_checkout_total(get):\n    assert get('api', '/api/products/1')[1]['price'] == 1.0, 'wrong price'\n",
+        },
+    )
     config = make_config(tmp_path, services=["api", "worker"], suites=[{"name": "acceptance", "path": str(suite)}], min_coverage=0)
 
     report = run_smoke_tests(config, "staging", "v1.2", tmp_path / "results.json", urls=demo_urls)
@@ -212,10 +231,13 @@ def test_an_injected_failing_test_is_named_in_the_problems(tmp_path: Path, demo_
 
 def test_coverage_is_endpoints_exercised_over_endpoints_declared(tmp_path: Path, start_service: StartService) -> None:
     urls = {"api": start_service("api")}
-    suite = write_suite(tmp_path / "suite", {
-        "conftest.py": URLS_CONFTEST,
-        "test_half.py": "def test_catalogue(get):\n    get('api', '/api/products')\n    get('api', '/api/products/2')\n    get('api', '/healthz')\n",
-    })
+    suite = write_suite(
+        tmp_path / "suite",
+        {
+            "conftest.py": URLS_CONFTEST,
+            "test_half.py": "def test_catalogue(get):\n    get('api', '/api/products')\n    get('api', '/api/products/2')\n    get('api', '/healthz')\n",
+        },
+    )
     config = make_config(tmp_path, services=["api"], suites=[{"name": "smoke", "path": str(suite)}])
 
     report = run_smoke_tests(config, "staging", "v1.2", tmp_path / "results.json", urls=urls)
@@ -232,13 +254,19 @@ def test_coverage_is_endpoints_exercised_over_endpoints_declared(tmp_path: Path,
     ("files", "select", "detail"),
     [
         (None, None, "suite not found"),
-        ({"test_broken.py": "import no_such_module\n\ndef test_x():\n    pass\n"}, None, "collection error in test_broken.py: ModuleNotFoundError: No module named 'no_such_module'"),
+        (
+            {"test_broken.py": "import no_such_module\n\ndef test_x():\n    pass\n"},
+            None,
+            "collection error in test_broken.py: ModuleNotFoundError: No module named 'no_such_module'",
+        ),
         ({"test_fine.py": "def test_x():\n    pass\n"}, "nothing_matches", "pytest exit 5 (no tests collected)"),
         ({"test_slow.py": "import time\n\ndef test_x():\n    time.sleep(30)\n"}, None, "pytest timed out after 1s"),
     ],
     ids=["missing-folder", "collection-error", "nothing-selected", "timeout"],
 )
-def test_a_suite_that_cannot_run_is_no_data_not_a_pass(tmp_path: Path, demo_urls: dict[str, str], files: dict[str, str] | None, select: str | None, detail: str) -> None:
+def test_a_suite_that_cannot_run_is_no_data_not_a_pass(
+    tmp_path: Path, demo_urls: dict[str, str], files: dict[str, str] | None, select: str | None, detail: str
+) -> None:
     suite = tmp_path / "suite"
     if files is not None:
         write_suite(suite, files)
@@ -273,7 +301,10 @@ def test_select_runs_only_the_matching_subset(tmp_path: Path, demo_urls: dict[st
 
     assert [s.name for s in report.suites] == ["smoke"]
     assert report.select == "healthz or version"
-    assert sorted(t.nodeid.split("::")[1].split("[")[0] for t in report.suites[0].tests) == ["test_healthz_reports_ok_for_the_release"] * 2 + ["test_version_is_the_release_under_test"] * 2
+    assert (
+        sorted(t.nodeid.split("::")[1].split("[")[0] for t in report.suites[0].tests)
+        == ["test_healthz_reports_ok_for_the_release"] * 2 + ["test_version_is_the_release_under_test"] * 2
+    )
     assert all(t.outcome == "passed" for t in report.suites[0].tests)
     assert report.coverage.exercised == 0  # health and version are not business endpoints
     assert report.problems == []  # a subset is partial by design: coverage is recorded, not judged
@@ -282,8 +313,13 @@ def test_select_runs_only_the_matching_subset(tmp_path: Path, demo_urls: dict[st
 def test_secrets_in_failure_output_are_redacted(tmp_path: Path, demo_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "s3cr3t-smoke-token-value"
     monkeypatch.setenv("SMOKE_TOKEN", secret)
-    suite = write_suite(tmp_path / "suite", {"test_leak.py": "import os\n\ndef test_leak():\n    print(os.environ['SMOKE_TOKEN'])\n    assert False, os.environ['SMOKE_TOKEN']\n"})
-    config = make_config(tmp_path, services=["api", "worker"], suites=[{"name": "smoke", "path": str(suite)}], min_coverage=0, extra={"redact": {"env_vars": ["SMOKE_TOKEN"]}})
+    suite = write_suite(
+        tmp_path / "suite",
+        {"test_leak.py": "import os\n\ndef test_leak():\n    print(os.environ['SMOKE_TOKEN'])\n    assert False, os.environ['SMOKE_TOKEN']\n"},
+    )
+    config = make_config(
+        tmp_path, services=["api", "worker"], suites=[{"name": "smoke", "path": str(suite)}], min_coverage=0, extra={"redact": {"env_vars": ["SMOKE_TOKEN"]}}
+    )
     output = tmp_path / "out" / "results.json"
 
     report = run_smoke_tests(config, "staging", "v1.2", output, urls=demo_urls)
@@ -295,7 +331,11 @@ def test_secrets_in_failure_output_are_redacted(tmp_path: Path, demo_urls: dict[
 
 def test_script_exit_status_tells_pass_failure_and_could_not_run(tmp_path: Path, demo_urls: dict[str, str]) -> None:
     failing = write_suite(tmp_path / "failing", {"test_f.py": "def test_f():\n    assert False\n"})
-    config = make_config(tmp_path, services=["api", "worker"], suites=[*demo_suites()[:1], {"name": "failing", "path": str(failing)}, {"name": "missing", "path": str(tmp_path / "missing")}])
+    config = make_config(
+        tmp_path,
+        services=["api", "worker"],
+        suites=[*demo_suites()[:1], {"name": "failing", "path": str(failing)}, {"name": "missing", "path": str(tmp_path / "missing")}],
+    )
     url_args = [arg for name, url in demo_urls.items() for arg in ("--url", f"{name}={url}")]
     env = {**os.environ, "PREDEPLOY_RELEASE": "v1.2"}
 
@@ -321,7 +361,18 @@ def test_stopping_the_script_stops_the_suite_it_runs(tmp_path: Path, demo_urls: 
     psutil = pytest.importorskip("psutil")
     slow = write_suite(tmp_path / "slow", {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n"})
     config = make_config(tmp_path, services=["api", "worker"], suites=[{"name": "slow", "path": str(slow)}], urls=demo_urls)
-    argv = [sys.executable, str(REPO / "scripts" / "run_smoke_tests.py"), "--env", "staging", "--config", str(config.path), "--release", "v1.2", "--output", str(tmp_path / "r.json")]
+    argv = [
+        sys.executable,
+        str(REPO / "scripts" / "run_smoke_tests.py"),
+        "--env",
+        "staging",
+        "--config",
+        str(config.path),
+        "--release",
+        "v1.2",
+        "--output",
+        str(tmp_path / "r.json"),
+    ]
     script = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 30

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.errors import ConfigError, StepError
-from pytest_predeploy.staging import current_release, service_urls, stop_all
-from pytest_predeploy.staging.processes import is_running
-from pytest_predeploy.staging.target import MANIFEST, point
-from tests.test_staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+from pytest_predeploy.core.errors import ConfigError, StepError
+from pytest_predeploy.targets.local import current_release, service_urls, stop_all
+from pytest_predeploy.targets.local.processes import is_running
+from pytest_predeploy.targets.local.target import MANIFEST, point
+from tests.staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def get(url: str) -> tuple[int, object]:
@@ -82,7 +82,10 @@ def test_atomic_switch_never_leaves_current_missing_for_a_polling_reader(tmp_pat
     current = tmp_path / "current"
     point(current, "releases/v1")
     reader = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent("""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
             import os, sys
             current, stop = sys.argv[1], sys.argv[2]
             reads = missing = 0
@@ -96,8 +99,12 @@ def test_atomic_switch_never_leaves_current_missing_for_a_polling_reader(tmp_pat
                 except OSError:
                     missing += 1
             print(reads, missing)
-        """), str(current), str(tmp_path / "stop")],
-        stdout=subprocess.PIPE, text=True,
+        """),
+            str(current),
+            str(tmp_path / "stop"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
     for switch in range(500):

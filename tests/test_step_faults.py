@@ -12,10 +12,10 @@ from tests.project import GATES, base_config, make_project
 from tests.test_runner import alive, pids_in
 
 STRICT_GATE1 = {
-    "test_gate1_intake.py": '''
+    "test_gate1_intake.py": """
         import pytest
         from pydantic import BaseModel, ConfigDict
-        from pytest_predeploy.gates import load
+        from pytest_predeploy.harness.gates import load
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
         class Parity(BaseModel):
@@ -25,7 +25,7 @@ STRICT_GATE1 = {
         @pytest.mark.must
         def test_parity_clean(parity):
             assert load(parity, Parity).drift == 0
-    ''',
+    """,
     "test_gate2_rehearsal.py": GATES["test_gate2_rehearsal.py"],
 }
 
@@ -41,7 +41,10 @@ FAULTS = {
         "parity.py timed out after 1.5s",
     ),
     "invalid JSON artifact": ("import sys; open(sys.argv[1], 'w').write('{not json')", "staging-parity-report.json: not valid JSON"),
-    "artifact with a wrong field": ("import sys; open(sys.argv[1], 'w').write('{\"drift\": \"lots\"}')", "staging-parity-report.json: does not match Parity: drift:"),
+    "artifact with a wrong field": (
+        "import sys; open(sys.argv[1], 'w').write('{\"drift\": \"lots\"}')",
+        "staging-parity-report.json: does not match Parity: drift:",
+    ),
     "no artifact written": ("print('forgot to write the report')", "parity.py (success) wrote no artifact at"),
 }
 
@@ -64,10 +67,13 @@ def test_failing_step_fails_its_gate_with_a_clear_message(pytester: pytest.Pytes
     assert [pid for pid in pids_in(root / "pids") if alive(pid)] == []
 
 
-@pytest.mark.parametrize("command, expected", [
-    ("no-such-tool-predeploy {output}", "not run: executable not found: no-such-tool-predeploy"),
-    ("./parity.py {output}", "not run: not executable: ./parity.py"),
-])
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("no-such-tool-predeploy {output}", "not run: executable not found: no-such-tool-predeploy"),
+        ("./parity.py {output}", "not run: not executable: ./parity.py"),
+    ],
+)
 def test_unrunnable_step_script_is_named(pytester: pytest.Pytester, command: str, expected: str) -> None:
     root = make_project(pytester, config=base_config(steps={"parity": {"command": command}}), gates=STRICT_GATE1)
     os.chmod(root / "parity.py", 0o644)

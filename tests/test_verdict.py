@@ -10,27 +10,27 @@ import subprocess
 import sys
 import time
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.gates import ExitStatus
+from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import base_config, json_report, make_project
-from tests.test_readiness_flow import project as signoff_project
+from tests.signoff_project import project as signoff_project
 
 REPO = Path(__file__).resolve().parents[1]
 
 WAITING_GATE = {
-    "test_gate1_intake.py": '''
+    "test_gate1_intake.py": """
         import pytest
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
         @pytest.mark.must
         def test_parity_clean(parity):
             pass
-    ''',
-    "test_gate2_rehearsal.py": '''
+    """,
+    "test_gate2_rehearsal.py": """
         import pathlib, time, pytest
         pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
@@ -45,7 +45,7 @@ WAITING_GATE = {
         @pytest.mark.must
         def test_smoke(predeploy):
             pass
-    ''',
+    """,
 }
 
 
@@ -62,7 +62,10 @@ def test_gate_cancelled_mid_run_is_interrupted_never_passed(pytester: pytest.Pyt
     root = make_project(pytester, gates=WAITING_GATE)
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.0"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_for(root / "started", process)
@@ -82,21 +85,24 @@ def test_gate_cancelled_mid_run_is_interrupted_never_passed(pytester: pytest.Pyt
 
 
 def test_skipped_must_test_does_not_pass_its_gate(pytester: pytest.Pytester) -> None:
-    gates = {"test_gate1_intake.py": '''
+    gates = {
+        "test_gate1_intake.py": """
         import pytest
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
         @pytest.mark.must
         def test_parity_clean(parity):
             pytest.skip("scanner not installed")
-    ''', "test_gate2_rehearsal.py": '''
+    """,
+        "test_gate2_rehearsal.py": """
         import pytest
         pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
         @pytest.mark.must
         def test_deployed():
             pass
-    '''}
+    """,
+    }
     root = make_project(pytester, gates=gates)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
@@ -107,9 +113,10 @@ def test_skipped_must_test_does_not_pass_its_gate(pytester: pytest.Pytester) -> 
 
 
 def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> None:
-    gates = {"test_gate1_intake.py": '''
+    gates = {
+        "test_gate1_intake.py": """
         import pytest
-        from pytest_predeploy.gates import require
+        from pytest_predeploy.harness.gates import require
         pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
         @pytest.mark.must
@@ -120,7 +127,8 @@ def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> No
         @pytest.mark.must
         def test_assertion_message():
             assert False, "headline of the assertion\\nsecond line of the assertion"
-    '''}
+    """
+    }
     root = make_project(pytester, gates=gates)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO
@@ -129,8 +137,10 @@ def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> No
         assert problem in summary, summary
     reason = json_report(root)["predeploy"]["gates"]["gate1"]["reason"]
     assert reason.splitlines() == [
-        "test_parity_clean: critical drift:", "  first-problem: db.host differs",
-        "  second-problem: payments.key reused", "  third-problem: cache.size removed",
+        "test_parity_clean: critical drift:",
+        "  first-problem: db.host differs",
+        "  second-problem: payments.key reused",
+        "  third-problem: cache.size removed",
     ]
     state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
     assert state["gates"]["gate1"]["reason"] == reason
@@ -146,7 +156,11 @@ def test_missing_previous_release_is_a_usage_error_before_anything_runs(pytester
     shutil.copy(REPO / "gates" / "test_gate3_rollback_security.py", root / "gates")
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.USAGE_ERROR, result.stdout.str()
-    result.stderr.fnmatch_lines(["ERROR: *predeploy.yaml: previous_release is not set, and gates/test_gate3_rollback_security.py::test_rollback_rehearsed_for_every_service needs it (the rollback rehearsal returns staging to it); set previous_release in the config or pass --predeploy-previous=TAG"])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: *predeploy.yaml: previous_release is not set, and gates/test_gate3_rollback_security.py::test_rollback_rehearsed_for_every_service needs it (the rollback rehearsal returns staging to it); set previous_release in the config or pass --predeploy-previous=TAG"
+        ]
+    )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     artifacts = root / ".artifacts/pre-deployment"
     assert not (artifacts / "transcripts").exists() and not (artifacts / "predeploy-run.json").exists()
@@ -155,9 +169,9 @@ def test_missing_previous_release_is_a_usage_error_before_anything_runs(pytester
 def test_manifest_generated_at_is_when_the_run_happened(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     root = signoff_project(pytester)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     artifacts = root / ".artifacts/pre-deployment"
     manifest = json.loads((artifacts / "pre-deployment-manifest.json").read_text())
     assert before <= datetime.fromisoformat(manifest["generated_at"].replace("Z", "+00:00")) <= after

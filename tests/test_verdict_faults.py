@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.gates import ExitStatus
-from tests.test_readiness_flow import parity_report
-from tests.test_readiness_flow import project as signoff_project
+from pytest_predeploy.harness.gates import ExitStatus
+from tests.signoff_project import parity_report
+from tests.signoff_project import project as signoff_project
 
 CANARY = "Canary-Token-7f3a9c21e8"
 
@@ -70,7 +70,7 @@ def _no_false_verdict(artifacts: Path, result: pytest.RunResult) -> None:
 
 
 #: Fills the disk from a real process, then the gate's own write meets the full disk.
-GATE2_FILLS_DISK = '''
+GATE2_FILLS_DISK = """
 import os, subprocess, sys, pytest
 pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
@@ -80,7 +80,7 @@ def test_deployed(predeploy):
     filler.parent.mkdir(exist_ok=True)
     subprocess.run([sys.executable, "-c", "import sys\\ntry:\\n    f = open(sys.argv[1], 'wb')\\n    while True: f.write(bytes(65536)); f.flush()\\nexcept OSError: pass", str(filler)])
     (predeploy.artifacts / "staging-deployment-run.log").write_bytes(b"x" * 1_000_000)
-'''
+"""
 
 
 def test_disk_full_during_gate2_ends_with_a_message_and_the_summary(pytester: pytest.Pytester, small_disk: Path) -> None:
@@ -88,11 +88,13 @@ def test_disk_full_during_gate2_ends_with_a_message_and_the_summary(pytester: py
     (root / "gates" / "test_gate2_rehearsal.py").write_text(GATE2_FILLS_DISK)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "*Gate 2*FAILED*test_deployed: cannot write in *small-disk: No space left on device (free disk space*",
-        "*NOT WRITTEN: *No space left on device*",
-        "*NO-GO: Gate 2 (Deployment Rehearsal) failed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*Gate 2*FAILED*test_deployed: cannot write in *small-disk: No space left on device (free disk space*",
+            "*NOT WRITTEN: *No space left on device*",
+            "*NO-GO: Gate 2 (Deployment Rehearsal) failed*",
+        ]
+    )
     _no_false_verdict(small_disk, result)
 
 
@@ -110,11 +112,13 @@ def test_disk_full_while_sealing_is_no_go_never_awaiting_signoff(pytester: pytes
     (small_disk / "transcripts").mkdir()
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "*Gate 4*FAILED*the package could not be sealed: *No space left on device*",
-        "*package NOT sealed: *No space left on device*",
-        "*NO-GO: Gate 4 (Readiness Approval) failed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*Gate 4*FAILED*the package could not be sealed: *No space left on device*",
+            "*package NOT sealed: *No space left on device*",
+            "*NO-GO: Gate 4 (Readiness Approval) failed*",
+        ]
+    )
     assert "AWAITING SIGN-OFF" not in result.stdout.str()
     state = json.loads((small_disk / "predeploy-run.json").read_text())
     assert state["gates"]["gate4"]["status"] == "failed"
@@ -129,5 +133,9 @@ def test_read_only_artifacts_folder_is_a_clear_usage_error(pytester: pytest.Pyte
         pytest.skip(f"cannot remount the tmpfs read-only: {done.stderr.strip()}")
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
     assert result.ret == ExitStatus.USAGE_ERROR, result.stdout.str() + result.stderr.str()
-    result.stderr.fnmatch_lines([f"ERROR: the artifacts folder {small_disk} is not writable (Read-only file system); make it writable or give this run another --predeploy-artifacts folder"])
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: the artifacts folder {small_disk} is not writable (Read-only file system); make it writable or give this run another --predeploy-artifacts folder"
+        ]
+    )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

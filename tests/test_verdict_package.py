@@ -11,24 +11,29 @@ from pathlib import Path
 
 import pytest
 
-from pytest_predeploy.gates import ExitStatus
-from pytest_predeploy.package import seal_package, verify_package
-from pytest_predeploy.runstate import RunState
+from pytest_predeploy.core.runstate import RunState
+from pytest_predeploy.harness.gates import ExitStatus
+from pytest_predeploy.readiness.package import seal_package, verify_package
 from pytest_predeploy.security import SecurityReport
-from tests.test_readiness_flow import approve, parity_report
-from tests.test_readiness_flow import project as signoff_project
+from tests.signoff_project import approve, parity_report
+from tests.signoff_project import project as signoff_project
 
-GATE2_FAILS_ON_REQUEST = '''
+GATE2_FAILS_ON_REQUEST = """
     import os, pytest
     pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
     @pytest.mark.must
     def test_smoke(predeploy):
         assert not os.path.exists("fail-smoke"), "smoke test test_checkout failed"
-'''
+"""
 
 CLEAN_SECURITY = SecurityReport(
-    release="v1.0", environment="staging", blocking_severity="major", scanners=[], findings=[], blocking=False,
+    release="v1.0",
+    environment="staging",
+    blocking_severity="major",
+    scanners=[],
+    findings=[],
+    blocking=False,
 ).model_dump_json(indent=2)
 
 #: Writes a clean parity report and, as the audit would, a clean security report.
@@ -63,10 +68,12 @@ def test_gate4_alone_writes_its_own_reports_beside_the_full_runs(pytester: pytes
     checklist = (artifacts / "deployment-checklist.md").read_bytes()
     result = pytester.runpytest_subprocess(*GATE4)
     assert result.ret == ExitStatus.GO, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "*reports of this Gate 4 run: gate4-pytest-report.html, gate4-pytest-report.json, gate4-pytest-junit.xml, gate4-predeploy-run.json*",
-        "*reports of the run that produced the package (the reviewers' copy, sealed in it): pytest-report.html*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*reports of this Gate 4 run: gate4-pytest-report.html, gate4-pytest-report.json, gate4-pytest-junit.xml, gate4-predeploy-run.json*",
+            "*reports of the run that produced the package (the reviewers' copy, sealed in it): pytest-report.html*",
+        ]
+    )
     with zipfile.ZipFile(artifacts / "PRE-DEPLOYMENT-PACKAGE.zip") as archive:
         for name in ("pytest-report.html", "pytest-report.json", "pytest-junit.xml", "predeploy-run.json"):
             assert (artifacts / name).read_bytes() == archive.read(name), f"{name} no longer matches the package's copy"
@@ -140,8 +147,13 @@ def test_consistently_repacked_package_with_a_blocking_security_report_is_not_go
     (artifacts / "security-compliance-report.json").write_text(json.dumps(report, indent=2))
     (artifacts / "readiness-approval.json").unlink()
     forged = seal_package(
-        artifacts, release="v1.0", previous_release=manifest.previous_release, git_commit=manifest.git_commit,
-        config_digest=manifest.config_digest, gate_outcomes=manifest.gate_outcomes, source_date_epoch=manifest.source_date_epoch,
+        artifacts,
+        release="v1.0",
+        previous_release=manifest.previous_release,
+        git_commit=manifest.git_commit,
+        config_digest=manifest.config_digest,
+        gate_outcomes=manifest.gate_outcomes,
+        source_date_epoch=manifest.source_date_epoch,
     )
     assert verify_package(path).ok
     assert approve(root, "release-manager", "Riley Manager").returncode == 0
@@ -166,5 +178,10 @@ def test_gate4_alone_never_takes_the_run_state_for_the_evidence(pytester: pytest
     (artifacts / "predeploy-run.json").write_text(state.model_dump_json())
     result = pytester.runpytest_subprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
-    result.stdout.fnmatch_lines(["*not built: the evidence of an earlier run does not pass its gate:*", "*staging-parity-report.json in the artifacts folder fails Gate 1: the report's own verdict: passed is false*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*not built: the evidence of an earlier run does not pass its gate:*",
+            "*staging-parity-report.json in the artifacts folder fails Gate 1: the report's own verdict: passed is false*",
+        ]
+    )
     assert not (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").exists()

@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 DATASETS = {
@@ -36,7 +36,7 @@ def main() -> int:
             json.dump(data, handle, indent=1)
         os.replace(tmp, target / name)
         print(f"refreshed {target / name} ({len(data)} records)")
-    print(f"done at {datetime.now(timezone.utc).isoformat()}")
+    print(f"done at {datetime.now(UTC).isoformat()}")
     return 0
 
 

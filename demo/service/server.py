@@ -154,7 +154,7 @@ class Metrics:
                 requests.add_metric(labels, count, created=created)
             for (method, route), (counts, (total, created)) in self.latency.items():
                 cumulative = [sum(counts[: i + 1]) for i in range(len(counts))]
-                latency.add_metric([method, route], [(floatToGoString(b), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative)], total)
+                latency.add_metric([method, route], [(floatToGoString(b), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)], total)
                 latency.samples.append(Sample(latency.name + "_created", {"method": method, "route": route}, created))
         yield requests
         yield latency

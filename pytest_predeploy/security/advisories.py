@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pytest_predeploy.artifacts import write_text_atomic
-from pytest_predeploy.errors import PredeployError
-from pytest_predeploy.fields import utcnow
+from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.security.osv import DatabaseUnavailable, check_archive, source_record_path
 
 #: osv.dev's bulk export of every PyPI advisory (one OSV JSON file per advisory).
@@ -93,4 +93,3 @@ def update_database(target: Path, url: str = DEFAULT_URL, timeout: float = 60.0)
     record = {"url": url, "fetched_at": fetched_at.isoformat().replace("+00:00", "Z"), "sha256": sha256, "size": size, "advisories": advisories}
     write_text_atomic(source_record_path(target), json.dumps(record, indent=2) + "\n")
     return UpdateResult(target, advisories, size, sha256, fetched_at)
-

@@ -9,20 +9,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from pytest_predeploy import artifacts as names
-from pytest_predeploy.artifacts import write_text_atomic
-from pytest_predeploy.fields import utcnow
-from pytest_predeploy.redact import Redactor
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.security.components import resolve_dependencies
 from pytest_predeploy.security.policy import ScannerOptions, SecurityConfig
 from pytest_predeploy.security.report import Approval, Finding, ScannerResult, SecurityReport, WaiverApplied, security_problems
 from pytest_predeploy.security.scanners import SCANNERS, RawFinding, Scan, ScanContext
 from pytest_predeploy.security.tools import ToolUnavailable
-
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
 
 #: Scanners run side by side: they are subprocesses or I/O bound, and the slowest (the SBOM's
 #: validation) then sets the wall time instead of the sum.
@@ -39,7 +36,14 @@ def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFi
     options = _options(ctx.config, name)
     scan = Scan(name=name, tool=tool)  # type: ignore[arg-type]
     if not options.enabled:
-        result = ScannerResult(name=name, tool=tool, status="disabled", reason=f"security.{name.replace('-', '_')}.enabled is false", fail_closed=options.fail_closed, duration_seconds=0.0)
+        result = ScannerResult(
+            name=name,
+            tool=tool,
+            status="disabled",
+            reason=f"security.{name.replace('-', '_')}.enabled is false",
+            fail_closed=options.fail_closed,
+            duration_seconds=0.0,
+        )
         return result, []
     started = time.monotonic()
     reason = None
@@ -51,8 +55,16 @@ def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFi
         reason = f"internal error: {type(exc).__name__}: {exc}"
     status = "unavailable" if reason else ("findings" if scan.findings else "passed")
     result = ScannerResult(
-        name=name, tool=tool, version=scan.version, status=status, reason=reason, fail_closed=options.fail_closed,
-        duration_seconds=round(time.monotonic() - started, 3), targets=scan.targets, findings=len(scan.findings), notes=scan.notes,
+        name=name,
+        tool=tool,
+        version=scan.version,
+        status=status,
+        reason=reason,
+        fail_closed=options.fail_closed,
+        duration_seconds=round(time.monotonic() - started, 3),
+        targets=scan.targets,
+        findings=len(scan.findings),
+        notes=scan.notes,
     )
     return result, scan.findings
 
@@ -88,8 +100,18 @@ def _judge(config: SecurityConfig, scanner: str, raw: RawFinding, now: datetime)
     applied = WaiverApplied(id=waiver.id, owner=waiver.owner, expires_at=waiver.expires_at, expired=expired) if waiver else None
     cleared = waiver is not None and not expired
     return Finding(
-        scanner=scanner, id=raw.id, severity=raw.severity, title=raw.title, package=raw.package, version=raw.version, file=raw.file, line=raw.line,
-        source=raw.source, fixed_versions=raw.fixed_versions, aliases=raw.aliases, waiver=applied,
+        scanner=scanner,
+        id=raw.id,
+        severity=raw.severity,
+        title=raw.title,
+        package=raw.package,
+        version=raw.version,
+        file=raw.file,
+        line=raw.line,
+        source=raw.source,
+        fixed_versions=raw.fixed_versions,
+        aliases=raw.aliases,
+        waiver=applied,
         blocking=raw.severity.rank >= config.blocking_severity.rank and not cleared,
     )
 
@@ -106,7 +128,21 @@ def _approvals(config: SecurityConfig, findings: list[Finding]) -> list[Approval
     ]
 
 
-def run_security_audit(config: ProjectConfig, env: str, release: str, output: Path, now: datetime | None = None) -> SecurityReport:
+class AuditedProject(Protocol):
+    """What the audit needs from the project's configuration."""
+
+    @property
+    def base_dir(self) -> Path: ...
+
+    @property
+    def security(self) -> SecurityConfig: ...
+
+    def environment(self, name: str) -> object: ...
+
+    def secret_values(self) -> dict[str, str]: ...
+
+
+def run_security_audit(config: AuditedProject, env: str, release: str, output: Path, now: datetime | None = None) -> SecurityReport:
     """Run every scanner for ``release`` as rehearsed in ``env``; write the report to ``output``
     and the SBOM beside it. Raises ConfigError when the targets are misconfigured."""
     config.environment(env)
@@ -128,10 +164,18 @@ def run_security_audit(config: ProjectConfig, env: str, release: str, output: Pa
     findings = [_judge(security, result.name, raw, now) for result, raws in outcomes for raw in raws]
     findings.sort(key=lambda f: (not f.blocking, -f.severity.rank, f.scanner, f.id, f.where()))
     report = SecurityReport(
-        release=release, environment=env, blocking_severity=security.blocking_severity, scanners=[result for result, _ in outcomes],
-        findings=findings, dependencies=ctx.dependencies, osv_database=ctx.osv_database, sbom=names.SBOM if ctx.sbom_written else None,
-        target_python=deps.markers.describe() if deps.markers else None, skipped_requirements=[ctx.display_origin(line) for line in deps.skipped],
-        approvals=_approvals(security, findings), blocking=False,
+        release=release,
+        environment=env,
+        blocking_severity=security.blocking_severity,
+        scanners=[result for result, _ in outcomes],
+        findings=findings,
+        dependencies=ctx.dependencies,
+        osv_database=ctx.osv_database,
+        sbom=names.SBOM if ctx.sbom_written else None,
+        target_python=deps.markers.describe() if deps.markers else None,
+        skipped_requirements=[ctx.display_origin(line) for line in deps.skipped],
+        approvals=_approvals(security, findings),
+        blocking=False,
     )
     report.blocking = bool(security_problems(report))
     # Secret values of the configured environments never reach the report, whatever a tool said.

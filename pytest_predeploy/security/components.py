@@ -17,9 +17,9 @@ from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pytest_predeploy.errors import ConfigError
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.yamlfile import read_text_file
 from pytest_predeploy.security.policy import SecurityConfig
-from pytest_predeploy.yamlfile import read_text_file
 
 _OPTION = re.compile(r"\s+--?[A-Za-z]")
 _INCLUDE = re.compile(r"^(?:-r|--requirement)(?:\s*=?\s*)(\S.*)$")
@@ -130,7 +130,9 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
         yield start, pending
 
 
-def read_requirements(path: Path, seen: set[Path] | None = None, markers: dict[str, str] | None = None, skipped: list[str] | None = None) -> list[tuple[Requirement, str]]:
+def read_requirements(
+    path: Path, seen: set[Path] | None = None, markers: dict[str, str] | None = None, skipped: list[str] | None = None
+) -> list[tuple[Requirement, str]]:
     """Requirements of a pip requirements file, with 'file:line' origins; -r includes followed.
 
     Environment markers are evaluated for ``markers`` (default: the running interpreter); the

@@ -91,7 +91,7 @@ def read_license(metadata: Message) -> tuple[str, str]:
         ids = sorted(set(m for m in mapped if m))
         return " OR ".join(ids), "classifiers"
     if classifiers:
-        unclear = [c.rsplit(" :: ", 1)[-1] for c, m in zip(classifiers, mapped) if not m]
+        unclear = [c.rsplit(" :: ", 1)[-1] for c, m in zip(classifiers, mapped, strict=False) if not m]
         return UNKNOWN, f"classifier {', '.join(unclear)} does not name one SPDX licence"
     if text and text.upper() != UNKNOWN:
         return UNKNOWN, f"License field {text.splitlines()[0][:60]!r} is not an SPDX expression"

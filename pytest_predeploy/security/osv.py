@@ -26,7 +26,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_predeploy.fields import Severity
+from pytest_predeploy.core.fields import Severity
 
 _SUFFIXES = (".json", ".yaml", ".yml")
 _MODIFIED = re.compile(rb"""["']?modified["']?\s*:\s*["']?(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:?\d\d)?)""")
@@ -115,7 +115,7 @@ def _timestamp(text: str) -> datetime | None:
         value = datetime.fromisoformat(text.strip().replace("z", "Z").replace(" ", "T"))
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -129,7 +129,9 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
                 for info in archive.infolist():
                     if info.filename.endswith(_SUFFIXES) and not info.is_dir():
                         if info.file_size > MAX_RECORD_BYTES:  # a zip bomb, not an advisory (zipfile reads no more than this)
-                            raise DatabaseUnavailable(f"{path}: {info.filename} unpacks to {info.file_size} bytes, over the {MAX_RECORD_BYTES >> 20} MiB an advisory may have")
+                            raise DatabaseUnavailable(
+                                f"{path}: {info.filename} unpacks to {info.file_size} bytes, over the {MAX_RECORD_BYTES >> 20} MiB an advisory may have"
+                            )
                         yield info.filename, archive.read(info)
         except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise DatabaseUnavailable(f"{path} is a damaged zip: {exc}") from None
@@ -168,7 +170,7 @@ def load_database(path: Path, names: Iterable[str]) -> OsvDatabase:
         data = _parse(name, raw) if (wanted and _mentions(raw, wanted)) or modified is None else None
         if data is not None:
             modified = _timestamp(str(data.get("modified", ""))) or modified
-        if (data.get("withdrawn") if data is not None else _WITHDRAWN.search(raw)):
+        if data.get("withdrawn") if data is not None else _WITHDRAWN.search(raw):
             db.withdrawn += 1
             data = None
         if modified is not None and (db.newest_modified is None or modified > db.newest_modified):
@@ -352,10 +354,15 @@ def merge_aliases(matches: list[Match]) -> list[Match]:
         chosen = _preferred(records)
         lead = next(m for m in members if str(m.advisory["id"]) == chosen)
         fixes = {v for m in members for v in m.fixed_versions}
-        merged.append(Match(
-            lead.advisory, sorted(fixes, key=lambda v: Version(v)), max((m.severity for m in members), key=lambda sev: sev.rank),
-            id=chosen, aliases=sorted(every_id - {chosen}),
-        ))
+        merged.append(
+            Match(
+                lead.advisory,
+                sorted(fixes, key=lambda v: Version(v)),
+                max((m.severity for m in members), key=lambda sev: sev.rank),
+                id=chosen,
+                aliases=sorted(every_id - {chosen}),
+            )
+        )
     return sorted(merged, key=lambda m: m.id)
 
 

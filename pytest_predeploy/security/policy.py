@@ -2,7 +2,7 @@
 that turns findings into a verdict (blocking threshold, waivers).
 
 Every scanner is fail-closed by default: a scan that could not run blocks Gate 3 like a finding
-would, because "no data" must never read as "no problem" (SPEC section 4).
+would, because "no data" must never read as "no problem".
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pytest_predeploy.fields import ConfigPath, Duration, Severity, StrictModel, UtcDatetime
-
+from pytest_predeploy.core.fields import ConfigPath, Duration, Severity, StrictModel, UtcDatetime
 
 BanditSeverity = Literal["HIGH", "MEDIUM", "LOW"]
 _BANDIT_SEVERITIES: dict[BanditSeverity, Severity] = {"HIGH": Severity.critical, "MEDIUM": Severity.major, "LOW": Severity.minor}
@@ -24,14 +23,19 @@ class ScannerOptions(StrictModel):
     """What every scanner shares."""
 
     enabled: bool = Field(True, description="Run this scanner. A disabled scanner is reported as 'disabled' (never as a clean scan) and does not block.")
-    fail_closed: bool = Field(True, description="When the scanner cannot run (tool missing, crash, unreadable output, stale data, no network), block Gate 3. Set false only for scanners that are extra evidence.")
+    fail_closed: bool = Field(
+        True,
+        description="When the scanner cannot run (tool missing, crash, unreadable output, stale data, no network), block Gate 3. Set false only for scanners that are extra evidence.",
+    )
     timeout: Duration = Field(timedelta(minutes=5), description="How long the scanner may run before it is stopped and reported unavailable.")
 
 
 class ToolOptions(ScannerOptions):
     """A scanner that is a separate tool run as a subprocess."""
 
-    command: str = Field(description="The tool's command line prefix, split like a shell line; {python} is the interpreter running the audit. Point it elsewhere to use a tool installed outside this environment (e.g. with pipx).")
+    command: str = Field(
+        description="The tool's command line prefix, split like a shell line; {python} is the interpreter running the audit. Point it elsewhere to use a tool installed outside this environment (e.g. with pipx)."
+    )
 
 
 class BanditOptions(ToolOptions):
@@ -54,7 +58,9 @@ class SecretsOptions(ToolOptions):
 class SbomOptions(ToolOptions):
     """The CycloneDX SBOM of the release's dependencies (cyclonedx-bom), written beside the report."""
 
-    command: str = Field("{python} -m cyclonedx_py", description="Command that runs cyclonedx-py ('environment' or 'requirements' mode is chosen from the dependency target).")
+    command: str = Field(
+        "{python} -m cyclonedx_py", description="Command that runs cyclonedx-py ('environment' or 'requirements' mode is chosen from the dependency target)."
+    )
 
 
 class PipAuditOptions(ToolOptions):
@@ -63,7 +69,9 @@ class PipAuditOptions(ToolOptions):
     command: str = Field("{python} -m pip_audit", description="Command that runs pip-audit.")
     service: Literal["pypi", "osv"] = Field("pypi", description="The vulnerability service pip-audit queries.")
     osv_url: str | None = Field(None, description="OSV API URL to query instead of the public one (service: osv only), e.g. an internal mirror.")
-    probe_timeout: Duration = Field(timedelta(seconds=3), description="How long the reachability check of the service may take before pip-audit is reported unavailable.")
+    probe_timeout: Duration = Field(
+        timedelta(seconds=3), description="How long the reachability check of the service may take before pip-audit is reported unavailable."
+    )
     severity: Severity = Field(Severity.major, description="Severity of a vulnerability pip-audit reports (the services give none).")
 
 
@@ -95,8 +103,26 @@ class LicenseSeverities(StrictModel):
 
 #: Licences that ask nothing of a service that uses the distribution unmodified.
 PERMISSIVE = [
-    "MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "BSD-3-Clause-Clear", "ISC", "PSF-2.0", "Python-2.0",
-    "0BSD", "Unlicense", "Zlib", "CC0-1.0", "BSL-1.0", "UPL-1.0", "HPND", "X11", "ZPL-2.1", "PostgreSQL", "NCSA",
+    "MIT",
+    "MIT-0",
+    "Apache-2.0",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSD-3-Clause-Clear",
+    "ISC",
+    "PSF-2.0",
+    "Python-2.0",
+    "0BSD",
+    "Unlicense",
+    "Zlib",
+    "CC0-1.0",
+    "BSL-1.0",
+    "UPL-1.0",
+    "HPND",
+    "X11",
+    "ZPL-2.1",
+    "PostgreSQL",
+    "NCSA",
 ]
 #: Weak copyleft: obligations attach to the licensed files themselves (share changes to them,
 #: keep the notice), not to the service that imports them unmodified.
@@ -114,17 +140,28 @@ class LicenseOptions(ScannerOptions):
     list and unknown licences need a review (a waiver). Tighten it by moving ids to ``review`` or
     ``deny`` (e.g. ``review: [MPL-2.0]``): the strictest list an id is on wins."""
 
-    allow: list[str] = Field(default_factory=lambda: list(PERMISSIVE), description="SPDX ids (or globs such as 'BSD-*') allowed without review. When non-empty, any id on no list is a finding ('unlisted'). Default: common permissive licences (MIT, Apache-2.0, BSD-2/3-Clause, ISC, PSF-2.0, ...).")
-    notice: list[str] = Field(default_factory=lambda: list(WEAK_COPYLEFT), description="SPDX ids or globs allowed as unmodified dependencies with a notice: not a finding, but recorded on the dependency and in the scanner's notes. Default: weak copyleft (MPL-1.1, MPL-2.0, LGPL-*, EPL-1.0, EPL-2.0, CDDL-1.0).")
+    allow: list[str] = Field(
+        default_factory=lambda: list(PERMISSIVE),
+        description="SPDX ids (or globs such as 'BSD-*') allowed without review. When non-empty, any id on no list is a finding ('unlisted'). Default: common permissive licences (MIT, Apache-2.0, BSD-2/3-Clause, ISC, PSF-2.0, ...).",
+    )
+    notice: list[str] = Field(
+        default_factory=lambda: list(WEAK_COPYLEFT),
+        description="SPDX ids or globs allowed as unmodified dependencies with a notice: not a finding, but recorded on the dependency and in the scanner's notes. Default: weak copyleft (MPL-1.1, MPL-2.0, LGPL-*, EPL-1.0, EPL-2.0, CDDL-1.0).",
+    )
     deny: list[str] = Field(default_factory=list, description="SPDX ids or globs that are never allowed.")
-    review: list[str] = Field(default_factory=lambda: list(STRONG_COPYLEFT), description="SPDX ids or globs that need a review (recorded as a waiver) before release. Default: strong copyleft (GPL-*, AGPL-*).")
+    review: list[str] = Field(
+        default_factory=lambda: list(STRONG_COPYLEFT),
+        description="SPDX ids or globs that need a review (recorded as a waiver) before release. Default: strong copyleft (GPL-*, AGPL-*).",
+    )
     severity: LicenseSeverities = Field(default_factory=LicenseSeverities, description="Severity per kind of licence finding.")
 
 
 class WaiverMatch(StrictModel):
     """Which findings a waiver covers. Shell-style globs (``*``, ``?``), case-sensitive; every given field must match."""
 
-    id: str = Field(description="Finding id, e.g. 'PYSEC-2018-28', 'B602', 'license:GPL-3.0-only', 'secret:AWS Access Key'. A vulnerability matches by any of its aliases too ('CVE-2018-18074' covers the PYSEC-2018-28 finding).")
+    id: str = Field(
+        description="Finding id, e.g. 'PYSEC-2018-28', 'B602', 'license:GPL-3.0-only', 'secret:AWS Access Key'. A vulnerability matches by any of its aliases too ('CVE-2018-18074' covers the PYSEC-2018-28 finding)."
+    )
     scanner: str | None = Field(None, description="Scanner name: bandit, osv, pip-audit, licenses, secrets.")
     package: str | None = Field(None, description="Distribution name (normalised, lower case with dashes).")
     file: str | None = Field(None, description="File path as the report shows it.")
@@ -151,13 +188,23 @@ class SecurityConfig(StrictModel):
     """Security and compliance audit: targets, scanners and policy (Gate 3)."""
 
     source_paths: list[ConfigPath] = Field(default_factory=list, description="Folders or files of the release's source, scanned by bandit and detect-secrets.")
-    requirements: list[ConfigPath] = Field(default_factory=list, description="Requirements or lock files of the release ('name==version' lines; -r includes followed). Their distributions are scanned.")
-    environment: Literal["current"] | ConfigPath | None = Field(None, description="Where the release's distributions are installed: 'current' (the interpreter running the audit), a virtualenv folder or a site-packages folder. Gives versions to unpinned requirements and the licence metadata.")
+    requirements: list[ConfigPath] = Field(
+        default_factory=list,
+        description="Requirements or lock files of the release ('name==version' lines; -r includes followed). Their distributions are scanned.",
+    )
+    environment: Literal["current"] | ConfigPath | None = Field(
+        None,
+        description="Where the release's distributions are installed: 'current' (the interpreter running the audit), a virtualenv folder or a site-packages folder. Gives versions to unpinned requirements and the licence metadata.",
+    )
     target_python: str | None = Field(
-        None, pattern=r"^3\.\d+(\.\d+)?$",
+        None,
+        pattern=r"^3\.\d+(\.\d+)?$",
         description="The Python version the release runs on (e.g. '3.8' or '3.8.18'): environment markers of requirement lines and of installed dependencies are evaluated for it, and the lines they leave out are listed in the report. Default: the interpreter of 'environment' (a virtualenv's python, the pythonX.Y of a site-packages folder, the interpreter running the audit for 'current' or when no environment is set).",
     )
-    distributions: list[str] = Field(default_factory=list, description="Root distributions of the release inside 'environment'; they and their installed dependencies are scanned. With neither this nor 'requirements', every distribution of the environment is scanned.")
+    distributions: list[str] = Field(
+        default_factory=list,
+        description="Root distributions of the release inside 'environment'; they and their installed dependencies are scanned. With neither this nor 'requirements', every distribution of the environment is scanned.",
+    )
     blocking_severity: Severity = Field(Severity.major, description="Findings at or above this severity block Gate 3 unless waived.")
     waivers: list[SecurityWaiver] = Field(default_factory=list, description="Accepted risks, each with an owner and an expiry.")
     bandit: BanditOptions = Field(default_factory=BanditOptions, description="Static analysis (bandit).")

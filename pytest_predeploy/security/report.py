@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from pytest_predeploy.artifacts import ArtifactModel
-from pytest_predeploy.fields import Severity, StrictModel
+from pytest_predeploy.core.artifacts import ArtifactModel
+from pytest_predeploy.core.fields import Severity, StrictModel
 
 STEP = "security"
 
@@ -55,9 +55,14 @@ class Finding(StrictModel):
     version: str | None = Field(None, description="Its version.")
     file: str | None = Field(None, description="Affected file.")
     line: int | None = Field(None, description="Line in that file.")
-    source: str | None = Field(None, description="Where the affected distribution came from: each requirement file and line that pins it, or 'dependency of <name>'.")
+    source: str | None = Field(
+        None, description="Where the affected distribution came from: each requirement file and line that pins it, or 'dependency of <name>'."
+    )
     fixed_versions: list[str] = Field(default_factory=list, description="Versions that fix a vulnerability.")
-    aliases: list[str] = Field(default_factory=list, description="Other ids of the same vulnerability (CVE, GHSA, another database's record of it): records naming each other are one finding, and a waiver may name any of these ids.")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other ids of the same vulnerability (CVE, GHSA, another database's record of it): records naming each other are one finding, and a waiver may name any of these ids.",
+    )
     waiver: WaiverApplied | None = Field(None, description="The waiver that matched it, if any.")
     blocking: bool = Field(description="True when it blocks Gate 3.")
 
@@ -87,7 +92,8 @@ class Dependency(StrictModel):
     license_source: str = Field(description="Where the licence was read: License-Expression, License, classifiers, or why it is unknown.")
     source: str = Field(description="Where the distribution came from (requirements file, environment, dependency of ...).")
     policy: Literal["allow", "notice", "review", "unlisted", "deny", "unknown"] | None = Field(
-        None, description="The licence policy's verdict: allow, notice (allowed, recorded: weak copyleft as an unmodified dependency), review, unlisted, deny, or unknown (no SPDX licence could be read)."
+        None,
+        description="The licence policy's verdict: allow, notice (allowed, recorded: weak copyleft as an unmodified dependency), review, unlisted, deny, or unknown (no SPDX licence could be read).",
     )
 
 
@@ -126,7 +132,10 @@ class SecurityReport(ArtifactModel):
     osv_database: OsvDatabaseInfo | None = Field(None, description="The OSV database, when one was read.")
     sbom: str | None = Field(None, description="File name of the CycloneDX SBOM beside this report, when written.")
     target_python: str | None = Field(None, description="The Python environment markers were evaluated for, and where that came from.")
-    skipped_requirements: list[str] = Field(default_factory=list, description="Requirement lines left out because their environment marker is false for target_python (file:line: requirement ; marker).")
+    skipped_requirements: list[str] = Field(
+        default_factory=list,
+        description="Requirement lines left out because their environment marker is false for target_python (file:line: requirement ; marker).",
+    )
     approvals: list[Approval] = Field(default_factory=list, description="Waivers that cleared findings, with their owners.")
     blocking: bool = Field(description="True when Gate 3 must fail.")
 

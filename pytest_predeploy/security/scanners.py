@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pytest_predeploy.artifacts import write_bytes_atomic
-from pytest_predeploy.fields import Severity, format_duration
+from pytest_predeploy.core.artifacts import write_bytes_atomic
+from pytest_predeploy.core.fields import Severity, format_duration
 from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import Component, DependencyTarget
 from pytest_predeploy.security.policy import SecurityConfig
@@ -114,13 +114,25 @@ def scan_bandit(ctx: ScanContext, scan: Scan) -> None:
         raise ToolUnavailable("output is JSON but has no 'results' list")
     for error in data.get("errors") or []:
         # A file bandit could not parse was not analysed: that is a gap, not a pass.
-        scan.findings.append(RawFinding("bandit-error", Severity.major, f"not analysed: {_QUOTED.sub(repr('...'), str(error.get('reason', 'unknown error')))[:160]}", file=ctx.display(str(error.get("filename", "?")))))
+        scan.findings.append(
+            RawFinding(
+                "bandit-error",
+                Severity.major,
+                f"not analysed: {_QUOTED.sub(repr('...'), str(error.get('reason', 'unknown error')))[:160]}",
+                file=ctx.display(str(error.get("filename", "?"))),
+            )
+        )
     for item in data["results"]:
         severity = options.severities.get(str(item.get("issue_severity", "")).upper(), Severity.major)  # type: ignore[call-overload]
         text = _QUOTED.sub("'[withheld]'", str(item.get("issue_text", "")))
         scan.findings.append(
-            RawFinding(str(item.get("test_id", "B???")), severity, f"{text} [{item.get('test_name', '')}, confidence {str(item.get('issue_confidence', '?')).lower()}]",
-                       file=ctx.display(str(item.get("filename", "?"))), line=item.get("line_number"))
+            RawFinding(
+                str(item.get("test_id", "B???")),
+                severity,
+                f"{text} [{item.get('test_name', '')}, confidence {str(item.get('issue_confidence', '?')).lower()}]",
+                file=ctx.display(str(item.get("filename", "?"))),
+                line=item.get("line_number"),
+            )
         )
 
 
@@ -139,7 +151,13 @@ def scan_secrets(ctx: ScanContext, scan: Scan) -> None:
             # Only the type, file and line are kept: never the value, never its hash.
             kind = str(item.get("type", "secret"))
             scan.findings.append(
-                RawFinding(f"secret:{kind}", options.severity, f"{kind} in the release's files (value withheld)", file=ctx.display(filename), line=item.get("line_number"))
+                RawFinding(
+                    f"secret:{kind}",
+                    options.severity,
+                    f"{kind} in the release's files (value withheld)",
+                    file=ctx.display(filename),
+                    line=item.get("line_number"),
+                )
             )
 
 
@@ -179,39 +197,63 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
     max_age = None if isinstance(options.max_age, str) else options.max_age
     source = str(db.source.get("attribution") or db.source.get("url") or "") or None
     ctx.osv_database = OsvDatabaseInfo(
-        path=f"{shown} ({source})" if label and source else shown, advisories=db.total, withdrawn=db.withdrawn, newest_modified=db.newest_modified,
-        fetched_at=db.fetched_at, source=source, age_days=round(age, 2) if age is not None else None,
+        path=f"{shown} ({source})" if label and source else shown,
+        advisories=db.total,
+        withdrawn=db.withdrawn,
+        newest_modified=db.newest_modified,
+        fetched_at=db.fetched_at,
+        source=source,
+        age_days=round(age, 2) if age is not None else None,
         max_age_days=max_age.total_seconds() / 86400 if max_age is not None else None,
     )
     newest = db.newest_modified.isoformat() if db.newest_modified else "unknown"
     fetched = f"; fetched {db.fetched_at.isoformat()}" if db.fetched_at else ""
     scan.notes.append(f"{db.total} advisories ({db.withdrawn} withdrawn, ignored); newest modified {newest}{fetched}")
     if fixed:
-        scan.notes.append(f"fixed snapshot as of {as_of.date().isoformat() if as_of else 'an unknown date'} (security.osv.max_age: none): "
-                          f"advisories published since then are not known to this scan")
+        scan.notes.append(
+            f"fixed snapshot as of {as_of.date().isoformat() if as_of else 'an unknown date'} (security.osv.max_age: none): "
+            f"advisories published since then are not known to this scan"
+        )
     for problem in ctx.deps.problems:
         scan.notes.append(problem)
     if ctx.deps.markers is not None:
         scan.notes.append(f"environment markers evaluated for {ctx.deps.markers.describe()}")
     scan.notes += [f"skipped (marker false): {ctx.display_origin(line)}" for line in ctx.deps.skipped]
     for mismatch in ctx.deps.mismatches:
-        scan.findings.append(RawFinding(
-            "pin-mismatch", Severity.major,
-            f"the environment has {mismatch.name} {mismatch.installed}, which does not satisfy {mismatch.requirement}: the release's version was not matched against advisories; install what the requirement pins (or correct the pin) and rerun",
-            package=mismatch.name, version=mismatch.installed, source=ctx.display_origin(mismatch.origin),
-        ))
+        scan.findings.append(
+            RawFinding(
+                "pin-mismatch",
+                Severity.major,
+                f"the environment has {mismatch.name} {mismatch.installed}, which does not satisfy {mismatch.requirement}: the release's version was not matched against advisories; install what the requirement pins (or correct the pin) and rerun",
+                package=mismatch.name,
+                version=mismatch.installed,
+                source=ctx.display_origin(mismatch.origin),
+            )
+        )
     index = osv.PackageIndex(db)
     for component in ctx.deps.components:
         source = ctx.component_source(component)
         if not component.version:
-            scan.findings.append(RawFinding("unpinned", Severity.major, "no version to match against advisories (not pinned, not installed)", package=component.name, source=source))
+            scan.findings.append(
+                RawFinding(
+                    "unpinned", Severity.major, "no version to match against advisories (not pinned, not installed)", package=component.name, source=source
+                )
+            )
             continue
         for found in index.match(component.name, component.version, options.default_severity):
             advisory = found.advisory
             lines = str(advisory.get("summary") or advisory.get("details") or "").strip().splitlines()
             scan.findings.append(
-                RawFinding(found.id, found.severity, lines[0][:160] if lines else "known vulnerability", package=component.name,
-                           version=component.version, fixed_versions=found.fixed_versions, aliases=found.aliases, source=source)
+                RawFinding(
+                    found.id,
+                    found.severity,
+                    lines[0][:160] if lines else "known vulnerability",
+                    package=component.name,
+                    version=component.version,
+                    fixed_versions=found.fixed_versions,
+                    aliases=found.aliases,
+                    source=source,
+                )
             )
     if max_age is None:
         return
@@ -234,18 +276,49 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
             expression, source = licenses.read_license(component.dist.metadata)  # type: ignore[arg-type]
-        verdict: licenses.Verdict | Literal["unknown"] = "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
-        ctx.dependencies.append(Dependency(name=component.name, version=component.version, license=expression, license_source=source, source=ctx.component_source(component), policy=verdict))
+        verdict: licenses.Verdict | Literal["unknown"] = (
+            "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
+        )
+        ctx.dependencies.append(
+            Dependency(
+                name=component.name,
+                version=component.version,
+                license=expression,
+                license_source=source,
+                source=ctx.component_source(component),
+                policy=verdict,
+            )
+        )
         if verdict == "notice":
-            scan.notes.append(f"notice: {' '.join(filter(None, (component.name, component.version)))} is {expression} (security.licenses.notice): allowed as an unmodified dependency; keep its licence notice and share changes to its files")
+            scan.notes.append(
+                f"notice: {' '.join(filter(None, (component.name, component.version)))} is {expression} (security.licenses.notice): allowed as an unmodified dependency; keep its licence notice and share changes to its files"
+            )
         if expression == licenses.UNKNOWN:
-            scan.findings.append(RawFinding("license:UNKNOWN", options.severity.unknown, f"licence unknown: {source}", package=component.name, version=component.version, source=ctx.component_source(component)))
+            scan.findings.append(
+                RawFinding(
+                    "license:UNKNOWN",
+                    options.severity.unknown,
+                    f"licence unknown: {source}",
+                    package=component.name,
+                    version=component.version,
+                    source=ctx.component_source(component),
+                )
+            )
             continue
         if verdict in ("allow", "notice"):
             continue
         severity = {"deny": options.severity.denied, "review": options.severity.review, "unlisted": options.severity.unlisted}[verdict]
         title = {"deny": "licence is on the deny list", "review": "licence needs a review", "unlisted": "licence is not on the allow list"}[verdict]
-        scan.findings.append(RawFinding(f"license:{expression}", severity, f"{title} ({source})", package=component.name, version=component.version, source=ctx.component_source(component)))
+        scan.findings.append(
+            RawFinding(
+                f"license:{expression}",
+                severity,
+                f"{title} ({source})",
+                package=component.name,
+                version=component.version,
+                source=ctx.component_source(component),
+            )
+        )
 
 
 def scan_sbom(ctx: ScanContext, scan: Scan) -> None:
@@ -311,8 +384,21 @@ def scan_pip_audit(ctx: ScanContext, scan: Scan) -> None:
     pins = ctx.pins_file()
     scan.targets = [f"{len(ctx.deps.components)} distributions of {', '.join(ctx.deps.targets)}", f"service: {options.service}"]
     _probe(ctx)
-    argv = [*prefix, "-r", str(pins), "--no-deps", "--disable-pip", "-f", "json", "--progress-spinner", "off", "-s", options.service,
-            "--timeout", f"{max(1, int(options.probe_timeout.total_seconds()))}"]
+    argv = [
+        *prefix,
+        "-r",
+        str(pins),
+        "--no-deps",
+        "--disable-pip",
+        "-f",
+        "json",
+        "--progress-spinner",
+        "off",
+        "-s",
+        options.service,
+        "--timeout",
+        f"{max(1, int(options.probe_timeout.total_seconds()))}",
+    ]
     if options.service == "osv" and options.osv_url:
         argv += ["--osv-url", options.osv_url]
     run = run_tool(argv, timeout=options.timeout.total_seconds())
@@ -325,9 +411,15 @@ def scan_pip_audit(ctx: ScanContext, scan: Scan) -> None:
         for vuln in dep.get("vulns") or []:
             lines = str(vuln.get("description") or "").strip().splitlines()
             scan.findings.append(
-                RawFinding(str(vuln.get("id")), options.severity, lines[0][:160] if lines else "known vulnerability",
-                           package=str(dep.get("name")), version=str(dep.get("version")), fixed_versions=[str(v) for v in vuln.get("fix_versions") or []],
-                           aliases=[str(a) for a in vuln.get("aliases") or []])
+                RawFinding(
+                    str(vuln.get("id")),
+                    options.severity,
+                    lines[0][:160] if lines else "known vulnerability",
+                    package=str(dep.get("name")),
+                    version=str(dep.get("version")),
+                    fixed_versions=[str(v) for v in vuln.get("fix_versions") or []],
+                    aliases=[str(a) for a in vuln.get("aliases") or []],
+                )
             )
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 _VERSION = re.compile(r"\b(\d+(?:\.\d+)+(?:[.\-+]?[0-9A-Za-z]+)*)\b")
 _MISSING_MODULE = re.compile(r"No module named ([\w.'\"]+)")
 

@@ -1,84 +1,8 @@
-"""The embedded local staging target and the configuration of services.
-
-The plugin and the scripts use these functions; the state layout and its invariants are
-described in :mod:`pytest_predeploy.staging.target`, the command line in ``__main__``.
-"""
+"""The old home of the embedded local staging target, kept for copies of the deploy and rollback
+scripts that run ``python -m pytest_predeploy.staging``; the target is
+:mod:`pytest_predeploy.targets.local`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pytest_predeploy.errors import StepError
-from pytest_predeploy.staging.runlock import StagingLock
-from pytest_predeploy.staging.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, TargetSettings
-from pytest_predeploy.staging.target import Say, ServiceTarget
-
-__all__ = ["LocalStagingConfig", "RollbackConfig", "ServiceConfig", "current_release", "lock_staging", "service_url", "service_urls", "stop_all"]
-
-
-def _quiet(line: str) -> None:
-    """Library calls stay silent; the command line prints what the target does."""
-
-
-def staging_root(config: TargetSettings) -> Path:
-    """``staging.root``, relative to the config file's folder (also when the section is absent)."""
-    return config.base_dir / config.staging.root
-
-
-def lock_staging(config: TargetSettings, env: str, holder: str) -> StagingLock:
-    """Hold ``env``'s staging folder for a whole protocol run (see :mod:`.runlock`); raises
-    StagingBusy naming the folder and the run that holds it."""
-    lock = StagingLock(staging_root(config) / env)
-    lock.acquire(holder)
-    return lock
-
-
-def service_target(config: TargetSettings, env: str, service: str, say: Say = _quiet) -> ServiceTarget:
-    return ServiceTarget(config.staging, staging_root(config), env, config.service(service), say=say)
-
-
-def service_urls(config: TargetSettings, env: str) -> dict[str, str]:
-    """Base URL of every service as it runs now (``url`` from config, else the local target).
-
-    Raises StepError naming each service that is not running."""
-    urls: dict[str, str] = {}
-    missing: list[str] = []
-    for service in config.services:
-        url = service_url(config, env, service.name)
-        if url is None:
-            missing.append(service.name)
-        else:
-            urls[service.name] = url
-    if missing:
-        raise StepError(
-            f"service {', '.join(missing)} is not running on {env} (no live process for its current release under "
-            f"{staging_root(config) / env}); deploy it with: bash scripts/deploy_backend.sh --env {env} --release TAG --service NAME"
-        )
-    return urls
-
-
-def service_url(config: TargetSettings, env: str, service: str) -> str | None:
-    """Base URL of one service (``url`` from config, else its live local process), or None."""
-    configured = config.service(service).url
-    return configured.rstrip("/") if configured else service_target(config, env, service).base_url()
-
-
-def current_release(config: TargetSettings, env: str, service: str) -> str | None:
-    """The release ``current`` points to for ``service`` on the local target (None: nothing deployed)."""
-    return service_target(config, env, service).current_release()
-
-
-def stop_all(config: TargetSettings, env: str) -> list[str]:
-    """Stop every local staging process of ``env``, including services no longer in the config.
-
-    Returns one line per process that was running."""
-    root = staging_root(config) / env
-    services = {service.name: service for service in config.services}
-    names = set(services)
-    if root.is_dir():  # other steps keep their own folders here (test data ...): only those with processes
-        names |= {entry.name for entry in root.iterdir() if (entry / "run").is_dir()}
-    stopped: list[str] = []
-    for name in sorted(names):
-        service = services.get(name) or ServiceConfig.model_construct(name=name)
-        stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=_quiet).stop_all()
-    return stopped
+from pytest_predeploy.targets.local import *  # noqa: F403
+from pytest_predeploy.targets.local import __all__ as __all__

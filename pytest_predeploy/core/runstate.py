@@ -1,0 +1,75 @@
+"""``predeploy-run.json``: what the runs against one artifacts dir found, gate by gate.
+
+Gate 4 can be re-run alone after sign-off; it needs to know that gates 1-3 passed for this
+release in the run that produced the package, and who ran that rehearsal (self-approval check).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+from pathlib import Path
+
+from pydantic import Field
+
+from pytest_predeploy.core.artifacts import RUN_STATE, ArtifactModel, read_artifact, write_artifact
+from pytest_predeploy.core.errors import ArtifactError
+from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+
+
+class GateRecord(StrictModel):
+    """The last outcome of one gate."""
+
+    name: str = Field(description="Gate name.")
+    status: str = Field(
+        description="passed (every MUST test of the gate passed in that run), failed, halted, interrupted (the run was cancelled while the gate was under way), awaiting sign-off or not run."
+    )
+    reason: str = Field("", description="Why it did not pass, in full (one line per blocking problem).")
+    figures: list[str] = Field(default_factory=list, description="Key figures the gate's tests recorded.")
+    advisories: list[str] = Field(default_factory=list, description="GUIDELINE misses.")
+    at: UtcDatetime = Field(default_factory=utcnow, description="When this outcome was recorded.")
+
+
+class RunState(ArtifactModel):
+    """Gate outcomes and run facts for the artifacts dir."""
+
+    step: str = Field("protocol", description="The protocol step that produced the artifact.")
+    previous_release: str | None = Field(None, description="The release staging returns to on rollback.")
+    environment: str = Field(description="The rehearsal environment.")
+    git_commit: str | None = Field(None, description="Commit of the project the run was made from.")
+    config_digest: str = Field(description="sha256 of predeploy.yaml.")
+    run_by: str = Field(description="Who ran the rehearsal (used to forbid self-approval).")
+    gates: dict[str, GateRecord] = Field(default_factory=dict, description="gateN -> last outcome.")
+
+
+def current_user() -> str:
+    for name in ("PREDEPLOY_OPERATOR", "GITHUB_ACTOR", "USER", "LOGNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def git_commit(directory: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def load_state(artifacts: Path) -> RunState | None:
+    path = artifacts / RUN_STATE
+    if not path.exists():
+        return None
+    try:
+        return read_artifact(path, RunState)
+    except ArtifactError:
+        return None
+
+
+def save_state(artifacts: Path, state: RunState, name: str = RUN_STATE) -> None:
+    write_artifact(artifacts / name, state)

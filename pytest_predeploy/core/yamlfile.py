@@ -1,0 +1,252 @@
+"""YAML loading that remembers where every value came from and refuses duplicate keys.
+
+pydantic reports errors by path (``steps.deploy.timeout``); users fix files by line. We keep a
+map from path to line so every configuration error can name both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import format_size
+
+Position = tuple[Any, ...]
+
+
+#: Configuration files and approval records are written by hand; anything bigger is a mistake
+#: (or an attack) and parsing it in full would take minutes and gigabytes before the first error.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Hand-written settings nest a few levels; PyYAML composes recursively and would hit Python's
+#: recursion limit (a traceback) a few hundred levels down.
+MAX_DEPTH = 64
+#: Values a document may expand to once its aliases are followed. Aliases save typing a few
+#: repeated settings; ten nested aliases of ten ("billion laughs") expand to 10^9 values.
+MAX_EXPANDED_VALUES = 100_000
+
+
+class _Unreadable(Exception):
+    """A structural problem at a line; the message never contains a value."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+                raise _Unreadable(line, f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML lets a scalar's own conversion errors escape as plain exceptions with no line:
+        # 2026-02-30 (ValueError), an integer of 5,000 digits (ValueError past Python's limit).
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise _Unreadable(node.start_mark.line + 1, f"a value that cannot be read as {kind} ({type(exc).__name__})") from None
+
+
+class _LineMap:
+    """One pass over the node graph: the line of every key path, duplicate keys, and how many
+    values the document expands to. A node reached again through an alias is not walked again
+    (its paths under the alias fall back to the alias's line, see :func:`line_of`), so the pass
+    is linear in the file, not in the expansion."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Position, int] = {}
+        self._sizes: dict[int, int] = {}
+
+    def visit(self, node: yaml.Node, path: Position) -> int:
+        """Record lines under ``path``; returns the number of values ``node`` expands to."""
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                line = key_node.start_mark.line + 1
+                if key in seen and key is not None and key != "<<":
+                    raise _Unreadable(line, f"duplicate key {key!r} (first defined on line {seen[key]})")
+                seen[key] = line
+                self.lines[(*path, key)] = line
+                size += self.visit(key_node, (*path, key)) + self.visit(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                size += self.visit(item, (*path, index))
+        if size > MAX_EXPANDED_VALUES:
+            raise _Unreadable(
+                node.start_mark.line + 1,
+                f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values; write the repeated settings out instead of nesting aliases",
+            )
+        self._sizes[id(node)] = size
+        return size
+
+
+def parse_yaml(text: str, origin: str) -> tuple[Any, dict[Position, int]]:
+    """Parse one YAML document; returns the data and a map from key path to line number."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        line_map = _LineMap()
+        line_map.visit(node, ())
+        data = loader.construct_document(node)
+    except _Unreadable as exc:
+        raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, origin) from None
+    finally:
+        loader.dispose()
+    return data, line_map.lines
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
+def _json_nesting_line(text: str | bytes) -> int:
+    """The line where ``text``'s brackets nest deeper than MAX_DEPTH (strings skipped)."""
+    depth, line, in_string, escaped = 0, 1, False, False
+    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
+        if char == "\n":
+            line += 1
+        elif in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif char in "]}":
+            depth -= 1
+    return line
+
+
+def parse_json(text: str | bytes, origin: str) -> Any:
+    """A JSON document we read in full (approval records, sign-offs): duplicate keys refused as
+    the YAML loader refuses them, nesting bounded; errors name the file and line, never a value."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        # json gives no position; the YAML composer reads JSON too and names the line (only
+        # for documents small enough to parse again quickly).
+        if len(text) <= MAX_DOCUMENT_BYTES:
+            try:
+                parse_yaml(text.decode("utf-8", "replace") if isinstance(text, bytes) else text, origin)
+            except ConfigError as located:
+                if "duplicate key" in str(located):
+                    raise located from None
+        raise ConfigError(f"{origin}: duplicate key {exc.key!r}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}:{_json_nesting_line(text)}: nesting deeper than {MAX_DEPTH} levels") from None
+
+
+def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:
+    """The error for unparsable YAML: file and line, what the parser expected, never the text
+    around it (it may hold a value that must not be echoed)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{origin}:{mark.line + 1}" if mark else origin
+        return ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}")
+    return ConfigError(f"{origin}: invalid YAML ({type(exc).__name__})")
+
+
+def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> str:
+    """Read a UTF-8 text file, turning every way it can fail into a message naming it. With
+    ``max_bytes``, a bigger file is refused (only that much is ever read); ``setting`` names
+    the configuration field that raises the limit, when there is one."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read() if max_bytes is None else stream.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    if max_bytes is not None and len(raw) > max_bytes:
+        remedy = f"check it is the right file, or raise {setting}" if setting else "check it is the right file"
+        raise ConfigError(f"{path}: {what} is larger than {format_size(max_bytes)}; it is parsed in full, so a bigger one is refused ({remedy})")
+    if b"\0" in raw:
+        raise ConfigError(f"{path}: is a binary file, expected a {what} in text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def load_yaml_file(path: Path, what: str = "YAML file", max_bytes: int = MAX_DOCUMENT_BYTES) -> tuple[Any, dict[Position, int]]:
+    return parse_yaml(read_text_file(path, what, max_bytes), str(path))
+
+
+def line_of(lines: dict[Position, int], loc: Position) -> int | None:
+    """The line of the deepest known prefix of ``loc`` (a missing field is reported at its parent)."""
+    path = tuple(loc)
+    while True:
+        if path in lines:
+            return lines[path]
+        if not path:
+            return None
+        path = path[:-1]
+
+
+def format_validation_errors(path: Path, error: ValidationError, lines: dict[tuple[object, ...], int]) -> str:
+    """A pydantic validation error of a YAML file as usage-error text: ``file:line: field: message``
+    per problem (one line when there is one)."""
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = line_of(lines, loc)
+        where = f"{path}:{line}" if line else str(path)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/config-reference.md)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        problems.append(f"{where}: {field}: {message}")
+    if len(problems) == 1:
+        return problems[0]  # one line, file:line first, as every other usage error
+    return "invalid configuration:\n  " + "\n  ".join(problems)

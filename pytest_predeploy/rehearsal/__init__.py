@@ -1,0 +1,2 @@
+"""Gate 2: the deployment rehearsal (deploy), smoke and acceptance tests (smoke) and the
+observability baseline (observability)."""

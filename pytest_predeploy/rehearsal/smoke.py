@@ -1,0 +1,552 @@
+"""Smoke and acceptance tests (Protocol 10, step 2.2): run the team's own pytest suites against
+the services in staging and write ``staging-test-results.json``.
+
+Each configured suite runs as its own pytest subprocess, isolated from this project's pytest
+setup: its own rootdir and ini file (the suite folder's ``pytest.ini`` if it has one), conftest
+lookup stopping at the suite folder, no cache, and this plugin switched off. The suite learns
+where the services are from the environment:
+
+- ``PREDEPLOY_SERVICE_URLS``: a JSON object ``{"<service>": "<base URL>", ...}``;
+- ``PREDEPLOY_URL_<SERVICE>``: one base URL per service (name upper-cased, other characters ``_``);
+- ``PREDEPLOY_RELEASE`` and ``PREDEPLOY_ENV``: the release expected to be running, and where.
+
+**Coverage** is endpoints exercised over endpoints declared:
+
+- *declared*: the union of each service's business endpoints as its ``/routes`` endpoint lists
+  them (``smoke.routes_path``), a (service, method, path template) each;
+- *exercised*: the declared endpoints whose request counter (``observability.request_counter``,
+  summed over status codes) increased while the suite ran, read from the service's own metrics
+  scraped just before and just after the suite (a counter that went down, because the process
+  restarted, counts from zero).
+
+Coverage is computed per suite and for the whole run (an endpoint is exercised if any suite
+exercised it). When any service's routes or metrics cannot be read, coverage is "no data", never
+a number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import Field, field_validator
+
+from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact
+from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runner import RunResult, run_command
+from pytest_predeploy.rehearsal.observability import ObservedProject, ParsedMetrics, Unreadable, http_get, scrape
+from pytest_predeploy.targets.local import service_urls
+
+STEP = "smoke"
+
+ENV_SERVICE_URLS = "PREDEPLOY_SERVICE_URLS"
+ENV_URL_PREFIX = "PREDEPLOY_URL_"
+
+#: Longest failure message kept per test (the transcript has the whole traceback).
+MESSAGE_LIMIT = 500
+
+#: pytest's documented exit codes other than 0 (passed) and 1 (tests failed).
+_PYTEST_EXIT = {2: "interrupted or collection error", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+#: Where a suite's own settings go; without it the suite runs with an empty one, so the
+#: project's pyproject.toml or a parent folder's ini never applies to it.
+SUITE_INI = "pytest.ini"
+
+
+class SuiteConfig(StrictModel):
+    """One pytest suite run against staging (smoke, acceptance, targeted regression ...)."""
+
+    name: str = Field(description="Suite name shown in reports (e.g. smoke, regression).")
+    path: ConfigPath = Field(description="Folder (or file) of the suite, relative to the config file. Its own settings go in a pytest.ini there.")
+    args: list[str] = Field(default_factory=list, description="Extra pytest arguments for this suite (e.g. ['-m', 'not slow']).")
+    timeout: Duration = Field(timedelta(minutes=5), description="How long the suite may run before it is stopped and reported as not run.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ValueError("use letters, digits, '.', '_' and '-' (the name is part of file names)")
+        return name
+
+
+class SmokeConfig(StrictModel):
+    """Smoke and acceptance suites (Gate 2) and the coverage they must reach."""
+
+    suites: list[SuiteConfig] = Field(
+        default_factory=list, description="Suites run in order against the staging services; with none, Gate 2 has no test results (no data)."
+    )
+    min_coverage: float = Field(
+        0.8, ge=0, le=1, description="Smallest endpoint coverage (exercised / declared, 0..1) Gate 2 accepts; 0 turns the requirement off."
+    )
+    routes_path: str = Field(
+        "/routes", description='Path at which every service lists its declared business endpoints as JSON {"routes": [{"method": ..., "path": ...}]}.'
+    )
+
+    @field_validator("suites")
+    @classmethod
+    def _unique_names(cls, suites: list[SuiteConfig]) -> list[SuiteConfig]:
+        seen: set[str] = set()
+        for suite in suites:
+            if suite.name in seen:
+                raise ValueError(f"suite {suite.name!r} is listed twice")
+            seen.add(suite.name)
+        return suites
+
+
+# --- the artifact -------------------------------------------------------------------------
+
+Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
+SuiteStatus = Literal["passed", "failed", "no-data"]
+
+
+class SmokeTestResult(StrictModel):
+    """One test of a suite."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
+
+    nodeid: str = Field(description="pytest node id, relative to the suite folder.")
+    outcome: Outcome = Field(description="passed, failed, error (setup/teardown or collection), skipped, xfailed or xpassed.")
+    duration: float = Field(description="Seconds spent in setup, call and teardown.")
+    message: str | None = Field(None, description="The failure's first lines (redacted); the whole traceback is in the suite's transcript.")
+
+
+class Totals(StrictModel):
+    """Counts of test outcomes."""
+
+    tests: int = Field(0, description="Tests reported.")
+    passed: int = Field(0, description="Passed.")
+    failed: int = Field(0, description="Failed.")
+    errors: int = Field(0, description="Errored (setup, teardown or collection).")
+    skipped: int = Field(0, description="Skipped.")
+    xfailed: int = Field(0, description="Expected failures.")
+    xpassed: int = Field(0, description="Unexpected passes (non-strict).")
+    duration: float = Field(0.0, description="Seconds, summed over suites.")
+
+    @classmethod
+    def of(cls, tests: Iterable[SmokeTestResult], duration: float) -> Totals:
+        totals = cls(duration=duration)
+        field_of = {"passed": "passed", "failed": "failed", "error": "errors", "skipped": "skipped", "xfailed": "xfailed", "xpassed": "xpassed"}
+        for test in tests:
+            totals.tests += 1
+            name = field_of[test.outcome]
+            setattr(totals, name, getattr(totals, name) + 1)
+        return totals
+
+
+class Endpoint(StrictModel):
+    """One declared endpoint and whether the suite exercised it."""
+
+    service: str = Field(description="Service declaring the endpoint.")
+    method: str = Field(description="HTTP method.")
+    path: str = Field(description="Path template as declared (e.g. /api/products/{id}).")
+    requests: float = Field(description="Increase of the request counter for this endpoint during the suite.")
+    exercised: bool = Field(description="Whether the counter increased.")
+
+
+class Coverage(StrictModel):
+    """Endpoints exercised over endpoints declared (see the module documentation)."""
+
+    status: Literal["ok", "no-data"] = Field(description="ok, or no-data when routes or metrics could not be read.")
+    detail: str = Field("", description="Why there is no data.")
+    declared: int = Field(0, description="Endpoints declared by all services.")
+    exercised: int = Field(0, description="Of those, exercised.")
+    ratio: float | None = Field(None, description="exercised / declared; none without data or without declared endpoints.")
+    endpoints: list[Endpoint] = Field(default_factory=list, description="Every declared endpoint.")
+
+
+class SuiteResult(StrictModel):
+    """One suite's run."""
+
+    name: str = Field(description="Suite name.")
+    path: str = Field(description="Suite folder or file.")
+    status: SuiteStatus = Field(description="passed, failed (a test failed or errored), or no-data (the suite could not run or report).")
+    detail: str = Field("", description="What happened, in a sentence.")
+    command: list[str] = Field(default_factory=list, description="The pytest command line (redacted).")
+    exit_code: int | None = Field(None, description="pytest's exit status; none when it did not exit by itself.")
+    started_at: UtcDatetime | None = Field(None, description="When the suite started.")
+    duration: float = Field(0.0, description="Wall time in seconds.")
+    transcript: str | None = Field(None, description="The suite's output, relative to the report's folder.")
+    tests: list[SmokeTestResult] = Field(default_factory=list, description="Every test reported.")
+    totals: Totals = Field(default_factory=Totals, description="Counts of outcomes.")
+    coverage: Coverage = Field(description="Endpoints this suite exercised.")
+
+
+class TestResultsReport(ArtifactModel):
+    """staging-test-results.json: smoke and acceptance results and coverage."""
+
+    __test__: ClassVar[bool] = False
+
+    step: str = Field(STEP, description="The protocol step that produced the artifact.")
+    environment: str = Field(description="The environment the suites ran against.")
+    select: str | None = Field(None, description="The -k expression that selected a subset of tests, if any.")
+    services: dict[str, str] = Field(default_factory=dict, description="Base URL of each service tested.")
+    min_coverage: float = Field(description="The coverage required (smoke.min_coverage).")
+    suites: list[SuiteResult] = Field(description="Each suite, in run order.")
+    totals: Totals = Field(description="Counts over all suites.")
+    coverage: Coverage = Field(description="Endpoints exercised by any suite over endpoints declared.")
+    problems: list[str] = Field(default_factory=list, description="Why the results do not pass Gate 2 (empty: they do).")
+
+    def summary_line(self) -> str:
+        """The key figure of Gate 2's smoke test: pass rate and coverage."""
+        t = self.totals
+        rate = f"{t.passed}/{t.tests} passed" if t.tests else "no tests ran"
+        cover = (
+            f"coverage {self.coverage.ratio:.0%} ({self.coverage.exercised}/{self.coverage.declared} endpoints)"
+            if self.coverage.ratio is not None
+            else "coverage: no data"
+        )
+        return f"smoke {rate}, {cover}"
+
+
+class SmokeProject(ObservedProject, Protocol):
+    """What the smoke step needs from the project's configuration: the services and their
+    metrics (as the baseline reads them) and this section."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def smoke(self) -> SmokeConfig: ...
+
+    def secret_values(self) -> dict[str, str]: ...
+
+
+def smoke_problems(report: TestResultsReport, min_coverage: float) -> list[str]:
+    """Why ``report`` fails Gate 2, one sentence each: every failed or errored test by name, each
+    suite that could not run, no suite at all, and coverage under ``min_coverage`` or unreadable.
+    Coverage is not judged when ``min_coverage`` is 0, for a subset run with ``select`` (it is
+    partial by design), or when no suite ran at all (that is reported already)."""
+    problems: list[str] = []
+    if not report.suites:
+        problems.append("no smoke suite ran (smoke.suites is empty): no data")
+    for suite in report.suites:
+        for test in suite.tests:
+            if test.outcome in ("failed", "error"):
+                what = "failed" if test.outcome == "failed" else "errored"
+                because = f": {test.message.splitlines()[0]}" if test.message else ""
+                problems.append(f"{suite.name} test {what}: {test.nodeid}{because}")
+        if suite.status == "no-data":
+            problems.append(f"suite {suite.name} could not run (no data): {suite.detail}")
+        elif suite.status == "failed" and not any(t.outcome in ("failed", "error") for t in suite.tests):
+            problems.append(f"suite {suite.name} failed: {suite.detail}")
+    if min_coverage > 0 and report.select is None and any(suite.status != "no-data" for suite in report.suites):
+        coverage = report.coverage
+        if coverage.status != "ok" or coverage.ratio is None:
+            problems.append(f"coverage: no data ({coverage.detail or 'no declared endpoints'})")
+        elif coverage.ratio < min_coverage:
+            missed = ", ".join(f"{e.service} {e.method} {e.path}" for e in coverage.endpoints if not e.exercised)
+            problems.append(f"coverage {coverage.ratio:.0%} is under the required {min_coverage:.0%} (not exercised: {missed})")
+    return problems
+
+
+# --- running ------------------------------------------------------------------------------
+
+Route = tuple[str, str, str]  # (service, method, path)
+
+
+def url_env(urls: dict[str, str]) -> dict[str, str]:
+    """The variables through which a suite learns the service URLs."""
+    env = {ENV_SERVICE_URLS: json.dumps(urls, sort_keys=True)}
+    for service, url in urls.items():
+        env[ENV_URL_PREFIX + re.sub(r"[^A-Z0-9]", "_", service.upper())] = url
+    return env
+
+
+def declared_routes(config: SmokeProject, urls: dict[str, str]) -> list[Route]:
+    """Every service's declared endpoints; raises :class:`Unreadable` naming the service."""
+    routes: list[Route] = []
+    timeout = config.observability.scrape_timeout.total_seconds()
+    for service in config.services:
+        if service.name not in urls:
+            raise Unreadable(f"no address known for service {service.name!r}")
+        url = urls[service.name].rstrip("/") + config.smoke.routes_path
+        try:
+            data = json.loads(http_get(url, timeout))
+            entries = data["routes"]
+            routes += [(service.name, str(entry["method"]).upper(), str(entry["path"])) for entry in entries]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Unreadable(f'{url} is not a route list {{"routes": [{{"method", "path"}}]}} ({exc.__class__.__name__}: {exc})') from None
+    return sorted(set(routes))
+
+
+Scrape = dict[str, ParsedMetrics] | str  # per service, or why not
+
+
+def scrape_all(config: SmokeProject, urls: dict[str, str]) -> Scrape:
+    parsed: dict[str, ParsedMetrics] = {}
+    for service in config.services:
+        try:
+            parsed[service.name] = scrape(urls[service.name], config.observability)
+        except Unreadable as exc:
+            return f"metrics of {service.name}: {exc}"
+    return parsed
+
+
+def measure_coverage(routes: list[Route] | str, before: Scrape, after: Scrape) -> Coverage:
+    """Coverage between two scrapes (see the module documentation); a string is a no-data reason."""
+    if isinstance(routes, str) or isinstance(before, str) or isinstance(after, str):
+        reason = next(state for state in (routes, before, after) if isinstance(state, str))
+        return Coverage(status="no-data", detail=reason)
+    endpoints: list[Endpoint] = []
+    for service, method, path in routes:
+        old = before[service].requests_by_route().get((method, path), 0.0)
+        new = after[service].requests_by_route().get((method, path), 0.0)
+        # A counter that went down was reset by a restart: everything since counts.
+        increase = new - old if new >= old else new
+        endpoints.append(Endpoint(service=service, method=method, path=path, requests=increase, exercised=increase > 0))
+    return _coverage_of(endpoints)
+
+
+def _coverage_of(endpoints: list[Endpoint]) -> Coverage:
+    exercised = sum(1 for e in endpoints if e.exercised)
+    ratio = exercised / len(endpoints) if endpoints else None
+    detail = "" if endpoints else "the services declare no endpoints"
+    return Coverage(status="ok", detail=detail, declared=len(endpoints), exercised=exercised, ratio=ratio, endpoints=endpoints)
+
+
+def combined_coverage(suites: list[SuiteResult]) -> Coverage:
+    """An endpoint is exercised by the run if any suite exercised it."""
+    if not suites:
+        return Coverage(status="no-data", detail="no suite ran")
+    for suite in suites:
+        if suite.coverage.status != "ok":
+            return Coverage(status="no-data", detail=f"suite {suite.name}: {suite.coverage.detail}")
+    merged: dict[Route, Endpoint] = {}
+    for suite in suites:
+        for e in suite.coverage.endpoints:
+            key = (e.service, e.method, e.path)
+            if key in merged:
+                seen = merged[key]
+                merged[key] = seen.model_copy(update={"requests": seen.requests + e.requests, "exercised": seen.exercised or e.exercised})
+            else:
+                merged[key] = e
+    return _coverage_of([merged[key] for key in sorted(merged)])
+
+
+def _collection_errors(data: dict[str, Any], redactor: Redactor) -> list[SmokeTestResult]:
+    """Modules (or classes) that could not be collected, from a pytest-json-report document."""
+    return [
+        SmokeTestResult(
+            nodeid=collector.get("nodeid") or "(collection)", outcome="error", duration=0.0, message=_message(_error_lines(collector.get("longrepr")), redactor)
+        )
+        for collector in data.get("collectors", [])
+        if collector.get("outcome") == "failed"
+    ]
+
+
+def _test_results(data: dict[str, Any], redactor: Redactor) -> list[SmokeTestResult]:
+    """Tests from a pytest-json-report document."""
+    results: list[SmokeTestResult] = []
+    for test in data.get("tests", []):
+        phases = [test.get(phase) or {} for phase in ("setup", "call", "teardown")]
+        message = None
+        if test.get("outcome") in ("failed", "error", "xpassed"):
+            for phase in phases:
+                if phase.get("outcome") == "failed":
+                    message = _message((phase.get("crash") or {}).get("message") or phase.get("longrepr"), redactor)
+                    break
+        results.append(
+            SmokeTestResult(
+                nodeid=test["nodeid"],
+                outcome=test["outcome"],
+                duration=sum(float(phase.get("duration", 0.0)) for phase in phases),
+                message=message,
+            )
+        )
+    return results
+
+
+def _error_lines(longrepr: object) -> str:
+    """The ``E   ...`` lines of a pytest traceback (the error itself), else its last line."""
+    lines = str(longrepr or "").strip().splitlines()
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return "\n".join(errors) if errors else (lines[-1] if lines else "")
+
+
+def _message(text: object, redactor: Redactor) -> str | None:
+    if not text:
+        return None
+    message = redactor.redact(str(text)).strip()
+    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _suite_argv(suite: SuiteConfig, rootdir: Path, ini: Path, report_file: Path, select: str | None) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(suite.path),
+        "-p",
+        "no:predeploy",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(ini),
+        "--rootdir",
+        str(rootdir),
+        "--confcutdir",
+        str(rootdir),
+        "--json-report",
+        f"--json-report-file={report_file}",
+        "--json-report-omit",
+        "log",
+        "keywords",
+        "streams",
+        "-q",
+        "-rfE",
+        "--color=no",
+    ]
+    if select:
+        argv += ["-k", select]
+    return argv + suite.args
+
+
+def _suite_env(env_name: str, release: str, urls: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    # Options meant for the outer pytest run (e.g. --predeploy-release) must not reach the suite.
+    for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
+        env.pop(name, None)
+    env.update(url_env(urls))
+    env.update({"PREDEPLOY_RELEASE": release, "PREDEPLOY_ENV": env_name})
+    return env
+
+
+def _run_suite(
+    suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor
+) -> SuiteResult:
+    """Run one suite; the coverage field is filled in by the caller."""
+    base = SuiteResult(name=suite.name, path=str(suite.path), status="no-data", started_at=utcnow(), coverage=Coverage(status="no-data", detail="not measured"))
+    if not suite.path.exists():
+        base.detail = f"suite not found: {suite.path} (smoke.suites[].path is relative to the config file)"
+        return base
+    rootdir = suite.path if suite.path.is_dir() else suite.path.parent
+    with tempfile.TemporaryDirectory(prefix="predeploy-smoke-") as tmp:
+        ini = rootdir / SUITE_INI
+        if not ini.is_file():
+            ini = Path(tmp) / SUITE_INI
+            ini.write_text("[pytest]\n")
+        report_file = Path(tmp) / "report.json"
+        argv = _suite_argv(suite, rootdir, ini, report_file, select)
+        run = run_command(
+            argv,
+            step=STEP,
+            label=suite.name,
+            transcript=transcript,
+            timeout=suite.timeout.total_seconds(),
+            cwd=rootdir,
+            env=_suite_env(env_name, release, urls),
+            redactor=redactor,
+        )
+        base.command = [redactor.redact(arg) for arg in argv]
+        base.exit_code = run.returncode
+        base.transcript = f"{transcript.parent.name}/{transcript.name}"
+        base.duration = run.duration
+        base.started_at = run.started_at
+        data: dict[str, Any] | None = None
+        try:
+            data = json.loads(report_file.read_text("utf-8"))
+        except (OSError, ValueError):
+            data = None
+    collection_errors = _collection_errors(data, redactor) if data is not None else []
+    if data is not None:
+        base.tests = collection_errors + _test_results(data, redactor)
+    base.totals = Totals.of(base.tests, run.duration)
+    base.status, base.detail = _suite_verdict(run, data, base.tests, collection_errors)
+    return base
+
+
+def _suite_verdict(
+    run: RunResult, data: dict[str, Any] | None, tests: list[SmokeTestResult], collection_errors: list[SmokeTestResult]
+) -> tuple[SuiteStatus, str]:
+    if run.error or run.timed_out or run.signal:
+        return "no-data", f"pytest {run.describe()}"
+    if collection_errors:
+        first = collection_errors[0]
+        why = first.message.splitlines()[0] if first.message else "see the transcript"
+        return "no-data", f"collection error in {first.nodeid}: {why}"
+    if data is None:
+        return "no-data", f"pytest wrote no report ({run.describe()}); see the transcript"
+    counts = Totals.of(tests, run.duration)
+    if run.returncode == 0:
+        return "passed", f"{counts.passed} passed" + (f", {counts.skipped} skipped" if counts.skipped else "")
+    if run.returncode == 1:
+        return "failed", f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed"
+    return "no-data", f"pytest exit {run.returncode} ({_PYTEST_EXIT.get(run.returncode or 0, 'unexpected')})"
+
+
+def run_smoke_tests(
+    config: SmokeProject,
+    env: str,
+    release: str,
+    output: Path,
+    *,
+    select: str | None = None,
+    suites: list[str] | None = None,
+    urls: dict[str, str] | None = None,
+) -> TestResultsReport:
+    """Run the configured suites (or those named in ``suites``) against ``env`` and write the
+    report to ``output``. ``select`` is a pytest ``-k`` expression (it matches test names and
+    marker names) that runs a subset, as the rollback rehearsal does; a suite in which it selects
+    nothing is reported as not run, so pass ``suites`` too. ``urls`` overrides the local staging
+    target's addresses. Transcripts go to ``<output folder>/transcripts/<output stem>-<suite>.log``."""
+    chosen = list(config.smoke.suites)
+    if suites is not None:
+        unknown = sorted(set(suites) - {suite.name for suite in chosen})
+        if unknown:
+            known = ", ".join(suite.name for suite in chosen) or "(none)"
+            raise StepError(f"{config.path}: no smoke suite named {unknown[0]!r}; smoke.suites: {known}")
+        chosen = [suite for suite in chosen if suite.name in suites]
+    redactor = Redactor(config.secret_values())
+    unreachable = ""
+    if urls is None:
+        try:
+            urls = service_urls(config, env)
+        except StepError as exc:
+            urls, unreachable = {}, f"the services in {env} cannot be reached: {exc}"
+
+    results: list[SuiteResult] = []
+    if unreachable:
+        results = [
+            SuiteResult(name=s.name, path=str(s.path), status="no-data", detail=unreachable, coverage=Coverage(status="no-data", detail=unreachable))
+            for s in chosen
+        ]
+    else:
+        try:
+            routes: list[Route] | str = declared_routes(config, urls)
+        except Unreadable as exc:
+            routes = f"declared routes: {exc}"
+        before = scrape_all(config, urls)
+        transcripts = output.parent / names.TRANSCRIPTS_DIR
+        for suite in chosen:
+            result = _run_suite(
+                suite, env_name=env, release=release, urls=urls, select=select, transcript=transcripts / f"{output.stem}-{suite.name}.log", redactor=redactor
+            )
+            after = scrape_all(config, urls)
+            result.coverage = measure_coverage(routes, before, after)
+            results.append(result)
+            before = after
+
+    durations = sum(suite.duration for suite in results)
+    report = TestResultsReport(
+        release=release,
+        environment=env,
+        select=select,
+        services=dict(urls),
+        min_coverage=config.smoke.min_coverage,
+        suites=results,
+        totals=Totals.of((t for s in results for t in s.tests), durations),
+        coverage=combined_coverage(results),
+    )
+    report.problems = smoke_problems(report, config.smoke.min_coverage)
+    write_artifact(output, report)
+    return report

@@ -1,0 +1,219 @@
+"""Configuration of the services, the local staging target and the rollback rehearsal.
+
+These are the ``services:``, ``staging:`` and ``rollback:`` sections of ``predeploy.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, StrictModel
+from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
+
+#: Placeholders a service's start command may use.
+COMMAND_PLACEHOLDERS = frozenset({"python", "service", "release", "port", "port_file"})
+#: Faults the demo service can be told to show for a release (see ``ServiceConfig.inject``).
+Fault = Literal["crash", "unhealthy"]
+#: A release tag names a folder, so it may not contain a path separator or start with a dot.
+RELEASE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ServiceConfig(StrictModel):
+    """One deployable service."""
+
+    name: str = Field(description="Service name, used as {service} in commands and as its folder under the staging root.")
+    source: ExistingDir | None = Field(
+        None,
+        description="Folder the local staging target copies into each release (releases/<tag>/). Leave empty when your own deploy script deploys this service elsewhere.",
+    )
+    command: str = Field(
+        "{python} server.py --port {port} --port-file {port_file}",
+        description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port}, {port_file} (the service writes its bound port there; required when port is 0).",
+    )
+    port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port on 127.0.0.1; 0 lets the service pick a free one, recorded in the staging state. With blue_green the green slot uses port + 1. Two services may not share a fixed port (refused at load).",
+    )
+    strategy: Literal["restart", "blue_green"] = Field(
+        "restart",
+        description="'restart': stop the old process, switch current, start the new one. 'blue_green': start the new release in the idle slot, switch the active slot once healthy, keep the old slot running (rollback is the switchback).",
+    )
+    health_path: str = Field("/healthz", description="Path answering 200 once the service is healthy.")
+    health_timeout: Duration = Field(timedelta(seconds=30), description="Deadline for the service to become healthy after start (e.g. '30s').")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the service's process.")
+    inject: dict[str, Fault] = Field(
+        default_factory=dict,
+        description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.",
+    )
+    url: str | None = Field(
+        None,
+        description="Base URL of the service when it does not run on the local staging target (verification and smoke tests use it); empty: the local target's recorded port.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not SERVICE_NAME.match(name):
+            raise ValueError(f"service name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+        return name
+
+    @field_validator("inject")
+    @classmethod
+    def _tags(cls, inject: dict[str, str]) -> dict[str, str]:
+        for tag in inject:
+            check_release_tag(tag)
+        return inject
+
+    @field_validator("health_path")
+    @classmethod
+    def _absolute_path(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"health_path must start with '/', got {path!r}")
+        return path
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ServiceConfig:
+        names = {field for _, field, _, _ in string.Formatter().parse(self.command) if field is not None}
+        unknown = names - COMMAND_PLACEHOLDERS
+        if unknown:
+            allowed = ", ".join("{" + p + "}" for p in sorted(COMMAND_PLACEHOLDERS))
+            raise ValueError(f"command uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+        if self.port == 0 and "port_file" not in names:
+            raise ValueError("port 0 (a free port) needs {port_file} in command, so the service can say which port it bound")
+        if self.strategy == "blue_green" and self.port == 65535:
+            raise ValueError("blue_green needs two ports (port and port + 1); port 65535 leaves no room")
+        return self
+
+
+class LocalStagingConfig(StrictModel):
+    """The embedded local staging target (Capistrano-style releases on this machine)."""
+
+    root: ConfigPath = Field(
+        Path(".staging"),
+        validate_default=True,
+        description="Folder holding the staging state: <root>/<env>/<service>/{releases,current,run,logs}. Keep it git-ignored.",
+    )
+    keep_releases: int = Field(
+        5, ge=2, description="How many releases to keep per service; older ones are deleted after a deploy, never the current one or one a slot runs."
+    )
+    max_parallel: int = Field(1, ge=1, description="How many services the rehearsal deploys at once; 1 deploys them one by one in configured order.")
+    bootstrap: bool = Field(
+        True,
+        description="Before the rehearsal, deploy the previous release to every service that does not run it (e.g. an empty staging), and record that it did.",
+    )
+    stop_on_exit: bool = Field(True, description="Stop every local staging process when the pytest session ends, so nothing outlives a run.")
+    stop_timeout: Duration = Field(timedelta(seconds=10), description="How long a stopping service may take to exit after SIGTERM before it is killed.")
+    progress_interval: Duration = Field(timedelta(seconds=5), description="How often the rehearsal prints a progress line for each service still deploying.")
+
+
+class RollbackConfig(StrictModel):
+    """Rollback rehearsal settings (Gate 3)."""
+
+    recovery_target_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Recovery-time target per service: from the start of the rollback until healthy on the previous release with the smoke subset green.",
+    )
+    smoke: bool = Field(True, description="Run the smoke subset of each service after its rollback (and after the roll-forward).")
+    smoke_select: str = Field(
+        "{service}", description="pytest -k expression choosing a service's smoke subset; {service} is replaced by the service name. Empty: every smoke test."
+    )
+    roll_forward: bool = Field(
+        True, description="After the rollback rehearsal, deploy the candidate again so staging ends on it; false leaves staging on the previous release."
+    )
+
+
+def check_distinct_ports(services: list[ServiceConfig]) -> list[ServiceConfig]:
+    """Refuse two services on one fixed port (blue_green's green slot counts as port + 1): the
+    second could never listen there, and a health check on that port would be answered by the
+    first, so its deploy would look healthy."""
+    owners: dict[int, str] = {}
+    for service in services:
+        if not service.port or service.url:
+            continue
+        slots = [(service.port, service.name)]
+        if service.strategy == "blue_green":
+            slots.append((service.port + 1, f"{service.name} (green slot)"))
+        for port, who in slots:
+            if port in owners:
+                raise ValueError(f"services {owners[port]} and {who} both use port {port} on 127.0.0.1; give each service its own port (or 0 for a free one)")
+            owners[port] = who
+    return services
+
+
+def check_release_tag(tag: str) -> str:
+    if not RELEASE_TAG.match(tag):
+        raise ValueError(f"release tag {tag!r} must be letters, digits, '.', '_', '+' or '-' (it names a folder)")
+    return tag
+
+
+class TargetSettings(Protocol):
+    """What the local staging target reads from the config: a ``ProjectConfig`` or, in the
+    command line, the lighter :class:`TargetConfig`."""
+
+    services: list[ServiceConfig]
+    staging: LocalStagingConfig
+
+    @property
+    def base_dir(self) -> Path: ...
+
+    def service(self, name: str) -> ServiceConfig: ...
+
+
+class ServiceLookup:
+    """``base_dir`` and ``service(name)`` for a model with ``path`` and ``services`` (shared by
+    ProjectConfig and TargetConfig)."""
+
+    if TYPE_CHECKING:  # fields of the models that use it; declared there, in their own order
+        path: Path
+        services: list[ServiceConfig]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def service(self, name: str) -> ServiceConfig:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise ConfigError(f"{self.path}: no service named {name!r}; services: {', '.join(s.name for s in self.services)}")
+
+
+class TargetConfig(ServiceLookup, BaseModel):
+    """The ``services:`` and ``staging:`` sections alone. The deploy and rollback commands load
+    only these: they run once per service, often ten at once, and the whole config model
+    imports every part of the plugin (the rest of the file is the plugin's to validate)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
+    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The local staging target.")
+    path: Path = Field(Path("predeploy.yaml"), exclude=True, description="(set on load) The file this config came from.")
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_ports(cls, services: list[ServiceConfig]) -> list[ServiceConfig]:
+        return check_distinct_ports(services)
+
+
+def load_target_config(path: Path) -> TargetConfig:
+    data, lines = load_yaml_file(path, "configuration file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level (see docs/config-reference.md)")
+    base = path.resolve().parent
+    try:
+        config = TargetConfig.model_validate({key: data[key] for key in ("services", "staging") if key in data}, context={"base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_errors(path, exc, lines)) from None
+    config.path = path.resolve()
+    return config

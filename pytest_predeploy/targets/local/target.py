@@ -1,0 +1,511 @@
+"""The local staging target: Capistrano-style releases of each service on this machine.
+
+Layout, per environment and service (``<root>`` is ``staging.root``, default ``.staging/``)::
+
+    <root>/<env>/<service>/
+      releases/<tag>/            a complete release: the service's source + release-manifest.json
+      releases/.build-<tag>-*    a build in progress (renamed into place only once complete)
+      current -> releases/<tag>  restart strategy; blue_green: current -> slots/<blue|green>
+      slots/<blue|green> -> ../releases/<tag>
+      run/<slot>.json            process record (pid file): pid, start time, release, port
+      run/<slot>.port            the port the service bound, written by the service
+      logs/<slot>.log            the service's output
+      .lock                      one deploy/rollback of a service at a time
+
+Invariants: a release folder exists under its tag only once complete (built in a
+temporary folder, manifest written last, then renamed); ``current`` and the slot links are only
+ever replaced with ``os.replace`` of a fresh temporary symlink, so a reader never finds them
+missing and a SIGKILL at any point leaves them on a complete release. The next run removes what a
+killed run left behind and carries on from the state it finds.
+
+Fault-injection seam for tests: ``PREDEPLOY_STAGING_PAUSE=<checkpoint>`` makes the command print
+``[staging] paused at <checkpoint>`` and wait there (to be killed); see ``CHECKPOINTS``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import shlex
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.targets.local import processes
+from pytest_predeploy.targets.local.probe import local_get_json, other_service
+from pytest_predeploy.targets.local.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
+
+MANIFEST = "release-manifest.json"
+MAIN_SLOT = "main"
+BLUE_GREEN = ("blue", "green")
+PAUSE_VARIABLE = "PREDEPLOY_STAGING_PAUSE"
+#: Where a deploy or rollback can be paused (and killed) by tests, in the order they happen.
+CHECKPOINTS = ("locked", "built", "stopped", "linking", "switched", "started", "healthy")
+#: Build leftovers in a source folder that are neither copied into a release nor part of its digest.
+_IGNORED_PARTS = {"__pycache__", ".git"}
+_LOCK_TIMEOUT = 120.0
+
+# Exit statuses of the deploy and rollback commands (documented in scripts/*.sh and the README).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the service did not start or missed its health deadline
+EXIT_USAGE = 2  # bad arguments or configuration; nothing was changed
+EXIT_UNKNOWN_RELEASE = 3  # rollback target was never deployed here; nothing was changed
+EXIT_NOTHING_TO_ROLL_BACK = 4  # the service has a single release; nothing was changed
+EXIT_ALREADY_CURRENT = 5  # the rollback target already runs, healthy; nothing was changed
+
+
+class TargetError(StepError):
+    """A deploy or rollback that did not happen or did not succeed; carries the command's exit status."""
+
+    def __init__(self, exit_status: int, message: str) -> None:
+        self.exit_status = exit_status
+        super().__init__(message)
+
+
+class ReleaseManifest(StrictModel):
+    """``release-manifest.json``: what a release folder holds and how it was built."""
+
+    service: str = Field(description="The service this release belongs to.")
+    release: str = Field(description="The release tag.")
+    built_at: UtcDatetime = Field(description="When the release folder was built (UTC).")
+    source: str = Field(description="The folder the release was copied from.")
+    source_digest: str = Field(description="sha256 over the relative paths and contents of the source files.")
+    files: dict[str, str] = Field(description="sha256 of every file of the release, by relative path.")
+    fault: str | None = Field(None, description="Fault injected into this release for rehearsal tests ('crash', 'unhealthy'), if any.")
+
+
+class ProcessRecord(StrictModel):
+    """``run/<slot>.json``: the process running a release in one slot."""
+
+    pid: int = Field(description="Process id, also its process group id.")
+    start_ticks: int | None = Field(description="Start time from /proc, to tell the process from a later one reusing the pid.")
+    release: str = Field(description="The release tag it runs.")
+    slot: str = Field(description="'main' (restart strategy), 'blue' or 'green'.")
+    started_at: UtcDatetime = Field(description="When it was started (UTC).")
+    port: int | None = Field(None, description="The port it listens on, once known.")
+    log: str = Field(description="Its log file.")
+
+
+Say = Callable[[str], None]
+
+
+def print_line(line: str) -> None:
+    print(f"[staging] {line}", flush=True)
+
+
+def checkpoint(name: str) -> None:
+    if os.environ.get(PAUSE_VARIABLE) == name:
+        print(f"[staging] paused at {name}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(60)
+
+
+def point(link: Path, target: str, pause: bool = False) -> None:
+    """Make ``link`` a symlink to ``target`` atomically: a temporary symlink renamed over it."""
+    tmp = link.with_name(f".{link.name}.tmp-{uuid.uuid4().hex[:12]}")
+    os.symlink(target, tmp)
+    if pause:
+        checkpoint("linking")
+    os.replace(tmp, link)
+    _fsync_dir(link.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def source_digest(source: Path) -> tuple[str, dict[str, str]]:
+    """sha256 of the source tree (paths and contents) and of each file, skipping build leftovers."""
+    files: dict[str, str] = {}
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if path.is_file() and not _IGNORED_PARTS.intersection(rel.parts) and path.suffix != ".pyc":
+            files[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    whole = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode()).hexdigest()
+    return whole, files
+
+
+class ServiceTarget:
+    """One service in one environment of the local staging target."""
+
+    def __init__(self, settings: LocalStagingConfig, root: Path, env: str, service: ServiceConfig, say: Say = print_line) -> None:
+        if not SERVICE_NAME.match(env):
+            raise TargetError(EXIT_USAGE, f"environment name {env!r} must be letters, digits, '.', '_' or '-'")
+        self.settings, self.env, self.service = settings, env, service
+        self.dir = root.absolute() / env / service.name
+        self.releases = self.dir / "releases"
+        self.current = self.dir / "current"
+        self.run = self.dir / "run"
+        self._say = say
+
+    def say(self, line: str) -> None:
+        self._say(f"{self.service.name}: {line}")
+
+    # --- reading the state -------------------------------------------------------------------
+
+    def release_tags(self) -> list[str]:
+        """Complete releases, oldest build first."""
+        built: list[tuple[float, str]] = []
+        if self.releases.is_dir():
+            for folder in self.releases.iterdir():
+                manifest = self.manifest(folder.name) if not folder.name.startswith(".") else None
+                if manifest is not None:
+                    built.append((manifest.built_at.timestamp(), folder.name))
+        return [tag for _, tag in sorted(built)]
+
+    def manifest(self, tag: str) -> ReleaseManifest | None:
+        try:
+            return ReleaseManifest.model_validate_json((self.releases / tag / MANIFEST).read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def current_release(self) -> str | None:
+        """The tag ``current`` resolves to, or None when nothing was deployed yet."""
+        if not os.path.lexists(self.current):
+            return None
+        resolved = Path(os.path.realpath(self.current))
+        return resolved.name if resolved.parent == Path(os.path.realpath(self.releases)) else None
+
+    def active_slot(self) -> str | None:
+        if not os.path.lexists(self.current):
+            return None
+        link = os.readlink(self.current)
+        return link.split("/", 1)[1] if link.startswith("slots/") else MAIN_SLOT
+
+    def record(self, slot: str) -> ProcessRecord | None:
+        try:
+            return ProcessRecord.model_validate_json((self.run / f"{slot}.json").read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def records(self) -> list[ProcessRecord]:
+        return [record for slot in (MAIN_SLOT, *BLUE_GREEN) if (record := self.record(slot)) is not None]
+
+    def running(self, slot: str) -> ProcessRecord | None:
+        """The record of the live process in ``slot``, with its port filled in when known."""
+        record = self.record(slot)
+        if record is None or not processes.is_running(record.pid, record.start_ticks):
+            return None
+        if record.port is None:
+            record.port = self._read_port(slot)
+        return record
+
+    def base_url(self) -> str | None:
+        """URL of the process serving ``current``, or None when it is not running."""
+        slot = self.active_slot()
+        record = self.running(slot) if slot else None
+        if record is None or record.port is None or record.release != self.current_release():
+            return None
+        return f"http://127.0.0.1:{record.port}"
+
+    def _read_port(self, slot: str) -> int | None:
+        try:
+            return int((self.run / f"{slot}.port").read_text().strip())
+        except (OSError, ValueError):
+            return self._fixed_port(slot) or None
+
+    def _fixed_port(self, slot: str) -> int:
+        if self.service.port and slot == "green":
+            return self.service.port + 1
+        return self.service.port
+
+    def _healthy_now(self, record: ProcessRecord) -> bool:
+        if record.port is None:
+            return False
+        answer = local_get_json(record.port, self.service.health_path)
+        return answer.status == 200 and other_service(answer, self.service.name) is None
+
+    # --- changing the state ------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.dir / ".lock", _LOCK_TIMEOUT):
+            checkpoint("locked")
+            self._clean_leftovers()
+            yield
+
+    def _clean_leftovers(self) -> None:
+        """Remove what a killed run left: half-built releases and temporary symlinks."""
+        for folder in (self.dir, self.dir / "slots", self.releases):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if entry.name.startswith(".build-") or entry.name.startswith(".trash-"):
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif ".tmp-" in entry.name and entry.is_symlink():
+                    entry.unlink(missing_ok=True)
+
+    def build(self, tag: str) -> ReleaseManifest:
+        """Build ``releases/<tag>`` from the service's source (reused when it is already identical)."""
+        source = self.service.source
+        if source is None:
+            raise TargetError(EXIT_USAGE, f"services[{self.service.name}].source is not set: the local staging target builds each release from it")
+        digest, files = source_digest(source)
+        fault = self.service.inject.get(tag)
+        existing = self.manifest(tag)
+        if existing is not None and existing.source_digest == digest and existing.fault == fault:
+            self.say(f"release {tag} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ}; reusing it")
+            return existing
+        if existing is not None and tag in self._releases_in_use():
+            raise TargetError(
+                EXIT_FAILED, f"{self.service.name}: release {tag} is running but its source changed since it was built; deploy it under a new tag"
+            )
+        started = time.monotonic()
+        self.releases.mkdir(parents=True, exist_ok=True)
+        tmp = self.releases / f".build-{tag}-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*_IGNORED_PARTS, "*.pyc"), symlinks=True)
+        manifest = ReleaseManifest(
+            service=self.service.name, release=tag, built_at=utcnow(), source=str(source), source_digest=digest, files=files, fault=fault
+        )
+        # The manifest is written last: a release folder without one is incomplete.
+        write_text_atomic(tmp / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+        checkpoint("built")
+        if existing is not None:
+            os.replace(self.releases / tag, self.releases / f".trash-{tag}-{uuid.uuid4().hex[:8]}")
+        os.replace(tmp, self.releases / tag)
+        _fsync_dir(self.releases)
+        self._clean_leftovers()
+        self.say(f"built release {tag} ({len(files)} files) in {time.monotonic() - started:.2f}s" + (f" [injected fault: {fault}]" if fault else ""))
+        return manifest
+
+    def _releases_in_use(self) -> set[str]:
+        used = {record.release for record in self.records()}
+        current = self.current_release()
+        return used | ({current} if current else set())
+
+    def stop_slot(self, slot: str) -> None:
+        record = self.record(slot)
+        if record is not None:
+            started = time.monotonic()
+            how = processes.stop(record.pid, record.start_ticks, self.settings.stop_timeout.total_seconds())
+            if how != "not running":
+                self.say(f"{how} {record.release} ({slot}, pid {record.pid}) in {time.monotonic() - started:.2f}s")
+        for suffix in (".json", ".port"):
+            (self.run / f"{slot}{suffix}").unlink(missing_ok=True)
+
+    def start(self, slot: str, tag: str) -> ProcessRecord:
+        """Start the release in ``slot`` and wait for its health check; TargetError when it fails."""
+        self.run.mkdir(parents=True, exist_ok=True)
+        port_file = self.run / f"{slot}.port"
+        port_file.unlink(missing_ok=True)
+        fields = {"python": sys.executable, "service": self.service.name, "release": tag, "port": str(self._fixed_port(slot)), "port_file": str(port_file)}
+        argv = [part.format(**fields) for part in shlex.split(self.service.command)]
+        log = self.dir / "logs" / f"{slot}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        cwd = self.releases / tag
+        started = time.monotonic()
+        pid = processes.spawn(argv, cwd=cwd, log=log, env=processes.service_environment(self.service.env))
+        record = ProcessRecord(pid=pid, start_ticks=processes.start_ticks(pid), release=tag, slot=slot, started_at=utcnow(), log=str(log))
+        write_text_atomic(self.run / f"{slot}.json", record.model_dump_json(indent=2))
+        self.say(f"started {tag} ({slot}, pid {pid}), log {log}")
+        checkpoint("started")
+        problem = self._wait_healthy(record, slot)
+        if problem is not None:
+            tail = _log_tail(log, offset)
+            self.stop_slot(slot)
+            raise TargetError(EXIT_FAILED, f"{self.service.name}: release {tag} {problem}" + (f"; last lines of {log}:\n{tail}" if tail else ""))
+        write_text_atomic(self.run / f"{slot}.json", record.model_dump_json(indent=2))
+        self.say(f"healthy on port {record.port} after {time.monotonic() - started:.2f}s")
+        checkpoint("healthy")
+        return record
+
+    def _wait_healthy(self, record: ProcessRecord, slot: str) -> str | None:
+        """Fills in ``record.port``; returns why the process is not healthy by its deadline, or None."""
+        timeout = self.service.health_timeout.total_seconds()
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        # Poll often at first (most services are up in a fraction of a second), then every 0.1s:
+        # a probe costs well under a millisecond of CPU on either side (a plain socket, not
+        # urllib), so ten services warming up at once spend ~2% of a core on it, and a service
+        # is seen healthy at most 0.1s after it is.
+        pause = 0.02
+        while True:
+            if not processes.is_running(record.pid, record.start_ticks):
+                status = processes.exit_status(record.pid)
+                return "crashed at start" + (f" (exit status {status})" if status is not None else "")
+            if record.port is None:
+                record.port = self._read_port(slot)
+            if record.port is not None:
+                answer = local_get_json(record.port, self.service.health_path, timeout=1.0)
+                answering = other_service(answer, self.service.name)
+                if answering is not None:
+                    # Our process cannot have bound the port: someone else answers on it.
+                    return f"is not what answers on port {record.port}: service {answering!r} does (do two services share a port?)"
+                if answer.status == 200:
+                    return None
+                last = answer.describe()
+            if time.monotonic() >= deadline:
+                return f"missed its health deadline of {timeout:g}s (last answer: {last})"
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
+
+    def switch(self, target: str) -> None:
+        """Point ``current`` at ``target`` (relative to the service folder), atomically."""
+        point(self.current, target, pause=True)
+        checkpoint("switched")
+
+    def prune(self) -> None:
+        """Delete the oldest releases beyond ``keep_releases``; never one that is current or in a slot."""
+        tags = self.release_tags()
+        in_use = self._releases_in_use() | {self._slot_release(slot) for slot in BLUE_GREEN}
+        removable = [tag for tag in tags if tag not in in_use]
+        for tag in removable[: max(0, len(tags) - self.settings.keep_releases)]:
+            trash = self.releases / f".trash-{tag}-{uuid.uuid4().hex[:8]}"
+            os.replace(self.releases / tag, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            self.say(f"removed old release {tag} (keeping {self.settings.keep_releases})")
+
+    def _slot_release(self, slot: str) -> str | None:
+        link = self.dir / "slots" / slot
+        return Path(os.path.realpath(link)).name if os.path.lexists(link) else None
+
+    # --- the two commands --------------------------------------------------------------------
+
+    def deploy(self, tag: str) -> None:
+        """Build and start ``tag``; raises TargetError when it fails."""
+        check_tag(tag)
+        started = time.monotonic()
+        with self.locked():
+            self.build(tag)
+            serving = self._serving(tag)
+            if serving is not None:
+                self.say(f"release {tag} already runs and is healthy ({serving}); nothing to do")
+                return
+            if self.service.strategy == "blue_green":
+                self._activate_blue_green(tag)
+            else:
+                self._activate_restart(tag)
+            self.prune()
+        self.say(f"deployed {tag} in {time.monotonic() - started:.2f}s")
+
+    def rollback(self, tag: str) -> None:
+        """Return to the earlier release ``tag``; raises TargetError (with its exit status) when it
+        is refused (unknown, single release, already current) or fails."""
+        check_tag(tag)
+        started = time.monotonic()
+        with self.locked():
+            tags = self.release_tags()
+            if tag not in tags:
+                known = ", ".join(tags) or "none"
+                raise TargetError(
+                    EXIT_UNKNOWN_RELEASE,
+                    f"{self.service.name}: cannot roll back to {tag}: it was never deployed to {self.env} (releases here: {known}); nothing was changed",
+                )
+            if len(tags) == 1:
+                raise TargetError(
+                    EXIT_NOTHING_TO_ROLL_BACK,
+                    f"{self.service.name}: {tag} is the only release on {self.env}; there is nothing to roll back from; nothing was changed",
+                )
+            serving = self._serving(tag)
+            if serving is not None:
+                raise TargetError(
+                    EXIT_ALREADY_CURRENT, f"{self.service.name}: {tag} is already the current release and healthy ({serving}); nothing was changed"
+                )
+            self.say(f"rolling back from {self.current_release() or 'nothing'} to {tag}")
+            if self.service.strategy == "blue_green":
+                self._activate_blue_green(tag)
+            else:
+                self._activate_restart(tag)
+        self.say(f"rolled back to {tag} in {time.monotonic() - started:.2f}s")
+
+    def _serving(self, tag: str) -> str | None:
+        """Where ``tag`` serves as the current release, healthy, or None."""
+        slot = self.active_slot()
+        record = self.running(slot) if slot and self.current_release() == tag else None
+        if record is None or record.release != tag or not self._healthy_now(record):
+            return None
+        return f"{slot} slot, pid {record.pid}, port {record.port}"
+
+    def _activate_restart(self, tag: str) -> None:
+        """Restart strategy: stop the old process, switch current, start the new one."""
+        self.stop_slot(MAIN_SLOT)
+        checkpoint("stopped")
+        self.switch(f"releases/{tag}")
+        self.say(f"current -> releases/{tag}")
+        self.start(MAIN_SLOT, tag)
+        for slot in BLUE_GREEN:  # left over from a change of strategy
+            self.stop_slot(slot)
+
+    def _activate_blue_green(self, tag: str) -> None:
+        """Blue/green: make the idle slot run ``tag`` (reusing it when it already does), then switch."""
+        active = self.active_slot()
+        idle = "green" if active == "blue" else "blue"
+        record = self.running(idle)
+        if record is not None and record.release == tag and self._healthy_now(record):
+            self.say(f"{idle} slot already runs {tag}, healthy; switching without a restart")
+        else:
+            self.stop_slot(idle)
+            checkpoint("stopped")
+            (self.dir / "slots").mkdir(exist_ok=True)
+            point(self.dir / "slots" / idle, f"../releases/{tag}")
+            self.start(idle, tag)
+        self.switch(f"slots/{idle}")
+        self.say(f"current -> slots/{idle} ({tag}); {active or 'no'} slot kept for switchback")
+        self.stop_slot(MAIN_SLOT)  # left over from a change of strategy
+
+    def stop_all(self) -> list[str]:
+        stopped = []
+        for record in self.records():
+            if processes.is_running(record.pid, record.start_ticks):
+                stopped.append(f"{self.service.name} {record.release} ({record.slot}, pid {record.pid})")
+            self.stop_slot(record.slot)
+        return stopped
+
+
+@contextmanager
+def _exclusive(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; the kernel releases it when the process dies, so a
+    killed deploy never leaves the service locked. (flock directly: the filelock package costs
+    each deploy command more CPU to import than the whole lock is worth.)"""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise TargetError(EXIT_FAILED, f"{path.parent.name}: another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")
+            time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def check_tag(tag: str) -> str:
+    try:
+        return check_release_tag(tag)
+    except ValueError as exc:
+        raise TargetError(EXIT_USAGE, str(exc)) from None
+
+
+def _log_tail(log: Path, offset: int, lines: int = 15) -> str:
+    """The last ``lines`` lines the service wrote since ``offset``, each indented so that the
+    caller's reader sees them as the continuation of one message (read from the end: a crash
+    loop can leave a large log)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(offset, handle.seek(0, 2) - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:] if line.strip())

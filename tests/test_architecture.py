@@ -1,0 +1,173 @@
+"""The shape of the code, read from its imports (module level, inside functions and under
+``TYPE_CHECKING`` alike): no import cycle, layers that depend one way, and gate modules, scripts
+and init templates that use only the public API."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pytest_predeploy"
+
+#: Layers, lowest first: a module may import its own layer and those below, never above.
+#: The package root and ``api`` are the public facade over all of them.
+LAYERS: dict[str, set[str]] = {
+    "core": {"core"},
+    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "targets", "staging", "data"},
+    "config": {"config"},
+    "harness": {"harness", "plugin"},
+    "tooling": {"tooling", "__main__"},
+    "facade": {"", "api"},
+}
+ORDER = list(LAYERS)
+PUBLIC = {"pytest_predeploy", "pytest_predeploy.api"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+TEMPLATES = PACKAGE / "tooling" / "templates"
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py") if TEMPLATES not in path.parents}
+
+
+def imported(path: Path, name: str) -> Iterator[tuple[str, int]]:
+    """Every module ``path`` imports, with the line, wherever the import statement stands."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                source = ".".join([*base, node.module] if node.module else base)
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                yield (full if full in MODULES else source), node.lineno
+
+
+def internal(name: str) -> str | None:
+    """The module of ours that ``name`` is, or lies in; None for anything else."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def graph() -> dict[str, dict[str, int]]:
+    edges: dict[str, dict[str, int]] = {}
+    for name, path in MODULES.items():
+        targets = edges.setdefault(name, {})
+        for target, line in imported(path, name):
+            found = internal(target)
+            if found is not None and found != name:
+                targets.setdefault(found, line)
+    return edges
+
+
+def cycles(edges: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def layer_of(name: str) -> str:
+    first = name.split(".")[1] if "." in name else ""
+    for layer, members in LAYERS.items():
+        if first in members:
+            return layer
+    raise AssertionError(f"{name} belongs to no layer: add it to LAYERS in {Path(__file__).name}")
+
+
+def test_the_import_graph_is_read() -> None:
+    edges = graph()
+    assert "pytest_predeploy.config" in edges["pytest_predeploy.harness.session"]
+    assert "pytest_predeploy.targets.local.target" in edges["pytest_predeploy.targets.local"]
+
+
+def test_no_import_cycle() -> None:
+    edges = graph()
+    found = cycles(edges)
+    described = [" ; ".join(f"{a}:{edges[a][b]} -> {b}" for a in component for b in component if b in edges[a]) for component in found]
+    assert not found, "import cycles:\n  " + "\n  ".join(described)
+
+
+def test_layers_depend_one_way() -> None:
+    wrong = []
+    for name, targets in graph().items():
+        mine = ORDER.index(layer_of(name))
+        for target, line in targets.items():
+            theirs = ORDER.index(layer_of(target))
+            if theirs > mine:
+                wrong.append(f"{MODULES[name].relative_to(ROOT)}:{line}: {layer_of(name)} module {name} imports {layer_of(target)} module {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _user_code() -> list[Path]:
+    # gates/ and scripts/ are also the templates `predeploy init` copies (package data), beside
+    # the starter files in tooling/templates.
+    return sorted([*(ROOT / "gates").glob("*.py"), *(ROOT / "scripts").glob("*.py"), *TEMPLATES.rglob("*.py")])
+
+
+def test_the_user_code_is_found() -> None:
+    found = {path.relative_to(ROOT).as_posix() for path in _user_code()}
+    assert {"gates/test_gate1_intake.py", "scripts/run_smoke_tests.py", "pytest_predeploy/tooling/templates/smoke/conftest.py"} <= found
+
+
+@pytest.mark.parametrize("path", _user_code(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_gates_scripts_and_templates_use_only_the_public_api(path: Path) -> None:
+    used = sorted({name for name, _ in imported(path, "") if name.split(".")[0] == "pytest_predeploy"})
+    assert set(used) <= PUBLIC, f"{path.relative_to(ROOT)} imports internal modules {sorted(set(used) - PUBLIC)}; use pytest_predeploy.api"
+
+
+def test_one_declaration_per_artifact() -> None:
+    from pytest_predeploy.core.artifacts import ARTIFACTS
+    from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
+    from pytest_predeploy.readiness.package import REQUIRED_ARTIFACTS
+    from pytest_predeploy.tooling.docs import artifact_models
+
+    declared = [artifact.name for artifact in ARTIFACTS]
+    assert len(declared) == len(set(declared)), "an artifact is declared twice"
+    # The tables other code reads are the registry's, not copies of it.
+    assert [name for names in FIXTURE_ARTIFACTS.values() for name in names] == [a.name for a in ARTIFACTS if a.fixture]
+    assert list(REQUIRED_ARTIFACTS) == [a.name for a in ARTIFACTS if a.required]
+    assert list(artifact_models()) == [a.name for a in ARTIFACTS if a.model]
