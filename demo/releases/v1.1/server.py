@@ -5,8 +5,8 @@ Release v1.1 (the release in production; v1.2 is the candidate).
 It is what the embedded local staging target deploys, one folder per release. What the target
 decides comes from the release's own manifest (``release-manifest.json`` in the working folder,
 written by the target when it builds the release): the service name, the release tag it reports
-on ``/version`` and, for rehearsal tests, an injected fault (``crash``: exit at start; ``unhealthy``: serve but
-never report healthy). ``DEMO_WARMUP_SECONDS`` in the environment makes ``/healthz`` answer 503
+on ``/version`` and, for rehearsal tests, an injected fault (``crash``: exit at start;
+``unhealthy``: serve but never report healthy). ``DEMO_WARMUP_SECONDS`` in the environment makes ``/healthz`` answer 503
 for that long after start, like a real service warming caches.
 
 Endpoints (both roles): ``GET /healthz``, ``GET /version``, ``GET /metrics`` (Prometheus text),
@@ -156,7 +156,7 @@ class Metrics:
                 requests.add_metric(labels, count, created=created)
             for (method, route), (counts, (total, created)) in self.latency.items():
                 cumulative = [sum(counts[: i + 1]) for i in range(len(counts))]
-                latency.add_metric([method, route], [(floatToGoString(b), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative)], total)
+                latency.add_metric([method, route], [(floatToGoString(b), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)], total)
                 latency.samples.append(Sample(latency.name + "_created", {"method": method, "route": route}, created))
         yield requests
         yield latency

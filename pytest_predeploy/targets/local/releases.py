@@ -40,8 +40,8 @@ from typing import IO, Literal
 
 from pydantic import Field, field_validator
 
-from pytest_predeploy.errors import StepError
-from pytest_predeploy.fields import StrictModel
+from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.core.fields import StrictModel
 
 SourceKind = Literal["git", "folder", "dist", "working_tree"]
 #: Placeholders of the folder and dist templates.
@@ -69,10 +69,21 @@ class ReleaseSourceConfig(StrictModel):
         "auto",
         description="'git': the tag of the git repository (git archive of the service's source folder at that tag). 'folder': a folder per release (see folder). 'dist': a wheel or sdist per release (see dist), installed into the release's own virtualenv. 'working_tree': the service's source folder as it is now. 'auto': git when the project is a git repository and the tag exists, else working_tree.",
     )
-    repository: str = Field(".", description="The git repository the git and working_tree kinds read (relative to the config file's folder); any folder inside it will do.")
-    folder: str = Field("dist/{service}/{release}", description="Kind folder: the release's folder, relative to the config file's folder. Placeholders: {service}, {release}, {version} (the release without a leading 'v').")
-    dist: str = Field("dist/{service}-{version}*.whl", description="Kind dist: the distribution file (wheel or sdist), relative to the config file's folder; a glob that must match exactly one file. Placeholders as for folder.")
-    pip_args: list[str] = Field(["--no-deps", "--no-index"], description="Kind dist: extra arguments of 'pip install' into the release's virtualenv (e.g. --find-links DIR to install its dependencies offline).")
+    repository: str = Field(
+        ".", description="The git repository the git and working_tree kinds read (relative to the config file's folder); any folder inside it will do."
+    )
+    folder: str = Field(
+        "dist/{service}/{release}",
+        description="Kind folder: the release's folder, relative to the config file's folder. Placeholders: {service}, {release}, {version} (the release without a leading 'v').",
+    )
+    dist: str = Field(
+        "dist/{service}-{version}*.whl",
+        description="Kind dist: the distribution file (wheel or sdist), relative to the config file's folder; a glob that must match exactly one file. Placeholders as for folder.",
+    )
+    pip_args: list[str] = Field(
+        ["--no-deps", "--no-index"],
+        description="Kind dist: extra arguments of 'pip install' into the release's virtualenv (e.g. --find-links DIR to install its dependencies offline).",
+    )
     system_site_packages: bool = Field(False, description="Kind dist: give the release's virtualenv access to the packages of the interpreter running pytest.")
     allow_dirty: bool = Field(
         False,
@@ -101,9 +112,13 @@ class ReleaseIdentity(StrictModel):
     release: str = Field(description="The release tag that was asked for.")
     deployed_as: str = Field(description="The name it is deployed under: the tag, or '<tag>+dirty.<digest>' for a working tree that differs from the tag.")
     ref: str | None = Field(description="The git ref (tag or commit), folder or distribution file it was built from, relative to the project where possible.")
-    commit: str | None = Field(description="The git commit of that ref (kind git), or the HEAD commit of the repository holding the folder or working tree; None outside git.")
+    commit: str | None = Field(
+        description="The git commit of that ref (kind git), or the HEAD commit of the repository holding the folder or working tree; None outside git."
+    )
     digest: str = Field(description="sha256 over the relative paths and contents of the release's files; for kind dist, the sha256 of the distribution file.")
-    dirty: bool | None = Field(description="Whether the project's working tree had changes (uncommitted or untracked files) under the release's source; None when that cannot be told (not a git repository).")
+    dirty: bool | None = Field(
+        description="Whether the project's working tree had changes (uncommitted or untracked files) under the release's source; None when that cannot be told (not a git repository)."
+    )
     changed: list[str] = Field(default_factory=list, description="Up to a few of the changed files, relative to the repository.")
     python: str | None = Field(None, description="The interpreter of the release's own virtualenv, relative to the release folder (kind dist).")
 
@@ -165,7 +180,9 @@ def dirty_name(release: str, digest: str) -> str:
 def _run(argv: list[str], cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
     """Run a command in its own process group; on its deadline the whole group is killed."""
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=_git_environment())
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=_git_environment()
+        )
     except OSError as exc:
         raise ReleaseSourceError(f"{what}: cannot run {argv[0]} ({exc.strerror})") from None
     try:
@@ -196,7 +213,9 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
         return _run(["git", "-C", str(repo), *args], repo, _GIT_TIMEOUT, f"git {args[0]} in {repo}")
     except subprocess.TimeoutExpired:
-        raise ReleaseSourceError(f"git {args[0]} in {repo} did not finish within {_GIT_TIMEOUT:g}s; check the repository (a lock file, a network remote?)") from None
+        raise ReleaseSourceError(
+            f"git {args[0]} in {repo} did not finish within {_GIT_TIMEOUT:g}s; check the repository (a lock file, a network remote?)"
+        ) from None
 
 
 def git_toplevel(folder: Path) -> Path | None:
@@ -262,7 +281,9 @@ def resolve(config: ReleaseSourceConfig, base_dir: Path, service: str, source: P
     if kind == "dist":
         return _resolve_dist(config, base_dir, service, release)
     if source is None:
-        raise ReleaseSourceError(f"{service}: services[{service}].source is not set: the {kind} release source builds each release from that folder; set it, or use staging.releases.kind: folder or dist")
+        raise ReleaseSourceError(
+            f"{service}: services[{service}].source is not set: the {kind} release source builds each release from that folder; set it, or use staging.releases.kind: folder or dist"
+        )
     if kind == "git":
         return _resolve_git(config, base_dir, repo, service, source, release)
     return _resolve_working_tree(config, repo, service, source, release)
@@ -270,10 +291,14 @@ def resolve(config: ReleaseSourceConfig, base_dir: Path, service: str, source: P
 
 def _resolve_git(config: ReleaseSourceConfig, base_dir: Path, repo: Path | None, service: str, source: Path, release: str) -> ResolvedRelease:
     if repo is None:
-        raise ReleaseSourceError(f"{service}: staging.releases.kind is git but {base_dir / config.repository} is not in a git repository (or git is not installed); use kind folder, dist or working_tree")
+        raise ReleaseSourceError(
+            f"{service}: staging.releases.kind is git but {base_dir / config.repository} is not in a git repository (or git is not installed); use kind folder, dist or working_tree"
+        )
     commit = git_commit(repo, release)
     if commit is None:
-        raise ReleaseSourceError(f"{service}: release {release} is not a tag or commit of the git repository {repo}; tag the release's commit (git tag {release} COMMIT) and run again")
+        raise ReleaseSourceError(
+            f"{service}: release {release} is not a tag or commit of the git repository {repo}; tag the release's commit (git tag {release} COMMIT) and run again"
+        )
     path = _relative(source.resolve(), repo)
     if path.startswith("/"):
         raise ReleaseSourceError(f"{service}: its source {source} is outside the git repository {repo}; move it inside, or set staging.releases.repository")
@@ -281,7 +306,15 @@ def _resolve_git(config: ReleaseSourceConfig, base_dir: Path, repo: Path | None,
     if _git(repo, "cat-file", "-e", tree).returncode != 0:
         raise ReleaseSourceError(f"{service}: {path} does not exist in {release} (commit {commit[:12]}); that release has no code for this service")
     changed = changed_files(repo, "" if path == "." else path, "HEAD") if git_commit(repo, "HEAD") else []
-    identity = {"kind": "git", "release": release, "deployed_as": release, "ref": release, "commit": commit, "dirty": bool(changed), "changed": changed[:_NAMED_FILES]}
+    identity = {
+        "kind": "git",
+        "release": release,
+        "deployed_as": release,
+        "ref": release,
+        "commit": commit,
+        "dirty": bool(changed),
+        "changed": changed[:_NAMED_FILES],
+    }
     return ResolvedRelease(identity, "git", repo, tree=tree)
 
 
@@ -312,9 +345,18 @@ def _resolve_working_tree(config: ReleaseSourceConfig, repo: Path | None, servic
 def _resolve_folder(config: ReleaseSourceConfig, base_dir: Path, service: str, release: str) -> ResolvedRelease:
     folder = (base_dir / expand(config.folder, service, release)).resolve()
     if not folder.is_dir():
-        raise ReleaseSourceError(f"{service}: no folder for release {release}: {folder} does not exist (staging.releases.folder: {config.folder!r}); put the release's code there, or choose another staging.releases.kind")
+        raise ReleaseSourceError(
+            f"{service}: no folder for release {release}: {folder} does not exist (staging.releases.folder: {config.folder!r}); put the release's code there, or choose another staging.releases.kind"
+        )
     digest, _ = tree_digest(folder)
-    identity: dict[str, object] = {"kind": "folder", "release": release, "deployed_as": release, "ref": _relative(folder, base_dir.resolve()), "commit": None, "dirty": None}
+    identity: dict[str, object] = {
+        "kind": "folder",
+        "release": release,
+        "deployed_as": release,
+        "ref": _relative(folder, base_dir.resolve()),
+        "commit": None,
+        "dirty": None,
+    }
     repo = git_toplevel(folder)
     if repo is not None and (commit := git_commit(repo, "HEAD")) is not None:
         changed = changed_files(repo, _relative(folder, repo), "HEAD")
@@ -327,11 +369,21 @@ def _resolve_dist(config: ReleaseSourceConfig, base_dir: Path, service: str, rel
     matches = sorted(glob.glob(pattern))
     if len(matches) != 1:
         found = "nothing" if not matches else f"{len(matches)} files ({', '.join(Path(m).name for m in matches[:_NAMED_FILES])})"
-        raise ReleaseSourceError(f"{service}: release {release} needs exactly one distribution matching {pattern}, found {found}; build it (python -m build) or fix staging.releases.dist")
+        raise ReleaseSourceError(
+            f"{service}: release {release} needs exactly one distribution matching {pattern}, found {found}; build it (python -m build) or fix staging.releases.dist"
+        )
     path = Path(matches[0]).resolve()
     if not (path.name.endswith(".whl") or path.name.endswith(".tar.gz") or path.name.endswith(".zip")):
         raise ReleaseSourceError(f"{service}: {path} is not a wheel or an sdist (.whl, .tar.gz or .zip); fix staging.releases.dist")
-    identity: dict[str, object] = {"kind": "dist", "release": release, "deployed_as": release, "ref": _relative(path, base_dir.resolve()), "commit": None, "dirty": None, "python": f"{VENV}/bin/python"}
+    identity: dict[str, object] = {
+        "kind": "dist",
+        "release": release,
+        "deployed_as": release,
+        "ref": _relative(path, base_dir.resolve()),
+        "commit": None,
+        "dirty": None,
+        "python": f"{VENV}/bin/python",
+    }
     return ResolvedRelease(identity, "dist", path, digest=file_digest(path))
 
 
@@ -364,7 +416,9 @@ def materialise(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: Pa
 
 def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
     argv = ["git", "-C", str(repo), "archive", "--format=tar", tree]
-    proc = subprocess.Popen(argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=_git_environment())
+    proc = subprocess.Popen(
+        argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=_git_environment()
+    )
     assert proc.stdout is not None and proc.stderr is not None
     try:
         try:
@@ -395,7 +449,12 @@ def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
 def _check_member(member: tarfile.TarInfo) -> None:
     parts = Path(member.name).parts
     link = Path(member.linkname).parts if member.issym() or member.islnk() else ()
-    if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or link) or (link and (member.linkname.startswith("/") or ".." in link)):
+    if (
+        member.name.startswith("/")
+        or ".." in parts
+        or not (member.isfile() or member.isdir() or link)
+        or (link and (member.linkname.startswith("/") or ".." in link))
+    ):
         raise tarfile.TarError(f"refusing {member.name!r}: outside the release folder, or not a file, folder or inner link")
 
 
@@ -408,7 +467,19 @@ def _install_dist(dist: Path, config: ReleaseSourceConfig, dest: Path) -> None:
     create = [sys.executable, "-m", "venv", "--without-pip", *(["--system-site-packages"] if config.system_site_packages else []), str(venv)]
     # pip of the interpreter running pytest installs into the new virtualenv (--python): no pip
     # is bootstrapped into each release, which would cost seconds per build.
-    install = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-input", "--disable-pip-version-check", "--quiet", *config.pip_args, str(dist)]
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(venv / "bin" / "python"),
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--quiet",
+        *config.pip_args,
+        str(dist),
+    ]
     for argv, what in ((create, "creating the release's virtualenv"), (install, f"installing {dist.name} into it")):
         try:
             result = _run(argv, dest, _PIP_TIMEOUT, what)
@@ -426,7 +497,9 @@ class RehearsedReleases(StrictModel):
     """Per service: the candidate and the previous release that staging ran, as built."""
 
     service: str = Field(description="Service name.")
-    candidate: ReleaseIdentity | None = Field(description="The candidate as built on staging; none when the target keeps no record of it (a service not on the local staging target).")
+    candidate: ReleaseIdentity | None = Field(
+        description="The candidate as built on staging; none when the target keeps no record of it (a service not on the local staging target)."
+    )
     previous: ReleaseIdentity | None = Field(description="The previous release as built on staging; none as for candidate.")
 
     def problem(self) -> str | None:
