@@ -6,7 +6,9 @@ scripts."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +18,7 @@ import psutil
 from pytest_predeploy.rehearsal.deploy import rehearse_deployment
 from pytest_predeploy.rollback.rollback import rehearse_rollback, rollback_problems
 from pytest_predeploy.targets.local import service_url
-from tests.staging_support import REPO, StagingProject, service, staging  # noqa: F401  (fixture)
+from tests.staging_support import REPO, StagingProject, processes_under, service, staging  # noqa: F401  (fixture)
 from tests.wheels import make_wheel
 
 V11 = REPO / "demo" / "releases" / "v1.1" / "server.py"
@@ -171,3 +173,32 @@ def test_a_release_folder_of_an_older_format_is_rebuilt_once_nothing_runs_it(sta
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "rebuilt release v1 from folder releases/api/v1" in rebuilt.stdout
     assert target.identity("v1") is not None
+
+
+def test_the_demo_with_two_releases_of_the_same_code_fails_gate_3_naming_it(tmp_path: Path) -> None:
+    root = tmp_path / "demo-project"
+    root.mkdir()
+    for name in ("predeploy.yaml", "conftest.py"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("demo", "gates", "scripts"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(root / "demo" / "releases" / "v1.1")
+    shutil.copytree(root / "demo" / "releases" / "v1.2", root / "demo" / "releases" / "v1.1")  # "v1.1" is v1.2's code
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.2", "gates/test_gate3_rollback_security.py"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        leftovers = processes_under(tmp_path)
+        for process in leftovers:
+            process.kill()
+    assert not leftovers, f"processes left running: {[p.cmdline() for p in leftovers]}"
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert "Gate 3  Rollback & Security          FAILED" in run.stdout
+    assert "api: nothing would be rolled back: v1.1 and v1.2 are the same code" in run.stdout
+    report = json.loads((root / ".artifacts" / "pre-deployment" / "rollback-verification-report.json").read_text())
+    assert all(s["from_build"]["digest"] == s["to_build"]["digest"] and s["steps"] == [] for s in report["services"])
