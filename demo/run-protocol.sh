@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole protocol on the embedded demo staging, from a fresh clone:
 # install, run gates 1-4 (ends "awaiting sign-off"), sign the package off as the demo's two
-# reviewers, re-run Gate 4 alone on the sealed package -> [PROTOCOL COMPLETE].
+# reviewers with their DEMO-ONLY keys (demo/keys/README.md: published, never use them), re-run
+# Gate 4 alone on the sealed package -> [PROTOCOL COMPLETE].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGE=.artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip
@@ -21,7 +22,7 @@ if [ "$status" != 10 ] && [ "$status" != 0 ]; then
   exit "$status"
 fi
 
-run .venv/bin/predeploy approve "$PACKAGE" --role release-manager --by "Riley Manager" --decision go
-run .venv/bin/predeploy approve "$PACKAGE" --role qa-lead --by "Quinn QA" --decision go --conditions "watch checkout error ratio for 1h after rollout"
+run .venv/bin/predeploy approve "$PACKAGE" --role release-manager --key demo/keys/riley-manager_ed25519 --decision go
+run .venv/bin/predeploy approve "$PACKAGE" --role qa-lead --key demo/keys/quinn-qa_ed25519 --decision go --conditions "watch checkout error ratio for 1h after rollout"
 run .venv/bin/pytest --predeploy-release=v1.2 gates/test_gate4_readiness.py
 run .venv/bin/predeploy verify "$PACKAGE"

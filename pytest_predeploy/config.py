@@ -240,6 +240,7 @@ def _anchor_defaults(config: ProjectConfig) -> None:
         return path if path.is_absolute() else config.base_dir / path
 
     config.gates_dir = anchor(config.gates_dir)
+    config.readiness.signers = anchor(config.readiness.signers)
     for _, step in config.steps.items():
         step.cwd = anchor(step.cwd)
     for env in config.environments.values():

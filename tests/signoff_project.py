@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 from pytest_predeploy.intake.parity import ParityReport, ParitySummary
+from pytest_predeploy.readiness.package import verify_package
+from pytest_predeploy.readiness.signing import load_signing_key
+from pytest_predeploy.readiness.signoff import record_signoff
 from tests.project import GATES, base_config, make_project
+from tests.sshkeys import make_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,28 +60,45 @@ def project(pytester: pytest.Pytester, parity: str = PARITY_CLEAN) -> Path:
     gates = {name: body for name, body in GATES.items() if "gate10" not in name}
     gates["test_gate1_intake.py"] = GATE1_PARITY
     config = base_config(
-        package={"required": ["staging-parity-report.json"]}, readiness={"required_roles": ["release-manager", "qa-lead"], "forbid_self_approval": True}
+        package={"required": ["staging-parity-report.json"]},
+        readiness={"required_roles": ["release-manager", "qa-lead"], "forbid_self_approval": True, "signers": "signers.yaml"},
     )
     root = make_project(pytester, config=config, parity_script=parity, gates=gates)
     shutil.copy(REPO / "gates" / "test_gate4_readiness.py", root / "gates")
+    # Riley and Quinn review; Ops runs the rehearsal (as rehearsal-operator) and may also sign
+    # release-manager; Ana may sign both roles. Each has a real key pair under keys/.
+    keys = {name: make_key(root / "keys", name).public_line for name in ("riley", "quinn", "ops", "ana")}
+    (root / "signers.yaml").write_text(
+        "signers:\n"
+        f"  - {{identity: Riley Manager, roles: [release-manager], keys: ['{keys['riley']}']}}\n"
+        f"  - {{identity: Quinn QA, roles: [qa-lead], keys: ['{keys['quinn']}']}}\n"
+        f"  - {{identity: ops@example.com, aliases: [rehearsal-operator], roles: [release-manager], keys: ['{keys['ops']}']}}\n"
+        f"  - {{identity: Ana Release, roles: [release-manager, qa-lead], keys: ['{keys['ana']}']}}\n"
+    )
     return root
 
 
-def approve(root: Path, role: str, by: str, decision: str = "go") -> subprocess.CompletedProcess[str]:
+PACKAGE = ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip"
+
+
+def record_directly(root: Path, role: str, approver: str, key: str | None) -> None:
+    """A sign-off written without `predeploy approve`'s checks (what anyone with write access can do)."""
+    sha256 = verify_package(root / PACKAGE).sha256
+    record_signoff(
+        root / ".artifacts/pre-deployment/readiness-approval.json",
+        package_sha256=sha256,
+        release="v1.0",
+        role=role,
+        approver=approver,
+        decision="go",
+        key=load_signing_key(root / "keys" / key) if key else None,
+    )
+
+
+def approve(root: Path, role: str, key: str, decision: str = "go") -> subprocess.CompletedProcess[str]:
+    """`predeploy approve` as a reviewer runs it, signing with their key keys/<key>."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest_predeploy",
-            "approve",
-            ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip",
-            "--role",
-            role,
-            "--by",
-            by,
-            "--decision",
-            decision,
-        ],
+        [sys.executable, "-m", "pytest_predeploy", "approve", PACKAGE, "--role", role, "--key", f"keys/{key}", "--decision", decision],
         cwd=root,
         capture_output=True,
         text=True,

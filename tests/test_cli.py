@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.readiness.package import seal_package
 from pytest_predeploy.tooling.cli import SUBCOMMANDS
+from tests.sshkeys import make_key
 
 PREDEPLOY = str(Path(sys.executable).with_name("predeploy"))
 
@@ -33,7 +35,14 @@ def project(tmp_path: Path) -> Path:
         approvals: {upstream: [], allow_none: true}
         readiness:
           required_roles: [release-manager, qa-lead]
+          signers: signers.yaml
         """)
+    )
+    keys = {name: make_key(tmp_path / "keys", name) for name in ("alice", "bo", "mallory")}
+    (tmp_path / "signers.yaml").write_text(
+        "signers:\n"
+        f"  - {{identity: alice, aliases: [alice-ci], roles: [release-manager], keys: ['{keys['alice'].public_line}']}}\n"
+        f"  - {{identity: bo, roles: [qa-lead], keys: ['{keys['bo'].public_line}']}}\n"
     )
     artifacts = tmp_path / "artifacts"
     (artifacts / "transcripts").mkdir(parents=True)
@@ -54,18 +63,20 @@ def test_verify_then_approve_as_every_role(project: Path) -> None:
     assert "OK: every entry matches the manifest" in done.stdout
     assert "awaiting sign-off from: release-manager, qa-lead" in done.stdout
 
-    done = run("approve", package, "--role", "release-manager", "--by", "alice", "--decision", "go", "--expires", "72h", cwd=project)
+    done = run("approve", package, "--role", "release-manager", "--key", "keys/alice", "--decision", "go", "--expires", "72h", cwd=project)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "recorded: release-manager go by alice for release v1.2" in done.stdout
+    assert "recorded: release-manager go by alice for release v1.2" in done.stdout and ", signed with SHA256:" in done.stdout
     assert "awaiting sign-off from: qa-lead" in done.stdout
 
-    done = run("approve", package, "--role", "qa-lead", "--by", "bo", "--decision", "go", "--conditions", "watch p95", cwd=project)
+    done = run("approve", package, "--role", "qa-lead", "--key", "keys/bo", "--by", "bo", "--decision", "go", "--conditions", "watch p95", cwd=project)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "signed off: qa-lead by bo; release-manager by alice" in done.stdout
 
     record = json.loads((project / "artifacts" / names.READINESS_APPROVAL).read_text())
-    assert [s["predicate"]["role"] for s in record["signoffs"]] == ["release-manager", "qa-lead"]
-    digest = record["signoffs"][0]["subject"][0]["digest"]["sha256"]
+    statements = [json.loads(base64.b64decode(envelope["payload"])) for envelope in record["signoffs"]]
+    assert [s["predicate"]["role"] for s in statements] == ["release-manager", "qa-lead"]
+    assert all(envelope["payloadType"] == "application/vnd.in-toto+json" for envelope in record["signoffs"])
+    digest = statements[0]["subject"][0]["digest"]["sha256"]
     assert digest in run("verify", package, cwd=project).stdout
 
 
@@ -79,14 +90,14 @@ def test_verify_fails_naming_the_tampered_entry(project: Path) -> None:
     done = run("verify", str(package), cwd=project)
     assert done.returncode == 1
     assert "transcripts/deploy-api.log" in done.stdout and "FAILED" in done.stdout
-    refused = run("approve", str(package), "--role", "qa-lead", "--by", "bo", "--decision", "go", cwd=project)
+    refused = run("approve", str(package), "--role", "qa-lead", "--key", "keys/bo", "--decision", "go", cwd=project)
     assert refused.returncode == 1 and "refusing to record a sign-off" in refused.stdout
     assert not (project / "artifacts" / names.READINESS_APPROVAL).exists()
 
 
 def test_a_no_go_is_recorded_and_reported(project: Path) -> None:
     package = "artifacts/" + names.PACKAGE
-    done = run("approve", package, "--role", "qa-lead", "--by", "bo", "--decision", "no-go", "--conditions", "p95 regression", cwd=project)
+    done = run("approve", package, "--role", "qa-lead", "--key", "keys/bo", "--decision", "no-go", "--conditions", "p95 regression", cwd=project)
     assert done.returncode == 0
     assert "no-go: qa-lead: no-go by bo (p95 regression)" in done.stdout
 
@@ -106,3 +117,71 @@ def test_usage_errors_exit_2_with_a_message_and_no_traceback(project: Path, args
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_verify_prints_who_signed_what_and_whether_each_signature_verifies(project: Path) -> None:
+    package = "artifacts/" + names.PACKAGE
+    assert run("approve", package, "--role", "release-manager", "--key", "keys/alice", "--decision", "go", cwd=project).returncode == 0
+    assert run("approve", package, "--role", "qa-lead", "--key", "keys/bo", "--decision", "go", cwd=project).returncode == 0
+    # Someone with write access adds a sign-off signed with an unlisted key, and an unsigned one.
+    approvals = project / "artifacts" / names.READINESS_APPROVAL
+    record = json.loads(approvals.read_text())
+    forged = json.loads(base64.b64decode(record["signoffs"][1]["payload"]))
+    forged["predicate"]["decision"] = "no-go"
+    record["signoffs"].append(forged)
+    approvals.write_text(json.dumps(record))
+    done = run("verify", package, cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if "sign-off [" in line]
+    assert len(lines) == 3
+    assert "release-manager: go by alice" in lines[0] and ": signature verified (SHA256:" in lines[0]
+    assert "qa-lead: go by bo" in lines[1] and ": signature verified (SHA256:" in lines[1]
+    assert "qa-lead: no-go by bo" in lines[2] and ": unsigned: recorded without a signature" in lines[2]
+    assert "readiness: signed off: qa-lead by bo; release-manager by alice" in done.stdout
+    assert "note: qa-lead no-go by bo does not count: recorded without a signature" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "release-manager", "--key", "keys/mallory"], "refusing to record a sign-off: the key keys/mallory is not listed in"),
+        (["--role", "qa-lead", "--key", "keys/alice"], "refusing to record a sign-off: alice may not sign for 'qa-lead' (allowed: release-manager"),
+        (["--role", "qa-lead", "--key", "keys/bo", "--by", "alice"], "refusing to record a sign-off: --by 'alice' is not the owner of the key keys/bo"),
+        (["--role", "qa-lead", "--by", "bo"], "refusing to record an unsigned sign-off: it would not count"),
+    ],
+    ids=["unlisted-key", "role-not-allowed", "by-is-not-the-key-owner", "unsigned"],
+)
+def test_approve_refuses_a_signoff_that_would_not_count(project: Path, args: list[str], message: str) -> None:
+    done = run("approve", "artifacts/" + names.PACKAGE, *args, "--decision", "go", cwd=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert message in done.stdout
+    assert not (project / "artifacts" / names.READINESS_APPROVAL).exists()
+
+
+def test_approve_refuses_the_rehearsal_operator(project: Path) -> None:
+    (project / "artifacts" / "predeploy-run.json").write_text(
+        json.dumps(
+            {
+                "release": "v1.2",
+                "generated_at": "2026-11-26T12:00:00Z",
+                "step": "protocol",
+                "previous_release": "v1.1",
+                "config_digest": "0" * 64,
+                "environment": "staging",
+                "run_by": "ALICE-ci",
+            }
+        )
+    )
+    done = run("approve", "artifacts/" + names.PACKAGE, "--role", "release-manager", "--key", "keys/alice", "--decision", "go", cwd=project)
+    assert done.returncode == 1
+    assert "alice ran the rehearsal (ALICE-ci) and cannot sign it off (readiness.forbid_self_approval)" in done.stdout
+
+
+def test_verify_without_a_signers_file_checks_the_package_and_says_no_signature_was_checked(project: Path) -> None:
+    package = "artifacts/" + names.PACKAGE
+    assert run("approve", package, "--role", "release-manager", "--key", "keys/alice", "--decision", "go", cwd=project).returncode == 0
+    (project / "signers.yaml").unlink()
+    done = run("verify", package, cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "release-manager: go by alice" in done.stdout and "not verified: no signers file to check it against" in done.stdout
+    assert "readiness: not checked: no signers file" in done.stdout

@@ -96,7 +96,7 @@ def test_readiness_review_prompt_records_a_signoff(pytester: pytest.Pytester, mo
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "Pat Reviewer")
     # A real parity report: Gate 4 run alone re-checks the evidence sealed in the package.
     gates = {"test_gate1_intake.py": GATE1_PARITY}
-    config = base_config(package={"required": []}, readiness={"required_roles": ["release-manager"], "forbid_self_approval": False})
+    config = base_config(package={"required": []}, readiness={"required_roles": ["release-manager"], "forbid_self_approval": False, "allow_unsigned": True})
     root = make_project(pytester, config=config, gates=gates, parity_script=PARITY_CLEAN)
     (root / "gates/test_gate4_readiness.py").write_text((Path(__file__).parents[1] / "gates/test_gate4_readiness.py").read_text())
     status, out = run_on_terminal(root, ["--predeploy-release=v1.0", "--predeploy-interactive"], {"[READINESS REVIEW]": "yes"})

@@ -1,7 +1,8 @@
-"""Readiness sign-offs: bound to the package digest, unexpired, every role, no self-approval."""
+"""Readiness sign-offs: signed, bound to the package digest, unexpired, every role, no self-approval."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
+from pytest_predeploy.readiness.signing import Envelope, SigningKey, load_signing_key
 from pytest_predeploy.readiness.signoff import (
     PREDICATE_TYPE,
     ReadinessApproval,
@@ -20,11 +22,34 @@ from pytest_predeploy.readiness.signoff import (
     load_signoffs,
     record_signoff,
 )
+from tests.sshkeys import make_key
 
 A = "a" * 64
 B = "b" * 64
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-CONFIG = ReadinessConfig(required_roles=["release-manager", "qa-lead"])
+# signers.yaml is resolved against the working folder, which the `people` fixture sets.
+CONFIG = ReadinessConfig(required_roles=["release-manager", "qa-lead"], signers=Path("signers.yaml"))
+#: Who may sign what in these tests; mallory has a key but is not in the signers file.
+ROLES = {"alice": ["release-manager", "qa-lead"], "bo": ["qa-lead", "release-manager"], "cy": ["release-manager"], "di": ["security-owner"]}
+KEYS: dict[str, SigningKey] = {}
+
+
+@pytest.fixture(scope="module")
+def key_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("keys")
+    lines = []
+    for name in [*ROLES, "mallory"]:
+        pair = make_key(folder, name)
+        KEYS[name] = load_signing_key(pair.private)
+        if name in ROLES:
+            lines.append(f"  - identity: {name}\n    aliases: [{name}-gh]\n    roles: [{', '.join(ROLES[name])}]\n    keys: ['{pair.public_line}']\n")
+    (folder / "signers.yaml").write_text("signers:\n" + "".join(lines))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def people(key_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(key_folder)
 
 
 def sign(
@@ -37,8 +62,19 @@ def sign(
     at: datetime = NOW - timedelta(hours=1),
     expires: timedelta | None = timedelta(days=7),
     release: str = "v1.2",
+    key: str | None = None,
 ) -> None:
-    record_signoff(path, package_sha256=digest, release=release, role=role, approver=by, decision=decision, expires_in=expires, now=at)  # type: ignore[arg-type]
+    record_signoff(
+        path,
+        package_sha256=digest,
+        release=release,
+        role=role,
+        approver=by,
+        decision=decision,
+        expires_in=expires,
+        now=at,  # type: ignore[arg-type]
+        key=KEYS[(key or by).casefold()],
+    )
 
 
 @pytest.fixture
@@ -61,7 +97,8 @@ def test_signoff_file_is_an_artifact_of_in_toto_statements(approvals: Path) -> N
     )
     data = json.loads(approvals.read_text())
     assert data["release"] == "v1.2" and data["step"] == "readiness-review" and data["schema_version"]
-    statement = data["signoffs"][1]
+    assert "payloadType" in data["signoffs"][0]  # signed: a DSSE envelope
+    statement = data["signoffs"][1]  # recorded without a key: a bare statement
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["subject"] == [{"name": "PRE-DEPLOYMENT-PACKAGE.zip", "digest": {"sha256": A}}]
     assert statement["predicateType"] == PREDICATE_TYPE
@@ -69,7 +106,8 @@ def test_signoff_file_is_an_artifact_of_in_toto_statements(approvals: Path) -> N
     assert predicate["approver"] == "cy" and predicate["role"] == "release-manager" and predicate["decision"] == "go"
     assert predicate["conditions"] == "deploy outside business hours"
     assert predicate["signed_at"].startswith("2026-11-26T12:00:00") and predicate["expires_at"].startswith("2026-11-29T12:00:00")
-    assert ReadinessApproval.model_validate(data).signoffs[0].predicate.approver == "bo"
+    envelope = ReadinessApproval.model_validate(data).signoffs[0]
+    assert isinstance(envelope, Envelope) and json.loads(envelope.payload_bytes() or b"")["predicate"]["approver"] == "bo"
 
 
 def test_every_required_role_with_a_go_completes(approvals: Path) -> None:
@@ -224,3 +262,85 @@ def test_a_forged_signoff_file_is_refused_with_its_file_and_line(approvals: Path
     approvals.write_text(content)
     with pytest.raises(PredeployError, match=expected):
         evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+
+
+def test_unsigned_signoffs_are_shown_and_ignored_unless_explicitly_allowed(approvals: Path) -> None:
+    # What anyone with write access to the folder can do: write statements naming anybody.
+    for role in ("release-manager", "qa-lead"):
+        record_signoff(approvals, package_sha256=A, release="v1.2", role=role, approver="Mallory", decision="go", now=NOW - timedelta(hours=1))
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert not status.complete and status.missing_roles == ["release-manager", "qa-lead"]
+    assert [view.signature for view in status.views] == ["unsigned", "unsigned"]
+    assert all("does not count: recorded without a signature" in p for p in status.problems) and len(status.problems) == 2
+    relaxed = CONFIG.model_copy(update={"allow_unsigned": True, "allow_one_signer_many_roles": True})
+    status = evaluate_signoffs(A, approvals, relaxed, None, now=NOW)
+    assert status.complete
+    assert "relaxed: readiness.allow_unsigned: unsigned sign-offs count; readiness.allow_one_signer_many_roles" in status.summary()
+
+
+def test_signoff_by_a_key_not_in_the_signers_file_does_not_count(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", key="mallory")
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert status.missing_roles == ["release-manager"]
+    assert [p for p in status.problems if "alice" in p] == [
+        f"release-manager go by alice does not count: it is signed by a key not listed in signers.yaml ({KEYS['mallory'].keyid})"
+    ]
+
+
+def test_signoff_for_a_role_the_identity_may_not_sign_does_not_count(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    sign(approvals, "qa-lead", "cy")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert status.missing_roles == ["qa-lead"]
+    assert any("cy may not sign for 'qa-lead' (allowed: release-manager" in p for p in status.problems)
+
+
+def test_hand_edited_signed_statement_does_not_count(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice", "no-go")
+    sign(approvals, "qa-lead", "bo")
+    data = json.loads(approvals.read_text())
+    statement = json.loads(base64.b64decode(data["signoffs"][0]["payload"]))
+    statement["predicate"]["decision"] = "go"
+    data["signoffs"][0]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    approvals.write_text(json.dumps(data))
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert status.missing_roles == ["release-manager"] and not status.complete
+    assert any(p.startswith("release-manager go by alice does not count: its signature does not verify") for p in status.problems)
+
+
+def test_one_identity_satisfies_one_required_role(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    sign(approvals, "qa-lead", "alice")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert not status.complete and status.missing_roles == ["qa-lead"]
+    assert any("qa-lead sign-off by alice does not count: they already sign release-manager" in p for p in status.problems)
+    sign(approvals, "qa-lead", "bo")
+    assert evaluate_signoffs(A, approvals, CONFIG, None, now=NOW).complete
+
+
+def test_the_operator_is_recognised_by_an_alias_from_the_signers_file(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    sign(approvals, "qa-lead", "bo")
+    status = evaluate_signoffs(A, approvals, CONFIG, rehearsed_by="BO-gh", now=NOW)
+    assert status.missing_roles == ["qa-lead"]
+    assert any("qa-lead sign-off by bo does not count: they ran the rehearsal" in p for p in status.problems)
+    relaxed = CONFIG.model_copy(update={"forbid_self_approval": False})
+    status = evaluate_signoffs(A, approvals, relaxed, rehearsed_by="bo-gh", now=NOW)
+    assert status.complete and "relaxed: readiness.forbid_self_approval is off" in status.summary()
+
+
+def test_a_no_go_that_does_not_verify_does_not_block(approvals: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    sign(approvals, "qa-lead", "bo")
+    sign(approvals, "release-manager", "cy", "no-go", key="mallory")
+    status = evaluate_signoffs(A, approvals, CONFIG, None, now=NOW)
+    assert status.complete and status.rejected == []
+    assert any("release-manager no-go by cy does not count" in p for p in status.problems)
+
+
+def test_a_missing_signers_file_is_a_message_saying_what_to_do(approvals: Path, tmp_path: Path) -> None:
+    sign(approvals, "release-manager", "alice")
+    config = CONFIG.model_copy(update={"signers": tmp_path / "nowhere.yaml"})
+    with pytest.raises(PredeployError, match=r"nowhere.yaml: signers file not found; list who may sign which role there"):
+        evaluate_signoffs(A, approvals, config, None, now=NOW)

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import lit
-from tests.signoff_project import approve, project
+from tests.signoff_project import approve, project, record_directly
 
 
 def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,14 +26,16 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
     assert json.loads((artifacts / "pytest-report.json").read_text())["exitcode"] == ExitStatus.AWAITING_SIGNOFF
     digest_before = (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes()
 
-    # The operator of the rehearsal cannot sign off; others can.
-    assert approve(root, "release-manager", "rehearsal-operator").returncode == 0
+    # The operator of the rehearsal cannot sign off (approve refuses; written directly, it does not count); others can.
+    refused = approve(root, "release-manager", "ops")
+    assert refused.returncode == 1 and "ran the rehearsal (rehearsal-operator)" in refused.stdout
+    record_directly(root, "release-manager", "ops@example.com", "ops")
     again = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert again.ret == ExitStatus.AWAITING_SIGNOFF
     again.stdout.fnmatch_lines(["*awaiting sign-off from: release-manager, qa-lead*ran the rehearsal*"])
 
-    assert approve(root, "release-manager", "Riley Manager").returncode == 0
-    assert approve(root, "qa-lead", "Quinn QA").returncode == 0
+    assert approve(root, "release-manager", "riley").returncode == 0
+    assert approve(root, "qa-lead", "quinn").returncode == 0
     final = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert final.ret == ExitStatus.GO, final.stdout.str()
     final.stdout.fnmatch_lines([lit("*[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment).*")])
@@ -43,7 +45,7 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
 def test_no_go_signoff_fails_gate4(pytester: pytest.Pytester) -> None:
     root = project(pytester)
     assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
-    assert approve(root, "qa-lead", "Quinn QA", "no-go").returncode == 0
+    assert approve(root, "qa-lead", "quinn", "no-go").returncode == 0
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert result.ret == ExitStatus.NO_GO
     result.stdout.fnmatch_lines(["*rejected at readiness review*", "*qa-lead: no-go by Quinn QA*"])
@@ -65,3 +67,25 @@ def test_gate4_alone_without_a_passed_rehearsal_builds_nothing(pytester: pytest.
     assert result.ret == ExitStatus.NO_GO
     result.stdout.fnmatch_lines(["*step 'package' failed: not built: Gate 1 not run for v1.0*"])
     assert not (root / ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip").exists()
+
+
+def test_unsigned_or_one_person_signoffs_do_not_complete(pytester: pytest.Pytester) -> None:
+    root = project(pytester)
+    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    # A hand-written sign-off naming Mallory for both roles, and one naming a listed reviewer.
+    record_directly(root, "release-manager", "Mallory", None)
+    record_directly(root, "qa-lead", "Mallory", None)
+    record_directly(root, "qa-lead", "Quinn QA", None)
+    # One person signs both required roles with their own, listed key.
+    assert approve(root, "release-manager", "ana").returncode == 0
+    assert approve(root, "qa-lead", "ana").returncode == 0
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    assert result.ret == ExitStatus.AWAITING_SIGNOFF, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*awaiting sign-off from: qa-lead*qa-lead go by Mallory does not count: recorded without a signature*"
+            "qa-lead sign-off by Ana Release does not count: they already sign release-manager*",
+        ]
+    )
+    assert approve(root, "qa-lead", "quinn").returncode == 0
+    assert pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py").ret == ExitStatus.GO

@@ -53,8 +53,8 @@ def signed(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, parity: s
     (root / "gates" / "test_gate2_rehearsal.py").write_text(textwrap.dedent(GATE2_FAILS_ON_REQUEST))
     first = pytester.runpytest_subprocess("--predeploy-release=v1.0")
     assert first.ret == ExitStatus.AWAITING_SIGNOFF, first.stdout.str()
-    assert approve(root, "release-manager", "Riley Manager").returncode == 0
-    assert approve(root, "qa-lead", "Quinn QA").returncode == 0
+    assert approve(root, "release-manager", "riley").returncode == 0
+    assert approve(root, "qa-lead", "quinn").returncode == 0
     return root
 
 
@@ -116,8 +116,8 @@ def test_changed_release_source_after_sealing_makes_the_package_stale(pytester: 
     (root / "service").mkdir()
     (root / "service" / "app.py").write_text("VERSION = 1\n")
     assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
-    assert approve(root, "release-manager", "Riley Manager").returncode == 0
-    assert approve(root, "qa-lead", "Quinn QA").returncode == 0
+    assert approve(root, "release-manager", "riley").returncode == 0
+    assert approve(root, "qa-lead", "quinn").returncode == 0
     (root / "service" / "app.py").write_text("VERSION = 2\n")
     result = pytester.runpytest_subprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
@@ -156,8 +156,8 @@ def test_consistently_repacked_package_with_a_blocking_security_report_is_not_go
         source_date_epoch=manifest.source_date_epoch,
     )
     assert verify_package(path).ok
-    assert approve(root, "release-manager", "Riley Manager").returncode == 0
-    assert approve(root, "qa-lead", "Quinn QA").returncode == 0
+    assert approve(root, "release-manager", "riley").returncode == 0
+    assert approve(root, "qa-lead", "quinn").returncode == 0
     result = pytester.runpytest_subprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*package is stale: security-compliance-report.json in the package fails Gate 3: *blocking is true*"])

@@ -247,3 +247,7 @@ def show_security(evidence: Evidence, report: SecurityReport) -> None:
 def show_signoffs(evidence: Evidence, status: Any) -> None:
     rows = [[role, ", ".join(who)] for role, who in sorted(status.approved.items())]
     evidence.table("Sign-offs on this package", ["role", "approved by"], rows or [["(none)", ""]])
+    # Every recorded sign-off, counted or not, and why: a forged or unsigned one is visible here.
+    recorded = [[v.role, v.decision, v.approver, v.signed_at.isoformat(), v.verdict, v.describe_signature()] for v in status.views]
+    if recorded:
+        evidence.table("Sign-offs recorded for this release", ["role", "decision", "by", "signed at", "verdict", "signature"], recorded)

@@ -355,7 +355,10 @@ class ProtocolSession:
             decision="go" if answer else "no-go",
             expires_in=readiness.signoff_validity,
         )
-        self.package_note = f"readiness review: {'go' if answer else 'no-go'} recorded for role {role} by {current_user()}"
+        # The prompt has no key to sign with: its answer is recorded unsigned, which counts only
+        # where readiness.allow_unsigned says so (and is shown, ignored, everywhere else).
+        counted = "" if readiness.allow_unsigned else " (unsigned: it does not count; sign with `predeploy approve --key`)"
+        self.package_note = f"readiness review: {'go' if answer else 'no-go'} recorded for role {role} by {current_user()}{counted}"
 
     def _save_state(self) -> None:
         ctx = self.context

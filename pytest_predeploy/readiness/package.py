@@ -40,6 +40,7 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error, write_bytes_atomic
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.readiness.signing import Signers
 from pytest_predeploy.readiness.signoff import SignoffView, review_signoffs
 from pytest_predeploy.targets.local.releases import RehearsedReleases
 
@@ -731,7 +732,7 @@ def _noncanonical(path: Path, infos: list[zipfile.ZipInfo], epoch: int, start_di
     return odd
 
 
-def verify_package(path: Path, approvals: Path | None = None) -> VerifyResult:
+def verify_package(path: Path, approvals: Path | None = None, signers: Signers | None = None) -> VerifyResult:
     """Re-hash every entry against the manifest and check the headers and sign-offs.
 
     Every problem is one line naming the entry. Sign-offs are read from ``approvals`` (default:
@@ -791,7 +792,7 @@ def verify_package(path: Path, approvals: Path | None = None) -> VerifyResult:
         problems.append(f"{beside}: differs from the {names.MANIFEST} inside the package")
     approvals = approvals or path.parent / names.READINESS_APPROVAL
     try:
-        result.signoffs = [view for view in review_signoffs(approvals, digest) if view.release == manifest.release]
+        result.signoffs = [view for view in review_signoffs(approvals, digest, signers=signers) if view.release == manifest.release]
     except ArtifactError as exc:
         problems.append(str(exc))
     if result.signoffs and all(view.verdict == "other-package" for view in result.signoffs):

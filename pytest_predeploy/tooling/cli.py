@@ -13,13 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from pytest_predeploy.config import DEFAULT_CONFIG, load_config
 from pytest_predeploy.core.artifacts import READINESS_APPROVAL
 from pytest_predeploy.core.errors import PredeployError, run_reporting_errors
 from pytest_predeploy.core.fields import format_duration, parse_positive_duration
 from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
-from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, record_signoff
+from pytest_predeploy.readiness.signing import Signer, Signers, load_signers, load_signing_key
+from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, is_operator, record_signoff
 from pytest_predeploy.tooling.scriptkit import ENV_CONFIG
 
 EXIT_OK = 0
@@ -62,17 +65,32 @@ def _approvals(args: argparse.Namespace) -> Path:
     return args.approvals or args.package.parent / READINESS_APPROVAL
 
 
+def _signers(args: argparse.Namespace, config: ReadinessConfig | None) -> Signers | None:
+    """--signers, else the config's readiness.signers when it exists; None when there is none."""
+    if args.signers is not None:
+        return load_signers(args.signers)
+    if config is not None and config.signers.is_file():
+        return load_signers(config.signers)
+    return None
+
+
+def _add_signers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signers", type=Path, default=None, help="the signers file to check signatures against (default: readiness.signers of the config)")
+
+
 def _print_problems(result: VerifyResult) -> None:
     for problem in result.problems:
         print(f"  - {problem}")
 
 
-def _print_readiness(args: argparse.Namespace, result: VerifyResult) -> None:
-    config = _readiness(args)
+def _print_readiness(args: argparse.Namespace, result: VerifyResult, config: ReadinessConfig | None, signers: Signers | None) -> None:
     if config is None or result.manifest is None:
         return
+    if signers is None and config.required_roles and not config.allow_unsigned:
+        print(f"readiness: not checked: no signers file ({config.signers}); give --signers, or create it (`predeploy init` writes a template)")
+        return
     state = load_state(args.package.parent)
-    status = evaluate_signoffs(result.sha256, _approvals(args), config, state.run_by if state else None, release=result.manifest.release)
+    status = evaluate_signoffs(result.sha256, _approvals(args), config, state.run_by if state else None, release=result.manifest.release, signers=signers)
     print(f"readiness: {status.summary()}")
     for problem in status.problems:
         print(f"  note: {problem}")
@@ -86,22 +104,27 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--approvals", type=Path, default=None, help=f"sign-offs to check against the package digest (default: {READINESS_APPROVAL} beside the package)"
     )
+    _add_signers(parser)
     _add_config(parser)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    result = verify_package(args.package, _approvals(args))
+    config = _readiness(args)
+    signers = _signers(args, config)
+    result = verify_package(args.package, _approvals(args), signers=signers)
     print(f"{args.package}: sha256 {result.sha256}")
     if result.manifest is not None:
         print(f"release {result.manifest.release}: {len(result.manifest.entries)} entries listed in the manifest")
+    if result.signoffs and signers is None:
+        print("  (no signers file: give --signers or a config whose readiness.signers exists; no signature can be checked)")
     for view in result.signoffs:
-        print(f"  sign-off [{view.verdict}] {view.describe()}")
+        print(f"  sign-off [{view.verdict}] {view.describe()}: {view.describe_signature()}")
     if not result.ok:
         print(f"FAILED: {len(result.problems)} problem(s):")
         _print_problems(result)
         return EXIT_FAILED
     print("OK: every entry matches the manifest")
-    _print_readiness(args, result)
+    _print_readiness(args, result, config, signers)
     return EXIT_OK
 
 
@@ -111,13 +134,25 @@ def _run_verify(args: argparse.Namespace) -> int:
 def _configure_approve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", type=Path, help="the PRE-DEPLOYMENT-PACKAGE.zip being signed off")
     parser.add_argument("--role", required=True, help="the role you sign as (one of readiness.required_roles)")
-    parser.add_argument("--by", required=True, help="your name")
+    parser.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        help="your OpenSSH ed25519 private key (ssh-keygen -t ed25519); its public key must be listed for you and the role in the signers file. "
+        "A passphrase is read from $PREDEPLOY_KEY_PASSPHRASE",
+    )
+    parser.add_argument(
+        "--by",
+        default=None,
+        help="your identity as the signers file names it (default: the owner of --key; without --key, free text that counts only with readiness.allow_unsigned)",
+    )
     parser.add_argument("--decision", required=True, choices=["go", "no-go"], help="go or no-go")
     parser.add_argument("--conditions", default=None, help="conditions attached to the decision")
     parser.add_argument(
         "--expires", type=_validity, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)"
     )
     parser.add_argument("--approvals", type=Path, default=None, help=f"the sign-off file (default: {READINESS_APPROVAL} beside the package)")
+    _add_signers(parser)
     _add_config(parser)
 
 
@@ -133,22 +168,63 @@ def _run_approve(args: argparse.Namespace) -> int:
             f"note: role {args.role!r} is not one of readiness.required_roles ({', '.join(config.required_roles)}); it is recorded but not required",
             file=sys.stderr,
         )
+    signers = _signers(args, config)
+    key = None
+    if args.key is not None:
+        passphrase = os.environ.get("PREDEPLOY_KEY_PASSPHRASE") or None
+        key = load_signing_key(args.key, passphrase.encode("utf-8") if passphrase else None)
+        owner = _key_owner(args, config, signers, key.public)
+        if isinstance(owner, str):
+            print(f"{args.package}: refusing to record a sign-off: {owner}")
+            return EXIT_FAILED
+        approver = owner.identity
+    elif not config.allow_unsigned:
+        print(
+            f"{args.package}: refusing to record an unsigned sign-off: it would not count. Sign with your key: "
+            "--key ~/.ssh/id_ed25519 (create one with `ssh-keygen -t ed25519`; its .pub line goes into the signers file under your identity and role)"
+        )
+        return EXIT_FAILED
+    elif not args.by:
+        print(f"{args.package}: an unsigned sign-off needs --by NAME")
+        return EXIT_FAILED
+    else:
+        approver = args.by
     expires = args.expires if args.expires is not None else config.signoff_validity
     statement = record_signoff(
         _approvals(args),
         package_sha256=result.sha256,
         release=result.manifest.release,
         role=args.role,
-        approver=args.by,
+        approver=approver,
         decision=args.decision,
         conditions=args.conditions,
         expires_in=expires,
+        key=key,
     )
     until = f", valid for {format_duration(expires)} (until {statement.predicate.expires_at.isoformat()})" if statement.predicate.expires_at else ""
-    print(f"recorded: {args.role} {args.decision} by {args.by} for release {result.manifest.release}, package sha256 {result.sha256}{until}")
+    how = f"signed with {key.keyid}" if key is not None else "UNSIGNED (readiness.allow_unsigned)"
+    print(f"recorded: {args.role} {args.decision} by {approver} for release {result.manifest.release}, package sha256 {result.sha256}{until}, {how}")
     print(f"sign-offs: {_approvals(args)}")
-    _print_readiness(args, result)
+    _print_readiness(args, result, config, signers)
     return EXIT_OK
+
+
+def _key_owner(args: argparse.Namespace, config: ReadinessConfig, signers: Signers | None, public: Ed25519PublicKey) -> Signer | str:
+    """The signer who owns the key, when their sign-off would count; else why not (so that a
+    sign-off that would be ignored is not recorded)."""
+    if signers is None:
+        return f"no signers file ({config.signers} does not exist; give --signers or create it: `predeploy init` writes a template)"
+    owner = signers.owner_of(public)
+    if owner is None:
+        return f"the key {args.key} is not listed in {signers.path}; add its .pub line under your identity (and have that change reviewed like any other)"
+    if args.by and args.by.strip().casefold() != owner.identity.casefold():
+        return f"--by {args.by!r} is not the owner of the key {args.key} ({owner.identity} in {signers.path})"
+    if args.role not in owner.roles:
+        return f"{owner.identity} may not sign for {args.role!r} (allowed: {', '.join(owner.roles)}; see {signers.path})"
+    state = load_state(args.package.parent)
+    if config.forbid_self_approval and state is not None and is_operator(owner.identity, state.run_by, signers):
+        return f"{owner.identity} ran the rehearsal ({state.run_by}) and cannot sign it off (readiness.forbid_self_approval)"
+    return owner
 
 
 # --- schema, docs ---------------------------------------------------------------------------------

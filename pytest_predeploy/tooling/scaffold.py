@@ -130,6 +130,7 @@ def starter_files(project: Path, services: Sequence[Service]) -> dict[str, str |
         files[f"{HOME}/ops/runbooks/{service.name}.md"] = RUNBOOK.format(service=service.name)
     files[f"{HOME}/ops/oncall.yaml"] = ONCALL
     files[f"{HOME}/ops/escalation.yaml"] = ESCALATION
+    files[f"{HOME}/signers.yaml"] = SIGNERS
     files[".gitignore"] = GITIGNORE
     return files
 
@@ -197,6 +198,9 @@ NEXT_STEPS = (
     ".predeploy/osv-pypi.zip), and in CI before every protocol run; until then the OSV scan is 'unavailable' and "
     "blocks Gate 3. List your dependencies in security.requirements or security.distributions.",
     f"Fill in {HOME}/ops/ (runbooks, on-call, escalation) and readiness.required_roles.",
+    f"List who may sign off which role in {HOME}/signers.yaml: each reviewer makes a key with "
+    "`ssh-keygen -t ed25519 -f ~/.ssh/predeploy_ed25519` (or uses the one they sign git commits with) and adds the "
+    "content of the .pub file under their identity; they sign with `predeploy approve PACKAGE.zip --role ROLE --key KEY --decision go`.",
     "Run it: pytest --predeploy-release=<candidate tag> --predeploy-previous=<tag production runs now>. "
     "If this repository has its own tests, set testpaths (e.g. testpaths = tests) so plain pytest does not collect gates/.",
 )
@@ -257,5 +261,7 @@ RUNBOOK = _template("ops/runbook.md.tmpl")
 ONCALL = _template("ops/oncall.yaml")
 
 ESCALATION = _template("ops/escalation.yaml")
+
+SIGNERS = _template("signers.yaml")
 
 GITIGNORE = _template("gitignore")
