@@ -15,6 +15,8 @@ note.
   (:func:`add_common_arguments`, :func:`load_context`, :func:`run_main`,
   :func:`interrupt_on_sigterm`), plus the artifact writer and names they use.
 - The errors a step may raise (:class:`ConfigError`, :class:`StepError`, ...).
+- For smoke suites: :func:`smoke_request`, the HTTP client whose calls count towards endpoint
+  coverage for services without a request counter (:class:`HttpResponse` is its answer).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_prob
 from pytest_predeploy.readiness.package import Manifest, package_readiness
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
 from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
+from pytest_predeploy.rehearsal.requestlog import Response as HttpResponse
+from pytest_predeploy.rehearsal.requestlog import request as smoke_request
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 from pytest_predeploy.rollback.operational import OperationalResult, operational_problems, read_operational
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
@@ -47,6 +51,8 @@ from pytest_predeploy.security import SecurityReport, run_security_audit, securi
 from pytest_predeploy.tooling.scriptkit import ScriptContext, add_common_arguments, interrupt_on_sigterm, load_context, run_main
 
 __all__ = [
+    "HttpResponse",
+    "smoke_request",
     "EXIT_USAGE",
     "OBSERVABILITY_METRICS",
     "TRANSCRIPTS_DIR",

@@ -125,6 +125,11 @@ class GateOptions(StrictModel):
     no_data: Literal["fail", "advisory"] = Field(
         "fail", description="What a metric that could not be read or a check that could not run means: 'fail' (default) or 'advisory'."
     )
+    overlap: bool = Field(
+        True,
+        description="Start the steps that need nothing from staging (upstream approvals, security audit, operational readiness) "
+        "when the protocol starts, beside the rehearsal; false runs every step in sequence when its gate needs it.",
+    )
 
 
 class RedactConfig(StrictModel):

@@ -68,5 +68,6 @@ class GateGuard:
         for item in items:
             if gate_of(item) is not None:
                 raise pytest.UsageError(
-                    f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG (plain pytest runs the project's own tests in tests/)."
+                    f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG "
+                    "(without a release pytest runs no gate: name other test paths, or deselect the gates' folder)."
                 )

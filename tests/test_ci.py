@@ -22,7 +22,7 @@ def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_
     assert result.ret == 0
     text = summary.read_text()
     assert text.startswith("earlier step\n")  # appended, not overwritten
-    assert "## Pre-deployment readiness v1.0" in text
+    assert text.splitlines()[1:4] == ["## PARTIAL RUN (NOT GO): release v1.0", "", "**PASSED (partial run)**"]  # the verdict leads
     assert "| 1 | Intake Confirmation | PASSED |" in text
     assert "| 10 | Extra | PASSED |" in text
 

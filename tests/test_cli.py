@@ -53,7 +53,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_subcommands_are_listed_in_one_table() -> None:
-    assert [command.name for command in SUBCOMMANDS] == ["verify", "approve", "init", "advisories", "schema", "docs"]
+    assert [command.name for command in SUBCOMMANDS] == ["verify", "approve", "init", "doctor", "advisories", "schema", "docs"]
 
 
 def test_verify_then_approve_as_every_role(project: Path) -> None:

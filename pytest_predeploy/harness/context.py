@@ -37,6 +37,9 @@ class RunContext:
     results: list[RunResult] = field(default_factory=list)
     #: Set to stop the scripts running in other threads (see runner.run_command).
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Called with each line (redacted) a script prints; a step run beside the rehearsal streams
+    #: its output with it. None: the output goes to the transcript only.
+    on_line: Callable[[str], None] | None = None
 
     def announce(self, line: str) -> None:
         self.announcer(self.redactor.redact(line))
@@ -133,6 +136,7 @@ class RunContext:
                 capture=capture,
                 kill_grace=kill_grace,
                 cancel=self.cancel,
+                on_line=self.on_line,
             )
         except KeyboardInterrupt:
             self.announce(f"[AUTOMATION] {script_name(argv)} executed: interrupted")

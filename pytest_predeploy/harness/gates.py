@@ -14,7 +14,7 @@ import enum
 import errno
 import re
 import textwrap
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -147,6 +147,15 @@ class GateController:
         self.interrupted = False
         #: The artifacts folder, named when a write there fails without a file name (a full disk).
         self.artifacts: Path | None = None
+        #: Called once, with the gate, when a gate first halts the later ones (the session stops
+        #: what runs beside the rehearsal for those gates).
+        self.on_halt: Callable[[Gate], None] | None = None
+
+    def _halt(self, gate: Gate) -> None:
+        if self.halted_by is None:
+            self.halted_by = gate
+            if self.on_halt is not None:
+                self.on_halt(gate)
 
     # -- collection -------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -213,8 +222,7 @@ class GateController:
             # A MUST criterion that did not run is not met: the gate cannot count as passed.
             gate.status = "failed"
             gate.reason = f"{item.name}: skipped, so this MUST criterion was not checked: {_skip_reason(report)}"
-            if self.halted_by is None:
-                self.halted_by = gate
+            self._halt(gate)
             return report
         if not report.failed:
             return report
@@ -238,8 +246,7 @@ class GateController:
         if gate.status != "failed":
             gate.status = "failed"
             gate.reason = f"{item.name}: {message}"
-        if self.halted_by is None:
-            self.halted_by = gate
+        self._halt(gate)
         return report
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_predeploy.core.background import Scheduler
     from pytest_predeploy.harness.context import RunContext
     from pytest_predeploy.harness.gates import GateController
 
@@ -32,3 +33,5 @@ class RunSession(Protocol):
 context_key: pytest.StashKey[RunContext] = pytest.StashKey()
 controller_key: pytest.StashKey[GateController] = pytest.StashKey()
 session_key: pytest.StashKey[RunSession] = pytest.StashKey()
+#: The steps started beside the rehearsal in this run (absent with ``gates.overlap: false``).
+background_key: pytest.StashKey[Scheduler] = pytest.StashKey()

@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_predeploy.core.artifacts import RUN_REPORTS
+from pytest_predeploy.core.artifacts import READINESS_APPROVAL, RUN_REPORTS
+from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import git_commit
+from pytest_predeploy.harness.banner import Decision, GateCard, Signature, VerdictKind, banner_html, summary_markdown
 from pytest_predeploy.harness.evidence import evidence_key
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
+from pytest_predeploy.readiness.signoff import load_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -40,6 +43,7 @@ class ProtocolSession(Protocol):
     project: ProjectConfig
     report_prefix: str
     package_sha256: str | None
+    reused_package: Any
 
 
 STATUS_COLOURS = {
@@ -70,6 +74,65 @@ def verdict(session: ProtocolSession, exit_status: int) -> str:
     if exit_status == ExitStatus.GO:
         return "GO: protocol complete" if controller.complete() and READINESS_GATE in controller.gates else "PASSED (partial run)"
     return f"exit status {exit_status}"
+
+
+def _kind(session: ProtocolSession, exit_status: int) -> VerdictKind:
+    if exit_status == ExitStatus.INTERRUPTED:
+        return "interrupted"
+    if exit_status == ExitStatus.AWAITING_SIGNOFF:
+        return "awaiting"
+    if exit_status == ExitStatus.GO:
+        return "go" if session.controller.complete() and READINESS_GATE in session.controller.gates else "partial"
+    # NO-GO, and any status we did not plan for (an internal error, nothing collected): never GO.
+    return "no-go"
+
+
+def package_digest(session: ProtocolSession) -> str | None:
+    """The sha256 of the package this run sealed, or of the sealed package Gate 4 re-judged."""
+    if session.package_sha256:
+        return session.package_sha256
+    reused = session.reused_package
+    return str(reused.sha256) if reused is not None else None
+
+
+def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]:
+    """The sign-offs recorded on the package's digest; none when there is no package or the
+    record cannot be read (Gate 4 says why; the banner only shows who signed)."""
+    if not digest:
+        return []
+    try:
+        statements = load_signoffs(session.context.artifact(READINESS_APPROVAL))
+    except PredeployError:
+        return []
+    return [Signature(role=s.predicate.role, by=s.predicate.approver, decision=s.predicate.decision) for s in statements if s.sha256 == digest]
+
+
+def decision(session: ProtocolSession, exit_status: int) -> Decision:
+    """What the banner and the GitHub summary lead with, every text redacted."""
+    redact = session.context.redactor.redact
+    gates = [
+        GateCard(
+            number=g.number,
+            name=g.name,
+            status=g.status,
+            figures=[redact(f) for f in g.figures],
+            reason=redact(g.reason),
+            advisories=[redact(a) for a in g.advisories],
+            pending_roles=list(g.pending_roles),
+        )
+        for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
+    ]
+    digest = package_digest(session)
+    signatures = [Signature(role=s.role, by=redact(s.by), decision=s.decision) for s in _signatures(session, digest)]
+    return Decision(
+        kind=_kind(session, exit_status),
+        detail=redact(verdict(session, exit_status)),
+        release=session.context.release,
+        package_sha256=digest,
+        signatures=signatures,
+        pending_roles=session.controller.pending_roles(),
+        gates=gates,
+    )
 
 
 def _artifact_links(item: pytest.Item, artifacts: Path) -> list[str]:
@@ -148,6 +211,9 @@ class HtmlHooks:
         report.title = f"Pre-deployment readiness {self.hooks.session.context.release}"
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+        # The banner moves itself to the top of the page (see harness/banner.py); the gate table
+        # stays here, beside pytest-html's own counts.
+        prefix.append(banner_html(decision(self.hooks.session, int(session.exitstatus))))
         prefix.append(self.hooks.gate_summary_html(int(session.exitstatus)))
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
@@ -233,22 +299,10 @@ def register(config: pytest.Config, session: ProtocolSession) -> ReportHooks:
 
 
 def github_step_summary(session: ProtocolSession, exit_status: int) -> None:
-    """Append a Markdown gate summary to $GITHUB_STEP_SUMMARY when GitHub Actions provides one."""
+    """Append the verdict and a gate table to $GITHUB_STEP_SUMMARY when GitHub Actions provides one."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return
-    lines = [
-        f"## Pre-deployment readiness {session.context.release}",
-        "",
-        f"**{verdict(session, exit_status)}**",
-        "",
-        "| Gate | Name | Status | Key figures |",
-        "|---|---|---|---|",
-    ]
-    for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
-        figures = "; ".join(gate.figures) or (gate.reason if gate.status in ("failed", "halted", "interrupted") else "")
-        lines.append(f"| {gate.number} | {gate.name} | {gate.status.upper()} | {figures.replace('|', '/').replace(chr(10), '<br>')} |")
-    if session.package_sha256:
-        lines += ["", f"Package sha256: `{session.package_sha256}`"]
+    text = summary_markdown(decision(session, exit_status))
     with open(target, "a", encoding="utf-8") as handle:
-        handle.write(session.context.redactor.redact("\n".join(lines)) + "\n")
+        handle.write(session.context.redactor.redact(text))

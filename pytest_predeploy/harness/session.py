@@ -10,8 +10,9 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Generator
-from contextlib import nullcontext
+from collections.abc import Callable, Generator
+from contextlib import nullcontext, suppress
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,6 +23,7 @@ from filelock import FileLock, Timeout
 from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import RUN_STATE
+from pytest_predeploy.core.background import Halt, Scheduler
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.protocol import READINESS_GATE, UPSTREAM_GATES
@@ -29,8 +31,8 @@ from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
 from pytest_predeploy.harness import report, steps
 from pytest_predeploy.harness.context import RunContext
-from pytest_predeploy.harness.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, GateController, cannot_write
-from pytest_predeploy.harness.keys import context_key, controller_key
+from pytest_predeploy.harness.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, Gate, GateController, cannot_write, gate_of
+from pytest_predeploy.harness.keys import background_key, context_key, controller_key
 from pytest_predeploy.harness.report import github_step_summary
 from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 from pytest_predeploy.readiness.package import seal_package
@@ -42,6 +44,9 @@ from pytest_predeploy.targets.local.runlock import StagingLock
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
 HISTORY_KEEP = 5
+#: Output lines of a step running beside the rehearsal shown on the terminal, and their width.
+STREAM_LINES = 100
+STREAM_WIDTH = 300
 
 
 def _resolve_config_path(config: pytest.Config, option: str) -> Path:
@@ -62,7 +67,9 @@ class ProtocolSession:
         self.project = project
         self.context = context
         self.lock = lock
-        self._print_lock = threading.Lock()
+        # Re-entrant: the main thread holds it across pytest's capture transitions (see
+        # _outside_capture) and prints while holding it.
+        self._print_lock = threading.RLock()
         self._old_sigterm: Any = None
         self.package_sha256: str | None = None
         self.package_note: str | None = None
@@ -79,6 +86,11 @@ class ProtocolSession:
         self.started_at = utcnow()
         self.controller = GateController(config, context.release, project.gates.no_data, self.live)
         self.controller.artifacts = context.artifacts
+        self.controller.on_halt = self._halt_background
+        #: Steps started beside the rehearsal, and the first gate that needs each.
+        self.background = Scheduler()
+        self._needed_by: dict[str, int] = {}
+        self._background_decided = False
 
     @classmethod
     def start(cls, config: pytest.Config, release: str) -> ProtocolSession:
@@ -130,6 +142,8 @@ class ProtocolSession:
         session._configure_collection()
         config.stash[context_key] = context
         config.stash[controller_key] = session.controller
+        if project.gates.overlap:
+            config.stash[background_key] = session.background
         config.pluginmanager.register(session.controller, "predeploy-gates")
         config.pluginmanager.register(steps, "predeploy-steps")
         config.pluginmanager.register(session, "predeploy-session")
@@ -172,6 +186,115 @@ class ProtocolSession:
                     terminal.write_line(line)
                 else:
                     print(line, flush=True)
+
+    # -- steps beside the rehearsal ----------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
+    def pytest_runtest_setup_background(self, item: pytest.Item) -> None:
+        """At the first test: start every step that needs nothing from staging and that a
+        collected test needs (so a gate run alone starts only what that gate needs)."""
+        if self._background_decided:
+            return
+        self._background_decided = True
+        if not self.project.gates.overlap:
+            return
+        for collected in item.session.items:
+            found = gate_of(collected)
+            fixtures = getattr(collected, "fixturenames", ())
+            for step in steps.BACKGROUND_STEPS:
+                if step in fixtures:
+                    number = found[0] if found else 0
+                    self._needed_by[step] = min(self._needed_by.get(step, number), number)
+        for step, gate in self._needed_by.items():
+            artifacts = [self.context.artifact(name) for name in steps.FIXTURE_ARTIFACTS.get(step, [])]
+            self.background.start(step, self._background_work(step), artifacts)
+            self.live(f"[BACKGROUND] {step}: started beside the rehearsal (Gate {gate} takes its result)")
+
+    def _background_work(self, step: str) -> Callable[[threading.Event], Any]:
+        prefix = f"[{step}] "
+        streamed = 0
+
+        def announce(line: str) -> None:
+            self.live(line if line.startswith(prefix) else prefix + line)
+
+        def stream(text: str) -> None:
+            # The transcript keeps everything (up to its cap); the terminal gets the first lines,
+            # so a script printing megabytes neither floods it nor stalls the rehearsal's lines.
+            nonlocal streamed
+            streamed += 1
+            if streamed <= STREAM_LINES:
+                announce(self.context.redactor.redact(text)[:STREAM_WIDTH])
+            elif streamed == STREAM_LINES + 1:
+                announce(f"... more output in {names.TRANSCRIPTS_DIR}/{step}.log")
+
+        def work(cancel: threading.Event) -> Any:
+            # Its own cancel event (halting stops this step, not the rehearsal), its lines and
+            # its script's output prefixed with its name; its transcript is its own already.
+            ctx = replace(self.context, cancel=cancel, announcer=announce, on_line=stream)
+            return steps.BACKGROUND_STEPS[step](ctx)
+
+        return work
+
+    def _halt_background(self, gate: Gate) -> None:
+        later = [step for step, number in self._needed_by.items() if number > gate.number]
+        self._report_halts(self.background.stop(later, f"halted: Gate {gate.number} ({gate.name}) failed"))
+
+    def _stop_background(self, reason: str) -> None:
+        self._report_halts(self.background.stop_untaken(reason))
+
+    def _report_halts(self, halts: list[Halt]) -> None:
+        for halt in halts:
+            if halt.was_running or halt.removed or not halt.ended:
+                self.live(f"[HALTED] {halt.describe()}")
+
+    # pytest suspends and resumes its output capture around each test phase, in the main thread,
+    # while a step beside the rehearsal may be printing (suspending capture from its own thread).
+    # Interleaved, the two would send a protocol line into a test's captured output instead of
+    # the terminal, or leave capture on while pytest writes its own lines. So the print lock is
+    # held across each transition: taken before the capture plugin resumes (outermost wrapper),
+    # released inside it (innermost wrapper), taken again before it suspends, released after.
+    def _outside_capture(self) -> Generator[None, Any, Any]:
+        self._print_lock.acquire()
+        try:
+            return (yield)
+        finally:
+            # Not held only when a Ctrl-C cut the re-acquire in _inside_capture short.
+            with suppress(RuntimeError):
+                self._print_lock.release()
+
+    def _inside_capture(self) -> Generator[None, Any, Any]:
+        self._print_lock.release()
+        try:
+            return (yield)
+        finally:
+            self._print_lock.acquire()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_setup")
+    def pytest_runtest_setup_outside_capture(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._outside_capture())
+
+    @pytest.hookimpl(wrapper=True, trylast=True, specname="pytest_runtest_setup")
+    def pytest_runtest_setup_inside_capture(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._inside_capture())
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_call")
+    def pytest_runtest_call_outside_capture(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._outside_capture())
+
+    @pytest.hookimpl(wrapper=True, trylast=True, specname="pytest_runtest_call")
+    def pytest_runtest_call_inside_capture(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._inside_capture())
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_teardown")
+    def pytest_runtest_teardown_outside_capture(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._outside_capture())
+
+    @pytest.hookimpl(wrapper=True, trylast=True, specname="pytest_runtest_teardown")
+    def pytest_runtest_teardown_inside_capture(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._inside_capture())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self) -> None:
+        self._stop_background("the run was interrupted")
 
     # -- hooks ------------------------------------------------------------------------------
     def pytest_report_header(self) -> list[str]:
@@ -243,6 +366,9 @@ class ProtocolSession:
         # Before every plain hook: the exit status the reports record (go, no-go, awaiting
         # sign-off ...). After them (pytest-html, json-report and junitxml have written their
         # files), and before the terminal summary is printed: the package is sealed.
+        # A step started beside the rehearsal that no gate took (its gate was halted or never
+        # reached) is stopped and its files removed, before the run state and the package.
+        self._stop_background("the run ended before its gate took its result")
         self.controller.settle()
         session.exitstatus = self.controller.exit_status(int(session.exitstatus))
         if session.exitstatus != ExitStatus.USAGE_ERROR:
@@ -427,6 +553,7 @@ class ProtocolSession:
             tr.write_line(PROTOCOL_COMPLETE, green=True, bold=True)
 
     def close(self) -> None:
+        self.background.stop_untaken("the run ended")
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
         if getattr(self.project.staging, "stop_on_exit", False):

@@ -24,6 +24,8 @@ exactly the steps that gate needs. Gate modules only read the artifacts and asse
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,12 +33,13 @@ import pytest
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import read_artifact, write_artifact, write_bytes_atomic
+from pytest_predeploy.core.background import StepHalted
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.runner import RunResult, script_name
 from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.harness.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.harness.evidence import evidence  # noqa: F401  (a fixture gate tests use)
-from pytest_predeploy.harness.keys import context_key, session_key
+from pytest_predeploy.harness.keys import background_key, context_key, session_key
 from pytest_predeploy.intake.approvals import validate_intake
 from pytest_predeploy.intake.refresh import run_data_refresh
 from pytest_predeploy.readiness.checklist import write_deployment_checklist
@@ -176,11 +179,62 @@ def predeploy(pytestconfig: pytest.Config) -> RunContext:
     return pytestconfig.stash[context_key]
 
 
+def run_intake(ctx: RunContext) -> Path:
+    """Step 1.1 itself (see BACKGROUND_STEPS)."""
+    report = validate_intake(ctx.config.approvals, ctx.release)
+    return write_artifact(ctx.artifact(names.INTAKE_REPORT), report)
+
+
+def run_security(ctx: RunContext) -> tuple[Path, RunResult]:
+    """Step 3.2 itself (see BACKGROUND_STEPS)."""
+    return run_report_step(ctx, "security")
+
+
+def run_operational_readiness(ctx: RunContext) -> Path:
+    """Step 3.3 itself (see BACKGROUND_STEPS)."""
+    try:
+        check_operational_readiness(ctx.config, ctx.release, ctx.previous_release, ctx.artifacts)
+    except PredeployError as exc:
+        fail_step("operational_readiness", exc)
+    return ctx.artifact(names.OPERATIONAL_CHECKLIST)
+
+
+#: The steps that need nothing from staging. With ``gates.overlap`` the session starts those a
+#: collected test needs when the protocol starts, beside the rehearsal, and their fixture takes
+#: the result (see pytest_predeploy.core.background); otherwise the fixture runs them itself.
+#: ``data_refresh`` writes into staging and ``parity`` decides whether anything deploys, so
+#: both stay in sequence.
+BACKGROUND_STEPS: dict[str, Callable[[RunContext], Any]] = {
+    "intake": run_intake,
+    "security": run_security,
+    "operational_readiness": run_operational_readiness,
+}
+
+
+def run_or_take(config: pytest.Config, ctx: RunContext, step: str) -> Any:
+    """The step's result: taken from the step started beside the rehearsal, else run now.
+
+    A step that failed there fails here with its own message, as it would have in sequence."""
+    scheduler = config.stash.get(background_key, None)
+    job = scheduler.get(step) if scheduler is not None else None
+    if job is None:
+        return BACKGROUND_STEPS[step](ctx)
+    asked = time.monotonic()
+    try:
+        return job.result()
+    except StepHalted as exc:
+        fail_step(step, f"not run: stopped beside the rehearsal ({exc.reason})")
+    finally:
+        if job.halt is None:
+            outcome = "done" if job.state == "done" else "failed"
+            ctx.announce(f"[BACKGROUND] {step}: {outcome} in {job.duration:.1f}s, beside the rehearsal (waited {time.monotonic() - asked:.1f}s for it)")
+
+
 @pytest.fixture(scope="session")
-def intake(predeploy: RunContext) -> Path:
+def intake(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
     """Step 1.1: upstream approvals -> intake-validation-report.json."""
-    report = validate_intake(predeploy.config.approvals, predeploy.release)
-    return write_artifact(predeploy.artifact(names.INTAKE_REPORT), report)
+    path: Path = run_or_take(pytestconfig, predeploy, "intake")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -259,8 +313,12 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 
     def smoke_subset(label: str, select: str | None, release: str) -> Any:
         # After a rollback the services answer the previous release: the subset expects that one.
-        output = predeploy.artifacts / names.TRANSCRIPTS_DIR / f"smoke-{label}.json"
-        return run_smoke_tests(predeploy.config, predeploy.env, release, output, select=select, suites=["smoke"])
+        # Its report is a transcript of the rehearsal, and so are its suites' logs: one folder,
+        # not transcripts/transcripts/.
+        transcripts = predeploy.artifacts / names.TRANSCRIPTS_DIR
+        return run_smoke_tests(
+            predeploy.config, predeploy.env, release, transcripts / f"smoke-{label}.json", select=select, suites=["smoke"], transcripts=transcripts
+        )
 
     try:
         rehearse_rollback(predeploy, smoke_subset)
@@ -270,22 +328,20 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def security(predeploy: RunContext) -> Path:
+def security(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
     """Step 3.2: run_security_audit.py -> security-compliance-report.json (+ SBOM)."""
-    path, result = run_report_step(predeploy, "security")
+    path, result = run_or_take(pytestconfig, predeploy, "security")
     if result.returncode == EXIT_FINDINGS:
+        # Here, not where the audit ran: the blocker is announced when Gate 3 judges it.
         predeploy.announce(headline_of(path))
     return path
 
 
 @pytest.fixture(scope="session")
-def operational_readiness(predeploy: RunContext) -> Path:
+def operational_readiness(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
     """Step 3.3 (GUIDELINE): runbooks, on-call, escalation -> operational-readiness-checklist.md."""
-    try:
-        check_operational_readiness(predeploy.config, predeploy.release, predeploy.previous_release, predeploy.artifacts)
-    except PredeployError as exc:
-        fail_step("operational_readiness", exc)
-    return predeploy.artifact(names.OPERATIONAL_CHECKLIST)
+    path: Path = run_or_take(pytestconfig, predeploy, "operational_readiness")
+    return path
 
 
 @pytest.fixture(scope="session")

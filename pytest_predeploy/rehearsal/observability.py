@@ -106,13 +106,22 @@ class Unreadable(Exception):
     """A service's endpoint could not be read or understood; the text says why, in a few words."""
 
 
+class NotFound(Unreadable):
+    """The endpoint answered 404."""
+
+
+class NoCounter(Unreadable):
+    """The service exposes no request counter: no metrics endpoint (404), or metrics without the
+    configured counter. Unlike a broken endpoint, this is how most services are."""
+
+
 def http_get(url: str, timeout: float) -> bytes:
     """GET ``url`` and return the body of a 200 answer; anything else raises :class:`Unreadable`."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bytes(response.read())
     except urllib.error.HTTPError as exc:
-        raise Unreadable(f"{url} answered HTTP {exc.code}") from None
+        raise (NotFound if exc.code == 404 else Unreadable)(f"{url} answered HTTP {exc.code}") from None
     except urllib.error.URLError as exc:
         raise Unreadable(f"{url} could not be reached ({exc.reason})") from None
     except (TimeoutError, OSError) as exc:
@@ -169,13 +178,17 @@ def parse_metrics(text: str, config: ObservabilityConfig) -> ParsedMetrics:
                     raise Unreadable(f"{bucket_name} sample without a numeric 'le' label") from None
                 parsed.buckets.setdefault(series, {})[le] = sample.value
     if not counter_seen:
-        raise Unreadable(f"no {config.request_counter} counter in the metrics")
+        raise NoCounter(f"no {config.request_counter} counter in the metrics")
     return parsed
 
 
 def scrape(base_url: str, config: ObservabilityConfig) -> ParsedMetrics:
     """Read and parse one service's metrics endpoint."""
-    body = http_get(base_url.rstrip("/") + config.metrics_path, config.scrape_timeout.total_seconds())
+    url = base_url.rstrip("/") + config.metrics_path
+    try:
+        body = http_get(url, config.scrape_timeout.total_seconds())
+    except NotFound as exc:
+        raise NoCounter(str(exc)) from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -12,16 +12,20 @@ where the services are from the environment:
 
 **Coverage** is endpoints exercised over endpoints declared:
 
-- *declared*: the union of each service's business endpoints as its ``/routes`` endpoint lists
-  them (``smoke.routes_path``), a (service, method, path template) each;
-- *exercised*: the declared endpoints whose request counter (``observability.request_counter``,
-  summed over status codes) increased while the suite ran, read from the service's own metrics
-  scraped just before and just after the suite (a counter that went down, because the process
-  restarted, counts from zero).
+- *declared*: the union of each service's business endpoints, a (service, method, path template)
+  each, from its OpenAPI document, its route-list endpoint or the configuration, in that order
+  (``services[].endpoints``, see :mod:`pytest_predeploy.rehearsal.endpoints`);
+- *exercised*: the declared endpoints that received requests while the suite ran. Requests are
+  read from the service's request counter (``observability.request_counter``, summed over status
+  codes) scraped just before and just after the suite (a counter that went down, because the
+  process restarted, counts from zero); for a service whose metrics have no such counter (or with
+  ``endpoints.requests: client``), from the suite's own calls through the ``predeploy_http``
+  fixture, which every suite gets (``-p pytest_predeploy.harness.http``) and which records each
+  call's method, path and status in ``PREDEPLOY_REQUEST_LOG``.
 
 Coverage is computed per suite and for the whole run (an endpoint is exercised if any suite
-exercised it). When any service's routes or metrics cannot be read, coverage is "no data", never
-a number.
+exercised it). When any service's declared endpoints cannot be read, or its counter is required
+(``requests: counter``) and cannot be read, coverage is "no data", never a number.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import re
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -44,7 +49,10 @@ from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command
-from pytest_predeploy.rehearsal.observability import ObservedProject, ParsedMetrics, Unreadable, http_get, scrape
+from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_endpoints
+from pytest_predeploy.rehearsal.observability import NoCounter, ObservedProject, ParsedMetrics, Unreadable, scrape
+from pytest_predeploy.rehearsal.openapi import RouteTable
+from pytest_predeploy.rehearsal.requestlog import ENV_REQUEST_LOG, count_requests
 from pytest_predeploy.targets.local import service_urls
 
 STEP = "smoke"
@@ -89,7 +97,8 @@ class SmokeConfig(StrictModel):
         0.8, ge=0, le=1, description="Smallest endpoint coverage (exercised / declared, 0..1) Gate 2 accepts; 0 turns the requirement off."
     )
     routes_path: str = Field(
-        "/routes", description='Path at which every service lists its declared business endpoints as JSON {"routes": [{"method": ..., "path": ...}]}.'
+        "/routes",
+        description='Path at which services list their declared business endpoints as JSON {"routes": [{"method": ..., "path": ...}]}, unless a service sets its own endpoints (services[].endpoints).',
     )
 
     @field_validator("suites")
@@ -269,42 +278,70 @@ def declared_routes(config: SmokeProject, urls: dict[str, str]) -> list[Route]:
     for service in config.services:
         if service.name not in urls:
             raise Unreadable(f"no address known for service {service.name!r}")
-        url = urls[service.name].rstrip("/") + config.smoke.routes_path
         try:
-            data = json.loads(http_get(url, timeout))
-            entries = data["routes"]
-            routes += [(service.name, str(entry["method"]).upper(), str(entry["path"])) for entry in entries]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise Unreadable(f'{url} is not a route list {{"routes": [{{"method", "path"}}]}} ({exc.__class__.__name__}: {exc})') from None
+            found, _ = declared_endpoints(service.endpoints, urls[service.name], config.path.parent, timeout, config.smoke.routes_path)
+        except EndpointsUnreadable as exc:
+            raise Unreadable(f"{service.name}: {exc}") from None
+        routes += [(service.name, method, path) for method, path in found]
     return sorted(set(routes))
 
 
-Scrape = dict[str, ParsedMetrics] | str  # per service, or why not
+class Uncounted(str):
+    """Why a service has no request counter to read (it exposes none): not a failure, its
+    requests are counted from the suites' own calls unless ``requests: counter`` demands one."""
+
+
+Scrape = dict[str, ParsedMetrics | str]  # per service: its metrics, or why they cannot be read
 
 
 def scrape_all(config: SmokeProject, urls: dict[str, str]) -> Scrape:
-    parsed: dict[str, ParsedMetrics] = {}
+    parsed: Scrape = {}
     for service in config.services:
         try:
             parsed[service.name] = scrape(urls[service.name], config.observability)
+        except NoCounter as exc:
+            parsed[service.name] = Uncounted(f"metrics of {service.name}: {exc}")
         except Unreadable as exc:
-            return f"metrics of {service.name}: {exc}"
+            parsed[service.name] = f"metrics of {service.name}: {exc}"
     return parsed
 
 
-def measure_coverage(routes: list[Route] | str, before: Scrape, after: Scrape) -> Coverage:
-    """Coverage between two scrapes (see the module documentation); a string is a no-data reason."""
-    if isinstance(routes, str) or isinstance(before, str) or isinstance(after, str):
-        reason = next(state for state in (routes, before, after) if isinstance(state, str))
-        return Coverage(status="no-data", detail=reason)
+def measure_coverage(config: SmokeProject, routes: list[Route] | str, before: Scrape, after: Scrape, called: Counter[Route]) -> Coverage:
+    """Coverage of one suite (see the module documentation): counter increases between the two
+    scrapes, or the suite's own recorded calls (``called``) for a service counted by the client;
+    a string is a no-data reason."""
+    if isinstance(routes, str):
+        return Coverage(status="no-data", detail=routes)
+    modes = {service.name: service.endpoints.requests for service in config.services}
     endpoints: list[Endpoint] = []
     for service, method, path in routes:
-        old = before[service].requests_by_route().get((method, path), 0.0)
-        new = after[service].requests_by_route().get((method, path), 0.0)
-        # A counter that went down was reset by a restart: everything since counts.
-        increase = new - old if new >= old else new
+        old, new = before.get(service, "not scraped"), after.get(service, "not scraped")
+        mode = modes.get(service, "auto")
+        if mode == "auto":
+            # The client counts only for a service that exposes no counter; metrics that are
+            # there but broken (unreachable, not Prometheus text) are no data, as ever.
+            mode = "client" if isinstance(old, Uncounted) or isinstance(new, Uncounted) else "counter"
+        if mode == "client":
+            increase = float(called.get((service, method, path), 0))
+        elif isinstance(old, ParsedMetrics) and isinstance(new, ParsedMetrics):
+            before_count = old.requests_by_route().get((method, path), 0.0)
+            after_count = new.requests_by_route().get((method, path), 0.0)
+            # A counter that went down was reset by a restart: everything since counts.
+            increase = after_count - before_count if after_count >= before_count else after_count
+        else:
+            return Coverage(status="no-data", detail=next(state for state in (old, new) if isinstance(state, str)))
         endpoints.append(Endpoint(service=service, method=method, path=path, requests=increase, exercised=increase > 0))
     return _coverage_of(endpoints)
+
+
+def _called(log: Path, routes: list[Route] | str, urls: dict[str, str]) -> Counter[Route]:
+    """The suite's recorded calls per declared endpoint."""
+    if isinstance(routes, str):
+        return Counter()
+    templates: dict[str, list[tuple[str, str]]] = {}
+    for service, method, path in routes:
+        templates.setdefault(service, []).append((method, path))
+    return count_requests(log, urls, {service: RouteTable.of(pairs) for service, pairs in templates.items()})
 
 
 def _coverage_of(endpoints: list[Endpoint]) -> Coverage:
@@ -390,6 +427,8 @@ def _suite_argv(suite: SuiteConfig, rootdir: Path, ini: Path, report_file: Path,
         "no:predeploy",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "pytest_predeploy.harness.http",
         "-c",
         str(ini),
         "--rootdir",
@@ -411,18 +450,18 @@ def _suite_argv(suite: SuiteConfig, rootdir: Path, ini: Path, report_file: Path,
     return argv + suite.args
 
 
-def _suite_env(env_name: str, release: str, urls: dict[str, str]) -> dict[str, str]:
+def _suite_env(env_name: str, release: str, urls: dict[str, str], request_log: Path) -> dict[str, str]:
     env = dict(os.environ)
     # Options meant for the outer pytest run (e.g. --predeploy-release) must not reach the suite.
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
         env.pop(name, None)
     env.update(url_env(urls))
-    env.update({"PREDEPLOY_RELEASE": release, "PREDEPLOY_ENV": env_name})
+    env.update({"PREDEPLOY_RELEASE": release, "PREDEPLOY_ENV": env_name, ENV_REQUEST_LOG: str(request_log)})
     return env
 
 
 def _run_suite(
-    suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor
+    suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor, request_log: Path
 ) -> SuiteResult:
     """Run one suite; the coverage field is filled in by the caller."""
     base = SuiteResult(name=suite.name, path=str(suite.path), status="no-data", started_at=utcnow(), coverage=Coverage(status="no-data", detail="not measured"))
@@ -444,7 +483,7 @@ def _run_suite(
             transcript=transcript,
             timeout=suite.timeout.total_seconds(),
             cwd=rootdir,
-            env=_suite_env(env_name, release, urls),
+            env=_suite_env(env_name, release, urls, request_log),
             redactor=redactor,
         )
         base.command = [redactor.redact(arg) for arg in argv]
@@ -493,12 +532,14 @@ def run_smoke_tests(
     select: str | None = None,
     suites: list[str] | None = None,
     urls: dict[str, str] | None = None,
+    transcripts: Path | None = None,
 ) -> TestResultsReport:
     """Run the configured suites (or those named in ``suites``) against ``env`` and write the
     report to ``output``. ``select`` is a pytest ``-k`` expression (it matches test names and
     marker names) that runs a subset, as the rollback rehearsal does; a suite in which it selects
     nothing is reported as not run, so pass ``suites`` too. ``urls`` overrides the local staging
-    target's addresses. Transcripts go to ``<output folder>/transcripts/<output stem>-<suite>.log``."""
+    target's addresses. Transcripts go to ``<transcripts>/<output stem>-<suite>.log``, by default
+    ``<output folder>/transcripts``."""
     chosen = list(config.smoke.suites)
     if suites is not None:
         unknown = sorted(set(suites) - {suite.name for suite in chosen})
@@ -526,15 +567,24 @@ def run_smoke_tests(
         except Unreadable as exc:
             routes = f"declared routes: {exc}"
         before = scrape_all(config, urls)
-        transcripts = output.parent / names.TRANSCRIPTS_DIR
-        for suite in chosen:
-            result = _run_suite(
-                suite, env_name=env, release=release, urls=urls, select=select, transcript=transcripts / f"{output.stem}-{suite.name}.log", redactor=redactor
-            )
-            after = scrape_all(config, urls)
-            result.coverage = measure_coverage(routes, before, after)
-            results.append(result)
-            before = after
+        transcripts = transcripts or output.parent / names.TRANSCRIPTS_DIR
+        with tempfile.TemporaryDirectory(prefix="predeploy-requests-") as scratch:
+            for suite in chosen:
+                request_log = Path(scratch) / f"{suite.name}.jsonl"
+                result = _run_suite(
+                    suite,
+                    env_name=env,
+                    release=release,
+                    urls=urls,
+                    select=select,
+                    transcript=transcripts / f"{output.stem}-{suite.name}.log",
+                    redactor=redactor,
+                    request_log=request_log,
+                )
+                after = scrape_all(config, urls)
+                result.coverage = measure_coverage(config, routes, before, after, _called(request_log, routes, urls))
+                results.append(result)
+                before = after
 
     durations = sum(suite.duration for suite in results)
     report = TestResultsReport(

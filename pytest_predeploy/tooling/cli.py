@@ -23,6 +23,7 @@ from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
 from pytest_predeploy.readiness.signing import Signer, Signers, load_signers, load_signing_key
 from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, is_operator, record_signoff
+from pytest_predeploy.tooling.doctor import doctor_checks, render
 from pytest_predeploy.tooling.scriptkit import ENV_CONFIG
 
 EXIT_OK = 0
@@ -333,11 +334,30 @@ def _run_advisories(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- doctor -------------------------------------------------------------------------------------
+
+
+def _configure_doctor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--release", default=None, help="check the upstream approvals are for this release (default: each for the release it names)")
+    _add_config(parser)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    path = args.config or (Path(os.environ[ENV_CONFIG]) if os.environ.get(ENV_CONFIG) else Path(DEFAULT_CONFIG))
+    lines, status = render(doctor_checks(load_config(path), args.release))
+    for line in lines:
+        print(line)
+    return EXIT_OK if status == 0 else EXIT_FAILED
+
+
 #: The subcommands, in help order. Add one by appending a Subcommand.
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("verify", "re-hash a package against its manifest and check its sign-offs", _configure_verify, _run_verify),
     Subcommand("approve", "record a go/no-go sign-off bound to the package's sha256", _configure_approve, _run_approve),
     Subcommand("init", "set up another repository: predeploy.yaml, gate modules, scripts and templates (never overwrites)", _configure_init, _run_init),
+    Subcommand(
+        "doctor", "check a configuration without deploying: scripts, services start and answer health, approvals, advisory data", _configure_doctor, _run_doctor
+    ),
     Subcommand("advisories", "update the offline OSV advisory database (download, check, replace atomically)", _configure_advisories, _run_advisories),
     Subcommand("schema", "write the JSON Schema of every artifact", _configure_schema, _run_schema),
     Subcommand("docs", "write the configuration reference generated from the models", _configure_docs, _run_docs),

@@ -28,6 +28,7 @@ from pytest_predeploy.config import DEFAULT_CONFIG
 from pytest_predeploy.core.errors import ConfigError, PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.targets.local.settings import SERVICE_NAME
+from pytest_predeploy.tooling.detect import Detection, detect_service, service_block
 
 #: Where the team's own protocol inputs go (everything but the config, gates/ and scripts/).
 HOME = "predeploy"
@@ -113,7 +114,8 @@ def starter_files(project: Path, services: Sequence[Service]) -> dict[str, str |
     files.update(_template_files("gates"))
     files.update(_template_files("scripts"))
     files[f"{HOME}/smoke/conftest.py"] = SMOKE_CONFTEST
-    files[f"{HOME}/smoke/test_operational.py"] = SMOKE_OPERATIONAL
+    health = {service.name: detected(project, service).health_path or "/healthz" for service in services}
+    files[f"{HOME}/smoke/test_operational.py"] = SMOKE_OPERATIONAL.replace("__HEALTH_PATHS__", repr(health))
     today = utcnow().date()
     for name, title in APPROVALS:
         files[f"{HOME}/approvals/{name}.example.yaml"] = APPROVAL_EXAMPLES[name].format(
@@ -185,37 +187,39 @@ def next_steps(result: InitResult) -> list[str]:
 
 
 NEXT_STEPS = (
-    "Point `services:` in predeploy.yaml at your services (lines marked SET ME): `source` is the folder each staging "
-    "release copies, `command` starts it on 127.0.0.1. The service writes its port to {port_file} and answers GET "
-    '/healthz (200), /version ({"release": TAG}), /metrics (Prometheus) and /routes (its business endpoints). '
-    "Deploying elsewhere (Helm, kubectl ...)? Replace steps.deploy and steps.rollback and set services[].url "
-    "(docs/custom-scripts.md of pytest-predeploy).",
-    f"Write smoke tests for your business endpoints in {HOME}/smoke/ (Gate 2 needs smoke.min_coverage of the endpoints /routes lists).",
+    "Check `services:` in predeploy.yaml: init filled in the start command, port, health path and endpoint source it "
+    "found in each service's folder, and marked SET ME what it could not find. Deploying elsewhere (Helm, kubectl ...)? "
+    "Replace steps.deploy and steps.rollback and set services[].url (docs/custom-scripts.md of pytest-predeploy).",
+    f"Write smoke tests for your business endpoints in {HOME}/smoke/, calling them through the `http` fixture (its calls "
+    "count as coverage when a service has no request counter); Gate 2 needs smoke.min_coverage of the declared endpoints.",
     f"Describe staging and production in {HOME}/environments/ (Gate 1 compares them).",
     f"For each release, record the upstream approvals: copy {HOME}/approvals/*.example.yaml to *.yaml and fill them in, "
     "or point approvals.upstream[].file at the records Protocols 4 and 9 publish.",
     "Security (Gate 3): run `predeploy advisories update` (it downloads osv.dev's PyPI advisories into "
     ".predeploy/osv-pypi.zip), and in CI before every protocol run; until then the OSV scan is 'unavailable' and "
-    "blocks Gate 3. List your dependencies in security.requirements or security.distributions.",
+    "blocks Gate 3. List your dependencies in security.requirements or security.distributions; a service of the "
+    "standard library alone has none to scan: set `enabled: false` on security.osv, security.licenses and "
+    "security.sbom (reported 'disabled', never as a clean scan).",
     f"Fill in {HOME}/ops/ (runbooks, on-call, escalation) and readiness.required_roles.",
     f"List who may sign off which role in {HOME}/signers.yaml: each reviewer makes a key with "
     "`ssh-keygen -t ed25519 -f ~/.ssh/predeploy_ed25519` (or uses the one they sign git commits with) and adds the "
     "content of the .pub file under their identity; they sign with `predeploy approve PACKAGE.zip --role ROLE --key KEY --decision go`.",
+    "Check it all without deploying: `predeploy doctor` (one line per check, each with its fix).",
     "Run it: pytest --predeploy-release=<candidate tag> --predeploy-previous=<tag production runs now>. "
     "If this repository has its own tests, set testpaths (e.g. testpaths = tests) so plain pytest does not collect gates/.",
 )
 
 
+def detected(project: Path, service: Service) -> Detection:
+    """What the service's folder says about how it starts (nothing without a folder)."""
+    if service.source is None:
+        return Detection(todo=["set `source`: the folder holding the service's code"])
+    return detect_service(project / service.source, service.name)
+
+
 def starter_config(project: Path, services: Sequence[Service]) -> str:
     """The starting predeploy.yaml: valid as written, with what to change marked SET ME."""
-    service_blocks = []
-    for service in services:
-        source = (
-            f"source: {service.source}           # the folder each staging release copies"
-            if service.source
-            else "source: null                # SET ME: the folder holding this service's code (each staging release copies it)"
-        )
-        service_blocks.append(SERVICE_BLOCK.format(name=service.name, source=source))
+    service_blocks = [service_block(service.name, service.source, detected(project, service)) for service in services]
     sources = [service.source for service in services if service.source]
     source_paths = (
         f"[{', '.join(sources)}]   # the release's source, scanned by bandit and detect-secrets"
@@ -241,8 +245,6 @@ def starter_config(project: Path, services: Sequence[Service]) -> str:
 
 
 CONFIG = _template("predeploy.yaml.tmpl")
-
-SERVICE_BLOCK = _template("service-block.yaml.tmpl")
 
 SMOKE_CONFTEST = _template("smoke/conftest.py")
 

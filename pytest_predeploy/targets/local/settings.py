@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
+from pytest_predeploy.rehearsal.endpoints import EndpointsConfig
 from pytest_predeploy.targets.local.releases import ReleaseSourceConfig
 
 #: Placeholders a service's start command may use.
@@ -37,7 +38,7 @@ class ServiceConfig(StrictModel):
     )
     command: str = Field(
         "{python} server.py --port {port} --port-file {port_file}",
-        description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port}, {port_file} (the service writes its bound port there; required when port is 0).",
+        description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port} (with port 0, a free port chosen for it), {port_file} (optional: a service that binds a port of its own choosing writes it there).",
     )
     port: int = Field(
         0,
@@ -51,7 +52,13 @@ class ServiceConfig(StrictModel):
     )
     health_path: str = Field("/healthz", description="Path answering 200 once the service is healthy.")
     health_timeout: Duration = Field(timedelta(seconds=30), description="Deadline for the service to become healthy after start (e.g. '30s').")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the service's process.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables of the service's process; {port}, {port_file}, {release}, {service} and {python} in a value are filled in (e.g. PORT: '{port}').",
+    )
+    endpoints: EndpointsConfig = Field(
+        default_factory=EndpointsConfig, description="Where the service's declared endpoints come from (smoke coverage) and how requests to them are counted."
+    )
     inject: dict[str, Fault] = Field(
         default_factory=dict,
         description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.",
@@ -89,8 +96,6 @@ class ServiceConfig(StrictModel):
         if unknown:
             allowed = ", ".join("{" + p + "}" for p in sorted(COMMAND_PLACEHOLDERS))
             raise ValueError(f"command uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
-        if self.port == 0 and "port_file" not in names:
-            raise ValueError("port 0 (a free port) needs {port_file} in command, so the service can say which port it bound")
         if self.strategy == "blue_green" and self.port == 65535:
             raise ValueError("blue_green needs two ports (port and port + 1); port 65535 leaves no room")
         return self

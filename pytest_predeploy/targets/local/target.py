@@ -29,6 +29,7 @@ import fcntl
 import os
 import shlex
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -352,13 +353,20 @@ class ServiceTarget:
         port_file.unlink(missing_ok=True)
         manifest = self.manifest(tag)
         python = str(self.releases / tag / manifest.identity.python) if manifest is not None and manifest.identity.python else sys.executable
-        fields = {"python": python, "service": self.service.name, "release": tag, "port": str(self._fixed_port(slot)), "port_file": str(port_file)}
+        port = self._fixed_port(slot)
+        if port == 0 and "{port_file}" not in self.service.command:
+            # The service takes its port as {port} and says nothing back: choose a free one for
+            # it and record it where a service writing its own port would have.
+            port = free_port()
+            write_text_atomic(port_file, str(port))
+        fields = {"python": python, "service": self.service.name, "release": tag, "port": str(port), "port_file": str(port_file)}
         argv = [part.format(**fields) for part in shlex.split(self.service.command)]
+        env = {name: fill_placeholders(value, fields) for name, value in self.service.env.items()}
         log = self.dir / "logs" / f"{slot}.log"
         offset = log.stat().st_size if log.exists() else 0
         cwd = self.releases / tag
         started = time.monotonic()
-        pid = processes.spawn(argv, cwd=cwd, log=log, env=processes.service_environment(self.service.env))
+        pid = processes.spawn(argv, cwd=cwd, log=log, env=processes.service_environment(env))
         record = ProcessRecord(pid=pid, start_ticks=processes.start_ticks(pid), release=tag, slot=slot, started_at=utcnow(), log=str(log))
         write_text_atomic(self.run / f"{slot}.json", record.model_dump_json(indent=2))
         self.say(f"started {tag} ({slot}, pid {pid}), log {log}")
@@ -545,6 +553,21 @@ def check_tag(tag: str) -> str:
         return check_release_tag(tag)
     except ValueError as exc:
         raise TargetError(EXIT_USAGE, str(exc)) from None
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the kernel's choice); the service binds it a moment later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def fill_placeholders(value: str, fields: dict[str, str]) -> str:
+    """``value`` with each ``{name}`` of ``fields`` filled in and every other brace kept, so an
+    environment value holding JSON stays as written."""
+    for name, field in fields.items():
+        value = value.replace("{" + name + "}", field)
+    return value
 
 
 def _log_tail(log: Path, offset: int, lines: int = 15) -> str:

@@ -6,20 +6,20 @@ which release should be running in PREDEPLOY_RELEASE. To run it by hand:
 
     PREDEPLOY_SERVICE_URLS='{"app": "http://127.0.0.1:8000"}' PREDEPLOY_RELEASE=v1.0 pytest predeploy/smoke
 
-Gate 2 wants smoke.min_coverage of the endpoints your services list on /routes called by these
-tests. Put the service's name in each test's name (or take a `service` argument): after a
-rollback the rehearsal runs each service's subset with -k <service>.
+Gate 2 wants smoke.min_coverage of the endpoints your services declare called by these tests.
+Put the service's name in each test's name (or take a `service` argument): after a rollback the
+rehearsal runs each service's subset with -k <service>.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
+
+from pytest_predeploy.api import smoke_request
 
 
 def service_urls() -> dict[str, str]:
@@ -46,18 +46,14 @@ def release() -> str:
 
 
 def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    """One request; returns the status and the answer (JSON decoded when it is JSON)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    """One request; returns the status and the answer (JSON decoded when it is JSON). Made with
+    pytest-predeploy's recording client: for a service without a request counter, these calls
+    are what smoke coverage counts."""
+    answer = smoke_request(method, url, body)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw) if raw else None
+        return answer.status, json.loads(answer.body) if answer.body else None
     except ValueError:
-        return status, raw.decode("utf-8", "replace")
+        return answer.status, answer.body.decode("utf-8", "replace")
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def test_healthz_answers_ok(service: str, urls: dict[str, str], http: Any) -> None:
-    status, body = http("GET", urls[service] + "/healthz")
-    assert status == 200, f"{service}: GET /healthz -> {status} {body}"
+#: Each service's health path (services[].health_path in predeploy.yaml).
+HEALTH_PATHS = __HEALTH_PATHS__
+
+
+def test_health_answers_ok(service: str, urls: dict[str, str], http: Any) -> None:
+    path = HEALTH_PATHS.get(service, "/healthz")
+    status, body = http("GET", urls[service] + path)
+    assert status == 200, f"{service}: GET {path} -> {status} {body}"
 
 
 def test_version_is_the_release_under_test(service: str, urls: dict[str, str], release: str, http: Any) -> None:

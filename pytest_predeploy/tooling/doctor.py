@@ -1,0 +1,408 @@
+"""``predeploy doctor``: check a configuration without deploying anything.
+
+Each check is a function returning one :class:`Check` row (what was checked, whether it holds,
+what was found, and the fix when it does not), so the command prints one line per check and a
+user fixes problems in one pass instead of one protocol run per problem. Checks never raise for a
+problem a user can cause: a :class:`~pytest_predeploy.core.errors.PredeployError` becomes a failed
+row naming the file and field, as the protocol run would.
+
+Starting a service here is a trial start from its source folder on a free port of 127.0.0.1,
+stopped (its whole process group) as soon as it answers its health path or misses the deadline.
+Nothing is copied into the staging root and no release is deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pytest_predeploy.config import ProjectConfig
+from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.fields import format_duration, utcnow
+from pytest_predeploy.core.runner import stop_group
+from pytest_predeploy.intake.approvals import check_approval
+from pytest_predeploy.readiness.signing import load_signers
+from pytest_predeploy.security.osv import read_source_record
+from pytest_predeploy.targets.local.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
+from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest
+
+#: Words that run the next word as a script: its file must exist, it need not be executable.
+INTERPRETERS = frozenset({"{python}", "python", "python3", "bash", "sh", "zsh", "node", "ruby", "perl"})
+#: Environment variables a trial start inherits (the same few the local staging target passes).
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+#: What a trial start does not copy from the source (as the local staging target's releases).
+COPY_IGNORED = (".git", ".venv", "venv", "__pycache__", "node_modules", ".staging", ".artifacts", "*.pyc")
+#: Seconds a stopped trial process gets between SIGTERM and SIGKILL.
+STOP_GRACE = 5.0
+#: How much of an approval record is read to find the release it names (it is at the top).
+MAX_RECORD_PEEK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's report."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok    {self.name}: {self.detail}"
+        return f"FAIL  {self.name}: {self.detail}" + (f" -> fix: {self.fix}" if self.fix else "")
+
+
+def guarded(name: str, fix: str, check: Callable[[], Check]) -> Check:
+    """Run ``check``; a user-caused error (file unreadable, field invalid) is a failed row."""
+    try:
+        return check()
+    except PredeployError as exc:
+        return Check(name, False, str(exc).splitlines()[0], fix)
+
+
+def from_problems(name: str, problems: Sequence[str], passed: str, fix: str) -> Check:
+    """A row from a list of problems (the same ``*_problems`` sentences the gates print)."""
+    if not problems:
+        return Check(name, True, passed)
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Check(name, False, problems[0] + more, fix)
+
+
+# --- scripts -------------------------------------------------------------------------------
+
+
+def check_command(name: str, command: str, base_dir: Path, setting: str) -> Check:
+    """The program a step's command runs exists, and is executable when it is run directly.
+
+    ``setting`` names the configuration field (``steps.deploy.command``) for the fix."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return Check(name, False, f"{setting} cannot be split like a shell line ({exc})", f"fix the quoting in {setting}")
+    if not words:
+        return Check(name, False, f"{setting} is empty", f"set {setting} to the step's command")
+    program, script = words[0], None
+    if os.path.basename(program) in INTERPRETERS or program in INTERPRETERS:
+        script = next((w for w in words[1:] if not w.startswith("-")), None)
+        if program != "{python}" and shutil.which(program) is None and not Path(program).is_file():
+            return Check(name, False, f"interpreter {program!r} is not installed (not on PATH)", f"install {program} or change {setting}")
+        if script is None or "{" in script or words[1:2] == ["-c"] or words[1:2] == ["-m"]:
+            return Check(name, True, f"runs {program} {' '.join(words[1:3])}".rstrip())
+        path = base_dir / script
+        if not path.is_file():
+            return Check(name, False, f"{path} does not exist", f"create it or correct the path in {setting} (relative to {base_dir})")
+        if not os.access(path, os.R_OK):
+            return Check(name, False, f"{path} is not readable", f"chmod a+r {path}")
+        return Check(name, True, f"{script} exists")
+    if "/" in program:
+        path = base_dir / program
+        if not path.is_file():
+            return Check(name, False, f"{path} does not exist", f"create it or correct the path in {setting} (relative to {base_dir})")
+        if not os.access(path, os.X_OK):
+            return Check(name, False, f"{path} is not executable", f"chmod +x {path}, or run it through its interpreter in {setting} (e.g. 'bash {program}')")
+        return Check(name, True, f"{program} exists and is executable")
+    if shutil.which(program) is None:
+        return Check(name, False, f"program {program!r} is not on PATH", f"install it or change {setting}")
+    return Check(name, True, f"{program} is on PATH")
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _health_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _read_port(port_file: Path) -> int | None:
+    try:
+        text = port_file.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def check_service_starts(
+    name: str,
+    *,
+    command: str,
+    source: Path,
+    health_path: str,
+    timeout: timedelta,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    setting: str = "services",
+    manifest: tuple[str, str] | None = None,
+) -> Check:
+    """Start ``command`` in ``source`` on a free port and wait until ``health_path`` answers 200.
+
+    The command's placeholders are those of the local staging target ({python}, {service},
+    {release}, {port}, {port_file}); the port is read from {port_file} when the service writes
+    it, else it is the one passed as {port}. The output goes to ``log``, which a failed row
+    names (it is not echoed: a service may print configuration values). It runs in a copy of
+    ``source``, as a staging release does, with ``manifest`` (file name, text) written beside it
+    when given."""
+    check = f"service {name} starts"
+    if not source.is_dir():
+        return Check(check, False, f"source folder {source} does not exist", f"set {setting}.source to the service's folder")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="predeploy-doctor-") as scratch:
+        port_file = Path(scratch) / "port"
+        release = Path(scratch) / "release"
+        try:
+            shutil.copytree(source, release, ignore=shutil.ignore_patterns(*COPY_IGNORED), symlinks=True)
+        except (OSError, shutil.Error) as exc:
+            return Check(check, False, f"{source} cannot be copied ({exc})", f"check the permissions of {source}")
+        if manifest is not None:
+            (release / manifest[0]).write_text(manifest[1])
+        fields = {"python": sys.executable, "service": name, "release": "doctor", "port": str(port), "port_file": str(port_file)}
+        try:
+            argv = [part.format(**fields) for part in shlex.split(command)]
+        except (ValueError, KeyError, IndexError) as exc:
+            return Check(
+                check,
+                False,
+                f"{setting}.command cannot be expanded ({type(exc).__name__}: {exc})",
+                "use only {python}, {service}, {release}, {port} and {port_file}",
+            )
+        environment = {key: os.environ[key] for key in INHERITED if key in os.environ}
+        environment["PYTHONUNBUFFERED"] = "1"
+        environment.update({key: value.format(**fields) for key, value in (env or {}).items()})
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out, open(os.devnull, "rb") as stdin:
+            try:
+                process = subprocess.Popen(argv, cwd=release, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+            except OSError as exc:
+                return Check(check, False, f"{argv[0]!r} cannot be started ({exc.strerror})", f"correct {setting}.command")
+        started = time.monotonic()
+        deadline = started + timeout.total_seconds()
+        last = "no answer"
+        try:
+            while True:
+                if process.poll() is not None:
+                    return Check(
+                        check,
+                        False,
+                        f"exited with status {process.returncode} before answering {health_path} (output in {log})",
+                        f"run {setting}.command by hand in {source} and read {log}",
+                    )
+                serving = _read_port(port_file) if "{port_file}" in command else port
+                if serving is not None:
+                    status = _health_status(f"http://127.0.0.1:{serving}{health_path}")
+                    if status == 200:
+                        return Check(check, True, f"answered GET {health_path} with 200 after {time.monotonic() - started:.1f}s")
+                    last = f"HTTP {status}" if status is not None else "no answer"
+                if time.monotonic() >= deadline:
+                    return Check(
+                        check,
+                        False,
+                        f"not healthy within {format_duration(timeout)}: GET {health_path} -> {last} (output in {log})",
+                        f"check {setting}.health_path and that the service listens on 127.0.0.1:{{port}}, or raise {setting}.health_timeout",
+                    )
+                time.sleep(0.05)
+        finally:
+            stop_group(process.pid, process, STOP_GRACE)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def check_fresh(name: str, as_of: datetime | None, max_age: timedelta | None, now: datetime, fix: str) -> Check:
+    """Data recorded at ``as_of`` is no older than ``max_age`` (None: any age is accepted)."""
+    if as_of is None:
+        return Check(name, False, "its date cannot be read (no download record and no dates in the data)", fix)
+    age = now - as_of
+    if max_age is not None and age > max_age:
+        return Check(name, False, f"{_age(age)} old, older than max_age {format_duration(max_age)}", fix)
+    limit = f" (max_age {format_duration(max_age)})" if max_age is not None else " (no max_age)"
+    return Check(name, True, f"as of {as_of:%Y-%m-%d %H:%M} UTC{limit}")
+
+
+def _age(age: timedelta) -> str:
+    """An age as people say it (3.2 days, 5 hours), not in exact seconds."""
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
+def render(checks: Iterable[Check]) -> tuple[list[str], int]:
+    """The lines to print (one per check and a count) and the exit status: 0 all pass, 1 not."""
+    rows = list(checks)
+    failed = sum(not row.ok for row in rows)
+    lines = [row.line() for row in rows]
+    lines.append(f"doctor: {len(rows) - failed}/{len(rows)} checks passed" + (f"; fix the {failed} above and run it again" if failed else ""))
+    return lines, 1 if failed else 0
+
+
+# --- a whole configuration ------------------------------------------------------------------
+
+
+def _step_checks(config: ProjectConfig) -> list[Check]:
+    rows = []
+    for name in type(config.steps).model_fields:
+        step = getattr(config.steps, name)
+        rows.append(check_command(f"step {name}", step.command, config.path.parent / step.cwd, f"steps.{name}.command"))
+    return rows
+
+
+def _service_checks(config: ProjectConfig, release: str | None) -> list[Check]:
+    rows = []
+    for index, service in enumerate(config.services):
+        setting = f"services[{index}]"
+        if service.url:
+            url = service.url.rstrip("/") + service.health_path
+            status = _health_status(url)
+            rows.append(
+                Check(f"service {service.name} answers", True, f"GET {url} -> 200")
+                if status == 200
+                else Check(
+                    f"service {service.name} answers",
+                    False,
+                    f"GET {url} -> {f'HTTP {status}' if status else 'no answer'}",
+                    f"check {setting}.url and {setting}.health_path",
+                )
+            )
+        elif service.source is None and config.staging.releases.kind == "dist":
+            # Starting it would mean installing a distribution into a virtualenv: the rehearsal does.
+            rows.append(Check(f"service {service.name} starts", True, "not started here: each release is a distribution installed by the rehearsal"))
+        elif service.source is None and config.staging.releases.kind == "folder":
+            tag = release or config.previous_release or ""
+            try:
+                folder = resolve(config.staging.releases, config.base_dir, service.name, None, tag).path
+            except ReleaseSourceError as exc:
+                rows.append(Check(f"service {service.name} starts", False, str(exc), "fix staging.releases.folder or create the release's folder"))
+                continue
+            rows.append(_start_check(config, setting, service.name, folder, "folder"))
+        elif service.source is None:
+            rows.append(
+                Check(
+                    f"service {service.name} starts",
+                    False,
+                    f"{setting} has neither source (for the local staging target) nor url",
+                    f"set {setting}.source to its folder, or {setting}.url where your deploy puts it",
+                )
+            )
+        else:
+            rows.append(_start_check(config, setting, service.name, service.source, "working_tree"))
+    return rows
+
+
+def _start_check(config: ProjectConfig, setting: str, name: str, folder: Path, kind: Literal["folder", "working_tree"]) -> Check:
+    """Start the service from ``folder`` with a release manifest like the local target writes."""
+    service = config.service(name)
+    digest, files = tree_digest(folder)
+    identity = ReleaseIdentity(kind=kind, release="doctor", deployed_as="doctor", ref=str(folder), commit=None, digest=digest, dirty=None)
+    manifest = ReleaseManifest(service=name, release="doctor", built_at=utcnow(), identity=identity, files=files)
+    return check_service_starts(
+        name,
+        command=service.command,
+        source=folder,
+        health_path=service.health_path,
+        timeout=service.health_timeout,
+        log=config.staging.root / "doctor" / f"{name}.log",
+        env=service.env,
+        setting=setting,
+        manifest=(MANIFEST, manifest.model_dump_json(indent=2) + "\n"),
+    )
+
+
+def _approval_checks(config: ProjectConfig, release: str | None, now: datetime) -> list[Check]:
+    rows = []
+    for item in config.approvals.upstream:
+        # Without a release every record is judged as if for the release it names itself.
+        result = check_approval(item, release or "", config.approvals.max_age, now)
+        if result.status == "wrong-release" and release is None:
+            result = check_approval(item, _named_release(item.file) or "", config.approvals.max_age, now)
+        ok = result.status == "ok"
+        fix = {
+            "missing": f"write the record at {item.file} (see the *.example.yaml beside it)",
+            "expired": f"ask for a renewed {item.title or item.name} record",
+            "wrong-release": f"record the approval for release {release}",
+        }.get(result.status, f"correct {item.file}")
+        rows.append(Check(f"approval {item.name}", ok, result.detail if ok else f"{result.status}: {result.detail}", "" if ok else fix))
+    return rows
+
+
+def _named_release(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:MAX_RECORD_PEEK]
+    except OSError:
+        return None
+    match = re.search(r"""^\s*"?release"?\s*:\s*"?([^"\s,#]+)""", text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def _advisory_check(config: ProjectConfig, now: datetime) -> Check | None:
+    osv = config.security.osv
+    if not osv.enabled or osv.database is None:
+        return None
+    if osv.database == "bundled":
+        return Check("advisory data", True, "the bundled fixed snapshot (age not checked; not for real releases)")
+    database = Path(osv.database)
+    if not database.exists():
+        return Check("advisory data", False, f"{database} does not exist", "run `predeploy advisories update` (and in CI before every protocol run)")
+    record = read_source_record(database)
+    fetched = record.get("fetched_at")
+    try:
+        as_of = datetime.fromisoformat(str(fetched).replace("Z", "+00:00")) if fetched else None
+    except ValueError:
+        as_of = None
+    max_age = None if osv.max_age == "none" else osv.max_age
+    return check_fresh("advisory data", as_of, max_age, now, "run `predeploy advisories update`")
+
+
+def _signers_check(config: ProjectConfig) -> Check:
+    """The signers file loads (identities, keys, roles), and each required role has someone to
+    sign it: without separation of duties relaxed, as many different people as there are roles."""
+    readiness = config.readiness
+    path = readiness.signers
+
+    def loaded() -> Check:
+        signers = load_signers(path)
+        unsigned = [role for role in readiness.required_roles if not any(role in s.roles for s in signers.entries)]
+        if unsigned:
+            return Check("signers file", False, f"{path}: nobody may sign {', '.join(unsigned)}", f"add a signer with that role to {path}")
+        able = {s.identity for s in signers.entries if set(s.roles) & set(readiness.required_roles)}
+        if len(able) < len(readiness.required_roles) and not readiness.allow_one_signer_many_roles:
+            return Check(
+                "signers file",
+                False,
+                f"{path}: {len(readiness.required_roles)} required roles but only {len(able)} people may sign them (one person counts for one role)",
+                f"add another signer to {path}",
+            )
+        return Check("signers file", True, f"{path}: {len(signers.entries)} signer(s); every required role has someone to sign it")
+
+    return guarded("signers file", f"correct {path} (each entry: identity, roles, keys as 'ssh-ed25519 AAAA...' lines)", loaded)
+
+
+def doctor_checks(config: ProjectConfig, release: str | None = None, now: datetime | None = None) -> list[Check]:
+    """Every check of ``config``, in the order a user fixes them."""
+    now = now or utcnow()
+    rows = _step_checks(config) + _service_checks(config, release) + _approval_checks(config, release, now)
+    rows += [row for row in (_advisory_check(config, now),) if row is not None] + [_signers_check(config)]
+    return rows
