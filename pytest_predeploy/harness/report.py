@@ -26,7 +26,7 @@ from pytest_predeploy.harness.banner import Decision, GateCard, Signature, Verdi
 from pytest_predeploy.harness.evidence import evidence_key
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
-from pytest_predeploy.readiness.signoff import load_signoffs
+from pytest_predeploy.readiness.signoff import review_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -101,10 +101,11 @@ def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]
     if not digest:
         return []
     try:
-        statements = load_signoffs(session.context.artifact(READINESS_APPROVAL))
+        # Signed sign-offs are DSSE envelopes: the review opens them (a bare statement is read as is).
+        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest)
     except PredeployError:
         return []
-    return [Signature(role=s.predicate.role, by=s.predicate.approver, decision=s.predicate.decision) for s in statements if s.sha256 == digest]
+    return [Signature(role=v.role, by=v.approver, decision=v.decision) for v in views if v.digest == digest]
 
 
 def decision(session: ProtocolSession, exit_status: int) -> Decision:
