@@ -3,18 +3,32 @@
 # install, run gates 1-4 (ends "awaiting sign-off"), sign the package off as the demo's two
 # reviewers with their DEMO-ONLY keys (demo/keys/README.md: published, never use them), re-run
 # Gate 4 alone on the sealed package -> [PROTOCOL COMPLETE].
+# --prometheus: the same with a real Prometheus beside the services (apt-get install prometheus),
+# asked the PromQL checks of demo/prometheus/overlay.yaml (docs/prometheus.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGE=.artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip
+CONFIG=predeploy.yaml
+case "${1:-}" in
+  "") ;;
+  --prometheus) CONFIG=predeploy.prometheus.yaml ;;
+  *) echo "usage: bash demo/run-protocol.sh [--prometheus]" >&2; exit 2 ;;
+esac
+PYTEST_CONFIG=() CLI_CONFIG=()
+if [ "$CONFIG" != predeploy.yaml ]; then PYTEST_CONFIG=("--predeploy-config=$CONFIG") CLI_CONFIG=(--config "$CONFIG"); fi
 
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
 run python3 -m venv .venv
 run .venv/bin/pip install -q -e .
+if [ "$CONFIG" != predeploy.yaml ]; then
+  command -v prometheus >/dev/null || { echo "--prometheus needs the Prometheus server: apt-get install prometheus" >&2; exit 2; }
+  run .venv/bin/python demo/prometheus/make_config.py "$CONFIG"
+fi
 
 # Exit status 10 = every gate passed and the sealed package awaits sign-off; anything else stops here.
 set +e
-run .venv/bin/pytest --predeploy-release=v1.2
+run .venv/bin/pytest --predeploy-release=v1.2 "${PYTEST_CONFIG[@]}"
 status=$?
 set -e
 if [ "$status" != 10 ] && [ "$status" != 0 ]; then
@@ -22,7 +36,7 @@ if [ "$status" != 10 ] && [ "$status" != 0 ]; then
   exit "$status"
 fi
 
-run .venv/bin/predeploy approve "$PACKAGE" --role release-manager --key demo/keys/riley-manager_ed25519 --decision go
-run .venv/bin/predeploy approve "$PACKAGE" --role qa-lead --key demo/keys/quinn-qa_ed25519 --decision go --conditions "watch checkout error ratio for 1h after rollout"
-run .venv/bin/pytest --predeploy-release=v1.2 gates/test_gate4_readiness.py
-run .venv/bin/predeploy verify "$PACKAGE"
+run .venv/bin/predeploy approve "$PACKAGE" --role release-manager --key demo/keys/riley-manager_ed25519 --decision go "${CLI_CONFIG[@]}"
+run .venv/bin/predeploy approve "$PACKAGE" --role qa-lead --key demo/keys/quinn-qa_ed25519 --decision go --conditions "watch checkout error ratio for 1h after rollout" "${CLI_CONFIG[@]}"
+run .venv/bin/pytest --predeploy-release=v1.2 "${PYTEST_CONFIG[@]}" gates/test_gate4_readiness.py
+run .venv/bin/predeploy verify "${CLI_CONFIG[@]}" "$PACKAGE"

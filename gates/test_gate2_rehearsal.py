@@ -18,6 +18,7 @@ from pytest_predeploy.api import (
     observability_problems,
     require,
     show_deployment,
+    show_observability,
     show_smoke,
     smoke_problems,
 )
@@ -42,6 +43,7 @@ def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy, evidence: An
 
 
 @pytest.mark.guideline
-def test_observability_baseline_captured(observability: Path, predeploy) -> None:
+def test_observability_baseline_captured(observability: Path, predeploy, evidence: Any) -> None:
     metrics = load(predeploy.artifact(OBSERVABILITY_METRICS), ObservabilityResult)
+    show_observability(evidence, metrics)
     require(observability_problems(metrics), "observability baseline incomplete:")

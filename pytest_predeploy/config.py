@@ -187,6 +187,15 @@ class ProjectConfig(ServiceLookup, StrictModel):
             raise ValueError(f"target_environment {self.target_environment!r} is not one of environments: {', '.join(sorted(self.environments)) or '(none)'}")
         return self
 
+    @model_validator(mode="after")
+    def _prometheus_server_known(self) -> ProjectConfig:
+        prometheus = self.observability.prometheus
+        if prometheus is not None and prometheus.url is None and not self.staging.prometheus.enabled:
+            raise ValueError(
+                "observability.prometheus has no url: give the server's url, or set staging.prometheus.enabled: true to run one on the local staging target"
+            )
+        return self
+
     def environment(self, name: str) -> EnvironmentConfig:
         try:
             return self.environments[name]

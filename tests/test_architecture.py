@@ -171,3 +171,13 @@ def test_one_declaration_per_artifact() -> None:
     assert [name for names in FIXTURE_ARTIFACTS.values() for name in names] == [a.name for a in ARTIFACTS if a.fixture]
     assert list(REQUIRED_ARTIFACTS) == [a.name for a in ARTIFACTS if a.required]
     assert list(artifact_models()) == [a.name for a in ARTIFACTS if a.model]
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    """setuptools is given the package list by hand: a package missing from it is missing from
+    every install that is not editable, and the plugin fails to import there."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "pytest_predeploy").rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"

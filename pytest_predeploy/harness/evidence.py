@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_predeploy.rehearsal.prometheus import query_chart
+
 if TYPE_CHECKING:
     from pytest_predeploy.intake.approvals import IntakeReport
     from pytest_predeploy.intake.parity import ParityReport
     from pytest_predeploy.rehearsal.deploy import DeploymentReport
+    from pytest_predeploy.rehearsal.observability import ObservabilityResult
     from pytest_predeploy.rehearsal.smoke import TestResultsReport
     from pytest_predeploy.rollback.rollback import RollbackReport
     from pytest_predeploy.security import SecurityReport
@@ -172,6 +175,24 @@ def show_smoke(evidence: Evidence, report: TestResultsReport) -> None:
     unexercised = [e for e in report.coverage.endpoints if not e.exercised]
     if unexercised:
         evidence.table("Endpoints not exercised", ["service", "method", "path"], [[e.service, e.method, e.path] for e in unexercised])
+
+
+def show_observability(evidence: Evidence, result: ObservabilityResult) -> None:
+    """The PromQL checks asked of Prometheus: values per point and one time series per query."""
+    if result.prometheus is None:
+        return
+    rows = []
+    for query in result.prometheus.queries:
+        for point in query.points:
+            values = ", ".join("NaN" if s.value is None else f"{s.value:g}" for s in point.series) or "-"
+            detail = "; ".join(s.detail for s in point.series if s.detail) or point.detail
+            rows.append([query.name, query.promql, point.phase, values, point.state, detail])
+    evidence.table(f"Prometheus queries ({result.prometheus.url})", ["query", "PromQL", "point", "values", "verdict", "detail"], rows)
+    for query in result.prometheus.queries:
+        evidence.svg(f"{query.name}: {query.promql}", query_chart(query))
+    if result.prometheus.alerts_state != "ok" or result.prometheus.alerts:
+        alert_rows = [[a.name, a.service, a.active_at, a.value] for a in result.prometheus.alerts] or [["no data", "", "", result.prometheus.alerts_detail]]
+        evidence.table("Prometheus alerts firing for the staging services", ["alert", "service", "active since", "value"], alert_rows)
 
 
 def show_rollback(evidence: Evidence, report: RollbackReport) -> None:

@@ -47,7 +47,7 @@ from pytest_predeploy.readiness.package import PackageError, build_manifest, col
 from pytest_predeploy.readiness.sealed import folder_evidence_problems, judge_sealed_package
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
-from pytest_predeploy.rehearsal.observability import capture_metrics, write_observability_baseline
+from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
 from pytest_predeploy.rehearsal.smoke import run_smoke_tests
 from pytest_predeploy.rollback.operational import check_operational_readiness
 from pytest_predeploy.rollback.rollback import rehearse_rollback
@@ -266,18 +266,25 @@ def metrics_snapshots() -> list[Any]:
     return []
 
 
-def _snapshot(ctx: RunContext, snapshots: list[Any], label: str) -> None:
+@pytest.fixture(scope="session")
+def prometheus_watch(predeploy: RunContext) -> PrometheusWatch:
+    """The PromQL checks asked of Prometheus at the same points (observability.prometheus)."""
+    return PrometheusWatch(predeploy.config, predeploy.env)
+
+
+def _snapshot(ctx: RunContext, snapshots: list[Any], label: str, watch: PrometheusWatch) -> None:
     snapshots.append(capture_metrics(ctx.config, ctx.env, label))
+    watch.point(label)
 
 
 @pytest.fixture(scope="session")
-def deployment(predeploy: RunContext, metrics_snapshots: list[Any]) -> Path:
+def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch) -> Path:
     """Step 2.1: deploy_backend.sh per service -> staging-deployment-run.log and its report."""
     try:
-        rehearse_deployment(predeploy, before_switch=lambda: _snapshot(predeploy, metrics_snapshots, "before deploy"))
+        rehearse_deployment(predeploy, before_switch=lambda: _snapshot(predeploy, metrics_snapshots, "before deploy", prometheus_watch))
     except PredeployError as exc:
         fail_step("deployment", exc)
-    _snapshot(predeploy, metrics_snapshots, "after deploy")
+    _snapshot(predeploy, metrics_snapshots, "after deploy", prometheus_watch)
     return predeploy.artifact(names.DEPLOYMENT_REPORT)
 
 
@@ -291,18 +298,18 @@ def _require_deployed(ctx: RunContext, deployment: Path, step: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke(predeploy: RunContext, deployment: Path, metrics_snapshots: list[Any]) -> Path:
+def smoke(predeploy: RunContext, deployment: Path, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch) -> Path:
     """Step 2.2: run_smoke_tests.py -> staging-test-results.json."""
     _require_deployed(predeploy, deployment, "smoke")
     path, _ = run_report_step(predeploy, "smoke")
-    _snapshot(predeploy, metrics_snapshots, "after smoke")
+    _snapshot(predeploy, metrics_snapshots, "after smoke", prometheus_watch)
     return path
 
 
 @pytest.fixture(scope="session")
-def observability(predeploy: RunContext, smoke: Path, metrics_snapshots: list[Any]) -> Path:
+def observability(predeploy: RunContext, smoke: Path, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch) -> Path:
     """Step 2.3 (GUIDELINE): metrics across the rehearsal -> observability-baseline.md."""
-    write_observability_baseline(predeploy.config, predeploy.release, metrics_snapshots, predeploy.artifacts)
+    write_observability_baseline(predeploy.config, predeploy.release, metrics_snapshots, predeploy.artifacts, prometheus_watch.finish())
     return predeploy.artifact(names.OBSERVABILITY_BASELINE)
 
 

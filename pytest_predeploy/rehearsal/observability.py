@@ -12,6 +12,9 @@ it started (a deploy starts a new process, so its counters start again at zero):
 
 Configured alert rules (``error_ratio above 0.05``) are evaluated against each figure: firing or
 not. Metrics that could not be read are "no data", reported as such and never as zeros.
+With ``observability.prometheus``, the same points also ask a Prometheus server the configured
+PromQL (:mod:`.prometheus`); with the local target's server, it is started and pointed at the
+services first (:class:`PrometheusWatch`).
 Writes ``observability-baseline.md`` (tables and an SVG chart) and ``observability-metrics.json``.
 """
 
@@ -22,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 from xml.sax.saxutils import escape
@@ -34,7 +37,8 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact, write_text_atomic
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.targets.local import TargetSettings, service_url
+from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
+from pytest_predeploy.targets.local import TargetSettings, prometheus_server, service_url
 
 STEP = "observability"
 
@@ -85,6 +89,10 @@ class ObservabilityConfig(StrictModel):
     alerts: list[AlertRule] = Field(
         default_factory=_default_alerts,
         description="Alert thresholds evaluated on every service and phase (default: error_ratio above 0.05, latency_p95 above 0.5 s).",
+    )
+    prometheus: PrometheusConfig | None = Field(
+        None,
+        description="PromQL checks asked of a Prometheus server at the same points (docs/prometheus.md); absent: only the built-in scrape.",
     )
 
 
@@ -347,6 +355,65 @@ def capture_metrics(config: ObservedProject, env: str, label: str, *, urls: dict
     return MetricsSnapshot(label=label, environment=env, taken_at=taken_at, services=results)
 
 
+class PrometheusWatch:
+    """The Prometheus side of the baseline across one rehearsal: at each point, asks the
+    configured PromQL. Without ``observability.prometheus.url`` the local staging target's server
+    is used: started at the first point, pointed at the services' current addresses at every
+    point (a deploy moves them), and asked only once it has scraped every service after the
+    event, so "after smoke" includes the smoke traffic."""
+
+    def __init__(self, config: ObservedProject, env: str) -> None:
+        self.config, self.env = config, env
+        section = config.observability.prometheus
+        self.observer = PrometheusObserver(section) if section is not None else None
+        self.local = section is not None and section.url is None
+
+    def point(self, label: str) -> None:
+        if self.observer is None:
+            return
+        unavailable = self._local_server() if self.local else None
+        self.observer.capture(label, unavailable=unavailable)
+
+    def _local_server(self) -> str | None:
+        """Start or retarget the local server and wait for fresh scrapes; why not, or None."""
+        settings = self.config.staging.prometheus
+        if not settings.enabled:
+            return "observability.prometheus has no url and staging.prometheus.enabled is false: no server to ask"
+        since = datetime.now(UTC)
+        urls: dict[str, str | None] = {}
+        for service in self.config.services:
+            try:
+                urls[service.name] = service_url(self.config, self.env, service.name)
+            except StepError:
+                urls[service.name] = None
+        server = prometheus_server(self.config, self.env)
+        fresh_start = server.url() is None
+        try:
+            url = server.start(
+                settings.binary, urls, scrape_interval=settings.scrape_interval, timeout=settings.start_timeout, rule_files=list(settings.rule_files)
+            )
+        except StepError as exc:
+            return str(exc)
+        assert self.observer is not None
+        self.observer.url = url
+        wait = settings.scrape_wait.total_seconds()
+        stale = server.wait_for_scrapes(since, urls, wait)
+        if fresh_start and not stale:
+            # A window function (rate, increase) needs two samples: wait for a second scrape.
+            stale = server.wait_for_scrapes(datetime.now(UTC), urls, wait)
+        if stale:
+            return f"Prometheus did not see {', '.join(stale)} as it runs now within {wait:g}s (current address scraped, no series of an earlier one; log: {server.root / 'prometheus.log'})"
+        return None
+
+    def finish(self) -> PrometheusResult | None:
+        if self.observer is None:
+            return None
+        unavailable = None
+        if self.local and (self.observer.url == "" or prometheus_server(self.config, self.env).url() is None):
+            unavailable = "the local Prometheus server is not running"
+        return self.observer.finish([service.name for service in self.config.services], unavailable=unavailable)
+
+
 # --- alerts and the baseline --------------------------------------------------------------
 
 
@@ -371,6 +438,9 @@ class ObservabilityResult(ArtifactModel):
     phases: list[str] = Field(description="Phase labels in capture order.")
     snapshots: list[MetricsSnapshot] = Field(description="The figures per phase and service.")
     alerts: list[AlertEvaluation] = Field(description="Every alert rule evaluated on every service and phase it applies to.")
+    prometheus: PrometheusResult | None = Field(
+        None, description="The PromQL checks and firing alerts asked of Prometheus (observability.prometheus); none when not configured."
+    )
 
 
 def evaluate_alerts(rules: list[AlertRule], snapshots: list[MetricsSnapshot]) -> list[AlertEvaluation]:
@@ -421,10 +491,14 @@ def observability_problems(result: ObservabilityResult) -> list[str]:
         elif alert.state == "no-data" and (alert.service, alert.phase) not in unreadable:
             # A service without any data is reported once above; here only a figure missing on its own.
             problems.append(f"alert {alert.alert} for {alert.service} {alert.phase}: {alert.detail}")
+    if result.prometheus is not None:
+        problems += [f"prometheus {problem}" for problem in prometheus_problems(result.prometheus)]
     return problems
 
 
-def write_observability_baseline(config: ObservedProject, release: str, snapshots: list[MetricsSnapshot], artifacts: Path) -> ObservabilityResult:
+def write_observability_baseline(
+    config: ObservedProject, release: str, snapshots: list[MetricsSnapshot], artifacts: Path, prometheus: PrometheusResult | None = None
+) -> ObservabilityResult:
     """Evaluate the alerts on ``snapshots`` and write the JSON export and the Markdown baseline."""
     environment = snapshots[0].environment if snapshots else ""
     result = ObservabilityResult(
@@ -433,6 +507,7 @@ def write_observability_baseline(config: ObservedProject, release: str, snapshot
         phases=[snapshot.label for snapshot in snapshots],
         snapshots=snapshots,
         alerts=evaluate_alerts(config.observability.alerts, snapshots),
+        prometheus=prometheus,
     )
     write_artifact(artifacts / names.OBSERVABILITY_METRICS, result)
     write_text_atomic(artifacts / names.OBSERVABILITY_BASELINE, render_baseline(config, result))
@@ -502,6 +577,8 @@ def render_baseline(config: ObservedProject, result: ObservabilityResult) -> str
                 )
         lines.append("")
     lines += ["## Chart", "", render_chart(config, result), ""]
+    if result.prometheus is not None:
+        lines += render_prometheus_markdown(result.prometheus)
     return "\n".join(lines)
 
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.targets.local.prometheus import PrometheusServer
 from pytest_predeploy.targets.local.releases import ReleaseIdentity
 from pytest_predeploy.targets.local.runlock import StagingLock
 from pytest_predeploy.targets.local.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, TargetSettings
 from pytest_predeploy.targets.local.target import Say, ServiceTarget
 
-__all__ = ["LocalStagingConfig", "RollbackConfig", "ServiceConfig", "current_release", "lock_staging", "service_url", "service_urls", "stop_all"]
+__all__ = [
+    "LocalStagingConfig",
+    "RollbackConfig",
+    "ServiceConfig",
+    "current_release",
+    "lock_staging",
+    "prometheus_server",
+    "service_url",
+    "service_urls",
+    "stop_all",
+]
 
 
 def _quiet(line: str) -> None:
@@ -64,6 +75,12 @@ def service_url(config: TargetSettings, env: str, service: str) -> str | None:
     return configured.rstrip("/") if configured else service_target(config, env, service).base_url()
 
 
+def prometheus_server(config: TargetSettings, env: str) -> PrometheusServer:
+    """The environment's Prometheus server (``staging.prometheus``), running or not; its
+    configuration, data and log live in ``<staging.root>/<env>/prometheus``."""
+    return PrometheusServer(staging_root(config) / env / "prometheus")
+
+
 def current_release(config: TargetSettings, env: str, service: str) -> str | None:
     """The release ``current`` points to for ``service`` on the local target (None: nothing deployed)."""
     return service_target(config, env, service).current_release()
@@ -97,4 +114,6 @@ def stop_all(config: TargetSettings, env: str) -> list[str]:
     for name in sorted(names):
         service = services.get(name) or ServiceConfig.model_construct(name=name)
         stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=_quiet, base_dir=config.base_dir).stop_all()
+    if prometheus_server(config, env).stop(config.staging.stop_timeout.total_seconds()) != "not running":
+        stopped.append(f"prometheus ({staging_root(config) / env / 'prometheus'})")
     return stopped

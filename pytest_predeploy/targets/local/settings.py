@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, StrictModel
+from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.rehearsal.endpoints import EndpointsConfig
 from pytest_predeploy.targets.local.releases import ReleaseSourceConfig
@@ -101,6 +101,26 @@ class ServiceConfig(StrictModel):
         return self
 
 
+class LocalPrometheusConfig(StrictModel):
+    """A Prometheus server the local staging target runs beside the services (docs/prometheus.md)."""
+
+    enabled: bool = Field(
+        False,
+        description="Start Prometheus with the rehearsal, on 127.0.0.1, scraping the deployed services (needs the prometheus binary: apt-get install prometheus).",
+    )
+    binary: str = Field("prometheus", description="The server executable, by name on PATH or as a path.")
+    scrape_interval: Duration = Field(timedelta(seconds=1), description="How often each service is scraped (short: a rehearsal lasts minutes).")
+    start_timeout: Duration = Field(timedelta(seconds=30), description="How long the server may take to answer /-/ready.")
+    scrape_wait: Duration = Field(
+        timedelta(seconds=20),
+        description="At each point of the rehearsal, how long to wait for Prometheus to scrape every service after the event before asking it.",
+    )
+    rule_files: list[ExistingFile] = Field(
+        default_factory=list,
+        description="Prometheus alerting rule files the server loads (relative to the config file); their firing alerts are listed in the baseline.",
+    )
+
+
 class LocalStagingConfig(StrictModel):
     """The embedded local staging target (Capistrano-style releases on this machine)."""
 
@@ -123,6 +143,9 @@ class LocalStagingConfig(StrictModel):
     releases: ReleaseSourceConfig = Field(
         default_factory=ReleaseSourceConfig,
         description="Where each release's code comes from: a git tag, a folder per release, or a built distribution (see docs/staging.md).",
+    )
+    prometheus: LocalPrometheusConfig = Field(
+        default_factory=LocalPrometheusConfig, description="A Prometheus server beside the services, for observability.prometheus (off by default)."
     )
 
 

@@ -1,0 +1,178 @@
+"""The comparison step (compare_trees) and the whole parity run (compare_environments)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.fields import Severity, utcnow
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.intake.parity.classify import _by_value, _classify, _nested_secrets, _Policy, _scalars, _Shower, compare_secrets, required_flag_states
+from pytest_predeploy.intake.parity.config import ParityConfig, ParityProject
+from pytest_predeploy.intake.parity.diff import _MISSING, CHANGED, Differ
+from pytest_predeploy.intake.parity.inputs import Capture, _no_gc, _type_name, load_environment
+from pytest_predeploy.intake.parity.paths import _match_text, parse_exact_path, render_path
+from pytest_predeploy.intake.parity.report import DriftItem, ParityReport, ParitySummary, ParityValue, _short, _sort_key
+from pytest_predeploy.intake.parity.secretkeys import _PAIR_NAMES
+
+
+def compare_trees(
+    parity: ParityConfig,
+    source_tree: dict[str, Any],
+    target_tree: dict[str, Any],
+    *,
+    source: str = "staging",
+    target: str = "production",
+    secret_values: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> list[DriftItem]:
+    """The comparison step proper: every difference of two parsed trees, classified by the rules
+    (secret-valued keys, required flags and waivers included), unsorted. ``secret_values`` (the
+    environments' secret sources) are redacted wherever they appear in a shown value."""
+    policy = _Policy(parity, now or utcnow())
+    differ = Differ(parity.list_keys, policy.names, policy.secret_glob_key)
+
+    def key_for(where: tuple[Any, ...], items: list[Any]) -> str | None:
+        return differ._key_for(where, items, items)
+
+    try:
+        with _no_gc():  # the walk and the items create no cycles; see _no_gc
+            raw = differ.diff(source_tree, target_tree)
+            reused = [
+                (path, value)
+                for path, value in differ.equal_secrets
+                if policy.is_reuse_candidate(path) or ((path in differ.assignments or path[:-1] in differ.secret_pairs) and not policy.excepted(path))
+            ]
+            # Every value found under a secret key, in either tree, is redacted wherever it is
+            # shown: the same password may sit in a DSN under an innocent key.
+            found: list[tuple[tuple[Any, ...], Any]] = [
+                (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
+            ]
+            pairs = differ.secret_pairs
+            secret_paths = (
+                [
+                    policy.is_secret(path) or any(path[:i] in pairs and not (i == len(path) - 1 and path[-1] in _PAIR_NAMES) for i in range(len(path)))
+                    for _, path, _, _ in raw
+                ]
+                if pairs
+                else [policy.is_secret(path) for _, path, _, _ in raw]
+            )
+            for (_, path, a, b), secret in zip(raw, secret_paths, strict=False):
+                for value in (a, b):
+                    if secret:
+                        found.extend((path, scalar) for scalar in _scalars(value))
+                    else:
+                        found.extend((path, scalar) for scalar in _scalars(value, policy.names))
+                        if isinstance(value, (dict, list)):
+                            found.extend(_nested_secrets(value, path, policy))
+            known = dict(secret_values or {})
+            for path, scalar in found:
+                known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
+            numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
+            shower = _Shower(Redactor(_by_value(known)), policy.secret_step, numbers, policy.names)
+            items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths, strict=False)]
+    except RecursionError:
+        raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
+
+    for path, value in reused:
+        view = ParityValue(type=_type_name(value), redacted=True)
+        items.append(
+            policy.finish(
+                {
+                    "path": render_path(path),
+                    "kind": "secret",
+                    "detail": "REUSED",
+                    "source_value": view,
+                    "target_value": view,
+                    "severity": parity.secrets.reused,
+                    "status": "drift",
+                    "rule": "secret keys (secret_names, secret_mappings, secret_paths)",
+                    "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
+                },
+                _match_text(path),
+            )
+        )
+
+    flag_paths = {}
+    for flag, wanted, actual, ok in required_flag_states(parity, source_tree.get("flags", {})):
+        path = ("flags", *parse_exact_path(flag))
+        flag_paths[render_path(path)] = ok
+        if ok:
+            continue
+        items.append(
+            policy.finish(
+                {
+                    "path": render_path(path),
+                    "kind": "required-flag",
+                    "detail": "missing in the source" if actual is _MISSING else f"is {_short(shower.view(actual))}, the release requires {json.dumps(wanted)}",
+                    "source_value": shower.view(actual),
+                    "target_value": shower.view(wanted),
+                    "severity": Severity.critical,
+                    "status": "drift",
+                    "rule": "required_flags",
+                    "remediation": f"set flag {flag} to {json.dumps(wanted)} in {source} (the release requires it), then re-run parity",
+                },
+                _match_text(path),
+            )
+        )
+    for item in items:
+        # A flag the release needs on in staging is expected to differ from production until the
+        # release ships, so that difference is not drift.
+        if item.kind == CHANGED and flag_paths.get(item.path) and item.status == "drift":
+            item.status, item.severity, item.rule = "ignored", Severity.info, "required_flags"
+            item.remediation = "expected: the release requires this state in staging"
+    return items
+
+
+def compare_environments(
+    config: ParityProject,
+    source: str,
+    target: str,
+    release: str,
+    capture: Capture | None = None,
+    *,
+    transcripts: Path | None = None,
+    now: datetime | None = None,
+) -> ParityReport:
+    """Compare ``source`` (staging) with ``target`` (production) and classify every difference.
+
+    ``capture(env, command)`` returns a capture command's stdout; without it the command runs
+    here (transcript under ``transcripts``).
+    """
+    if source == target:
+        raise ConfigError(f"--source and --target are both {source!r}; compare two environments")
+    parity: ParityConfig = config.parity
+    left = load_environment(config, source, capture, transcripts)
+    right = load_environment(config, target, capture, transcripts)
+    now = now or utcnow()
+    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, secret_values=config.secret_values(), now=now)
+    checks, secret_items = compare_secrets(left, right, _Policy(parity, now))
+    items.extend(secret_items)
+    items.sort(key=_sort_key)
+    active = [i for i in items if i.active]
+    summary = ParitySummary(
+        critical=sum(i.severity == Severity.critical for i in active),
+        major=sum(i.severity == Severity.major for i in active),
+        minor=sum(i.severity == Severity.minor for i in active),
+        info=sum(i.severity == Severity.info for i in active),
+        waived=sum(i.status == "waived" for i in items),
+        expired_waivers=sum(i.status == "waiver-expired" for i in items),
+        ignored=sum(i.status == "ignored" for i in items),
+        blocking=sum(i.blocking for i in items),
+        secrets_reused=sum(i.kind == "secret" and i.detail == "REUSED" for i in items),
+    )
+    return ParityReport(
+        release=release,
+        source=source,
+        target=target,
+        passed=summary.blocking == 0,
+        summary=summary,
+        items=items,
+        secrets=checks,
+        required_flags=dict(parity.required_flags),
+        inputs=left.inputs + right.inputs,
+    )
