@@ -26,6 +26,7 @@ from pytest_predeploy.harness.banner import Decision, GateCard, Signature, Verdi
 from pytest_predeploy.harness.evidence import evidence_key
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
+from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.readiness.signoff import review_signoffs
 
 if TYPE_CHECKING:
@@ -96,16 +97,21 @@ def package_digest(session: ProtocolSession) -> str | None:
 
 
 def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]:
-    """The sign-offs recorded on the package's digest; none when there is no package or the
-    record cannot be read (Gate 4 says why; the banner only shows who signed)."""
+    """The sign-offs on the package's digest that count: current and signed with a key the
+    signers file lists for that identity and role. None when there is no package or the record
+    or the signers file cannot be read (Gate 4 says why; the banner only shows who signed)."""
     if not digest:
         return []
     try:
-        # Signed sign-offs are DSSE envelopes: the review opens them (a bare statement is read as is).
-        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest)
+        signers = load_signers(session.project.readiness.signers)
+        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest, signers=signers)
     except PredeployError:
         return []
-    return [Signature(role=v.role, by=v.approver, decision=v.decision) for v in views if v.digest == digest]
+    return [
+        Signature(role=v.role, by=v.approver, decision=v.decision)
+        for v in views
+        if v.verdict == "current" and (v.signature == "verified" or session.project.readiness.allow_unsigned)
+    ]
 
 
 def decision(session: ProtocolSession, exit_status: int) -> Decision:
