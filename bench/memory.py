@@ -81,7 +81,11 @@ def make_project(root: Path, size: int, services: int) -> None:
         "environments": {"staging": {"secrets": {"file": "staging.env"}}, "production": {}},
         "approvals": {"upstream": [], "allow_none": True},
         "services": [
-            {"name": f"svc{i}", "source": str(REPO / "demo" / "service"), "command": "{python} server.py --role api --port {port} --port-file {port_file}"}
+            {
+                "name": f"svc{i}",
+                "source": str(REPO / "demo" / "releases" / "v1.2"),
+                "command": "{python} server.py --role api --port {port} --port-file {port_file}",
+            }
             for i in range(services)
         ],
         "steps": {

@@ -138,7 +138,7 @@ def main() -> int:
     services = [
         {
             "name": f"svc{i}",
-            "source": str(REPO / "demo" / "service"),
+            "source": str(REPO / "demo" / "releases" / "v1.2"),
             "command": f"{{python}} server.py --role {'api' if i % 2 == 0 else 'worker'} --port {{port}} --port-file {{port_file}}",
             "env": {"DEMO_WARMUP_SECONDS": f"{low + (high - low) * i / max(1, count - 1):.2f}"},
             "health_timeout": "60s",

@@ -31,7 +31,7 @@ def start(folder: Path, role: str) -> tuple[subprocess.Popen[bytes], str]:
     folder.mkdir()
     (folder / "release-manifest.json").write_text(json.dumps({"service": role, "release": "v1.2"}))
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "demo/service/server.py"), "--role", role, "--port-file", "port"], cwd=folder, stderr=subprocess.DEVNULL
+        [sys.executable, str(REPO / "demo/releases/v1.2/server.py"), "--role", role, "--port-file", "port"], cwd=folder, stderr=subprocess.DEVNULL
     )
     while not (folder / "port").is_file() or not (folder / "port").read_text().strip():
         time.sleep(0.02)

@@ -8,6 +8,7 @@ if any process is still running from its folder afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ from pytest_predeploy.targets.local import service_target, stop_all
 from pytest_predeploy.targets.local.target import ServiceTarget
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_SERVICE = REPO / "demo" / "service"
+DEMO_SERVICE = REPO / "demo" / "releases" / "v1.1"
+#: The tags these tests deploy; each gets a release folder of its own code (see ``StagingProject.write``).
+TAGS = ("v0", "v1", "v1.1", "v1.2", "v2", "v3")
 SCRIPTS = REPO / "scripts"
 
 
@@ -59,7 +62,7 @@ class StagingProject:
             "approvals": {"upstream": [], "allow_none": True},
             "services": services or [service("api"), service("worker", "worker", strategy="blue_green")],
             "steps": {"deploy": _step("deploy_backend.sh", "release"), "rollback": _step("rollback_backend.sh", "previous_release")},
-            "staging": {"progress_interval": "2s", "stop_timeout": "5s"},
+            "staging": {"progress_interval": "2s", "stop_timeout": "5s", "releases": {"kind": "folder", "folder": "releases/{service}/{release}"}},
         }
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -67,8 +70,20 @@ class StagingProject:
             else:
                 data[key] = value
         self.path.write_text(yaml.safe_dump(data, sort_keys=False))
+        for entry in data["services"]:
+            if entry.get("source"):
+                self._release_folders(entry["name"], Path(entry["source"]))
         self.config = load_config(self.path)
         return self.config
+
+    def _release_folders(self, service: str, source: Path) -> None:
+        """A release is different code per tag: each tag's folder is the service's source plus a
+        RELEASE file naming the tag (the rollback rehearsal refuses two tags of the same code)."""
+        for tag in TAGS:
+            folder = self.root / "releases" / service / tag
+            if not folder.exists():
+                shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+                (folder / "RELEASE").write_text(f"{tag}\n")
 
     def target(self, name: str) -> ServiceTarget:
         assert self.config is not None

@@ -161,6 +161,12 @@ def shop_repository(tmp_path: Path) -> Iterator[Path]:
     assert not leftovers, f"processes left running: {[p.cmdline() for p in leftovers]}"
 
 
+def _commit_and_tag(root: Path, tag: str) -> None:
+    for args in (["add", "-A"], ["commit", "-q", "-m", tag], ["tag", tag]):
+        git = ["git", "-C", str(root), "-c", "user.name=Team", "-c", "user.email=team@example.test", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
+        subprocess.run([*git, *args], check=True, timeout=30, capture_output=True)
+
+
 def test_a_stdlib_service_reaches_awaiting_signoff_with_only_the_edits_init_asks_for(shop_repository: Path) -> None:
     """`predeploy init --service shop=shop`, then the edits its next steps ask for, and no other:
 
@@ -170,7 +176,8 @@ def test_a_stdlib_service_reaches_awaiting_signoff_with_only_the_edits_init_asks
        dependency scanners (security.osv, licenses, sbom; reported 'disabled'). The advisory
        database update that step also asks for is then not needed.
 
-    Three edits. Nothing about the service is edited: init found its start command (the
+    Three edits, then the two releases are committed and tagged (v1.0, and v2.0 with a change to
+    the shop: the local target builds each tag's own code). Nothing else about the service is edited: init found its start command (the
     `__main__` guard of app.py), that it takes --port, its health path /health and its OpenAPI
     file; coverage is counted from the smoke suite's own calls since the shop's counter has
     names of its own; there is no --port-file and no /routes.
@@ -209,6 +216,13 @@ def test_a_stdlib_service_reaches_awaiting_signoff_with_only_the_edits_init_asks
     # leaves empty (nobody could sign yet), which only the sign-off needs.
     failed = [line for line in checked.stdout.splitlines() if line.startswith("FAIL")]
     assert len(failed) == 1 and failed[0].startswith("FAIL  signers file:") and "nobody may sign" in failed[0], checked.stdout + checked.stderr
+
+    # The releases are the repository's git tags (staging.releases kind auto): the team commits what
+    # it runs in production as v1.0 and its change as v2.0, so the rollback runs different code.
+    _commit_and_tag(root, "v1.0")
+    app = root / "shop" / "app.py"
+    app.write_text(app.read_text() + "\n# v2.0: the candidate\n")
+    _commit_and_tag(root, "v2.0")
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v2.0", "--predeploy-previous=v1.0"],

@@ -90,6 +90,19 @@ def test_demo_runs_every_gate_and_awaits_signoff(demo: Demo) -> None:
     assert json.dumps(deployment).count("bootstrap") >= 1  # empty staging: the previous release was bootstrapped first
     rollback = json.loads((demo.artifacts / "rollback-verification-report.json").read_text())
     assert [(s["final"]["release"], s["final"]["healthy"]) for s in rollback["services"]] == [("v1.2", True), ("v1.2", True)]
+    # Two genuinely different releases: the rollback ran v1.1's code, and the smoke subset after it
+    # passed a test that passes only on v1.1's code (new-checkout absent).
+    for record in rollback["services"]:
+        assert (record["from_build"]["ref"], record["to_build"]["ref"]) == ("demo/releases/v1.2", "demo/releases/v1.1")
+        assert record["from_build"]["digest"] != record["to_build"]["digest"]
+    after_rollback = json.loads((demo.artifacts / "transcripts" / "smoke-rollback-api.json").read_text())
+    outcomes = {test["nodeid"].rpartition("::")[2]: test["outcome"] for suite in after_rollback["suites"] for test in suite["tests"]}
+    assert outcomes["test_api_new_checkout_exists_only_from_v1_2"] == "passed" and after_rollback["release"] == "v1.1"
+    manifest = json.loads((demo.artifacts / "pre-deployment-manifest.json").read_text())
+    assert [(r["service"], r["candidate"]["kind"], r["candidate"]["ref"], r["previous"]["ref"]) for r in manifest["releases"]] == [
+        ("worker", "folder", "demo/releases/v1.2", "demo/releases/v1.1"),
+        ("api", "folder", "demo/releases/v1.2", "demo/releases/v1.1"),
+    ]
     for service in ("api", "worker"):
         assert demo.current(service) == "v1.2"
     security = json.loads((demo.artifacts / "security-compliance-report.json").read_text())

@@ -256,11 +256,52 @@ def _adjust_as_a_user_would(repository: Path) -> None:
     script.write_text(text.replace('exec "$python"', f'echo "{OWN_SCRIPT_MARKER}: $*"\nexec "$python"', 1))
 
 
+#: The greeter as the team changes it for v2.0: different code, so the rollback proves something.
+SERVICE_V2 = SERVICE.replace(
+    'BUSINESS = {"/greeting": lambda: {"greeting": "hello from " + RELEASE}}',
+    'GREETING = "hello from "\nBUSINESS = {"/greeting": lambda: {"greeting": GREETING + RELEASE}}',
+)
+
+
+def _tag_two_releases(repository: Path) -> None:
+    """The team's releases are git tags: v1.0 (in production) and v2.0 (the candidate)."""
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repository),
+                "-c",
+                "user.name=Team",
+                "-c",
+                "user.email=team@example.test",
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "tag.gpgsign=false",
+                *args,
+            ],
+            check=True,
+            timeout=30,
+            capture_output=True,
+        )
+
+    git("add", "-A")
+    git("commit", "-q", "-m", "greeter v1.0 with pytest-predeploy")
+    git("tag", "v1.0")
+    assert SERVICE_V2 != SERVICE
+    (repository / "service" / "app.py").write_text(SERVICE_V2)
+    git("commit", "-q", "-am", "greeter v2.0")
+    git("tag", "v2.0")
+
+
 def test_init_then_the_protocol_runs_with_the_repositorys_own_scripts_and_service(repository: Path) -> None:
     done = predeploy("init", "--service", "greeter", cwd=repository)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "predeploy advisories update" in done.stdout
     _adjust_as_a_user_would(repository)
+    _tag_two_releases(repository)
     # osv.dev's PyPI export, here served from 127.0.0.1 (the same zip format as the bundled snapshot).
     with serve({"/PyPI/all.zip": (200, BUNDLED_ZIP.read_bytes(), {})}) as url:
         update = predeploy("advisories", "update", "--url", f"{url}/PyPI/all.zip", cwd=repository)
@@ -294,7 +335,8 @@ def test_init_then_the_protocol_runs_with_the_repositorys_own_scripts_and_servic
     assert "greeter: deploy v2.0: deployed and verified" in deployment_log
     staging = repository / ".staging" / "staging" / "greeter"
     assert os.readlink(staging / "current").endswith("v2.0")  # rolled back, then forward to the candidate
-    assert (staging / "releases" / "v2.0" / "app.py").read_text() == SERVICE
+    assert (staging / "releases" / "v2.0" / "app.py").read_text() == SERVICE_V2  # each tag's own code
+    assert (staging / "releases" / "v1.0" / "app.py").read_text() == SERVICE
     results = json.loads((artifacts / "staging-test-results.json").read_text())
     assert results["coverage"]["ratio"] == 1.0
     assert any(test["nodeid"].endswith("test_greeter_says_hello") for suite in results["suites"] for test in suite["tests"])

@@ -19,7 +19,8 @@ from pytest_predeploy.core.artifacts import read_artifact
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_SERVER = REPO / "demo" / "service" / "server.py"
+#: The candidate's code (the manifest's release is only the name it reports), with its flag on as in staging.
+DEMO_SERVER = REPO / "demo" / "releases" / "v1.2" / "server.py"
 
 StartService = Callable[..., str]
 
@@ -51,6 +52,7 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
             cwd=folder,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "DEMO_FLAGS": "new-checkout"},
         )
         procs.append(proc)
         port = _wait_for_file(folder / "port", proc, f"demo {role}")
@@ -174,7 +176,7 @@ def test_demo_suites_pass_with_full_coverage(tmp_path: Path, demo_urls: dict[str
     assert [(s.name, s.status) for s in report.suites] == [("smoke", "passed"), ("regression", "passed")]
     assert report.problems == [] and smoke_problems(report, 0.8) == []
     assert report.totals.failed == 0 and report.totals.passed == report.totals.tests >= 12
-    assert (report.coverage.declared, report.coverage.exercised, report.coverage.ratio) == (6, 6, 1.0)
+    assert (report.coverage.declared, report.coverage.exercised, report.coverage.ratio) == (7, 7, 1.0)  # v1.2 declares new-checkout too
     smoke = report.suites[0]
     assert "test_api.py::test_an_order_is_placed_and_read_back" in {t.nodeid for t in smoke.tests}
     assert all(t.duration > 0 for t in smoke.tests)
@@ -243,11 +245,11 @@ def test_coverage_is_endpoints_exercised_over_endpoints_declared(tmp_path: Path,
     report = run_smoke_tests(config, "staging", "v1.2", tmp_path / "results.json", urls=urls)
 
     coverage = report.coverage
-    assert (coverage.declared, coverage.exercised, coverage.ratio) == (4, 2, 0.5)
+    assert (coverage.declared, coverage.exercised, coverage.ratio) == (5, 2, 0.4)
     exercised = {(e.method, e.path): e.requests for e in coverage.endpoints if e.exercised}
     assert exercised == {("GET", "/api/products"): 1.0, ("GET", "/api/products/{id}"): 1.0}
     assert report.suites[0].status == "passed"
-    assert report.problems == ["coverage 50% is under the required 80% (not exercised: api GET /api/orders/{id}, api POST /api/orders)"]
+    assert report.problems == ["coverage 40% is under the required 80% (not exercised: api GET /api/orders/{id}, api POST /api/checkout, api POST /api/orders)"]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.targets.local import current_release, service_urls, stop_all
 from pytest_predeploy.targets.local.processes import is_running
 from pytest_predeploy.targets.local.target import MANIFEST, point
-from tests.staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+from tests.staging_support import DEMO_SERVICE, StagingProject, service, staging  # noqa: F401  (fixture)
 
 
 def get(url: str) -> tuple[int, object]:
@@ -220,16 +220,23 @@ def test_unknown_config_problems_are_messages_not_tracebacks(staging: StagingPro
     assert "services.0.health_timeout" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_changed_source_is_not_redeployed_over_a_running_release_of_the_same_tag(staging: StagingProject, tmp_path: Path) -> None:
+def test_a_changed_source_is_rebuilt_when_nothing_runs_its_tag_and_refused_with_the_way_out_while_it_runs(staging: StagingProject, tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
-    (source / "server.py").write_text((Path(__file__).parents[1] / "demo" / "service" / "server.py").read_text())
-    staging.write(services=[service("api", source=str(source))])
+    (source / "server.py").write_text((DEMO_SERVICE / "server.py").read_text())
+    staging.write(services=[service("api", source=str(source))], staging={"releases": {"kind": "working_tree"}})
     assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
     (source / "NOTES.txt").write_text("changed after v1 was built")
     result = staging.script("deploy_backend.sh", "--release", "v1")
-    assert result.returncode == 1 and "deploy it under a new tag" in result.stderr
-    assert staging.target("api").current_release() == "v1"
+    assert result.returncode == 1 and "release v1 is running (main slot, pid" in result.stderr
+    assert "python -m pytest_predeploy.targets.local stop --env staging --service api" in result.stderr
+    assert staging.target("api").current_release() == "v1" and "NOTES.txt" not in staging.target("api").manifest("v1").files  # type: ignore[union-attr]
+    # The edit-and-rerun loop: once nothing runs v1 (current alone is no process), v1 is rebuilt.
+    staging.target("api").stop_all()
+    result = staging.script("deploy_backend.sh", "--release", "v1")
+    assert result.returncode == 0, result.stderr
+    assert f"rebuilt release v1 from working tree {source} (digest " in result.stdout and "(its code changed since" in result.stdout
+    assert "NOTES.txt" in staging.target("api").manifest("v1").files  # type: ignore[union-attr]
 
 
 def free_port() -> int:

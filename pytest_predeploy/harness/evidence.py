@@ -216,6 +216,25 @@ def show_rollback(evidence: Evidence, report: RollbackReport) -> None:
             for s in report.services
         ],
     )
+    builds = [(s.service, role, build) for s in report.services for role, build in (("candidate", s.from_build), ("previous", s.to_build)) if build is not None]
+    if builds:
+        evidence.table(
+            "Releases rehearsed (what each release's code is)",
+            ["service", "role", "deployed as", "source", "ref", "commit", "digest", "working tree"],
+            [
+                [
+                    service,
+                    role,
+                    b.deployed_as,
+                    b.kind,
+                    b.ref or "",
+                    (b.commit or "")[:12],
+                    b.digest[:12],
+                    {True: "DIRTY", False: "clean", None: "unknown"}[b.dirty],
+                ]
+                for service, role, b in builds
+            ],
+        )
 
 
 def show_security(evidence: Evidence, report: SecurityReport) -> None:

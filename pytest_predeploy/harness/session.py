@@ -36,7 +36,7 @@ from pytest_predeploy.harness.keys import background_key, context_key, controlle
 from pytest_predeploy.harness.report import github_step_summary
 from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 from pytest_predeploy.readiness.package import seal_package
-from pytest_predeploy.readiness.sealed import release_source_digest
+from pytest_predeploy.readiness.sealed import rehearsed_releases, release_source_digest
 from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.targets.local import lock_staging, stop_all
 from pytest_predeploy.targets.local.runlock import StagingLock
@@ -439,7 +439,8 @@ class ProtocolSession:
             "config_digest": self.project.digest,
             "gate_outcomes": self._gate_outcomes(),
             "generated_at": self.started_at,
-            "release_source_digest": release_source_digest(self.project),
+            "release_source_digest": release_source_digest(self.project, ctx.release),
+            "releases": rehearsed_releases(ctx.artifacts),
             "config": self.project.package,
         }
 

@@ -42,6 +42,7 @@ from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.readiness.signing import Signers
 from pytest_predeploy.readiness.signoff import SignoffView, review_signoffs
+from pytest_predeploy.targets.local.releases import RehearsedReleases
 
 STEP = "package"
 
@@ -117,7 +118,11 @@ class Manifest(ArtifactModel):
     config_digest: str = Field(description="sha256 of predeploy.yaml.")
     release_source_digest: str | None = Field(
         None,
-        description="sha256 over each service's name and source tree when sealed (None when no service has a source folder); Gate 4 refuses the package once it changes.",
+        description="sha256 over each service's name and the code of the release as its release source resolves it (content digest, or the commit of a git tag) when sealed (None when no service is built by the local staging target); Gate 4 refuses the package once it changes.",
+    )
+    releases: list[RehearsedReleases] = Field(
+        default_factory=list,
+        description="Per service, what was rehearsed: the candidate and the previous release as built on staging (source kind, ref, commit, content digest, whether the working tree was dirty); empty before the rollback rehearsal ran.",
     )
     source_date_epoch: int = Field(description="The fixed time (seconds since 1970, UTC) of every zip entry, so the same files give the same bytes.")
     compression_level: int = Field(description="zlib level the compressed entries were written with.")
@@ -482,6 +487,7 @@ def _manifest(
     level: int,
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
+    releases: list[RehearsedReleases] | None = None,
 ) -> Manifest:
     present = {entry.path for entry in entries}
     handoff = [
@@ -497,6 +503,7 @@ def _manifest(
         git_commit=git_commit,
         config_digest=config_digest,
         release_source_digest=release_source_digest,
+        releases=releases or [],
         source_date_epoch=epoch,
         compression_level=level,
         gate_outcomes=dict(sorted((gate_outcomes or {}).items())),
@@ -522,6 +529,7 @@ def build_manifest(
     config: PackageConfig | None = None,
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
+    releases: list[RehearsedReleases] | None = None,
 ) -> Manifest:
     """The manifest the package of ``artifacts`` would carry (hashes every file; writes nothing)."""
     config = config or PackageConfig()
@@ -531,7 +539,17 @@ def build_manifest(
         digest, size = _hash_file(path)
         entries.append(_entry(rel, size, digest, producers))
     return _manifest(
-        release, previous_release, git_commit, config_digest, gate_outcomes, entries, epoch, config.compression_level, generated_at, release_source_digest
+        release,
+        previous_release,
+        git_commit,
+        config_digest,
+        gate_outcomes,
+        entries,
+        epoch,
+        config.compression_level,
+        generated_at,
+        release_source_digest,
+        releases,
     )
 
 
@@ -565,6 +583,7 @@ def seal_package(
     config: PackageConfig | None = None,
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
+    releases: list[RehearsedReleases] | None = None,
 ) -> SealResult:
     """Write ``PRE-DEPLOYMENT-PACKAGE.zip`` and ``pre-deployment-manifest.json`` (inside and beside it).
 
@@ -594,6 +613,7 @@ def seal_package(
                 config.compression_level,
                 generated_at,
                 release_source_digest,
+                releases,
             )
             manifest_bytes = manifest.to_bytes()
             writer.add_bytes(names.MANIFEST, manifest_bytes)

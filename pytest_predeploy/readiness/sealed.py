@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error
-from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error, read_artifact
+from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.intake.parity import ParityReport, parity_problems
@@ -31,8 +31,8 @@ from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_probl
 from pytest_predeploy.rehearsal.smoke import SmokeConfig, TestResultsReport, smoke_problems
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
 from pytest_predeploy.security import SecurityReport, security_problems
-from pytest_predeploy.targets.local import ServiceConfig
-from pytest_predeploy.targets.local.target import source_digest
+from pytest_predeploy.targets.local import LocalStagingConfig, ServiceConfig
+from pytest_predeploy.targets.local.releases import RehearsedReleases, ReleaseSourceError, resolve
 
 
 class SealedProject(Protocol):
@@ -45,7 +45,13 @@ class SealedProject(Protocol):
     def digest(self) -> str: ...
 
     @property
+    def base_dir(self) -> Path: ...
+
+    @property
     def services(self) -> list[ServiceConfig]: ...
+
+    @property
+    def staging(self) -> LocalStagingConfig: ...
 
     @property
     def smoke(self) -> SmokeConfig: ...
@@ -137,13 +143,32 @@ def evidence_problems(read: Callable[[str], bytes | None], project: SealedProjec
     return problems
 
 
-def release_source_digest(project: SealedProject) -> str | None:
-    """sha256 over each service's name and source tree: what the release is built from. None when
-    no service has a source folder (a custom deploy script deploys code from elsewhere)."""
+def rehearsed_releases(artifacts: Path) -> list[RehearsedReleases]:
+    """Per service, the candidate and previous release the rollback rehearsal in ``artifacts``
+    ran, as built (empty when there is no readable rollback report: Gate 3 judges that)."""
+    try:
+        report = read_artifact(artifacts / names.ROLLBACK_REPORT, RollbackReport)
+    except ArtifactError:
+        return []
+    return [RehearsedReleases(service=s.service, candidate=s.from_build, previous=s.to_build) for s in report.services]
+
+
+def release_source_digest(project: SealedProject, release: str) -> str | None:
+    """sha256 over each service's name and the code of ``release`` as its release source resolves
+    it now (the content digest, or the commit of a git tag): what the package vouches for. None
+    when no service is built by the local staging target (a custom deploy script deploys code
+    from elsewhere)."""
     parts = []
+    settings = project.staging.releases
     for service in project.services:
-        if service.source is not None and Path(service.source).is_dir():
-            parts.append(f"{service.name}\0{source_digest(Path(service.source))[0]}\n")
+        if service.url or (service.source is None and settings.kind in ("auto", "git", "working_tree")):
+            continue
+        try:
+            resolved = resolve(settings, project.base_dir, service.name, service.source, release)
+        except ReleaseSourceError:
+            parts.append(f"{service.name}\0unresolved\n")  # differs from any sealed digest: Gate 4 says the source changed
+            continue
+        parts.append(f"{service.name}\0{resolved.digest or resolved.tree}\n")
     if not parts:
         return None
     return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
@@ -230,7 +255,7 @@ def judge_sealed_package(artifacts: Path, release: str, project: SealedProject) 
     problems += _gate_problems(manifest, sealed_state, _state(_read_file(Path(artifacts) / names.RUN_STATE)))
     if manifest.config_digest != project.digest:
         problems.append(f"{project.path.name} changed after sealing (sha256 {project.digest[:12]}... now, {manifest.config_digest[:12]}... sealed)")
-    source = release_source_digest(project)
+    source = release_source_digest(project, release)
     if source != manifest.release_source_digest:
         problems.append(f"the release's source changed after sealing (sha256 {str(source)[:12]}... now, {str(manifest.release_source_digest)[:12]}... sealed)")
     problems += _folder_problems(Path(artifacts), manifest)

@@ -35,8 +35,9 @@ from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import CHUNK, TRANSCRIPT_LIMIT, RunResult, display_command, script_name
-from pytest_predeploy.targets.local import TargetSettings, current_release, service_url
+from pytest_predeploy.targets.local import TargetSettings, current_release, deployed_name, release_identity, service_url
 from pytest_predeploy.targets.local.probe import check_release
+from pytest_predeploy.targets.local.releases import ReleaseIdentity
 
 STEP = "2.1 staging deployment rehearsal"
 CRITICAL_ERROR = "[ERROR] Deployment rehearsal encountered critical error."
@@ -148,6 +149,7 @@ class Verification(StrictModel):
 def verify_service(ctx: RunContext, service: str, expected: str) -> Verification:
     """Poll ``service`` until it is healthy on ``expected`` or its ``health_timeout`` passes."""
     settings = ctx.config.service(service)
+    expected = deployed_name(ctx.config, ctx.env, service, expected)  # a dirty build reports its own name
     started = time.monotonic()
     deadline = started + settings.health_timeout.total_seconds()
     while True:
@@ -275,6 +277,9 @@ class ServiceDeployment(VerifiedRun):
     started_at: UtcDatetime | None = Field(None, description="When its deployment started (UTC).")
     ended_at: UtcDatetime | None = Field(None, description="When its deployment and verification ended (UTC).")
     duration_seconds: float | None = Field(None, description="Script plus verification, in seconds.")
+    build: ReleaseIdentity | None = Field(
+        None, description="What the local staging target built for the candidate (source kind, ref, commit, digest, dirty); none when the service is not on it."
+    )
 
 
 class BootstrapRecord(VerifiedRun):
@@ -325,6 +330,12 @@ class DeploymentReport(ArtifactModel):
             line += f"; bootstrapped {self.previous_release} on {', '.join(b.service for b in self.bootstrap)}"
         if self.recovery is not None:
             line += "; recovered to " + str(self.previous_release) if self.recovery.staging_on_previous else "; recovery FAILED"
+        dirty = [f"{s.service} as {s.build.deployed_as}" for s in self.services if s.build is not None and s.build.deployed_as != s.build.release]
+        if dirty:
+            line += f"; NOT the tag {self.release}: uncommitted changes deployed ({', '.join(dirty)})"
+        ignored = [s.service for s in self.services if s.build is not None and s.build.dirty and s.build.kind == "git"]
+        if ignored:
+            line += f"; the working tree has uncommitted changes for {', '.join(ignored)}, NOT deployed (built from the tag {self.release})"
         return line
 
 
@@ -460,6 +471,7 @@ class _Rehearsal:
         self.started.add(name)
         self.progress.begin(name, f"deploy {self.ctx.release}")
         self._run_and_verify(record, f"deploy {name}: {self.ctx.release}", "deploy", name)
+        record.build = release_identity(self.ctx.config, self.ctx.env, name, self.ctx.release)
         record.status = "deployed" if record.error is None else "failed"
         record.ended_at = utcnow()
         record.duration_seconds = round(time.monotonic() - started, 3)

@@ -31,8 +31,9 @@ from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.runner import RunResult
 from pytest_predeploy.rehearsal.deploy import Progress, ScriptRun, Verification, script_outcome, script_run, verify_service
 from pytest_predeploy.rehearsal.deploy import RunContext as RehearsalContext
-from pytest_predeploy.targets.local import RollbackConfig, TargetSettings, service_url
+from pytest_predeploy.targets.local import RollbackConfig, TargetSettings, deployed_name, release_identity, service_url
 from pytest_predeploy.targets.local.probe import check_release
+from pytest_predeploy.targets.local.releases import ReleaseIdentity, same_code_problem
 
 STEP = "3.1 rollback rehearsal"
 
@@ -118,6 +119,10 @@ class ServiceRollback(StrictModel):
     within_target: bool | None = Field(None, description="recovery_seconds <= recovery_target_seconds; none when there was no recovery.")
     smoke: Literal["passed", "failed", "not run"] = Field("not run", description="The smoke subset after the rollback.")
     rolled_forward: bool | None = Field(None, description="The candidate was deployed again and verified; none when roll-forward is off.")
+    from_build: ReleaseIdentity | None = Field(
+        None, description="The candidate as built on the local staging target (source kind, ref, commit, digest, dirty); none when the service is not on it."
+    )
+    to_build: ReleaseIdentity | None = Field(None, description="The previous release as built on the local staging target; none as for from_build.")
     steps: list[RollbackStep] = Field(default_factory=list, description="Every step, in order, with timings.")
     final: FinalState | None = Field(None, description="What the service runs at the end.")
 
@@ -251,9 +256,25 @@ class _ServiceRehearsal:
             self.fail(f"{name} failed: " + ("; ".join(check.problems[:3]) or check.detail))
         return check
 
+    def different_code(self) -> bool:
+        """Record what both releases are; False (and the service fails) when they are the same
+        code, so rolling back between them would prove nothing. A release the local target never
+        built is left to the rollback script, which refuses it by name."""
+        config, env, record = self.ctx.config, self.ctx.env, self.record
+        record.from_build = release_identity(config, env, self.name, self.ctx.release)
+        record.to_build = release_identity(config, env, self.name, self.previous)
+        problem = same_code_problem(self.name, record.to_build, record.from_build)
+        if problem is not None:
+            record.error = self.ctx.redactor.redact(problem)
+            return False
+        return True
+
     def run(self) -> ServiceRollback:
         record = self.record
         clock = time.monotonic()
+        if not self.different_code():
+            record.final = self._final(self.ctx.release)
+            return record
         result = self.script("rollback", "rollback", self.name, service=self.name)
         if result is not None:
             record.switch_seconds = round(result.duration, 3)
@@ -283,6 +304,7 @@ class _ServiceRehearsal:
         return result is not None and result.ok and self.verify(verify, self.ctx.release)
 
     def _final(self, expected: str) -> FinalState:
+        expected = deployed_name(self.ctx.config, self.ctx.env, self.name, expected)
         url = service_url(self.ctx.config, self.ctx.env, self.name)
         if url is None:
             return FinalState(release=None, healthy=False, expected_release=expected, url=None)

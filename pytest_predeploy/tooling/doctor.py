@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core.errors import PredeployError
@@ -36,7 +37,8 @@ from pytest_predeploy.core.runner import stop_group
 from pytest_predeploy.intake.approvals import check_approval
 from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.security.osv import read_source_record
-from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest, source_digest
+from pytest_predeploy.targets.local.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
+from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest
 
 #: Words that run the next word as a script: its file must exist, it need not be executable.
 INTERPRETERS = frozenset({"{python}", "python", "python3", "bash", "sh", "zsh", "node", "ruby", "perl"})
@@ -268,7 +270,7 @@ def _step_checks(config: ProjectConfig) -> list[Check]:
     return rows
 
 
-def _service_checks(config: ProjectConfig) -> list[Check]:
+def _service_checks(config: ProjectConfig, release: str | None) -> list[Check]:
     rows = []
     for index, service in enumerate(config.services):
         setting = f"services[{index}]"
@@ -285,6 +287,17 @@ def _service_checks(config: ProjectConfig) -> list[Check]:
                     f"check {setting}.url and {setting}.health_path",
                 )
             )
+        elif service.source is None and config.staging.releases.kind == "dist":
+            # Starting it would mean installing a distribution into a virtualenv: the rehearsal does.
+            rows.append(Check(f"service {service.name} starts", True, "not started here: each release is a distribution installed by the rehearsal"))
+        elif service.source is None and config.staging.releases.kind == "folder":
+            tag = release or config.previous_release or ""
+            try:
+                folder = resolve(config.staging.releases, config.base_dir, service.name, None, tag).path
+            except ReleaseSourceError as exc:
+                rows.append(Check(f"service {service.name} starts", False, str(exc), "fix staging.releases.folder or create the release's folder"))
+                continue
+            rows.append(_start_check(config, setting, service.name, folder, "folder"))
         elif service.source is None:
             rows.append(
                 Check(
@@ -295,22 +308,27 @@ def _service_checks(config: ProjectConfig) -> list[Check]:
                 )
             )
         else:
-            digest, files = source_digest(service.source)
-            manifest = ReleaseManifest(service=service.name, release="doctor", built_at=utcnow(), source=str(service.source), source_digest=digest, files=files)
-            rows.append(
-                check_service_starts(
-                    service.name,
-                    command=service.command,
-                    source=service.source,
-                    health_path=service.health_path,
-                    timeout=service.health_timeout,
-                    log=config.staging.root / "doctor" / f"{service.name}.log",
-                    env=service.env,
-                    setting=setting,
-                    manifest=(MANIFEST, manifest.model_dump_json(indent=2) + "\n"),
-                )
-            )
+            rows.append(_start_check(config, setting, service.name, service.source, "working_tree"))
     return rows
+
+
+def _start_check(config: ProjectConfig, setting: str, name: str, folder: Path, kind: Literal["folder", "working_tree"]) -> Check:
+    """Start the service from ``folder`` with a release manifest like the local target writes."""
+    service = config.service(name)
+    digest, files = tree_digest(folder)
+    identity = ReleaseIdentity(kind=kind, release="doctor", deployed_as="doctor", ref=str(folder), commit=None, digest=digest, dirty=None)
+    manifest = ReleaseManifest(service=name, release="doctor", built_at=utcnow(), identity=identity, files=files)
+    return check_service_starts(
+        name,
+        command=service.command,
+        source=folder,
+        health_path=service.health_path,
+        timeout=service.health_timeout,
+        log=config.staging.root / "doctor" / f"{name}.log",
+        env=service.env,
+        setting=setting,
+        manifest=(MANIFEST, manifest.model_dump_json(indent=2) + "\n"),
+    )
 
 
 def _approval_checks(config: ProjectConfig, release: str | None, now: datetime) -> list[Check]:
@@ -385,6 +403,6 @@ def _signers_check(config: ProjectConfig) -> Check:
 def doctor_checks(config: ProjectConfig, release: str | None = None, now: datetime | None = None) -> list[Check]:
     """Every check of ``config``, in the order a user fixes them."""
     now = now or utcnow()
-    rows = _step_checks(config) + _service_checks(config) + _approval_checks(config, release, now)
+    rows = _step_checks(config) + _service_checks(config, release) + _approval_checks(config, release, now)
     rows += [row for row in (_advisory_check(config, now),) if row is not None] + [_signers_check(config)]
     return rows

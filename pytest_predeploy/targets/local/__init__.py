@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.targets.local.prometheus import PrometheusServer
+from pytest_predeploy.targets.local.releases import ReleaseIdentity
 from pytest_predeploy.targets.local.runlock import StagingLock
 from pytest_predeploy.targets.local.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, TargetSettings
 from pytest_predeploy.targets.local.target import Say, ServiceTarget
@@ -45,7 +46,7 @@ def lock_staging(config: TargetSettings, env: str, holder: str) -> StagingLock:
 
 
 def service_target(config: TargetSettings, env: str, service: str, say: Say = _quiet) -> ServiceTarget:
-    return ServiceTarget(config.staging, staging_root(config), env, config.service(service), say=say)
+    return ServiceTarget(config.staging, staging_root(config), env, config.service(service), say=say, base_dir=config.base_dir)
 
 
 def service_urls(config: TargetSettings, env: str) -> dict[str, str]:
@@ -85,6 +86,21 @@ def current_release(config: TargetSettings, env: str, service: str) -> str | Non
     return service_target(config, env, service).current_release()
 
 
+def release_identity(config: TargetSettings, env: str, service: str, tag: str) -> ReleaseIdentity | None:
+    """What the local target built and deployed for ``tag`` of ``service`` (None: never built
+    here, or the service is not on the local target)."""
+    if config.service(service).url:
+        return None
+    return service_target(config, env, service).identity(tag)
+
+
+def deployed_name(config: TargetSettings, env: str, service: str, tag: str) -> str:
+    """The name ``tag`` runs under on the local target: the tag, or its dirty build's name."""
+    if config.service(service).url:
+        return tag
+    return service_target(config, env, service).folder_for(tag) or tag
+
+
 def stop_all(config: TargetSettings, env: str) -> list[str]:
     """Stop every local staging process of ``env``, including services no longer in the config.
 
@@ -97,7 +113,7 @@ def stop_all(config: TargetSettings, env: str) -> list[str]:
     stopped: list[str] = []
     for name in sorted(names):
         service = services.get(name) or ServiceConfig.model_construct(name=name)
-        stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=_quiet).stop_all()
+        stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=_quiet, base_dir=config.base_dir).stop_all()
     if prometheus_server(config, env).stop(config.staging.stop_timeout.total_seconds()) != "not running":
         stopped.append(f"prometheus ({staging_root(config) / env / 'prometheus'})")
     return stopped

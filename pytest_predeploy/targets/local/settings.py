@@ -17,6 +17,7 @@ from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.rehearsal.endpoints import EndpointsConfig
+from pytest_predeploy.targets.local.releases import ReleaseSourceConfig
 
 #: Placeholders a service's start command may use.
 COMMAND_PLACEHOLDERS = frozenset({"python", "service", "release", "port", "port_file"})
@@ -33,7 +34,7 @@ class ServiceConfig(StrictModel):
     name: str = Field(description="Service name, used as {service} in commands and as its folder under the staging root.")
     source: ExistingDir | None = Field(
         None,
-        description="Folder the local staging target copies into each release (releases/<tag>/). Leave empty when your own deploy script deploys this service elsewhere.",
+        description="The service's source folder: the local staging target builds each release from this folder as it is in the release's git tag (or, see staging.releases, from the working tree). Not needed for the folder and dist release sources, nor when your own deploy script deploys this service elsewhere.",
     )
     command: str = Field(
         "{python} server.py --port {port} --port-file {port_file}",
@@ -139,6 +140,10 @@ class LocalStagingConfig(StrictModel):
     stop_on_exit: bool = Field(True, description="Stop every local staging process when the pytest session ends, so nothing outlives a run.")
     stop_timeout: Duration = Field(timedelta(seconds=10), description="How long a stopping service may take to exit after SIGTERM before it is killed.")
     progress_interval: Duration = Field(timedelta(seconds=5), description="How often the rehearsal prints a progress line for each service still deploying.")
+    releases: ReleaseSourceConfig = Field(
+        default_factory=ReleaseSourceConfig,
+        description="Where each release's code comes from: a git tag, a folder per release, or a built distribution (see docs/staging.md).",
+    )
     prometheus: LocalPrometheusConfig = Field(
         default_factory=LocalPrometheusConfig, description="A Prometheus server beside the services, for observability.prometheus (off by default)."
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 import shlex
 import shutil
@@ -45,6 +44,7 @@ from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.targets.local import processes
 from pytest_predeploy.targets.local.probe import local_get_json, other_service
+from pytest_predeploy.targets.local.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
 from pytest_predeploy.targets.local.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
 
 MANIFEST = "release-manifest.json"
@@ -53,8 +53,6 @@ BLUE_GREEN = ("blue", "green")
 PAUSE_VARIABLE = "PREDEPLOY_STAGING_PAUSE"
 #: Where a deploy or rollback can be paused (and killed) by tests, in the order they happen.
 CHECKPOINTS = ("locked", "built", "stopped", "linking", "switched", "started", "healthy")
-#: Build leftovers in a source folder that are neither copied into a release nor part of its digest.
-_IGNORED_PARTS = {"__pycache__", ".git"}
 _LOCK_TIMEOUT = 120.0
 
 # Exit statuses of the deploy and rollback commands (documented in scripts/*.sh and the README).
@@ -78,11 +76,12 @@ class ReleaseManifest(StrictModel):
     """``release-manifest.json``: what a release folder holds and how it was built."""
 
     service: str = Field(description="The service this release belongs to.")
-    release: str = Field(description="The release tag.")
+    release: str = Field(
+        description="The name it is deployed under (its folder): the release tag, or '<tag>+dirty.<digest>' for changed code deployed with staging.releases.allow_dirty."
+    )
     built_at: UtcDatetime = Field(description="When the release folder was built (UTC).")
-    source: str = Field(description="The folder the release was copied from.")
-    source_digest: str = Field(description="sha256 over the relative paths and contents of the source files.")
-    files: dict[str, str] = Field(description="sha256 of every file of the release, by relative path.")
+    identity: ReleaseIdentity = Field(description="What the release is: source kind, ref, commit, content digest, dirty flag.")
+    files: dict[str, str] = Field(description="sha256 of every file of the release, by relative path (for kind dist: of the distribution file).")
     fault: str | None = Field(None, description="Fault injected into this release for rehearsal tests ('crash', 'unhealthy'), if any.")
 
 
@@ -130,24 +129,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def source_digest(source: Path) -> tuple[str, dict[str, str]]:
-    """sha256 of the source tree (paths and contents) and of each file, skipping build leftovers."""
-    files: dict[str, str] = {}
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if path.is_file() and not _IGNORED_PARTS.intersection(rel.parts) and path.suffix != ".pyc":
-            files[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    whole = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode()).hexdigest()
-    return whole, files
-
-
 class ServiceTarget:
     """One service in one environment of the local staging target."""
 
-    def __init__(self, settings: LocalStagingConfig, root: Path, env: str, service: ServiceConfig, say: Say = print_line) -> None:
+    def __init__(self, settings: LocalStagingConfig, root: Path, env: str, service: ServiceConfig, say: Say = print_line, base_dir: Path | None = None) -> None:
         if not SERVICE_NAME.match(env):
             raise TargetError(EXIT_USAGE, f"environment name {env!r} must be letters, digits, '.', '_' or '-'")
         self.settings, self.env, self.service = settings, env, service
+        self.base_dir = (base_dir or Path.cwd()).absolute()  # release source templates are relative to it
         self.dir = root.absolute() / env / service.name
         self.releases = self.dir / "releases"
         self.current = self.dir / "current"
@@ -174,6 +163,19 @@ class ServiceTarget:
             return ReleaseManifest.model_validate_json((self.releases / tag / MANIFEST).read_bytes())
         except (OSError, ValidationError):
             return None
+
+    def folder_for(self, tag: str) -> str | None:
+        """The release folder deployed for ``tag``: the tag itself, else its newest dirty build."""
+        if self.manifest(tag) is not None:
+            return tag
+        dirty = [(m.built_at, name) for name in self.release_tags() if name.startswith(f"{tag}+dirty.") and (m := self.manifest(name)) is not None]
+        return max(dirty)[1] if dirty else None
+
+    def identity(self, tag: str) -> ReleaseIdentity | None:
+        """What was built and deployed for ``tag`` here (None: never built)."""
+        folder = self.folder_for(tag)
+        manifest = self.manifest(folder) if folder else None
+        return manifest.identity if manifest is not None else None
 
     def current_release(self) -> str | None:
         """The tag ``current`` resolves to, or None when nothing was deployed yet."""
@@ -253,37 +255,81 @@ class ServiceTarget:
                     entry.unlink(missing_ok=True)
 
     def build(self, tag: str) -> ReleaseManifest:
-        """Build ``releases/<tag>`` from the service's source (reused when it is already identical)."""
-        source = self.service.source
-        if source is None:
-            raise TargetError(EXIT_USAGE, f"services[{self.service.name}].source is not set: the local staging target builds each release from it")
-        digest, files = source_digest(source)
+        """Build the release folder of ``tag`` from its release source (reused when it holds the
+        same code). The folder is named after what it is: the tag, or ``<tag>+dirty.<digest>``."""
+        try:
+            resolved = resolve(self.settings.releases, self.base_dir, self.service.name, self.service.source, tag)
+        except ReleaseSourceError as exc:
+            raise TargetError(EXIT_USAGE, f"{exc}; nothing was changed") from None
         fault = self.service.inject.get(tag)
-        existing = self.manifest(tag)
-        if existing is not None and existing.source_digest == digest and existing.fault == fault:
-            self.say(f"release {tag} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ}; reusing it")
+        name = str(resolved.identity_without_digest["deployed_as"])
+        existing = self.manifest(name)
+        if existing is not None and resolved.digest is not None and existing.identity.digest == resolved.digest and existing.fault == fault:
+            self.say(f"release {name} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ} ({existing.identity.describe()}); reusing it")
             return existing
-        if existing is not None and tag in self._releases_in_use():
-            raise TargetError(
-                EXIT_FAILED, f"{self.service.name}: release {tag} is running but its source changed since it was built; deploy it under a new tag"
-            )
         started = time.monotonic()
         self.releases.mkdir(parents=True, exist_ok=True)
-        tmp = self.releases / f".build-{tag}-{uuid.uuid4().hex[:8]}"
-        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*_IGNORED_PARTS, "*.pyc"), symlinks=True)
-        manifest = ReleaseManifest(
-            service=self.service.name, release=tag, built_at=utcnow(), source=str(source), source_digest=digest, files=files, fault=fault
-        )
+        tmp = self.releases / f".build-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            identity, files = materialise(resolved, self.settings.releases, tmp)
+        except ReleaseSourceError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise TargetError(EXIT_USAGE, f"{self.service.name}: {exc}; nothing was changed") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        name = identity.deployed_as
+        existing = self.manifest(name)
+        if existing is not None and existing.identity.digest == identity.digest and existing.fault == fault:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.say(f"release {name} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ} ({existing.identity.describe()}); reusing it")
+            return existing
+        replaced = os.path.lexists(self.releases / name)  # also a folder without a readable manifest (an older format)
+        if replaced:
+            self._check_rebuild(name, existing, identity, fault, tmp)
+        manifest = ReleaseManifest(service=self.service.name, release=name, built_at=utcnow(), identity=identity, files=files, fault=fault)
         # The manifest is written last: a release folder without one is incomplete.
         write_text_atomic(tmp / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
         checkpoint("built")
-        if existing is not None:
-            os.replace(self.releases / tag, self.releases / f".trash-{tag}-{uuid.uuid4().hex[:8]}")
-        os.replace(tmp, self.releases / tag)
+        if replaced:
+            os.replace(self.releases / name, self.releases / f".trash-{name}-{uuid.uuid4().hex[:8]}")
+        os.replace(tmp, self.releases / name)
         _fsync_dir(self.releases)
         self._clean_leftovers()
-        self.say(f"built release {tag} ({len(files)} files) in {time.monotonic() - started:.2f}s" + (f" [injected fault: {fault}]" if fault else ""))
+        how = "rebuilt" if replaced else "built"
+        changed = (
+            f" (its code changed since {existing.built_at:%Y-%m-%dT%H:%M:%SZ}: digest {existing.identity.digest[:12]} -> {identity.digest[:12]})"
+            if existing is not None and existing.identity.digest != identity.digest
+            else ""
+        )
+        self.say(
+            f"{how} release {identity.describe()}{changed}, {len(files)} files, in {time.monotonic() - started:.2f}s"
+            + (f" [injected fault: {fault}]" if fault else "")
+        )
+        if identity.deployed_as != identity.release:
+            self.say(f"WARNING: the working tree differs from {identity.release}: deployed as {identity.deployed_as}, NOT as {identity.release}")
         return manifest
+
+    def _check_rebuild(self, name: str, existing: ReleaseManifest | None, identity: ReleaseIdentity, fault: str | None, tmp: Path) -> None:
+        """A release folder is replaced only while no live process runs it: a running service
+        keeps its files, and the evidence must not name code it does not run."""
+        live = [record for record in self.records() if record.release == name and processes.is_running(record.pid, record.start_ticks)]
+        if not live:
+            return
+        shutil.rmtree(tmp, ignore_errors=True)
+        runs = ", ".join(f"{record.slot} slot, pid {record.pid}" for record in live)
+        if existing is None:
+            what = "its folder has no readable release manifest (built by an older version, or damaged)"
+        elif existing.identity.digest != identity.digest:
+            what = f"its code changed (digest {existing.identity.digest[:12]} built {existing.built_at:%Y-%m-%dT%H:%M:%SZ}, now {identity.digest[:12]})"
+        else:
+            what = f"its injected fault changed ({existing.fault or 'none'} -> {fault or 'none'})"
+        raise TargetError(
+            EXIT_FAILED,
+            f"{self.service.name}: release {name} is running ({runs}) and {what}; nothing was changed. "
+            f"A release names one code: deploy the new code under a new release tag, or stop what runs "
+            f"(python -m pytest_predeploy.targets.local stop --env {self.env} --service {self.service.name}) and deploy {name} again to rebuild it",
+        )
 
     def _releases_in_use(self) -> set[str]:
         used = {record.release for record in self.records()}
@@ -305,13 +351,15 @@ class ServiceTarget:
         self.run.mkdir(parents=True, exist_ok=True)
         port_file = self.run / f"{slot}.port"
         port_file.unlink(missing_ok=True)
+        manifest = self.manifest(tag)
+        python = str(self.releases / tag / manifest.identity.python) if manifest is not None and manifest.identity.python else sys.executable
         port = self._fixed_port(slot)
         if port == 0 and "{port_file}" not in self.service.command:
             # The service takes its port as {port} and says nothing back: choose a free one for
             # it and record it where a service writing its own port would have.
             port = free_port()
             write_text_atomic(port_file, str(port))
-        fields = {"python": sys.executable, "service": self.service.name, "release": tag, "port": str(port), "port_file": str(port_file)}
+        fields = {"python": python, "service": self.service.name, "release": tag, "port": str(port), "port_file": str(port_file)}
         argv = [part.format(**fields) for part in shlex.split(self.service.command)]
         env = {name: fill_placeholders(value, fields) for name, value in self.service.env.items()}
         log = self.dir / "logs" / f"{slot}.log"
@@ -390,17 +438,17 @@ class ServiceTarget:
         check_tag(tag)
         started = time.monotonic()
         with self.locked():
-            self.build(tag)
-            serving = self._serving(tag)
+            name = self.build(tag).release
+            serving = self._serving(name)
             if serving is not None:
-                self.say(f"release {tag} already runs and is healthy ({serving}); nothing to do")
+                self.say(f"release {name} already runs and is healthy ({serving}); nothing to do")
                 return
             if self.service.strategy == "blue_green":
-                self._activate_blue_green(tag)
+                self._activate_blue_green(name)
             else:
-                self._activate_restart(tag)
+                self._activate_restart(name)
             self.prune()
-        self.say(f"deployed {tag} in {time.monotonic() - started:.2f}s")
+        self.say(f"deployed {name} in {time.monotonic() - started:.2f}s")
 
     def rollback(self, tag: str) -> None:
         """Return to the earlier release ``tag``; raises TargetError (with its exit status) when it
@@ -409,6 +457,7 @@ class ServiceTarget:
         started = time.monotonic()
         with self.locked():
             tags = self.release_tags()
+            tag = self.folder_for(tag) or tag  # a dirty build of the tag, when that is what was deployed
             if tag not in tags:
                 known = ", ".join(tags) or "none"
                 raise TargetError(

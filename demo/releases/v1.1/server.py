@@ -1,10 +1,12 @@
 """The demo shop service: one small HTTP server that runs as the ``api`` or the ``worker`` role.
 
-It is what the embedded local staging target deploys. Everything a release would change comes
-from the release's own manifest (``release-manifest.json`` in the working folder, written by the
-target when it builds the release): the service name, the release tag it reports on ``/version``
-and, for rehearsal tests, an injected fault (``crash``: exit at start; ``unhealthy``: serve but
-never report healthy). ``DEMO_WARMUP_SECONDS`` in the environment makes ``/healthz`` answer 503
+Release v1.1 (the release in production; v1.2 is the candidate).
+
+It is what the embedded local staging target deploys, one folder per release. What the target
+decides comes from the release's own manifest (``release-manifest.json`` in the working folder,
+written by the target when it builds the release): the service name, the release tag it reports
+on ``/version`` and, for rehearsal tests, an injected fault (``crash``: exit at start;
+``unhealthy``: serve but never report healthy). ``DEMO_WARMUP_SECONDS`` in the environment makes ``/healthz`` answer 503
 for that long after start, like a real service warming caches.
 
 Endpoints (both roles): ``GET /healthz``, ``GET /version``, ``GET /metrics`` (Prometheus text),
