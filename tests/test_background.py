@@ -7,14 +7,13 @@ from __future__ import annotations
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pytest_predeploy.core.background import Scheduler, StepHalted, partial_files, remove_artifacts
 from pytest_predeploy.core.runner import RunResult, run_command
+from tests.waiting import alive, poll
 
 #: A step's script that starts a child in its group and a daemon outside it (setsid and a double
 #: fork), begins writing its report the way an atomic write does (a temporary file beside it),
@@ -40,23 +39,6 @@ with open(pids, "a") as handle:
 print("scanning", flush=True)
 time.sleep(120)
 """
-
-
-def alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def poll(condition: Callable[[], bool], what: str, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"not within {deadline:g}s: {what}")
-        time.sleep(0.05)
 
 
 def pids_in(path: Path) -> list[int]:
@@ -101,7 +83,7 @@ def test_stop_ends_a_running_script_and_every_descendant_and_removes_its_report(
 
     scheduler = Scheduler()
     step = scheduler.start("security", work, artifacts=[report])
-    poll(lambda: len(pids_in(pids)) == 3, "the audit started its child and its daemon")
+    poll(lambda: len(pids_in(pids)) == 3, "the audit started its child and its daemon", deadline=30)
     assert partial_files(report)  # the temporary file of the report being written
     assert step.state == "running"
 

@@ -11,8 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from pytest_predeploy.config import load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.targets.local import current_release
 from tests.staging_support import processes_under
+from tests.waiting import alive, poll
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,23 +52,6 @@ with open(pids, "a") as handle:
 print("[security] scanning", flush=True)
 time.sleep(120)
 """
-
-
-def alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def poll(condition: Callable[[], bool], what: str, deadline: float = 120.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"not within {deadline:g}s: {what}")
-        time.sleep(0.1)
 
 
 class Demo:
