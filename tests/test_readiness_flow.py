@@ -4,6 +4,9 @@ own exit status, a sign-off on the digest lets Gate 4 alone pass without rebuild
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -40,6 +43,21 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
     assert final.ret == ExitStatus.GO, final.stdout.str()
     final.stdout.fnmatch_lines([lit("*[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment).*")])
     assert (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes() == digest_before  # reused, not rebuilt
+
+    # From the package alone (no repository, no config): the signers file sealed in it checks the sign-offs.
+    elsewhere = root.parent / "reviewer-download"
+    elsewhere.mkdir()
+    for name in ("PRE-DEPLOYMENT-PACKAGE.zip", "readiness-approval.json"):
+        shutil.copy(artifacts / name, elsewhere / name)
+    alone = subprocess.run(
+        [sys.executable, "-m", "pytest_predeploy", "verify", "PRE-DEPLOYMENT-PACKAGE.zip"], cwd=elsewhere, capture_output=True, text=True, timeout=60
+    )
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert "signers: the copy of the signers file sealed in the package" in alone.stdout
+    verified = [line for line in alone.stdout.splitlines() if line.startswith("  sign-off [current]") and "signature verified" in line]
+    assert any("release-manager: go by Riley Manager" in line for line in verified) and any("qa-lead: go by Quinn QA" in line for line in verified), (
+        alone.stdout
+    )
 
 
 def test_no_go_signoff_fails_gate4(pytester: pytest.Pytester) -> None:

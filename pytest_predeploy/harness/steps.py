@@ -45,6 +45,7 @@ from pytest_predeploy.intake.refresh import run_data_refresh
 from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.sealed import folder_evidence_problems, judge_sealed_package
+from pytest_predeploy.readiness.signing import SEALED_SIGNERS
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
@@ -378,6 +379,11 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         problems = folder_evidence_problems(predeploy.artifacts, predeploy.config, from_state)
         if problems:
             fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
+    # The signers file as it stood when the package was sealed: with it inside, anyone can check
+    # the sign-offs from the package alone (`predeploy verify` without the repository).
+    signers = predeploy.config.readiness.signers
+    if signers.is_file():
+        write_bytes_atomic(predeploy.artifact(SEALED_SIGNERS), signers.read_bytes())
     leaked = scrub_artifacts_folder(predeploy)
     if leaked:
         fail_step(

@@ -267,6 +267,10 @@ def _signers_error(path: Path, error: ValidationError, lines: dict[Position, int
     return ConfigError(problems[0] if len(problems) == 1 else "invalid signers file:\n  " + "\n  ".join(problems))
 
 
+#: The copy of the signers file sealed into the package (so its sign-offs can be checked from it alone).
+SEALED_SIGNERS = "signers.yaml"
+
+
 def load_signers(path: Path) -> Signers:
     """Load and check the signers file; every problem is a ConfigError naming file, line and
     field. An identity listed twice, or one key listed for two identities, is refused: a

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from pytest_predeploy.core.errors import PredeployError, run_reporting_errors
 from pytest_predeploy.core.fields import format_duration, parse_positive_duration
 from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
-from pytest_predeploy.readiness.signing import Signer, Signers, load_signers, load_signing_key
+from pytest_predeploy.readiness.signing import SEALED_SIGNERS, Signer, Signers, load_signers, load_signing_key
 from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, is_operator, record_signoff
 from pytest_predeploy.tooling.doctor import doctor_checks, render
 from pytest_predeploy.tooling.scriptkit import ENV_CONFIG
@@ -109,11 +111,33 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
     _add_config(parser)
 
 
+def _sealed_signers(package: Path) -> Signers | None:
+    """The signers file sealed in ``package``, when it is there and every entry of the package
+    matches its manifest (a copy from a package that fails verification is never trusted)."""
+    if not verify_package(package).ok:
+        return None
+    with zipfile.ZipFile(package) as archive:
+        if SEALED_SIGNERS not in archive.namelist():
+            return None
+        data = archive.read(SEALED_SIGNERS)
+    with tempfile.TemporaryDirectory(prefix="predeploy-verify-") as scratch:
+        copy = Path(scratch) / SEALED_SIGNERS
+        copy.write_bytes(data)
+        return load_signers(copy)
+
+
 def _run_verify(args: argparse.Namespace) -> int:
     config = _readiness(args)
     signers = _signers(args, config)
+    sealed = _sealed_signers(args.package) if signers is None else None
+    if sealed is not None:
+        signers = sealed
     result = verify_package(args.package, _approvals(args), signers=signers)
     print(f"{args.package}: sha256 {result.sha256}")
+    if sealed is not None:
+        print(
+            f"signers: the copy of the signers file sealed in the package ({SEALED_SIGNERS}, as it stood at sealing); give --signers or --config to check against the repository's current list"
+        )
     if result.manifest is not None:
         print(f"release {result.manifest.release}: {len(result.manifest.entries)} entries listed in the manifest")
     if result.signoffs and signers is None:
