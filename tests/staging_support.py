@@ -136,3 +136,14 @@ def staging(tmp_path: Path) -> Iterator[StagingProject]:
     for process in leftovers:
         process.kill()
     assert not leftovers, f"processes left running: {[p.cmdline() for p in leftovers]}"
+
+
+def copy_demo(root: Path) -> Path:
+    """A working copy of this repository's demo project (config, conftest, demo/, gates/, scripts/) at ``root``."""
+    repo = Path(__file__).resolve().parents[1]
+    root.mkdir()
+    for name in ("predeploy.yaml", "conftest.py"):
+        shutil.copy(repo / name, root / name)
+    for name in ("demo", "gates", "scripts"):
+        shutil.copytree(repo / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return root

@@ -6,7 +6,6 @@ processes and works until it is stopped."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import yaml
 from pytest_predeploy.config import load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.targets.local import current_release
-from tests.staging_support import processes_under
+from tests.staging_support import copy_demo, processes_under
 from tests.waiting import alive, poll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,13 +90,7 @@ class Demo:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    root = tmp_path / "demo-project"
-    root.mkdir()
-    for name in ("predeploy.yaml", "conftest.py"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("demo", "gates", "scripts"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    project = Demo(root)
+    project = Demo(copy_demo(tmp_path / "demo-project"))
     yield project
     leftovers = processes_under(tmp_path)
     names = []

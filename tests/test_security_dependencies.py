@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from pytest_predeploy.config import ProjectConfig, load_config
+from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import SecurityReport, osv, run_security_audit, security_problems
+from tests.test_security import make_config
 
 OSV_DB = Path(__file__).parent / "data" / "security" / "osv"
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
@@ -24,20 +24,6 @@ def osv_only(**extra: Any) -> dict[str, Any]:
     scanners: dict[str, Any] = {name: {"enabled": name == "osv"} for name in ALL_SCANNERS}
     scanners["osv"] = {"database": str(OSV_DB), "max_age": "none"}
     return {**scanners, **extra}
-
-
-def make_config(root: Path, security: dict[str, Any]) -> ProjectConfig:
-    data = {
-        "version": 1,
-        "project": "audit-test",
-        "environments": {"staging": {}, "production": {}},
-        "services": [{"name": "api"}],
-        "approvals": {"upstream": [], "allow_none": True},
-        "security": security,
-    }
-    path = root / "predeploy.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return load_config(path)
 
 
 def write(path: Path, text: str) -> Path:
