@@ -1,0 +1,39 @@
+"""What the plugin does to the process it runs in before a protocol session starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.project import make_project
+
+#: A conftest of the fake project: what the garbage collector looks like when the session starts.
+RECORD_GC = """
+import gc, json
+
+def pytest_sessionstart(session):
+    with open("gc-at-session-start.json", "w") as handle:
+        json.dump({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}, handle)
+"""
+
+
+def test_protocol_objects_are_frozen_and_the_collector_stays_on(pytester: pytest.Pytester) -> None:
+    # The protocol's modules and config live until the process exits: frozen, later collections
+    # (pytest's at unconfigure, the interpreter's at exit) do not walk them again.
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_GC)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate1_intake.py")
+    assert result.ret == 0, result.stdout.str()
+    recorded = json.loads((root / "gc-at-session-start.json").read_text())
+    assert recorded["frozen"] > 10_000
+    assert recorded["enabled"] is True
+
+
+def test_plain_pytest_leaves_the_collector_alone(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_GC)
+    pytester.makepyfile(test_unit="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("test_unit.py")
+    result.assert_outcomes(passed=1)
+    assert json.loads((root / "gc-at-session-start.json").read_text()) == {"frozen": 0, "enabled": True}
