@@ -18,19 +18,7 @@ import pytest
 
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
-
-
-def alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def pids_in(path: Path) -> list[int]:
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
+from tests.waiting import alive, pids_in
 
 
 def script(tmp_path: Path, body: str, name: str = "step.py") -> Path:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.project import GATES, base_config, make_project
-from tests.test_runner import alive, pids_in
+from tests.waiting import alive, pids_in
 
 STRICT_GATE1 = {
     "test_gate1_intake.py": """
