@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import base_config, json_report, make_project
 from tests.signoff_project import project as signoff_project
+from tests.waiting import poll
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,11 +50,11 @@ WAITING_GATE = {
 
 
 def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
+    def started() -> bool:
         assert process.poll() is None, "pytest ended before the gate test started"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+        return path.exists()
+
+    poll(started, f"{path} appears", deadline=timeout)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
