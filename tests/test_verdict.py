@@ -104,7 +104,7 @@ def test_skipped_must_test_does_not_pass_its_gate(pytester: pytest.Pytester) -> 
     """,
     }
     root = make_project(pytester, gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*Gate 1*FAILED*test_parity_clean: skipped*scanner not installed*"])
     state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
@@ -130,7 +130,7 @@ def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> No
     """
     }
     root = make_project(pytester, gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO
     summary = result.stdout.str().split("pre-deployment gates: release v1.0", 1)[1]
     for problem in ("first-problem", "second-problem", "third-problem"):
@@ -154,7 +154,7 @@ def test_missing_previous_release_is_a_usage_error_before_anything_runs(pytester
     del config["previous_release"]
     root = make_project(pytester, config=config, gates={})
     shutil.copy(REPO / "gates" / "test_gate3_rollback_security.py", root / "gates")
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.USAGE_ERROR, result.stdout.str()
     result.stderr.fnmatch_lines(
         [
@@ -170,7 +170,7 @@ def test_manifest_generated_at_is_when_the_run_happened(pytester: pytest.Pyteste
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     root = signoff_project(pytester)
     before = datetime.now(UTC)
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     after = datetime.now(UTC)
     artifacts = root / ".artifacts/pre-deployment"
     manifest = json.loads((artifacts / "pre-deployment-manifest.json").read_text())
