@@ -42,7 +42,7 @@ from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.readiness.signing import Signers
 from pytest_predeploy.readiness.signoff import SignoffView, review_signoffs
-from pytest_predeploy.targets.local.releases import RehearsedReleases
+from pytest_predeploy.targets.releases import RehearsedReleases
 
 STEP = "package"
 
