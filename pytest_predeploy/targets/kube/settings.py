@@ -1,4 +1,5 @@
-"""Configuration of the kube staging target: the ``staging.kube:`` section of ``predeploy.yaml``.
+"""Configuration of the kube staging target: the ``staging.kube:`` section of ``predeploy.yaml``
+(imported by the staging model, so this module imports nothing of the targets).
 
 The same manifests run locally on podman (``podman kube play``) or on a real cluster
 (``kubectl apply``); see docs/kube.md.
