@@ -325,6 +325,10 @@ class ImageBuilder:
                 self.podman.run("build", "--quiet", "--pull=never", "--timestamp", "0", "--layers=false", "-f", str(containerfile), "-t", ref, str(folder))
             except EngineError as exc:
                 raise ImageError(f"building image {ref} from {folder} failed: {exc}") from None
+        if found is not None:
+            # The tag moved to the new image; the one it named is left without a name. Remove
+            # such images of ours (a pod still running one keeps it: prune skips images in use).
+            self.podman.run("image", "prune", "--force", "--filter", f"label={LABEL_SERVICE}", check=False)
         found = self.inspect(ref)
         if found is None:
             raise ImageError(f"podman build reported success but image {ref} is not there")

@@ -38,7 +38,7 @@ from pydantic import Field, ValidationError
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.targets.kube.engine import Engine, EngineError
-from pytest_predeploy.targets.kube.image import ImageBuilder, ImageError
+from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.local.target import (
@@ -257,7 +257,7 @@ class KubeService:
             # no build time in it, so the same code always makes the same image.
             manifest = {"service": self.service.name, "release": name, "fault": fault, "identity": identity.model_dump(mode="json")}
             write_text_atomic(folder / "release-manifest.json", _json(manifest))
-            labels = {"io.predeploy.service": self.service.name, "io.predeploy.release": label_value(name)}
+            labels = {LABEL_SERVICE: self.service.name, LABEL_RELEASE: label_value(name)}
             try:
                 image = self.images.release_image(self.image_ref(name), folder, identity.digest + (f"+{fault}" if fault else ""), labels)
             except (ImageError, EngineError) as exc:
