@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pytest_predeploy.targets.base import configured_url
+from pytest_predeploy.targets.kube.cluster import ClusterService
 from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.kube.target import KubeService, Pods, Say, podman_engine
 from pytest_predeploy.targets.prometheus import PrometheusServer
@@ -59,8 +60,10 @@ class KubeTarget:
         self._say = say
 
     def service(self, env: str, name: str) -> KubeService:
+        """The service's target: on podman, or on the cluster with engine kubectl."""
         staging = self.settings.staging
-        return KubeService(
+        kind = ClusterService if self.kube.engine == "kubectl" else KubeService
+        return kind(
             self.root,
             staging.releases,
             self.kube,
@@ -96,7 +99,10 @@ class KubeTarget:
 
     def stop_all(self, env: str) -> list[str]:
         """Remove every pod of ``env`` this staging folder started (by the engine's labels,
-        including services no longer in the config)."""
+        including services no longer in the config); with engine kubectl, delete what the
+        target applied for each configured service."""
+        if self.kube.engine == "kubectl":
+            return [line for service in self.settings.services for line in self.service(env, service.name).stop_all()]
         pods = Pods(podman_engine(self.kube), self.root, env)
         found = pods.list()
         pods.remove(found, self.settings.staging.stop_timeout.total_seconds())

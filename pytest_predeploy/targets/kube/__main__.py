@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
 from pytest_predeploy.targets.kube import KubeTarget
+from pytest_predeploy.targets.kube.cluster import ClusterService
 from pytest_predeploy.targets.kube.config import KubeTargetConfig, load_kube_config
 from pytest_predeploy.targets.kube.engine import EngineError
 from pytest_predeploy.targets.kube.target import KubeService
@@ -62,6 +63,9 @@ def _status(service: KubeService) -> None:
     print(
         f"{service.service.name}: current {found[0].release if found else '(none)'} [{service.service.strategy}], releases: {', '.join(service.release_names()) or '(none)'}"
     )
+    if isinstance(service, ClusterService):
+        print(f"  deployment/{service.service.name} in namespace {service.namespace()}" + (" (rollout complete)" if found else " (absent or rolling out)"))
+        return
     for pod in service.pods.list(service.service.name):
         labels = pod.get("Labels") or {}
         active = " (active)" if found and found[1].get("Id") == pod.get("Id") else ""
@@ -73,7 +77,7 @@ def _status(service: KubeService) -> None:
 def run_command(config: KubeTargetConfig, command: str, env: str, release: str | None, names: list[str] | None) -> int:
     """One command over the named services (default: all); returns the exit status."""
     target = KubeTarget(config, say=print_line)
-    if command == "stop" and not names and config.staging.kube.engine == "podman":
+    if command == "stop" and not names:
         for line in target.stop_all(env):
             print(f"[staging] stopped {line}")
         return EXIT_OK

@@ -59,7 +59,7 @@ class Engine:
         """Run a command that prints JSON; its parsed output."""
         result = self.run(*args)
         try:
-            return json.loads(result.stdout or "null")
+            return json.loads(result.stdout.strip() or "null")
         except json.JSONDecodeError:
             raise EngineError(f"'{describe(result.args)}' printed something that is not JSON: {result.stdout[:120]!r}") from None
 

@@ -79,6 +79,7 @@ class KubeRelease(StrictModel):
     identity: ReleaseIdentity = Field(description="What the release's code is (source, commit, content digest).")
     image: str = Field(description="The image it runs, pinned: '<image>:<release>@sha256:...'.")
     fault: str | None = Field(None, description="Fault injected into this release for rehearsal tests, if any.")
+    pushed: str | None = Field(None, description="Engine kubectl: the image as pushed to staging.kube.registry, '<registry>/<image>:<release>@sha256:...'.")
 
 
 class ActivePodSet(StrictModel):
@@ -133,6 +134,9 @@ def pod_label(pod: dict[str, Any], name: str) -> str | None:
 class KubeService:
     """One service in one environment of the kube target (engine podman)."""
 
+    #: The service's state folder under ``<root>/<env>/<service>/``.
+    STATE = "kube"
+
     def __init__(
         self,
         staging_root: Path,
@@ -150,7 +154,7 @@ class KubeService:
             raise TargetError(EXIT_USAGE, f"environment name {env!r} must be letters, digits, '.', '_' or '-'")
         self.releases_config, self.kube, self.stop_timeout, self.keep = releases, kube, stop_timeout, keep
         self.env, self.service, self.base_dir, self.project = env, service, base_dir.absolute(), project
-        self.dir = staging_root.absolute() / env / service.name / "kube"
+        self.dir = staging_root.absolute() / env / service.name / self.STATE
         self.records_dir = self.dir / "releases"
         self.podman = podman_engine(kube)
         self.pods = Pods(self.podman, staging_root, env)
@@ -275,6 +279,9 @@ class KubeService:
 
     # --- running ------------------------------------------------------------------------------
 
+    def manifests_path(self) -> Path:
+        return self.base_dir / self.kube.manifests.format(service=self.service.name, env=self.env, project=self.project)
+
     def _port(self, slot: str) -> int:
         if self.service.port == 0:
             return free_port()
@@ -287,7 +294,7 @@ class KubeService:
         podset = re.sub(r"[^a-z0-9-]+", "-", f"{self.env}-{self.service.name}-{slot}-{record.release}".lower())[:50].strip("-")
         labels = {**self.pods.labels(self.service.name), f"{LABEL_PREFIX}release": label_value(record.release)}
         labels |= {f"{LABEL_PREFIX}slot": slot, f"{LABEL_PREFIX}port": str(port), f"{LABEL_PREFIX}podset": podset}
-        path = self.base_dir / self.kube.manifests.format(service=self.service.name, env=self.env, project=self.project)
+        path = self.manifests_path()
         fields = {"service": self.service.name, "release": record.release, "image": record.image, "port": str(port), "env": self.env, "namespace": self.env}
         try:
             documents = render(path, fields, podset, labels, record.image, single_replica=True)
@@ -455,15 +462,19 @@ class KubeService:
                 )
             record = self.record(name)
             assert record is not None
-            found = self.images.inspect(record.image.split("@")[0])
-            if found is None or not record.image.endswith(f"@{found[0]}"):
-                raise TargetError(
-                    EXIT_FAILED,
-                    f"{self.service.name}: the recorded image of {name} ({record.image}) is no longer in podman's store; nothing was changed. Deploy {name} again to rebuild it",
-                )
-            self.say(f"rolling back from {self.current_release() or 'nothing'} to {name} ({record.image})")
+            missing = self._image_missing(record)
+            if missing is not None:
+                raise TargetError(EXIT_FAILED, f"{self.service.name}: {missing}; nothing was changed. Deploy {name} again to rebuild it")
+            self.say(f"rolling back from {self.current_release() or 'nothing'} to {name} ({record.identity.image or record.image})")
             self._activate(record)
         self.say(f"rolled back to {name} in {time.monotonic() - started:.2f}s")
+
+    def _image_missing(self, record: KubeRelease) -> str | None:
+        """Why the recorded image of ``record`` cannot be run again, or None."""
+        found = self.images.inspect(record.image.split("@")[0])
+        if found is None or not record.image.endswith(f"@{found[0]}"):
+            return f"the recorded image of {record.release} ({record.image}) is no longer in podman's store"
+        return None
 
     def stop_all(self) -> list[str]:
         removed = self._remove(lambda pod: True)
