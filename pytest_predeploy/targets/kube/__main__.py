@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
-from pytest_predeploy.targets.kube import KubeTarget
 from pytest_predeploy.targets.kube.cluster import ClusterService
 from pytest_predeploy.targets.kube.config import KubeTargetConfig, load_kube_config
 from pytest_predeploy.targets.kube.engine import EngineError
+from pytest_predeploy.targets.kube.environment import KubeTarget
 from pytest_predeploy.targets.kube.target import KubeService
 from pytest_predeploy.targets.local.target import EXIT_FAILED, EXIT_OK, TargetError, print_line
 

@@ -1,5 +1,5 @@
 """The kube target's view of ``predeploy.yaml`` for its command line: ``project``, ``services:``
-and ``staging:`` (with ``staging.kube:``) alone, loaded without the whole config model (the rest of
+and ``staging:`` alone, loaded without the whole config model (the rest of
 the file is the plugin's to validate)."""
 
 from __future__ import annotations
@@ -10,14 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
-from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig, ServiceLookup, check_distinct_ports
-
-
-class KubeStagingConfig(LocalStagingConfig):
-    """``staging:`` with its ``kube:`` section, as the kube target's command line reads it."""
-
-    kube: KubeConfig = Field(default_factory=KubeConfig, description="The kube staging target (staging.target: kube), docs/kube.md.")
 
 
 class KubeTargetConfig(ServiceLookup, BaseModel):
@@ -28,7 +21,7 @@ class KubeTargetConfig(ServiceLookup, BaseModel):
 
     project: str = Field("project", description="Project name ({project} in staging.kube.image).")
     services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
-    staging: KubeStagingConfig = Field(default_factory=KubeStagingConfig, description="The staging target.")
+    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The staging target.")
     path: Path = Field(Path("predeploy.yaml"), exclude=True, description="(set on load) The file this config came from.")
 
     @field_validator("services")
