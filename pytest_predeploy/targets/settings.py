@@ -17,6 +17,7 @@ from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.rehearsal.endpoints import EndpointsConfig
+from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.releases import ReleaseSourceConfig
 
 #: Placeholders a service's start command may use.
@@ -156,6 +157,9 @@ class LocalStagingConfig(StrictModel):
     )
     prometheus: LocalPrometheusConfig = Field(
         default_factory=LocalPrometheusConfig, description="A Prometheus server beside the services, for observability.prometheus (off by default)."
+    )
+    kube: KubeConfig = Field(
+        default_factory=KubeConfig, description="The kube staging target (staging.target: kube): manifests, images, podman or a cluster (docs/kube.md)."
     )
 
 
