@@ -9,7 +9,7 @@ import pytest
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments
-from tests.test_parity_helpers import baselines
+from tests.parity_project import baselines
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
 DEMO_RULES = {

@@ -6,13 +6,13 @@ These are the ``services:``, ``staging:`` and ``rollback:`` sections of ``predep
 from __future__ import annotations
 
 import re
-import string
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
@@ -104,11 +104,7 @@ class ServiceConfig(Service):
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> ServiceConfig:
-        names = {field for _, field, _, _ in string.Formatter().parse(self.command) if field is not None}
-        unknown = names - COMMAND_PLACEHOLDERS
-        if unknown:
-            allowed = ", ".join("{" + p + "}" for p in sorted(COMMAND_PLACEHOLDERS))
-            raise ValueError(f"command uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+        template.check(self.command, COMMAND_PLACEHOLDERS, "command")
         return self
 
 
