@@ -148,3 +148,14 @@ def test_a_crashing_release_fails_with_its_log_and_leaves_no_pod(project: Path) 
     back = kube(project, "rollback", "--release", "v1.1", "--service", "api")
     assert "rolled back to v1.1" in back.stdout
     assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}
+
+
+def test_a_manifest_error_is_refused_before_the_running_release_is_taken_down(project: Path) -> None:
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    manifest = project / "kube" / "api.yaml"
+    manifest.write_text(manifest.read_text().replace('image: "{image}"', 'image: "docker.io/library/python:3"'))
+    failed = kube(project, "deploy", "--release", "v1.2", "--service", "api", check=False)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert f"{manifest}: document 1, container 'api' runs image 'docker.io/library/python:3', not the release's" in failed.stderr
+    assert "nothing was changed" in failed.stderr
+    assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}  # the restart strategy's old pod still serves

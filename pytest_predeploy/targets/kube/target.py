@@ -122,7 +122,11 @@ class Pods:
 
     def remove(self, pods: list[dict[str, Any]], timeout: float) -> None:
         if pods:
-            self.podman.run("pod", "rm", "--force", "--time", str(max(1, round(timeout))), *(str(pod["Id"]) for pod in pods))
+            ids = [str(pod["Id"]) for pod in pods]
+            # Stop, then remove: 'pod rm --force --time N' alone takes ~3.5s more per pod set here
+            # (measured with podman 4.3) for the same SIGTERM-then-SIGKILL stop.
+            self.podman.run("pod", "stop", "--time", str(max(1, round(timeout))), *ids, check=False)
+            self.podman.run("pod", "rm", "--force", *ids)
 
 
 def pod_label(pod: dict[str, Any], name: str) -> str | None:
@@ -287,29 +291,33 @@ class KubeService:
             return free_port()
         return self.service.port + 1 if slot == "green" else self.service.port
 
-    def play(self, record: KubeRelease, slot: str) -> ActivePodSet:
-        """Play ``record``'s image from the manifests in ``slot``; wait for health and
-        ``/version``. TargetError (after removing the pod set) when it fails."""
+    def prepare(self, record: KubeRelease, slot: str) -> tuple[str, int, Path]:
+        """Render ``record``'s manifests for ``slot``: its pod set's name, its port and the file.
+        Done before anything is taken down, so a manifest error changes nothing."""
         port = self._port(slot)
         podset = re.sub(r"[^a-z0-9-]+", "-", f"{self.env}-{self.service.name}-{slot}-{record.release}".lower())[:50].strip("-")
         labels = {**self.pods.labels(self.service.name), f"{LABEL_PREFIX}release": label_value(record.release)}
         labels |= {f"{LABEL_PREFIX}slot": slot, f"{LABEL_PREFIX}port": str(port), f"{LABEL_PREFIX}podset": podset}
-        path = self.manifests_path()
         fields = {"service": self.service.name, "release": record.release, "image": record.image, "port": str(port), "env": self.env, "namespace": self.env}
         try:
-            documents = render(path, fields, podset, labels, record.image, single_replica=True)
+            documents = render(self.manifests_path(), fields, podset, labels, record.image, single_replica=True)
         except ManifestError as exc:
             raise TargetError(EXIT_USAGE, f"{self.service.name}: {exc}; nothing was changed") from None
         self.dir.mkdir(parents=True, exist_ok=True)
         rendered = self.dir / f"{podset}.yaml"
         write_text_atomic(rendered, dump(documents))
+        return podset, port, rendered
+
+    def play(self, record: KubeRelease, slot: str, podset: str, port: int, rendered: Path) -> ActivePodSet:
+        """Play the rendered manifests; wait for health and ``/version``. TargetError (after
+        removing the pod set) when it fails."""
         started = time.monotonic()
         try:
             self.podman.run("kube", "play", "--network", "host", "--quiet", str(rendered))
         except EngineError as exc:
             self._remove(lambda pod: pod_label(pod, "podset") == podset)
             raise TargetError(EXIT_FAILED, f"{self.service.name}: release {record.release}: {exc}") from None
-        self.say(f"playing {record.release} ({slot} slot, port {port}) from {path.name}")
+        self.say(f"playing {record.release} ({slot} slot, port {port}) from {self.manifests_path().name}")
         problem = self._wait_ready(podset, port, record.release)
         if problem is not None:
             tail = self._log_tail(podset)
@@ -401,14 +409,16 @@ class KubeService:
         old = found[0] if found else None
         if self.service.strategy == "blue_green":
             slot = "green" if old is not None and old.slot == "blue" else "blue"
+            podset, port, rendered = self.prepare(record, slot)
             self._remove(lambda pod: pod_label(pod, "slot") == slot)  # a leftover in the idle slot
         else:
             slot = MAIN_SLOT
+            podset, port, rendered = self.prepare(record, slot)
             removed = self._remove(lambda pod: True)
             if removed:
                 self.say(f"took down {', '.join(str(pod.get('Name')) for pod in removed)}")
             (self.dir / "active.json").unlink(missing_ok=True)
-        active = self.play(record, slot)
+        active = self.play(record, slot, podset, port, rendered)
         write_text_atomic(self.dir / "active.json", active.model_dump_json(indent=2) + "\n")
         removed = self._remove(lambda pod: pod_label(pod, "podset") != active.podset)
         if removed:
