@@ -159,3 +159,29 @@ def test_a_manifest_error_is_refused_before_the_running_release_is_taken_down(pr
     assert f"{manifest}: document 1, container 'api' runs image 'docker.io/library/python:3', not the release's" in failed.stderr
     assert "nothing was changed" in failed.stderr
     assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}  # the restart strategy's old pod still serves
+
+
+def test_blue_green_keeps_the_old_release_serving_when_the_new_one_misses_its_deadline(project: Path) -> None:
+    config = yaml.safe_load((project / "predeploy.yaml").read_text())
+    worker = config["services"][1]
+    assert worker["strategy"] == "blue_green"
+    worker.update(inject={"v1.2": "unhealthy"}, health_timeout="2s")
+    (project / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    kube(project, "deploy", "--release", "v1.1", "--service", "worker")
+    failed = kube(project, "deploy", "--release", "v1.2", "--service", "worker", check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "worker: release v1.2 missed its health deadline of 2s (last answer: HTTP 503" in failed.stderr
+    assert version_inside(project, "worker") == {"service": "worker", "release": "v1.1"}
+    assert len(our_pods(project)) == 1  # the green pod set was removed
+
+
+def test_what_serves_comes_from_the_engine_not_the_state_file(project: Path) -> None:
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    [pod] = our_pods(project)
+    assert podman("pod", "rm", "--force", str(pod["Id"])).returncode == 0  # removed behind the target's back
+    assert (project / ".staging" / "staging" / "api" / "kube" / "active.json").exists()
+    status = kube(project, "status", "--service", "api")
+    assert "api: current (none)" in status.stdout
+    again = kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    assert "nothing to do" not in again.stdout  # it is started again, not reported as running
+    assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}
