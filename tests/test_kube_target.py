@@ -185,3 +185,35 @@ def test_what_serves_comes_from_the_engine_not_the_state_file(project: Path) -> 
     again = kube(project, "deploy", "--release", "v1.1", "--service", "api")
     assert "nothing to do" not in again.stdout  # it is started again, not reported as running
     assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}
+
+
+def test_an_image_rebuilt_from_nothing_has_the_same_digest(project: Path) -> None:
+    """The same code on the same interpreter makes the same image, even after the base image and
+    the release image are deleted: the digest in the evidence can be reproduced."""
+    config = yaml.safe_load((project / "predeploy.yaml").read_text())
+    config["staging"]["kube"]["distributions"] = ["filelock"]  # a base image of its own, which this test deletes
+    (project / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    record = project / ".staging" / "staging" / "api" / "kube" / "releases" / "v1.1.json"
+    first = json.loads(record.read_text())["image"]
+    kube(project, "stop")
+    base = podman("image", "inspect", "--format", '{{index .Labels "io.predeploy.base"}}', first.split("@")[0]).stdout.strip()
+    assert base.startswith("localhost/predeploy-base:")
+    assert podman("rmi", "--force", first.split("@")[0], base).returncode == 0
+    rebuilt = kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    assert "base image localhost/predeploy-base:" in rebuilt.stdout and "built image" in rebuilt.stdout  # both made again
+    assert json.loads(record.read_text())["image"] == first
+    assert podman("image", "inspect", "--format", "{{.Digest}}", first.split("@")[0]).stdout.strip() == first.split("@")[1]
+
+
+def test_two_copies_of_a_project_deploy_the_same_release_side_by_side(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "copy"
+    shutil.copytree(project, other, ignore=shutil.ignore_patterns(".staging"))
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    kube(other, "deploy", "--release", "v1.1", "--service", "api")  # same env, service and release: its own pods
+    assert version_inside(project, "api") == version_inside(other, "api") == {"service": "api", "release": "v1.1"}
+    kube(project, "stop")
+    assert our_pods(project) == []
+    assert version_inside(other, "api") == {"service": "api", "release": "v1.1"}  # the other copy's pods were not touched
+    kube(other, "stop")
+    assert our_pods(other) == []

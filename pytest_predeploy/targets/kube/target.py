@@ -20,11 +20,8 @@ previous release's recorded image again; it never rebuilds.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
-import os
 import re
 import tempfile
 import time
@@ -37,7 +34,7 @@ from pydantic import Field, ValidationError
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.targets.kube.engine import Engine, EngineError
+from pytest_predeploy.targets.kube.engine import Engine, EngineError, exclusive
 from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.settings import KubeConfig
@@ -295,7 +292,10 @@ class KubeService:
         """Render ``record``'s manifests for ``slot``: its pod set's name, its port and the file.
         Done before anything is taken down, so a manifest error changes nothing."""
         port = self._port(slot)
-        podset = re.sub(r"[^a-z0-9-]+", "-", f"{self.env}-{self.service.name}-{slot}-{record.release}".lower())[:50].strip("-")
+        # Pod names are global to the engine: the staging folder's label keeps two projects (or
+        # two copies of one) that deploy the same env, service and release apart.
+        readable = re.sub(r"[^a-z0-9-]+", "-", f"{self.env}-{self.service.name}-{slot}-{record.release}".lower())[:40].strip("-")
+        podset = f"{readable}-{self.pods.root_label[:8]}"
         labels = {**self.pods.labels(self.service.name), f"{LABEL_PREFIX}release": label_value(record.release)}
         labels |= {f"{LABEL_PREFIX}slot": slot, f"{LABEL_PREFIX}port": str(port), f"{LABEL_PREFIX}podset": podset}
         fields = {"service": self.service.name, "release": record.release, "image": record.image, "port": str(port), "env": self.env, "namespace": self.env}
@@ -494,24 +494,3 @@ class KubeService:
 
 def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-@contextmanager
-def exclusive(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (released by the kernel if we die)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                raise TargetError(EXIT_FAILED, f"{path.parent.name}: another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")
-            time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
