@@ -56,6 +56,9 @@ def project(tmp_path: Path) -> Iterator[Path]:
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
     yield root
     kube(root, "stop", check=False)
+    left = [str(pod["Id"]) for pod in our_pods(root)]  # other environments a test used
+    if left:
+        podman("pod", "rm", "--force", *left)
     for line in podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split():
         if line.startswith(f"localhost/{name}-"):
             podman("rmi", "--force", line)
@@ -82,9 +85,9 @@ def _root_label(root: Path) -> str:
     return root_label((root / ".staging").resolve())
 
 
-def version_inside(root: Path, service: str) -> dict[str, object]:
+def version_inside(root: Path, service: str, env: str = "staging") -> dict[str, object]:
     """``/version`` of the service as its own container answers it (podman exec)."""
-    active = json.loads((root / ".staging" / "staging" / service / "kube" / "active.json").read_text())
+    active = json.loads((root / ".staging" / env / service / "kube" / "active.json").read_text())
     listed = json.loads(podman("ps", "--format", "json", "--filter", f"label=io.predeploy.podset={active['podset']}").stdout or "[]")
     containers = [c["Names"][0] for c in listed if not c.get("IsInfra")]
     assert len(containers) == 1, listed
@@ -217,3 +220,18 @@ def test_two_copies_of_a_project_deploy_the_same_release_side_by_side(project: P
     assert version_inside(other, "api") == {"service": "api", "release": "v1.1"}  # the other copy's pods were not touched
     kube(other, "stop")
     assert our_pods(other) == []
+
+
+def test_pruning_old_releases_leaves_another_environment_running_the_same_image(project: Path) -> None:
+    config = yaml.safe_load((project / "predeploy.yaml").read_text())
+    config["staging"]["keep_releases"] = 2
+    (project / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(project / "releases" / "v1.2", project / "releases" / "v1.3")
+    (project / "releases" / "v1.3" / "NOTES").write_text("v1.3: same server, one more file\n")
+    kube(project, "deploy", "--release", "v1.1", "--service", "api", "--env", "qa")
+    for tag in ("v1.1", "v1.2", "v1.3"):
+        kube(project, "deploy", "--release", tag, "--service", "api")
+    # staging forgot v1.1 (keep_releases 2); qa still runs v1.1's image
+    assert not (project / ".staging" / "staging" / "api" / "kube" / "releases" / "v1.1.json").exists()
+    assert version_inside(project, "api", env="qa") == {"service": "api", "release": "v1.1"}
+    kube(project, "stop", "--env", "qa")

@@ -432,7 +432,9 @@ class KubeService:
         for name in removable[: max(0, len(names) - self.keep)]:
             record = self.record(name)
             if record is not None:
-                self.podman.run("rmi", "--force", record.image.split("@")[0], check=False)
+                # Never forced: another environment of the project may run the same image, and it
+                # keeps running (the tag stays until nothing uses it).
+                self.podman.run("rmi", record.image.split("@")[0], check=False)
             (self.records_dir / f"{name}.json").unlink(missing_ok=True)
             self.say(f"removed old release {name} (keeping {self.keep})")
 
