@@ -43,6 +43,8 @@ LABEL_SERVICE = "io.predeploy.service"
 LABEL_RELEASE = "io.predeploy.release"
 #: Parts of the standard library no service needs in a container (tests, GUI, installers).
 _STDLIB_SKIPPED = frozenset({"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__phello__"})
+#: The test suites of stdlib packages (unittest/test, ctypes/test, idlelib/idle_test ...).
+_TEST_FOLDERS = frozenset({"test", "tests", "idle_test"})
 _DYNLOAD_SKIPPED = re.compile(r"^(_test|_tkinter|_ctypes_test|_xx|xx)")
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*)(;.*)?$")
 _LDD_TIMEOUT = 60.0
@@ -52,6 +54,10 @@ Say = Callable[[str], None]
 
 class ImageError(StepError):
     """An image could not be built; the message says which and why."""
+
+
+class ImageSettingError(ImageError):
+    """``staging.kube.distributions`` names something the base image cannot hold."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,9 @@ def _stdlib() -> Path:
 def _stdlib_files(stdlib: Path) -> Iterable[Path]:
     for folder, dirs, files in os.walk(stdlib):
         rel = Path(folder).relative_to(stdlib)
-        dirs[:] = sorted(d for d in dirs if not (rel == Path(".") and d in _STDLIB_SKIPPED) and d != "__pycache__" and not d.startswith("config-"))
+        dirs[:] = sorted(
+            d for d in dirs if not (rel == Path(".") and d in _STDLIB_SKIPPED) and d not in _TEST_FOLDERS and d != "__pycache__" and not d.startswith("config-")
+        )
         if rel.parts and rel.parts[0] == "lib-dynload":
             files = [name for name in files if not _DYNLOAD_SKIPPED.match(name)]
         for name in sorted(files):
@@ -131,7 +139,7 @@ def _distribution_files(names: list[str]) -> list[tuple[Path, str]]:
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise ImageError(
+            raise ImageSettingError(
                 f"staging.kube.distributions: {name} is not installed where pytest runs ({sys.executable}); install it there (pip install {name}) or remove it"
             ) from None
         for entry in dist.files or []:
@@ -139,7 +147,7 @@ def _distribution_files(names: list[str]) -> list[tuple[Path, str]]:
             if ".." in rel.parts or "__pycache__" in rel.parts or rel.suffix == ".pyc":
                 continue  # scripts in bin/ and caches: not part of the importable package
             if rel.suffix in (".so", ".pyd"):
-                raise ImageError(
+                raise ImageSettingError(
                     f"staging.kube.distributions: {name} is not pure Python ({rel}); the base image holds only pure-Python distributions: vendor a wheel into the release instead"
                 )
             host = Path(str(dist.locate_file(entry)))

@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.targets.kube.engine import Engine, EngineError, exclusive
-from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError
+from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError, ImageSettingError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.local.target import (
@@ -265,6 +265,8 @@ class KubeService:
             labels = {LABEL_SERVICE: self.service.name, LABEL_RELEASE: label_value(name)}
             try:
                 image = self.images.release_image(self.image_ref(name), folder, identity.digest + (f"+{fault}" if fault else ""), labels)
+            except ImageSettingError as exc:
+                raise TargetError(EXIT_USAGE, f"{self.service.name}: {exc}; nothing was changed") from None
             except (ImageError, EngineError) as exc:
                 raise TargetError(EXIT_FAILED, f"{self.service.name}: {exc}") from None
         identity = identity.model_copy(update={"image": image.pinned})
