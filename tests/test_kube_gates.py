@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.targets.kube.target import root_label
+from pytest_predeploy.targets.kube.state import root_label
 from tests.staging_support import copy_demo
 
 pytestmark = pytest.mark.skipif(

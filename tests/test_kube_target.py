@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.targets.kube.target import root_label
+from pytest_predeploy.targets.kube.state import root_label
 
 REPO = Path(__file__).resolve().parents[1]
 KUBE = [sys.executable, "-m", "pytest_predeploy.targets.kube"]
