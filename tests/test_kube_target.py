@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_predeploy.targets.kube.target import root_label
+from pytest_predeploy.targets.kube.state import root_label
 
 REPO = Path(__file__).resolve().parents[1]
 KUBE = [sys.executable, "-m", "pytest_predeploy.targets.kube"]
@@ -56,6 +56,9 @@ def project(tmp_path: Path) -> Iterator[Path]:
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
     yield root
     kube(root, "stop", check=False)
+    left = [str(pod["Id"]) for pod in our_pods(root)]  # other environments a test used
+    if left:
+        podman("pod", "rm", "--force", *left)
     for line in podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split():
         if line.startswith(f"localhost/{name}-"):
             podman("rmi", "--force", line)
@@ -82,9 +85,9 @@ def _root_label(root: Path) -> str:
     return root_label((root / ".staging").resolve())
 
 
-def version_inside(root: Path, service: str) -> dict[str, object]:
+def version_inside(root: Path, service: str, env: str = "staging") -> dict[str, object]:
     """``/version`` of the service as its own container answers it (podman exec)."""
-    active = json.loads((root / ".staging" / "staging" / service / "kube" / "active.json").read_text())
+    active = json.loads((root / ".staging" / env / service / "kube" / "active.json").read_text())
     listed = json.loads(podman("ps", "--format", "json", "--filter", f"label=io.predeploy.podset={active['podset']}").stdout or "[]")
     containers = [c["Names"][0] for c in listed if not c.get("IsInfra")]
     assert len(containers) == 1, listed
@@ -148,3 +151,87 @@ def test_a_crashing_release_fails_with_its_log_and_leaves_no_pod(project: Path) 
     back = kube(project, "rollback", "--release", "v1.1", "--service", "api")
     assert "rolled back to v1.1" in back.stdout
     assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}
+
+
+def test_a_manifest_error_is_refused_before_the_running_release_is_taken_down(project: Path) -> None:
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    manifest = project / "kube" / "api.yaml"
+    manifest.write_text(manifest.read_text().replace('image: "{image}"', 'image: "docker.io/library/python:3"'))
+    failed = kube(project, "deploy", "--release", "v1.2", "--service", "api", check=False)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert f"{manifest}: document 1, container 'api' runs image 'docker.io/library/python:3', not the release's" in failed.stderr
+    assert "nothing was changed" in failed.stderr
+    assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}  # the restart strategy's old pod still serves
+
+
+def test_blue_green_keeps_the_old_release_serving_when_the_new_one_misses_its_deadline(project: Path) -> None:
+    config = yaml.safe_load((project / "predeploy.yaml").read_text())
+    worker = config["services"][1]
+    assert worker["strategy"] == "blue_green"
+    worker.update(inject={"v1.2": "unhealthy"}, health_timeout="2s")
+    (project / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    kube(project, "deploy", "--release", "v1.1", "--service", "worker")
+    failed = kube(project, "deploy", "--release", "v1.2", "--service", "worker", check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "worker: release v1.2 missed its health deadline of 2s (last answer: HTTP 503" in failed.stderr
+    assert version_inside(project, "worker") == {"service": "worker", "release": "v1.1"}
+    assert len(our_pods(project)) == 1  # the green pod set was removed
+
+
+def test_what_serves_comes_from_the_engine_not_the_state_file(project: Path) -> None:
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    [pod] = our_pods(project)
+    assert podman("pod", "rm", "--force", str(pod["Id"])).returncode == 0  # removed behind the target's back
+    assert (project / ".staging" / "staging" / "api" / "kube" / "active.json").exists()
+    status = kube(project, "status", "--service", "api")
+    assert "api: current (none)" in status.stdout
+    again = kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    assert "nothing to do" not in again.stdout  # it is started again, not reported as running
+    assert version_inside(project, "api") == {"service": "api", "release": "v1.1"}
+
+
+def test_an_image_rebuilt_from_nothing_has_the_same_digest(project: Path) -> None:
+    """The same code on the same interpreter makes the same image, even after the base image and
+    the release image are deleted: the digest in the evidence can be reproduced."""
+    config = yaml.safe_load((project / "predeploy.yaml").read_text())
+    config["staging"]["kube"]["distributions"] = ["filelock"]  # a base image of its own, which this test deletes
+    (project / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    record = project / ".staging" / "staging" / "api" / "kube" / "releases" / "v1.1.json"
+    first = json.loads(record.read_text())["image"]
+    kube(project, "stop")
+    base = podman("image", "inspect", "--format", '{{index .Labels "io.predeploy.base"}}', first.split("@")[0]).stdout.strip()
+    assert base.startswith("localhost/predeploy-base:")
+    assert podman("rmi", "--force", first.split("@")[0], base).returncode == 0
+    rebuilt = kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    assert "base image localhost/predeploy-base:" in rebuilt.stdout and "built image" in rebuilt.stdout  # both made again
+    assert json.loads(record.read_text())["image"] == first
+    assert podman("image", "inspect", "--format", "{{.Digest}}", first.split("@")[0]).stdout.strip() == first.split("@")[1]
+
+
+def test_two_copies_of_a_project_deploy_the_same_release_side_by_side(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "copy"
+    shutil.copytree(project, other, ignore=shutil.ignore_patterns(".staging"))
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    kube(other, "deploy", "--release", "v1.1", "--service", "api")  # same env, service and release: its own pods
+    assert version_inside(project, "api") == version_inside(other, "api") == {"service": "api", "release": "v1.1"}
+    kube(project, "stop")
+    assert our_pods(project) == []
+    assert version_inside(other, "api") == {"service": "api", "release": "v1.1"}  # the other copy's pods were not touched
+    kube(other, "stop")
+    assert our_pods(other) == []
+
+
+def test_pruning_old_releases_leaves_another_environment_running_the_same_image(project: Path) -> None:
+    config = yaml.safe_load((project / "predeploy.yaml").read_text())
+    config["staging"]["keep_releases"] = 2
+    (project / "predeploy.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(project / "releases" / "v1.2", project / "releases" / "v1.3")
+    (project / "releases" / "v1.3" / "NOTES").write_text("v1.3: same server, one more file\n")
+    kube(project, "deploy", "--release", "v1.1", "--service", "api", "--env", "qa")
+    for tag in ("v1.1", "v1.2", "v1.3"):
+        kube(project, "deploy", "--release", tag, "--service", "api")
+    # staging forgot v1.1 (keep_releases 2); qa still runs v1.1's image
+    assert not (project / ".staging" / "staging" / "api" / "kube" / "releases" / "v1.1.json").exists()
+    assert version_inside(project, "api", env="qa") == {"service": "api", "release": "v1.1"}
+    kube(project, "stop", "--env", "qa")

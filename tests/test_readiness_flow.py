@@ -21,7 +21,7 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
     root = project(pytester)
     first = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert first.ret == ExitStatus.AWAITING_SIGNOFF, first.stdout.str()
-    first.stdout.fnmatch_lines(["*package: *PRE-DEPLOYMENT-PACKAGE.zip sha256 *", "*AWAITING SIGN-OFF: awaiting sign-off from: qa-lead, release-manager*"])
+    first.stdout.fnmatch_lines(["*package: *PRE-DEPLOYMENT-PACKAGE.zip sha256 *", "*AWAITING SIGN-OFF: awaiting sign-off from: release-manager, qa-lead*"])
     artifacts = root / ".artifacts/pre-deployment"
     with zipfile.ZipFile(artifacts / "PRE-DEPLOYMENT-PACKAGE.zip") as archive:
         names = set(archive.namelist())

@@ -299,7 +299,8 @@ class GateController:
         return bool(self.gates) and all(g.status == "passed" for g in self.gates.values())
 
     def pending_roles(self) -> list[str]:
-        return sorted({role for g in self.gates.values() for role in g.pending_roles})
+        # In the order readiness.required_roles lists them, as the gate summary line shows them.
+        return list(dict.fromkeys(role for g in sorted(self.gates.values(), key=lambda g: g.number) for role in g.pending_roles))
 
     def outcomes(self) -> dict[str, str]:
         return {f"gate{g.number}": g.status for g in sorted(self.gates.values(), key=lambda g: g.number)}

@@ -10,7 +10,8 @@ from typing import Protocol
 from pytest_predeploy.targets.base import configured_url
 from pytest_predeploy.targets.kube.cluster import ClusterService
 from pytest_predeploy.targets.kube.settings import KubeConfig
-from pytest_predeploy.targets.kube.target import KubeService, Pods, Say, podman_engine
+from pytest_predeploy.targets.kube.state import Pods, podman_engine
+from pytest_predeploy.targets.kube.target import KubeService, Say
 from pytest_predeploy.targets.prometheus import PrometheusServer
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.runlock import StagingLock

@@ -3,8 +3,9 @@
 The base image is assembled from the interpreter running the plugin: its binary, its standard
 library, the shared libraries ``ldd`` names for them, and the pure-Python distributions the
 services import (``staging.kube.distributions``, with their dependencies). It is written as a
-tar with sorted entries and owner root, ``podman import``-ed once and tagged
-``predeploy-base:<content hash>``, so an unchanged interpreter is imported only once.
+tar with sorted entries, owner root and time 0, built once ``FROM scratch`` with ``podman build
+--timestamp 0`` and tagged ``predeploy-base:<content hash>``: an unchanged interpreter is built
+only once, and the same files always make the same image.
 
 A release's image is that base plus the release folder at ``/release`` (its working directory),
 built with ``podman build --pull=never --timestamp 0``: the same base and the same release folder
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.targets.kube.engine import Engine, EngineError
+from pytest_predeploy.targets.kube.engine import Engine, EngineError, exclusive
 
 BASE_REPOSITORY = "localhost/predeploy-base"
 #: Where the base image keeps the services' distributions (on PYTHONPATH).
@@ -42,6 +43,8 @@ LABEL_SERVICE = "io.predeploy.service"
 LABEL_RELEASE = "io.predeploy.release"
 #: Parts of the standard library no service needs in a container (tests, GUI, installers).
 _STDLIB_SKIPPED = frozenset({"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__phello__"})
+#: The test suites of stdlib packages (unittest/test, ctypes/test, idlelib/idle_test ...).
+_TEST_FOLDERS = frozenset({"test", "tests", "idle_test"})
 _DYNLOAD_SKIPPED = re.compile(r"^(_test|_tkinter|_ctypes_test|_xx|xx)")
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*)(;.*)?$")
 _LDD_TIMEOUT = 60.0
@@ -51,6 +54,10 @@ Say = Callable[[str], None]
 
 class ImageError(StepError):
     """An image could not be built; the message says which and why."""
+
+
+class ImageSettingError(ImageError):
+    """``staging.kube.distributions`` names something the base image cannot hold."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,9 @@ def _stdlib() -> Path:
 def _stdlib_files(stdlib: Path) -> Iterable[Path]:
     for folder, dirs, files in os.walk(stdlib):
         rel = Path(folder).relative_to(stdlib)
-        dirs[:] = sorted(d for d in dirs if not (rel == Path(".") and d in _STDLIB_SKIPPED) and d != "__pycache__" and not d.startswith("config-"))
+        dirs[:] = sorted(
+            d for d in dirs if not (rel == Path(".") and d in _STDLIB_SKIPPED) and d not in _TEST_FOLDERS and d != "__pycache__" and not d.startswith("config-")
+        )
         if rel.parts and rel.parts[0] == "lib-dynload":
             files = [name for name in files if not _DYNLOAD_SKIPPED.match(name)]
         for name in sorted(files):
@@ -130,7 +139,7 @@ def _distribution_files(names: list[str]) -> list[tuple[Path, str]]:
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise ImageError(
+            raise ImageSettingError(
                 f"staging.kube.distributions: {name} is not installed where pytest runs ({sys.executable}); install it there (pip install {name}) or remove it"
             ) from None
         for entry in dist.files or []:
@@ -138,7 +147,7 @@ def _distribution_files(names: list[str]) -> list[tuple[Path, str]]:
             if ".." in rel.parts or "__pycache__" in rel.parts or rel.suffix == ".pyc":
                 continue  # scripts in bin/ and caches: not part of the importable package
             if rel.suffix in (".so", ".pyd"):
-                raise ImageError(
+                raise ImageSettingError(
                     f"staging.kube.distributions: {name} is not pure Python ({rel}); the base image holds only pure-Python distributions: vendor a wheel into the release instead"
                 )
             host = Path(str(dist.locate_file(entry)))
@@ -225,13 +234,14 @@ def _base_rootfs(distributions: list[str]) -> _Rootfs:
 
 
 def _content_hash(rootfs: _Rootfs) -> str:
-    """sha256 over every entry's name, kind, mode, mtime and content (or link target)."""
+    """sha256 over every entry's name, kind, mode and content (or link target): not the mtime,
+    so reinstalling the same distribution does not make a new base."""
     sha = hashlib.sha256()
     for entry in rootfs.ordered():
         sha.update(f"{entry.name}\0{entry.kind}\0{entry.target}\0".encode())
         if entry.source is not None:
             info = entry.source.stat()
-            sha.update(f"{stat.S_IMODE(info.st_mode):o}\0{int(info.st_mtime)}\0".encode())
+            sha.update(f"{stat.S_IMODE(info.st_mode):o}\0".encode())
             with open(entry.source, "rb") as handle:
                 for block in iter(lambda: handle.read(1024 * 1024), b""):
                     sha.update(block)
@@ -239,13 +249,14 @@ def _content_hash(rootfs: _Rootfs) -> str:
 
 
 def _write_tar(rootfs: _Rootfs, dest: Path) -> None:
-    # Entries sorted, owner root, folders and links at time 0; files keep their mtime, which
+    # Entries sorted, owner root, every entry at time 0 (no bytecode is shipped, so no cache
+    # compares source times): the same files make the same tar.
     # the interpreter compares with its bytecode caches. Same files -> the same tar.
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as archive:
         for entry in rootfs.ordered():
             if entry.kind == "file" and entry.source is not None:
                 info = archive.gettarinfo(str(entry.source), arcname=entry.name)
-                info.mtime = int(info.mtime)
+                info.mtime = 0
             else:
                 info = tarfile.TarInfo(entry.name)
                 info.type = tarfile.DIRTYPE if entry.kind == "dir" else tarfile.SYMTYPE
@@ -289,22 +300,22 @@ class ImageBuilder:
         if self.exists(ref):
             return ref
         self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.scratch, prefix=".base-") as tmp:
-            tar = Path(tmp) / "rootfs.tar"
-            _write_tar(rootfs, tar)
-            changes = [
-                f"ENV PATH=/usr/local/bin:/usr/bin:/bin:{_interpreter().parent}",
-                f"ENV PYTHONPATH={SITE}",
-                "ENV PYTHONUNBUFFERED=1",
-                "ENV LANG=C.UTF-8",
-                f"WORKDIR {RELEASE_DIR}",
-            ]
-            args = ["import", "--quiet"]
-            for change in changes:
-                args += ["--change", change]
-            self.podman.run(*args, str(tar), ref)
-            size = tar.stat().st_size
-        self.say(f"imported base image {ref} ({len(rootfs.entries)} entries, {size / 1e6:.0f} MB) in {time.monotonic() - started:.2f}s")
+        with exclusive(self.scratch / ".base.lock", self.podman.timeout), tempfile.TemporaryDirectory(dir=self.scratch, prefix=".base-") as tmp:
+            if self.exists(ref):  # another deploy built it while this one waited for the lock
+                return ref
+            folder = Path(tmp)
+            _write_tar(rootfs, folder / "rootfs.tar")
+            # Built FROM scratch rather than 'podman import'-ed: an import records the time it
+            # ran, so the same files imported again made another base, and every release image
+            # on it another digest. 'podman build --timestamp 0' gives the same image each time.
+            (folder / "Containerfile").write_text(
+                "FROM scratch\nADD rootfs.tar /\n"
+                f"ENV PATH=/usr/local/bin:/usr/bin:/bin:{_interpreter().parent} PYTHONPATH={SITE} PYTHONUNBUFFERED=1 LANG=C.UTF-8\n"
+                f"WORKDIR {RELEASE_DIR}\n"
+            )
+            self.podman.run("build", "--quiet", "--pull=never", "--timestamp", "0", "--layers=false", "-t", ref, str(folder))
+            size = (folder / "rootfs.tar").stat().st_size
+        self.say(f"built base image {ref} ({len(rootfs.entries)} entries, {size / 1e6:.0f} MB) in {time.monotonic() - started:.2f}s")
         return ref
 
     def release_image(self, ref: str, folder: Path, digest: str, labels: dict[str, str]) -> BuiltImage:

@@ -20,11 +20,7 @@ previous release's recorded image again; it never rebuilds.
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
 import json
-import os
 import re
 import tempfile
 import time
@@ -33,14 +29,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from pytest_predeploy.core.artifacts import write_text_atomic
-from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.targets.kube.engine import Engine, EngineError
-from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError
+from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.targets.kube.engine import EngineError, exclusive
+from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError, ImageSettingError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.settings import KubeConfig
+from pytest_predeploy.targets.kube.state import ActivePodSet, KubeRelease, Pods, pod_label, podman_engine
 from pytest_predeploy.targets.local.target import (
     EXIT_ALREADY_CURRENT,
     EXIT_FAILED,
@@ -55,7 +52,6 @@ from pytest_predeploy.targets.probe import local_get_json, other_service
 from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceConfig, ReleaseSourceError, materialise, resolve
 from pytest_predeploy.targets.settings import SERVICE_NAME, ServiceConfig
 
-SLOTS = ("blue", "green")
 MAIN_SLOT = "main"
 _LOCK_TIMEOUT = 300.0
 #: How often the health wait also asks the engine whether the container crashed (a podman
@@ -68,67 +64,6 @@ Say = Callable[[str], None]
 
 def _quiet(line: str) -> None:
     """Library calls stay silent; the command line prints what the target does."""
-
-
-class KubeRelease(StrictModel):
-    """``releases/<name>.json``: a release built for the kube target."""
-
-    service: str = Field(description="The service this release belongs to.")
-    release: str = Field(description="The name it is deployed under: the tag, or '<tag>+dirty.<digest>'.")
-    built_at: UtcDatetime = Field(description="When its image was built or first recorded (UTC).")
-    identity: ReleaseIdentity = Field(description="What the release's code is (source, commit, content digest).")
-    image: str = Field(description="The image it runs, pinned: '<image>:<release>@sha256:...'.")
-    fault: str | None = Field(None, description="Fault injected into this release for rehearsal tests, if any.")
-    pushed: str | None = Field(None, description="Engine kubectl: the image as pushed to staging.kube.registry, '<registry>/<image>:<release>@sha256:...'.")
-
-
-class ActivePodSet(StrictModel):
-    """``active.json``: the pod set that serves the service."""
-
-    podset: str = Field(description="The pod set's name (its Deployment or Pod name).")
-    release: str = Field(description="The release it runs.")
-    slot: str = Field(description="'main' (restart) or 'blue'/'green'.")
-    port: int = Field(description="The port it serves on, on 127.0.0.1.")
-
-
-def root_label(root: Path) -> str:
-    """Short digest of the staging folder, so two projects' pods on one machine stay apart."""
-    return hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:12]
-
-
-def podman_engine(kube: KubeConfig) -> Engine:
-    return Engine(kube.podman, kube.command_timeout.total_seconds(), install_hint=": install it (apt-get install podman runc) or set staging.kube.podman")
-
-
-class Pods:
-    """The pods of one staging folder and environment, as the engine reports them."""
-
-    def __init__(self, podman: Engine, root: Path, env: str) -> None:
-        self.podman, self.root_label, self.env = podman, root_label(root), env
-
-    def labels(self, service: str | None = None) -> dict[str, str]:
-        found = {f"{LABEL_PREFIX}root": self.root_label, f"{LABEL_PREFIX}env": self.env}
-        if service is not None:
-            found[f"{LABEL_PREFIX}service"] = service
-        return found
-
-    def list(self, service: str | None = None) -> list[dict[str, Any]]:
-        """Pods (running or not) with their ``Name``, ``Status`` and ``Labels``."""
-        args = ["pod", "ps", "--format", "json"]
-        for key, value in self.labels(service).items():
-            args += ["--filter", f"label={key}={value}"]
-        pods = self.podman.json(*args) or []
-        return [pod for pod in pods if isinstance(pod, dict)]
-
-    def remove(self, pods: list[dict[str, Any]], timeout: float) -> None:
-        if pods:
-            self.podman.run("pod", "rm", "--force", "--time", str(max(1, round(timeout))), *(str(pod["Id"]) for pod in pods))
-
-
-def pod_label(pod: dict[str, Any], name: str) -> str | None:
-    labels = pod.get("Labels") or {}
-    value = labels.get(f"{LABEL_PREFIX}{name}")
-    return str(value) if value is not None else None
 
 
 class KubeService:
@@ -264,6 +199,8 @@ class KubeService:
             labels = {LABEL_SERVICE: self.service.name, LABEL_RELEASE: label_value(name)}
             try:
                 image = self.images.release_image(self.image_ref(name), folder, identity.digest + (f"+{fault}" if fault else ""), labels)
+            except ImageSettingError as exc:
+                raise TargetError(EXIT_USAGE, f"{self.service.name}: {exc}; nothing was changed") from None
             except (ImageError, EngineError) as exc:
                 raise TargetError(EXIT_FAILED, f"{self.service.name}: {exc}") from None
         identity = identity.model_copy(update={"image": image.pinned})
@@ -287,29 +224,36 @@ class KubeService:
             return free_port()
         return self.service.port + 1 if slot == "green" else self.service.port
 
-    def play(self, record: KubeRelease, slot: str) -> ActivePodSet:
-        """Play ``record``'s image from the manifests in ``slot``; wait for health and
-        ``/version``. TargetError (after removing the pod set) when it fails."""
+    def prepare(self, record: KubeRelease, slot: str) -> tuple[str, int, Path]:
+        """Render ``record``'s manifests for ``slot``: its pod set's name, its port and the file.
+        Done before anything is taken down, so a manifest error changes nothing."""
         port = self._port(slot)
-        podset = re.sub(r"[^a-z0-9-]+", "-", f"{self.env}-{self.service.name}-{slot}-{record.release}".lower())[:50].strip("-")
+        # Pod names are global to the engine: the staging folder's label keeps two projects (or
+        # two copies of one) that deploy the same env, service and release apart.
+        readable = re.sub(r"[^a-z0-9-]+", "-", f"{self.env}-{self.service.name}-{slot}-{record.release}".lower())[:40].strip("-")
+        podset = f"{readable}-{self.pods.root_label[:8]}"
         labels = {**self.pods.labels(self.service.name), f"{LABEL_PREFIX}release": label_value(record.release)}
         labels |= {f"{LABEL_PREFIX}slot": slot, f"{LABEL_PREFIX}port": str(port), f"{LABEL_PREFIX}podset": podset}
-        path = self.manifests_path()
         fields = {"service": self.service.name, "release": record.release, "image": record.image, "port": str(port), "env": self.env, "namespace": self.env}
         try:
-            documents = render(path, fields, podset, labels, record.image, single_replica=True)
+            documents = render(self.manifests_path(), fields, podset, labels, record.image, single_replica=True)
         except ManifestError as exc:
             raise TargetError(EXIT_USAGE, f"{self.service.name}: {exc}; nothing was changed") from None
         self.dir.mkdir(parents=True, exist_ok=True)
         rendered = self.dir / f"{podset}.yaml"
         write_text_atomic(rendered, dump(documents))
+        return podset, port, rendered
+
+    def play(self, record: KubeRelease, slot: str, podset: str, port: int, rendered: Path) -> ActivePodSet:
+        """Play the rendered manifests; wait for health and ``/version``. TargetError (after
+        removing the pod set) when it fails."""
         started = time.monotonic()
         try:
             self.podman.run("kube", "play", "--network", "host", "--quiet", str(rendered))
         except EngineError as exc:
             self._remove(lambda pod: pod_label(pod, "podset") == podset)
             raise TargetError(EXIT_FAILED, f"{self.service.name}: release {record.release}: {exc}") from None
-        self.say(f"playing {record.release} ({slot} slot, port {port}) from {path.name}")
+        self.say(f"playing {record.release} ({slot} slot, port {port}) from {self.manifests_path().name}")
         problem = self._wait_ready(podset, port, record.release)
         if problem is not None:
             tail = self._log_tail(podset)
@@ -401,14 +345,16 @@ class KubeService:
         old = found[0] if found else None
         if self.service.strategy == "blue_green":
             slot = "green" if old is not None and old.slot == "blue" else "blue"
+            podset, port, rendered = self.prepare(record, slot)
             self._remove(lambda pod: pod_label(pod, "slot") == slot)  # a leftover in the idle slot
         else:
             slot = MAIN_SLOT
+            podset, port, rendered = self.prepare(record, slot)
             removed = self._remove(lambda pod: True)
             if removed:
                 self.say(f"took down {', '.join(str(pod.get('Name')) for pod in removed)}")
             (self.dir / "active.json").unlink(missing_ok=True)
-        active = self.play(record, slot)
+        active = self.play(record, slot, podset, port, rendered)
         write_text_atomic(self.dir / "active.json", active.model_dump_json(indent=2) + "\n")
         removed = self._remove(lambda pod: pod_label(pod, "podset") != active.podset)
         if removed:
@@ -422,7 +368,9 @@ class KubeService:
         for name in removable[: max(0, len(names) - self.keep)]:
             record = self.record(name)
             if record is not None:
-                self.podman.run("rmi", "--force", record.image.split("@")[0], check=False)
+                # Never forced: another environment of the project may run the same image, and it
+                # keeps running (the tag stays until nothing uses it).
+                self.podman.run("rmi", record.image.split("@")[0], check=False)
             (self.records_dir / f"{name}.json").unlink(missing_ok=True)
             self.say(f"removed old release {name} (keeping {self.keep})")
 
@@ -484,24 +432,3 @@ class KubeService:
 
 def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-@contextmanager
-def exclusive(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (released by the kernel if we die)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                raise TargetError(EXIT_FAILED, f"{path.parent.name}: another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")
-            time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
