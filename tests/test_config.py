@@ -48,6 +48,10 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "unknown target environment": (dump(target_environment="prod"), "target_environment 'prod' is not one of environments"),
     "unknown placeholder": (dump(steps={"parity": {"command": "x {relase} {output}"}}), "unknown placeholder {relase}"),
     "placeholder of another step": (dump(steps={"deploy": {"command": "deploy {output}"}}), "steps.deploy.command uses unknown placeholder {output}"),
+    "unknown placeholder in smoke_select": (
+        dump(rollback={"smoke_select": "{svc} and not slow"}),
+        "rollback.smoke_select: the expression uses unknown placeholder {svc}; allowed: {service}",
+    ),
     "bad timeout": (dump(steps={"parity": {"command": "x", "timeout": "ten minutes"}}), "steps.parity.timeout: expected a duration"),
     "negative timeout": (dump(steps={"parity": {"command": "x", "timeout": -5}}), "steps.parity.timeout: a duration cannot be negative"),
     "unknown step key": (dump(steps={"parity": {"commnd": "x"}}), "steps.parity.commnd: unknown field"),
