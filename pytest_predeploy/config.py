@@ -28,8 +28,7 @@ from pytest_predeploy.rehearsal.observability import ObservabilityConfig
 from pytest_predeploy.rehearsal.smoke import SmokeConfig
 from pytest_predeploy.rollback.operational import OperationalConfig
 from pytest_predeploy.security import SecurityConfig
-from pytest_predeploy.targets.local import LocalStagingConfig, RollbackConfig, ServiceConfig
-from pytest_predeploy.targets.local.settings import ServiceLookup, check_distinct_ports
+from pytest_predeploy.targets.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, ServiceLookup, check_distinct_ports
 
 DEFAULT_CONFIG = "predeploy.yaml"
 

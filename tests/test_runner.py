@@ -331,3 +331,40 @@ def test_a_paused_script_s_output_is_written_at_once_stamped_when_printed_and_su
 
     # Stamped when printed, two seconds apart, not when released together.
     assert (stamp(lines[1]) - stamp(lines[0])).total_seconds() >= 1.0
+
+
+def test_a_script_that_closes_its_output_and_goes_on_working_is_waited_for(tmp_path: Path) -> None:
+    # Closed pipes are not the end of the script (``exec >>deploy.log`` in a deploy script):
+    # it must finish its work and be judged by its exit status, not be stopped half-way.
+    step = script(
+        tmp_path,
+        """
+        import os, sys, time
+        print("switching output to deploy.log", flush=True)
+        os.close(1)
+        os.close(2)
+        time.sleep(0.5)
+        open("finished", "w").write("yes")
+        sys.exit(3)
+    """,
+    )
+    result = run(tmp_path, [sys.executable, str(step)])
+    assert (tmp_path / "finished").read_text() == "yes"
+    assert result.returncode == 3 and result.signal is None and result.describe() == "failed (exit 3)"
+    assert "stdout | switching output to deploy.log" in result.transcript.read_text()
+
+
+def test_a_script_that_closes_its_output_is_still_bound_by_its_timeout(tmp_path: Path) -> None:
+    step = script(
+        tmp_path,
+        """
+        import os, time
+        open("pids", "w").write(f"{os.getpid()}\\n")
+        os.close(1)
+        os.close(2)
+        time.sleep(300)
+    """,
+    )
+    result = run(tmp_path, [sys.executable, str(step)], timeout=1.0, kill_grace=0.5)
+    assert result.timed_out and result.describe() == "timed out after 1s"
+    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []

@@ -17,6 +17,8 @@ from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command, script_name
 from pytest_predeploy.core.template import TemplateError
+from pytest_predeploy.targets.base import Target
+from pytest_predeploy.targets.choose import target_for
 
 #: The artifact each scripted step writes to ``{output}``.
 STEP_OUTPUTS = names.STEP_OUTPUTS
@@ -44,6 +46,11 @@ class RunContext:
 
     def announce(self, line: str) -> None:
         self.announcer(self.redactor.redact(line))
+
+    @property
+    def target(self) -> Target:
+        """The staging target of ``staging.target`` (what the steps verify deploys through)."""
+        return target_for(self.config)
 
     def artifact(self, name: str) -> Path:
         return self.artifacts / name

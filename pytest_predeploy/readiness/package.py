@@ -48,7 +48,7 @@ from pytest_predeploy.readiness.zipwriter import (
     local_header,
     needs_zip64_local,
 )
-from pytest_predeploy.targets.local.releases import RehearsedReleases
+from pytest_predeploy.targets.releases import RehearsedReleases
 
 STEP = "package"
 

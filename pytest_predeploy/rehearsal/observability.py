@@ -38,7 +38,8 @@ from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utc
 from pytest_predeploy.core.httpget import MAX_BODY, NoAnswer
 from pytest_predeploy.core.httpget import http_get as core_http_get
 from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
-from pytest_predeploy.targets.local import TargetSettings, prometheus_server, service_url
+from pytest_predeploy.targets.choose import target_for
+from pytest_predeploy.targets.settings import TargetSettings
 
 STEP = "observability"
 
@@ -330,7 +331,7 @@ def _service_url(config: ObservedProject, env: str, service: str, urls: dict[str
     if urls is not None:
         return urls.get(service), f"no address given for service {service!r}"
     try:
-        url = service_url(config, env, service)
+        url = target_for(config).service_url(env, service)
     except StepError as exc:
         return None, str(exc)
     return url, f"service {service!r} is not running on {env}"
@@ -379,14 +380,17 @@ class PrometheusWatch:
         settings = self.config.staging.prometheus
         if not settings.enabled:
             return "observability.prometheus has no url and staging.prometheus.enabled is false: no server to ask"
+        target = target_for(self.config)
+        server = target.prometheus(self.env)
+        if server is None:
+            return f"observability.prometheus has no url and the {target.kind} staging target runs no Prometheus server: give observability.prometheus.url"
         since = datetime.now(UTC)
         urls: dict[str, str | None] = {}
         for service in self.config.services:
             try:
-                urls[service.name] = service_url(self.config, self.env, service.name)
+                urls[service.name] = target.service_url(self.env, service.name)
             except StepError:
                 urls[service.name] = None
-        server = prometheus_server(self.config, self.env)
         fresh_start = server.url() is None
         try:
             url = server.start(
@@ -409,7 +413,8 @@ class PrometheusWatch:
         if self.observer is None:
             return None
         unavailable = None
-        if self.local and (self.observer.url == "" or prometheus_server(self.config, self.env).url() is None):
+        server = target_for(self.config).prometheus(self.env) if self.local else None
+        if self.local and (self.observer.url == "" or server is None or server.url() is None):
             unavailable = "the local Prometheus server is not running"
         return self.observer.finish([service.name for service in self.config.services], unavailable=unavailable)
 

@@ -38,8 +38,8 @@ from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.intake.approvals import check_approval
 from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.security.osv import read_source_record
-from pytest_predeploy.targets.local.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
 from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest
+from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
 
 #: Words that run the next word as a script: its file must exist, it need not be executable.
 INTERPRETERS = frozenset({"{python}", "python", "python3", "bash", "sh", "zsh", "node", "ruby", "perl"})
