@@ -343,7 +343,7 @@ def test_a_script_that_closes_its_output_and_goes_on_working_is_waited_for(tmp_p
         print("switching output to deploy.log", flush=True)
         os.close(1)
         os.close(2)
-        time.sleep(0.5)
+        time.sleep(0.5)  # on purpose: work that goes on after the pipes closed, with nothing to wait for
         open("finished", "w").write("yes")
         sys.exit(3)
     """,

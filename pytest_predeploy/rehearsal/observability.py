@@ -21,8 +21,6 @@ Writes ``observability-baseline.md`` (tables and an SVG chart) and ``observabili
 from __future__ import annotations
 
 import math
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +35,8 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact, write_text_atomic
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.httpget import MAX_BODY, NoAnswer
+from pytest_predeploy.core.httpget import http_get as core_http_get
 from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
 from pytest_predeploy.targets.choose import target_for
 from pytest_predeploy.targets.settings import TargetSettings
@@ -127,14 +127,14 @@ class NoCounter(Unreadable):
 def http_get(url: str, timeout: float) -> bytes:
     """GET ``url`` and return the body of a 200 answer; anything else raises :class:`Unreadable`."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        raise (NotFound if exc.code == 404 else Unreadable)(f"{url} answered HTTP {exc.code}") from None
-    except urllib.error.URLError as exc:
-        raise Unreadable(f"{url} could not be reached ({exc.reason})") from None
-    except (TimeoutError, OSError) as exc:
-        raise Unreadable(f"{url} could not be read ({exc})") from None
+        response = core_http_get(url, timeout)
+    except NoAnswer as exc:
+        raise Unreadable(f"{url} {exc}") from None
+    if response.status != 200:
+        raise (NotFound if response.status == 404 else Unreadable)(f"{url} answered HTTP {response.status}")
+    if response.truncated:
+        raise Unreadable(f"{url}: the answer is larger than {MAX_BODY // (1024 * 1024)} MiB")
+    return response.body
 
 
 Series = tuple[str, str]  # (method, route)

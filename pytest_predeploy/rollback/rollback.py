@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import template
 from pytest_predeploy.core.artifacts import ArtifactModel, write_text_atomic
 from pytest_predeploy.core.errors import PredeployError, StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
@@ -240,7 +241,7 @@ class _ServiceRehearsal:
 
     def smoke(self, name: StepName, label: str, release: str) -> SmokeCheck:
         settings = self.ctx.config.rollback
-        select = settings.smoke_select.format(service=self.name) or None
+        select = template.fill(settings.smoke_select, {"service": self.name}, "rollback.smoke_select") or None
         if self.smoke_runner is None or not settings.smoke:
             why = "rollback.smoke is false" if not settings.smoke else "no smoke runner was given"
             return SmokeCheck(status="not run", select=select, detail=why)

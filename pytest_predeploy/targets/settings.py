@@ -179,6 +179,12 @@ class RollbackConfig(StrictModel):
         True, description="After the rollback rehearsal, deploy the candidate again so staging ends on it; false leaves staging on the previous release."
     )
 
+    @field_validator("smoke_select")
+    @classmethod
+    def _known_placeholder(cls, expression: str) -> str:
+        template.check(expression, {"service"}, "the expression")
+        return expression
+
 
 def check_distinct_ports(services: list[ServiceConfig]) -> list[ServiceConfig]:
     """Refuse two services on one fixed port (blue_green's green slot counts as port + 1): the

@@ -22,8 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +32,7 @@ from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import format_duration, utcnow
+from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.core.runner import stop_group
 from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.intake.approvals import check_approval
@@ -134,11 +133,8 @@ def free_port() -> int:
 
 def _health_status(url: str) -> int | None:
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError, ValueError):
+        return http_get(url, 1.0, max_bytes=4096).status
+    except NoAnswer:
         return None
 
 
