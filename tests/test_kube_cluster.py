@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.kube_support import container_engine  # noqa: F401 - the fixture that skips without a working podman
+
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("podman") is None or shutil.which("runc") is None,
-    reason="builds real images: apt-get install podman runc (tests never install packages; .ci/run does when root)",
-)
+pytestmark = pytest.mark.usefixtures("container_engine")
 
 FAKE_KUBECTL = """#!{python}
 import json, os, sys

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -20,12 +19,10 @@ import pytest
 import yaml
 
 from pytest_predeploy.targets.kube.state import root_label
+from tests.kube_support import container_engine  # noqa: F401 - the fixture that skips without a working podman
 from tests.staging_support import copy_demo
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("podman") is None or shutil.which("runc") is None,
-    reason="needs a container engine: apt-get install podman runc (tests never install packages; .ci/run does when root)",
-)
+pytestmark = pytest.mark.usefixtures("container_engine")
 
 
 def podman(*args: str) -> str:

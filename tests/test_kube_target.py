@@ -20,14 +20,12 @@ import pytest
 import yaml
 
 from pytest_predeploy.targets.kube.state import root_label
+from tests.kube_support import container_engine  # noqa: F401 - the fixture that skips without a working podman
 
 REPO = Path(__file__).resolve().parents[1]
 KUBE = [sys.executable, "-m", "pytest_predeploy.targets.kube"]
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("podman") is None or shutil.which("runc") is None,
-    reason="needs a container engine: apt-get install podman runc (tests never install packages; .ci/run does when root)",
-)
+pytestmark = pytest.mark.usefixtures("container_engine")
 
 
 def podman(*args: str) -> subprocess.CompletedProcess[str]:

@@ -66,7 +66,7 @@ def _status(service: KubeService) -> None:
     if isinstance(service, ClusterService):
         print(f"  deployment/{service.service.name} in namespace {service.namespace()}" + (" (rollout complete)" if found else " (absent or rolling out)"))
         return
-    for pod in service.pods.list(service.service.name):
+    for pod in service.pods.find(service.service.name):
         labels = pod.get("Labels") or {}
         active = " (active)" if found and found[1].get("Id") == pod.get("Id") else ""
         print(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.targets.kube.engine import Engine, EngineError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.state import ActivePodSet, KubeRelease, root_label
@@ -109,7 +110,14 @@ class ClusterService(KubeService):
         return None
 
     def base_url(self) -> str | None:
-        return self.service.url.rstrip("/") if self.service.url and self.serving() else None
+        if not self.service.url:
+            # Pods in a cluster are not on 127.0.0.1: without the service's own address the
+            # rehearsal could only report it "not running", which would be untrue.
+            raise StepError(
+                f"services[{self.service.name}].url is not set: with staging.kube.engine kubectl the rehearsal reaches each service "
+                "at its own address in the cluster (its ingress, e.g. https://api.staging.example.com); set it"
+            )
+        return self.service.url.rstrip("/") if self.serving() else None
 
     def _serving_release(self, name: str) -> str | None:
         found = self.serving()

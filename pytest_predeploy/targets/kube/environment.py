@@ -4,9 +4,6 @@ environment, over the services' :class:`~.target.KubeService` (podman) or
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
-
 from pytest_predeploy.targets.base import configured_url
 from pytest_predeploy.targets.kube.cluster import ClusterService
 from pytest_predeploy.targets.kube.settings import KubeConfig
@@ -15,25 +12,9 @@ from pytest_predeploy.targets.kube.target import KubeService, Say
 from pytest_predeploy.targets.prometheus import PrometheusServer
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.runlock import StagingLock
-from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig
+from pytest_predeploy.targets.settings import TargetSettings
 
-__all__ = ["KubeSettings", "KubeTarget"]
-
-
-class KubeSettings(Protocol):
-    """What the kube target reads from the config: a ``ProjectConfig`` or, in the command line,
-    :class:`~pytest_predeploy.targets.kube.config.KubeTargetConfig`."""
-
-    @property
-    def services(self) -> list[ServiceConfig]: ...
-
-    @property
-    def staging(self) -> LocalStagingConfig: ...
-
-    @property
-    def base_dir(self) -> Path: ...
-
-    def service(self, name: str) -> ServiceConfig: ...
+__all__ = ["KubeTarget"]
 
 
 def _quiet(line: str) -> None:
@@ -45,7 +26,7 @@ class KubeTarget:
 
     kind = "kube"
 
-    def __init__(self, settings: KubeSettings, say: Say = _quiet) -> None:
+    def __init__(self, settings: TargetSettings, say: Say = _quiet) -> None:
         self.settings = settings
         self.kube: KubeConfig = settings.staging.kube
         self.root = settings.base_dir / settings.staging.root
@@ -97,7 +78,7 @@ class KubeTarget:
         if self.kube.engine == "kubectl":
             return [line for service in self.settings.services for line in self.service(env, service.name).stop_all()]
         pods = Pods(podman_engine(self.kube), self.root, env)
-        found = pods.list()
+        found = pods.find()
         pods.remove(found, self.settings.staging.stop_timeout.total_seconds())
         for service in self.settings.services:
             (self.root / env / service.name / "kube" / "active.json").unlink(missing_ok=True)

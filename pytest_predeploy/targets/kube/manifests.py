@@ -100,4 +100,4 @@ def _label(path: Path, index: int, doc: dict[str, Any], name: str, labels: dict[
 
 
 def dump(documents: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(documents, sort_keys=False)
+    return str(yaml.safe_dump_all(documents, sort_keys=False))

@@ -59,7 +59,7 @@ class Pods:
             found[f"{LABEL_PREFIX}service"] = service
         return found
 
-    def list(self, service: str | None = None) -> list[dict[str, Any]]:
+    def find(self, service: str | None = None) -> list[dict[str, Any]]:
         """Pods (running or not) with their ``Name``, ``Status`` and ``Labels``."""
         args = ["pod", "ps", "--format", "json"]
         for key, value in self.labels(service).items():

@@ -141,7 +141,7 @@ class KubeService:
         active = self.active()
         if active is None:
             return None
-        for pod in self.pods.list(self.service.name):
+        for pod in self.pods.find(self.service.name):
             if (
                 pod_label(pod, "podset") == active.podset
                 and pod_label(pod, "release") == label_value(active.release)
@@ -322,7 +322,7 @@ class KubeService:
         return "\n".join(lines[-_LOG_LINES:])
 
     def _remove(self, which: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        pods = [pod for pod in self.pods.list(self.service.name) if which(pod)]
+        pods = [pod for pod in self.pods.find(self.service.name) if which(pod)]
         self.pods.remove(pods, self.stop_timeout)
         return pods
 
