@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver
-from pytest_predeploy.targets.local.prometheus import INSTALL_HINT, PrometheusServer, find_binary
+from pytest_predeploy.targets.prometheus import INSTALL_HINT, PrometheusServer, find_binary
 
 REPO = Path(__file__).resolve().parents[1]
 

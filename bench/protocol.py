@@ -9,12 +9,21 @@ scripts/) run by ``pytest --predeploy-release=v1.2`` on gates 1-3 as a subproces
 developer runs it; the copy is made before the clock starts.
 
     .venv/bin/python bench/protocol.py [--runs 5] [--set gates.overlap=false]
+    nice -n -10 .venv/bin/python bench/protocol.py --runs 7   # on a shared machine (as root)
 
 Per run, from the same run: the wall time of the pytest command (what the user waits for,
 interpreter start included), pytest's own session time (the JSON report's ``duration``), the
 chain (the setup durations, in the JSON report, of the first test of each chain step: that is
 where pytest runs the step's fixture), and the security audit's own script time (the footer
 of its transcript). Medians over the runs, and the ratio wall / chain, are printed last.
+
+Where the wall time outside the chain goes, per run: the start-up (process start to session
+start: the interpreter, pytest and its plugins, importing the protocol, loading the config),
+the session outside the chain (collection, the gates' tests, the steps off the chain that the
+main thread waits for), and the end (session finish to process exit: the reports, the run
+state, stopping staging, the interpreter's exit). The session starts at the JSON report's
+``created - duration`` and finishes at its ``created`` (both ``time.time()``, the clock this
+script reads around the command).
 
 ``--set KEY=VALUE`` changes the copied predeploy.yaml (dotted key, YAML value), e.g. to compare
 two settings in runs of the same machine state.
@@ -62,6 +71,9 @@ class Run:
     session: float
     steps: dict[str, float]
     audit: float | None
+    #: Process start to session start, and session finish to process exit.
+    startup: float
+    end: float
 
     @property
     def chain(self) -> float:
@@ -112,9 +124,9 @@ def run_once(folder: Path, number: int, settings: dict[str, Any]) -> Run:
     root = folder / f"run{number}"
     copy_demo(root, settings)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--predeploy-release=v1.2", *GATES]
-    start = time.perf_counter()
+    began, start = time.time(), time.perf_counter()
     done = subprocess.run(argv, check=False, cwd=root, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, ended = time.perf_counter() - start, time.time()
     if done.returncode != 0:
         sys.exit(
             f"run {number}: the protocol ended with exit status {done.returncode} (gates 1-3 must pass to be measured)\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
@@ -127,7 +139,8 @@ def run_once(folder: Path, number: int, settings: dict[str, Any]) -> Run:
         sys.exit(f"run {number}: the JSON report has no test named {', '.join(missing)} (the gate modules changed: update CHAIN in {__file__})")
     steps = {name: setups[test] for name, test in {**CHAIN, **OFF_CHAIN}.items()}
     audit = script_duration(artifacts / "transcripts" / "security.log")
-    return Run(wall=wall, session=float(report["duration"]), steps=steps, audit=audit)
+    session, finished = float(report["duration"]), float(report["created"])
+    return Run(wall=wall, session=session, steps=steps, audit=audit, startup=finished - session - began, end=ended - finished)
 
 
 def parse_settings(values: list[str]) -> dict[str, Any]:
@@ -147,13 +160,17 @@ def main() -> int:
     args = parser.parse_args()
     settings = parse_settings(args.settings)
     runs: list[Run] = []
+    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-protocol-") as tmp:
         for number in range(1, args.runs + 1):
             run = run_once(Path(tmp), number, settings)
             runs.append(run)
             steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in run.steps.items())
             audit = f"; audit script {run.audit:.2f}s" if run.audit is not None else ""
-            print(f"run {number}: wall {run.wall:.2f}s, session {run.session:.2f}s, chain {run.chain:.2f}s ({steps}{audit}); ratio {run.ratio:.2f}x")
+            print(
+                f"run {number}: wall {run.wall:.2f}s (start-up {run.startup:.2f}s, session {run.session:.2f}s, end {run.end:.2f}s), "
+                f"chain {run.chain:.2f}s ({steps}{audit}); ratio {run.ratio:.2f}x"
+            )
 
     def median(values: list[float]) -> float:
         return statistics.median(values)
@@ -161,10 +178,17 @@ def main() -> int:
     wall, session, chain = median([r.wall for r in runs]), median([r.session for r in runs]), median([r.chain for r in runs])
     ratio = median([r.ratio for r in runs])
     setting_text = f", {', '.join(args.settings)}" if args.settings else ""
+    load_after = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"demo protocol, gates 1-3, {len(runs)} fresh runs, {os.cpu_count()} CPUs{setting_text}")
+    print(f"load average (1, 5, 15 min): {load_before} before, {load_after} after (other processes on the machine distort the figures)")
     print(f"median wall time (pytest command)      : {wall:6.2f}s")
     print(f"median session time (JSON 'duration')  : {session:6.2f}s")
     print(f"median dependent chain ({' + '.join(CHAIN)}): {chain:6.2f}s")
+    print("outside the chain:")
+    print(f"  median start-up (process start to session start)   : {median([r.startup for r in runs]):6.2f}s")
+    print(f"  median session outside the chain                   : {median([r.session - r.chain for r in runs]):6.2f}s")
+    print(f"  median end (session finish to process exit)        : {median([r.end for r in runs]):6.2f}s")
+    print("chain steps:")
     for name in [*CHAIN, *OFF_CHAIN]:
         print(f"  median {name:<17}: {median([r.steps[name] for r in runs]):6.2f}s")
     audits = [r.audit for r in runs if r.audit is not None]

@@ -5,6 +5,8 @@
 # Gate 4 alone on the sealed package -> [PROTOCOL COMPLETE].
 # --prometheus: the same with a real Prometheus beside the services (apt-get install prometheus),
 # asked the PromQL checks of demo/prometheus/overlay.yaml (docs/prometheus.md).
+# --kube: the same with the services as containers run from the Kubernetes manifests in demo/kube/
+# (podman kube play; apt-get install podman runc), images built here (docs/kube.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGE=.artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip
@@ -12,7 +14,8 @@ CONFIG=predeploy.yaml
 case "${1:-}" in
   "") ;;
   --prometheus) CONFIG=predeploy.prometheus.yaml ;;
-  *) echo "usage: bash demo/run-protocol.sh [--prometheus]" >&2; exit 2 ;;
+  --kube) CONFIG=predeploy.kube.yaml ;;
+  *) echo "usage: bash demo/run-protocol.sh [--prometheus | --kube]" >&2; exit 2 ;;
 esac
 PYTEST_CONFIG=() CLI_CONFIG=()
 if [ "$CONFIG" != predeploy.yaml ]; then PYTEST_CONFIG=("--predeploy-config=$CONFIG") CLI_CONFIG=(--config "$CONFIG"); fi
@@ -21,9 +24,12 @@ run() { printf '\n$ %s\n' "$*"; "$@"; }
 
 run python3 -m venv .venv
 run .venv/bin/pip install -q -e .
-if [ "$CONFIG" != predeploy.yaml ]; then
+if [ "$CONFIG" = predeploy.prometheus.yaml ]; then
   command -v prometheus >/dev/null || { echo "--prometheus needs the Prometheus server: apt-get install prometheus" >&2; exit 2; }
   run .venv/bin/python demo/prometheus/make_config.py "$CONFIG"
+elif [ "$CONFIG" = predeploy.kube.yaml ]; then
+  { command -v podman && command -v runc; } >/dev/null || { echo "--kube needs a container engine: apt-get install podman runc" >&2; exit 2; }
+  run .venv/bin/python demo/kube/make_config.py "$CONFIG"
 fi
 
 # Exit status 10 = every gate passed and the sealed package awaits sign-off; anything else stops here.

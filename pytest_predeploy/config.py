@@ -8,7 +8,6 @@ implements that part of the protocol (``parity.EnvironmentConfig``, ``staging.Se
 from __future__ import annotations
 
 import hashlib
-import string
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
@@ -28,8 +28,7 @@ from pytest_predeploy.rehearsal.observability import ObservabilityConfig
 from pytest_predeploy.rehearsal.smoke import SmokeConfig
 from pytest_predeploy.rollback.operational import OperationalConfig
 from pytest_predeploy.security import SecurityConfig
-from pytest_predeploy.targets.local import LocalStagingConfig, RollbackConfig, ServiceConfig
-from pytest_predeploy.targets.local.settings import ServiceLookup, check_distinct_ports
+from pytest_predeploy.targets.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, ServiceLookup, check_distinct_ports
 
 DEFAULT_CONFIG = "predeploy.yaml"
 
@@ -69,11 +68,7 @@ class StepConfig(StrictModel):
     )
 
     def placeholders(self) -> set[str]:
-        names = set()
-        for _, field_name, _, _ in string.Formatter().parse(self.command):
-            if field_name is not None:
-                names.add(field_name)
-        return names
+        return template.placeholders(self.command)
 
 
 def _default_step(command: str, timeout: str = "10m") -> StepConfig:
@@ -108,10 +103,7 @@ class StepsConfig(StrictModel):
     def _known_placeholders(self) -> StepsConfig:
         for name, allowed_extra in STEP_PLACEHOLDERS.items():
             step: StepConfig = getattr(self, name)
-            unknown = step.placeholders() - COMMON_PLACEHOLDERS - allowed_extra
-            if unknown:
-                allowed = ", ".join("{" + p + "}" for p in sorted(COMMON_PLACEHOLDERS | allowed_extra))
-                raise ValueError(f"steps.{name}.command uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+            template.check(step.command, COMMON_PLACEHOLDERS | allowed_extra, f"steps.{name}.command")
         return self
 
     def items(self) -> Iterator[tuple[str, StepConfig]]:

@@ -14,4 +14,4 @@ command -v "$python" >/dev/null || { echo "deploy_backend.sh: error: $python not
 # One interpreter both checks the import and runs the command: ten deploys at once pay for each start.
 exec "$python" -c 'import importlib.util, runpy, sys
 if importlib.util.find_spec("pytest_predeploy") is None: print(f"deploy_backend.sh: error: {sys.executable} cannot import pytest_predeploy; set PREDEPLOY_PYTHON to the Python that runs pytest", file=sys.stderr); sys.exit(2)
-runpy.run_module("pytest_predeploy.targets.local", run_name="__main__", alter_sys=True)' deploy "$@"
+runpy.run_module("pytest_predeploy.targets", run_name="__main__", alter_sys=True)' deploy "$@"

@@ -15,4 +15,4 @@ command -v "$python" >/dev/null || { echo "rollback_backend.sh: error: $python n
 # One interpreter both checks the import and runs the command: ten deploys at once pay for each start.
 exec "$python" -c 'import importlib.util, runpy, sys
 if importlib.util.find_spec("pytest_predeploy") is None: print(f"rollback_backend.sh: error: {sys.executable} cannot import pytest_predeploy; set PREDEPLOY_PYTHON to the Python that runs pytest", file=sys.stderr); sys.exit(2)
-runpy.run_module("pytest_predeploy.targets.local", run_name="__main__", alter_sys=True)' rollback "$@"
+runpy.run_module("pytest_predeploy.targets", run_name="__main__", alter_sys=True)' rollback "$@"

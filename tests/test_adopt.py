@@ -232,7 +232,7 @@ def test_a_stdlib_service_reaches_awaiting_signoff_with_only_the_edits_init_asks
         timeout=600,
     )
     assert run.returncode == ExitStatus.AWAITING_SIGNOFF, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "AWAITING SIGN-OFF: awaiting sign-off from: qa-lead, release-manager" in run.stdout
+    assert "AWAITING SIGN-OFF: awaiting sign-off from: release-manager, qa-lead" in run.stdout
     artifacts = root / ".artifacts" / "pre-deployment"
     results = json.loads((artifacts / "staging-test-results.json").read_text())
     exercised = {(e["method"], e["path"]): e["exercised"] for e in results["coverage"]["endpoints"]}

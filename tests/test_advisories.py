@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pytest_predeploy.config import load_config
 from pytest_predeploy.security import osv
 from tests.httpfiles import serve
-from tests.test_security import audit, make_config, only, scanner, site_packages
+from tests.security_project import audit, make_config, only, scanner, site_packages
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PYPA = REPO.parent / "shared" / "data" / "pypa-advisory-db"

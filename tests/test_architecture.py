@@ -191,3 +191,27 @@ def test_the_entry_point_stays_cheap_for_plain_pytest() -> None:
     probe = "import sys, pytest_predeploy.plugin; print(sorted(m for m in sys.modules if m == 'pydantic' or m.startswith(('pytest_predeploy.rehearsal', 'pytest_predeploy.config'))))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+#: The protocol's steps reach staging only through the Target protocol (targets.base, targets.choose),
+#: so a new staging target is added without touching them.
+STEPS = (
+    "pytest_predeploy.intake",
+    "pytest_predeploy.rehearsal",
+    "pytest_predeploy.rollback",
+    "pytest_predeploy.security",
+    "pytest_predeploy.readiness",
+    "pytest_predeploy.harness",
+)
+TARGET_IMPLEMENTATIONS = ("pytest_predeploy.targets.local", "pytest_predeploy.targets.kube")
+
+
+def test_steps_reach_staging_through_the_target_protocol() -> None:
+    wrong = [
+        f"{MODULES[name].relative_to(ROOT)}:{line}: {name} imports {target}"
+        for name, targets in graph().items()
+        if name.startswith(STEPS)
+        for target, line in targets.items()
+        if target.startswith(TARGET_IMPLEMENTATIONS)
+    ]
+    assert not wrong, "use pytest_predeploy.targets.base.Target (ctx.target or targets.choose.target_for):\n" + "\n".join(wrong)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_predeploy.harness.banner import Decision, GateCard, Signature, banner_html, summary_markdown
-from tests.test_html_report import browser  # noqa: F401 (the module-scoped Chromium fixture)
+from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
 
 REASON = "rollback of worker failed\n  worker: still on v1.2 after 30s\n  worker: health /healthz answered 503 <script>"
 

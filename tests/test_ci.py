@@ -18,7 +18,7 @@ def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == 0
     text = summary.read_text()
     assert text.startswith("earlier step\n")  # appended, not overwritten
@@ -30,7 +30,7 @@ def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_
 def test_no_step_summary_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     root = make_project(pytester)
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == 0
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == 0
     assert not list(root.glob("*.md"))
 
 

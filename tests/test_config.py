@@ -48,6 +48,10 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "unknown target environment": (dump(target_environment="prod"), "target_environment 'prod' is not one of environments"),
     "unknown placeholder": (dump(steps={"parity": {"command": "x {relase} {output}"}}), "unknown placeholder {relase}"),
     "placeholder of another step": (dump(steps={"deploy": {"command": "deploy {output}"}}), "steps.deploy.command uses unknown placeholder {output}"),
+    "unknown placeholder in smoke_select": (
+        dump(rollback={"smoke_select": "{svc} and not slow"}),
+        "rollback.smoke_select: the expression uses unknown placeholder {svc}; allowed: {service}",
+    ),
     "bad timeout": (dump(steps={"parity": {"command": "x", "timeout": "ten minutes"}}), "steps.parity.timeout: expected a duration"),
     "negative timeout": (dump(steps={"parity": {"command": "x", "timeout": -5}}), "steps.parity.timeout: a duration cannot be negative"),
     "unknown step key": (dump(steps={"parity": {"commnd": "x"}}), "steps.parity.commnd: unknown field"),
@@ -98,7 +102,7 @@ def test_malformed_config_stops_the_run_before_anything_executes(pytester: pytes
     root = make_project(pytester)
     content, expected = MALFORMED[case]
     (root / "predeploy.yaml").write_bytes(content if isinstance(content, bytes) else content.encode())
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "predeploy.yaml" in err and expected in err
@@ -108,7 +112,7 @@ def test_malformed_config_stops_the_run_before_anything_executes(pytester: pytes
 
 def test_missing_config_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-config=missing.yaml")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "--predeploy-config=missing.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*missing.yaml: configuration file not found*"])
 
@@ -118,7 +122,7 @@ def test_malformed_secrets_file_names_its_line_without_the_value(pytester: pytes
     (root / "staging.env").write_text("GOOD=value-one\nthis line has no equals sign hunter2-secret\n")
     config = base_config(environments={"staging": {"secrets": {"file": "staging.env"}}, "production": {}})
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "staging.env:2: expected NAME=value" in err
@@ -127,7 +131,7 @@ def test_malformed_secrets_file_names_its_line_without_the_value(pytester: pytes
 
 def test_unknown_environment_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-env=qa")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "--predeploy-env=qa")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*environment 'qa' is not defined; environments: production, staging*"])
 

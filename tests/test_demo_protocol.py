@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pytest_predeploy.config import load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.targets.local import current_release
 from tests.staging_support import copy_demo, processes_under
+from tests.waiting import poll
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +50,11 @@ class Demo:
 
     def current(self, service: str) -> str | None:
         return current_release(load_config(self.root / "predeploy.yaml"), "staging", service)
+
+    def started(self, service: str, release: str) -> bool:
+        """A process of ``release`` was started for ``service`` (its run record is written)."""
+        records = (self.root / ".staging" / "staging" / service / "run").glob("*.json")
+        return any(json.loads(path.read_text()).get("release") == release for path in records)
 
 
 @pytest.fixture
@@ -173,11 +178,9 @@ def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo) ->
     )
     try:
         # (The transcript cannot tell us: the redactor holds back the tail of a stream until more
-        # output or the end, in case it is the first half of a secret.)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and demo.current("api") != "v1.2":
-            time.sleep(0.1)
-        time.sleep(1.0)
+        # output or the end, in case it is the first half of a secret.) The run record is written
+        # just before the pause, after `current` was switched.
+        poll(lambda: demo.started("api", "v1.2"), "the deploy of v1.2 started its api process", deadline=120)
         assert demo.current("api") == "v1.2"  # really mid-deploy
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=180)

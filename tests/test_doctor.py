@@ -116,7 +116,22 @@ def test_a_missing_source_folder_and_a_bad_placeholder_are_rows_not_tracebacks(s
     bad = check_service_starts(
         "api", command="{python} server.py --port {portt}", source=service, health_path="/", timeout=timedelta(seconds=1), log=tmp_path / "l"
     )
-    assert bad.detail.startswith("services.command cannot be expanded (KeyError")
+    assert bad.detail == "services.command uses unknown placeholder {portt}; allowed: {port}, {port_file}, {python}, {release}, {service}"
+
+
+def test_environment_values_fill_known_placeholders_and_keep_other_braces(service: Path, tmp_path: Path) -> None:
+    # As the staging target does: a value may hold JSON, whose braces are not placeholders.
+    row = check_service_starts(
+        "api",
+        command="{python} server.py --port {port}",
+        source=service,
+        health_path="/healthz",
+        timeout=timedelta(seconds=20),
+        log=tmp_path / "api.log",
+        env={"RECORD_PID": str(tmp_path / "{service}.pid"), "SETTINGS": '{"mode": "ok"}'},
+    )
+    assert row.ok, row.line()
+    assert (tmp_path / "api.pid").exists()
 
 
 def test_freshness_problems_and_user_errors_become_rows() -> None:

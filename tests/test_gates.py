@@ -1,4 +1,7 @@
-"""The protocol as ordered, halting gate tests (the GateController and the plugin's wiring)."""
+"""The protocol as ordered, halting gate tests (the GateController and the plugin's wiring).
+
+Run in-process (``pytester.runpytest_inprocess``): nothing here needs a signal, a lock held by
+another process or a process group of its own, which is what subprocess runs are kept for."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ sys.exit(1)
 
 def test_gate_failure_skips_later_gates_with_halt_reason(pytester: pytest.Pytester) -> None:
     root = make_project(pytester, parity_script=PARITY_DRIFT)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rs")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-rs")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
@@ -39,7 +42,7 @@ def test_gate_failure_skips_later_gates_with_halt_reason(pytester: pytest.Pytest
 
 def test_gates_run_in_numeric_order(pytester: pytest.Pytester) -> None:
     make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     order = [line.split("::")[0] for line in result.stdout.lines if "::" in line and ("PASSED" in line or "ADVISORY" in line)]
     assert order == ["gates/test_gate1_intake.py"] * 2 + ["gates/test_gate2_rehearsal.py"] * 2 + [
         "gates/test_gate3_rollback_security.py",
@@ -50,7 +53,7 @@ def test_gates_run_in_numeric_order(pytester: pytest.Pytester) -> None:
 
 def test_guideline_miss_is_advisory_and_never_halts(pytester: pytest.Pytester) -> None:
     root = make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     result.stdout.fnmatch_lines(["*test_flags_refreshed ADVISORY*", "*advisory: test_flags_refreshed: *flags not refreshed*", "*5 passed, 1 advisory*"])
     assert result.ret == 0
     tests = {t["nodeid"].split("::")[1]: t for t in json_report(root)["tests"]}
@@ -78,18 +81,18 @@ def test_no_data_fails_by_default_and_can_be_advisory(pytester: pytest.Pytester)
     """,
     }
     make_project(pytester, gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     result.stdout.fnmatch_lines(["*test_error_ratio FAILED (no data)*", "*halted: Gate 1 (Metrics) failed*"])
     assert result.ret == 1
     make_project(pytester, config=base_config(gates={"no_data": "advisory"}), gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     result.stdout.fnmatch_lines(["*test_error_ratio ADVISORY (no data)*", "*test_next PASSED*"])
     assert result.ret == 0
 
 
 def test_gate_module_without_release_is_a_usage_error(pytester: pytest.Pytester) -> None:
     make_project(pytester)
-    result = pytester.runpytest_subprocess("gates/test_gate1_intake.py")
+    result = pytester.runpytest_inprocess("gates/test_gate1_intake.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_gate1_intake.py is a protocol gate: run it with --predeploy-release=TAG*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -98,14 +101,14 @@ def test_gate_module_without_release_is_a_usage_error(pytester: pytest.Pytester)
 def test_plain_pytest_runs_project_tests_and_deploys_nothing(pytester: pytest.Pytester) -> None:
     root = make_project(pytester)
     pytester.makepyfile(test_unit="def test_one():\n    assert 1 + 1 == 2\n")
-    result = pytester.runpytest_subprocess("test_unit.py")
+    result = pytester.runpytest_inprocess("test_unit.py")
     result.assert_outcomes(passed=1)
     assert not (root / ".artifacts").exists()
 
 
 def test_single_gate_module_runs_only_its_steps(pytester: pytest.Pytester) -> None:
     root = make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate3_rollback_security.py", "-v")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate3_rollback_security.py", "-v")
     assert result.ret == 0
     result.assert_outcomes(passed=1)
     assert "[AUTOMATION] parity.py" not in result.stdout.str()
@@ -115,14 +118,14 @@ def test_single_gate_module_runs_only_its_steps(pytester: pytest.Pytester) -> No
 def test_xdist_with_release_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     make_project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-n", "2")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot be combined with -n*"])
 
 
 def test_run_state_records_gate_outcomes(pytester: pytest.Pytester) -> None:
     root = make_project(pytester, parity_script=PARITY_DRIFT)
-    pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    pytester.runpytest_inprocess("--predeploy-release=v1.0")
     state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
     assert state["release"] == "v1.0"
     assert state["gates"]["gate1"]["status"] == "failed"
@@ -131,8 +134,8 @@ def test_run_state_records_gate_outcomes(pytester: pytest.Pytester) -> None:
 
 def test_rerun_from_gate1_archives_previous_artifacts(pytester: pytest.Pytester) -> None:
     root = make_project(pytester)
-    pytester.runpytest_subprocess("--predeploy-release=v1.0")
-    pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    pytester.runpytest_inprocess("--predeploy-release=v1.0")
+    pytester.runpytest_inprocess("--predeploy-release=v1.0")
     history = list((root / ".artifacts/pre-deployment/history").iterdir())
     assert len(history) == 1
     assert (history[0] / "staging-parity-report.json").exists()
@@ -144,7 +147,7 @@ def test_config_in_another_folder_runs_its_steps_and_gates_there(pytester: pytes
     root = make_project(pytester)
     for name in ("predeploy.yaml", "parity.py", "gates"):
         (root / name).rename(project / name)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "--predeploy-config=service-a/predeploy.yaml")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "--predeploy-config=service-a/predeploy.yaml")
     assert result.ret == 0, result.stdout.str()
     assert (project / ".artifacts/pre-deployment/staging-parity-report.json").exists()
 
@@ -165,7 +168,7 @@ def test_guideline_whose_step_fails_is_advisory_and_its_body_never_runs(pytester
     """
     }
     root = make_project(pytester, gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-v")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*test_refreshed ADVISORY*", "*advisory: test_refreshed: step 'refresh' failed: refresh.sh failed (exit 3)*"])
     out = result.stdout.str()

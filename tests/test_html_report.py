@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
 from tests.project import GATES, json_report, make_project
 
 PARITY_FAILS_GATE2 = dict(GATES)
@@ -20,37 +20,6 @@ PARITY_FAILS_GATE2["test_gate2_rehearsal.py"] = """
         evidence.table("Deploy timings", ["service", "seconds"], [["api", 1.2], ["worker", 0.9]])
         assert False, "worker never became healthy"
 """
-
-
-def _chromium() -> str:
-    """Debian's Chromium. Tests never install system packages: CI installs it before the suite
-    (.ci/run, as root); elsewhere this test skips with the command that installs it."""
-    found = shutil.which("chromium")
-    if not found:
-        pytest.skip("no Chromium on PATH: install it with `sudo apt-get install -y chromium` (Debian/Ubuntu) to run the browser test")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'")
-    executable = _chromium()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 def test_html_report_shows_gate_summary_in_a_browser(pytester: pytest.Pytester, browser, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,10 +14,14 @@ import pytest
 import yaml
 
 from tests.project import base_config, make_project
+from tests.waiting import poll
 
+# Holds its run (and the run's locks) until the test has made its second run and writes "go".
 SLOW_PARITY = """
-import json, sys, time
-time.sleep(3)
+import json, pathlib, sys, time
+deadline = time.monotonic() + 60
+while not pathlib.Path("go").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
 open(sys.argv[1], "w").write(json.dumps({"drift": 0}))
 """
 
@@ -33,15 +36,14 @@ def test_second_concurrent_run_is_refused_and_first_completes(pytester: pytest.P
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not (root / ".artifacts/pre-deployment/transcripts/parity.log").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(lambda: (root / ".artifacts/pre-deployment/transcripts/parity.log").exists(), "the first run's parity step started", deadline=20)
         second = subprocess.run(
             [sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=60
         )
         assert second.returncode == pytest.ExitCode.USAGE_ERROR
         assert "another protocol run is using" in second.stderr
         assert "Traceback" not in second.stderr
+        (root / "go").touch()
         out, _ = first.communicate(timeout=60)
     finally:
         first.kill() if first.poll() is None else None
@@ -223,9 +225,7 @@ def test_second_run_sharing_the_staging_folder_is_refused_naming_the_folder_and_
     command = [sys.executable, "-m", "pytest", "--predeploy-release=v1.0", "-p", "no:cacheprovider"]
     first = subprocess.Popen([*command, "--predeploy-artifacts=one"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not (root / "one/transcripts/parity.log").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(lambda: (root / "one/transcripts/parity.log").exists(), "the first run's parity step started", deadline=20)
         second = subprocess.run([*command, "--predeploy-artifacts=two"], cwd=root, capture_output=True, text=True, timeout=60)
         assert second.returncode == pytest.ExitCode.USAGE_ERROR, second.stdout + second.stderr
         staging = root / ".staging" / "staging"
@@ -235,6 +235,7 @@ def test_second_run_sharing_the_staging_folder_is_refused_naming_the_folder_and_
         )
         assert "Traceback" not in second.stderr
         assert not (root / "two/transcripts").exists()  # refused before any step ran
+        (root / "go").touch()
         out, _ = first.communicate(timeout=60)
     finally:
         first.kill() if first.poll() is None else None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,24 @@ def test_a_configured_source_that_cannot_be_read_is_no_data_naming_it() -> None:
 def test_a_configured_route_that_is_not_method_and_path_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"'/items' is not 'METHOD /path'"):
         EndpointsConfig(routes=["/items"])
+
+
+def test_a_server_answering_something_that_is_not_http_is_an_error_naming_the_url() -> None:
+    # One real TCP server on 127.0.0.1 that answers a line of garbage and hangs up.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/openapi.json"
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        with pytest.raises(OpenApiError) as error:
+            fetch_routes(url, timeout=5)
+        thread.join(timeout=10)
+    assert str(error.value).startswith(f"{url} could not be read (")

@@ -22,7 +22,7 @@ from pytest_predeploy.intake.parity import (
     parse_yaml_fast,
     summary_text,
 )
-from tests.test_parity_helpers import baselines, write_config
+from tests.parity_project import baselines, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_parity_helpers import baselines
+from tests.parity_project import baselines
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "compare_environments.py"

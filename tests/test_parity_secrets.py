@@ -16,7 +16,7 @@ from pytest_predeploy.intake.parity import (
     summary_text,
 )
 from pytest_predeploy.intake.secrets import DEFAULT_SECRET_NAMES, parse_env_text, read_env_file
-from tests.test_parity_helpers import write_config
+from tests.parity_project import write_config
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
 

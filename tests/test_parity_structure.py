@@ -9,7 +9,7 @@ import pytest
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments
-from tests.test_parity_helpers import baselines
+from tests.parity_project import baselines
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
 DEMO_RULES = {
@@ -116,3 +116,37 @@ def test_the_same_kubernetes_object_twice_in_one_file_is_an_error_naming_the_lin
     twice = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata: {password: c2VjcmV0LXZhbHVl}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
     with pytest.raises(ConfigError, match=r"staging/infra\.yaml:6: a second document for v1/Secret//db \(the first starts on line 1\)"):
         compare(baselines(tmp_path, twice, "a: 1\n"))
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: shop}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers:
+        - name: api
+          image: demo-shop-api:v1.2
+          ports: [{{containerPort: 8080}}]
+{resources}---
+apiVersion: v1
+kind: Service
+metadata: {{name: api, namespace: shop}}
+spec: {{selector: {{app: api}}, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+LIMITS = "          resources:\n            limits: {memory: 512Mi}\n"
+
+
+def test_replicas_and_a_memory_limit_only_production_has_are_drift_on_their_object_paths(tmp_path: Path) -> None:
+    staging = DEPLOYMENT.format(replicas=1, resources="")
+    production = DEPLOYMENT.format(replicas=3, resources=LIMITS)
+    parity = {"rules": [{"path": "infrastructure.*/Deployment/*/*.spec.template.spec.containers[*].resources", "severity": "critical"}]}
+    report = compare(baselines(tmp_path, staging, production, name="manifests.yaml", parity=parity))
+    assert {(item.path, item.kind, item.severity) for item in report.items} == {
+        ("infrastructure.apps/v1/Deployment/shop/api.spec.replicas", "changed", "major"),
+        ("infrastructure.apps/v1/Deployment/shop/api.spec.template.spec.containers[name=api].resources", "removed", "critical"),
+    }
+    assert not report.passed and report.summary.blocking == 1, "a critical drift no waiver covers blocks Gate 1"

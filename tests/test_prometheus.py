@@ -25,7 +25,7 @@ from pytest_predeploy.rehearsal.prometheus import (
     prometheus_problems,
     render_prometheus_markdown,
 )
-from pytest_predeploy.targets.local.prometheus import INSTALL_HINT, PrometheusServer, find_binary
+from pytest_predeploy.targets.prometheus import INSTALL_HINT, PrometheusServer, find_binary
 
 needs_prometheus = pytest.mark.skipif(find_binary("prometheus") is None, reason=f"needs the Prometheus server: {INSTALL_HINT}")
 

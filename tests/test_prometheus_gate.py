@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_predeploy.targets.local.prometheus import INSTALL_HINT, PrometheusServer, find_binary
+from pytest_predeploy.targets.prometheus import INSTALL_HINT, PrometheusServer, find_binary
 from tests.staging_support import processes_under
 
 REPO = Path(__file__).resolve().parents[1]

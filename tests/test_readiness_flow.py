@@ -19,9 +19,9 @@ from tests.signoff_project import approve, project, record_directly
 def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
     root = project(pytester)
-    first = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    first = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert first.ret == ExitStatus.AWAITING_SIGNOFF, first.stdout.str()
-    first.stdout.fnmatch_lines(["*package: *PRE-DEPLOYMENT-PACKAGE.zip sha256 *", "*AWAITING SIGN-OFF: awaiting sign-off from: qa-lead, release-manager*"])
+    first.stdout.fnmatch_lines(["*package: *PRE-DEPLOYMENT-PACKAGE.zip sha256 *", "*AWAITING SIGN-OFF: awaiting sign-off from: release-manager, qa-lead*"])
     artifacts = root / ".artifacts/pre-deployment"
     with zipfile.ZipFile(artifacts / "PRE-DEPLOYMENT-PACKAGE.zip") as archive:
         names = set(archive.namelist())
@@ -33,13 +33,13 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
     refused = approve(root, "release-manager", "ops")
     assert refused.returncode == 1 and "ran the rehearsal (rehearsal-operator)" in refused.stdout
     record_directly(root, "release-manager", "ops@example.com", "ops")
-    again = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    again = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert again.ret == ExitStatus.AWAITING_SIGNOFF
     again.stdout.fnmatch_lines(["*awaiting sign-off from: release-manager, qa-lead*ran the rehearsal*"])
 
     assert approve(root, "release-manager", "riley").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
-    final = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    final = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert final.ret == ExitStatus.GO, final.stdout.str()
     final.stdout.fnmatch_lines([lit("*[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment).*")])
     assert (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes() == digest_before  # reused, not rebuilt
@@ -62,9 +62,9 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
 
 def test_no_go_signoff_fails_gate4(pytester: pytest.Pytester) -> None:
     root = project(pytester)
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     assert approve(root, "qa-lead", "quinn", "no-go").returncode == 0
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert result.ret == ExitStatus.NO_GO
     result.stdout.fnmatch_lines(["*rejected at readiness review*", "*qa-lead: no-go by Quinn QA*"])
 
@@ -72,7 +72,7 @@ def test_no_go_signoff_fails_gate4(pytester: pytest.Pytester) -> None:
 def test_halted_run_builds_no_package_and_keeps_evidence(pytester: pytest.Pytester) -> None:
     drift = "import json, sys\nopen(sys.argv[1], 'w').write(json.dumps({'drift': 2}))\nsys.exit(1)\n"
     root = project(pytester, parity=drift)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO
     artifacts = root / ".artifacts/pre-deployment"
     assert not (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").exists()
@@ -81,7 +81,7 @@ def test_halted_run_builds_no_package_and_keeps_evidence(pytester: pytest.Pytest
 
 def test_gate4_alone_without_a_passed_rehearsal_builds_nothing(pytester: pytest.Pytester) -> None:
     root = project(pytester)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert result.ret == ExitStatus.NO_GO
     result.stdout.fnmatch_lines(["*step 'package' failed: not built: Gate 1 not run for v1.0*"])
     assert not (root / ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip").exists()
@@ -89,7 +89,7 @@ def test_gate4_alone_without_a_passed_rehearsal_builds_nothing(pytester: pytest.
 
 def test_unsigned_or_one_person_signoffs_do_not_complete(pytester: pytest.Pytester) -> None:
     root = project(pytester)
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     # A hand-written sign-off naming Mallory for both roles, and one naming a listed reviewer.
     record_directly(root, "release-manager", "Mallory", None)
     record_directly(root, "qa-lead", "Mallory", None)
@@ -97,7 +97,7 @@ def test_unsigned_or_one_person_signoffs_do_not_complete(pytester: pytest.Pytest
     # One person signs both required roles with their own, listed key.
     assert approve(root, "release-manager", "ana").returncode == 0
     assert approve(root, "qa-lead", "ana").returncode == 0
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert result.ret == ExitStatus.AWAITING_SIGNOFF, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -106,4 +106,4 @@ def test_unsigned_or_one_person_signoffs_do_not_complete(pytester: pytest.Pytest
         ]
     )
     assert approve(root, "qa-lead", "quinn").returncode == 0
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py").ret == ExitStatus.GO
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py").ret == ExitStatus.GO

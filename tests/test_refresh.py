@@ -10,7 +10,7 @@ import pytest
 from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.intake.parity import compare_environments, parity_problems
 from pytest_predeploy.intake.refresh import read_refresh, refresh_problems, run_data_refresh
-from tests.test_parity_helpers import write_config
+from tests.parity_project import write_config
 
 
 def _setup(tmp_path: Path, staging_flags: str, refresh: dict[str, object] | None) -> object:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_predeploy.targets.local.releases import (
+from pytest_predeploy.targets.releases import (
     RehearsedReleases,
     ReleaseIdentity,
     ReleaseSourceConfig,

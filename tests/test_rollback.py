@@ -18,8 +18,8 @@ from pytest_predeploy.core.artifacts import read_artifact
 from pytest_predeploy.rehearsal.deploy import rehearse_deployment
 from pytest_predeploy.rollback.rollback import RollbackReport, rehearse_rollback, rollback_problems
 from pytest_predeploy.targets.local import service_url
-from pytest_predeploy.targets.local.probe import check_release
 from pytest_predeploy.targets.local.target import CHECKPOINTS, MANIFEST
+from pytest_predeploy.targets.probe import check_release
 from tests.staging_support import SCRIPTS, StagingProject, script_env, service, staging  # noqa: F401  (fixture)
 
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -18,19 +17,7 @@ import pytest
 
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
-
-
-def alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def pids_in(path: Path) -> list[int]:
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
+from tests.waiting import alive, pids_in, poll
 
 
 def script(tmp_path: Path, body: str, name: str = "step.py") -> Path:
@@ -67,8 +54,7 @@ def test_grandchild_holding_stdout_is_killed_on_timeout(tmp_path: Path) -> None:
     )
     result = run(tmp_path, [sys.executable, str(step)], timeout=1.5, kill_grace=1.0)
     assert result.timed_out and result.describe() == "timed out after 1.5s"
-    time.sleep(0.2)
-    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
+    poll(lambda: not [pid for pid in pids_in(tmp_path / "pids") if alive(pid)], "the script and its grandchild are gone", deadline=5)
 
 
 def test_script_that_exits_leaving_a_grandchild_on_stdout_is_cleaned_up(tmp_path: Path) -> None:
@@ -82,8 +68,7 @@ def test_script_that_exits_leaving_a_grandchild_on_stdout_is_cleaned_up(tmp_path
     )
     result = run(tmp_path, [sys.executable, str(step)])
     assert result.returncode == 0 and result.stragglers_killed
-    time.sleep(0.2)
-    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []
+    poll(lambda: not [pid for pid in pids_in(tmp_path / "pids") if alive(pid)], "the grandchild left on stdout is gone", deadline=5)
     assert "processes left running by the script were stopped" in result.transcript.read_text()
 
 
@@ -300,6 +285,7 @@ PAUSING_STEP = """
     import os, sys, time
     open("step.pid", "w").write(str(os.getpid()))
     print("first line", flush=True)
+    # A fixed pause on purpose: the two lines must be printed at visibly different times.
     time.sleep(2)
     print("waiting for the lock", end="", flush=True)
     time.sleep(300)
@@ -322,12 +308,11 @@ def test_a_paused_script_s_output_is_written_at_once_stamped_when_printed_and_su
     # A long secret: the old runner held back its length minus one byte of every stream.
     runner = subprocess.Popen([sys.executable, "-c", RUN_AND_HANG, str(step), str(transcript), PEM], cwd=Path(__file__).parents[1])
     try:
-        deadline = time.monotonic() + 20
-        while b"waiting for the lock" not in (transcript.read_bytes() if transcript.exists() else b""):
-            assert time.monotonic() < deadline, (
-                f"a paused script's output is not in its transcript: {transcript.read_bytes() if transcript.exists() else b''!r}"
-            )
-            time.sleep(0.05)
+        poll(
+            lambda: b"waiting for the lock" in (transcript.read_bytes() if transcript.exists() else b""),
+            "a paused script's output is in its transcript",
+            deadline=20,
+        )
         runner.kill()  # SIGKILL: nothing of ours runs after this
         runner.wait()
     finally:
@@ -346,3 +331,40 @@ def test_a_paused_script_s_output_is_written_at_once_stamped_when_printed_and_su
 
     # Stamped when printed, two seconds apart, not when released together.
     assert (stamp(lines[1]) - stamp(lines[0])).total_seconds() >= 1.0
+
+
+def test_a_script_that_closes_its_output_and_goes_on_working_is_waited_for(tmp_path: Path) -> None:
+    # Closed pipes are not the end of the script (``exec >>deploy.log`` in a deploy script):
+    # it must finish its work and be judged by its exit status, not be stopped half-way.
+    step = script(
+        tmp_path,
+        """
+        import os, sys, time
+        print("switching output to deploy.log", flush=True)
+        os.close(1)
+        os.close(2)
+        time.sleep(0.5)  # on purpose: work that goes on after the pipes closed, with nothing to wait for
+        open("finished", "w").write("yes")
+        sys.exit(3)
+    """,
+    )
+    result = run(tmp_path, [sys.executable, str(step)])
+    assert (tmp_path / "finished").read_text() == "yes"
+    assert result.returncode == 3 and result.signal is None and result.describe() == "failed (exit 3)"
+    assert "stdout | switching output to deploy.log" in result.transcript.read_text()
+
+
+def test_a_script_that_closes_its_output_is_still_bound_by_its_timeout(tmp_path: Path) -> None:
+    step = script(
+        tmp_path,
+        """
+        import os, time
+        open("pids", "w").write(f"{os.getpid()}\\n")
+        os.close(1)
+        os.close(2)
+        time.sleep(300)
+    """,
+    )
+    result = run(tmp_path, [sys.executable, str(step)], timeout=1.0, kill_grace=0.5)
+    assert result.timed_out and result.describe() == "timed out after 1s"
+    assert [pid for pid in pids_in(tmp_path / "pids") if alive(pid)] == []

@@ -14,7 +14,7 @@ import pytest
 from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import SecurityReport, osv, run_security_audit, security_problems
-from tests.test_security import make_config
+from tests.security_project import make_config
 
 OSV_DB = Path(__file__).parent / "data" / "security" / "osv"
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")

@@ -16,8 +16,8 @@ import pytest
 
 from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.targets.local import current_release, service_urls, stop_all
-from pytest_predeploy.targets.local.processes import is_running
 from pytest_predeploy.targets.local.target import MANIFEST, point
+from pytest_predeploy.targets.processes import is_running
 from tests.staging_support import DEMO_SERVICE, StagingProject, service, staging  # noqa: F401  (fixture)
 
 

@@ -4,12 +4,11 @@ and the transcript, with no traceback from our code and no process left behind."
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from tests.project import GATES, base_config, make_project
-from tests.test_runner import alive, pids_in
+from tests.waiting import alive, pids_in, poll
 
 STRICT_GATE1 = {
     "test_gate1_intake.py": """
@@ -63,8 +62,7 @@ def test_failing_step_fails_its_gate_with_a_clear_message(pytester: pytest.Pytes
         assert "transcript: .artifacts/pre-deployment/transcripts/parity.log" in out or "transcripts/parity.log" in out
     assert "halted: Gate 1 (Intake Confirmation) failed" in out
     assert "Traceback" not in out and "pytest_predeploy/" not in out
-    time.sleep(0.2)
-    assert [pid for pid in pids_in(root / "pids") if alive(pid)] == []
+    poll(lambda: not [pid for pid in pids_in(root / "pids") if alive(pid)], "the step's processes are gone", deadline=5)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import base_config, json_report, make_project
 from tests.signoff_project import project as signoff_project
+from tests.waiting import poll
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,11 +50,11 @@ WAITING_GATE = {
 
 
 def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
+    def started() -> bool:
         assert process.poll() is None, "pytest ended before the gate test started"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+        return path.exists()
+
+    poll(started, f"{path} appears", deadline=timeout)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -104,7 +104,7 @@ def test_skipped_must_test_does_not_pass_its_gate(pytester: pytest.Pytester) -> 
     """,
     }
     root = make_project(pytester, gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*Gate 1*FAILED*test_parity_clean: skipped*scanner not installed*"])
     state = json.loads((root / ".artifacts/pre-deployment/predeploy-run.json").read_text())
@@ -130,7 +130,7 @@ def test_every_blocking_reason_is_shown_in_full(pytester: pytest.Pytester) -> No
     """
     }
     root = make_project(pytester, gates=gates)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO
     summary = result.stdout.str().split("pre-deployment gates: release v1.0", 1)[1]
     for problem in ("first-problem", "second-problem", "third-problem"):
@@ -154,7 +154,7 @@ def test_missing_previous_release_is_a_usage_error_before_anything_runs(pytester
     del config["previous_release"]
     root = make_project(pytester, config=config, gates={})
     shutil.copy(REPO / "gates" / "test_gate3_rollback_security.py", root / "gates")
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.USAGE_ERROR, result.stdout.str()
     result.stderr.fnmatch_lines(
         [
@@ -170,7 +170,7 @@ def test_manifest_generated_at_is_when_the_run_happened(pytester: pytest.Pyteste
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     root = signoff_project(pytester)
     before = datetime.now(UTC)
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     after = datetime.now(UTC)
     artifacts = root / ".artifacts/pre-deployment"
     manifest = json.loads((artifacts / "pre-deployment-manifest.json").read_text())

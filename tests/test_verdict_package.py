@@ -51,7 +51,7 @@ def signed(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, parity: s
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
     root = signoff_project(pytester, **({"parity": parity} if parity else {}))
     (root / "gates" / "test_gate2_rehearsal.py").write_text(textwrap.dedent(GATE2_FAILS_ON_REQUEST))
-    first = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    first = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert first.ret == ExitStatus.AWAITING_SIGNOFF, first.stdout.str()
     assert approve(root, "release-manager", "riley").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
@@ -66,7 +66,7 @@ def test_gate4_alone_writes_its_own_reports_beside_the_full_runs(pytester: pytes
     root = signed(pytester, monkeypatch)
     artifacts = artifacts_of(root)
     checklist = (artifacts / "deployment-checklist.md").read_bytes()
-    result = pytester.runpytest_subprocess(*GATE4)
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.GO, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -91,8 +91,8 @@ def test_gate4_alone_after_a_failed_gate2_rerun_is_not_go(pytester: pytest.Pytes
     root = signed(pytester, monkeypatch)
     package = (artifacts_of(root) / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes()
     (root / "fail-smoke").write_text("yes")
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate2_rehearsal.py").ret == ExitStatus.NO_GO
-    result = pytester.runpytest_subprocess(*GATE4)
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate2_rehearsal.py").ret == ExitStatus.NO_GO
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*package is stale: *; rerun the protocol*", "*Gate 2 ran after sealing (failed at *"])
     assert "PROTOCOL COMPLETE" not in result.stdout.str()
@@ -103,7 +103,7 @@ def test_changed_config_after_sealing_makes_the_package_stale(pytester: pytest.P
     root = signed(pytester, monkeypatch)
     with open(root / "predeploy.yaml", "a") as handle:
         handle.write("# edited after sealing\n")
-    result = pytester.runpytest_subprocess(*GATE4)
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*package is stale: predeploy.yaml changed after sealing*rerun the protocol*"])
 
@@ -115,11 +115,11 @@ def test_changed_release_source_after_sealing_makes_the_package_stale(pytester: 
     (root / "predeploy.yaml").write_text(config)
     (root / "service").mkdir()
     (root / "service" / "app.py").write_text("VERSION = 1\n")
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     assert approve(root, "release-manager", "riley").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
     (root / "service" / "app.py").write_text("VERSION = 2\n")
-    result = pytester.runpytest_subprocess(*GATE4)
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*package is stale: the release's source changed after sealing*"])
 
@@ -129,7 +129,7 @@ def test_evidence_rewritten_after_sealing_is_stale_and_the_checklist_is_not_appe
     artifacts = artifacts_of(root)
     checklist = (artifacts / "deployment-checklist.md").read_bytes()
     (artifacts / "staging-parity-report.json").write_text(parity_report(target="production-2"))
-    result = pytester.runpytest_subprocess(*GATE4)
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*staging-parity-report.json changed after sealing*"])
     assert (artifacts / "deployment-checklist.md").read_bytes() == checklist
@@ -158,7 +158,7 @@ def test_consistently_repacked_package_with_a_blocking_security_report_is_not_go
     assert verify_package(path).ok
     assert approve(root, "release-manager", "riley").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
-    result = pytester.runpytest_subprocess(*GATE4)
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*package is stale: security-compliance-report.json in the package fails Gate 3: *blocking is true*"])
     assert "PROTOCOL COMPLETE" not in result.stdout.str()
@@ -176,7 +176,7 @@ def test_gate4_alone_never_takes_the_run_state_for_the_evidence(pytester: pytest
     gate = {"name": "x", "status": "passed"}
     state = RunState.model_validate({**state.model_dump(mode="json"), "gates": {f"gate{n}": gate for n in (1, 2, 3)}})
     (artifacts / "predeploy-run.json").write_text(state.model_dump_json())
-    result = pytester.runpytest_subprocess(*GATE4)
+    result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(
         [

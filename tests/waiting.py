@@ -19,6 +19,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def pids_in(path: Path) -> list[int]:
+    """The process ids a test script wrote to ``path``, one a line (none when it wrote none)."""
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
 def poll(condition: Callable[[], bool], what: str, deadline: float = 120.0, interval: float = 0.05) -> None:
     """Return once ``condition()`` holds; fail the test naming ``what`` after ``deadline`` seconds."""
     end = time.monotonic() + deadline

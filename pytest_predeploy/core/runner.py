@@ -377,8 +377,18 @@ def run_command(
         exited_at: float | None = None
         last_read = clock
         try:
-            while selector.get_map():
-                for key, _ in selector.select(timeout=0.1 if not lines.pending() else IDLE_FLUSH / 2):
+            while selector.get_map() or proc.poll() is None:
+                if selector.get_map():
+                    ready = selector.select(timeout=0.1 if not lines.pending() else IDLE_FLUSH / 2)
+                else:
+                    # Both pipes are closed but the script still runs: it closed or redirected its
+                    # output (``exec >>deploy.log``) and goes on working, or the kernel is ending
+                    # it (its descriptors close a moment before it can be reaped). Either way it
+                    # is waited for, under its timeout and cancel event, never signalled.
+                    ready = []
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=0.1)
+                for key, _ in ready:
                     data = os.read(key.fd, CHUNK)
                     if not data:
                         selector.unregister(key.fileobj)

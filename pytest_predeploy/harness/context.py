@@ -4,7 +4,6 @@ step's script is run and announced."""
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -13,9 +12,13 @@ from pathlib import Path
 
 from pytest_predeploy.config import ENV_ARTIFACTS, ENV_CONFIG, ENV_ENVIRONMENT, ENV_PREVIOUS, ENV_RELEASE, STEP_PLACEHOLDERS, ProjectConfig
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command, script_name
+from pytest_predeploy.core.template import TemplateError
+from pytest_predeploy.targets.base import Target
+from pytest_predeploy.targets.choose import target_for
 
 #: The artifact each scripted step writes to ``{output}``.
 STEP_OUTPUTS = names.STEP_OUTPUTS
@@ -44,6 +47,11 @@ class RunContext:
     def announce(self, line: str) -> None:
         self.announcer(self.redactor.redact(line))
 
+    @property
+    def target(self) -> Target:
+        """The staging target of ``staging.target`` (what the steps verify deploys through)."""
+        return target_for(self.config)
+
     def artifact(self, name: str) -> Path:
         return self.artifacts / name
 
@@ -65,21 +73,17 @@ class RunContext:
     def argv(self, step: str, **placeholders: str) -> list[str]:
         if step not in STEP_PLACEHOLDERS:
             raise ConfigError(f"unknown step {step!r}")
-        template = getattr(self.config.steps, step).command
+        command = getattr(self.config.steps, step).command
         values = self.placeholders(step, placeholders)
-        if "previous_release" in template and not self.previous_release:
+        if "previous_release" in command and not self.previous_release:
             raise ConfigError(
                 f"{self.config.path}: steps.{step}.command needs {{previous_release}}, but no previous release is known; "
                 "set previous_release in the config or pass --predeploy-previous"
             )
         try:
-            words = shlex.split(template)
-        except ValueError as exc:
-            raise ConfigError(f"{self.config.path}: steps.{step}.command cannot be split into words: {exc}") from None
-        try:
-            return [word.format(**values) for word in words]
-        except KeyError as exc:
-            raise ConfigError(f"{self.config.path}: steps.{step}.command: placeholder {{{exc.args[0]}}} has no value here") from None
+            return template.fill_command(command, values, f"steps.{step}.command")
+        except TemplateError as exc:
+            raise ConfigError(f"{self.config.path}: {exc}") from None
 
     def script_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -21,11 +21,6 @@ from typing import Any, NoReturn
 
 import pytest
 
-# pytest's skip outcome is public only as the value ``pytest.skip.Exception``, which a type checker
-# does not accept as a base class; AwaitingSignOff must subclass it (pytest reports it as a skip).
-# ``_use_item_location`` has no public equivalent either: it reports the skip at the gate test.
-from _pytest.outcomes import Skipped
-
 from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.harness.itemkeys import evidence_key
 
@@ -66,7 +61,11 @@ class NoData(AssertionError):
     """A metric could not be read or a check could not run: an explicit outcome, never a pass."""
 
 
-class AwaitingSignOff(Skipped):
+# pytest's skip outcome is public as the value ``pytest.skip.Exception``; a type checker does not
+# accept an attribute as a base class, hence the ignore. ``_use_item_location`` is the keyword of
+# that public class's constructor that reports the skip at the gate test instead of at this file
+# (pytest offers no other way to place a skip raised by a plugin hook).
+class AwaitingSignOff(pytest.skip.Exception):  # type: ignore[misc,name-defined]
     """The package is ready and waiting for sign-off: neither success nor a defect."""
 
     def __init__(self, roles: Iterable[str], detail: str = "") -> None:
@@ -183,7 +182,7 @@ class GateController:
         if self.halted_by is not None and self.halted_by.number < gate.number:
             gate.status = "halted"
             gate.reason = f"halted: Gate {self.halted_by.number} ({self.halted_by.name}) failed"
-            raise Skipped(gate.reason, _use_item_location=True)
+            raise pytest.skip.Exception(gate.reason, _use_item_location=True)
         if not gate.started:
             gate.started = True
             gate.status = "running"
@@ -305,7 +304,8 @@ class GateController:
         return bool(self.gates) and all(g.status == "passed" for g in self.gates.values())
 
     def pending_roles(self) -> list[str]:
-        return sorted({role for g in self.gates.values() for role in g.pending_roles})
+        # In the order readiness.required_roles lists them, as the gate summary line shows them.
+        return list(dict.fromkeys(role for g in sorted(self.gates.values(), key=lambda g: g.number) for role in g.pending_roles))
 
     def outcomes(self) -> dict[str, str]:
         return {f"gate{g.number}": g.status for g in sorted(self.gates.values(), key=lambda g: g.number)}

@@ -38,8 +38,8 @@ from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 from pytest_predeploy.readiness.package import seal_package
 from pytest_predeploy.readiness.sealed import rehearsed_releases, release_source_digest
 from pytest_predeploy.readiness.signoff import record_signoff
-from pytest_predeploy.targets.local import lock_staging, stop_all
-from pytest_predeploy.targets.local.runlock import StagingLock
+from pytest_predeploy.targets.choose import target_for
+from pytest_predeploy.targets.runlock import StagingLock
 
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
@@ -120,7 +120,7 @@ class ProtocolSession:
                 f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder"
             ) from None
         try:
-            staging_lock = lock_staging(project, env, f"the run of release {release} writing to {artifacts}")
+            staging_lock = target_for(project).lock(env, f"the run of release {release} writing to {artifacts}")
         except PredeployError:
             lock.release()
             raise
@@ -558,7 +558,7 @@ class ProtocolSession:
             signal.signal(signal.SIGTERM, self._old_sigterm)
         if getattr(self.project.staging, "stop_on_exit", False):
             try:
-                stop_all(self.project, self.context.env)
+                target_for(self.project).stop_all(self.context.env)
             except PredeployError as exc:
                 print(f"predeploy: could not stop staging processes: {exc}")
         if self.staging_lock is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -23,11 +22,13 @@ from typing import Any, Literal, Protocol
 from pydantic import Field, ValidationError
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import template
 from pytest_predeploy.core.artifacts import describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command
+from pytest_predeploy.core.template import TemplateError
 
 # The refresh section is part of an environment's config, so its models live beside it; they
 # are re-exported here, where the refresh runs.
@@ -87,10 +88,12 @@ Runner = Callable[[list[str], str], "RunResult"] | _RunsCommands
 
 def _argv(config: ParityProject, env: str, release: str, command: str) -> list[str]:
     values = {"python": sys.executable, "env": env, "release": release, "config": str(config.path)}
+    field = f"environments.{env}.refresh.command"
     try:
-        return [word.format(**values) for word in shlex.split(command)]
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"{config.path}: environments.{env}.refresh.command: {exc} (placeholders: {{python}}, {{env}}, {{release}}, {{config}})") from None
+        template.check(command, values, field)
+        return template.fill_command(command, values, field)
+    except TemplateError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from None
 
 
 def _run(config: ParityProject, env: str, refresh: RefreshConfig, argv: list[str], artifacts: Path, run: Runner | None) -> RunResult:

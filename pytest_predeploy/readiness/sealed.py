@@ -31,8 +31,8 @@ from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_probl
 from pytest_predeploy.rehearsal.smoke import SmokeConfig, TestResultsReport, smoke_problems
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
 from pytest_predeploy.security import SecurityReport, security_problems
-from pytest_predeploy.targets.local import LocalStagingConfig, ServiceConfig
-from pytest_predeploy.targets.local.releases import RehearsedReleases, ReleaseSourceError, resolve
+from pytest_predeploy.targets.releases import RehearsedReleases, ReleaseSourceError, resolve
+from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig
 
 
 class SealedProject(Protocol):

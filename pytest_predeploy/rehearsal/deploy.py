@@ -35,9 +35,10 @@ from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import CHUNK, TRANSCRIPT_LIMIT, RunResult, display_command, script_name
-from pytest_predeploy.targets.local import TargetSettings, current_release, deployed_name, release_identity, service_url
-from pytest_predeploy.targets.local.probe import check_release
-from pytest_predeploy.targets.local.releases import ReleaseIdentity
+from pytest_predeploy.targets.base import Target
+from pytest_predeploy.targets.probe import check_release
+from pytest_predeploy.targets.releases import ReleaseIdentity
+from pytest_predeploy.targets.settings import TargetSettings
 
 STEP = "2.1 staging deployment rehearsal"
 CRITICAL_ERROR = "[ERROR] Deployment rehearsal encountered critical error."
@@ -60,6 +61,9 @@ class RunContext(Protocol):
 
     @property
     def config(self) -> TargetSettings: ...
+
+    @property
+    def target(self) -> Target: ...
 
     def announce(self, line: str) -> None: ...
 
@@ -149,11 +153,11 @@ class Verification(StrictModel):
 def verify_service(ctx: RunContext, service: str, expected: str) -> Verification:
     """Poll ``service`` until it is healthy on ``expected`` or its ``health_timeout`` passes."""
     settings = ctx.config.service(service)
-    expected = deployed_name(ctx.config, ctx.env, service, expected)  # a dirty build reports its own name
+    expected = ctx.target.deployed_name(ctx.env, service, expected)  # a dirty build reports its own name
     started = time.monotonic()
     deadline = started + settings.health_timeout.total_seconds()
     while True:
-        url = service_url(ctx.config, ctx.env, service)
+        url = ctx.target.service_url(ctx.env, service)
         if url is None:
             healthy, reported, problems = False, None, [f"not running: no live process serves its current release on {ctx.env}"]
         else:
@@ -446,9 +450,9 @@ class _Rehearsal:
         return not failed
 
     def _not_on_previous(self, name: str, previous: str) -> str | None:
-        url = service_url(self.ctx.config, self.ctx.env, name)
+        url = self.ctx.target.service_url(self.ctx.env, name)
         if url is None:
-            current = current_release(self.ctx.config, self.ctx.env, name)
+            current = self.ctx.target.current_release(self.ctx.env, name)
             return "staging was empty" if current is None else f"staging had {current} current but not running"
         check = check_release(url, previous, self.ctx.config.service(name).health_path, name)
         if check.reported_release != previous:
@@ -471,7 +475,7 @@ class _Rehearsal:
         self.started.add(name)
         self.progress.begin(name, f"deploy {self.ctx.release}")
         self._run_and_verify(record, f"deploy {name}: {self.ctx.release}", "deploy", name)
-        record.build = release_identity(self.ctx.config, self.ctx.env, name, self.ctx.release)
+        record.build = self.ctx.target.release_identity(self.ctx.env, name, self.ctx.release)
         record.status = "deployed" if record.error is None else "failed"
         record.ended_at = utcnow()
         record.duration_seconds = round(time.monotonic() - started, 3)

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +28,7 @@ from pydantic import Field, field_validator
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.rehearsal.openapi import Route, fetch_routes, read_routes_file
 
 _ROUTE = re.compile(r"^(GET|PUT|POST|DELETE|OPTIONS|HEAD|PATCH|TRACE)\s+(/\S*)$")
@@ -94,16 +93,15 @@ def configured_routes(config: EndpointsConfig) -> list[Route]:
 def _route_list(url: str, timeout: float) -> list[Route] | None:
     """The route-list endpoint's routes, or None when it answers 404 (the service has none)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = json.loads(response.read(16 * 1024 * 1024))
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise EndpointsUnreadable(f"{url} answered HTTP {exc.code}") from None
-    except urllib.error.URLError as exc:
-        raise EndpointsUnreadable(f"{url} could not be reached ({exc.reason})") from None
-    except (TimeoutError, OSError) as exc:
-        raise EndpointsUnreadable(f"{url} could not be read ({exc})") from None
+        response = http_get(url, timeout)
+    except NoAnswer as exc:
+        raise EndpointsUnreadable(f"{url} {exc}") from None
+    if response.status == 404:
+        return None
+    if response.status != 200:
+        raise EndpointsUnreadable(f"{url} answered HTTP {response.status}")
+    try:
+        data = json.loads(response.body)
     except ValueError:
         raise EndpointsUnreadable(f"{url} did not answer JSON") from None
     try:

@@ -21,8 +21,6 @@ Writes ``observability-baseline.md`` (tables and an SVG chart) and ``observabili
 from __future__ import annotations
 
 import math
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,8 +35,11 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact, write_text_atomic
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.httpget import MAX_BODY, NoAnswer
+from pytest_predeploy.core.httpget import http_get as core_http_get
 from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
-from pytest_predeploy.targets.local import TargetSettings, prometheus_server, service_url
+from pytest_predeploy.targets.choose import target_for
+from pytest_predeploy.targets.settings import TargetSettings
 
 STEP = "observability"
 
@@ -126,14 +127,14 @@ class NoCounter(Unreadable):
 def http_get(url: str, timeout: float) -> bytes:
     """GET ``url`` and return the body of a 200 answer; anything else raises :class:`Unreadable`."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        raise (NotFound if exc.code == 404 else Unreadable)(f"{url} answered HTTP {exc.code}") from None
-    except urllib.error.URLError as exc:
-        raise Unreadable(f"{url} could not be reached ({exc.reason})") from None
-    except (TimeoutError, OSError) as exc:
-        raise Unreadable(f"{url} could not be read ({exc})") from None
+        response = core_http_get(url, timeout)
+    except NoAnswer as exc:
+        raise Unreadable(f"{url} {exc}") from None
+    if response.status != 200:
+        raise (NotFound if response.status == 404 else Unreadable)(f"{url} answered HTTP {response.status}")
+    if response.truncated:
+        raise Unreadable(f"{url}: the answer is larger than {MAX_BODY // (1024 * 1024)} MiB")
+    return response.body
 
 
 Series = tuple[str, str]  # (method, route)
@@ -330,7 +331,7 @@ def _service_url(config: ObservedProject, env: str, service: str, urls: dict[str
     if urls is not None:
         return urls.get(service), f"no address given for service {service!r}"
     try:
-        url = service_url(config, env, service)
+        url = target_for(config).service_url(env, service)
     except StepError as exc:
         return None, str(exc)
     return url, f"service {service!r} is not running on {env}"
@@ -379,14 +380,17 @@ class PrometheusWatch:
         settings = self.config.staging.prometheus
         if not settings.enabled:
             return "observability.prometheus has no url and staging.prometheus.enabled is false: no server to ask"
+        target = target_for(self.config)
+        server = target.prometheus(self.env)
+        if server is None:
+            return f"observability.prometheus has no url and the {target.kind} staging target runs no Prometheus server: give observability.prometheus.url"
         since = datetime.now(UTC)
         urls: dict[str, str | None] = {}
         for service in self.config.services:
             try:
-                urls[service.name] = service_url(self.config, self.env, service.name)
+                urls[service.name] = target.service_url(self.env, service.name)
             except StepError:
                 urls[service.name] = None
-        server = prometheus_server(self.config, self.env)
         fresh_start = server.url() is None
         try:
             url = server.start(
@@ -409,7 +413,8 @@ class PrometheusWatch:
         if self.observer is None:
             return None
         unavailable = None
-        if self.local and (self.observer.url == "" or prometheus_server(self.config, self.env).url() is None):
+        server = target_for(self.config).prometheus(self.env) if self.local else None
+        if self.local and (self.observer.url == "" or server is None or server.url() is None):
             unavailable = "the local Prometheus server is not running"
         return self.observer.finish([service.name for service in self.config.services], unavailable=unavailable)
 

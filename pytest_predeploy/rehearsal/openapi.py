@@ -14,15 +14,14 @@ and the path of an OpenAPI 3 document's first server (when it is a plain path su
 from __future__ import annotations
 
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.core.yamlfile import parse_json, parse_yaml, read_text_file
 
 #: The operations an OpenAPI path item may hold (other keys, such as ``parameters``, are not
@@ -98,18 +97,15 @@ def read_routes_file(path: Path) -> list[Route]:
 def fetch_routes(url: str, timeout: float) -> list[Route]:
     """Routes from an OpenAPI document the service serves (e.g. ``http://host:port/openapi.json``)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            raw = response.read(MAX_DOCUMENT_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise OpenApiError(f"{url} answered HTTP {exc.code} (is the OpenAPI path right?)") from None
-    except urllib.error.URLError as exc:
-        raise OpenApiError(f"{url} could not be reached ({exc.reason})") from None
-    except (TimeoutError, OSError) as exc:
-        raise OpenApiError(f"{url} could not be read ({exc})") from None
-    if len(raw) > MAX_DOCUMENT_BYTES:
+        response = http_get(url, timeout, max_bytes=MAX_DOCUMENT_BYTES)
+    except NoAnswer as exc:
+        raise OpenApiError(f"{url} {exc}") from None
+    if response.status != 200:
+        raise OpenApiError(f"{url} answered HTTP {response.status} (is the OpenAPI path right?)")
+    if response.truncated:
         raise OpenApiError(f"{url}: the document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
     try:
-        text = raw.decode("utf-8")
+        text = response.body.decode("utf-8")
     except UnicodeDecodeError:
         raise OpenApiError(f"{url}: the document is not UTF-8 text") from None
     return routes_from_document(parse_document(text, url), url)

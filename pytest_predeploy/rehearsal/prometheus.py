@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, format_duration
+from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.core.timechart import Line, time_series_svg
 
 #: The point whose values stand for the previous release in comparisons (captured before the
@@ -160,22 +159,19 @@ class PrometheusClient:
     def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
         target = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
         try:
-            with urllib.request.urlopen(target, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
+            response = http_get(target, self.timeout)
+        except NoAnswer as exc:
+            raise PrometheusUnavailable(f"Prometheus at {self.url} {exc}") from None
+        if response.status != 200:
             # A rejected query answers 400/422 with a JSON error: that message is the useful part.
             detail = ""
             try:
-                detail = str(json.loads(exc.read()).get("error", ""))
-            except (ValueError, AttributeError, OSError):
+                detail = str(json.loads(response.body).get("error", ""))
+            except (ValueError, AttributeError):
                 pass
-            raise PrometheusUnavailable(f"Prometheus at {self.url} answered HTTP {exc.code}" + (f": {detail}" if detail else "")) from None
-        except urllib.error.URLError as exc:
-            raise PrometheusUnavailable(f"Prometheus at {self.url} could not be reached ({exc.reason})") from None
-        except (TimeoutError, OSError) as exc:
-            raise PrometheusUnavailable(f"Prometheus at {self.url} could not be read ({exc})") from None
+            raise PrometheusUnavailable(f"Prometheus at {self.url} answered HTTP {response.status}" + (f": {detail}" if detail else ""))
         try:
-            answer = json.loads(body)
+            answer = json.loads(response.body)
         except ValueError:
             raise PrometheusUnavailable(f"{self.url}{path} did not answer JSON (is this a Prometheus server?)") from None
         if not isinstance(answer, dict) or answer.get("status") != "success" or "data" not in answer:
@@ -185,9 +181,8 @@ class PrometheusClient:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=self.timeout) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, TimeoutError, OSError):
+            return http_get(self.url + "/-/ready", self.timeout, max_bytes=4096).status == 200
+        except NoAnswer:
             return False
 
     def instant(self, promql: str, at: datetime) -> list[tuple[dict[str, str], float | None]]:

@@ -53,7 +53,8 @@ from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_e
 from pytest_predeploy.rehearsal.observability import NoCounter, ObservedProject, ParsedMetrics, Unreadable, scrape
 from pytest_predeploy.rehearsal.openapi import RouteTable
 from pytest_predeploy.rehearsal.requestlog import ENV_REQUEST_LOG, count_requests
-from pytest_predeploy.targets.local import service_urls
+from pytest_predeploy.targets.base import service_urls
+from pytest_predeploy.targets.choose import target_for
 
 STEP = "smoke"
 
@@ -551,7 +552,7 @@ def run_smoke_tests(
     unreachable = ""
     if urls is None:
         try:
-            urls = service_urls(config, env)
+            urls = service_urls(target_for(config), config, env, f"nothing answers for it on the {config.staging.target} staging target")
         except StepError as exc:
             urls, unreachable = {}, f"the services in {env} cannot be reached: {exc}"
 

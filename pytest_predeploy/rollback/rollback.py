@@ -25,15 +25,16 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import template
 from pytest_predeploy.core.artifacts import ArtifactModel, write_text_atomic
 from pytest_predeploy.core.errors import PredeployError, StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.runner import RunResult
 from pytest_predeploy.rehearsal.deploy import Progress, ScriptRun, Verification, script_outcome, script_run, verify_service
 from pytest_predeploy.rehearsal.deploy import RunContext as RehearsalContext
-from pytest_predeploy.targets.local import RollbackConfig, TargetSettings, deployed_name, release_identity, service_url
-from pytest_predeploy.targets.local.probe import check_release
-from pytest_predeploy.targets.local.releases import ReleaseIdentity, same_code_problem
+from pytest_predeploy.targets.probe import check_release
+from pytest_predeploy.targets.releases import ReleaseIdentity, same_code_problem
+from pytest_predeploy.targets.settings import RollbackConfig, TargetSettings
 
 STEP = "3.1 rollback rehearsal"
 
@@ -240,7 +241,7 @@ class _ServiceRehearsal:
 
     def smoke(self, name: StepName, label: str, release: str) -> SmokeCheck:
         settings = self.ctx.config.rollback
-        select = settings.smoke_select.format(service=self.name) or None
+        select = template.fill(settings.smoke_select, {"service": self.name}, "rollback.smoke_select") or None
         if self.smoke_runner is None or not settings.smoke:
             why = "rollback.smoke is false" if not settings.smoke else "no smoke runner was given"
             return SmokeCheck(status="not run", select=select, detail=why)
@@ -260,9 +261,9 @@ class _ServiceRehearsal:
         """Record what both releases are; False (and the service fails) when they are the same
         code, so rolling back between them would prove nothing. A release the local target never
         built is left to the rollback script, which refuses it by name."""
-        config, env, record = self.ctx.config, self.ctx.env, self.record
-        record.from_build = release_identity(config, env, self.name, self.ctx.release)
-        record.to_build = release_identity(config, env, self.name, self.previous)
+        target, env, record = self.ctx.target, self.ctx.env, self.record
+        record.from_build = target.release_identity(env, self.name, self.ctx.release)
+        record.to_build = target.release_identity(env, self.name, self.previous)
         problem = same_code_problem(self.name, record.to_build, record.from_build)
         if problem is not None:
             record.error = self.ctx.redactor.redact(problem)
@@ -304,8 +305,8 @@ class _ServiceRehearsal:
         return result is not None and result.ok and self.verify(verify, self.ctx.release)
 
     def _final(self, expected: str) -> FinalState:
-        expected = deployed_name(self.ctx.config, self.ctx.env, self.name, expected)
-        url = service_url(self.ctx.config, self.ctx.env, self.name)
+        expected = self.ctx.target.deployed_name(self.ctx.env, self.name, expected)
+        url = self.ctx.target.service_url(self.ctx.env, self.name)
         if url is None:
             return FinalState(release=None, healthy=False, expected_release=expected, url=None)
         check = check_release(url, expected, self.ctx.config.service(self.name).health_path, self.name)

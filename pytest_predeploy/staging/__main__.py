@@ -2,4 +2,4 @@
 
 import runpy
 
-runpy.run_module("pytest_predeploy.targets.local", run_name="__main__", alter_sys=True)
+runpy.run_module("pytest_predeploy.targets", run_name="__main__", alter_sys=True)

@@ -22,8 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,14 +29,17 @@ from pathlib import Path
 from typing import Literal
 
 from pytest_predeploy.config import ProjectConfig
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import format_duration, utcnow
+from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.core.runner import stop_group
+from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.intake.approvals import check_approval
 from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.security.osv import read_source_record
-from pytest_predeploy.targets.local.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
 from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest
+from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
 
 #: Words that run the next word as a script: its file must exist, it need not be executable.
 INTERPRETERS = frozenset({"{python}", "python", "python3", "bash", "sh", "zsh", "node", "ruby", "perl"})
@@ -132,11 +133,8 @@ def free_port() -> int:
 
 def _health_status(url: str) -> int | None:
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError, ValueError):
+        return http_get(url, 1.0, max_bytes=4096).status
+    except NoAnswer:
         return None
 
 
@@ -183,17 +181,13 @@ def check_service_starts(
             (release / manifest[0]).write_text(manifest[1])
         fields = {"python": sys.executable, "service": name, "release": "doctor", "port": str(port), "port_file": str(port_file)}
         try:
-            argv = [part.format(**fields) for part in shlex.split(command)]
-        except (ValueError, KeyError, IndexError) as exc:
-            return Check(
-                check,
-                False,
-                f"{setting}.command cannot be expanded ({type(exc).__name__}: {exc})",
-                "use only {python}, {service}, {release}, {port} and {port_file}",
-            )
+            template.check(command, fields, f"{setting}.command")
+            argv = template.fill_command(command, fields, f"{setting}.command")
+        except TemplateError as exc:
+            return Check(check, False, str(exc), "use only {python}, {service}, {release}, {port} and {port_file}")
         environment = {key: os.environ[key] for key in INHERITED if key in os.environ}
         environment["PYTHONUNBUFFERED"] = "1"
-        environment.update({key: value.format(**fields) for key, value in (env or {}).items()})
+        environment.update({key: template.fill_known(value, fields) for key, value in (env or {}).items()})
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out, open(os.devnull, "rb") as stdin:
             try:

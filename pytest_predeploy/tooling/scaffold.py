@@ -27,7 +27,7 @@ from typing import Literal
 from pytest_predeploy.config import DEFAULT_CONFIG
 from pytest_predeploy.core.errors import ConfigError, PredeployError
 from pytest_predeploy.core.fields import utcnow
-from pytest_predeploy.targets.local.settings import SERVICE_NAME
+from pytest_predeploy.targets.settings import SERVICE_NAME
 from pytest_predeploy.tooling.detect import Detection, detect_service, service_block
 
 #: Where the team's own protocol inputs go (everything but the config, gates/ and scripts/).

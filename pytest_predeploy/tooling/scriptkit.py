@@ -8,6 +8,7 @@ The plugin runs each script with these variables set; a user running a script by
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -58,4 +59,11 @@ def interrupt_on_sigterm() -> None:
 
 def run_main(main: Callable[[], int]) -> None:
     """Run a script's ``main``; our errors become ``<script>: error: <message>`` and exit 2."""
-    sys.exit(run_reporting_errors(main, Path(sys.argv[0]).name))
+    status = run_reporting_errors(main, Path(sys.argv[0]).name)
+    # The script ends here. Frozen, what it made (the API's modules and models, the config) is
+    # left out of the full collection the interpreter runs at exit: 0.02 s instead of 0.08 s
+    # after importing the API, on the 2-core CI machine, for every script a step runs. The
+    # price: an object caught in a reference cycle then is not finalised at exit (Python does not
+    # promise that either); what the scripts write is closed before they return (write_artifact).
+    gc.freeze()
+    sys.exit(status)

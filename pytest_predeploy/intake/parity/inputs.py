@@ -12,7 +12,6 @@ import gc
 import hashlib
 import json
 import re
-import shlex
 import sys
 import tempfile
 import tomllib
@@ -27,10 +26,12 @@ import yaml
 from pydantic import Field
 from yaml.nodes import MappingNode, ScalarNode
 
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
+from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.core.yamlfile import read_text_file, yaml_error
 from pytest_predeploy.intake.parity.config import MAX_VALUE_CHARS, SECTIONS, STEP, EnvironmentConfig, ParityProject
 from pytest_predeploy.intake.parity.paths import _segment_text
@@ -336,17 +337,13 @@ Capture = Callable[[str, str], bytes]
 
 
 def _capture_argv(config: ParityProject, env_name: str, command: str) -> list[str]:
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise ConfigError(f"{config.path}: environments.{env_name}.capture.command: {exc}") from None
     values = {"python": sys.executable, "env": env_name, "config": str(config.path)}
+    field = f"environments.{env_name}.capture.command"
     try:
-        return [word.format(**values) for word in words]
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{config.path}: environments.{env_name}.capture.command: unknown placeholder {exc}; allowed: {{python}}, {{env}}, {{config}}"
-        ) from None
+        template.check(command, values, field)
+        return template.fill_command(command, values, field)
+    except TemplateError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from None
 
 
 def run_capture(config: ParityProject, env_name: str, transcripts: Path | None) -> bytes:

@@ -1,6 +1,7 @@
-"""The embedded local staging target and the configuration of services.
+"""The embedded local staging target: each service a process on this machine.
 
-The plugin and the scripts use these functions; the state layout and its invariants are
+:class:`LocalTarget` is its :class:`~pytest_predeploy.targets.base.Target`; the functions below are
+the same operations for the command line and for tests. The state layout and its invariants are
 described in :mod:`pytest_predeploy.targets.local.target`, the command line in ``__main__``.
 """
 
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.targets.local.prometheus import PrometheusServer
-from pytest_predeploy.targets.local.releases import ReleaseIdentity
-from pytest_predeploy.targets.local.runlock import StagingLock
-from pytest_predeploy.targets.local.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, TargetSettings
+from pytest_predeploy.targets.base import configured_url
+from pytest_predeploy.targets.base import service_urls as all_service_urls
 from pytest_predeploy.targets.local.target import Say, ServiceTarget
+from pytest_predeploy.targets.prometheus import PrometheusServer
+from pytest_predeploy.targets.releases import ReleaseIdentity
+from pytest_predeploy.targets.runlock import StagingLock
+from pytest_predeploy.targets.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, TargetSettings
 
 __all__ = [
     "LocalStagingConfig",
+    "LocalTarget",
     "RollbackConfig",
     "ServiceConfig",
     "current_release",
@@ -53,26 +56,12 @@ def service_urls(config: TargetSettings, env: str) -> dict[str, str]:
     """Base URL of every service as it runs now (``url`` from config, else the local target).
 
     Raises StepError naming each service that is not running."""
-    urls: dict[str, str] = {}
-    missing: list[str] = []
-    for service in config.services:
-        url = service_url(config, env, service.name)
-        if url is None:
-            missing.append(service.name)
-        else:
-            urls[service.name] = url
-    if missing:
-        raise StepError(
-            f"service {', '.join(missing)} is not running on {env} (no live process for its current release under "
-            f"{staging_root(config) / env}); deploy it with: bash scripts/deploy_backend.sh --env {env} --release TAG --service NAME"
-        )
-    return urls
+    return all_service_urls(LocalTarget(config), config, env, f"no live process for its current release under {staging_root(config) / env}")
 
 
 def service_url(config: TargetSettings, env: str, service: str) -> str | None:
     """Base URL of one service (``url`` from config, else its live local process), or None."""
-    configured = config.service(service).url
-    return configured.rstrip("/") if configured else service_target(config, env, service).base_url()
+    return configured_url(config, service) or service_target(config, env, service).base_url()
 
 
 def prometheus_server(config: TargetSettings, env: str) -> PrometheusServer:
@@ -117,3 +106,33 @@ def stop_all(config: TargetSettings, env: str) -> list[str]:
     if prometheus_server(config, env).stop(config.staging.stop_timeout.total_seconds()) != "not running":
         stopped.append(f"prometheus ({staging_root(config) / env / 'prometheus'})")
     return stopped
+
+
+class LocalTarget:
+    """The local target as the protocol's steps see it (:class:`~pytest_predeploy.targets.base.Target`)."""
+
+    kind = "local"
+
+    def __init__(self, config: TargetSettings) -> None:
+        self.config = config
+
+    def service_url(self, env: str, service: str) -> str | None:
+        return service_url(self.config, env, service)
+
+    def current_release(self, env: str, service: str) -> str | None:
+        return current_release(self.config, env, service)
+
+    def release_identity(self, env: str, service: str, tag: str) -> ReleaseIdentity | None:
+        return release_identity(self.config, env, service, tag)
+
+    def deployed_name(self, env: str, service: str, tag: str) -> str:
+        return deployed_name(self.config, env, service, tag)
+
+    def lock(self, env: str, holder: str) -> StagingLock:
+        return lock_staging(self.config, env, holder)
+
+    def stop_all(self, env: str) -> list[str]:
+        return stop_all(self.config, env)
+
+    def prometheus(self, env: str) -> PrometheusServer | None:
+        return prometheus_server(self.config, env)

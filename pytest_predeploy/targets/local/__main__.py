@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
 from pytest_predeploy.targets.local import service_target, stop_all
-from pytest_predeploy.targets.local.processes import is_running
-from pytest_predeploy.targets.local.settings import TargetConfig, load_target_config
 from pytest_predeploy.targets.local.target import BLUE_GREEN, EXIT_OK, MAIN_SLOT, ServiceTarget, TargetError, print_line
+from pytest_predeploy.targets.processes import is_running
+from pytest_predeploy.targets.settings import TargetConfig, load_target_config
 
 PROG = "python -m pytest_predeploy.targets.local"
 # The variables scriptkit defines (ENV_CONFIG, ENV_ENVIRONMENT), spelled out: importing scriptkit

@@ -42,10 +42,10 @@ from pydantic import Field, ValidationError
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
-from pytest_predeploy.targets.local import processes
-from pytest_predeploy.targets.local.probe import local_get_json, other_service
-from pytest_predeploy.targets.local.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
-from pytest_predeploy.targets.local.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
+from pytest_predeploy.targets import processes
+from pytest_predeploy.targets.probe import local_get_json, other_service
+from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
+from pytest_predeploy.targets.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
 
 MANIFEST = "release-manifest.json"
 MAIN_SLOT = "main"

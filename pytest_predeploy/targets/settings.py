@@ -1,4 +1,4 @@
-"""Configuration of the services, the local staging target and the rollback rehearsal.
+"""Configuration of the services, the staging target and the rollback rehearsal.
 
 These are the ``services:``, ``staging:`` and ``rollback:`` sections of ``predeploy.yaml``.
 """
@@ -6,18 +6,19 @@ These are the ``services:``, ``staging:`` and ``rollback:`` sections of ``predep
 from __future__ import annotations
 
 import re
-import string
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.rehearsal.endpoints import EndpointsConfig
-from pytest_predeploy.targets.local.releases import ReleaseSourceConfig
+from pytest_predeploy.targets.kube.settings import KubeConfig
+from pytest_predeploy.targets.releases import ReleaseSourceConfig
 
 #: Placeholders a service's start command may use.
 COMMAND_PLACEHOLDERS = frozenset({"python", "service", "release", "port", "port_file"})
@@ -28,17 +29,13 @@ RELEASE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class ServiceConfig(StrictModel):
-    """One deployable service."""
+class Service(StrictModel):
+    """One deployable service: what every staging target knows of it."""
 
     name: str = Field(description="Service name, used as {service} in commands and as its folder under the staging root.")
     source: ExistingDir | None = Field(
         None,
         description="The service's source folder: the local staging target builds each release from this folder as it is in the release's git tag (or, see staging.releases, from the working tree). Not needed for the folder and dist release sources, nor when your own deploy script deploys this service elsewhere.",
-    )
-    command: str = Field(
-        "{python} server.py --port {port} --port-file {port_file}",
-        description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port} (with port 0, a free port chosen for it), {port_file} (optional: a service that binds a port of its own choosing writes it there).",
     )
     port: int = Field(
         0,
@@ -52,16 +49,8 @@ class ServiceConfig(StrictModel):
     )
     health_path: str = Field("/healthz", description="Path answering 200 once the service is healthy.")
     health_timeout: Duration = Field(timedelta(seconds=30), description="Deadline for the service to become healthy after start (e.g. '30s').")
-    env: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra environment variables of the service's process; {port}, {port_file}, {release}, {service} and {python} in a value are filled in (e.g. PORT: '{port}').",
-    )
     endpoints: EndpointsConfig = Field(
         default_factory=EndpointsConfig, description="Where the service's declared endpoints come from (smoke coverage) and how requests to them are counted."
-    )
-    inject: dict[str, Fault] = Field(
-        default_factory=dict,
-        description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.",
     )
     url: str | None = Field(
         None,
@@ -75,13 +64,6 @@ class ServiceConfig(StrictModel):
             raise ValueError(f"service name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
         return name
 
-    @field_validator("inject")
-    @classmethod
-    def _tags(cls, inject: dict[str, str]) -> dict[str, str]:
-        for tag in inject:
-            check_release_tag(tag)
-        return inject
-
     @field_validator("health_path")
     @classmethod
     def _absolute_path(cls, path: str) -> str:
@@ -90,14 +72,39 @@ class ServiceConfig(StrictModel):
         return path
 
     @model_validator(mode="after")
-    def _known_placeholders(self) -> ServiceConfig:
-        names = {field for _, field, _, _ in string.Formatter().parse(self.command) if field is not None}
-        unknown = names - COMMAND_PLACEHOLDERS
-        if unknown:
-            allowed = ", ".join("{" + p + "}" for p in sorted(COMMAND_PLACEHOLDERS))
-            raise ValueError(f"command uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+    def _two_slots(self) -> Service:
         if self.strategy == "blue_green" and self.port == 65535:
             raise ValueError("blue_green needs two ports (port and port + 1); port 65535 leaves no room")
+        return self
+
+
+class ServiceConfig(Service):
+    """One deployable service (``services:`` entries): the generic fields of :class:`Service`, how the
+    local staging target starts it, and the fault injection the rehearsal's tests use."""
+
+    command: str = Field(
+        "{python} server.py --port {port} --port-file {port_file}",
+        description="How the local staging target starts the service, run in the release folder and split like a shell line. Placeholders: {python}, {service}, {release}, {port} (with port 0, a free port chosen for it), {port_file} (optional: a service that binds a port of its own choosing writes it there).",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables of the service's process; {port}, {port_file}, {release}, {service} and {python} in a value are filled in (e.g. PORT: '{port}').",
+    )
+    inject: dict[str, Fault] = Field(
+        default_factory=dict,
+        description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.",
+    )
+
+    @field_validator("inject")
+    @classmethod
+    def _tags(cls, inject: dict[str, str]) -> dict[str, str]:
+        for tag in inject:
+            check_release_tag(tag)
+        return inject
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ServiceConfig:
+        template.check(self.command, COMMAND_PLACEHOLDERS, "command")
         return self
 
 
@@ -122,8 +129,12 @@ class LocalPrometheusConfig(StrictModel):
 
 
 class LocalStagingConfig(StrictModel):
-    """The embedded local staging target (Capistrano-style releases on this machine)."""
+    """The staging target: the embedded local one (Capistrano-style releases on this machine) by default."""
 
+    target: Literal["local", "kube"] = Field(
+        "local",
+        description="Where the rehearsal runs the services: 'local', processes on this machine; 'kube', each release's Kubernetes manifests as containers (staging.kube, docs/kube.md).",
+    )
     root: ConfigPath = Field(
         Path(".staging"),
         validate_default=True,
@@ -147,6 +158,9 @@ class LocalStagingConfig(StrictModel):
     prometheus: LocalPrometheusConfig = Field(
         default_factory=LocalPrometheusConfig, description="A Prometheus server beside the services, for observability.prometheus (off by default)."
     )
+    kube: KubeConfig = Field(
+        default_factory=KubeConfig, description="The kube staging target (staging.target: kube): manifests, images, podman or a cluster (docs/kube.md)."
+    )
 
 
 class RollbackConfig(StrictModel):
@@ -164,6 +178,12 @@ class RollbackConfig(StrictModel):
     roll_forward: bool = Field(
         True, description="After the rollback rehearsal, deploy the candidate again so staging ends on it; false leaves staging on the previous release."
     )
+
+    @field_validator("smoke_select")
+    @classmethod
+    def _known_placeholder(cls, expression: str) -> str:
+        template.check(expression, {"service"}, "the expression")
+        return expression
 
 
 def check_distinct_ports(services: list[ServiceConfig]) -> list[ServiceConfig]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.targets.local import processes
+from pytest_predeploy.targets import processes
 
 #: What to run when the binary is missing (Debian and Ubuntu ship the server).
 INSTALL_HINT = "apt-get install prometheus"

@@ -121,12 +121,17 @@ class ReleaseIdentity(StrictModel):
     )
     changed: list[str] = Field(default_factory=list, description="Up to a few of the changed files, relative to the repository.")
     python: str | None = Field(None, description="The interpreter of the release's own virtualenv, relative to the release folder (kind dist).")
+    image: str | None = Field(
+        None, description="The container image the kube target built for the release, as '<name>:<tag>@sha256:<digest>'; none on the local target."
+    )
 
     def describe(self) -> str:
         """One line a reviewer can read: 'v1.2 from git tag v1.2 (commit 1a2b3c4d5e6f, digest 0f1e2d3c4b5a)'."""
         what = {"git": "git", "folder": "folder", "dist": "distribution", "working_tree": "working tree"}[self.kind]
         parts = [f"commit {self.commit[:12]}"] if self.commit else []
         parts.append(f"digest {self.digest[:SHORT_DIGEST]}")
+        if self.image:
+            parts.append(f"image {self.image}")
         if self.dirty:
             parts.append("working tree DIRTY")
         name = self.deployed_as if self.deployed_as == self.release else f"{self.deployed_as} (NOT the tag {self.release}: built from uncommitted changes)"

@@ -1,0 +1,119 @@
+"""Command line of the kube staging target; ``python -m pytest_predeploy.targets`` runs it when
+``staging.target`` is ``kube`` (so ``scripts/deploy_backend.sh`` and ``rollback_backend.sh`` do).
+
+    python -m pytest_predeploy.targets.kube deploy   --env staging --release TAG [--service NAME] [--config FILE]
+    python -m pytest_predeploy.targets.kube rollback --env staging --release TAG [--service NAME] [--config FILE]
+    python -m pytest_predeploy.targets.kube status   --env staging [--service NAME] [--config FILE]
+    python -m pytest_predeploy.targets.kube stop     --env staging [--service NAME] [--config FILE]
+
+Options and exit statuses are those of the local target (``python -m
+pytest_predeploy.targets.local``): 0 done; 1 a service did not start, crashed or missed its
+health deadline (its pods are removed, the log tail is in the message); 2 bad arguments or
+configuration; rollback only: 3 the release was never deployed there, 4 the service has a single
+release, 5 the release is already current and healthy (3-5 change nothing). With several
+services the first non-zero status is returned, after trying every service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pytest_predeploy.core.errors import run_reporting_errors
+from pytest_predeploy.targets.kube.cluster import ClusterService
+from pytest_predeploy.targets.kube.config import KubeTargetConfig, load_kube_config
+from pytest_predeploy.targets.kube.engine import EngineError
+from pytest_predeploy.targets.kube.environment import KubeTarget
+from pytest_predeploy.targets.kube.target import KubeService
+from pytest_predeploy.targets.local.target import EXIT_FAILED, EXIT_OK, TargetError, print_line
+
+PROG = "python -m pytest_predeploy.targets.kube"
+# The variables scriptkit defines, spelled out (as the local target's command line does).
+ENV_CONFIG = "PREDEPLOY_CONFIG"
+ENV_ENVIRONMENT = "PREDEPLOY_ENV"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="The kube staging target (Kubernetes manifests on podman or a cluster).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("deploy", "build and run a release"),
+        ("rollback", "return to an earlier release"),
+        ("status", "show what runs"),
+        ("stop", "remove the pods"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--env", default=os.environ.get(ENV_ENVIRONMENT, "staging"), help=f"environment (default: ${ENV_ENVIRONMENT} or staging)")
+        if name in ("deploy", "rollback"):
+            command.add_argument("--release", required=True, help="release tag")
+        command.add_argument("--service", action="append", help="service name (repeatable; default: every service)")
+        command.add_argument(
+            "--config",
+            type=Path,
+            default=Path(os.environ.get(ENV_CONFIG, "predeploy.yaml")),
+            help=f"predeploy.yaml to use (default: ${ENV_CONFIG} or ./predeploy.yaml)",
+        )
+    return parser
+
+
+def _status(service: KubeService) -> None:
+    found = service.serving()
+    print(
+        f"{service.service.name}: current {found[0].release if found else '(none)'} [{service.service.strategy}], releases: {', '.join(service.release_names()) or '(none)'}"
+    )
+    if isinstance(service, ClusterService):
+        print(f"  deployment/{service.service.name} in namespace {service.namespace()}" + (" (rollout complete)" if found else " (absent or rolling out)"))
+        return
+    for pod in service.pods.find(service.service.name):
+        labels = pod.get("Labels") or {}
+        active = " (active)" if found and found[1].get("Id") == pod.get("Id") else ""
+        print(
+            f"  pod {pod.get('Name')}{active}: {labels.get('io.predeploy.release')}, {labels.get('io.predeploy.slot')} slot, port {labels.get('io.predeploy.port')}, {pod.get('Status')}"
+        )
+
+
+def run_command(config: KubeTargetConfig, command: str, env: str, release: str | None, names: list[str] | None) -> int:
+    """One command over the named services (default: all); returns the exit status."""
+    target = KubeTarget(config, say=print_line)
+    if command == "stop" and not names:
+        for line in target.stop_all(env):
+            print(f"[staging] stopped {line}")
+        return EXIT_OK
+    status = EXIT_OK
+    for name in names or [s.name for s in config.services]:
+        service = target.service(env, name)
+        try:
+            if command == "deploy":
+                assert release is not None
+                service.deploy(release)
+            elif command == "rollback":
+                assert release is not None
+                service.rollback(release)
+            elif command == "status":
+                _status(service)
+            else:
+                for line in service.stop_all():
+                    print(f"[staging] stopped {line}")
+        except TargetError as exc:
+            print(f"[staging] error: {exc}", file=sys.stderr, flush=True)
+            status = status or exc.exit_status
+        except EngineError as exc:
+            print(f"[staging] error: {name}: {exc}", file=sys.stderr, flush=True)
+            status = status or EXIT_FAILED
+    return status
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    config = load_kube_config(args.config)
+    return run_command(config, args.command, args.env, getattr(args, "release", None), args.service)
+
+
+def run() -> int:
+    return run_reporting_errors(main, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,109 @@
+"""Running the engine's commands (podman, kubectl): each in its own process group with a
+deadline, killed with its whole group when the deadline passes, output captured."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pytest_predeploy.core.errors import StepError
+
+#: How many characters of a failed command's error output a message quotes.
+_QUOTED = 400
+
+
+class EngineError(StepError):
+    """An engine command could not run, failed or missed its deadline; the message says which."""
+
+
+def _environment() -> dict[str, str]:
+    # LC_ALL=C: the messages we quote and the output we parse stay in one language.
+    return dict(os.environ, LC_ALL="C")
+
+
+class Engine:
+    """One executable (podman or kubectl) and the arguments every call of it starts with."""
+
+    def __init__(self, executable: str, timeout: float, prefix: tuple[str, ...] = (), install_hint: str = "") -> None:
+        self.executable, self.timeout, self.prefix, self.install_hint = executable, timeout, prefix, install_hint
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.executable, *self.prefix, *args]
+
+    def run(self, *args: str, check: bool = True, stdin: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        argv = self.argv(*args)
+        limit = timeout or self.timeout
+        try:
+            with open(stdin or os.devnull, "rb") as source:
+                proc = subprocess.Popen(argv, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=_environment())
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.executable} ({exc.strerror}){self.install_hint}") from None
+        try:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise EngineError(f"'{describe(argv)}' did not finish within {limit:g}s (staging.kube.command_timeout); it was stopped") from None
+        except BaseException:
+            _kill_group(proc)
+            raise
+        out_text, err_text = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        if check and proc.returncode != 0:
+            raise EngineError(f"'{describe(argv)}' failed (exit {proc.returncode}): {quote_error(err_text or out_text)}")
+        return subprocess.CompletedProcess(argv, proc.returncode, out_text, err_text)
+
+    def json(self, *args: str) -> Any:
+        """Run a command that prints JSON; its parsed output."""
+        result = self.run(*args)
+        try:
+            return json.loads(result.stdout.strip() or "null")
+        except json.JSONDecodeError:
+            raise EngineError(f"'{describe(result.args)}' printed something that is not JSON: {result.stdout[:120]!r}") from None
+
+
+def describe(argv: list[str]) -> str:
+    """A command line as a reader would type it (long ones shortened)."""
+    text = " ".join(argv)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def quote_error(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines)[-_QUOTED:] if lines else "no message"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@contextmanager
+def exclusive(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (released by the kernel if we die)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise EngineError(f"another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")
+            time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
