@@ -7,6 +7,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -19,6 +20,10 @@ from pytest_predeploy.core.errors import StepError
 
 #: How many characters of a failed command's error output a message quotes.
 _QUOTED = 400
+#: How often a listing is asked before its failure counts.
+_LIST_ATTEMPTS = 3
+#: A listing failed because something it was reading was removed meanwhile.
+_VANISHED = re.compile(r"no such (pod|container)")
 
 
 class EngineError(StepError):
@@ -63,6 +68,25 @@ class Engine:
     def json(self, *args: str) -> Any:
         """Run a command that prints JSON; its parsed output."""
         result = self.run(*args)
+        return self._parse(result)
+
+    def listing(self, *args: str) -> Any:
+        """A listing command (``ps``, ``pod ps``) that prints JSON, asked again when it fails
+        because a pod or container went away while it listed: podman 4.3 lists, then reads each
+        entry, and fails with "no such container" when another process removed one meanwhile."""
+        for _ in range(_LIST_ATTEMPTS - 1):
+            result = self.run(*args, check=False)
+            if result.returncode == 0 or not _VANISHED.search(result.stderr):
+                break
+            time.sleep(0.1)
+        else:
+            result = self.run(*args, check=False)
+        if result.returncode != 0:
+            raise EngineError(f"'{describe(result.args)}' failed (exit {result.returncode}): {quote_error(result.stderr or result.stdout)}")
+        return self._parse(result)
+
+    @staticmethod
+    def _parse(result: subprocess.CompletedProcess[str]) -> Any:
         try:
             return json.loads(result.stdout.strip() or "null")
         except json.JSONDecodeError:

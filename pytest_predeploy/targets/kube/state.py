@@ -64,7 +64,7 @@ class Pods:
         args = ["pod", "ps", "--format", "json"]
         for key, value in self.labels(service).items():
             args += ["--filter", f"label={key}={value}"]
-        pods = self.podman.json(*args) or []
+        pods = self.podman.listing(*args) or []
         return [pod for pod in pods if isinstance(pod, dict)]
 
     def remove(self, pods: list[dict[str, Any]], timeout: float) -> None:

@@ -263,7 +263,7 @@ class KubeService:
         return ActivePodSet(podset=podset, release=record.release, slot=slot, port=port)
 
     def _containers(self, podset: str) -> list[dict[str, Any]]:
-        found = self.podman.json(
+        found = self.podman.listing(
             "ps",
             "--all",
             "--format",
