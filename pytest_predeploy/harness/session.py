@@ -181,7 +181,7 @@ class ProtocolSession:
             with suspend:
                 if terminal is not None:
                     terminal.ensure_newline()
-                    if getattr(getattr(terminal, "_tw", None), "width_of_current_line", 0):
+                    if self.config.get_terminal_writer().width_of_current_line:
                         terminal.write("\n")
                     terminal.write_line(line)
                 else:

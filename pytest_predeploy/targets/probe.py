@@ -35,20 +35,15 @@ def _answer(status: int, raw: bytes) -> Answer:
 
 def get_json(url: str, timeout: float = 2.0) -> Answer:
     """GET any URL (http or https, proxies as configured in the environment)."""
-    # Imported here: the deploy command only probes its own local processes (local_get_json)
-    # and starts faster without urllib.
-    import urllib.error
-    import urllib.request
+    # Imported here, not for a cycle: the deploy command only probes its own local processes
+    # (local_get_json) and starts faster without urllib, which httpget loads.
+    from pytest_predeploy.core.httpget import NoAnswer, http_get
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Answer(None, None, f"no answer from {url}: {reason}")
-    return _answer(status, raw)
+        answer = http_get(url, timeout, max_bytes=_MAX_ANSWER)
+    except NoAnswer as exc:
+        return Answer(None, None, f"no answer from {url}: {exc.reason}")
+    return _answer(answer.status, answer.body)
 
 
 def local_get_json(port: int, path: str, timeout: float = 2.0) -> Answer:

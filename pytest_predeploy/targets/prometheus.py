@@ -18,14 +18,13 @@ import json
 import shutil
 import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.targets import processes
 
 #: What to run when the binary is missing (Debian and Ubuntu ship the server).
@@ -146,10 +145,9 @@ class PrometheusServer:
             if not processes.is_running(pid, ticks):
                 return False
             try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1.0) as response:
-                    if int(response.status) == 200:
-                        return True
-            except (urllib.error.URLError, TimeoutError, OSError):
+                if http_get(url + "/-/ready", 1.0, max_bytes=4096).status == 200:
+                    return True
+            except NoAnswer:
                 pass
             time.sleep(0.1)
         return False
@@ -204,9 +202,8 @@ class PrometheusServer:
 def _up_instances(url: str) -> dict[str, set[str]]:
     """The instances of each job that ``up`` has a current series for."""
     try:
-        with urllib.request.urlopen(url + "/api/v1/query?query=up", timeout=2.0) as response:
-            result = json.loads(response.read()).get("data", {}).get("result", [])
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError, AttributeError):
+        result = json.loads(http_get(url + "/api/v1/query?query=up", 2.0).body).get("data", {}).get("result", [])
+    except (NoAnswer, ValueError, AttributeError):
         return {}
     instances: dict[str, set[str]] = {}
     for item in result if isinstance(result, list) else []:
@@ -218,9 +215,8 @@ def _up_instances(url: str) -> dict[str, set[str]]:
 def _active_targets(url: str) -> list[dict[str, object]]:
     """The server's active scrape targets (empty when it cannot say)."""
     try:
-        with urllib.request.urlopen(url + "/api/v1/targets?state=active", timeout=2.0) as response:
-            data = json.loads(response.read()).get("data", {})
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError, AttributeError):
+        data = json.loads(http_get(url + "/api/v1/targets?state=active", 2.0).body).get("data", {})
+    except (NoAnswer, ValueError, AttributeError):
         return []
     targets = data.get("activeTargets") if isinstance(data, dict) else None
     return [t for t in targets or [] if isinstance(t, dict)]

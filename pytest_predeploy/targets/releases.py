@@ -30,7 +30,6 @@ import hashlib
 import os
 import shutil
 import signal
-import string
 import subprocess
 import sys
 import tarfile
@@ -40,8 +39,10 @@ from typing import IO, Literal
 
 from pydantic import Field, field_validator
 
+from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.template import TemplateError
 
 SourceKind = Literal["git", "folder", "dist", "working_tree"]
 #: Placeholders of the folder and dist templates.
@@ -92,17 +93,11 @@ class ReleaseSourceConfig(StrictModel):
 
     @field_validator("folder", "dist")
     @classmethod
-    def _known_placeholders(cls, template: str) -> str:
-        try:
-            names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
-        except ValueError as exc:
-            raise ValueError(f"template {template!r} is not a valid format string ({exc}); use {{service}}, {{release}} or {{version}}") from None
-        unknown = names - TEMPLATE_PLACEHOLDERS
-        if unknown:
-            raise ValueError(f"template {template!r} uses unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {{release}}, {{service}}, {{version}}")
+    def _known_placeholders(cls, pattern: str) -> str:
+        names = template.check(pattern, TEMPLATE_PLACEHOLDERS, f"template {pattern!r}")
         if not names & {"release", "version"}:
-            raise ValueError(f"template {template!r} names the same file for every release; put {{release}} or {{version}} in it")
-        return template
+            raise ValueError(f"template {pattern!r} names the same file for every release; put {{release}} or {{version}} in it")
+        return pattern
 
 
 class ReleaseIdentity(StrictModel):
@@ -267,9 +262,13 @@ def _name_files(files: list[str]) -> str:
 # --- resolving a tag ----------------------------------------------------------------------------
 
 
-def expand(template: str, service: str, release: str) -> str:
+def expand(pattern: str, service: str, release: str, field: str) -> str:
+    """A release source's path template filled in for ``release`` of ``service``."""
     version = release[1:] if release[:1] in ("v", "V") and release[1:2].isdigit() else release
-    return template.format(service=service, release=release, version=version)
+    try:
+        return template.fill(pattern, {"service": service, "release": release, "version": version}, field)
+    except TemplateError as exc:
+        raise ReleaseSourceError(f"{service}: {exc}") from None
 
 
 def resolve(config: ReleaseSourceConfig, base_dir: Path, service: str, source: Path | None, release: str) -> ResolvedRelease:
@@ -348,7 +347,7 @@ def _resolve_working_tree(config: ReleaseSourceConfig, repo: Path | None, servic
 
 
 def _resolve_folder(config: ReleaseSourceConfig, base_dir: Path, service: str, release: str) -> ResolvedRelease:
-    folder = (base_dir / expand(config.folder, service, release)).resolve()
+    folder = (base_dir / expand(config.folder, service, release, "staging.releases.folder")).resolve()
     if not folder.is_dir():
         raise ReleaseSourceError(
             f"{service}: no folder for release {release}: {folder} does not exist (staging.releases.folder: {config.folder!r}); put the release's code there, or choose another staging.releases.kind"
@@ -370,7 +369,7 @@ def _resolve_folder(config: ReleaseSourceConfig, base_dir: Path, service: str, r
 
 
 def _resolve_dist(config: ReleaseSourceConfig, base_dir: Path, service: str, release: str) -> ResolvedRelease:
-    pattern = str(base_dir / expand(config.dist, service, release))
+    pattern = str(base_dir / expand(config.dist, service, release, "staging.releases.dist"))
     matches = sorted(glob.glob(pattern))
     if len(matches) != 1:
         found = "nothing" if not matches else f"{len(matches)} files ({', '.join(Path(m).name for m in matches[:_NAMED_FILES])})"

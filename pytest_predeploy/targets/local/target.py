@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shlex
 import shutil
 import socket
 import sys
@@ -39,9 +38,11 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
+from pytest_predeploy.core import template
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.targets import processes
 from pytest_predeploy.targets.probe import local_get_json, other_service
 from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
@@ -360,8 +361,11 @@ class ServiceTarget:
             port = free_port()
             write_text_atomic(port_file, str(port))
         fields = {"python": python, "service": self.service.name, "release": tag, "port": str(port), "port_file": str(port_file)}
-        argv = [part.format(**fields) for part in shlex.split(self.service.command)]
-        env = {name: fill_placeholders(value, fields) for name, value in self.service.env.items()}
+        try:
+            argv = template.fill_command(self.service.command, fields, f"services[{self.service.name}].command")
+        except TemplateError as exc:
+            raise TargetError(EXIT_USAGE, f"{exc}; nothing was started") from None
+        env = {name: template.fill_known(value, fields) for name, value in self.service.env.items()}
         log = self.dir / "logs" / f"{slot}.log"
         offset = log.stat().st_size if log.exists() else 0
         cwd = self.releases / tag
@@ -560,14 +564,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def fill_placeholders(value: str, fields: dict[str, str]) -> str:
-    """``value`` with each ``{name}`` of ``fields`` filled in and every other brace kept, so an
-    environment value holding JSON stays as written."""
-    for name, field in fields.items():
-        value = value.replace("{" + name + "}", field)
-    return value
 
 
 def _log_tail(log: Path, offset: int, lines: int = 15) -> str:
