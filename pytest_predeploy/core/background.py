@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -154,7 +154,8 @@ class BackgroundStep(Generic[T]):
         self.taken = True
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[return-value]
+        # _run stored the work's return value: it ended (wait) and raised nothing.
+        return cast(T, self._value)
 
     def stop(self, reason: str, timeout: float = STOP_TIMEOUT) -> Halt:
         """Cancel the work, wait for it to end, and remove the step's artifacts."""
@@ -172,23 +173,24 @@ class Scheduler:
     """The background steps of one protocol run, by name."""
 
     def __init__(self) -> None:
-        self._steps: dict[str, BackgroundStep[object]] = {}
+        # Steps of different result types, by name: the caller that takes a result knows its type.
+        self._steps: dict[str, BackgroundStep[Any]] = {}
 
     def start(self, name: str, work: Callable[[threading.Event], T], artifacts: Iterable[Path] = ()) -> BackgroundStep[T]:
         if name in self._steps:
             raise ValueError(f"background step {name!r} was already started in this run")
         step: BackgroundStep[T] = BackgroundStep(name, work, artifacts)
-        self._steps[name] = step  # type: ignore[assignment]
+        self._steps[name] = step
         return step.start()
 
-    def get(self, name: str) -> BackgroundStep[object] | None:
+    def get(self, name: str) -> BackgroundStep[Any] | None:
         return self._steps.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._steps
 
     @property
-    def steps(self) -> list[BackgroundStep[object]]:
+    def steps(self) -> list[BackgroundStep[Any]]:
         return list(self._steps.values())
 
     def stop(self, names: Iterable[str], reason: str, timeout: float = STOP_TIMEOUT) -> list[Halt]:

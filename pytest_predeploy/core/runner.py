@@ -114,7 +114,7 @@ def display_command(argv: Sequence[str], redactor: Redactor | None = None, limit
     return redactor.redact(text) if redactor else text
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+def _signal_group(pgid: int, sig: int) -> bool:
     """Send ``sig`` to the group; False when no process of it is left."""
     try:
         os.killpg(pgid, sig)
@@ -126,7 +126,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
-    return _signal_group(pgid, 0)  # type: ignore[arg-type]
+    return _signal_group(pgid, 0)
 
 
 def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None, grace: float = KILL_GRACE) -> None:

@@ -88,8 +88,8 @@ def time_series_svg(
     for index, line in enumerate(shown):
         colour = _COLOURS[index % len(_COLOURS)]
         segment: list[str] = []
-        for when, value in [*line.points, (t1, None)]:
-            if value is None or not _finite(value):
+        for when, reading in [*line.points, (t1, None)]:
+            if reading is None or not _finite(reading):
                 if len(segment) > 1:
                     out.append(f'<polyline points="{" ".join(segment)}" fill="none" stroke="{colour}" stroke-width="2"/>')
                 elif len(segment) == 1:
@@ -97,7 +97,7 @@ def time_series_svg(
                     out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
                 segment = []
                 continue
-            segment.append(f"{x_of(when):.1f},{y_of(value):.1f}")
+            segment.append(f"{x_of(when):.1f},{y_of(reading):.1f}")
         x = _LEFT + (index % 3) * 170
         y = _HEIGHT + 12 + 16 * (index // 3)
         out.append(f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{colour}" stroke-width="2"/>')

@@ -45,6 +45,7 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
+                # types-PyYAML leaves the pure-Python parser's peek_event unannotated.
                 line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
                 raise _Unreadable(line, f"nesting deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)

@@ -195,7 +195,7 @@ class GateController:
         found = gate_of(item)
         if found is None:
             return report
-        if report.failed and call.excinfo is not None and call.excinfo.errisinstance(OSError) and call.excinfo.value.errno in WRITE_ERRNOS:
+        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, OSError) and call.excinfo.value.errno in WRITE_ERRNOS:
             # Disk full or a read-only folder is the machine's state, not a bug: one line, no traceback.
             report.longrepr = cannot_write(call.excinfo.value, self.artifacts)
         gate = self.gates[found[0]]
@@ -215,6 +215,8 @@ class GateController:
             if gate.status == "running":
                 gate.status = "awaiting sign-off"
                 gate.reason = str(call.excinfo.value.msg)
+            # pytest reports carry extra attributes by design (TestReport(**extra), serialised with the
+            # report), but pytest's types declare none: mypy cannot know the predeploy_* ones.
             report.predeploy_outcome = "awaiting sign-off"  # type: ignore[attr-defined]
             return report
         if report.skipped and kind == "must" and gate.status == "running" and report.when in ("setup", "call"):
@@ -233,14 +235,17 @@ class GateController:
             # test body without its fixture.
             if report.when == "setup":
                 report.outcome = "skipped"
-                report.longrepr = (str(item.path), item.location[1] + 1, f"advisory: {message}")
+                # An item without a line number (not a Python function) is reported at the file's top.
+                report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"advisory: {message}")
             else:
                 report.outcome = "passed"
+            # Extra report attributes, as above (pytest's types declare none).
             report.predeploy_outcome = "no data" if is_no_data else "advisory"  # type: ignore[attr-defined]
             report.predeploy_detail = report.longreprtext  # type: ignore[attr-defined]
             gate.advisories.append(f"{item.name}: {message}")
             return report
         if is_no_data:
+            # Extra report attribute, as above (pytest's types declare none).
             report.predeploy_outcome = "no data"  # type: ignore[attr-defined]
         if gate.status != "failed":
             gate.status = "failed"

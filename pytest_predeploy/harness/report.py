@@ -165,6 +165,7 @@ class ReportHooks:
             return report
         extras = list(getattr(report, "extras", []))
         links = _artifact_links(item, self.session.context.artifacts)
+        # pytest reports carry extra attributes by design (TestReport(**extra)), but pytest's types declare none.
         report.predeploy_artifacts = links  # type: ignore[attr-defined]
         for name in links:
             extras.append({"name": name, "format_type": "url", "content": name, "mime_type": None, "extension": None})
@@ -172,6 +173,7 @@ class ReportHooks:
         if found is not None:
             redact = self.session.context.redactor.redact
             extras.extend({"name": None, "format_type": "html", "content": redact(content), "mime_type": None, "extension": None} for _, content in found.items)
+        # pytest-html reads its extras from this report attribute, which pytest's types do not declare.
         report.extras = extras  # type: ignore[attr-defined]
         return report
 
@@ -296,7 +298,7 @@ def register(config: pytest.Config, session: ProtocolSession) -> ReportHooks:
         # Rows in gate order (execution order), not pytest-html's default "failures first".
         # pytest has no public way to set an ini value; pytest-html reads it with getini, whose
         # cache this is (setting it before the report is written is enough).
-        config._inicache["initial_sort"] = "original"  # type: ignore[attr-defined]
+        config._inicache["initial_sort"] = "original"
         manager.register(HtmlHooks(hooks), "predeploy-report-html")
     if manager.hasplugin("pytest_jsonreport"):
         manager.register(JsonHooks(hooks), "predeploy-report-json")

@@ -338,7 +338,8 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 @pytest.fixture(scope="session")
 def security(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
     """Step 3.2: run_security_audit.py -> security-compliance-report.json (+ SBOM)."""
-    path, result = run_or_take(pytestconfig, predeploy, "security")
+    outcome: tuple[Path, RunResult] = run_or_take(pytestconfig, predeploy, "security")
+    path, result = outcome
     if result.returncode == EXIT_FINDINGS:
         # Here, not where the audit ran: the blocker is announced when Gate 3 judges it.
         predeploy.announce(headline_of(path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -116,6 +116,23 @@ class IntakeReport(ArtifactModel):
     warnings: list[str] = Field(default_factory=list, description="What the reviewer must know although nothing failed (e.g. no approval was required at all).")
 
 
+class _CheckBase(TypedDict):
+    """The fields every ApprovalCheck of one record shares."""
+
+    name: str
+    title: str
+    file: str
+    sha256: NotRequired[str]
+
+
+class _RecordFacts(TypedDict):
+    """What a parsed record says about its approval, as ApprovalCheck carries it."""
+
+    approved_by: str
+    approved_at: datetime
+    expires_at: datetime | None
+
+
 def _read_record(path: Path) -> bytes:
     """The record's bytes; bigger than MAX_DOCUMENT_BYTES: ConfigError (only that much is read)."""
     with path.open("rb") as stream:
@@ -134,7 +151,7 @@ def check_approval(
     now: datetime,
     operator: str | None = None,
 ) -> ApprovalCheck:
-    base = {"name": item.name, "title": item.title or item.name, "file": str(item.file)}
+    base: _CheckBase = {"name": item.name, "title": item.title or item.name, "file": str(item.file)}
     if not item.file.is_file():
         return ApprovalCheck(**base, status="missing", detail=f"no approval record at {item.file}")
     try:
@@ -153,7 +170,7 @@ def check_approval(
         else:
             detail = str(exc)
         return ApprovalCheck(**base, status="malformed", detail=f"{item.file}: {detail}" if not detail.startswith(str(item.file)) else detail)
-    facts = {"approved_by": record.approved_by, "approved_at": record.approved_at, "expires_at": record.expires_at}
+    facts: _RecordFacts = {"approved_by": record.approved_by, "approved_at": record.approved_at, "expires_at": record.expires_at}
     if record.approved_at > now + CLOCK_SKEW:
         return ApprovalCheck(
             **base,

@@ -104,7 +104,7 @@ def _run(config: ParityProject, env: str, refresh: RefreshConfig, argv: list[str
         return run_command(argv, step=STEP, label=env, transcript=transcript, timeout=timeout, cwd=cwd, redactor=Redactor(config.secret_values()))
     if hasattr(run, "run_command"):
         return run.run_command(argv, step=STEP, label=env, timeout=timeout, cwd=cwd)
-    return run(argv, env)  # type: ignore[operator]
+    return run(argv, env)
 
 
 def _flatten(tree: Any, path: tuple[Any, ...], out: dict[str, Any]) -> None:

@@ -170,7 +170,7 @@ def sign_envelope(payload: bytes, key: SigningKey, payload_type: str = INTOTO_PA
     """A DSSE envelope over ``payload`` with one signature by ``key``."""
     signature = key.private.sign(pae(payload_type, payload))
     return Envelope(
-        payloadType=payload_type,
+        payload_type=payload_type,
         payload=base64.b64encode(payload).decode("ascii"),
         signatures=[Signature(keyid=key.keyid, sig=base64.b64encode(signature).decode("ascii"))],
     )

@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from filelock import FileLock
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,9 +28,9 @@ from pytest_predeploy.core.yamlfile import parse_json
 from pytest_predeploy.readiness.signing import DEFAULT_SIGNERS_FILE, Envelope, Signers, SigningKey, authorize, load_signers, sign_envelope, verify_envelope
 
 STEP = "readiness-review"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 #: The predicate type of a sign-off. The project publishes no web address, so a URN names it.
-PREDICATE_TYPE = "urn:pytest-predeploy:readiness-signoff:v1"
+PREDICATE_TYPE: Final = "urn:pytest-predeploy:readiness-signoff:v1"
 
 Decision = Literal["go", "no-go"]
 Verdict = Literal["current", "expired", "other-package", "future-dated"]

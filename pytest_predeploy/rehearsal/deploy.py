@@ -359,9 +359,9 @@ def deployment_problems(report: DeploymentReport) -> list[str]:
     if report.outcome == "failed" and not problems:
         problems.append(report.error or "the deployment rehearsal failed")
     if report.recovery is not None:
-        for record in report.recovery.services:
-            if record.status == "failed":
-                problems.append(f"{record.service}: automatic recovery to {record.release} failed: {record.error}")
+        for recovered in report.recovery.services:
+            if recovered.status == "failed":
+                problems.append(f"{recovered.service}: automatic recovery to {recovered.release} failed: {recovered.error}")
     return problems
 
 
@@ -391,7 +391,8 @@ class _Rehearsal:
     def _script(self, title: str, step: str, label: str, **placeholders: str) -> RunResult | str:
         """Run a step script; a configuration problem becomes the error text instead."""
         try:
-            result = self.ctx.run_step_script(step, label=label, **placeholders)
+            # capture given explicitly, so the text placeholders can never fill it (mypy checks that).
+            result = self.ctx.run_step_script(step, label=label, capture=False, **placeholders)
         except KeyboardInterrupt:
             self.sections.append((title, self.ctx.transcript_path(step, label)))
             raise

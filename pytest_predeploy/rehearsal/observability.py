@@ -422,6 +422,9 @@ class PrometheusWatch:
 # --- alerts and the baseline --------------------------------------------------------------
 
 
+AlertState = Literal["firing", "ok", "no-data"]
+
+
 class AlertEvaluation(StrictModel):
     """One alert rule on one service at one phase."""
 
@@ -431,7 +434,7 @@ class AlertEvaluation(StrictModel):
     service: str = Field(description="Service.")
     phase: str = Field(description="Phase.")
     value: float | None = Field(None, description="The figure; none without data or without requests.")
-    state: Literal["firing", "ok", "no-data"] = Field(description="firing, ok (not firing), or no-data (the figure could not be read).")
+    state: AlertState = Field(description="firing, ok (not firing), or no-data (the figure could not be read).")
     detail: str = Field("", description="Why there is no value.")
 
 
@@ -458,6 +461,7 @@ def evaluate_alerts(rules: list[AlertRule], snapshots: list[MetricsSnapshot]) ->
                 if rule.services and metrics.service not in rule.services:
                     continue
                 value, missing = metrics.figure(rule.metric)
+                state: AlertState
                 if missing:
                     state, detail = "no-data", missing
                 elif value is None:

@@ -217,7 +217,8 @@ class _ServiceRehearsal:
         started_at, clock = utcnow(), time.monotonic()
         self.progress.begin(self.name, name)
         try:
-            result = self.ctx.run_step_script(step, label=label, **placeholders)
+            # capture given explicitly, so the text placeholders can never fill it (mypy checks that).
+            result = self.ctx.run_step_script(step, label=label, capture=False, **placeholders)
         except PredeployError as exc:
             self._step(name, started_at, clock, False, str(exc))
             self.progress.end(self.name, f"FAILED: {exc}")

@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import PredeployError
@@ -45,7 +46,7 @@ class UpdateResult:
     fetched_at: datetime
 
 
-def _download(url: str, handle: object, timeout: float) -> tuple[int, str]:
+def _download(url: str, handle: BinaryIO, timeout: float) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     try:
@@ -56,7 +57,7 @@ def _download(url: str, handle: object, timeout: float) -> tuple[int, str]:
                 if size > MAX_BYTES:
                     raise UpdateFailed(f"{url}: download larger than {MAX_BYTES >> 20} MiB; refusing it")
                 digest.update(chunk)
-                handle.write(chunk)  # type: ignore[attr-defined]
+                handle.write(chunk)
     except urllib.error.HTTPError as exc:
         raise UpdateFailed(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:

@@ -17,7 +17,7 @@ from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.security.components import resolve_dependencies
 from pytest_predeploy.security.policy import ScannerOptions, SecurityConfig
-from pytest_predeploy.security.report import Approval, Finding, ScannerResult, SecurityReport, WaiverApplied, security_problems
+from pytest_predeploy.security.report import Approval, Finding, ScannerName, ScannerResult, ScannerStatus, SecurityReport, WaiverApplied, security_problems
 from pytest_predeploy.security.scanners import SCANNERS, RawFinding, Scan, ScanContext
 from pytest_predeploy.security.tools import ToolUnavailable
 
@@ -26,15 +26,15 @@ from pytest_predeploy.security.tools import ToolUnavailable
 _PARALLEL = 3
 
 
-def _options(config: SecurityConfig, name: str) -> ScannerOptions:
+def _options(config: SecurityConfig, name: ScannerName) -> ScannerOptions:
     options: ScannerOptions = getattr(config, name.replace("-", "_"))
     return options
 
 
-def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFinding]]:
+def _run_scanner(ctx: ScanContext, name: ScannerName) -> tuple[ScannerResult, list[RawFinding]]:
     tool, scanner = SCANNERS[name]
     options = _options(ctx.config, name)
-    scan = Scan(name=name, tool=tool)  # type: ignore[arg-type]
+    scan = Scan(name=name, tool=tool)
     if not options.enabled:
         result = ScannerResult(
             name=name,
@@ -53,7 +53,7 @@ def _run_scanner(ctx: ScanContext, name: str) -> tuple[ScannerResult, list[RawFi
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - a scanner we could not complete is 'unavailable', never a silent pass
         reason = f"internal error: {type(exc).__name__}: {exc}"
-    status = "unavailable" if reason else ("findings" if scan.findings else "passed")
+    status: ScannerStatus = "unavailable" if reason else ("findings" if scan.findings else "passed")
     result = ScannerResult(
         name=name,
         tool=tool,
@@ -95,7 +95,7 @@ def _action(name: str, reason: str, release: str) -> str:
     return f"fix the cause above, then rerun: pytest gates/test_gate3_rollback_security.py --predeploy-release={release}"
 
 
-def _judge(config: SecurityConfig, scanner: str, raw: RawFinding, now: datetime) -> Finding:
+def _judge(config: SecurityConfig, scanner: ScannerName, raw: RawFinding, now: datetime) -> Finding:
     waiver, expired = config.waiver_for(scanner, [raw.id, *raw.aliases], raw.package, raw.file, now)
     applied = WaiverApplied(id=waiver.id, owner=waiver.owner, expires_at=waiver.expires_at, expired=expired) if waiver else None
     cleared = waiver is not None and not expired

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pytest_predeploy.core.fields import Severity
@@ -151,7 +151,7 @@ def _parse(name: str, raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _mentions(raw: bytes, wanted: set[str]) -> bool:
+def _mentions(raw: bytes, wanted: set[NormalizedName]) -> bool:
     # Every "name" value in the file (JSON or YAML), PEP 503-normalised: one cheap pattern whatever
     # the number of scanned distributions (an alternation of 300 names is ten times slower). A
     # credit's name may match too: that only costs a parse, never a miss.

@@ -13,10 +13,12 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from pytest_predeploy.core.artifacts import write_bytes_atomic
 from pytest_predeploy.core.fields import Severity, format_duration
@@ -123,7 +125,8 @@ def scan_bandit(ctx: ScanContext, scan: Scan) -> None:
             )
         )
     for item in data["results"]:
-        severity = options.severities.get(str(item.get("issue_severity", "")).upper(), Severity.major)  # type: ignore[call-overload]
+        # Looking up any level in the HIGH/MEDIUM/LOW-keyed policy is safe: another level takes the default.
+        severity = cast(Mapping[str, Severity], options.severities).get(str(item.get("issue_severity", "")).upper(), Severity.major)
         text = _QUOTED.sub("'[withheld]'", str(item.get("issue_text", "")))
         scan.findings.append(
             RawFinding(
@@ -275,7 +278,9 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
         if component.dist is None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
-            expression, source = licenses.read_license(component.dist.metadata)  # type: ignore[arg-type]
+            # An installed distribution's metadata is an email.message.Message subclass (importlib.metadata's
+            # _adapters.Message); Python 3.11's stubs declare only the smaller PackageMetadata protocol.
+            expression, source = licenses.read_license(cast(Message, component.dist.metadata))
         verdict: licenses.Verdict | Literal["unknown"] = (
             "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
         )
@@ -429,7 +434,8 @@ def _dist_version(name: str) -> str:
     return version(name)
 
 
-SCANNERS = {
+#: Every scanner: its name (as in the config and in waivers) -> (the tool it runs, what fills its Scan).
+SCANNERS: dict[ScannerName, tuple[str, Callable[[ScanContext, Scan], None]]] = {
     "bandit": ("bandit", scan_bandit),
     "secrets": ("detect-secrets", scan_secrets),
     "osv": ("offline OSV match (pytest-predeploy)", scan_osv),

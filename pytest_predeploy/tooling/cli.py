@@ -13,11 +13,12 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pytest_predeploy.config import DEFAULT_CONFIG, load_config
+from pytest_predeploy.config import DEFAULT_CONFIG, ENV_CONFIG, load_config
 from pytest_predeploy.core.artifacts import READINESS_APPROVAL
 from pytest_predeploy.core.errors import PredeployError, run_reporting_errors
 from pytest_predeploy.core.fields import format_duration, parse_positive_duration
@@ -26,7 +27,6 @@ from pytest_predeploy.readiness.package import VerifyResult, verify_package
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS, Signer, Signers, load_signers, load_signing_key
 from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, is_operator, record_signoff
 from pytest_predeploy.tooling.doctor import doctor_checks, render
-from pytest_predeploy.tooling.scriptkit import ENV_CONFIG
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,7 +65,8 @@ def _readiness(args: argparse.Namespace) -> ReadinessConfig | None:
 
 
 def _approvals(args: argparse.Namespace) -> Path:
-    return args.approvals or args.package.parent / READINESS_APPROVAL
+    approvals: Path = args.approvals or args.package.parent / READINESS_APPROVAL
+    return approvals
 
 
 def _signers(args: argparse.Namespace, config: ReadinessConfig | None) -> Signers | None:
@@ -214,7 +215,7 @@ def _run_approve(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     else:
         approver = args.by
-    expires = args.expires if args.expires is not None else config.signoff_validity
+    expires: timedelta | None = args.expires if args.expires is not None else config.signoff_validity
     statement = record_signoff(
         _approvals(args),
         package_sha256=result.sha256,
@@ -226,7 +227,11 @@ def _run_approve(args: argparse.Namespace) -> int:
         expires_in=expires,
         key=key,
     )
-    until = f", valid for {format_duration(expires)} (until {statement.predicate.expires_at.isoformat()})" if statement.predicate.expires_at else ""
+    until = (
+        f", valid for {format_duration(expires)} (until {statement.predicate.expires_at.isoformat()})"
+        if expires is not None and statement.predicate.expires_at
+        else ""
+    )
     how = f"signed with {key.keyid}" if key is not None else "UNSIGNED (readiness.allow_unsigned)"
     print(f"recorded: {args.role} {args.decision} by {approver} for release {result.manifest.release}, package sha256 {result.sha256}{until}, {how}")
     print(f"sign-offs: {_approvals(args)}")

@@ -177,7 +177,8 @@ def _default(field: FieldInfo) -> str:
             return "(see section)"
     else:
         # The field's own serialisers (durations as '30s', paths as text) live in its metadata.
-        annotation = typing.Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        # A type expression built at run time: mypy can only know it as Any (TypeAdapter takes any).
+        annotation: Any = typing.Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
         value = TypeAdapter(annotation).dump_python(value, mode="json")
     text = json.dumps(value)
     if len(text) > _DEFAULT_WIDTH and isinstance(value, (list, dict)):

@@ -115,7 +115,7 @@ def starter_files(project: Path, services: Sequence[Service]) -> dict[str, str |
     files.update(_template_files("scripts"))
     files[f"{HOME}/smoke/conftest.py"] = SMOKE_CONFTEST
     health = {service.name: detected(project, service).health_path or "/healthz" for service in services}
-    files[f"{HOME}/smoke/test_operational.py"] = SMOKE_OPERATIONAL.replace("__HEALTH_PATHS__", repr(health))
+    files[f"{HOME}/smoke/test_operational.py"] = SMOKE_OPERATIONAL.replace("{}  # __HEALTH_PATHS__", repr(health))
     today = utcnow().date()
     for name, title in APPROVALS:
         files[f"{HOME}/approvals/{name}.example.yaml"] = APPROVAL_EXAMPLES[name].format(

@@ -93,13 +93,17 @@ class SeverityRule(StrictModel):
     remediation: str = Field("", description="What to do about such a difference (shown in the report instead of the generic advice).")
 
 
+def _changed_only() -> list[ConfigKind]:
+    return ["changed"]
+
+
 class IgnoreRule(StrictModel):
     """An expected difference (hostnames, replica counts): listed as ignored, never counted as drift."""
 
     path: PathGlob = Field(description="Path glob of the expected difference.")
     reason: str = Field(min_length=1, description="Why this difference is expected (shown in the report).")
     kinds: list[ConfigKind] = Field(
-        default_factory=lambda: ["changed"],
+        default_factory=_changed_only,
         description="Which differences are expected: changed (default), type-changed, added (only in staging) and removed (production has it, staging lacks it). A key missing in staging is never ignored unless 'removed' is listed.",
     )
 

@@ -201,7 +201,7 @@ def _fingerprint(value: Any) -> Any:
     return (cls, value)
 
 
-def _same_scalar(a: Any, b: Any) -> bool:
+def _same_scalar(a: object, b: object) -> bool:
     return a == b or (a != a and b != b)  # NaN equals NaN here
 
 

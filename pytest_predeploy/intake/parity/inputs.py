@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import re
 import sys
 import tempfile
 import tomllib
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import Field
@@ -59,7 +60,10 @@ _SEQ = "tag:yaml.org,2002:seq"
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _MERGE = "tag:yaml.org,2002:merge"
-_IMPLICIT = {first: tuple(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# PyYAML's stubs leave the resolver table untyped; it maps a first character to (tag, pattern) pairs.
+_IMPLICIT: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 class _Unreadable(Exception):
@@ -70,7 +74,7 @@ class _Unreadable(Exception):
         self.line = line
 
 
-class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
+class _FastLoader(yaml.CSafeLoader):
     """libyaml's parser with a lean resolver and constructor. Same results as CSafeLoader for
     the safe schema; duplicate keys are an error; no path resolvers (SafeLoader has none)."""
 
@@ -93,7 +97,8 @@ class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
         """Every document of the stream with the line it starts on; empty documents are left out."""
         documents = []
         while self.check_node():
-            node = self.get_node()
+            # check_node() just said a node follows, so get_node() returns one, not None.
+            node = cast(yaml.Node, self.get_node())
             value = self._build(node)
             if value is not None:
                 documents.append((node.start_mark.line + 1, value))
@@ -130,6 +135,7 @@ class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
             if ident in building:
                 raise _Unreadable(node.start_mark.line + 1, "an alias that contains itself")
             building.add(ident)
+            data: dict[Any, Any] | list[Any]
             if node.__class__ is MappingNode:
                 if node.tag != _MAP:
                     raise _Unreadable(node.start_mark.line + 1, f"unsupported tag {node.tag} (only plain mappings, lists and scalars)")
