@@ -233,3 +233,24 @@ def test_pruning_old_releases_leaves_another_environment_running_the_same_image(
     assert not (project / ".staging" / "staging" / "api" / "kube" / "releases" / "v1.1.json").exists()
     assert version_inside(project, "api", env="qa") == {"service": "api", "release": "v1.1"}
     kube(project, "stop", "--env", "qa")
+
+
+def test_the_same_code_makes_the_same_image_after_an_unrelated_commit(project: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=project, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "one")
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    record = project / ".staging" / "staging" / "api" / "kube" / "releases" / "v1.1.json"
+    first = json.loads(record.read_text())
+    kube(project, "stop")
+    assert podman("rmi", first["image"].split("@")[0]).returncode == 0
+    (project / "README").write_text("an unrelated change\n")
+    git("add", "README")
+    git("commit", "-qm", "two")
+    kube(project, "deploy", "--release", "v1.1", "--service", "api")
+    again = json.loads(record.read_text())
+    assert again["identity"]["digest"] == first["identity"]["digest"]
+    assert again["image"] == first["image"]  # the new HEAD is not part of the image

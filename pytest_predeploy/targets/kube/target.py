@@ -192,9 +192,10 @@ class KubeService:
             except ReleaseSourceError as exc:
                 raise TargetError(EXIT_USAGE, f"{self.service.name}: {exc}; nothing was changed") from None
             name = identity.deployed_as
-            # What the service reads at start (the demo service: its name, release and fault);
-            # no build time in it, so the same code always makes the same image.
-            manifest = {"service": self.service.name, "release": name, "fault": fault, "identity": identity.model_dump(mode="json")}
+            # What the service reads at start (the demo service: its name, release and fault) and
+            # the code's digest; no build time nor git commit (a later commit elsewhere in the
+            # repository), so the same code always makes the same image.
+            manifest = {"service": self.service.name, "release": name, "fault": fault, "digest": identity.digest}
             write_text_atomic(folder / "release-manifest.json", _json(manifest))
             labels = {LABEL_SERVICE: self.service.name, LABEL_RELEASE: label_value(name)}
             try:
