@@ -26,10 +26,10 @@ run python3 -m venv .venv
 run .venv/bin/pip install -q -e .
 if [ "$CONFIG" = predeploy.prometheus.yaml ]; then
   command -v prometheus >/dev/null || { echo "--prometheus needs the Prometheus server: apt-get install prometheus" >&2; exit 2; }
-  run .venv/bin/python demo/prometheus/make_config.py "$CONFIG"
+  run .venv/bin/python demo/make_config.py prometheus "$CONFIG"
 elif [ "$CONFIG" = predeploy.kube.yaml ]; then
   { command -v podman && command -v runc; } >/dev/null || { echo "--kube needs a container engine: apt-get install podman runc" >&2; exit 2; }
-  run .venv/bin/python demo/kube/make_config.py "$CONFIG"
+  run .venv/bin/python demo/make_config.py kube "$CONFIG"
 fi
 
 # Exit status 10 = every gate passed and the sealed package awaits sign-off; anything else stops here.

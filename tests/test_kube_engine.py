@@ -58,3 +58,22 @@ def test_any_other_failure_is_not_retried(tmp_path: Path) -> None:
 def test_a_missing_engine_says_how_to_install_it(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"cannot run .*/nope \(No such file or directory\): install it"):
         Engine(str(tmp_path / "nope"), 10, install_hint=": install it").run("ps")
+
+
+RLIMIT = "runc create failed: unable to start container process: error setting rlimits for ready process: error setting rlimit type 7: operation not permitted"
+
+
+def test_a_sandboxed_host_refusing_rlimits_is_told_the_containers_conf_that_fixes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONTAINERS_CONF", raising=False)
+    podman = fake(tmp_path, failures=1, error=RLIMIT)
+    with pytest.raises(
+        EngineError, match=r"operation not permitted; this host refuses .*CONTAINERS_CONF.*default_ulimits = \[\].*cgroupfs.*runc.*docs/kube.md"
+    ):
+        Engine(str(podman), 10).run("kube", "play", "x.yaml")
+
+
+def test_with_a_containers_conf_set_the_same_failure_is_quoted_without_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTAINERS_CONF", str(tmp_path / "containers.conf"))
+    podman = fake(tmp_path, failures=1, error=RLIMIT)
+    with pytest.raises(EngineError, match=r"operation not permitted$"):
+        Engine(str(podman), 10).run("kube", "play", "x.yaml")

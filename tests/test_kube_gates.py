@@ -1,5 +1,5 @@
 """Gates 2 and 3 on the kube target: the same gate modules and step scripts as on the process
-target, run on a copy of the demo with its kube configuration (demo/kube/make_config.py), the
+target, run on a copy of the demo with its kube configuration (demo/make_config.py kube), the
 services as containers from demo/kube/'s manifests on real podman.
 
 Needs podman and runc (``.ci/run`` installs them when it runs as root); skips without them.
@@ -32,7 +32,7 @@ def podman(*args: str) -> str:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Path]:
     root = copy_demo(tmp_path / "demo-project")
-    subprocess.run([sys.executable, "demo/kube/make_config.py", "predeploy.kube.yaml"], cwd=root, check=True, capture_output=True)
+    subprocess.run([sys.executable, "demo/make_config.py", "kube", "predeploy.kube.yaml"], cwd=root, check=True, capture_output=True)
     config = yaml.safe_load((root / "predeploy.kube.yaml").read_text())
     # Its own image names: the shared image store may hold the developer's own demo images.
     config["project"] = f"kg{uuid.uuid4().hex[:8]}"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from pytest_predeploy.core.errors import ConfigError, StepError
-from pytest_predeploy.targets.kube.config import load_kube_config
 from pytest_predeploy.targets.kube.environment import KubeTarget
+from pytest_predeploy.targets.settings import load_target_config
 
 
 def write(tmp_path: Path, kube: dict[str, object], service: dict[str, object] | None = None) -> Path:
@@ -32,13 +32,13 @@ def write(tmp_path: Path, kube: dict[str, object], service: dict[str, object] | 
 def test_unusable_kube_settings_name_the_file_line_and_field(tmp_path: Path, kube: dict[str, object], message: str) -> None:
     path = write(tmp_path, kube)
     with pytest.raises(ConfigError) as caught:
-        load_kube_config(path)
+        load_target_config(path)
     assert str(caught.value).startswith(f"{path}:")
     assert message in str(caught.value)
 
 
 def test_a_cluster_service_without_its_url_is_not_reported_as_not_running(tmp_path: Path) -> None:
-    config = load_kube_config(write(tmp_path, {"engine": "kubectl", "registry": "registry.example.com/shop"}))
+    config = load_target_config(write(tmp_path, {"engine": "kubectl", "registry": "registry.example.com/shop"}))
     with pytest.raises(
         StepError, match=r"services\[api\].url is not set: with staging.kube.engine kubectl the rehearsal reaches each service at its own address"
     ):
@@ -46,5 +46,5 @@ def test_a_cluster_service_without_its_url_is_not_reported_as_not_running(tmp_pa
 
 
 def test_a_cluster_service_with_its_url_answers_there(tmp_path: Path) -> None:
-    config = load_kube_config(write(tmp_path, {"engine": "kubectl", "registry": "registry.example.com/shop"}, {"url": "https://api.staging.example.com/"}))
+    config = load_target_config(write(tmp_path, {"engine": "kubectl", "registry": "registry.example.com/shop"}, {"url": "https://api.staging.example.com/"}))
     assert KubeTarget(config).service_url("staging", "api") == "https://api.staging.example.com"

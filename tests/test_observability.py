@@ -11,7 +11,6 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from test_smoke import StartService, free_port, make_config, start_service, static_server  # noqa: F401  (fixtures)
 
 from pytest_predeploy.core.artifacts import read_artifact
 from pytest_predeploy.rehearsal.observability import (
@@ -28,6 +27,7 @@ from pytest_predeploy.rehearsal.observability import (
     service_metrics,
     write_observability_baseline,
 )
+from tests.smoke_project import StartService, free_port, make_config, start_service, static_server  # noqa: F401  (fixtures)
 
 INF = float("inf")
 

@@ -16,7 +16,6 @@ from xml.etree import ElementTree
 
 import pytest
 from pydantic import ValidationError
-from test_smoke import StartService, start_service  # noqa: F401  (fixture)
 
 from pytest_predeploy.rehearsal.prometheus import (
     PrometheusConfig,
@@ -26,6 +25,7 @@ from pytest_predeploy.rehearsal.prometheus import (
     render_prometheus_markdown,
 )
 from pytest_predeploy.targets.prometheus import INSTALL_HINT, PrometheusServer, find_binary
+from tests.smoke_project import StartService, start_service  # noqa: F401  (fixture)
 
 needs_prometheus = pytest.mark.skipif(find_binary("prometheus") is None, reason=f"needs the Prometheus server: {INSTALL_HINT}")
 

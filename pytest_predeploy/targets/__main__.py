@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
+from pytest_predeploy.targets.cli import ENV_CONFIG
 from pytest_predeploy.targets.settings import load_target_config
 
 PROG = "python -m pytest_predeploy.targets"
-ENV_CONFIG = "PREDEPLOY_CONFIG"  # scriptkit's name, spelled out (see targets.local.__main__)
 
 
 def config_path(argv: list[str]) -> Path:

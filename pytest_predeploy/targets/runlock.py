@@ -17,6 +17,9 @@ import errno
 import fcntl
 import os
 import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pytest_predeploy.core.errors import PredeployError
@@ -73,3 +76,27 @@ class StagingLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
+
+
+@contextmanager
+def exclusive(path: Path, timeout: float, busy: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` while one deploy or rollback of a service runs;
+    after ``timeout`` seconds of waiting raise ``busy()``. The kernel releases the lock when the
+    process dies, so a killed deploy never leaves the service locked. (flock directly: the
+    filelock package costs each deploy command more CPU to import than the whole lock is worth.)"""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise busy()
+            time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -243,14 +243,15 @@ class ServiceLookup:
 
 
 class TargetConfig(ServiceLookup, BaseModel):
-    """The ``services:`` and ``staging:`` sections alone. The deploy and rollback commands load
-    only these: they run once per service, often ten at once, and the whole config model
-    imports every part of the plugin (the rest of the file is the plugin's to validate)."""
+    """``project``, ``services:`` and ``staging:`` alone: what the targets' command lines load.
+    They run once per service, often ten at once, and the whole config model imports every part
+    of the plugin (the rest of the file is the plugin's to validate)."""
 
     model_config = ConfigDict(extra="ignore")
 
+    project: str | None = Field(None, description="Project name ({project} in staging.kube.image; default: the config file's folder name).")
     services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
-    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The local staging target.")
+    staging: LocalStagingConfig = Field(default_factory=LocalStagingConfig, description="The staging target.")
     path: Path = Field(Path("predeploy.yaml"), exclude=True, description="(set on load) The file this config came from.")
 
     @field_validator("services")
@@ -265,7 +266,7 @@ def load_target_config(path: Path) -> TargetConfig:
         raise ConfigError(f"{path}: expected a mapping of settings at the top level (see docs/config-reference.md)")
     base = path.resolve().parent
     try:
-        config = TargetConfig.model_validate({key: data[key] for key in ("services", "staging") if key in data}, context={"base_dir": base})
+        config = TargetConfig.model_validate({key: data[key] for key in ("project", "services", "staging") if key in data}, context={"base_dir": base})
     except ValidationError as exc:
         raise ConfigError(format_validation_errors(path, exc, lines)) from None
     config.path = path.resolve()

@@ -17,45 +17,24 @@ services the first non-zero status is returned, after trying every service.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
+from pytest_predeploy.targets.cli import command_parser
 from pytest_predeploy.targets.kube.cluster import ClusterService
-from pytest_predeploy.targets.kube.config import KubeTargetConfig, load_kube_config
 from pytest_predeploy.targets.kube.engine import EngineError
 from pytest_predeploy.targets.kube.environment import KubeTarget
 from pytest_predeploy.targets.kube.target import KubeService
 from pytest_predeploy.targets.local.target import EXIT_FAILED, EXIT_OK, TargetError, print_line
+from pytest_predeploy.targets.settings import TargetConfig, load_target_config
 
 PROG = "python -m pytest_predeploy.targets.kube"
-# The variables scriptkit defines, spelled out (as the local target's command line does).
-ENV_CONFIG = "PREDEPLOY_CONFIG"
-ENV_ENVIRONMENT = "PREDEPLOY_ENV"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="The kube staging target (Kubernetes manifests on podman or a cluster).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("deploy", "build and run a release"),
-        ("rollback", "return to an earlier release"),
-        ("status", "show what runs"),
-        ("stop", "remove the pods"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("--env", default=os.environ.get(ENV_ENVIRONMENT, "staging"), help=f"environment (default: ${ENV_ENVIRONMENT} or staging)")
-        if name in ("deploy", "rollback"):
-            command.add_argument("--release", required=True, help="release tag")
-        command.add_argument("--service", action="append", help="service name (repeatable; default: every service)")
-        command.add_argument(
-            "--config",
-            type=Path,
-            default=Path(os.environ.get(ENV_CONFIG, "predeploy.yaml")),
-            help=f"predeploy.yaml to use (default: ${ENV_CONFIG} or ./predeploy.yaml)",
-        )
-    return parser
+    return command_parser(
+        PROG, "The kube staging target (Kubernetes manifests on podman or a cluster).", deploy="build and run a release", stop="remove the pods"
+    )
 
 
 def _status(service: KubeService) -> None:
@@ -74,7 +53,7 @@ def _status(service: KubeService) -> None:
         )
 
 
-def run_command(config: KubeTargetConfig, command: str, env: str, release: str | None, names: list[str] | None) -> int:
+def run_command(config: TargetConfig, command: str, env: str, release: str | None, names: list[str] | None) -> int:
     """One command over the named services (default: all); returns the exit status."""
     target = KubeTarget(config, say=print_line)
     if command == "stop" and not names:
@@ -107,7 +86,7 @@ def run_command(config: KubeTargetConfig, command: str, env: str, release: str |
 
 def main() -> int:
     args = _parser().parse_args()
-    config = load_kube_config(args.config)
+    config = load_target_config(args.config)
     return run_command(config, args.command, args.env, getattr(args, "release", None), args.service)
 
 

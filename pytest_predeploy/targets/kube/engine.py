@@ -3,16 +3,13 @@ deadline, killed with its whole group when the deadline passes, output captured.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,12 @@ _QUOTED = 400
 _LIST_ATTEMPTS = 3
 #: A listing failed because something it was reading was removed meanwhile.
 _VANISHED = re.compile(r"no such (pod|container)")
+#: The host refuses what podman's defaults ask of it (a sandbox: no setrlimit, hybrid cgroups).
+_SANDBOXED = re.compile(r"error setting rlimit|setrlimit|cgroup.*(not permitted|read-only)", re.IGNORECASE)
+_SANDBOX_FIX = (
+    "; this host refuses podman's default resource limits or cgroups: run with CONTAINERS_CONF naming a containers.conf that sets "
+    '[containers] default_ulimits = [] and [engine] cgroup_manager = "cgroupfs", runtime = "runc" (docs/kube.md, \'Sandboxed hosts\')'
+)
 
 
 class EngineError(StepError):
@@ -62,7 +65,8 @@ class Engine:
             raise
         out_text, err_text = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         if check and proc.returncode != 0:
-            raise EngineError(f"'{describe(argv)}' failed (exit {proc.returncode}): {quote_error(err_text or out_text)}")
+            hint = _SANDBOX_FIX if _SANDBOXED.search(err_text) and not os.environ.get("CONTAINERS_CONF") else ""
+            raise EngineError(f"'{describe(argv)}' failed (exit {proc.returncode}): {quote_error(err_text or out_text)}{hint}")
         return subprocess.CompletedProcess(argv, proc.returncode, out_text, err_text)
 
     def json(self, *args: str) -> Any:
@@ -112,22 +116,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-@contextmanager
-def exclusive(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (released by the kernel if we die)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                raise EngineError(f"another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")
-            time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+def held_too_long(path: Path, timeout: float) -> Callable[[], EngineError]:
+    """The error :func:`~pytest_predeploy.targets.runlock.exclusive` raises when another deploy or
+    rollback keeps ``path`` locked past ``timeout``."""
+    return lambda: EngineError(f"another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")

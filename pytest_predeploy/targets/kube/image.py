@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.targets.kube.engine import Engine, EngineError, exclusive
+from pytest_predeploy.targets.kube.engine import Engine, EngineError, held_too_long
+from pytest_predeploy.targets.runlock import exclusive
 
 BASE_REPOSITORY = "localhost/predeploy-base"
 #: Where the base image keeps the services' distributions (on PYTHONPATH).
@@ -300,7 +301,10 @@ class ImageBuilder:
         if self.exists(ref):
             return ref
         self.scratch.mkdir(parents=True, exist_ok=True)
-        with exclusive(self.scratch / ".base.lock", self.podman.timeout), tempfile.TemporaryDirectory(dir=self.scratch, prefix=".base-") as tmp:
+        with (
+            exclusive(self.scratch / ".base.lock", self.podman.timeout, held_too_long(self.scratch / ".base.lock", self.podman.timeout)),
+            tempfile.TemporaryDirectory(dir=self.scratch, prefix=".base-") as tmp,
+        ):
             if self.exists(ref):  # another deploy built it while this one waited for the lock
                 return ref
             folder = Path(tmp)

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.fields import utcnow
-from pytest_predeploy.targets.kube.engine import EngineError, exclusive
+from pytest_predeploy.targets.kube.engine import EngineError, held_too_long
 from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError, ImageSettingError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.settings import KubeConfig
@@ -50,6 +50,7 @@ from pytest_predeploy.targets.local.target import (
 )
 from pytest_predeploy.targets.probe import local_get_json, other_service
 from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceConfig, ReleaseSourceError, materialise, resolve
+from pytest_predeploy.targets.runlock import exclusive
 from pytest_predeploy.targets.settings import SERVICE_NAME, ServiceConfig
 
 MAIN_SLOT = "main"
@@ -332,7 +333,7 @@ class KubeService:
     @contextmanager
     def locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with exclusive(self.dir / ".lock", _LOCK_TIMEOUT):
+        with exclusive(self.dir / ".lock", _LOCK_TIMEOUT, held_too_long(self.dir / ".lock", _LOCK_TIMEOUT)):
             yield
 
     def _serving_release(self, name: str) -> str | None:

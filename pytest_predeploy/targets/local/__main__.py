@@ -18,42 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from pytest_predeploy.core.errors import run_reporting_errors
+from pytest_predeploy.targets.cli import command_parser
 from pytest_predeploy.targets.local import service_target, stop_all
 from pytest_predeploy.targets.local.target import BLUE_GREEN, EXIT_OK, MAIN_SLOT, ServiceTarget, TargetError, print_line
 from pytest_predeploy.targets.processes import is_running
 from pytest_predeploy.targets.settings import TargetConfig, load_target_config
 
 PROG = "python -m pytest_predeploy.targets.local"
-# The variables scriptkit defines (ENV_CONFIG, ENV_ENVIRONMENT), spelled out: importing scriptkit
-# loads the whole config model, which this command avoids so that it starts fast.
-ENV_CONFIG = "PREDEPLOY_CONFIG"
-ENV_ENVIRONMENT = "PREDEPLOY_ENV"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="The embedded local staging target.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("deploy", "build and start a release"),
-        ("rollback", "return to an earlier release"),
-        ("status", "show what runs"),
-        ("stop", "stop service processes"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("--env", default=os.environ.get(ENV_ENVIRONMENT, "staging"), help=f"environment (default: ${ENV_ENVIRONMENT} or staging)")
-        if name in ("deploy", "rollback"):
-            command.add_argument("--release", required=True, help="release tag")
-        command.add_argument("--service", action="append", help="service name (repeatable; default: every service)")
-        command.add_argument(
-            "--config",
-            type=Path,
-            default=Path(os.environ.get(ENV_CONFIG, "predeploy.yaml")),
-            help=f"predeploy.yaml to use (default: ${ENV_CONFIG} or ./predeploy.yaml)",
-        )
-    return parser
+    return command_parser(PROG, "The embedded local staging target.", deploy="build and start a release", stop="stop service processes")
 
 
 def _targets(config: TargetConfig, env: str, names: list[str] | None) -> list[ServiceTarget]:

@@ -24,8 +24,6 @@ Fault-injection seam for tests: ``PREDEPLOY_STAGING_PAUSE=<checkpoint>`` makes t
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import shutil
 import socket
@@ -46,6 +44,7 @@ from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.targets import processes
 from pytest_predeploy.targets.probe import local_get_json, other_service
 from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
+from pytest_predeploy.targets.runlock import exclusive
 from pytest_predeploy.targets.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
 
 MANIFEST = "release-manifest.json"
@@ -239,7 +238,9 @@ class ServiceTarget:
     @contextmanager
     def locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.dir / ".lock", _LOCK_TIMEOUT):
+        lock = self.dir / ".lock"
+        busy = f"{self.service.name}: another deploy or rollback has held {lock} for {_LOCK_TIMEOUT:.0f}s; try again when it ends"
+        with exclusive(lock, _LOCK_TIMEOUT, lambda: TargetError(EXIT_FAILED, busy)):
             checkpoint("locked")
             self._clean_leftovers()
             yield
@@ -527,29 +528,6 @@ class ServiceTarget:
                 stopped.append(f"{self.service.name} {record.release} ({record.slot}, pid {record.pid})")
             self.stop_slot(record.slot)
         return stopped
-
-
-@contextmanager
-def _exclusive(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path``; the kernel releases it when the process dies, so a
-    killed deploy never leaves the service locked. (flock directly: the filelock package costs
-    each deploy command more CPU to import than the whole lock is worth.)"""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                raise TargetError(EXIT_FAILED, f"{path.parent.name}: another deploy or rollback has held {path} for {timeout:.0f}s; try again when it ends")
-            time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def check_tag(tag: str) -> str:
