@@ -12,6 +12,7 @@ from pytest_predeploy.api import (
     OBSERVABILITY_METRICS,
     DeploymentReport,
     ObservabilityResult,
+    RunContext,
     TestResultsReport,
     deployment_problems,
     load,
@@ -35,7 +36,7 @@ def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> N
 
 
 @pytest.mark.must
-def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy, evidence: Any) -> None:
+def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: RunContext, evidence: Any) -> None:
     report = load(smoke, TestResultsReport)
     evidence.figure(report.summary_line())
     show_smoke(evidence, report)
@@ -43,7 +44,7 @@ def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy, evidence: An
 
 
 @pytest.mark.guideline
-def test_observability_baseline_captured(observability: Path, predeploy, evidence: Any) -> None:
+def test_observability_baseline_captured(observability: Path, predeploy: RunContext, evidence: Any) -> None:
     metrics = load(predeploy.artifact(OBSERVABILITY_METRICS), ObservabilityResult)
     show_observability(evidence, metrics)
     require(observability_problems(metrics), "observability baseline incomplete:")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pytest_predeploy.core.artifacts import OBSERVABILITY_METRICS, TRANSCRIPTS_DIR, ArtifactModel, read_artifact, write_artifact
 from pytest_predeploy.core.errors import EXIT_USAGE, ArtifactError, ConfigError, PredeployError, StepError
+from pytest_predeploy.harness.context import RunContext
 from pytest_predeploy.harness.evidence import (
     Evidence,
     bar_chart_svg,
@@ -71,6 +72,7 @@ __all__ = [
     "PredeployError",
     "RefreshResult",
     "RollbackReport",
+    "RunContext",
     "ScriptContext",
     "SecurityReport",
     "StepError",
