@@ -19,7 +19,8 @@ PACKAGE = ROOT / "pytest_predeploy"
 #: The package root and ``api`` are the public facade over all of them.
 LAYERS: dict[str, set[str]] = {
     "core": {"core"},
-    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "targets", "staging", "data"},
+    "targets": {"targets", "staging"},
+    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "data"},
     "config": {"config"},
     "harness": {"harness", "plugin"},
     "tooling": {"tooling", "__main__"},

@@ -20,65 +20,17 @@ expose one, else from the smoke run's own HTTP calls through the recording clien
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Literal
-
-from pydantic import Field, field_validator
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.rehearsal.openapi import Route, fetch_routes, read_routes_file
-
-_ROUTE = re.compile(r"^(GET|PUT|POST|DELETE|OPTIONS|HEAD|PATCH|TRACE)\s+(/\S*)$")
+from pytest_predeploy.targets.settings import ROUTE as _ROUTE
+from pytest_predeploy.targets.settings import EndpointsConfig
 
 
 class EndpointsUnreadable(Exception):
     """The declared endpoints cannot be read; the message says which source and why."""
-
-
-class EndpointsConfig(StrictModel):
-    """Where one service's declared endpoints come from and how requests to them are counted."""
-
-    openapi: str | None = Field(
-        None,
-        description="OpenAPI 3 / Swagger 2 document (JSON or YAML): a path the service serves, starting with '/' (e.g. /openapi.json), or a file relative to the config file (e.g. openapi.yaml). Used first when set.",
-    )
-    routes_path: str | None = Field(
-        None,
-        description='Path at which the service lists its endpoints as JSON {"routes": [{"method": ..., "path": ...}]}; asked when no OpenAPI document is set, a 404 falls through to `routes`. Empty: smoke.routes_path (default /routes).',
-    )
-    routes: list[str] = Field(
-        default_factory=list,
-        description="Declared endpoints as 'METHOD /path/{param}', used when neither an OpenAPI document nor a route-list endpoint gives them.",
-    )
-    requests: Literal["auto", "counter", "client"] = Field(
-        "auto",
-        description="How requests are counted: 'counter' from the service's request counter (observability.request_counter), 'client' from the smoke suites' calls through the predeploy_http fixture, 'auto' the counter when the metrics have it, else the client.",
-    )
-
-    @field_validator("routes")
-    @classmethod
-    def _route_lines(cls, routes: list[str]) -> list[str]:
-        for route in routes:
-            if not _ROUTE.match(route.strip()):
-                raise ValueError(f"{route[:80]!r} is not 'METHOD /path' (e.g. 'GET /items/{{id}}')")
-        return routes
-
-    @field_validator("openapi", "routes_path")
-    @classmethod
-    def _not_empty(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("empty; leave the field out or set it to null")
-        return value
-
-    @field_validator("routes_path")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"must start with '/', got {value[:80]!r}")
-        return value
 
 
 def configured_routes(config: EndpointsConfig) -> list[Route]:

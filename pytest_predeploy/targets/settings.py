@@ -16,7 +16,6 @@ from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
-from pytest_predeploy.rehearsal.endpoints import EndpointsConfig
 from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.releases import ReleaseSourceConfig
 
@@ -27,6 +26,53 @@ Fault = Literal["crash", "unhealthy"]
 #: A release tag names a folder, so it may not contain a path separator or start with a dot.
 RELEASE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+#: A declared endpoint in ``services[].endpoints.routes``: "METHOD /path".
+ROUTE = re.compile(r"^(GET|PUT|POST|DELETE|OPTIONS|HEAD|PATCH|TRACE)\s+(/\S*)$")
+
+
+class EndpointsConfig(StrictModel):
+    """Where one service's declared endpoints come from and how requests to them are counted."""
+
+    openapi: str | None = Field(
+        None,
+        description="OpenAPI 3 / Swagger 2 document (JSON or YAML): a path the service serves, starting with '/' (e.g. /openapi.json), or a file relative to the config file (e.g. openapi.yaml). Used first when set.",
+    )
+    routes_path: str | None = Field(
+        None,
+        description='Path at which the service lists its endpoints as JSON {"routes": [{"method": ..., "path": ...}]}; asked when no OpenAPI document is set, a 404 falls through to `routes`. Empty: smoke.routes_path (default /routes).',
+    )
+    routes: list[str] = Field(
+        default_factory=list,
+        description="Declared endpoints as 'METHOD /path/{param}', used when neither an OpenAPI document nor a route-list endpoint gives them.",
+    )
+    requests: Literal["auto", "counter", "client"] = Field(
+        "auto",
+        description="How requests are counted: 'counter' from the service's request counter (observability.request_counter), 'client' from the smoke suites' calls through the predeploy_http fixture, 'auto' the counter when the metrics have it, else the client.",
+    )
+
+    @field_validator("routes")
+    @classmethod
+    def _route_lines(cls, routes: list[str]) -> list[str]:
+        for route in routes:
+            if not ROUTE.match(route.strip()):
+                raise ValueError(f"{route[:80]!r} is not 'METHOD /path' (e.g. 'GET /items/{{id}}')")
+        return routes
+
+    @field_validator("openapi", "routes_path")
+    @classmethod
+    def _not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("empty; leave the field out or set it to null")
+        return value
+
+    @field_validator("routes_path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must start with '/', got {value[:80]!r}")
+        return value
 
 
 class Service(StrictModel):
