@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_predeploy.targets.kube.engine import Engine, EngineError
+from pytest_predeploy.targets.kube.state import Pods
 
 FAKE = """#!{python}
 import pathlib, sys
@@ -77,3 +78,34 @@ def test_with_a_containers_conf_set_the_same_failure_is_quoted_without_advice(tm
     podman = fake(tmp_path, failures=1, error=RLIMIT)
     with pytest.raises(EngineError, match=r"operation not permitted$"):
         Engine(str(podman), 10).run("kube", "play", "x.yaml")
+
+
+BUSY_RM = """#!{python}
+import pathlib, sys
+log = pathlib.Path(sys.argv[0]).with_suffix(".log")
+with log.open("a") as out:
+    out.write(" ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1:3] == ["pod", "rm"]:
+    tries = pathlib.Path(sys.argv[0]).with_suffix(".rm")
+    n = int(tries.read_text()) + 1 if tries.exists() else 1
+    tries.write_text(str(n))
+    if n <= {busy}:
+        print("Error: unmounting /var/lib/containers/storage/overlay-containers/e251/userdata/shm: device or resource busy", file=sys.stderr)
+        sys.exit(125)
+"""
+
+
+@pytest.mark.parametrize(("busy", "removed"), [(2, True), (9, False)])
+def test_removing_a_pod_set_whose_mounts_are_still_busy_is_asked_again(tmp_path: Path, busy: int, removed: bool) -> None:
+    podman = tmp_path / "podman"
+    podman.write_text(BUSY_RM.format(python=sys.executable, busy=busy))
+    podman.chmod(podman.stat().st_mode | stat.S_IEXEC)
+    pods = Pods(Engine(str(podman), 10), tmp_path / ".staging", "staging")
+    if removed:
+        pods.remove([{"Id": "9e85"}], timeout=1)
+    else:
+        with pytest.raises(EngineError, match=r"'.*podman pod rm --force 9e85' failed \(exit 125\): .*device or resource busy$"):
+            pods.remove([{"Id": "9e85"}], timeout=1)
+    calls = podman.with_suffix(".log").read_text().splitlines()
+    assert calls[0] == "pod stop --time 1 9e85"
+    assert calls.count("pod rm --force 9e85") == (3 if removed else 4)

@@ -5,16 +5,22 @@ active pod set (files under ``<root>/<env>/<service>/kube/``), and the pods podm
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime
-from pytest_predeploy.targets.kube.engine import Engine
+from pytest_predeploy.targets.kube.engine import Engine, EngineError, describe, quote_error
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX
 from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.releases import ReleaseIdentity
+
+#: How often removing a pod set is asked when its mounts are still busy.
+_REMOVE_ATTEMPTS = 4
+_BUSY = re.compile(r"device or resource busy")
 
 
 class KubeRelease(StrictModel):
@@ -73,7 +79,17 @@ class Pods:
             # Stop, then remove: 'pod rm --force --time N' alone takes ~3.5s more per pod set here
             # (measured with podman 4.3) for the same SIGTERM-then-SIGKILL stop.
             self.podman.run("pod", "stop", "--time", str(max(1, round(timeout))), *ids, check=False)
-            self.podman.run("pod", "rm", "--force", *ids)
+            # A container in its restart loop (a release crashing at start) can hold its shm mount
+            # for a moment after the stop: 'unmounting ... device or resource busy'. Asked again.
+            for _ in range(_REMOVE_ATTEMPTS - 1):
+                result = self.podman.run("pod", "rm", "--force", *ids, check=False)
+                if result.returncode == 0 or not _BUSY.search(result.stderr):
+                    break
+                time.sleep(0.5)
+            else:
+                result = self.podman.run("pod", "rm", "--force", *ids, check=False)
+            if result.returncode != 0:
+                raise EngineError(f"'{describe(result.args)}' failed (exit {result.returncode}): {quote_error(result.stderr or result.stdout)}")
 
 
 def pod_label(pod: dict[str, Any], name: str) -> str | None:

@@ -253,16 +253,27 @@ class KubeService:
         try:
             self.podman.run("kube", "play", "--network", "host", "--quiet", str(rendered))
         except EngineError as exc:
-            self._remove(lambda pod: pod_label(pod, "podset") == podset)
-            raise TargetError(EXIT_FAILED, f"{self.service.name}: release {record.release}: {exc}") from None
+            left = self._remove_failed(podset)
+            raise TargetError(EXIT_FAILED, f"{self.service.name}: release {record.release}: {exc}{left}") from None
         self.say(f"playing {record.release} ({slot} slot, port {port}) from {self.manifests_path().name}")
         problem = self._wait_ready(podset, port, record.release)
         if problem is not None:
             tail = self._log_tail(podset)
-            self._remove(lambda pod: pod_label(pod, "podset") == podset)
-            raise TargetError(EXIT_FAILED, f"{self.service.name}: release {record.release} {problem}" + (f"; last lines of its log:\n{tail}" if tail else ""))
+            left = self._remove_failed(podset)
+            raise TargetError(
+                EXIT_FAILED, f"{self.service.name}: release {record.release} {problem}{left}" + (f"; last lines of its log:\n{tail}" if tail else "")
+            )
         self.say(f"healthy on port {port} after {time.monotonic() - started:.2f}s")
         return ActivePodSet(podset=podset, release=record.release, slot=slot, port=port)
+
+    def _remove_failed(self, podset: str) -> str:
+        """Remove a pod set that failed; '' when it is gone, else what is left and why (the
+        failure itself stays the message: a cleanup error must not hide why the release failed)."""
+        try:
+            self._remove(lambda pod: pod_label(pod, "podset") == podset)
+        except EngineError as exc:
+            return f" (and its pod set {podset} could not be removed: {exc}; remove it with: python -m pytest_predeploy.targets stop --env {self.env} --service {self.service.name})"
+        return ""
 
     def _containers(self, podset: str) -> list[dict[str, Any]]:
         found = self.podman.listing(
