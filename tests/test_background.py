@@ -13,32 +13,12 @@ import pytest
 
 from pytest_predeploy.core.background import Scheduler, StepHalted, partial_files, remove_artifacts
 from pytest_predeploy.core.runner import RunResult, run_command
+from tests.fake_audit import audit_script
 from tests.waiting import alive, poll
 
-#: A step's script that starts a child in its group and a daemon outside it (setsid and a double
-#: fork), begins writing its report the way an atomic write does (a temporary file beside it),
-#: records every pid, then works for a long time.
-AUDIT = """
-import os, subprocess, sys, time
-pids, report = sys.argv[1], sys.argv[2]
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-forked = os.fork()
-if forked == 0:
-    os.setsid()
-    if os.fork() == 0:
-        with open(pids, "a") as handle:
-            handle.write(f"{os.getpid()}\\n")
-        time.sleep(120)
-    os._exit(0)
-os.waitpid(forked, 0)
-folder, name = os.path.split(report)
-with open(os.path.join(folder, f".{name}.x1y2.tmp"), "w") as handle:
-    handle.write('{"partial": ')
-with open(pids, "a") as handle:
-    handle.write(f"{os.getpid()}\\n{child.pid}\\n")
-print("scanning", flush=True)
-time.sleep(120)
-"""
+#: A step's script that starts a child in its group and a daemon outside it, begins its report
+#: and records every pid (tests/fake_audit.py).
+AUDIT = audit_script(pids="sys.argv[1]", report="sys.argv[2]", tmp_tag="x1y2", line="scanning")
 
 
 def pids_in(path: Path) -> list[int]:

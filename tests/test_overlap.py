@@ -21,36 +21,17 @@ import yaml
 from pytest_predeploy.config import load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.targets.local import current_release
+from tests.fake_audit import audit_script
 from tests.staging_support import copy_demo, processes_under
 from tests.waiting import alive, poll
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: A security audit that starts a child in its group and a daemon outside it (setsid and a double
-#: fork), begins its report the way an atomic write does, records every pid, then works for two
-#: minutes: only being stopped ends it sooner, and it never finishes its report in a test.
-SLOW_AUDIT = """
-import os, subprocess, sys, time
-report = sys.argv[1]
-pids = os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit.pids")
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-forked = os.fork()
-if forked == 0:
-    os.setsid()
-    if os.fork() == 0:
-        with open(pids, "a") as handle:
-            handle.write(f"{os.getpid()}\\n")
-        time.sleep(120)
-    os._exit(0)
-os.waitpid(forked, 0)
-folder, name = os.path.split(report)
-with open(os.path.join(folder, f".{name}.audit.tmp"), "w") as handle:
-    handle.write('{"partial": ')
-with open(pids, "a") as handle:
-    handle.write(f"{os.getpid()}\\n{child.pid}\\n")
-print("[security] scanning", flush=True)
-time.sleep(120)
-"""
+#: A security audit that starts a child in its group and a daemon outside it, begins its report,
+#: records every pid (in audit.pids beside it), then works for two minutes (tests/fake_audit.py).
+SLOW_AUDIT = audit_script(
+    pids='os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit.pids")', report="sys.argv[1]", tmp_tag="audit", line="[security] scanning"
+)
 
 
 class Demo:
