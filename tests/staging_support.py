@@ -147,3 +147,17 @@ def copy_demo(root: Path) -> Path:
     for name in ("demo", "gates", "scripts"):
         shutil.copytree(repo / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     return root
+
+
+def deploy_demo_release(root: Path, release: str) -> None:
+    """Deploy ``release`` of every service of the demo copy at ``root`` with its own deploy script
+    (staging then runs it, as before a rehearsal)."""
+    done = subprocess.run(
+        ["bash", "scripts/deploy_backend.sh", "--env", "staging", "--release", release],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PREDEPLOY_PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

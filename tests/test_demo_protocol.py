@@ -20,7 +20,7 @@ from filelock import FileLock
 from pytest_predeploy.config import load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.targets.local import current_release
-from tests.staging_support import copy_demo, processes_under
+from tests.staging_support import copy_demo, deploy_demo_release, processes_under
 from tests.waiting import poll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,15 +154,7 @@ def test_failing_smoke_test_fails_gate2_naming_it(demo: Demo) -> None:
 
 
 def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo) -> None:
-    bootstrap = subprocess.run(
-        ["bash", "scripts/deploy_backend.sh", "--env", "staging", "--release", "v1.1"],
-        cwd=demo.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PREDEPLOY_PYTHON": sys.executable},
-    )
-    assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
+    deploy_demo_release(demo.root, "v1.1")
     config = demo.config
     # The candidate's deploy stops right after `current` was switched and the new process started.
     config["steps"] = {

@@ -5,7 +5,6 @@ processes and works until it is stopped."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pytest_predeploy.config import load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.targets.local import current_release
 from tests.fake_audit import audit_script
-from tests.staging_support import copy_demo, processes_under
+from tests.staging_support import copy_demo, deploy_demo_release, processes_under
 from tests.waiting import alive, poll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,15 +105,7 @@ def test_gate1_failure_stops_the_audit_running_beside_it(demo: Demo) -> None:
 
 
 def test_ctrl_c_during_the_overlap_leaves_staging_on_the_previous_release(demo: Demo) -> None:
-    bootstrap = subprocess.run(
-        ["bash", "scripts/deploy_backend.sh", "--env", "staging", "--release", "v1.1"],
-        cwd=demo.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PREDEPLOY_PYTHON": sys.executable},
-    )
-    assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
+    deploy_demo_release(demo.root, "v1.1")
     demo.slow_audit()
     config = demo.config
     # The candidate's deploy stops right after `current` was switched and the new process started.
