@@ -20,7 +20,7 @@ PACKAGE = ROOT / "pytest_predeploy"
 LAYERS: dict[str, set[str]] = {
     "core": {"core"},
     "targets": {"targets", "staging"},
-    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "data"},
+    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "verdict", "data"},
     "config": {"config"},
     "harness": {"harness", "plugin"},
     "tooling": {"tooling", "__main__"},

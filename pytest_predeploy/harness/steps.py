@@ -44,7 +44,6 @@ from pytest_predeploy.intake.approvals import validate_intake
 from pytest_predeploy.intake.refresh import run_data_refresh
 from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
-from pytest_predeploy.readiness.sealed import folder_evidence_problems, judge_sealed_package
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
@@ -53,6 +52,7 @@ from pytest_predeploy.rehearsal.smoke import run_smoke_tests
 from pytest_predeploy.rollback.operational import check_operational_readiness
 from pytest_predeploy.rollback.rollback import rehearse_rollback
 from pytest_predeploy.security.report import headline_of
+from pytest_predeploy.verdict.sealed import judge_sealed_package
 
 #: The artifacts each step fixture writes (the HTML report links them from the tests that use them).
 FIXTURE_ARTIFACTS: dict[str, list[str]] = names.fixture_artifacts()
@@ -371,15 +371,13 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         session.reused_package = sealed
         predeploy.announce(f"re-checked the sealed package {names.PACKAGE} (sha256 {sealed.sha256}): evidence of gates 1-3 still holds")
         return predeploy.artifact(names.MANIFEST)
-    unpassed = session.upstream_gates_not_passed()
-    if unpassed:
-        fail_step("package", f"not built: {'; '.join(unpassed)} (the package is built only when gates 1-3 passed)")
-    from_state = session.upstream_gates_from_state()
-    if from_state:
-        # These gates passed in an earlier run by the run state's word: judge their evidence itself.
-        problems = folder_evidence_problems(predeploy.artifacts, predeploy.config, from_state)
-        if problems:
-            fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
+    unjudged = session.unjudged_upstream()
+    if unjudged:
+        fail_step(
+            "package",
+            "not built: only a full run of the protocol seals a package (pytest --predeploy-release=TAG, from Gate 1), "
+            f"and this run did not judge and pass: {'; '.join(unjudged)}",
+        )
     # The signers file as it stood when the package was sealed: with it inside, anyone can check
     # the sign-offs from the package alone (`predeploy verify` without the repository).
     signers = predeploy.config.readiness.signers

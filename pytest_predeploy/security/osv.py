@@ -19,6 +19,7 @@ are parsed, so the whole PyPI export is matched against 300 pins in well under a
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -395,3 +396,25 @@ class PackageIndex:
 def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[Match]:
     """Every vulnerability of ``db`` affecting distribution ``name`` at ``version``, one per alias group."""
     return PackageIndex(db).match(name, version, default)
+
+
+def database_digest(database: Path | str | None) -> str | None:
+    """sha256 of the advisory data ``security.osv.database`` names (a zip's bytes; a folder's
+    files, by relative path and content), so a sealed package can tell the data changed; None
+    when none is configured or it cannot be read."""
+    if database is None:
+        return None
+    path = BUNDLED_ZIP if database == BUNDLED else Path(database)
+    digest = hashlib.sha256()
+    try:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+                digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+                digest.update(hashlib.sha256(file.read_bytes()).digest())
+        else:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
