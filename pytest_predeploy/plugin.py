@@ -47,8 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not release:
         config.pluginmanager.register(GateGuard(), "predeploy-guard")
         return
-    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
-        raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist (xdist): gates run in order in one process; drop -n.")
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no" or getattr(config.option, "tx", None):
+        raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist/--tx (xdist): gates run in order in one process; drop -n.")
+    if getattr(config.option, "looponfail", False):
+        raise pytest.UsageError("--predeploy-release cannot be combined with -f/--looponfail: a protocol run is judged once, from Gate 1; drop -f.")
     try:
         with _long_lived_objects():
             from pytest_predeploy.harness.session import ProtocolSession  # here, not at the top: plain pytest runs must not import the protocol

@@ -83,7 +83,7 @@ class GateController:
 
     # -- collection -------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
-    def check_bindings(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems_bindings(self, items: list[pytest.Item]) -> None:
         """Before any deselection: every criterion a gate test names is declared for its gate
         and kind, and bound once."""
         for item in items:

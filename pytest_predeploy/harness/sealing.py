@@ -10,7 +10,9 @@ reports over the sealing run's (the reviewers' copy).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
@@ -26,6 +28,7 @@ from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 from pytest_predeploy.harness.verdict import Verdict, decide
 from pytest_predeploy.readiness.package import seal_package
 from pytest_predeploy.readiness.signoff import record_signoff
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, return_to_previous
 from pytest_predeploy.security.osv import database_digest
 from pytest_predeploy.verdict.sealed import rehearsed_releases, release_source_digest
 
@@ -91,7 +94,8 @@ class Sealing:
         controller = run.controller
         run.overlap.stop_untaken("the run ended before its gate took its result")
         controller.settle()
-        self.verdict = decide(controller, int(session.exitstatus), sealed_rejudged=self.reused_package is not None)
+        staging = self._staging_after_interrupt() if controller.interrupted else None
+        self.verdict = decide(controller, int(session.exitstatus), sealed_rejudged=self.reused_package is not None, staging=staging)
         session.exitstatus = self.verdict.status
         sealing = self._seals()
         if run.package_existed and not run.archived:
@@ -119,6 +123,28 @@ class Sealing:
             run.record.write_problems.append(f"GitHub step summary: {cannot_write(exc, run.context.artifacts)}")
         return result
 
+    def _staging_after_interrupt(self) -> str:
+        """After an interrupt: staging back on the previous release if this run deployed the
+        candidate and nothing has returned it yet, and what it serves, read back."""
+        run = self.session
+        ctx = run.context
+        try:
+            report = DeploymentReport.model_validate_json(ctx.artifact(names.DEPLOYMENT_REPORT).read_bytes())
+        except (OSError, ValueError):
+            return "this run had not deployed to staging"
+        if report.started_at < self.started_at:
+            return "this run had not deployed to staging"
+        if report.recovery is None and any(s.status != "not_run" for s in report.services):
+            try:
+                report = return_to_previous(ctx, "the run was interrupted after the deployment") or report
+            except KeyboardInterrupt:
+                pass  # interrupted once more while returning: report what staging serves as it is
+        if report.recovery is None:
+            return "this run had not deployed to staging"
+        served = ", ".join(f"{name} {release or 'nothing healthy'}" for name, release in report.recovery.served.items())
+        where = "back on" if report.recovery.staging_on_previous else "NOT back on"
+        return f"staging is {where} {ctx.previous_release} (read back: {served})"
+
     def _seals(self) -> bool:
         """A full run whose every criterion before sign-off was judged and met seals its package."""
         run = self.session
@@ -132,18 +158,27 @@ class Sealing:
         )
 
     def _name_reports(self) -> None:
-        """Move this run's reports from their provisional names to their final ones."""
+        """This run's reports under their final names in the artifacts folder: moved from their
+        provisional names, or copied in from where the command line pointed them (--html=...),
+        since the package carries the run's own reports."""
         run = self.session
-        if not run.package_existed:
-            return
         artifacts = run.context.artifacts
-        for name in (names.HTML_REPORT, names.JSON_REPORT, names.JUNIT_REPORT):
+        option = run.config.option
+        elsewhere = {
+            names.HTML_REPORT: getattr(option, "htmlpath", None),
+            names.JSON_REPORT: getattr(option, "json_report_file", None),
+            names.JUNIT_REPORT: getattr(option, "xmlpath", None),
+        }
+        for name, configured in elsewhere.items():
+            final = artifacts / (run.report_prefix + name)
             provisional = artifacts / (PROVISIONAL + name)
-            if provisional.exists():
-                try:
-                    os.replace(provisional, artifacts / (run.report_prefix + name))
-                except OSError as exc:
-                    run.record.write_problems.append(f"reports: {cannot_write(exc, artifacts)}")
+            try:
+                if provisional.exists():
+                    os.replace(provisional, final)
+                elif configured and Path(configured).resolve() != final.resolve() and Path(configured).is_file():
+                    shutil.copyfile(configured, final)
+            except OSError as exc:
+                run.record.write_problems.append(f"reports: {cannot_write(exc, artifacts)}")
 
     def _not_sealed(self, session: pytest.Session, problem: str) -> None:
         """Gate 4 cannot end awaiting sign-off (or GO) without a package: it failed, and says why."""
@@ -177,6 +212,10 @@ class Sealing:
     def _seal(self) -> str | None:
         """Seal the package; None when done, else why not."""
         run = self.session
+        for name in (names.HTML_REPORT, names.JSON_REPORT):
+            # The package carries the run's own report: reviewers read it (a -p no:html run has none).
+            if not run.context.artifact(name).is_file():
+                return f"{name} was not written (is its pytest plugin blocked or pointed elsewhere?); the package must carry this run's report"
         try:
             # Once more after the reports were written: nothing with a secret value is ever sealed.
             leaked = scrub_artifacts_folder(run.context)

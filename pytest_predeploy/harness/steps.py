@@ -46,9 +46,9 @@ from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
-from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
-from pytest_predeploy.rehearsal.smoke import run_smoke_tests
+from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 from pytest_predeploy.rollback.operational import check_operational_readiness
 from pytest_predeploy.rollback.rollback import rehearse_rollback
 from pytest_predeploy.security.report import headline_of
@@ -304,7 +304,25 @@ def smoke(predeploy: RunContext, deployment: Path, metrics_snapshots: list[Any],
     _require_deployed(predeploy, deployment, "smoke")
     path, _ = run_report_step(predeploy, "smoke")
     _snapshot(predeploy, metrics_snapshots, "after smoke", prometheus_watch)
+    _recover_after_failed_smoke(predeploy, path)
     return path
+
+
+def _recover_after_failed_smoke(ctx: RunContext, path: Path) -> None:
+    """A candidate that fails its smoke and acceptance suites does not stay on staging: a failed
+    rehearsal leaves staging on the previous release, and the deployment report says what it
+    serves afterwards (read back)."""
+    try:
+        failing = bool(smoke_problems(read_artifact(path, TestResultsReport), ctx.config.smoke.min_coverage))
+    except ArtifactError:
+        failing = True
+    if not failing:
+        return
+    report = return_to_previous(ctx, "the smoke and acceptance suites failed")
+    if report is not None and report.recovery is not None:
+        served = ", ".join(f"{name} {release or 'nothing healthy'}" for name, release in report.recovery.served.items())
+        verdict = "back on" if report.recovery.staging_on_previous else "NOT back on"
+        ctx.announce(f"[STAGING] after the failed smoke tests staging is {verdict} {ctx.previous_release} (read back: {served})")
 
 
 @pytest.fixture(scope="session")

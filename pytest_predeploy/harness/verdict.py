@@ -72,7 +72,7 @@ def not_judged(controller: GateController, sealed_rejudged: bool) -> list[tuple[
 def _not_judged_line(controller: GateController, missing: list[tuple[Criterion, str]]) -> str:
     by_reason: dict[str, list[str]] = {}
     for criterion, why in missing:
-        by_reason.setdefault(why.split(":")[0], []).append(criterion.key)
+        by_reason.setdefault(why.split(":")[0].split(" (")[0], []).append(criterion.key)
     listed = "; ".join(f"{', '.join(keys)} ({reason})" for reason, keys in by_reason.items())
     passed = [g for g in sorted(controller.gates.values(), key=lambda g: g.number) if g.status == "passed"]
     partial = ""
@@ -81,10 +81,16 @@ def _not_judged_line(controller: GateController, missing: list[tuple[Criterion, 
     return f"NOT JUDGED: {partial}not a protocol verdict: {len(missing)} of {len(CRITERIA)} criteria not judged: {listed} (exit status {int(ExitStatus.NOT_JUDGED)})"
 
 
-def decide(controller: GateController, pytest_status: int, sealed_rejudged: bool) -> Verdict:
-    """The verdict and exit status of a run (see the module's docstring)."""
-    if controller.interrupted or pytest_status == pytest.ExitCode.INTERRUPTED:
-        line = f"INTERRUPTED: the run was cancelled before the protocol was judged (exit status {int(ExitStatus.INTERRUPTED)})"
+def decide(controller: GateController, pytest_status: int, sealed_rejudged: bool, staging: str | None = None) -> Verdict:
+    """The verdict and exit status of a run (see the module's docstring). ``staging`` says what
+    staging serves after an interrupt, as read back."""
+    if pytest_status == pytest.ExitCode.INTERRUPTED and not controller.interrupted:
+        # pytest says "interrupted" for errors during collection: a gate module that cannot be
+        # collected is a broken protocol, not a cancelled run.
+        return Verdict(ExitStatus.NO_GO, f"NO-GO: a gate module could not be collected (see the errors above) (exit status {int(ExitStatus.NO_GO)})")
+    if controller.interrupted:
+        where = f"; {staging}" if staging else ""
+        line = f"INTERRUPTED: the run was cancelled before the protocol was judged{where} (exit status {int(ExitStatus.INTERRUPTED)})"
         return Verdict(ExitStatus.INTERRUPTED, line)
     if pytest_status == pytest.ExitCode.USAGE_ERROR:
         return Verdict(ExitStatus.USAGE_ERROR, f"ERROR: usage error, nothing was judged (exit status {int(ExitStatus.USAGE_ERROR)})")
