@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.protocol import READINESS_GATE
@@ -94,7 +95,10 @@ class Sealing:
         controller = run.controller
         run.overlap.stop_untaken("the run ended before its gate took its result")
         controller.settle()
-        staging = self._staging_after_interrupt() if controller.interrupted else None
+        staging = None
+        if controller.interrupted:
+            with interrupts.deferred("returning staging to the previous release"):
+                staging = self._staging_after_interrupt()
         self.verdict = decide(controller, int(session.exitstatus), sealed_rejudged=self.reused_package is not None, staging=staging)
         session.exitstatus = self.verdict.status
         sealing = self._seals()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.redact import Redactor
@@ -31,8 +32,11 @@ from pytest_predeploy.harness.controller import GateController
 from pytest_predeploy.harness.keys import background_key, context_key, controller_key
 from pytest_predeploy.harness.liveoutput import LiveOutput
 from pytest_predeploy.harness.overlap import Overlap
+from pytest_predeploy.harness.preflight import Preflight
+from pytest_predeploy.harness.redaction import ReportRedaction
 from pytest_predeploy.harness.runrecord import RunRecord
 from pytest_predeploy.harness.sealing import PROVISIONAL, Sealing
+from pytest_predeploy.harness.summary import TerminalSummary
 from pytest_predeploy.harness.verdict import Verdict
 from pytest_predeploy.targets.choose import target_for
 from pytest_predeploy.targets.runlock import StagingLock
@@ -43,7 +47,18 @@ LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
 HISTORY_KEEP = 5
 #: Names of the plugins a run registers: blocking any (``-p no:NAME``) is a usage error.
-PLUGIN_NAMES = ("predeploy-gates", "predeploy-steps", "predeploy-live", "predeploy-overlap", "predeploy-sealing", "predeploy-session", "predeploy-report")
+PLUGIN_NAMES = (
+    "predeploy-gates",
+    "predeploy-steps",
+    "predeploy-live",
+    "predeploy-overlap",
+    "predeploy-sealing",
+    "predeploy-summary",
+    "predeploy-preflight",
+    "predeploy-redaction",
+    "predeploy-session",
+    "predeploy-report",
+)
 
 
 def _resolve_config_path(config: pytest.Config, option: str) -> Path:
@@ -81,6 +96,7 @@ class ProtocolSession:
         self.controller.on_halt = self.overlap.halt
         self.record = RunRecord(context.artifacts, context.release, context.previous_release, context.env, project.base_dir, project.digest)
         self.sealing = Sealing(self)
+        self.summary = TerminalSummary(self)
 
     def _plugins(self) -> Iterator[tuple[object, str]]:
         yield self.controller, "predeploy-gates"
@@ -88,6 +104,9 @@ class ProtocolSession:
         yield self.live, "predeploy-live"
         yield self.overlap, "predeploy-overlap"
         yield self.sealing, "predeploy-sealing"
+        yield self.summary, "predeploy-summary"
+        yield Preflight(self.project, self.context), "predeploy-preflight"
+        yield ReportRedaction(self.context.redactor), "predeploy-redaction"
         yield self, "predeploy-session"
 
     # What the step fixtures and the reports read of the end of the run (see keys.RunSession).
@@ -230,52 +249,6 @@ class ProtocolSession:
         if self.config.args_source != pytest.Config.ArgsSource.ARGS:
             self.config.args = [str(check_gates_dir(self.project))]
 
-    # -- hooks ------------------------------------------------------------------------------
-    def pytest_report_header(self) -> list[str]:
-        ctx = self.context
-        return [
-            f"predeploy: release {ctx.release} (previous {ctx.previous_release or 'unknown'}), environment {ctx.env}",
-            f"predeploy: config {self.project.path} (sha256 {self.project.digest[:12]}), artifacts {ctx.artifacts}",
-        ]
-
-    @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        # Every report (terminal, HTML, JSON, JUnit, the gate summary) is made from this object;
-        # as the innermost wrapper we redact it before anything else reads it.
-        report = yield
-        redactor = self.context.redactor
-        if redactor:
-            if report.longrepr is not None:
-                text = report.longreprtext
-                if redactor.contains_secret(text.encode("utf-8", "surrogateescape")):
-                    report.longrepr = redactor.redact(text)
-            report.sections = [(title, redactor.redact(body)) for title, body in report.sections]
-            report.user_properties = [(name, redactor.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties]
-        return report
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self._require_previous_release(items)
-
-    def _require_previous_release(self, items: list[pytest.Item]) -> None:
-        """A collected test that needs the previous release (the rollback rehearsal, or a step
-        whose command names it) without one known is a usage error now, before anything deploys."""
-        if self.context.previous_release:
-            return
-        # Fixture name of each scripted step (the deploy script runs in the "deployment" fixture).
-        fixtures = {"parity": "parity", "deploy": "deployment", "smoke": "smoke", "rollback": "rollback", "security": "security"}
-        wanted = {"rollback": "the rollback rehearsal returns staging to it"}
-        for step, step_config in self.project.steps.items():
-            if "previous_release" in step_config.placeholders():
-                wanted.setdefault(fixtures[step], f"steps.{step}.command uses {{previous_release}}")
-        for item in items:
-            needs = [why for fixture, why in wanted.items() if fixture in getattr(item, "fixturenames", ())]
-            if needs:
-                raise pytest.UsageError(
-                    f"{self.project.path}: previous_release is not set, and {item.nodeid} needs it ({needs[0]}); "
-                    "set previous_release in the config or pass --predeploy-previous=TAG"
-                )
-
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if 1 in self.controller.gates:
             # A run from Gate 1 is a full run: it starts from an empty folder and may seal.
@@ -298,48 +271,14 @@ class ProtocolSession:
         for old in runs[:-HISTORY_KEEP]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        tr = terminalreporter
-        ctx = self.context
-        tr.write_sep("=", f"pre-deployment gates: release {ctx.release}")
-        for gate in sorted(self.controller.gates.values(), key=lambda g: g.number):
-            figures = "; ".join(gate.figures)
-            detail = gate.reason if gate.status in ("failed", "halted", "awaiting sign-off", "interrupted", "not judged") else figures
-            # The reason in full, every line: a gate's reason lists each blocking problem.
-            first, *rest = detail.splitlines() or [""]
-            tr.write_line(f"Gate {gate.number}  {gate.name:<28} {gate.status.upper():<18} {first}")
-            for line in rest:
-                tr.write_line(f"{'':<52}{line}")
-            for advisory in gate.advisories:
-                tr.write_line(f"        advisory: {advisory}")
-        if self.package_sha256:
-            tr.write_line(f"package: {ctx.artifacts / names.PACKAGE} sha256 {self.package_sha256}")
-        if self.package_note:
-            tr.write_line(self.package_note)
-        for problem in dict.fromkeys(self.write_problems):
-            tr.write_line(f"NOT WRITTEN: {problem}", red=True)
-        if self.report_prefix:
-            ours = ", ".join(self.report_prefix + name for name in names.RUN_REPORTS)
-            which = "Gate 4" if self.report_prefix == "gate4-" else "partial"
-            tr.write_line(f"reports of this {which} run: {ours} (in {ctx.artifacts})")
-            tr.write_line(f"reports of the run that produced the package (the reviewers' copy, sealed in it): {', '.join(names.RUN_REPORTS)}")
-        verdict = self.verdict
-        for line in verdict.not_judged if verdict is not None else []:
-            tr.write_line(line, yellow=True)
-
     def print_verdict(self) -> None:
-        """The verdict, as the terminal's very last line (after pytest's own summary)."""
-        verdict = self.verdict
-        if verdict is None:
-            return
-        colour = {"go": {"green": True}, "awaiting": {"yellow": True}, "not judged": {"yellow": True}}.get(verdict.kind, {"red": True})
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            terminal.write_line(verdict.line, bold=True, **colour)
-        else:
-            print(verdict.line, flush=True)
+        self.summary.print_verdict()
 
     def close(self) -> None:
+        with interrupts.deferred("stopping staging and releasing the run's locks"):
+            self._close()
+
+    def _close(self) -> None:
         self.overlap.background.stop_untaken("the run ended")
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)

@@ -30,6 +30,7 @@ from typing import BinaryIO, Literal, Protocol
 from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.artifacts import ArtifactModel, write_text_atomic
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
@@ -723,7 +724,9 @@ def recover_through_interrupts(rehearsal: _Rehearsal, reason: str) -> None:
     for attempt in range(RECOVERY_INTERRUPTS + 1):
         rehearsal.ctx.cancel.clear()  # the recovery's own scripts must run
         try:
-            rehearsal.recover(reason if attempt == 0 else f"{reason} (recovery started over after {attempt} more interrupt(s))")
+            # In the main thread further interrupts wait for the recovery; elsewhere they restart it.
+            with interrupts.deferred(f"returning staging to {rehearsal.ctx.previous_release}"):
+                rehearsal.recover(reason if attempt == 0 else f"{reason} (recovery started over after {attempt} more interrupt(s))")
             return
         except KeyboardInterrupt:
             rehearsal.progress.note("[STAGING] interrupted again: the recovery starts over (a rollback is bounded by its timeout)")

@@ -35,6 +35,7 @@ import yaml
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pytest_predeploy.core.artifacts import file_sha256
 from pytest_predeploy.core.fields import Severity, utcnow
 
 _SUFFIXES = (".json", ".yaml", ".yml")
@@ -433,9 +434,7 @@ def database_digest(database: Path | str | None) -> str | None:
                 digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
                 digest.update(hashlib.sha256(file.read_bytes()).digest())
         else:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
+            return file_sha256(path)
     except OSError:
         return None
     return digest.hexdigest()

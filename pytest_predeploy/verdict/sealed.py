@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.core.artifacts import read_artifact
+from pytest_predeploy.core.artifacts import file_sha256, read_artifact
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.protocol import READINESS_GATE
@@ -168,17 +168,6 @@ def release_source_digest(project: SealedProject, release: str) -> str | None:
     return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
 
 
-def _file_sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def _state(raw: bytes | None) -> RunState | None:
     if raw is None:
         return None
@@ -218,7 +207,7 @@ def _folder_problems(artifacts: Path, manifest: Manifest) -> list[str]:
     """Packaged files that the folder no longer holds as sealed: a later run rewrote them."""
     problems = []
     for entry in manifest.entries:
-        found = _file_sha256(artifacts / entry.path)
+        found = file_sha256(artifacts / entry.path)
         if found is None:
             problems.append(f"{entry.path} was removed from the artifacts folder after sealing")
         elif found != entry.sha256:
