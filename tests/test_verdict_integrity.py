@@ -143,7 +143,7 @@ def test_a_gate_test_that_stops_asserting_cannot_pass_what_the_evidence_fails(py
     (root / "gates" / "test_gate1_intake.py").write_text(gate1.replace('require(parity_problems(load(parity, ParityReport)), "critical drift")', "pass"))
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
-    result.stdout.fnmatch_lines(["*the test passed, but Gate 1 MUST 'parity'*is not met by the evidence:*passed is false*"])
+    result.stdout.fnmatch_lines(["*the test passed, but Gate 1 MUST 'parity'*is not met by the evidence:", "*the report's own verdict: passed is false*"])
 
 
 def test_gates_run_one_at_a_time_then_gate4_seal_nothing(pytester: pytest.Pytester) -> None:
@@ -203,7 +203,7 @@ def test_deleting_the_run_journal_makes_the_package_stale(pytester: pytest.Pytes
     (root / ARTIFACTS / ".predeploy-journal.jsonl").unlink()
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", GATE4)
     assert result.ret == ExitStatus.NO_GO
-    result.stdout.fnmatch_lines(["*package is stale:*run journal .predeploy-journal.jsonl is missing*"])
+    result.stdout.fnmatch_lines(["*package is stale:*run journal .predeploy-journal.jsonl has no record of a run sealing this package*"])
 
 
 def test_an_upstream_approval_revoked_after_sealing_is_not_go(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,7 +51,7 @@ class SealedRun(Protocol):
     controller: GateController
     overlap: Overlap
     record: RunRecord
-    package_existed: bool
+    earlier_reports: bool
     archived: bool
     report_prefix: str
     reused_package: Any
@@ -102,7 +102,7 @@ class Sealing:
         self.verdict = decide(controller, int(session.exitstatus), sealed_rejudged=self.reused_package is not None, staging=staging)
         session.exitstatus = self.verdict.status
         sealing = self._seals()
-        if run.package_existed and not run.archived:
+        if run.earlier_reports and not run.archived:
             run.report_prefix = "gate4-" if set(controller.gates) == {READINESS_GATE} else "partial-"
         else:
             run.report_prefix = ""

@@ -82,8 +82,8 @@ class ProtocolSession:
         self._old_sigterm: Any = None
         self.reports: Any = None
         self.staging_lock: StagingLock | None = None
-        #: A sealed package was in the folder when this run started.
-        self.package_existed = False
+        #: An earlier run's reports (or package) were in the folder when this run started.
+        self.earlier_reports = False
         #: This run archived the folder's last run: a full run, the only kind that seals.
         self.archived = False
         #: The prefix of this run's report file names ("gate4-" or "partial-" beside a sealed
@@ -213,11 +213,11 @@ class ProtocolSession:
         session = cls(config, project, context, lock)
         session.staging_lock = staging_lock
         context.announcer = session.live.live
-        # With a sealed package in the folder, this run's reports are written under a provisional
-        # name and named once it is known whether the run sealed a new package: a run that does
-        # not never writes over the sealing run's reports (the reviewers' copy).
-        session.package_existed = (artifacts / names.PACKAGE).exists()
-        session._configure_reports(PROVISIONAL if session.package_existed else "")
+        # With an earlier run's reports in the folder, this run's are written under a provisional
+        # name and named once it is known whether this is a full run: a run that is not never
+        # writes over a full run's reports (the reviewers' copy, or the record of its NO-GO).
+        session.earlier_reports = any((artifacts / name).exists() for name in (names.HTML_REPORT, names.JSON_REPORT, names.PACKAGE))
+        session._configure_reports(PROVISIONAL if session.earlier_reports else "")
         session._configure_collection()
         config.stash[context_key] = context
         config.stash[controller_key] = session.controller
