@@ -164,7 +164,7 @@ class KubeService:
         fault = self.service.inject.get(tag)
         name = str(resolved.identity_without_digest["deployed_as"])
         existing = self.record(name)
-        if existing is not None and resolved.digest is not None and existing.identity.digest == resolved.digest and existing.fault == fault:
+        if existing is not None and resolved.built_as(existing.identity) and existing.fault == fault:
             found = self.images.inspect(existing.image.split("@")[0])
             if found is not None and existing.image.endswith(f"@{found[0]}"):
                 self.say(f"release {name} already built ({existing.image}); reusing it")

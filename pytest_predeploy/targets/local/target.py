@@ -42,7 +42,7 @@ from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.targets import processes
 from pytest_predeploy.targets.base import EXIT_FAILED, EXIT_USAGE, Say, TargetError, check_environment, check_rollback, check_tag, free_port, print_line
 from pytest_predeploy.targets.probe import local_get_json, other_service
-from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
+from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, changed_inputs, materialise, resolve
 from pytest_predeploy.targets.runlock import exclusive
 from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig
 
@@ -252,7 +252,7 @@ class ServiceTarget:
         fault = self.service.inject.get(tag)
         name = str(resolved.identity_without_digest["deployed_as"])
         existing = self.manifest(name)
-        if existing is not None and resolved.digest is not None and existing.identity.digest == resolved.digest and existing.fault == fault:
+        if existing is not None and resolved.built_as(existing.identity) and existing.fault == fault:
             self.say(f"release {name} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ} ({existing.identity.describe()}); reusing it")
             return existing
         started = time.monotonic()
@@ -268,7 +268,7 @@ class ServiceTarget:
             raise
         name = identity.deployed_as
         existing = self.manifest(name)
-        if existing is not None and existing.identity.digest == identity.digest and existing.fault == fault:
+        if existing is not None and existing.identity.digest == identity.digest and not changed_inputs(existing.identity, identity) and existing.fault == fault:
             shutil.rmtree(tmp, ignore_errors=True)
             self.say(f"release {name} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ} ({existing.identity.describe()}); reusing it")
             return existing
@@ -285,11 +285,11 @@ class ServiceTarget:
         _fsync_dir(self.releases)
         self._clean_leftovers()
         how = "rebuilt" if replaced else "built"
-        changed = (
-            f" (its code changed since {existing.built_at:%Y-%m-%dT%H:%M:%SZ}: digest {existing.identity.digest[:12]} -> {identity.digest[:12]})"
-            if existing is not None and existing.identity.digest != identity.digest
-            else ""
-        )
+        changed = ""
+        if existing is not None and existing.identity.digest != identity.digest:
+            changed = f" (its code changed since {existing.built_at:%Y-%m-%dT%H:%M:%SZ}: digest {existing.identity.digest[:12]} -> {identity.digest[:12]})"
+        elif existing is not None and (inputs := changed_inputs(existing.identity, identity)):
+            changed = f" (its dependencies' inputs changed ({', '.join(inputs)}) since {existing.built_at:%Y-%m-%dT%H:%M:%SZ})"
         self.say(
             f"{how} release {identity.describe()}{changed}, {len(files)} files, in {time.monotonic() - started:.2f}s"
             + (f" [injected fault: {fault}]" if fault else "")
@@ -310,6 +310,8 @@ class ServiceTarget:
             what = "its folder has no readable release manifest (built by an older version, or damaged)"
         elif existing.identity.digest != identity.digest:
             what = f"its code changed (digest {existing.identity.digest[:12]} built {existing.built_at:%Y-%m-%dT%H:%M:%SZ}, now {identity.digest[:12]})"
+        elif inputs := changed_inputs(existing.identity, identity):
+            what = f"its dependencies' inputs changed ({', '.join(inputs)}) since it was built {existing.built_at:%Y-%m-%dT%H:%M:%SZ}"
         else:
             what = f"its injected fault changed ({existing.fault or 'none'} -> {fault or 'none'})"
         raise TargetError(
