@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
@@ -350,3 +351,46 @@ def test_a_configured_version_path_is_an_extra_check_on_what_the_service_reports
 def get_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
+
+
+#: A service that keeps running when it cannot bind its port (some servers retry instead of exiting).
+STUBBORN_SERVICE = """
+import socket, sys, time
+
+try:
+    socket.create_server(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    pass
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_port_answered_by_another_program_is_not_taken_for_the_started_service(staging: StagingProject, tmp_path: Path) -> None:
+    port = free_port()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "app.py").write_text(PLAIN_SERVICE)
+    (other / "RELEASE").write_text("someone else\n")
+    foreign = subprocess.Popen([sys.executable, "app.py", str(port)], cwd=other)
+    try:
+        deadline = time.monotonic() + 10
+        while get_text_or_none(f"http://127.0.0.1:{port}/health") != "ok" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        folder = staging.root / "releases" / "plain" / "v1"
+        folder.mkdir(parents=True)
+        (folder / "app.py").write_text(STUBBORN_SERVICE)
+        staging.write(services=[{"name": "plain", "command": "{python} app.py {port}", "port": port, "health_path": "/health", "health_timeout": "3s"}])
+        result = staging.script("deploy_backend.sh", "--release", "v1")
+    finally:
+        foreign.kill()
+        foreign.wait()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"plain: release v1 is not what answers on port {port}: another program listens there" in result.stderr
+
+
+def get_text_or_none(url: str) -> str | None:
+    try:
+        return get_text(url)
+    except OSError:
+        return None

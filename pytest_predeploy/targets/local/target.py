@@ -41,6 +41,7 @@ from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.targets import processes
 from pytest_predeploy.targets.base import EXIT_FAILED, EXIT_USAGE, Say, TargetError, check_environment, check_rollback, check_tag, free_port, print_line
+from pytest_predeploy.targets.listeners import listener_is_in_group
 from pytest_predeploy.targets.probe import local_get_json, other_service
 from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, changed_inputs, materialise, resolve
 from pytest_predeploy.targets.runlock import exclusive
@@ -198,9 +199,10 @@ class ServiceTarget:
         return f"http://127.0.0.1:{record.port}" if record is not None else None
 
     def running_release(self) -> str | None:
-        """The release the live process serving ``current`` was started from (its release folder)."""
+        """The release the live process serving ``current`` was started from (its release folder),
+        when that process (its group) is what listens on its port."""
         record = self.serving_record()
-        return record.release if record is not None else None
+        return record.release if record is not None and self._foreign_listener(record) is None else None
 
     def _read_port(self, slot: str) -> int | None:
         try:
@@ -397,12 +399,23 @@ class ServiceTarget:
                     # Our process cannot have bound the port: someone else answers on it.
                     return f"is not what answers on port {record.port}: service {answering!r} does (do two services share a port?)"
                 if answer.status == 200:
-                    return None
+                    return self._foreign_listener(record)
                 last = answer.describe()
             if time.monotonic() >= deadline:
                 return f"missed its health deadline of {timeout:g}s (last answer: {last})"
             time.sleep(pause)
             pause = min(pause * 1.5, 0.1)
+
+    def _foreign_listener(self, record: ProcessRecord) -> str | None:
+        """Why what answers on the record's port is not the process started (None: it is, or
+        this system cannot tell): another program holds the port while ours keeps running."""
+        assert record.port is not None
+        if listener_is_in_group(record.port, record.pid) is not False:
+            return None
+        return (
+            f"is not what answers on port {record.port}: another program listens there, not the process the target started "
+            f"(pid {record.pid}); free the port, or give the service another one (port: 0 picks a free one)"
+        )
 
     def switch(self, target: str) -> None:
         """Point ``current`` at ``target`` (relative to the service folder), atomically."""
