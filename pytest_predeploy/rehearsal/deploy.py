@@ -36,8 +36,8 @@ from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import CHUNK, TRANSCRIPT_LIMIT, RunResult, display_command, script_name
-from pytest_predeploy.targets.base import Target
-from pytest_predeploy.targets.probe import check_release, get_json
+from pytest_predeploy.targets.base import Target, check_serving
+from pytest_predeploy.targets.probe import get_json
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.settings import TargetSettings
 
@@ -144,7 +144,9 @@ class Verification(StrictModel):
     expected_release: str = Field(description="The release the service should report on /version.")
     url: str | None = Field(description="The base URL checked; none when the service had no live process.")
     healthy: bool = Field(description="Its health endpoint answered 200.")
-    reported_release: str | None = Field(description="The release /version reported.")
+    reported_release: str | None = Field(
+        description="The release it serves: what it reports on services[].version_path, else the target's own record of what it started."
+    )
     passed: bool = Field(description="Healthy and reporting the expected release.")
     problems: list[str] = Field(default_factory=list, description="What was wrong at the last check (empty when passed).")
     checked_at: UtcDatetime = Field(default_factory=utcnow, description="When the last check was made (UTC).")
@@ -162,7 +164,7 @@ def verify_service(ctx: RunContext, service: str, expected: str) -> Verification
         if url is None:
             healthy, reported, problems = False, None, [f"not running: no live process serves its current release on {ctx.env}"]
         else:
-            check = check_release(url, expected, settings.health_path, service)
+            check = check_serving(ctx.target, ctx.config, ctx.env, service, expected, url)
             healthy, reported, problems = check.healthy, check.reported_release, check.problems
         if not problems or time.monotonic() >= deadline:
             return Verification(
@@ -337,13 +339,13 @@ class Recovery(StrictModel):
 
 
 def serving(ctx: RunContext, service: str) -> str | None:
-    """The release ``service`` serves now: the target's current release when a live process
-    answers its health path; None when nothing healthy answers."""
+    """The release ``service`` serves now: what the target itself started and sees running, when
+    it answers its health path; None when nothing healthy it started answers."""
     url = ctx.target.service_url(ctx.env, service)
     if url is None:
         return None
     health = get_json(url + ctx.config.service(service).health_path)
-    return ctx.target.current_release(ctx.env, service) if health.status == 200 else None
+    return ctx.target.running_release(ctx.env, service) if health.status == 200 else None
 
 
 class DeploymentReport(ArtifactModel):
@@ -495,7 +497,7 @@ class _Rehearsal:
         if url is None:
             current = self.ctx.target.current_release(self.ctx.env, name)
             return "staging was empty" if current is None else f"staging had {current} current but not running"
-        check = check_release(url, previous, self.ctx.config.service(name).health_path, name)
+        check = check_serving(self.ctx.target, self.ctx.config, self.ctx.env, name, previous, url)
         if check.reported_release != previous:
             return f"staging ran {check.reported_release or 'an unknown release'}"
         return None if check.healthy else f"{previous} was not healthy"
