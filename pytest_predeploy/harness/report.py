@@ -2,29 +2,34 @@
 old-style hooks): everything we do to the reports lives here, registered only for the plugins
 that are present, so the rest of the code never touches their internals.
 
-What a release reviewer gets: the title ``Pre-deployment readiness <release>``; an environment
-table (release, previous release, commit, config digest, environment); the gate summary with
-the verdict at the top; rows in gate order; each gate test with links to the artifacts it read
-and the evidence it attached (tables, an SVG chart); halted tests with the reason.
+What a release reviewer gets: the title ``Pre-deployment readiness <release>`` and the review
+page (``harness/reviewpage.py``) leading the HTML report; after the package is sealed, the
+reviewer's copy of that page beside it (``PRE-DEPLOYMENT-REVIEW.html``, naming the package's
+digest, which the copy sealed inside cannot); the same decision, shorter, in the GitHub step
+summary; the gate outcomes in the JSON report.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_predeploy.core.artifacts import READINESS_APPROVAL, RUN_REPORTS
+from pytest_predeploy.core.artifacts import PACKAGE, READINESS_APPROVAL, RUN_REPORTS, write_text_atomic
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
-from pytest_predeploy.core.runstate import git_commit
-from pytest_predeploy.harness.banner import Decision, GateCard, Signature, VerdictKind, banner_html, summary_markdown
-from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
+from pytest_predeploy.core.runstate import git_commit, load_state
+from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, GateCard, Package, Signature, TestRow, VerdictKind, summary_markdown
+from pytest_predeploy.harness.gates import ExitStatus, cannot_write, gate_of, kind_of
 from pytest_predeploy.harness.itemkeys import evidence_key
+from pytest_predeploy.harness.reviewdata import read_evidence, sealed_manifest
+from pytest_predeploy.harness.reviewpage import replace_review, review_html
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
 from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.readiness.signoff import review_signoffs
@@ -39,22 +44,16 @@ class ProtocolSession(Protocol):
     """The protocol session as the reports read it (the session registers these hooks, so it is
     described here rather than imported)."""
 
+    config: pytest.Config
     context: RunContext
     controller: GateController
     project: ProjectConfig
     report_prefix: str
     package_sha256: str | None
+    package_note: str | None
     reused_package: Any
-
-
-STATUS_COLOURS = {
-    "passed": "#1a7f37",
-    "failed": "#cf222e",
-    "halted": "#8c959f",
-    "interrupted": "#cf222e",
-    "awaiting sign-off": "#9a6700",
-    "not run": "#8c959f",
-}
+    seal_requested: bool
+    write_problems: list[str]
 
 
 def which_reports(session: ProtocolSession) -> str:
@@ -96,10 +95,42 @@ def package_digest(session: ProtocolSession) -> str | None:
     return str(reused.sha256) if reused is not None else None
 
 
+def _seal_pending(session: ProtocolSession) -> bool:
+    """This run will seal a package after its reports are written (so its HTML report is the
+    copy sealed inside it)."""
+    gate = session.controller.gates.get(READINESS_GATE)
+    return (
+        session.seal_requested
+        and not session.package_sha256
+        and session.reused_package is None
+        and gate is not None
+        and gate.status in ("passed", "awaiting sign-off")
+        and not session.controller.interrupted
+    )
+
+
+def package_state(session: ProtocolSession, kind: VerdictKind) -> Package:
+    """What is to be signed, as this moment knows it (before sealing: the sealed copy)."""
+    if session.package_sha256:
+        manifest = sealed_manifest(session.context.artifacts / PACKAGE)
+        return Package("digest", session.package_sha256, len(manifest.entries) if manifest is not None else None)
+    if session.reused_package is not None:
+        return Package("digest", str(session.reused_package.sha256), len(session.reused_package.entries))
+    if _seal_pending(session):
+        return Package("sealed-copy")
+    if session.package_note:
+        return Package("none", note=session.package_note.removeprefix("package NOT sealed: "))
+    if kind == "no-go":
+        return Package("none", note="a run seals one only when gates 1-3 pass and Gate 4 runs")
+    if kind == "interrupted":
+        return Package("none", note="the run was interrupted")
+    return Package("none", note="Gate 4 did not run in this run")
+
+
 def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]:
     """The sign-offs on the package's digest that count: current and signed with a key the
     signers file lists for that identity and role. None when there is no package or the record
-    or the signers file cannot be read (Gate 4 says why; the banner only shows who signed)."""
+    or the signers file cannot be read (Gate 4 says why; the page only shows who signed)."""
     if not digest:
         return []
     try:
@@ -108,47 +139,22 @@ def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]
     except PredeployError:
         return []
     return [
-        Signature(role=v.role, by=v.approver, decision=v.decision)
+        Signature(role=v.role, by=v.approver, decision=v.decision, conditions=v.conditions or "", until=f"{v.expires_at:%Y-%m-%d}" if v.expires_at else "")
         for v in views
         if v.verdict == "current" and (v.signature == "verified" or session.project.readiness.allow_unsigned)
     ]
 
 
-def decision(session: ProtocolSession, exit_status: int) -> Decision:
-    """What the banner and the GitHub summary lead with, every text redacted."""
-    redact = session.context.redactor.redact
-    gates = [
-        GateCard(
-            number=g.number,
-            name=g.name,
-            status=g.status,
-            figures=[redact(f) for f in g.figures],
-            reason=redact(g.reason),
-            advisories=[redact(a) for a in g.advisories],
-            pending_roles=list(g.pending_roles),
-        )
-        for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
-    ]
-    digest = package_digest(session)
-    signatures = [Signature(role=s.role, by=redact(s.by), decision=s.decision) for s in _signatures(session, digest)]
-    return Decision(
-        kind=_kind(session, exit_status),
-        detail=redact(verdict(session, exit_status)),
-        release=session.context.release,
-        package_sha256=digest,
-        signatures=signatures,
-        pending_roles=session.controller.pending_roles(),
-        gates=gates,
-    )
-
-
-def _artifact_links(item: pytest.Item, artifacts: Path) -> list[str]:
-    names: list[str] = []
-    for fixture in getattr(item, "fixturenames", []):
-        for name in FIXTURE_ARTIFACTS.get(fixture, []):
-            if (artifacts / name).exists() and name not in names:
-                names.append(name)
-    return names
+def _outcome(report: pytest.TestReport) -> tuple[str, str]:
+    """Our outcome of one test report and its message in one line (never pytest's raw skip tuple)."""
+    label = getattr(report, "predeploy_outcome", None)
+    if report.skipped:
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else report.longreprtext
+        reason = reason.removeprefix("Skipped: ")
+        return label or ("halted" if reason.startswith("halted: ") else "skipped"), reason
+    if report.failed:
+        return label or ("error" if report.when != "call" else "failed"), report.longreprtext.strip()
+    return label or "passed", str(getattr(report, "predeploy_detail", "") or "")
 
 
 class ReportHooks:
@@ -156,6 +162,8 @@ class ReportHooks:
 
     def __init__(self, session: ProtocolSession) -> None:
         self.session = session
+        #: One row per test, in run order: its first phase that did not pass, else its call.
+        self.rows: dict[str, TestRow] = {}
 
     # -- every report ----------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -177,41 +185,162 @@ class ReportHooks:
         report.extras = extras  # type: ignore[attr-defined]
         return report
 
-    def gate_summary_html(self, exit_status: int) -> str:
-        session = self.session
-        rows = []
-        for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
-            colour = STATUS_COLOURS.get(gate.status, "#57606a")
-            figures = "<br>".join(html.escape(f) for f in gate.figures) or "&nbsp;"
-            reason = html.escape(gate.reason).replace("\n", "<br>") if gate.status in ("failed", "halted", "interrupted") else ""
-            if gate.pending_roles:
-                reason = "awaiting sign-off from: " + html.escape(", ".join(gate.pending_roles))
-            advisories = "<br>".join("advisory: " + html.escape(a) for a in gate.advisories)
-            rows.append(
-                f"<tr class='predeploy-gate' data-gate='{gate.number}' data-status='{html.escape(gate.status)}'>"
-                f"<td>Gate {gate.number}</td><td>{html.escape(gate.name)}</td>"
-                f"<td class='predeploy-status' style='color:{colour};font-weight:bold'>{html.escape(gate.status.upper())}</td>"
-                f"<td>{figures}</td><td>{reason}{'<br>' if reason and advisories else ''}{advisories}</td></tr>"
-            )
-        package = ""
-        if session.package_sha256:
-            package = f"<p>Package: <code>PRE-DEPLOYMENT-PACKAGE.zip</code> sha256 <code id='predeploy-package-sha256'>{session.package_sha256}</code></p>"
-        if session.report_prefix:
-            package += f"<p id='predeploy-report-files'>{html.escape(which_reports(session))}</p>"
-        return (
-            "<section id='predeploy-gates'><h2>Gate summary</h2>"
-            f"<p id='predeploy-verdict'><strong>{html.escape(verdict(session, exit_status))}</strong></p>"
-            "<table class='predeploy-table' id='predeploy-gate-table'><thead><tr><th>Gate</th><th>Name</th><th>Status</th>"
-            "<th>Key figures</th><th>Notes</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-            f"{package}</section>"
-            "<style>.predeploy-table{border-collapse:collapse;margin:6px 0}.predeploy-table td,.predeploy-table th"
-            "{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}"
-            ".predeploy-evidence h4{margin:8px 0 2px}</style>"
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        known = self.rows.get(report.nodeid)
+        if known is not None and known.outcome != "passed":
+            return
+        if report.when == "teardown" and (known is None or not report.failed):
+            return
+        if report.when == "setup" and report.passed:
+            return
+        props = dict(report.user_properties)
+        outcome, message = _outcome(report)
+        first = message.strip().splitlines()[0] if message.strip() else ""
+        self.rows[report.nodeid] = TestRow(
+            gate=str(props.get("gate", "")),
+            name=report.nodeid.split("::", 1)[-1],
+            requirement=str(props.get("requirement", "")),
+            outcome=outcome,
+            seconds=(known.seconds if known else 0.0) + report.duration,
+            message=self.session.context.redactor.redact(first[:300]),
         )
+
+    # After the session's own sessionfinish wrapper (``trylast``, so inside this one): the package
+    # is sealed by then, and the page can say what was sealed.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        result = yield
+        try:
+            self.write_final_pages(int(session.exitstatus))
+        except OSError as exc:
+            self.session.write_problems.append(f"review page: {cannot_write(exc, self.session.context.artifacts)}")
+        return result
+
+    def write_final_pages(self, exit_status: int) -> None:
+        """The reviewer's copy beside a package (this page naming its digest), and this run's
+        report brought up to date where no package holds it (a seal that failed after it was
+        written)."""
+        session = self.session
+        path = getattr(session.config.option, "htmlpath", None)
+        if not path or not Path(path).is_file():
+            return
+        page = Path(path).read_text(encoding="utf-8")
+        final = session.context.redactor.redact(replace_review(page, decision(session, exit_status)))
+        if package_digest(session):
+            write_text_atomic(session.context.artifacts / REVIEW_PAGE, final)
+        if not session.package_sha256 and final != page:
+            write_text_atomic(Path(path), final)
+
+
+def decision(session: ProtocolSession, exit_status: int) -> Decision:
+    """What the review page and the GitHub summary say, every text redacted."""
+    redact = session.context.redactor.redact
+    hooks: ReportHooks | None = session.config.pluginmanager.get_plugin("predeploy-report")
+    tests = list(hooks.rows.values()) if hooks is not None else []
+    project = session.project
+    found = read_evidence(session.context.artifacts, project.parity.waivers)
+    kind = _kind(session, exit_status)
+    package = package_state(session, kind)
+    halted: dict[str, int] = {}
+    for row in tests:
+        if row.outcome == "halted":
+            halted[row.gate] = halted.get(row.gate, 0) + 1
+    gates = [
+        GateCard(
+            number=g.number,
+            name=g.name,
+            status=g.status,
+            figures=[redact(f) for f in (_package_figures(g.figures, package) if g.number == READINESS_GATE else g.figures)],
+            reason=redact(g.reason),
+            advisories=[redact(a) for a in g.advisories],
+            pending_roles=list(g.pending_roles),
+            root_causes=found.root_causes.get(g.number, []) if g.status == "failed" else [],
+            halted_tests=halted.get(str(g.number), 0),
+        )
+        for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
+    ]
+    gates = sorted(gates + _sealed_gates(session, {g.number for g in gates}), key=lambda g: g.number)
+    digest = package_digest(session)
+    signatures = [replace(s, by=redact(s.by), conditions=redact(s.conditions)) for s in _signatures(session, digest)]
+    return Decision(
+        kind=kind,
+        detail=redact(verdict(session, exit_status)),
+        release=session.context.release,
+        previous_release=session.context.previous_release,
+        package=package,
+        signatures=signatures,
+        pending_roles=session.controller.pending_roles(),
+        gates=gates,
+        changes=found.changes,
+        dependencies=found.dependencies,
+        dependency_note=found.dependency_note,
+        risks=found.risks,
+        approvals=found.approvals,
+        scanners_not_run=found.scanners_not_run,
+        timings=found.timings,
+        charts=found.charts,
+        tests=tests,
+        environment={key: str(value) for key, value in environment(session).items()},
+        notes=found.notes,
+    )
+
+
+def _sealed_gates(session: ProtocolSession, shown: set[int]) -> list[GateCard]:
+    """The gates a Gate-4-only run did not run, as the run that sealed the package recorded them
+    (that run's state, beside the package): a reviewer of the GO page sees every gate."""
+    if session.reused_package is None:
+        return []
+    state = load_state(session.context.artifacts)
+    if state is None or state.release != session.context.release:
+        return []
+    redact = session.context.redactor.redact
+    cards = []
+    for key, record in state.gates.items():
+        number = key.removeprefix("gate")
+        if not number.isdigit() or int(number) in shown:
+            continue
+        cards.append(
+            GateCard(
+                number=int(number),
+                name=record.name,
+                status=record.status,
+                figures=[redact(f) for f in record.figures],
+                reason=redact(record.reason),
+                advisories=[redact(a) for a in record.advisories],
+                note=f"as the run that sealed the package recorded it ({record.at:%Y-%m-%d %H:%M} UTC); this run re-judged its sealed evidence",
+            )
+        )
+    return cards
+
+
+#: Gate 4's figure counts the manifest as it stood when its test ran, before this run's own
+#: reports joined it at sealing; the page counts what `predeploy verify` counts.
+_INDEXED = re.compile(r"^(\d+) artifacts indexed$")
+
+
+def _package_figures(figures: list[str], package: Package) -> list[str]:
+    shown = []
+    for figure in figures:
+        found = _INDEXED.match(figure)
+        if found and package.state == "digest" and package.entries is not None:
+            figure = f"{package.entries} entries in the sealed package's manifest"
+        elif found and package.state == "sealed-copy":
+            figure = f"{found.group(1)} evidence files indexed; this run's reports join them at sealing"
+        shown.append(figure)
+    return shown
+
+
+def _artifact_links(item: pytest.Item, artifacts: Path) -> list[str]:
+    names: list[str] = []
+    for fixture in getattr(item, "fixturenames", []):
+        for name in FIXTURE_ARTIFACTS.get(fixture, []):
+            if (artifacts / name).exists() and name not in names:
+                names.append(name)
+    return names
 
 
 class HtmlHooks:
-    """pytest-html: title, gate summary, outcome labels."""
+    """pytest-html: title, the review page, outcome labels."""
 
     def __init__(self, hooks: ReportHooks) -> None:
         self.hooks = hooks
@@ -220,20 +349,24 @@ class HtmlHooks:
         report.title = f"Pre-deployment readiness {self.hooks.session.context.release}"
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
-        # The banner moves itself to the top of the page (see harness/banner.py); the gate table
-        # stays here, beside pytest-html's own counts.
-        prefix.append(banner_html(decision(self.hooks.session, int(session.exitstatus))))
-        prefix.append(self.hooks.gate_summary_html(int(session.exitstatus)))
+        ours = self.hooks.session
+        prefix.append(ours.context.redactor.redact(review_html(decision(ours, int(session.exitstatus)))))
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        # pytest-html filters rows by its own outcome names, so the result cell keeps its value
-        # and our outcome (advisory, no data, awaiting sign-off, halted) is a badge by the name.
+        # pytest-html filters and colours rows by its own outcome names (kept in its data); the
+        # result cell says ours (advisory, no data, awaiting sign-off, halted), never "Skipped"
+        # for a package that awaits sign-off.
         label = getattr(report, "predeploy_outcome", None)
         if label is None and report.skipped and "halted: Gate" in report.longreprtext:
             label = "halted"
-        if label and len(cells) > 1:
-            badge = f' <strong class="predeploy-badge">{html.escape(label.upper())}</strong>'
-            cells[1] = cells[1].replace("</td>", badge + "</td>", 1)
+        if label and cells:
+            cells[0] = f'<td class="col-result">{html.escape(label.capitalize())}</td>'
+
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        # A skip's longrepr is pytest's (path, line, reason) tuple, which pytest-html prints as
+        # Python text: the reason alone says it.
+        if report.skipped and isinstance(report.longrepr, tuple) and data:
+            data[0] = html.escape(_outcome(report)[1]) + "\n"
 
 
 class JsonHooks:
