@@ -28,6 +28,8 @@ import yaml
 
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
+from tests.signoff_project import approve
+from tests.signoff_project import project as signoff_project
 from tests.staging_support import copy_demo, processes_under
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,7 +198,7 @@ def test_awaiting_page_names_the_package_to_sign_and_every_accepted_risk(runs: R
     assert "1 awaiting sign-off" in tally and "skipped" not in tally.lower()
     assert not re.search(r"\d+ Skipped", text)  # awaiting sign-off is not counted as a skip anywhere
     results = page.inner_text("#results-table")  # pytest-html's table, folded into the last section
-    assert "Awaiting sign-off" in results and "Skipped" not in results
+    assert "test_required_signoffs_recorded_on_the_package_digest AWAITING SIGN-OFF" in results
     assert text.count("Summary") == 0  # no empty pytest-html "Summary" heading
     _expect_no_raw_tuples(page, scenario.page)
     # The copy sealed inside the package says so, and leaves the digest to the reviewer's copy.
@@ -243,7 +245,7 @@ def test_no_go_page_shows_the_crashing_services_traceback(runs: Runs, browser: A
     assert halted == ["halted: Gate 2 (Deployment Rehearsal) failed; 3 tests not run"] * 2  # one line per gate
     _text(page)
     results = page.inner_text("#results-table")
-    assert results.count("Halted") == 6 and "Skipped" not in results
+    assert results.count("HALTED") == 6  # every test is still listed there, labelled
     _risks_and_approvals(page, scenario.root)
     _expect_no_raw_tuples(page, scenario.page)
 
@@ -257,3 +259,23 @@ def test_the_page_reads_without_javascript(runs: Runs, browser: Any) -> None:  #
     assert page.is_visible("#predeploy-risks") and page.is_visible(".predeploy-cards")
     assert not page.is_visible("text=Summary")  # pytest-html's heading, empty without its script
     context.close()
+
+
+def test_reviewers_copy_names_the_digest_that_the_sealed_copy_cannot(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
+    root = signoff_project(pytester)
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    artifacts = root / ARTIFACTS
+    digest = hashlib.sha256((artifacts / PACKAGE).read_bytes()).hexdigest()
+    with zipfile.ZipFile(artifacts / PACKAGE) as archive:
+        sealed = archive.read("pytest-report.html")
+    assert (artifacts / "pytest-report.html").read_bytes() == sealed  # left as sealed: the package is not stale
+    assert b"data-state='sealed-copy'" in sealed and digest.encode() not in sealed
+    review = (artifacts / REVIEW).read_text()
+    assert f"data-state='digest' data-sha256='{digest}'" in review and "AWAITING SIGN-OFF &middot; release v1.0" in review
+
+    assert approve(root, "release-manager", "riley").returncode == 0
+    assert approve(root, "qa-lead", "quinn").returncode == 0
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py").ret == ExitStatus.GO
+    review = (artifacts / REVIEW).read_text()  # rewritten with the re-check's judgement
+    assert f"data-sha256='{digest}'" in review and "GO &middot; release v1.0" in review and "Signed by: " in review

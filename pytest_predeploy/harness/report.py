@@ -353,14 +353,16 @@ class HtmlHooks:
         prefix.append(ours.context.redactor.redact(review_html(decision(ours, int(session.exitstatus)))))
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        # pytest-html filters and colours rows by its own outcome names (kept in its data); the
-        # result cell says ours (advisory, no data, awaiting sign-off, halted), never "Skipped"
-        # for a package that awaits sign-off.
+        # pytest-html filters rows by the text of the result cell (an outcome name of its own: a
+        # row saying "Awaiting sign-off" there would be filtered out of its table), so that cell
+        # keeps pytest's word and ours (advisory, no data, awaiting sign-off, halted) is a badge
+        # by the test's name.
         label = getattr(report, "predeploy_outcome", None)
         if label is None and report.skipped and "halted: Gate" in report.longreprtext:
             label = "halted"
-        if label and cells:
-            cells[0] = f'<td class="col-result">{html.escape(label.capitalize())}</td>'
+        if label and len(cells) > 1:
+            badge = f' <strong class="predeploy-badge">{html.escape(label.upper())}</strong>'
+            cells[1] = cells[1].replace("</td>", badge + "</td>", 1)
 
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
         # A skip's longrepr is pytest's (path, line, reason) tuple, which pytest-html prints as
