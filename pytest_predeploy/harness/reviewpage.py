@@ -66,6 +66,7 @@ _STYLE = """<style>
 #predeploy-review details{margin:6px 0}#predeploy-review summary{cursor:pointer;font-weight:600}
 #predeploy-review details.predeploy-advisory summary{font-weight:normal}
 .predeploy-note{color:#57606a}
+#predeploy-risks td:nth-child(2),#predeploy-risks td:nth-child(6),#predeploy-approvals td{white-space:nowrap}
 #environment-header,#environment,.summary__data>h2,.summary__data>.run-count,.summary__data>p.filter,.summary__reload,.summary__spacer,.summary .controls{display:none}
 </style>"""
 
@@ -78,6 +79,9 @@ _PLACE = (
     "['title','results-table'].forEach(function(id){var e=document.getElementById(id);"
     "if(e&&d){d.hidden=false;d.appendChild(e);}});});})();</script>"
 )
+
+
+PACKAGE_LABELS = {"go": "Signed package", "awaiting": "Package to sign"}
 
 
 def _e(text: object) -> str:
@@ -98,7 +102,8 @@ def _verdict(decision: Decision) -> str:
     if package.state == "digest":
         count = f" &middot; <span id='predeploy-package-entries'>{package.entries}</span> entries" if package.entries is not None else ""
         what = (
-            f"<strong>Package to sign:</strong> PRE-DEPLOYMENT-PACKAGE.zip &middot; sha256 <code id='predeploy-package-sha256'>{_e(package.sha256)}</code>"
+            f"<strong>{PACKAGE_LABELS.get(decision.kind, 'Package')}:</strong> PRE-DEPLOYMENT-PACKAGE.zip &middot; "
+            f"sha256 <code id='predeploy-package-sha256'><strong>{_e(package.sha256)}</strong></code>"
             f"{count} <span class='predeploy-note'>(as <code>predeploy verify</code> prints them)</span>"
         )
         if decision.pending_roles:
