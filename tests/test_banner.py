@@ -44,7 +44,9 @@ def test_page_leads_with_verdict_package_digest_and_signers() -> None:
     markup = review_html(GO)
     assert markup.index("predeploy-verdict-go") < markup.index("Gates</h2>")
     assert "GO &middot; release v1.2" in markup
-    assert f"<code id='predeploy-package-sha256'><strong>{'ded594ab' * 8}</strong></code>" in markup and "<span id='predeploy-package-entries'>40</span>" in markup
+    assert (
+        f"<code id='predeploy-package-sha256'><strong>{'ded594ab' * 8}</strong></code>" in markup and "<span id='predeploy-package-entries'>40</span>" in markup
+    )
     assert "Riley Manager (release-manager, go), Quinn QA (qa-lead, go)" in markup
 
 

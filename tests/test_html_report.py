@@ -279,3 +279,13 @@ def test_reviewers_copy_names_the_digest_that_the_sealed_copy_cannot(pytester: p
     assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py").ret == ExitStatus.GO
     review = (artifacts / REVIEW).read_text()  # rewritten with the re-check's judgement
     assert f"data-sha256='{digest}'" in review and "GO &middot; release v1.0" in review and "Signed by: " in review
+
+
+def test_a_later_partial_run_says_not_to_sign_the_earlier_package(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
+    root = signoff_project(pytester)
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate2_rehearsal.py").ret == ExitStatus.GO
+    page = (root / ARTIFACTS / "pytest-report.html").read_text()
+    assert "data-state='none'" in page and "sealed by an earlier run and this run did not find it current: do not sign it" in page
+    assert "PARTIAL RUN (NOT GO) &middot; release v1.0" in page

@@ -170,6 +170,8 @@ class Decision:
     environment: Mapping[str, str] = field(default_factory=dict)
     #: Notes a section could not be filled (an artifact unreadable): said, never silently empty.
     notes: Sequence[str] = ()
+    #: Which report files are whose, on a Gate-4-only re-check (empty otherwise).
+    report_files: str = ""
 
 
 def signed_line(decision: Decision) -> str:
@@ -198,6 +200,13 @@ def package_line(package: Package) -> str:
     return f"No package sealed: {package.note}" if package.note else "No package sealed."
 
 
+def without_excerpts(reason: str, causes: Sequence[RootCause]) -> str:
+    """``reason`` without the lines a root-cause excerpt shows (a gate's reason quotes the
+    service's log tail too): once is enough."""
+    quoted = {line.strip() for cause in causes for line in cause.excerpt.splitlines() if line.strip()}
+    return "\n".join(line for line in reason.splitlines() if line.strip() not in quoted)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
@@ -217,7 +226,7 @@ def summary_markdown(decision: Decision) -> str:
     for gate in sorted(decision.gates, key=lambda g: g.number):
         notes: list[str] = []
         if gate.status in BLOCKING and gate.reason:
-            notes.append(gate.reason)
+            notes.append(without_excerpts(gate.reason, gate.root_causes))
         if gate.status == "halted":
             notes.append(f"{gate.reason} ({gate.halted_tests} tests not run)" if gate.halted_tests else gate.reason)
         if gate.pending_roles:

@@ -120,6 +120,10 @@ def package_state(session: ProtocolSession, kind: VerdictKind) -> Package:
         return Package("sealed-copy")
     if session.package_note:
         return Package("none", note=session.package_note.removeprefix("package NOT sealed: "))
+    if (session.context.artifacts / PACKAGE).exists():
+        # An earlier run's package that this run did not re-judge as current (a gate ran after
+        # sealing, or Gate 4 found it stale): the page must not read as if it were signable.
+        return Package("none", note=f"{PACKAGE} in the artifacts folder was sealed by an earlier run and this run did not find it current: do not sign it")
     if kind == "no-go":
         return Package("none", note="a run seals one only when gates 1-3 pass and Gate 4 runs")
     if kind == "interrupted":
@@ -282,6 +286,7 @@ def decision(session: ProtocolSession, exit_status: int) -> Decision:
         tests=tests,
         environment={key: str(value) for key, value in environment(session).items()},
         notes=found.notes,
+        report_files=which_reports(session) + f" {REVIEW_PAGE} beside the package is the reviewer's copy of this page." if session.report_prefix else "",
     )
 
 

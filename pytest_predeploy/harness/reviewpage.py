@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
-from pytest_predeploy.harness.banner import BLOCKING, HEADLINES, Decision, GateCard, RootCause, package_line, signed_line
+from pytest_predeploy.harness.banner import BLOCKING, HEADLINES, Decision, GateCard, RootCause, package_line, signed_line, without_excerpts
 
 #: Where the page starts and ends inside pytest-html's file (re-rendered after sealing).
 BEGIN = "<!-- predeploy-review -->"
@@ -121,6 +121,7 @@ def _verdict(decision: Decision) -> str:
         f"<p id='predeploy-banner-detail'><strong>{_e(decision.detail)}</strong>{previous}</p>"
         f"<p id='predeploy-package' data-state='{package.state}'{digest}{entries}>{what}</p>"
         + (f"<p id='predeploy-banner-signed'>{_e(signed)}</p>" if signed else "")
+        + (f"<p id='predeploy-report-files' class='predeploy-note'>{_e(decision.report_files)}</p>" if decision.report_files else "")
         + "</div>"
     )
 
@@ -128,12 +129,6 @@ def _verdict(decision: Decision) -> str:
 def _cause(cause: RootCause) -> str:
     source = f" <span class='predeploy-note'>({_e(cause.source)})</span>" if cause.source else ""
     return f"<p><strong>Root cause: {_e(cause.what)}</strong>{source}</p><pre class='predeploy-root-cause'>{_e(cause.excerpt)}</pre>"
-
-
-def _without_excerpts(reason: str, causes: Sequence[RootCause]) -> str:
-    quoted = {line.strip() for cause in causes for line in cause.excerpt.splitlines() if line.strip()}
-    kept = [line for line in reason.splitlines() if line.strip() not in quoted]
-    return "\n".join(kept)
 
 
 #: An advisory longer than this shows its start, and the rest when opened: advisories never
@@ -161,7 +156,7 @@ def _card(gate: GateCard) -> str:
         if gate.status in BLOCKING and gate.reason:
             # In full (the reviewer decides from this card), except the service output that the
             # root cause below shows: once is enough.
-            parts.append(f"<pre class='predeploy-card-reason'>{_e(_without_excerpts(gate.reason, gate.root_causes))}</pre>")
+            parts.append(f"<pre class='predeploy-card-reason'>{_e(without_excerpts(gate.reason, gate.root_causes))}</pre>")
         parts.extend(_cause(cause) for cause in gate.root_causes)
         if gate.pending_roles:
             parts.append(f"<p class='predeploy-card-pending'><strong>awaiting sign-off from: {_e(', '.join(gate.pending_roles))}</strong></p>")
