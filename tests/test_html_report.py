@@ -109,8 +109,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     )
     failed = _pytest(crash)
     assert failed.returncode == ExitStatus.NO_GO, failed.stdout[-3000:] + failed.stderr
-    no_go = Scenario(crash, crash / ARTIFACTS / "pytest-report.html", failed)
-    assert not (crash / ARTIFACTS / REVIEW).exists()  # no package, no reviewer's copy of one
+    no_go = Scenario(crash, crash / ARTIFACTS / REVIEW, failed)
 
     yield Runs(awaiting, go, no_go)
     leftovers = processes_under(base)
@@ -286,6 +285,6 @@ def test_a_later_partial_run_says_not_to_sign_the_earlier_package(pytester: pyte
     root = signoff_project(pytester)
     assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate2_rehearsal.py").ret == ExitStatus.GO
-    page = (root / ARTIFACTS / "pytest-report.html").read_text()
+    page = (root / ARTIFACTS / REVIEW).read_text()  # the reviewer's copy no longer offers it for signing
     assert "data-state='none'" in page and "sealed by an earlier run and this run did not find it current: do not sign it" in page
     assert "PARTIAL RUN (NOT GO) &middot; release v1.0" in page

@@ -221,17 +221,18 @@ class ReportHooks:
         return result
 
     def write_final_pages(self, exit_status: int) -> None:
-        """The reviewer's copy beside a package (this page naming its digest), and this run's
+        """The reviewer's copy (this run's page as the run ended: naming the digest of the
+        package it sealed or re-judged, or saying why there is none to sign), and this run's
         report brought up to date where no package holds it (a seal that failed after it was
-        written)."""
+        written). The reviewer's copy is rewritten by every run, so it never outlives the
+        judgement it shows (a later partial run makes an earlier package unsignable)."""
         session = self.session
         path = getattr(session.config.option, "htmlpath", None)
         if not path or not Path(path).is_file():
             return
         page = Path(path).read_text(encoding="utf-8")
         final = session.context.redactor.redact(replace_review(page, decision(session, exit_status)))
-        if package_digest(session):
-            write_text_atomic(session.context.artifacts / REVIEW_PAGE, final)
+        write_text_atomic(session.context.artifacts / REVIEW_PAGE, final)
         if not session.package_sha256 and final != page:
             write_text_atomic(Path(path), final)
 
