@@ -313,7 +313,7 @@ def _sealed_gates(session: ProtocolSession, shown: set[int]) -> list[GateCard]:
                 figures=[redact(f) for f in record.figures],
                 reason=redact(record.reason),
                 advisories=[redact(a) for a in record.advisories],
-                note=f"from the sealing run ({record.at:%Y-%m-%d %H:%M} UTC); its sealed evidence re-judged by this run",
+                note=f"as the run that sealed the package recorded them ({state.generated_at:%Y-%m-%d %H:%M} UTC); this run re-judged their sealed evidence",
             )
         )
     return cards

@@ -121,7 +121,6 @@ def _verdict(decision: Decision) -> str:
         f"<p id='predeploy-banner-detail'><strong>{_e(decision.detail)}</strong>{previous}</p>"
         f"<p id='predeploy-package' data-state='{package.state}'{digest}{entries}>{what}</p>"
         + (f"<p id='predeploy-banner-signed'>{_e(signed)}</p>" if signed else "")
-        + (f"<p id='predeploy-report-files' class='predeploy-note'>{_e(decision.report_files)}</p>" if decision.report_files else "")
         + "</div>"
     )
 
@@ -161,8 +160,6 @@ def _card(gate: GateCard) -> str:
         if gate.pending_roles:
             parts.append(f"<p class='predeploy-card-pending'><strong>awaiting sign-off from: {_e(', '.join(gate.pending_roles))}</strong></p>")
         parts.extend(_advisory(a) for a in gate.advisories)
-    if gate.note:
-        parts.append(f"<p class='predeploy-note'>{_e(gate.note)}</p>")
     wide = " predeploy-card-wide" if gate.status in BLOCKING else ""
     return (
         f"<div class='predeploy-card predeploy-card-{gate.status.replace(' ', '-')}{wide}' data-gate='{gate.number}' data-status='{_e(gate.status)}' "
@@ -176,7 +173,7 @@ def _changes(decision: Decision) -> str:
         return ""
     title = f"What changed: {_e(decision.previous_release or 'previous')} &rarr; {_e(decision.release)}"
     rows = [(c.service, c.previous, c.candidate + ("  (SAME CODE as the previous release)" if c.same_code else "")) for c in decision.changes]
-    parts = [f"<h2>{title}</h2>", _table(["service", "previous release (runs now)", "candidate"], rows, " id='predeploy-changes'")]
+    parts = [f"<h2>{title}</h2>", _table(["service", "previous release", "candidate"], rows, " id='predeploy-changes'")]
     if decision.dependencies:
         parts.append(
             f"<p>Dependencies ({len(decision.dependencies)}): {_e(', '.join(decision.dependencies))} <span class='predeploy-note'>({_e(decision.dependency_note)})</span></p>"
@@ -232,11 +229,20 @@ def _tests(decision: Decision) -> str:
 
 def review_html(decision: Decision) -> str:
     """The whole review page as one self-contained HTML fragment, between its markers."""
-    cards = "".join(_card(gate) for gate in sorted(decision.gates, key=lambda g: g.number))
+    gates = sorted(decision.gates, key=lambda g: g.number)
+    cards = "".join(_card(gate) for gate in gates)
+    # Where outcomes come from when not from this run, once for the gates it applies to.
+    by_note: dict[str, list[str]] = {}
+    for gate in gates:
+        if gate.note:
+            by_note.setdefault(gate.note, []).append(str(gate.number))
+    sources = "".join(f"<p class='predeploy-note'>Gates {', '.join(numbers)}: {_e(note)}</p>" for note, numbers in by_note.items())
     notes = "".join(f"<p class='predeploy-note'>{_e(note)}</p>" for note in decision.notes)
+    if decision.report_files:
+        notes += f"<p id='predeploy-report-files' class='predeploy-note'>{_e(decision.report_files)}</p>"
     return (
         f"{BEGIN}<section id='predeploy-review' data-verdict='{decision.kind}'>{_verdict(decision)}"
-        f"<h2>Gates</h2><div class='predeploy-cards'>{cards}</div>"
+        f"<h2>Gates</h2>{sources}<div class='predeploy-cards'>{cards}</div>"
         f"{_changes(decision)}{_risks(decision)}{_timings(decision)}<h2>Details</h2>{_tests(decision)}{notes}"
         f"</section>{_STYLE}{_PLACE}{END}"
     )
