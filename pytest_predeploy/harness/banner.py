@@ -5,8 +5,8 @@ The review page (``harness/reviewpage.py``) and the GitHub step summary render t
 digest, sealed or not), one card per gate with its key figures and, on failure, the reason and
 the root-cause excerpt, what changed between the two releases, the accepted risks (every waiver
 and upstream approval: who, why, until when), per-service timings, and every test last. This
-module knows no pytest and no session: ``harness/report.py`` fills it in from both and from the
-artifacts (``harness/reviewdata.py``).
+module knows no pytest and no session: ``harness/decision.py`` fills it in from both and from
+the artifacts (``harness/reviewdata.py``).
 """
 
 from __future__ import annotations
