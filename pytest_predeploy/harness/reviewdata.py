@@ -41,8 +41,14 @@ from pytest_predeploy.targets.releases import ReleaseIdentity
 
 M = TypeVar("M", bound=ArtifactModel)
 
-#: Lines of a root-cause excerpt kept on the page (the transcript has them all).
+#: Lines of a root-cause excerpt kept on the page, and characters per line (the transcript has
+#: them all): a service printing one enormous line must not bury the page.
 EXCERPT_LINES = 20
+EXCERPT_WIDTH = 400
+
+
+def _last_lines(text: str) -> str:
+    return "\n".join(line if len(line) <= EXCERPT_WIDTH else line[:EXCERPT_WIDTH] + " ..." for line in text.splitlines()[-EXCERPT_LINES:])
 
 
 @dataclass
@@ -252,7 +258,7 @@ def _tail(text: str | None) -> str:
     found = _LAST_LINES.search(text)
     body = text[found.end() :] if found else text
     lines = [line[4:] if line.startswith("    ") else line for line in body.splitlines()]
-    return "\n".join(lines[-EXCERPT_LINES:])
+    return _last_lines("\n".join(lines))
 
 
 def _deploy_causes(report: DeploymentReport) -> list[RootCause]:
@@ -275,7 +281,7 @@ def _smoke_causes(report: TestResultsReport) -> list[RootCause]:
             tail: Any = getattr(test, "log_tail", None)
             if tail:
                 message += "\n--- service log ---\n" + str(tail)
-            causes.append(RootCause(f"{suite.name}: {test.nodeid} {test.outcome}", "\n".join(message.splitlines()[-EXCERPT_LINES:]), names.TEST_RESULTS))
+            causes.append(RootCause(f"{suite.name}: {test.nodeid} {test.outcome}", _last_lines(message), names.TEST_RESULTS))
     return causes
 
 
