@@ -28,6 +28,7 @@ import yaml
 
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
+from tests.project import GATES, json_report, make_project
 from tests.signoff_project import approve
 from tests.signoff_project import project as signoff_project
 from tests.staging_support import copy_demo, processes_under
@@ -288,3 +289,38 @@ def test_a_later_partial_run_says_not_to_sign_the_earlier_package(pytester: pyte
     page = (root / ARTIFACTS / REVIEW).read_text()  # the reviewer's copy no longer offers it for signing
     assert "data-state='none'" in page and "sealed by an earlier run and this run did not find it current: do not sign it" in page
     assert "PARTIAL RUN (NOT GO) &middot; release v1.0" in page
+
+
+FAILS_GATE2 = dict(GATES)
+FAILS_GATE2["test_gate2_rehearsal.py"] = """
+    import pytest
+    pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
+
+    @pytest.mark.must
+    def test_deployed(evidence):
+        evidence.figure("api 1.2 s, worker 0.9 s")
+        evidence.table("Deploy timings", ["service", "seconds"], [["api", 1.2], ["worker", 0.9]])
+        assert False, "worker never became healthy"
+"""
+
+
+def test_every_test_in_gate_order_the_environment_and_json_metadata(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester, gates=FAILS_GATE2)
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.NO_GO
+    page = (root / ARTIFACTS / REVIEW).read_text()
+    tests = page[page.index("id='predeploy-tests'") : page.index("id='predeploy-environment'")]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\w+)</td><td>(\w+)</td><td>([\w -]+)</td>", tests)
+    assert rows == [
+        ("1", "test_parity_clean", "MUST", "passed"),
+        ("1", "test_flags_refreshed", "GUIDELINE", "advisory"),
+        ("2", "test_deployed", "MUST", "failed"),
+        ("3", "test_rollback", "MUST", "halted"),
+        ("10", "test_extra", "MUST", "halted"),
+    ]
+    assert "worker never became healthy" in tests  # a failure's message, on its row
+    environment = page[page.index("id='predeploy-environment'") :]
+    for key in ("Release", "Previous release", "Commit", "Config digest", "Environment"):
+        assert f"<td>{key}</td>" in environment
+    assert "Deploy timings" in page  # the evidence a gate test attached, in pytest-html's table
+    report = json_report(root)
+    assert {t["nodeid"].split("::")[1]: t["metadata"]["gate"] for t in report["tests"]}["test_deployed"] == 2

@@ -36,7 +36,10 @@ def _outcome(report: pytest.TestReport) -> tuple[str, str]:
         reason = reason.removeprefix("Skipped: ")
         return label or ("halted" if reason.startswith("halted: ") else "skipped"), reason
     if report.failed:
-        return label or ("error" if report.when != "call" else "failed"), report.longreprtext.strip()
+        # The exception's own message (pytest's crash line), not the first line of the traceback.
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = str(getattr(crash, "message", "") or report.longreprtext).strip()
+        return label or ("error" if report.when != "call" else "failed"), message
     return label or "passed", str(getattr(report, "predeploy_detail", "") or "")
 
 
