@@ -1,13 +1,21 @@
-"""The review page and the GitHub summary from plain data: the decision first, stated truthfully."""
+"""The review page and the GitHub summary from plain data, and the accepted risks read from the
+artifacts: the decision first, stated truthfully."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from pytest_predeploy.core.artifacts import INTAKE_REPORT, SECURITY_REPORT, write_artifact
+from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.harness.banner import Decision, GateCard, Package, Risk, RootCause, Signature, summary_markdown
+from pytest_predeploy.harness.reviewdata import read_evidence
 from pytest_predeploy.harness.reviewpage import replace_review, review_html
+from pytest_predeploy.intake.approvals import ApprovalCheck, IntakeReport
+from pytest_predeploy.security import SecurityReport
+from pytest_predeploy.security.report import Approval, ScannerResult
 from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "server.py", line 339, in main\nRuntimeError: queue DSN missing <script>'
@@ -122,3 +130,33 @@ def test_review_is_above_everything_in_a_real_pytest_html_report(pytester: pytes
     assert not page.is_visible("#results-table") and not page.is_visible("text=Summary")
     banner = page.locator("#predeploy-banner").bounding_box()
     assert banner and banner["y"] + banner["height"] <= 700  # the whole verdict is in the first screen
+
+
+def test_every_waiver_once_with_owner_and_expiry_and_what_covered_a_scanner(tmp_path: Path) -> None:
+    record = tmp_path / "security-waivers.yaml"
+    record.write_text(
+        "release: v1.2\nstatus: approved\napproved_by: Sam Security\napproved_at: 2026-11-22T11:00:00Z\nwaivers:\n"
+        "  - {id: SEC-7, owner: Sam Security, justification: loopback only, expires_at: 2030-06-30T00:00:00Z}\n"
+        "  - {id: SEC-8, owner: Pat Platform, justification: fixed upstream next week, expires_at: 2027-01-15T00:00:00Z}\n"
+    )
+    when = datetime(2030, 6, 30, tzinfo=UTC)
+    check = ApprovalCheck(
+        name="security-waivers", title="Security waivers", file=str(record), status="ok", detail="", approved_by="Sam Security", waivers=["SEC-7", "SEC-8"]
+    )
+    write_artifact(tmp_path / INTAKE_REPORT, IntakeReport(release="v1.2", checks=[check], approved=True))
+    scanners = [
+        ScannerResult(name="osv", tool="osv", status="passed", fail_closed=True, duration_seconds=0.1),
+        ScannerResult(name="pip-audit", tool="pip-audit", status="unavailable", reason="offline", fail_closed=False, duration_seconds=0.0),
+    ]
+    applied = Approval(waiver="SEC-7", owner="Sam Security", justification="loopback only", expires_at=when, findings=["bandit: B104 in server.py:12"])
+    security = SecurityReport(
+        release="v1.2", environment="staging", blocking_severity=Severity.major, scanners=scanners, findings=[], approvals=[applied], blocking=False
+    )
+    write_artifact(tmp_path / SECURITY_REPORT, security)
+
+    found = read_evidence(tmp_path)
+    assert [(r.id, r.covers, r.owner, r.why, r.until) for r in found.risks] == [
+        ("SEC-7", "bandit: B104 in server.py:12", "Sam Security", "loopback only", "2030-06-30"),  # applied: what it cleared
+        ("SEC-8", "granted by Security waivers", "Pat Platform", "fixed upstream next week", "2027-01-15"),  # granted, from the record
+    ]
+    assert found.scanners_not_run == ["pip-audit: offline; not required (fail_closed: false); covered by osv (passed)"]

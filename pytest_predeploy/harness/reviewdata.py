@@ -100,11 +100,15 @@ def read_evidence(artifacts: Path, drift_waivers: Sequence[DriftWaiver] = ()) ->
     observability = reader.read(names.OBSERVABILITY_METRICS, ObservabilityResult)
     if parity is not None:
         found.risks += _drift_waivers(parity, drift_waivers)
+    if security is not None:
+        # A waiver the audit applied, with the findings it cleared.
+        found.risks += [Risk("security waiver", a.waiver, "; ".join(a.findings), a.owner, a.justification, _date(a.expires_at)) for a in security.approvals]
     if intake is not None:
         found.approvals, upstream = _approvals(intake)
-        found.risks += upstream
+        # Waivers granted upstream, once each (the audit's row, when it applied one, says more).
+        applied = {risk.id for risk in found.risks if risk.kind == "security waiver"}
+        found.risks += [risk for risk in upstream if risk.id not in applied]
     if security is not None:
-        found.risks += [Risk("security waiver", a.waiver, "; ".join(a.findings), a.owner, a.justification, _date(a.expires_at)) for a in security.approvals]
         found.scanners_not_run = _not_run(security)
         found.dependencies = [f"{d.name} {d.version} ({d.license or 'licence unknown'})" for d in security.dependencies]
         found.dependency_note = (
