@@ -20,7 +20,7 @@ from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.rehearsal.observability import ObservabilityConfig, parse_metrics
 from tests.httpfiles import serve
 from tests.project import make_project
-from tests.staging_support import processes_under
+from tests.staging_support import StagingProject, processes_under, staging  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -285,3 +285,70 @@ def test_a_protocol_run_in_a_venv_without_the_test_extra_is_not_refused(tmp_path
     assert "test extra" not in run.stdout + run.stderr
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "gates/test_gate1_intake.py" in run.stdout
+
+
+# --- a failing smoke test shows the service's own traceback --------------------------------
+
+BOOM = """\
+import argparse, os, signal, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/health":
+            body = b"ok"
+        else:
+            raise RuntimeError("cannot open the orders database with password " + os.environ["DB_PASSWORD"])
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+server = ThreadingHTTPServer(("127.0.0.1", parser.parse_args().port), Handler)
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+server.serve_forever(poll_interval=0.1)
+"""
+
+BOOM_SUITE = """\
+import json, os
+import pytest
+
+def test_orders_lists_orders(predeploy_http):
+    url = json.loads(os.environ["PREDEPLOY_SERVICE_URLS"])["orders"]
+    with pytest.raises(Exception):
+        predeploy_http("GET", url + "/orders")  # the server drops the connection: its traceback is in its log
+    raise AssertionError("GET /orders got no answer")
+"""
+
+
+def test_a_failing_smoke_test_carries_the_services_log_tail_redacted(staging: StagingProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = staging.root / "orders-src"
+    source.mkdir()
+    (source / "app.py").write_text(BOOM)
+    suite = staging.root / "suite"
+    suite.mkdir()
+    (suite / "test_orders.py").write_text(BOOM_SUITE)
+    secret = "s3cr3t-orders-pw"
+    monkeypatch.setenv("ORDERS_DB_PASSWORD", secret)
+    orders = {"name": "orders", "source": str(source), "command": "{python} app.py --port {port}", "health_path": "/health", "env": {"DB_PASSWORD": secret}}
+    config = staging.write(
+        [orders],
+        redact={"env_vars": ["ORDERS_DB_PASSWORD"]},
+        smoke={"min_coverage": 0, "suites": [{"name": "smoke", "path": "suite"}]},
+    )
+    deployed = staging.script("deploy_backend.sh", "--release", "v1", "--service", "orders")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    report = run_smoke_tests(config, "staging", "v1", staging.root / "artifacts" / "staging-test-results.json")
+    assert report.totals.failed == 1
+    [log] = report.service_logs
+    assert log.service == "orders" and log.log == ".staging/staging/orders/logs/main.log"
+    assert any("RuntimeError: cannot open the orders database with password" in line for line in log.lines), log.lines
+    text = (staging.root / "artifacts" / "staging-test-results.json").read_text()
+    assert secret not in text
+    # Gate 2's failure message carries the same tail.
+    assert report.problems[-1].startswith("orders wrote, at the end of .staging/staging/orders/logs/main.log:\n    | ")
+    assert "RuntimeError: cannot open the orders database with password [REDACTED" in report.problems[-1]

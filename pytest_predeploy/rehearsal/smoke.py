@@ -63,6 +63,9 @@ ENV_URL_PREFIX = "PREDEPLOY_URL_"
 
 #: Longest failure message kept per test (the transcript has the whole traceback).
 MESSAGE_LIMIT = 500
+#: How much of each service's log a failed run keeps in the report and the gate's message.
+LOG_LINES = 20
+LOG_LINE_CHARS = 300
 
 #: pytest's documented exit codes other than 0 (passed) and 1 (tests failed).
 _PYTEST_EXIT = {2: "interrupted or collection error", 3: "internal error", 4: "usage error", 5: "no tests collected"}
@@ -191,6 +194,14 @@ class SuiteResult(StrictModel):
     coverage: Coverage = Field(description="Endpoints this suite exercised.")
 
 
+class ServiceLog(StrictModel):
+    """The last lines a service wrote while its tests failed: where the root cause usually is."""
+
+    service: str = Field(description="Service name.")
+    log: str = Field(description="The log file (or the target's word for where its output goes).")
+    lines: list[str] = Field(description=f"Its last lines (at most {LOG_LINES}, each cut at {LOG_LINE_CHARS} characters), redacted.")
+
+
 class TestResultsReport(ArtifactModel):
     """staging-test-results.json: smoke and acceptance results and coverage."""
 
@@ -205,6 +216,10 @@ class TestResultsReport(ArtifactModel):
     totals: Totals = Field(description="Counts over all suites.")
     coverage: Coverage = Field(description="Endpoints exercised by any suite over endpoints declared.")
     problems: list[str] = Field(default_factory=list, description="Why the results do not pass Gate 2 (empty: they do).")
+    service_logs: list[ServiceLog] = Field(
+        default_factory=list,
+        description="When a test failed or errored: each service's last log lines, redacted (the service's traceback is usually the cause).",
+    )
 
     def summary_line(self) -> str:
         """The key figure of Gate 2's smoke test: pass rate and coverage."""
@@ -249,6 +264,10 @@ def smoke_problems(report: TestResultsReport, min_coverage: float) -> list[str]:
             problems.append(f"suite {suite.name} could not run (no data): {suite.detail}")
         elif suite.status == "failed" and not any(t.outcome in ("failed", "error") for t in suite.tests):
             problems.append(f"suite {suite.name} failed: {suite.detail}")
+    if problems:
+        for log in report.service_logs:
+            shown = "\n".join(f"    | {line}" for line in log.lines)
+            problems.append(f"{log.service} wrote, at the end of {log.log}:\n{shown}")
     if min_coverage > 0 and report.select is None and any(suite.status != "no-data" for suite in report.suites):
         coverage = report.coverage
         if coverage.status != "ok" or coverage.ratio is None:
@@ -524,6 +543,24 @@ def _suite_verdict(
     return "no-data", f"pytest exit {run.returncode} ({_PYTEST_EXIT.get(run.returncode or 0, 'unexpected')})"
 
 
+def service_logs(config: SmokeProject, env: str, redactor: Redactor) -> list[ServiceLog]:
+    """Each service's last log lines on ``env``, redacted and bounded; the target says where its
+    log is (a service it keeps no readable log for is left out)."""
+    target = target_for(config)
+    logs = []
+    for service in config.services:
+        found = target.log_tail(env, service.name, LOG_LINES)
+        if found is None or not found[1]:
+            continue
+        where, lines = found
+        shown = Path(where)
+        if shown.is_absolute() and shown.is_relative_to(config.path.parent):
+            where = shown.relative_to(config.path.parent).as_posix()
+        kept = [redactor.redact(line)[:LOG_LINE_CHARS] for line in lines[-LOG_LINES:]]
+        logs.append(ServiceLog(service=service.name, log=where, lines=kept))
+    return logs
+
+
 def run_smoke_tests(
     config: SmokeProject,
     env: str,
@@ -587,6 +624,8 @@ def run_smoke_tests(
                 results.append(result)
                 before = after
 
+    failed = any(test.outcome in ("failed", "error") for suite in results for test in suite.tests)
+    logs = service_logs(config, env, redactor) if failed and not unreachable else []
     durations = sum(suite.duration for suite in results)
     report = TestResultsReport(
         release=release,
@@ -597,6 +636,7 @@ def run_smoke_tests(
         suites=results,
         totals=Totals.of((t for s in results for t in s.tests), durations),
         coverage=combined_coverage(results),
+        service_logs=logs,
     )
     report.problems = smoke_problems(report, config.smoke.min_coverage)
     write_artifact(output, report)
