@@ -1,0 +1,193 @@
+"""The API contract check of Gate 2: the candidate's served contract against the previous
+release's, with oasdiff's rule ids, waivers with an owner and an expiry, additions listed."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pytest_predeploy.api import ApiContractReport, contract_problems
+from pytest_predeploy.rehearsal.contract import ContractConfig, ContractWaiver, contract_report, read_contract
+from pytest_predeploy.rehearsal.contractdiff import compare_documents, compare_routes
+from pytest_predeploy.targets.settings import EndpointsConfig
+from tests.httpfiles import serve
+
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+
+#: The shape FastAPI serves at /openapi.json: operations referring to components/schemas.
+V1: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "shop", "version": "1.0"},
+    "paths": {
+        "/items": {
+            "get": {
+                "parameters": [{"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}}],
+                "responses": {"200": {"content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}}}},
+            },
+            "post": {
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
+                "responses": {"201": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}}},
+            },
+        },
+        "/items/{item_id}": {
+            "parameters": [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "get": {"responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}}}},
+            "delete": {"responses": {"204": {"description": "gone"}}},
+        },
+        "/export": {"get": {"responses": {"200": {"content": {"text/csv": {}}}}}},
+    },
+    "components": {
+        "schemas": {
+            "Item": {
+                "type": "object",
+                "required": ["id", "name"],
+                "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "note": {"type": "string"}},
+            },
+            "NewItem": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "colour": {"type": "string"}}},
+        }
+    },
+}
+
+
+def changed(edit: Any) -> dict[str, Any]:
+    document = copy.deepcopy(V1)
+    edit(document)
+    return document
+
+
+def rules(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(c.id, c.kind, c.operation) for c in compare_documents(before, after, "/openapi.json")]
+
+
+def test_the_same_contract_has_no_change() -> None:
+    assert rules(V1, copy.deepcopy(V1)) == []
+
+
+def test_a_removed_operation_and_a_removed_path_are_breaking() -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        del doc["paths"]["/items/{item_id}"]["delete"]
+        del doc["paths"]["/export"]
+
+    assert rules(V1, changed(edit)) == [
+        ("api-path-removed-without-deprecation", "breaking", "GET /export"),
+        ("api-removed-without-deprecation", "breaking", "DELETE /items/{item_id}"),
+    ]
+
+
+def test_removing_a_deprecated_operation_is_listed_not_breaking() -> None:
+    before = changed(lambda doc: doc["paths"]["/export"]["get"].update(deprecated=True))
+    assert rules(before, changed(lambda doc: doc["paths"].pop("/export"))) == [("api-deprecated-removed", "info", "GET /export")]
+
+
+def test_parameters_removed_newly_required_or_made_required_are_breaking_and_an_optional_one_is_an_addition() -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["paths"]["/items"]["get"]["parameters"] = [
+            {"name": "page", "in": "query", "required": True},
+            {"name": "trace", "in": "header", "required": False},
+        ]
+        doc["paths"]["/items/{item_id}"]["get"]["parameters"] = [{"name": "lang", "in": "query", "required": True}]
+
+    assert sorted(rules(V1, changed(edit))) == [
+        ("new-optional-request-parameter", "addition", "GET /items"),
+        ("new-required-request-parameter", "breaking", "GET /items"),
+        ("new-required-request-parameter", "breaking", "GET /items/{item_id}"),
+        ("request-parameter-removed", "breaking", "GET /items"),
+    ]
+    became = changed(lambda doc: doc["paths"]["/items"]["get"]["parameters"][0].update(required=True))
+    assert rules(V1, became) == [("request-parameter-became-required", "breaking", "GET /items")]
+
+
+def test_request_bodies_asking_more_are_breaking() -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["components"]["schemas"]["NewItem"]["required"] = ["name", "colour", "size"]
+
+    assert rules(V1, changed(edit)) == [
+        ("request-property-became-required", "breaking", "POST /items"),
+        ("new-required-request-property", "breaking", "POST /items"),
+    ]
+
+
+def test_a_narrowed_response_is_breaking_and_an_optional_property_removed_is_information() -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        item = doc["components"]["schemas"]["Item"]
+        del item["properties"]["name"], item["properties"]["note"]
+        item["properties"]["id"]["type"] = "string"
+        doc["paths"]["/export"]["get"]["responses"]["200"]["content"] = {"application/json": {}}
+        doc["paths"]["/items/{item_id}"]["delete"]["responses"] = {"202": {"description": "queued"}}
+
+    found = rules(V1, changed(edit))
+    assert ("response-required-property-removed", "breaking", "GET /items/{item_id}") in found
+    assert ("response-property-type-changed", "breaking", "GET /items/{item_id}") in found
+    assert ("response-optional-property-removed", "info", "POST /items") in found
+    assert ("response-media-type-removed", "breaking", "GET /export") in found
+    assert ("response-success-status-removed", "breaking", "DELETE /items/{item_id}") in found
+    assert ("response-success-status-added", "addition", "DELETE /items/{item_id}") in found
+
+
+def test_route_lists_compare_operations_whatever_the_path_parameters_are_called() -> None:
+    before = [("GET", "/items"), ("GET", "/items/{id}"), ("DELETE", "/items/{id}")]
+    after = [("GET", "/items"), ("GET", "/items/{item_id}"), ("POST", "/items")]
+    assert [(c.id, c.operation) for c in compare_routes(before, after)] == [
+        ("api-removed-without-deprecation", "DELETE /items/{id}"),
+        ("endpoint-added", "POST /items"),
+    ]
+
+
+def waiver(expires: datetime, operation: str = "DELETE /items/{item_id}") -> ContractWaiver:
+    return ContractWaiver.model_validate(
+        {
+            "id": "W-7",
+            "match": {"change": "api-removed-*", "service": "shop", "operation": operation},
+            "owner": "dana",
+            "justification": "no client deletes items; announced in the changelog",
+            "expires_at": expires,
+        }
+    )
+
+
+def served_report(after: dict[str, Any], waivers: list[ContractWaiver]) -> ApiContractReport:
+    endpoints = EndpointsConfig(openapi="/openapi.json")
+    with serve({"/openapi.json": (200, json.dumps(V1).encode(), {})}) as url:
+        before = read_contract(endpoints, url, 5.0, "/routes")
+    with serve({"/openapi.json": (200, json.dumps(after).encode(), {})}) as url:
+        candidate = read_contract(endpoints, url, 5.0, "/routes")
+    config = ContractConfig(waivers=waivers)
+    report = contract_report(config, "v2.0", "staging", "v1.0", {"shop": before}, {"shop": candidate}, now=NOW)
+    return ApiContractReport.model_validate_json(report.model_dump_json())  # as the gate reads it
+
+
+def test_a_breaking_change_fails_the_gate_unless_an_unexpired_waiver_with_an_owner_accepts_it() -> None:
+    dropped = changed(lambda doc: doc["paths"]["/items/{item_id}"].pop("delete"))
+    report = served_report(dropped, [])
+    assert report.services[0].status == "compared" and report.services[0].source == "OpenAPI document /openapi.json served by the release"
+    assert contract_problems(report) == [
+        "shop: DELETE /items/{item_id}: the operation was removed without being deprecated first [api-removed-without-deprecation]; "
+        "restore it, or accept the break with a contract.waivers entry (owner, expiry)"
+    ]
+    assert report.summary_line() == "API contract vs v1.0: 1/1 services compared, 1 breaking (1 blocking, 0 waived), 0 added"
+
+    waived = served_report(dropped, [waiver(NOW + timedelta(days=7))])
+    assert contract_problems(waived) == []
+    assert (waived.services[0].changes[0].waiver, waived.services[0].changes[0].waiver_owner) == ("W-7", "dana")
+
+    expired = served_report(dropped, [waiver(NOW - timedelta(days=1))])
+    assert contract_problems(expired)[0].endswith(
+        "[api-removed-without-deprecation]; waiver W-7 has expired; restore it, or accept the break with a contract.waivers entry (owner, expiry)"
+    )
+
+    other = served_report(dropped, [waiver(NOW + timedelta(days=7), operation="GET /export")])
+    assert len(contract_problems(other)) == 1
+
+
+def test_an_unreadable_served_contract_is_no_data_and_a_file_in_the_repository_is_not_compared() -> None:
+    endpoints = EndpointsConfig(openapi="/openapi.json")
+    with serve({"/openapi.json": (500, b"boom", {})}) as url:
+        broken = read_contract(endpoints, url, 5.0, "/routes")
+        report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {"shop": broken}, {"shop": broken}, now=NOW)
+    assert contract_problems(report) == [f"shop: API contract: no data (candidate: {url}/openapi.json answered HTTP 500 (is the OpenAPI path right?))"]
+    static = read_contract(EndpointsConfig(openapi="shop/openapi.yaml"), "http://127.0.0.1:9", 5.0, "/routes")
+    report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {}, {"shop": static}, now=NOW)
+    assert report.services[0].status == "not-compared" and contract_problems(report) == []
+    assert "the same for every release" in report.services[0].detail
