@@ -99,7 +99,9 @@ class ScanContext:
 
     def pins_file(self) -> Path:
         if self.pins is None:
-            raise ToolUnavailable("no dependencies to scan: set security.requirements, security.environment or security.distributions")
+            raise ToolUnavailable(
+                f"no dependencies to scan: {self.deps.unavailable or 'set security.requirements, security.environment or security.distributions'}"
+            )
         return self.pins
 
 
