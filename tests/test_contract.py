@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from pytest_predeploy.api import ApiContractReport, contract_problems
@@ -181,13 +185,62 @@ def test_a_breaking_change_fails_the_gate_unless_an_unexpired_waiver_with_an_own
     assert len(contract_problems(other)) == 1
 
 
-def test_an_unreadable_served_contract_is_no_data_and_a_file_in_the_repository_is_not_compared() -> None:
+def test_an_unreadable_served_contract_is_no_data() -> None:
     endpoints = EndpointsConfig(openapi="/openapi.json")
     with serve({"/openapi.json": (500, b"boom", {})}) as url:
         broken = read_contract(endpoints, url, 5.0, "/routes")
         report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {"shop": broken}, {"shop": broken}, now=NOW)
     assert contract_problems(report) == [f"shop: API contract: no data (candidate: {url}/openapi.json answered HTTP 500 (is the OpenAPI path right?))"]
-    static = read_contract(EndpointsConfig(openapi="shop/openapi.yaml"), "http://127.0.0.1:9", 5.0, "/routes")
-    report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {}, {"shop": static}, now=NOW)
-    assert report.services[0].status == "not-compared" and contract_problems(report) == []
-    assert "the same for every release" in report.services[0].detail
+
+
+@contextmanager
+def answering_options(allow: dict[str, str | None], status: int = 200) -> Iterator[str]:
+    """A real server answering OPTIONS: ``allow`` maps a path to its Allow header (None: no
+    header); other paths are 404 (``status`` overrides the answer of the known ones)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_OPTIONS(self) -> None:  # noqa: N802 (http.server's naming)
+            known = self.path in allow
+            self.send_response(status if known else 404)
+            if known and allow[self.path]:
+                self.send_header("Allow", str(allow[self.path]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self.send_response(404)  # no /routes: the declared list is the configuration's
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_declared_routes_of_a_service_serving_no_contract_are_asked_of_each_release_with_options() -> None:
+    # Flask answers OPTIONS for every route it has (200, Allow: its methods) and 404 for a path it has not.
+    endpoints = EndpointsConfig(routes=["GET /items", "POST /items", "GET /items/{item_id}", "DELETE /items/{item_id}"])
+    with answering_options({"/items": "GET, HEAD, POST, OPTIONS", "/items/1": "DELETE, GET, HEAD, OPTIONS"}) as url:
+        before = read_contract(endpoints, url, 5.0, "/routes")
+    with answering_options({"/items": "GET, HEAD, OPTIONS"}) as url:
+        after = read_contract(endpoints, url, 5.0, "/routes")
+    assert after.source == "routes listed in the configuration, asked with OPTIONS"
+    report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {"shop": before}, {"shop": after}, now=NOW)
+    assert [(c.id, c.operation, c.blocking) for c in report.services[0].changes] == [
+        ("api-path-removed-without-deprecation", "DELETE /items/{item_id}", True),
+        ("api-path-removed-without-deprecation", "GET /items/{item_id}", True),
+        ("api-removed-without-deprecation", "POST /items", True),
+    ]
+    # A service that does not answer OPTIONS (http.server: 501) shows no change, never a false one.
+    with answering_options({"/items": None, "/items/1": None}, status=501) as url:
+        unanswered = read_contract(endpoints, url, 5.0, "/routes")
+    report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {"shop": unanswered}, {"shop": unanswered}, now=NOW)
+    assert report.services[0].changes == [] and contract_problems(report) == []

@@ -11,13 +11,19 @@ are oasdiff's (:mod:`pytest_predeploy.rehearsal.contractdiff`); a breaking chang
 unless a waiver with an owner and an expiry covers it (``contract.waivers``); additions are
 listed.
 
-A contract that is a file of this repository or a list in the configuration is the same for
-every release: there is nothing to compare, and the report says so (``not-compared``). A served
-contract that cannot be read is no data, which fails the gate.
+A service that serves no contract (its endpoints are a file of this repository or a list in the
+configuration, the same for every release) is asked, on each release, which of those declared
+operations it answers: an ``OPTIONS`` request per path (no side effects; path parameters filled
+with ``1``), where 404 or 410, or an ``Allow`` header without the method, means the release does
+not serve it. A service that answers ``OPTIONS`` with neither (e.g. 501) shows no change, never a
+false one. A served contract that cannot be read is no data, which fails the gate.
 """
 
 from __future__ import annotations
 
+import re
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -93,7 +99,7 @@ class ServiceContract(StrictModel):
 
     service: str = Field(description="Service name.")
     status: ContractStatus = Field(
-        description="compared; not-compared (nothing per release to compare: see detail); no-data (a served contract could not be read)."
+        description="compared; not-compared (the previous release's contract was not read: no previous release ran); no-data (a contract could not be read)."
     )
     source: str = Field(description="Where the contract was read (an OpenAPI document the service serves, its route list ...).")
     detail: str = Field("", description="Why it was not compared, or could not be read.")
@@ -154,14 +160,31 @@ class Contract:
     source: str
     document: dict[str, Any] | None = None
     routes: list[Route] = field(default_factory=list)
-    #: Why there is nothing per release to compare (a static source).
-    static: str = ""
     #: Why a served contract could not be read.
     unreadable: str = ""
 
 
-def read_contract(config: EndpointsConfig, base_url: str, timeout: float, default_routes_path: str) -> Contract:
-    """The contract the release running at ``base_url`` serves."""
+_PARAMETER = re.compile(r"\{[^/{}]+\}")
+
+
+def _answers(base: str, route: Route, timeout: float) -> bool:
+    """Whether the release serves ``route``, asked with OPTIONS (see the module documentation)."""
+    method, path = route
+    request = urllib.request.Request(base + _PARAMETER.sub("1", path), method="OPTIONS")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            status, allow = int(answer.status), answer.headers.get("Allow")
+    except urllib.error.HTTPError as exc:
+        status, allow = int(exc.code), exc.headers.get("Allow")
+    if status in (404, 410):
+        return False
+    allowed = {item.strip().upper() for item in allow.split(",")} if allow and status < 300 else None
+    return allowed is None or method in allowed
+
+
+def read_contract(config: EndpointsConfig, base_url: str, timeout: float, default_routes_path: str, base_dir: Path = Path(".")) -> Contract:
+    """The contract the release running at ``base_url`` serves; ``base_dir`` is where a
+    repository OpenAPI file is read from (the config file's folder)."""
     base = base_url.rstrip("/")
     if config.openapi is not None and config.openapi.startswith("/"):
         source = f"OpenAPI document {config.openapi} served by the release"
@@ -170,27 +193,21 @@ def read_contract(config: EndpointsConfig, base_url: str, timeout: float, defaul
             return Contract(source, document=document, routes=routes_from_document(document, config.openapi))
         except OpenApiError as exc:
             return Contract(source, unreadable=str(exc))
-    if config.openapi is not None:
-        return Contract(
-            f"OpenAPI document {config.openapi}",
-            static=f"{config.openapi} is a file of this repository, the same for every release; serve it from the service (endpoints.openapi: /openapi.json) to compare releases",
-        )
     try:
-        routes, source = declared_endpoints(config, base, Path("."), timeout, default_routes_path)
+        routes, source = declared_endpoints(config, base, base_dir, timeout, default_routes_path)
     except EndpointsUnreadable as exc:
-        return Contract("route list", unreadable=str(exc))
-    if not source.startswith("route list"):
-        return Contract(
-            source,
-            static="the routes listed in the configuration are the same for every release; serve an OpenAPI document or a route list to compare releases",
-        )
-    return Contract(f"{source} served by the release", routes=routes)
+        return Contract("route list" if config.openapi is None else f"OpenAPI document {config.openapi}", unreadable=str(exc))
+    if source.startswith("route list"):
+        return Contract(f"{source} served by the release", routes=routes)
+    try:
+        answered = [route for route in routes if _answers(base, route, timeout)]
+    except (OSError, ValueError) as exc:
+        return Contract(f"{source}, asked with OPTIONS", unreadable=f"{base} could not be asked ({exc})")
+    return Contract(f"{source}, asked with OPTIONS", routes=answered)
 
 
 def compare_contracts(service: str, before: Contract | None, after: Contract, waivers: list[ContractWaiver], now: datetime) -> ServiceContract:
     """One service's comparison; ``before`` is None when the previous release's was not read."""
-    if after.static:
-        return ServiceContract(service=service, status="not-compared", source=after.source, detail=after.static)
     if after.unreadable:
         return ServiceContract(service=service, status="no-data", source=after.source, detail=f"candidate: {after.unreadable}")
     if before is None:
@@ -258,4 +275,5 @@ def read_contracts(config: ContractProject, env: str) -> dict[str, Contract]:
     except StepError as exc:
         return {service.name: Contract("(not running)", unreadable=str(exc)) for service in config.services}
     timeout = config.observability.scrape_timeout.total_seconds()
-    return {service.name: read_contract(service.endpoints, urls[service.name], timeout, config.smoke.routes_path) for service in config.services}
+    base_dir = config.path.parent
+    return {service.name: read_contract(service.endpoints, urls[service.name], timeout, config.smoke.routes_path, base_dir) for service in config.services}
