@@ -8,7 +8,8 @@ where the services are from the environment:
 
 - ``PREDEPLOY_SERVICE_URLS``: a JSON object ``{"<service>": "<base URL>", ...}``;
 - ``PREDEPLOY_URL_<SERVICE>``: one base URL per service (name upper-cased, other characters ``_``);
-- ``PREDEPLOY_RELEASE`` and ``PREDEPLOY_ENV``: the release expected to be running, and where.
+- ``PREDEPLOY_RELEASE`` and ``PREDEPLOY_ENV``: the release expected to be running, and where;
+- ``PREDEPLOY_HEALTH_PATHS``: a JSON object ``{"<service>": "<health path>", ...}`` (``services[].health_path``).
 
 **Coverage** is endpoints exercised over endpoints declared:
 
@@ -59,6 +60,8 @@ from pytest_predeploy.targets.choose import target_for
 STEP = "smoke"
 
 ENV_SERVICE_URLS = "PREDEPLOY_SERVICE_URLS"
+#: Each service's health path (services[].health_path) as a JSON object, so a suite never keeps its own copy.
+ENV_HEALTH_PATHS = "PREDEPLOY_HEALTH_PATHS"
 ENV_URL_PREFIX = "PREDEPLOY_URL_"
 
 #: Longest failure message kept per test (the transcript has the whole traceback).
@@ -470,18 +473,28 @@ def _suite_argv(suite: SuiteConfig, rootdir: Path, ini: Path, report_file: Path,
     return argv + suite.args
 
 
-def _suite_env(env_name: str, release: str, urls: dict[str, str], request_log: Path) -> dict[str, str]:
+def _suite_env(env_name: str, release: str, urls: dict[str, str], request_log: Path, health_paths: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     # Options meant for the outer pytest run (e.g. --predeploy-release) must not reach the suite.
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
         env.pop(name, None)
     env.update(url_env(urls))
     env.update({"PREDEPLOY_RELEASE": release, "PREDEPLOY_ENV": env_name, ENV_REQUEST_LOG: str(request_log)})
+    env[ENV_HEALTH_PATHS] = json.dumps(health_paths, sort_keys=True)
     return env
 
 
 def _run_suite(
-    suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor, request_log: Path
+    suite: SuiteConfig,
+    *,
+    env_name: str,
+    release: str,
+    urls: dict[str, str],
+    select: str | None,
+    transcript: Path,
+    redactor: Redactor,
+    request_log: Path,
+    health_paths: dict[str, str],
 ) -> SuiteResult:
     """Run one suite; the coverage field is filled in by the caller."""
     base = SuiteResult(name=suite.name, path=str(suite.path), status="no-data", started_at=utcnow(), coverage=Coverage(status="no-data", detail="not measured"))
@@ -503,7 +516,7 @@ def _run_suite(
             transcript=transcript,
             timeout=suite.timeout.total_seconds(),
             cwd=rootdir,
-            env=_suite_env(env_name, release, urls, request_log),
+            env=_suite_env(env_name, release, urls, request_log, health_paths),
             redactor=redactor,
         )
         base.command = [redactor.redact(arg) for arg in argv]
@@ -618,6 +631,7 @@ def run_smoke_tests(
                     transcript=transcripts / f"{output.stem}-{suite.name}.log",
                     redactor=redactor,
                     request_log=request_log,
+                    health_paths={service.name: service.health_path for service in config.services},
                 )
                 after = scrape_all(config, urls)
                 result.coverage = measure_coverage(config, routes, before, after, _called(request_log, routes, urls))
