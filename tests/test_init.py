@@ -22,6 +22,7 @@ from pytest_predeploy.security.osv import BUNDLED_ZIP
 from pytest_predeploy.tooling.scaffold import template_dir
 from tests.httpfiles import serve
 from tests.staging_support import processes_under
+from tests.wheels import make_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -363,3 +364,19 @@ def test_the_starter_smoke_suite_skips_outside_a_protocol_run(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stdout
     assert "2 skipped" in run.stdout and "failed" not in run.stdout
+
+
+def test_init_finds_a_service_released_as_wheels_and_installs_each_release(tmp_path: Path) -> None:
+    root = tmp_path / "blog"
+    make_wheel(root / "dist", "flaskr", "1.0.0", {"flaskr/__init__.py": b""})
+    done = predeploy("init", "--service", "flaskr", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = load_config(root / "predeploy.yaml")
+    releases = config.staging.releases
+    assert (releases.kind, releases.dist, releases.pip_args) == ("dist", "dist/{service}-{version}-*.whl", ["--no-index", "--find-links", "dist"])
+    assert config.services[0].source is None and config.security.environment == "release"
+    assert "released as wheels (dist/)" in (root / "predeploy.yaml").read_text()
+    # Without wheels, each release is its git tag's code, as before.
+    plain = tmp_path / "plain"
+    assert predeploy("init", "--dir", str(plain), "--service", "app", cwd=tmp_path).returncode == 0
+    assert load_config(plain / "predeploy.yaml").staging.releases.kind == "auto"

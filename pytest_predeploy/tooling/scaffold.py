@@ -203,7 +203,8 @@ def next_steps(result: InitResult) -> list[str]:
 
 NEXT_STEPS = (
     "Check `services:` in predeploy.yaml: init filled in the start command, port, health path and endpoint source it "
-    "found in each service's folder, and marked SET ME what it could not find. Deploying elsewhere (Helm, kubectl ...)? "
+    "found in each service's folder, and marked SET ME what it could not find; a service released as wheels in dist/ is "
+    "installed per release (staging.releases kind dist: its command's {python} is the release's own virtualenv). Deploying elsewhere (Helm, kubectl ...)? "
     "Replace steps.deploy and steps.rollback and set services[].url (docs/custom-scripts.md of pytest-predeploy).",
     f"Write smoke tests for your business endpoints in {HOME}/smoke/, calling them through the `predeploy_http` fixture "
     "(its calls count as coverage when a service has no request counter); Gate 2 needs smoke.min_coverage of the declared endpoints.",
@@ -214,7 +215,9 @@ NEXT_STEPS = (
     ".predeploy/osv-pypi.zip), and in CI before every protocol run; until then the OSV scan is 'unavailable' and "
     "blocks Gate 3. The audit scans what the local target deploys (security.environment: release): a release built as "
     "a wheel (staging.releases kind dist) in its own virtualenv; for a release that runs on pytest's interpreter, name "
-    "its lock file in security.requirements. A service of the standard library alone has none to scan: set "
+    "its lock file in security.requirements. bandit and detect-secrets read security.source_paths (init fills them in from "
+    "each service's folder; for a service released as wheels, name its source folder); a finding you accept goes into "
+    "security.waivers with an owner and an expiry. A service of the standard library alone has none to scan: set "
     "`enabled: false` on security.osv, security.licenses and security.sbom (reported 'disabled', never as a clean scan).",
     f"Fill in {HOME}/ops/ (runbooks, on-call, escalation) and readiness.required_roles.",
     f"List who may sign off which role in {HOME}/signers.yaml: each reviewer makes a key with "
@@ -228,14 +231,35 @@ NEXT_STEPS = (
 
 def detected(project: Path, service: Service) -> Detection:
     """What the service's folder says about how it starts (nothing without a folder)."""
+    if service.source is None and released_as_wheels(project, service.name):
+        return Detection(todo=["set `command`: how the installed service starts"])
     if service.source is None:
         return Detection(todo=["set `source`: the folder holding the service's code"])
     return detect_service(project / service.source, service.name)
 
 
+#: Where init looks for a service's built distributions (the folder ``python -m build`` writes).
+DIST = "dist"
+
+RELEASES_FROM_GIT = "    kind: auto                  # git: each tag's own code (git tag v1.2); uncommitted changes are never deployed under a tag's name\n"
+RELEASES_FROM_WHEELS = (
+    "    kind: dist                  # found in dist/: each release is its wheel, installed in a virtualenv of its own\n"
+    '    dist: "dist/{service}-{version}-*.whl"   # {version}: the tag without its v (v1.2.0 -> 1.2.0)\n'
+    "    pip_args: [--no-index, --find-links, dist]   # its dependencies as wheels beside it (paths from this file's folder);\n"
+    "                                # a lock per release: add --constraint, 'locks/{release}.txt'\n"
+)
+
+
+def released_as_wheels(project: Path, name: str) -> bool:
+    """Whether ``dist/`` holds wheels of the service (named as its distribution)."""
+    return any((project / DIST).glob(f"{name.replace('-', '_')}-*.whl")) or any((project / DIST).glob(f"{name}-*.whl"))
+
+
 def starter_config(project: Path, services: Sequence[Service]) -> str:
     """The starting predeploy.yaml: valid as written, with what to change marked SET ME."""
-    service_blocks = [service_block(service.name, service.source, detected(project, service)) for service in services]
+    service_blocks = [
+        service_block(service.name, service.source, detected(project, service), wheels=released_as_wheels(project, service.name)) for service in services
+    ]
     sources = [service.source for service in services if service.source]
     source_paths = (
         f"[{', '.join(sources)}]   # the release's source, scanned by bandit and detect-secrets"
@@ -249,8 +273,10 @@ def starter_config(project: Path, services: Sequence[Service]) -> str:
     )
     runbooks = ", ".join(f"{HOME}/ops/runbooks/{service.name}.md" for service in services)
     approvals = "".join(f"    - name: {name}\n      title: {title}\n      file: {HOME}/approvals/{name}.yaml\n" for name, title in APPROVALS)
+    wheels = any(released_as_wheels(project, service.name) for service in services)
     return CONFIG.format(
         project=json.dumps(project.name),
+        releases=RELEASES_FROM_WHEELS if wheels else RELEASES_FROM_GIT,
         home=HOME,
         services="".join(service_blocks),
         source_paths=source_paths,
