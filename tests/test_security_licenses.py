@@ -156,3 +156,33 @@ def test_a_licence_text_no_spdx_licence_matches_is_unknown(tmp_path: Path) -> No
     expression, why = licenses.read_distribution_license(installed(copy.parent)["itsdangerous"])
     assert expression == licenses.UNKNOWN
     assert why == "classifier BSD License does not name one SPDX licence, and no SPDX licence matches the text of LICENSE.txt"
+
+
+def test_matching_licence_texts_stops_at_the_scanners_timeout(tmp_path: Path) -> None:
+    # Matching a long text takes seconds (an Apache-2.0 text about 9 s here): a large environment
+    # must not hold the audit much past security.licenses.timeout (a text being matched is finished).
+    env = tmp_path / "site-packages"
+    for index in range(3):
+        copy = env / f"itsdangerous{index}-2.2.0.dist-info"
+        shutil.copytree(REAL_WHEELS / "itsdangerous-2.2.0.dist-info", copy)
+        metadata = (copy / "METADATA").read_text().replace("Name: itsdangerous", f"Name: itsdangerous{index}")
+        (copy / "METADATA").write_text(metadata)
+        (copy / "RECORD").write_text((copy / "RECORD").read_text().replace("itsdangerous-2.2.0.dist-info", copy.name))
+    (env / "itsdangerous0-2.2.0.dist-info" / "LICENSE.txt").write_text((REAL_WHEELS / "itsdangerous-2.2.0.dist-info" / "LICENSE.txt").read_text() * 4)
+    security: dict[str, Any] = {"environment": str(env), **{n: {"enabled": n == "licenses"} for n in ALL_SCANNERS}}
+    security["licenses"] = {"timeout": "1s"}
+    data = {
+        "version": 1,
+        "project": "svc",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "api"}],
+        "approvals": {"upstream": [], "allow_none": True},
+        "security": security,
+    }
+    (tmp_path / "predeploy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    report = run_security_audit(load_config(tmp_path / "predeploy.yaml"), "staging", "v1.0", tmp_path / "out.json")
+    [scan] = [s for s in report.scanners if s.name == "licenses"]
+    assert scan.status == "unavailable" and scan.reason is not None
+    assert scan.reason == "timed out after 1s (security.licenses.timeout) reading licence texts: 1 of 3 distributions read"
+    assert scan.action == "raise security.licenses.timeout, then rerun Gate 3"
+    assert report.blocking

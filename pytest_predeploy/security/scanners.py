@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -275,7 +276,15 @@ def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
     if ctx.config.environment is None:
         raise ToolUnavailable("licence metadata needs an installed environment: set security.environment")
     ctx.pins_file()
-    for component in ctx.deps.components:
+    # Matching licence texts runs here, not in a subprocess: the deadline is checked between
+    # distributions (a text being matched is finished, at most a few seconds).
+    deadline = time.monotonic() + options.timeout.total_seconds()
+    for done, component in enumerate(ctx.deps.components):
+        if time.monotonic() > deadline:
+            raise ToolUnavailable(
+                f"timed out after {format_duration(options.timeout)} (security.licenses.timeout) reading licence texts: "
+                f"{done} of {len(ctx.deps.components)} distributions read"
+            )
         if component.dist is None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
