@@ -81,6 +81,9 @@ def test_an_installed_version_outside_the_pin_is_a_blocking_finding(tmp_path: Pa
     assert (finding.id, finding.package, finding.version, finding.source) == ("pin-mismatch", "urllib3", "2.2.0", "requirements.txt:1")
     assert "does not satisfy urllib3==1.24.*" in finding.title
     assert finding.blocking and report.blocking
+    # The report says what was scanned, paths as the project names them.
+    assert report.scanned == ["requirements requirements.txt in site-packages: 1 distribution"]
+    assert report.summary_line().endswith("; scanned requirements requirements.txt in site-packages: 1 distribution")
     # Inside the range, the installed version is the release's and is matched as such.
     inside = site_packages(tmp_path / "inside", {"urllib3": "1.24.1"})
     report = audit(make_config(tmp_path, {"requirements": ["requirements.txt"], "environment": str(inside), **osv_only()}), tmp_path)

@@ -151,6 +151,24 @@ class AuditedProject(Protocol):
     def secret_values(self) -> dict[str, str]: ...
 
 
+def _configured_target(security: SecurityConfig, base_dir: Path, count: int) -> str:
+    """What the configured dependency target is, in a line: files relative to the project, the
+    environment by name (never an absolute path in the gate's summary)."""
+
+    def shown(path: Path) -> str:
+        return path.relative_to(base_dir).as_posix() if path.is_relative_to(base_dir) else str(path)
+
+    parts = [f"requirements {', '.join(shown(p) for p in security.requirements)}"] if security.requirements else []
+    if security.distributions:
+        parts.append(f"distributions {', '.join(security.distributions)}")
+    environment = security.environment
+    if environment == "current":
+        parts.append("in the environment running pytest")
+    elif isinstance(environment, Path):
+        parts.append(f"in {shown(environment)}")
+    return f"{' '.join(parts) or 'nothing configured'}: {count} distribution{'' if count == 1 else 's'}"
+
+
 def _release_dependencies(config: AuditedProject, release: str, workdir: Path) -> tuple[DependencyTarget, list[str]]:
     """security.environment 'release': what the local staging target deploys for ``release``.
 
@@ -220,7 +238,7 @@ def run_security_audit(config: AuditedProject, env: str, release: str, output: P
             deps, scanned = _release_dependencies(config, release, Path(workdir))
         else:
             deps = resolve_dependencies(security)
-            scanned = [f"{', '.join(deps.targets) or 'nothing'}: {len(deps.components)} distributions"]
+            scanned = [_configured_target(security, config.base_dir, len(deps.components) + len(deps.mismatches))]
         ctx = ScanContext(config=security, base_dir=config.base_dir, deps=deps, sbom_path=sbom_path, workdir=Path(workdir), now=now)
         if any(c.version for c in deps.components):
             ctx.pins = Path(workdir) / "release-pins.txt"
