@@ -210,9 +210,11 @@ def _release_dependencies(config: AuditedProject, release: str, workdir: Path) -
             raise ConfigError(f"security.environment 'release': building {service.name}'s environment of {release}: {exc}") from None
         part = resolve_dependencies(security.model_copy(update={"environment": folder / VENV}))
         parts.append((service.name, part))
+        # The pip arguments name the release's lock or constraints, where it has one.
+        pip_args = getattr(identity, "pip_args", None) or config.staging.releases.pip_args
         scanned.append(
-            f"{service.name}: release {release}'s own virtualenv, built from {identity.ref} (sha256 {identity.digest[:12]}) as the local target builds it: "
-            f"{len(part.components)} distributions"
+            f"{service.name}: release {release}'s own virtualenv, built from {identity.ref} (sha256 {identity.digest[:12]}) "
+            f"with pip install {' '.join(pip_args)} as the local target builds it: {len(part.components)} distributions"
         )
     if not parts:
         raise ConfigError(
