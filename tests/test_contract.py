@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from pytest_predeploy.api import ApiContractReport, contract_problems
-from pytest_predeploy.rehearsal.contract import ContractConfig, ContractWaiver, contract_report, read_contract
+from pytest_predeploy.config import load_config
+from pytest_predeploy.rehearsal.contract import ContractConfig, ContractWaiver, contract_report, read_contract, read_contracts
 from pytest_predeploy.rehearsal.contractdiff import compare_documents, compare_routes
 from pytest_predeploy.targets.settings import EndpointsConfig
 from tests.httpfiles import serve
@@ -244,3 +246,31 @@ def test_declared_routes_of_a_service_serving_no_contract_are_asked_of_each_rele
         unanswered = read_contract(endpoints, url, 5.0, "/routes")
     report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {"shop": unanswered}, {"shop": unanswered}, now=NOW)
     assert report.services[0].changes == [] and contract_problems(report) == []
+
+
+def test_a_previous_release_that_was_not_running_is_not_compared_rather_than_no_data(tmp_path: Path) -> None:
+    # staging.bootstrap: false on an empty staging: nothing served a contract before the switch.
+    data = {
+        "version": 1,
+        "project": "shop",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "shop", "command": "{python} app.py --port {port}"}],
+        "approvals": {"upstream": [], "allow_none": True},
+    }
+    (tmp_path / "predeploy.yaml").write_text(json.dumps(data))
+    before = read_contracts(load_config(tmp_path / "predeploy.yaml"), "staging")
+    with serve({"/routes": (200, json.dumps({"routes": [{"method": "GET", "path": "/items"}]}).encode(), {})}) as url:
+        after = read_contract(EndpointsConfig(), url, 5.0, "/routes")
+    report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", before, {"shop": after}, now=NOW)
+    [service] = report.services
+    assert service.status == "not-compared" and contract_problems(report) == []
+    assert service.detail.startswith("the previous release v1.0 was not running before the switch: service shop is not running on staging")
+
+
+def test_a_known_previous_release_whose_contract_was_never_read_is_no_data() -> None:
+    with serve({"/routes": (200, json.dumps({"routes": [{"method": "GET", "path": "/items"}]}).encode(), {})}) as url:
+        after = read_contract(EndpointsConfig(), url, 5.0, "/routes")
+    report = contract_report(ContractConfig(), "v2.0", "staging", "v1.0", {}, {"shop": after}, now=NOW)
+    assert contract_problems(report) == ["shop: API contract: no data (the contract of v1.0 was not read before the switch)"]
+    first = contract_report(ContractConfig(), "v1.0", "staging", None, {}, {"shop": after}, now=NOW)
+    assert first.services[0].status == "not-compared" and contract_problems(first) == []

@@ -99,7 +99,7 @@ class ServiceContract(StrictModel):
 
     service: str = Field(description="Service name.")
     status: ContractStatus = Field(
-        description="compared; not-compared (the previous release's contract was not read: no previous release ran); no-data (a contract could not be read)."
+        description="compared; not-compared (no previous release ran before the switch, see detail); no-data (a contract could not be read, or the candidate was not running)."
     )
     source: str = Field(description="Where the contract was read (an OpenAPI document the service serves, its route list ...).")
     detail: str = Field("", description="Why it was not compared, or could not be read.")
@@ -162,6 +162,8 @@ class Contract:
     routes: list[Route] = field(default_factory=list)
     #: Why a served contract could not be read.
     unreadable: str = ""
+    #: Why nothing served it (the service was not running): nothing to compare against, not a failure.
+    absent: str = ""
 
 
 _PARAMETER = re.compile(r"\{[^/{}]+\}")
@@ -206,13 +208,23 @@ def read_contract(config: EndpointsConfig, base_url: str, timeout: float, defaul
     return Contract(f"{source}, asked with OPTIONS", routes=answered)
 
 
-def compare_contracts(service: str, before: Contract | None, after: Contract, waivers: list[ContractWaiver], now: datetime) -> ServiceContract:
+def compare_contracts(
+    service: str, before: Contract | None, after: Contract, waivers: list[ContractWaiver], now: datetime, previous: str | None = None
+) -> ServiceContract:
     """One service's comparison; ``before`` is None when the previous release's was not read."""
-    if after.unreadable:
-        return ServiceContract(service=service, status="no-data", source=after.source, detail=f"candidate: {after.unreadable}")
+    if after.unreadable or after.absent:
+        return ServiceContract(service=service, status="no-data", source=after.source, detail=f"candidate: {after.unreadable or after.absent}")
+    if previous is None:
+        return ServiceContract(service=service, status="not-compared", source=after.source, detail="no previous release is known: nothing to compare with")
     if before is None:
+        # Known, yet not read before the switch: never a silent pass.
+        return ServiceContract(service=service, status="no-data", source=after.source, detail=f"the contract of {previous} was not read before the switch")
+    if before.absent:
         return ServiceContract(
-            service=service, status="not-compared", source=after.source, detail="the previous release's contract was not read (no previous release ran)"
+            service=service,
+            status="not-compared",
+            source=after.source,
+            detail=f"the previous release {previous} was not running before the switch: {before.absent}",
         )
     if before.unreadable:
         return ServiceContract(service=service, status="no-data", source=after.source, detail=f"previous release: {before.unreadable}")
@@ -256,7 +268,7 @@ def contract_report(
     now = now or utcnow()
     report = ApiContractReport(release=release, environment=env, previous_release=previous_release, enabled=config.enabled)
     if config.enabled:
-        report.services = [compare_contracts(name, before.get(name), after[name], config.waivers, now) for name in sorted(after)]
+        report.services = [compare_contracts(name, before.get(name), after[name], config.waivers, now, previous_release) for name in sorted(after)]
     return report
 
 
@@ -273,7 +285,7 @@ def read_contracts(config: ContractProject, env: str) -> dict[str, Contract]:
     try:
         urls = service_urls(target_for(config), config, env, f"nothing answers for it on the {config.staging.target} staging target")
     except StepError as exc:
-        return {service.name: Contract("(not running)", unreadable=str(exc)) for service in config.services}
+        return {service.name: Contract("(not running)", absent=str(exc)) for service in config.services}
     timeout = config.observability.scrape_timeout.total_seconds()
     base_dir = config.path.parent
     return {service.name: read_contract(service.endpoints, urls[service.name], timeout, config.smoke.routes_path, base_dir) for service in config.services}
