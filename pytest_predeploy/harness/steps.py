@@ -12,6 +12,7 @@ exactly the steps that gate needs. Gate modules only read the artifacts and asse
 | data_refresh            | 1.3 refresh test data & feature flags  | staging-data-refresh.md                |
 | deployment              | 2.1 staging deployment rehearsal       | staging-deployment-run.log (+ report)  |
 | smoke                   | 2.2 smoke & acceptance tests           | staging-test-results.json              |
+| api_contract            | 2.2 API contract vs previous release   | api-contract-report.json               |
 | observability           | 2.3 observability baseline             | observability-baseline.md (+ metrics)  |
 | rollback                | 3.1 rollback rehearsal                 | rollback-verification-report.json      |
 | security                | 3.2 security & compliance checks       | security-compliance-report.json        |
@@ -46,6 +47,7 @@ from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
+from pytest_predeploy.rehearsal.contract import Contract, contract_report, read_contracts
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
@@ -279,10 +281,22 @@ def _snapshot(ctx: RunContext, snapshots: list[Any], label: str, watch: Promethe
 
 
 @pytest.fixture(scope="session")
-def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch) -> Path:
+def contracts_before() -> dict[str, Contract]:
+    """The services' API contracts as the previous release served them, just before the switch."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch, contracts_before: dict[str, Contract]) -> Path:
     """Step 2.1: deploy_backend.sh per service -> staging-deployment-run.log and its report."""
+
+    def before_switch() -> None:
+        _snapshot(predeploy, metrics_snapshots, "before deploy", prometheus_watch)
+        if predeploy.previous_release is not None and predeploy.config.contract.enabled:
+            contracts_before.update(read_contracts(predeploy.config, predeploy.env))
+
     try:
-        rehearse_deployment(predeploy, before_switch=lambda: _snapshot(predeploy, metrics_snapshots, "before deploy", prometheus_watch))
+        rehearse_deployment(predeploy, before_switch=before_switch)
     except PredeployError as exc:
         fail_step("deployment", exc)
     _snapshot(predeploy, metrics_snapshots, "after deploy", prometheus_watch)
@@ -323,6 +337,16 @@ def _recover_after_failed_smoke(ctx: RunContext, path: Path) -> None:
         served = ", ".join(f"{name} {release or 'nothing healthy'}" for name, release in report.recovery.served.items())
         verdict = "back on" if report.recovery.staging_on_previous else "NOT back on"
         ctx.announce(f"[STAGING] after the failed smoke tests staging is {verdict} {ctx.previous_release} (read back: {served})")
+
+
+@pytest.fixture(scope="session")
+def api_contract(predeploy: RunContext, deployment: Path, contracts_before: dict[str, Contract]) -> Path:
+    """Step 2.2 (contract): the candidate's API contract against the previous release's -> api-contract-report.json."""
+    _require_deployed(predeploy, deployment, "api_contract")
+    config = predeploy.config
+    after = read_contracts(config, predeploy.env) if config.contract.enabled else {}
+    report = contract_report(config.contract, predeploy.release, predeploy.env, predeploy.previous_release, contracts_before, after)
+    return write_artifact(predeploy.artifact(names.API_CONTRACT_REPORT), report)
 
 
 @pytest.fixture(scope="session")
