@@ -20,7 +20,6 @@ from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.rehearsal.observability import ObservabilityConfig, parse_metrics
 from pytest_predeploy.security.osv import BUNDLED_ZIP
-from pytest_predeploy.targets.settings import ServiceConfig
 from tests.httpfiles import serve
 from tests.project import make_project
 from tests.staging_support import StagingProject, processes_under, staging  # noqa: F401  (fixture)
@@ -438,10 +437,6 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
 @pytest.mark.skipif(
     sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11) or platform.machine() != "x86_64" or sys.platform != "linux",
     reason="the vendored markupsafe wheel is CPython 3.11 on x86-64 Linux (the CI machine)",
-)
-@pytest.mark.skipif(
-    "version_path" not in ServiceConfig.model_fields,
-    reason="needs issue 27.1 (the local target deploys a service without GET /version) and 27.3 (pip_args paths from the config's folder): branch h-target",
 )
 def test_a_real_flask_service_from_wheels_reaches_signoff_rolls_back_and_a_dropped_endpoint_is_no_go(tmp_path: Path, no_leftovers: None) -> None:
     """Flask's tutorial app flaskr, released as wheels (v1.0.0; v1.1.0 with a new title; v2.0.0
