@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -276,6 +276,17 @@ class MetadataHooks:
 
     def pytest_metadata(self, metadata: dict[str, Any], config: pytest.Config) -> None:
         metadata.update(environment(self.hooks.session))
+        # pytest-metadata copies CI variables (BUILD_URL, JOB_URL ...) into the table, and a URL
+        # may carry a token: every value is redacted like any other report text.
+        _redact_values(metadata, self.hooks.session.context.redactor.redact)
+
+
+def _redact_values(table: dict[str, Any], redact: Callable[[str], str]) -> None:
+    for key, value in table.items():
+        if isinstance(value, str):
+            table[key] = redact(value)
+        elif isinstance(value, dict):
+            _redact_values(value, redact)
 
 
 def environment(session: ProtocolSession) -> dict[str, Any]:

@@ -309,14 +309,16 @@ class ProtocolSession:
         # Every report (terminal, HTML, JSON, JUnit, the gate summary) is made from this object;
         # as the innermost wrapper we redact it before anything else reads it.
         report = yield
-        redactor = self.context.redactor
-        if redactor:
-            if report.longrepr is not None:
-                text = report.longreprtext
-                if redactor.contains_secret(text.encode("utf-8", "surrogateescape")):
-                    report.longrepr = redactor.redact(text)
-            report.sections = [(title, redactor.redact(body)) for title, body in report.sections]
-            report.user_properties = [(name, redactor.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties]
+        # redact_report also takes secrets recognised by their content and the pieces of known
+        # secrets that pytest's truncation of long values leaves ('ghp_a1WxeVpG...').
+        redact = self.context.redactor.redact_report
+        if report.longrepr is not None:
+            text = report.longreprtext
+            redacted = redact(text)
+            if redacted != text:
+                report.longrepr = redacted
+        report.sections = [(title, redact(body)) for title, body in report.sections]
+        report.user_properties = [(name, redact(value) if isinstance(value, str) else value) for name, value in report.user_properties]
         return report
 
     @pytest.hookimpl(trylast=True)
@@ -456,7 +458,7 @@ class ProtocolSession:
             # Once more after the reports were written: nothing with a secret value is ever sealed.
             leaked = scrub_artifacts_folder(self.context)
             if leaked:
-                return "a secret value was found (redacted in place): " + "; ".join(leaked)
+                return "a secret value was found: " + "; ".join(leaked)
             sealed = seal_package(self.context.artifacts, project_dir=self.project.base_dir, **self.manifest_fields())
         except PredeployError as exc:
             return str(exc)

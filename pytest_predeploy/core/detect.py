@@ -1,0 +1,90 @@
+"""Secrets recognised by their content, whatever key or variable holds them.
+
+A secret under an innocent name (``database.url: postgres://app:PW@db/shop``, a PEM key in a
+``tls:`` block, a ``ghp_`` token in a CI variable) is invisible to rules about names. The
+token formats come from detect-secrets' plugins (a dependency already: the security audit runs
+it), taking each plugin's patterns and the whole match where that match is the secret; the rest
+are small rules of ours for what those plugins miss or report only in part (the body of a PEM
+block, a whole JWT, ``Password=`` in a connection string, ``--password=VALUE``, a Sentry DSN's
+key, a webhook URL's token). Only the secret part is returned, so a redacted DSN still says
+which host it points at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.pypi_token import PypiTokenDetector
+from detect_secrets.plugins.sendgrid import SendGridDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.stripe import StripeDetector
+
+#: A found value shorter than this is not taken (``--password=x`` in a usage text).
+MIN_FOUND = 6
+
+# Words that make an argument, a connection-string field or a query parameter secret. Kept short
+# and specific: ``--token-ttl=30`` and ``key=name`` must not be taken for secrets.
+_SECRET_WORD = r"(?:password|passwd|pwd|passphrase|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|client[-_]?secret|auth[-_]?token)"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    group: int = 0
+
+
+def _plugin_rules(kind: str, plugin: type[RegexBasedDetector], group: int = 0) -> list[_Rule]:
+    return [_Rule(kind, pattern, group) for pattern in plugin().denylist]
+
+
+_RULES: tuple[_Rule, ...] = (
+    # A URL's userinfo password: postgres://app:PW@db/shop, https://user:TOKEN@ci/job (BUILD_URL).
+    *_plugin_rules("password in a URL", BasicAuthDetector, 1),
+    *_plugin_rules("GitHub token", GitHubTokenDetector),
+    *_plugin_rules("GitLab token", GitLabTokenDetector),
+    *_plugin_rules("Slack token", SlackDetector),
+    *_plugin_rules("Stripe key", StripeDetector),
+    *_plugin_rules("OpenAI key", OpenAIDetector),
+    *_plugin_rules("PyPI token", PypiTokenDetector),
+    *_plugin_rules("SendGrid key", SendGridDetector),
+    *_plugin_rules("Square token", SquareOAuthDetector),
+    *_plugin_rules("Discord token", DiscordBotTokenDetector),
+    *_plugin_rules("Azure storage key", AzureStorageKeyDetector),
+    # detect-secrets' PrivateKeyDetector reports the BEGIN line only; the key is the block.
+    _Rule("private key", re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----.*?-----END[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----", re.DOTALL)),
+    # Its JWT pattern stops before the signature; a JWT is three base64url parts, two of JSON.
+    _Rule("JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
+    # A Sentry DSN: https://KEY@o1.ingest.sentry.io/2 (the key alone in the userinfo).
+    _Rule("Sentry DSN key", re.compile(r"://([0-9a-f]{32})(?::[0-9a-f]{32})?@", re.IGNORECASE), 1),
+    # Password=...; in an ADO.NET / JDBC / ODBC connection string, or a query parameter.
+    _Rule("password in a connection string", re.compile(rf"(?<![A-Za-z]){_SECRET_WORD}\s*=\s*([^;&\s\"'<>\[][^;&\s\"'<>]*)", re.IGNORECASE), 1),
+    # --password=VALUE, --db-password VALUE, -p is too short to tell from anything else.
+    _Rule("password argument", re.compile(rf"--(?:[A-Za-z0-9]+[-_])*{_SECRET_WORD}(?:=|\s+)([^\s\"'\[-][^\s\"']*)", re.IGNORECASE), 1),
+    # Webhook URLs whose path is the credential (Discord, Microsoft Teams, generic /hooks/ or
+    # /webhooks/ endpoints): the token segment after the hook's id.
+    _Rule("webhook token", re.compile(r"/(?:api/)?web-?hooks?/[A-Za-z0-9_-]+/([A-Za-z0-9_-]{16,})", re.IGNORECASE), 1),
+)
+_RULES_BY_FIRST_CHARS = re.compile("|".join(f"(?:{rule.pattern.pattern})" for rule in _RULES), re.IGNORECASE | re.DOTALL)
+
+
+def secrets_in(text: str) -> Iterator[tuple[str, str]]:
+    """``(kind, value)`` for each secret recognised by its content in ``text``."""
+    # One combined search first: most text holds none, and one C pass says so.
+    if not _RULES_BY_FIRST_CHARS.search(text):
+        return
+    for rule in _RULES:
+        for match in rule.pattern.finditer(text):
+            value = match.group(rule.group)
+            if value and len(value) >= MIN_FOUND:
+                yield rule.kind, value
