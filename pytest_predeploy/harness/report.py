@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+from pytest_metadata.plugin import metadata_key  # type: ignore[import-untyped]  # pytest-metadata ships no types
 
 from pytest_predeploy.core.artifacts import READINESS_APPROVAL, RUN_REPORTS
 from pytest_predeploy.core.errors import PredeployError
@@ -266,6 +267,8 @@ class JsonHooks:
                 for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
             },
         }
+        # pytest-json-report takes captured output from the item, not from the report we redact.
+        _redact_values(json_report, session.context.redactor.redact_report)
 
 
 class MetadataHooks:
@@ -276,16 +279,24 @@ class MetadataHooks:
 
     def pytest_metadata(self, metadata: dict[str, Any], config: pytest.Config) -> None:
         metadata.update(environment(self.hooks.session))
-        # pytest-metadata copies CI variables (BUILD_URL, JOB_URL ...) into the table, and a URL
+        # pytest-metadata copies CI variables (BUILD_URL, GIT_URL ...) into the table, and a URL
         # may carry a token: every value is redacted like any other report text.
         _redact_values(metadata, self.hooks.session.context.redactor.redact)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # pytest-metadata calls pytest_metadata from its pytest_configure, which can run before
+        # this plugin is registered (in-process runs); pytest-html reads the table at session start.
+        self.pytest_metadata(session.config.stash[metadata_key], session.config)
 
-def _redact_values(table: dict[str, Any], redact: Callable[[str], str]) -> None:
-    for key, value in table.items():
+
+def _redact_values(node: dict[str, Any] | list[Any], redact: Callable[[str], str]) -> None:
+    """Redact every string in ``node`` in place, at any depth."""
+    pairs: list[tuple[Any, Any]] = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    for key, value in pairs:
         if isinstance(value, str):
-            table[key] = redact(value)
-        elif isinstance(value, dict):
+            node[key] = redact(value)
+        elif isinstance(value, (dict, list)):
             _redact_values(value, redact)
 
 
@@ -305,6 +316,12 @@ def register(config: pytest.Config, session: ProtocolSession) -> ReportHooks:
     hooks = ReportHooks(session)
     manager = config.pluginmanager
     manager.register(hooks, "predeploy-report")
+    # Gate reports are not shortened: pytest's truncation of long values ('ghp_a1WxeVpG...') and
+    # of diffs ("Skipping 110 identical leading characters") leaves pieces of a secret that no
+    # redaction can recognise once they are short. Whole values are redacted. A user's own
+    # verbosity_assertions wins (the redactor still takes leading and trailing pieces).
+    if config.getini("verbosity_assertions") == "auto":
+        config._inicache["verbosity_assertions"] = 2
     if manager.hasplugin("html"):
         # Rows in gate order (execution order), not pytest-html's default "failures first".
         # pytest has no public way to set an ini value; pytest-html reads it with getini, whose
