@@ -8,7 +8,7 @@ The anchor is the code before this change, ``core/redact.py`` at ``--anchor-ref`
 ``main``), loaded from git beside ours and fed the same bytes (a smaller sample: it is slow;
 MB/s is comparable whatever the size). Medians of ``--runs``; the ratio is ours / anchor.
 
-    .venv/bin/python bench/redact.py [--secrets 1000] [--mb 64] [--anchor-mb 2] [--runs 5]
+    .venv/bin/python bench/redact.py [--secrets 1000] [--mb 64] [--anchor-mb 0.25] [--runs 5]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--mb", type=float, default=64, help="output redacted by our code per run")
-    parser.add_argument("--anchor-mb", type=float, default=2, help="output redacted by the anchor per run (it is slow)")
+    parser.add_argument("--anchor-mb", type=float, default=0.25, help="output redacted by the anchor per run (it is slow)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--anchor-ref", default="main", help="git ref of the anchor's core/redact.py")
     args = parser.parse_args()

@@ -21,6 +21,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import yaml
 
+from pytest_predeploy.core.detect import DETECT_SECRETS_PATTERNS
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.harness.context import RunContext
 from pytest_predeploy.harness.steps import scrub_artifacts_folder
@@ -142,6 +143,18 @@ def test_a_secret_recognised_by_its_content_is_redacted_in_report_text(case: str
     text, secret, kept = CONTENT[case]
     out = Redactor({}).redact(f"value: {text}")
     assert secret not in out and "[REDACTED:" in out and kept in out, out
+
+
+def test_the_copied_detect_secrets_patterns_match_the_installed_plugins() -> None:
+    import detect_secrets.plugins.base
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    plugins = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values() if issubclass(cls, detect_secrets.plugins.base.RegexBasedDetector)}
+    copied: dict[str, list[tuple[str, int]]] = {}
+    for _, _, plugin, pattern, flags, _ in DETECT_SECRETS_PATTERNS:
+        copied.setdefault(plugin, []).append((pattern, flags))
+    for plugin, patterns in copied.items():
+        assert patterns == [(p.pattern, p.flags & ~re.UNICODE) for p in plugins[plugin]().denylist], f"{plugin} changed upstream: update core/detect.py"
 
 
 @pytest.mark.parametrize("text", ORDINARY)

@@ -3,8 +3,8 @@
 A secret under an innocent name (``database.url: postgres://app:PW@db/shop``, a PEM key in a
 ``tls:`` block, a ``ghp_`` token in a CI variable) is invisible to rules about names. The
 token formats come from detect-secrets' plugins (a dependency already: the security audit runs
-it), taking each plugin's patterns and the whole match where that match is the secret; the rest
-are small rules of ours for what those plugins miss or report only in part (the body of a PEM
+it): their patterns, copied (see DETECT_SECRETS_PATTERNS), with the whole match where that match
+is the secret; the rest are small rules of ours for what those plugins miss or report only in part (the body of a PEM
 block, a whole JWT, ``Password=`` in a connection string, ``--password=VALUE``, a Sentry DSN's
 key, a webhook URL's token). Only the secret part is returned, so a redacted DSN still says
 which host it points at.
@@ -17,17 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ahocorasick_rs import AhoCorasick
-from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.base import RegexBasedDetector
-from detect_secrets.plugins.basic_auth import BasicAuthDetector
-from detect_secrets.plugins.github_token import GitHubTokenDetector
-from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-from detect_secrets.plugins.openai import OpenAIDetector
-from detect_secrets.plugins.pypi_token import PypiTokenDetector
-from detect_secrets.plugins.sendgrid import SendGridDetector
-from detect_secrets.plugins.slack import SlackDetector
-from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-from detect_secrets.plugins.stripe import StripeDetector
 
 #: A found value shorter than this is not taken (``--password=x`` in a usage text).
 MIN_FOUND = 6
@@ -47,23 +36,50 @@ class _Rule:
     group: int = 0
 
 
-def _plugin_rules(kind: str, hints: tuple[str, ...], plugin: type[RegexBasedDetector], group: int = 0) -> list[_Rule]:
-    return [_Rule(kind, hints, pattern, group) for pattern in plugin().denylist]
+#: detect-secrets' patterns (plugin class, pattern, flags), copied: importing detect_secrets costs
+#: ~90 ms (it imports requests), paid at the start of every run and every step script, and these
+#: few strings are all we use of it. tests/test_leaks.py checks them against the installed plugins.
+DETECT_SECRETS_PATTERNS: tuple[tuple[str, tuple[str, ...], str, str, int, int], ...] = (
+    (
+        "password in a URL",
+        ("@",),
+        "BasicAuthDetector",
+        "://[^:/\\?\\#\\[\\]@!\\$\\&'\\(\\)\\*\\+,;=\\s]+:([^:/\\?\\#\\[\\]@!\\$\\&'\\(\\)\\*\\+,;=\\s]+)@",
+        0,
+        1,
+    ),
+    ("GitHub token", ("gh",), "GitHubTokenDetector", "(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9_]{36}", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "(glpat|gldt|glft|glsoat|glrt)-[A-Za-z0-9_\\-]{20,50}(?!\\w)", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "GR1348941[A-Za-z0-9_\\-]{20,50}(?!\\w)", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "glcbt-([0-9a-fA-F]{2}_)?[A-Za-z0-9_\\-]{20,50}(?!\\w)", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "glimt-[A-Za-z0-9_\\-]{25}(?!\\w)", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "glptt-[A-Za-z0-9_\\-]{40}(?!\\w)", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "glagent-[A-Za-z0-9_\\-]{50,1024}(?!\\w)", 0, 0),
+    ("GitLab token", ("gl", "gr1348941"), "GitLabTokenDetector", "gloas-[A-Za-z0-9_\\-]{64}(?!\\w)", 0, 0),
+    ("Slack token", ("xox", "hooks.slack.com"), "SlackDetector", "xox(?:a|b|p|o|s|r)-(?:\\d+-)+[a-z0-9]+", re.IGNORECASE, 0),
+    (
+        "Slack token",
+        ("xox", "hooks.slack.com"),
+        "SlackDetector",
+        "https://hooks\\.slack\\.com/services/T[a-zA-Z0-9_]+/B[a-zA-Z0-9_]+/[a-zA-Z0-9_]+",
+        re.IGNORECASE | re.VERBOSE,
+        0,
+    ),
+    ("Stripe key", ("_live_",), "StripeDetector", "(?:r|s)k_live_[0-9a-zA-Z]{24}", 0, 0),
+    ("OpenAI key", ("t3blbkfj",), "OpenAIDetector", "sk-[A-Za-z0-9-_]*[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}", 0, 0),
+    ("PyPI token", ("pypi-",), "PypiTokenDetector", "pypi-AgEIcHlwaS5vcmc[A-Za-z0-9-_]{70,}", 0, 0),
+    ("PyPI token", ("pypi-",), "PypiTokenDetector", "pypi-AgENdGVzdC5weXBpLm9yZw[A-Za-z0-9-_]{70,}", 0, 0),
+    ("SendGrid key", ("sg.",), "SendGridDetector", "SG\\.[a-zA-Z0-9_-]{22}\\.[a-zA-Z0-9_-]{43}", 0, 0),
+    ("Square token", ("sq0csp-",), "SquareOAuthDetector", "sq0csp-[0-9A-Za-z\\\\\\-_]{43}", 0, 0),
+    ("Azure storage key", ("accountkey=",), "AzureStorageKeyDetector", "AccountKey=[a-zA-Z0-9+\\/=]{88}", 0, 0),
+)
 
 
 _WORDS = ("pass", "pwd", "secret", "token", "key")
 _RULES: tuple[_Rule, ...] = (
-    # A URL's userinfo password: postgres://app:PW@db/shop, https://user:TOKEN@ci/job (BUILD_URL).
-    *_plugin_rules("password in a URL", ("@",), BasicAuthDetector, 1),
-    *_plugin_rules("GitHub token", ("gh",), GitHubTokenDetector),
-    *_plugin_rules("GitLab token", ("gl", "gr1348941"), GitLabTokenDetector),
-    *_plugin_rules("Slack token", ("xox", "hooks.slack.com"), SlackDetector),
-    *_plugin_rules("Stripe key", ("_live_",), StripeDetector),
-    *_plugin_rules("OpenAI key", ("t3blbkfj",), OpenAIDetector),
-    *_plugin_rules("PyPI token", ("pypi-",), PypiTokenDetector),
-    *_plugin_rules("SendGrid key", ("sg.",), SendGridDetector),
-    *_plugin_rules("Square token", ("sq0csp-",), SquareOAuthDetector),
-    *_plugin_rules("Azure storage key", ("accountkey=",), AzureStorageKeyDetector),
+    # A URL's userinfo password (postgres://app:PW@db/shop, https://user:TOKEN@ci/job) and the
+    # token formats of GitHub, GitLab, Slack, Stripe, OpenAI, PyPI, SendGrid, Square and Azure.
+    *(_Rule(kind, hints, re.compile(pattern, flags), group) for kind, hints, _, pattern, flags, group in DETECT_SECRETS_PATTERNS),
     # detect-secrets' PrivateKeyDetector reports the BEGIN line only; the key is the block.
     _Rule(
         "private key",
