@@ -8,7 +8,11 @@ The anchor is the code before this change, ``core/redact.py`` at ``--anchor-ref`
 ``main``), loaded from git beside ours and fed the same bytes (a smaller sample: it is slow;
 MB/s is comparable whatever the size). Medians of ``--runs``; the ratio is ours / anchor.
 
-    .venv/bin/python bench/redact.py [--secrets 1000] [--mb 64] [--anchor-mb 0.25] [--runs 5]
+With ``--scan-mb N`` it also times the pre-seal scan (``core/scan.py``) of one N MB log file with
+the same secrets, in a child process, and prints that child's peak RSS (memory must not grow
+with the file: the scan reads 1 MiB at a time).
+
+    .venv/bin/python bench/redact.py [--secrets 1000] [--mb 64] [--anchor-mb 0.25] [--runs 5] [--scan-mb 1024]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib.util
+import json
 import random
 import statistics
 import string
@@ -88,6 +93,32 @@ def measure(redactor: Any, data: bytes, runs: int) -> tuple[float, bytes]:
     return len(data) / statistics.median(times) / 1e6, out
 
 
+SCAN_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.scan import scan_file
+redactor = Redactor(json.loads(Path(sys.argv[2]).read_text()))
+started = time.perf_counter()
+scan = scan_file(redactor, Path(sys.argv[1]))
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(scan.found))
+"""
+
+
+def measure_scan(secrets: dict[str, str], sample: bytes, size_mb: float) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        path, names = Path(folder) / "big.log", Path(folder) / "secrets.json"
+        names.write_text(json.dumps(secrets), encoding="utf-8")
+        with open(path, "wb") as out:
+            written = 0
+            while written < size_mb * 1e6:
+                out.write(sample)
+                written += len(sample)
+        child = subprocess.run([sys.executable, "-c", SCAN_CHILD, str(path), str(names)], check=True, capture_output=True, text=True)
+        elapsed, peak_kb, found = child.stdout.split()
+        return f"pre-seal scan of a {written / 1e6:.0f} MB file: {written / 1e6 / float(elapsed):.1f} MB/s, peak RSS of the scanning process {int(peak_kb) / 1024:.0f} MiB, {found} secrets found"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secrets", type=int, default=1000)
@@ -95,6 +126,7 @@ def main() -> int:
     parser.add_argument("--anchor-mb", type=float, default=0.25, help="output redacted by the anchor per run (it is slow)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--anchor-ref", default="main", help="git ref of the anchor's core/redact.py")
+    parser.add_argument("--scan-mb", type=float, default=0, help="also time the pre-seal scan of a file this big (0: no)")
     args = parser.parse_args()
     rng = random.Random(7)
     secrets = make_secrets(args.secrets, rng)
@@ -116,6 +148,8 @@ def main() -> int:
     print(f"anchor: {anchor_mbs:8.2f} MB/s ({args.anchor_ref}: one regex alternation of every form)")
     print(f"ratio:  {ours_mbs / anchor_mbs:8.1f}x (target: ours >= 50 MB/s)")
     print(f"same output as the anchor on its sample: {same}; plain secrets left in our output: {len(leaked)}")
+    if args.scan_mb:
+        print(measure_scan(secrets, data[: 8 * 1024 * 1024], args.scan_mb))
     return 0 if ours_mbs >= 50 and not leaked else 1
 
 
