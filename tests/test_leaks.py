@@ -163,13 +163,16 @@ def test_ordinary_text_is_not_taken_for_a_secret(text: str) -> None:
 
 
 def test_pieces_of_a_known_secret_left_by_truncation_are_redacted_in_report_text() -> None:
-    redactor = Redactor({"GITHUB_TOKEN": GHP})
+    # Other tokens share its first characters ("ghp_"): the piece is still told apart.
+    others = {f"OTHER_{i}": f"ghp_{i:02d}" + "x" * 34 for i in range(50)}
+    redactor = Redactor({"GITHUB_TOKEN": GHP, **others})
     pytest_repr = f"assert '{GHP[:11]}...{GHP[-7:]}' == 'x'"
     skipped_diff = f"Skipping 110 identical leading characters in diff, use -v to show\n- aaaaaaaaaa{GHP[:20]}ZZZ\n+ {GHP[5:]}bbbb"
-    out = redactor.redact_report(pytest_repr + "\n" + skipped_diff)
-    for piece in (GHP[:11], GHP[-7:], GHP[:20], GHP[5:]):
+    terminal = f"FAILED gates/test_gate1.py::test_token - AssertionError: {GHP[:9]}\u2026 and \u2026{GHP[-5:]}"
+    out = redactor.redact_report("\n".join((pytest_repr, skipped_diff, terminal)))
+    for piece in (GHP[:11], GHP[-7:], GHP[:20], GHP[5:], GHP[:9], GHP[-5:]):
         assert piece not in out, out
-    assert "Skipping 110 identical leading characters" in out
+    assert out.count("[REDACTED:GITHUB_TOKEN]") == 6 and "Skipping 110 identical leading characters" in out
 
 
 # -- secrets in the environments' config files join the redactor ------------------------------

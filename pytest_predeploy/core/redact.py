@@ -30,6 +30,7 @@ from urllib.parse import quote, quote_plus
 from ahocorasick_rs import MATCHKIND_LEFTMOST_LONGEST, BytesAhoCorasick, Implementation
 
 from pytest_predeploy.core.detect import secrets_in
+from pytest_predeploy.core.fragments import Fragments
 
 #: Base64 fragments shorter than this are too likely to occur by chance in unrelated output.
 _MIN_B64_CORE = 8
@@ -39,11 +40,6 @@ MIN_SECRET_LENGTH = 4
 #: A line of a multi-line secret (a PEM key logged line by line) is redacted on its own when it
 #: is at least this long; shorter lines (a blank line, ``}``) are not secret on their own.
 MIN_LINE_LENGTH = 8
-#: Report text: a leading or trailing piece of a secret beside a truncation mark (``...``) is
-#: redacted from this many characters; a piece without the mark from MIN_BARE_FRAGMENT.
-MIN_MARKED_FRAGMENT = 4
-MIN_BARE_FRAGMENT = 12
-_MARKS = (b"...", "\u2026".encode())
 _TAG_PREFIX = b"[REDACTED:"
 
 
@@ -111,33 +107,16 @@ def secret_forms(value: str) -> set[bytes]:
     return {form for form in forms if form}
 
 
-def _fragments(value: str, tag: bytes) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-    """Leading and trailing pieces of ``value`` as truncation leaves them in report text, each
-    with its replacement (the mark kept: ``'ghp_a1W...xYz'`` holds a leading and a trailing piece)."""
-    raw = value.encode("utf-8")
-    leading: dict[bytes, bytes] = {}
-    trailing: dict[bytes, bytes] = {}
-    for size in range(MIN_MARKED_FRAGMENT, len(raw)):
-        for mark in _MARKS:
-            leading[raw[:size] + mark] = tag + mark
-            trailing[mark + raw[-size:]] = mark + tag
-        if size >= MIN_BARE_FRAGMENT:
-            leading[raw[:size]] = tag
-            trailing[raw[-size:]] = tag
-    return leading, trailing
-
-
 class _Matcher:
     """Every form of every secret, found leftmost-longest in one pass."""
 
-    def __init__(self, replacement: Mapping[bytes, bytes], *, dfa: bool = True) -> None:
+    def __init__(self, replacement: Mapping[bytes, bytes]) -> None:
         #: Sorted, so that Redactor.pending_start can bisect them.
         self.forms = sorted(replacement)
         self.tags = [replacement[form] for form in self.forms]
         # A DFA scans about twice as fast as the default NFA and costs more to build (~0.3 s for
-        # 1,000 secrets' forms): right for step output, not for the fragments of report text.
-        implementation = Implementation.DFA if dfa else None
-        self._automaton = BytesAhoCorasick(self.forms, matchkind=MATCHKIND_LEFTMOST_LONGEST, implementation=implementation) if self.forms else None
+        # 1,000 secrets' forms, once per process): step output is what it scans.
+        self._automaton = BytesAhoCorasick(self.forms, matchkind=MATCHKIND_LEFTMOST_LONGEST, implementation=Implementation.DFA) if self.forms else None
 
     def __bool__(self) -> bool:
         return self._automaton is not None
@@ -177,7 +156,7 @@ class Redactor:
             for form in secret_forms(value):
                 replacement.setdefault(form, f"[REDACTED:{name}]".encode())
         self._matcher = _Matcher(replacement)
-        self._fragment_matchers: tuple[_Matcher, _Matcher] | None = None
+        self._fragments: Fragments | None = None
         self.max_form_length = max(map(len, replacement), default=0)
         # Where a secret could begin at the end of a stream (see pending_start): the forms' first
         # four bytes, and every shorter start of a form.
@@ -207,18 +186,9 @@ class Redactor:
         text = self.redact(text)
         if not self._values:
             return text
-        if self._fragment_matchers is None:
-            leading: dict[bytes, bytes] = {}
-            trailing: dict[bytes, bytes] = {}
-            for value, name in sorted(self._values.items()):
-                first, last = _fragments(value, f"[REDACTED:{name}]".encode())
-                leading = first | leading
-                trailing = last | trailing
-            self._fragment_matchers = (_Matcher(leading, dfa=False), _Matcher(trailing, dfa=False))
-        data = text.encode("utf-8", "surrogateescape")
-        for matcher in self._fragment_matchers:  # two passes: a mark may end one piece and begin another
-            data = matcher.substitute(data)
-        return data.decode("utf-8", "surrogateescape")
+        if self._fragments is None:
+            self._fragments = Fragments(self._values)
+        return self._fragments.redact(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
 
     def stream(self) -> StreamRedactor:
         return StreamRedactor(self)
