@@ -202,13 +202,14 @@ def test_secret_values_in_config_files_are_added_to_the_runs_redactor(tmp_path: 
 
 
 def test_the_parity_report_never_shows_a_secret_recognised_by_its_content(tmp_path: Path) -> None:
-    (tmp_path / "app.yaml").write_text(APP_YAML + "conn: 'Server=db;Password=Cs-Canary-8812;'\n", encoding="utf-8")
-    (tmp_path / "prod.yaml").write_text("database: {url: 'postgres://app@db/shop'}\nconn: other\n", encoding="utf-8")
+    extra = "conn: 'Server=db;Password=Cs-Canary-8812;'\nargs: ['migrate', '--db-password=Arg-Canary-7420']\n"
+    (tmp_path / "app.yaml").write_text(APP_YAML + extra, encoding="utf-8")
+    (tmp_path / "prod.yaml").write_text("database: {url: 'postgres://app@db/shop'}\nconn: other\nargs: [migrate]\n", encoding="utf-8")
     config = write_config(tmp_path, {"configuration": ["app.yaml"]}, {"configuration": ["prod.yaml"]})
     report = compare_environments(config, "staging", "production", release="v1.2")
     text = report.model_dump_json()
     assert "configuration.database.url" in text and "@db/shop" in text
-    for secret in ("Pq7-dsn-Canary-2291", GHP, "Cs-Canary-8812", *PEM_LINES):
+    for secret in ("Pq7-dsn-Canary-2291", GHP, "Cs-Canary-8812", "Arg-Canary-7420", *PEM_LINES):
         assert secret not in text
 
 
@@ -378,12 +379,15 @@ def test_no_canary_reaches_anything_a_run_writes_in_any_covered_encoding(pyteste
         **{f"GITHUB_TOKEN last {n}": GHP[-n:] for n in (12, 20)},
         "GITHUB_TOKEN shortened by pytest": GHP[:11] + "...",
         "GITHUB_TOKEN piece shown by a diff": GHP[10:20],
+    }
+    for case, value in {
         **{f"TLS_KEY line {i}": line for i, line in enumerate(PEM_LINES)},
         "DSN password in app.yaml": "Pq7-dsn-Canary-2291",
         "secret-named key in app.yaml": "Mail-Canary-3391",
         "BUILD_URL token (redact.env_vars)": "ci-Canary-Token-5512",
         "GIT_URL token (by content)": "Git-Canary-Token-6623",
-    }
+    }.items():
+        canaries |= {f"{case} {name}": form for name, form in encodings(value).items()}
     written = _everything_written(root, terminal)
     assert {"terminal", "package:pytest-report.html", "package:transcripts/parity.log"} <= set(written)
     leaks = [f"{case} in {where}" for case, form in canaries.items() for where, data in written.items() if form.encode() in data]
