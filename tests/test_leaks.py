@@ -187,6 +187,10 @@ ci:
   sample: "{GHP}"
 mail:
   relay_password: "Mail-Canary-3391"
+replica:
+  url: "postgres://app:Replica-Canary-4410@db2/shop"
+smtp:
+  auth: {{user: mailer-bot, password: "Smtp-Canary-5521"}}
 """
 
 
@@ -194,11 +198,15 @@ def test_secret_values_in_config_files_are_added_to_the_runs_redactor(tmp_path: 
     (tmp_path / "app.yaml").write_text(APP_YAML, encoding="utf-8")
     (tmp_path / "prod.yaml").write_text("database: {url: 'postgres://app@db/shop'}\n", encoding="utf-8")
     config = write_config(tmp_path, {"configuration": ["app.yaml"]}, {"configuration": ["prod.yaml"]})
-    redactor = Redactor(config.secret_values())
-    script_output = f"connecting with Pq7-dsn-Canary-2291\n{GHP}\nMail-Canary-3391\n" + "\n".join(PEM_LINES)
+    values = config.secret_values()
+    redactor = Redactor(values)
+    lines = ["connecting with Pq7-dsn-Canary-2291 and Replica-Canary-4410 as mailer-bot", GHP, "Mail-Canary-3391 Smtp-Canary-5521", *PEM_LINES]
+    script_output = "\n".join(lines)
     out = _stream(redactor, script_output.encode(), 16)
-    for secret in ("Pq7-dsn-Canary-2291", GHP, "Mail-Canary-3391", *PEM_LINES):
+    for secret in ("Pq7-dsn-Canary-2291", "Replica-Canary-4410", GHP, "Mail-Canary-3391", "Smtp-Canary-5521", *PEM_LINES):
         assert secret.encode() not in out, out
+    # A user name beside a password is not a credential (parity's REUSED rule): it stays readable.
+    assert b"as mailer-bot" in out and "mailer-bot" not in values.values()
 
 
 def test_the_parity_report_never_shows_a_secret_recognised_by_its_content(tmp_path: Path) -> None:

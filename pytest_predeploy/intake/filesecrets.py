@@ -3,7 +3,7 @@
 Parity reads each environment's infrastructure, configuration and flags files and never shows a
 value it recognises as secret. But a script may print the same value (a deploy script echoing
 its DSN), and the redactor only knows what it is given: the secret sources and ``redact.env_vars``.
-So every value parity would hide is handed to the redactor too: values under secret-named keys
+So the credentials parity recognises are handed to the redactor too: values of secret-named keys
 and in mappings of secrets (parity's own rules: ``secret_names``, ``secret_mappings``,
 ``secret_paths``, ``not_secret_paths``), ``NAME=value`` strings whose NAME says secret, and
 secrets recognised by their content under any name (``core/detect.py``: a DSN's password, a PEM
@@ -22,10 +22,10 @@ from typing import Any
 from pytest_predeploy.core.detect import secrets_in
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
-from pytest_predeploy.intake.parity.classify import _nested_secrets, _Policy, _scalars
+from pytest_predeploy.intake.parity.classify import _Policy, _scalars
 from pytest_predeploy.intake.parity.config import SECTIONS, EnvironmentConfig, ParityConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
-from pytest_predeploy.intake.parity.paths import render_path
+from pytest_predeploy.intake.parity.paths import ListPos, render_path
 
 #: A number under a secret key is taken only from this many digits: ``port: 5432`` beside a
 #: password must not turn every 5432 in the output into a redaction tag.
@@ -53,20 +53,34 @@ def _secret_text(value: Any) -> str | None:
     return None
 
 
-def secrets_in_tree(tree: dict[Any, Any], section: str, parity: ParityConfig) -> dict[str, str]:
-    """Secret values in one parsed file of ``section``, keyed by where they were found."""
+def _leaves(tree: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    stack = [(tree, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((value, (*where, key)) for key, value in item.items())
+        elif isinstance(item, list):
+            stack.extend((value, (*where, ListPos(None, index))) for index, value in enumerate(item))
+        else:
+            yield where, item
+
+
+def secrets_in_tree(tree: dict[Any, Any], section: str, parity: ParityConfig) -> list[tuple[str, str]]:
+    """(where, value) of each secret value in one parsed file of ``section``."""
     policy = _Policy(parity, utcnow())
     found: dict[str, str] = {}
-    for path, scalar in _nested_secrets(tree, (section,), policy):
+    for path, scalar in _leaves(tree, (section,)):
+        # A credential as parity's REUSED check means it: its own key says secret, or it is in a
+        # mapping of secrets; not every value beside a password (smtp.auth.user stays readable).
         text = _secret_text(scalar)
-        if text is not None:
+        if text is not None and policy.is_secret(path) and policy.is_reuse_candidate(path):
             found.setdefault(text, render_path(path))
     for scalar in _scalars(tree, policy.names):
         found.setdefault(str(scalar), "a NAME=value string")
     for text in _strings(tree):
         for kind, value in secrets_in(text):
             found.setdefault(value, kind)
-    return {where: value for value, where in found.items()}
+    return [(where, value) for value, where in found.items()]
 
 
 #: (file, section, size, mtime, parity rules) -> what it holds: each file is read once per process.
@@ -90,7 +104,7 @@ def _file_secrets(path: Path, section: str, parity: ParityConfig) -> tuple[tuple
             tree, _ = load_input_file(path, parity.max_input_size)
         except (PredeployError, OSError, RecursionError, ValueError):
             tree = {}
-        _CACHE[key] = tuple(secrets_in_tree(tree, section, parity).items())
+        _CACHE[key] = tuple(secrets_in_tree(tree, section, parity))
     return _CACHE[key]
 
 
@@ -100,5 +114,8 @@ def config_file_secrets(env_name: str, env: EnvironmentConfig, parity: ParityCon
     for section in SECTIONS:
         for path in getattr(env, section):
             for where, value in _file_secrets(Path(path), section, parity):
-                values[f"{env_name}/{Path(path).name}: {where}"] = value
+                name = f"{env_name}/{Path(path).name}: {where}"
+                if name in values:  # two DSN passwords in one file: both are kept
+                    name += f" #{sum(1 for known in values if known.startswith(name))}"
+                values[name] = value
     return values
