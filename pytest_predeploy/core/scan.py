@@ -86,8 +86,12 @@ def _match(redactor: Redactor, chunks: Iterator[bytes], scan: Scan, where: str |
             if b"\0" in chunk:
                 scan.text = False
         buffer = tail + chunk
+        line, counted = lines, 0  # the line at ``counted``; hits come in order, so count onwards
         for name, start in redactor.hits(buffer):
-            scan.add(name, where or f"line {lines + buffer.count(NEWLINE, 0, start)}")
+            if where is None:
+                line += buffer.count(NEWLINE, counted, start)
+                counted = start
+            scan.add(name, where or f"line {line}")
         cut = max(len(buffer) - keep, 0)
         lines += buffer.count(NEWLINE, 0, cut)
         tail = buffer[cut:]
