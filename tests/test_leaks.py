@@ -259,6 +259,7 @@ UNSEALABLE = {
     "hex-in-zip.zip": (_zip({"k.txt": CANARY.encode().hex().encode()}), "member k.txt"),
     "damaged.zip": (_zip({"a.log": b"x" * 1000})[:-30], "cannot be opened as zip"),
     "nested.zip": (_zip({"inner.zip": _zip({"a.log": b"ok"})}), "inside an archive"),
+    "named.zip": (_zip({f"dump-{CANARY.encode().hex()}.txt": b"ok"}), "a member's name"),
 }
 
 
@@ -271,6 +272,13 @@ def test_the_pre_seal_scan_never_rewrites_a_file_it_cannot_parse_and_refuses_to_
     (found,) = scrub_artifacts_folder(ctx)
     assert name in found and says in found and "kept as written" in found, found
     assert (ctx.artifacts / name).read_bytes() == data
+
+
+def test_a_file_named_after_a_secret_is_refused_without_showing_its_name(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    (ctx.artifacts / f"token-{quote(CANARY, safe='')}.txt").write_text("ok", encoding="utf-8")
+    (found,) = scrub_artifacts_folder(ctx)
+    assert "a file's name under" in found and "contains the value of DB_PASSWORD" in found and quote(CANARY, safe="") not in found
 
 
 def test_the_pre_seal_scan_redacts_text_in_place_naming_the_file_and_line(tmp_path: Path) -> None:
@@ -400,3 +408,28 @@ def test_no_canary_reaches_anything_a_run_writes_in_any_covered_encoding(pyteste
     assert {"terminal", "package:pytest-report.html", "package:transcripts/parity.log"} <= set(written)
     leaks = [f"{case} in {where}" for case, form in canaries.items() for where, data in written.items() if form.encode() in data]
     assert leaks == []
+
+
+def test_a_zip_a_script_wrote_with_a_secret_inside_fails_gate4_and_is_kept_as_written(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.signoff_project import parity_report
+    from tests.signoff_project import project as signoff_project
+
+    monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
+    archive = _zip({"logs/app.log": b"connected with " + CANARY.encode() + b"\n"})
+    script = f"import os, sys\nopen(os.path.join(os.environ['PREDEPLOY_ARTIFACTS'], 'logs.zip'), 'wb').write({archive!r})\nopen(sys.argv[1], 'w').write({parity_report()!r})\n"
+    root = signoff_project(pytester, parity=script)
+    (root / "staging.env").write_text(f'DB_PASSWORD="{CANARY}"\n', encoding="utf-8")
+    config = yaml.safe_load((root / "predeploy.yaml").read_text(encoding="utf-8"))
+    config["environments"]["staging"] = {"secrets": {"file": "staging.env"}}
+    (root / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "Gate 4*FAILED*not built: a secret value was found in the artifacts folder*",
+            "*logs.zip (a zip file) contains the value of staging/DB_PASSWORD at member logs/app.log: kept as written*",
+        ]
+    )
+    assert (root / ".artifacts/pre-deployment/logs.zip").read_bytes() == archive
+    assert not (root / ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip").exists()

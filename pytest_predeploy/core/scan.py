@@ -141,6 +141,8 @@ def scan_file(redactor: Redactor, path: Path) -> Scan:
                     if len(members) > ARCHIVE_MEMBERS:
                         raise Unscannable(f"has more than {ARCHIVE_MEMBERS} members")
                     for info in members:
+                        for name, _ in redactor.hits(info.filename.encode("utf-8", "surrogateescape")):
+                            scan.add(name, "a member's name")
                         if not info.is_dir():
                             with archive.open(info) as member:
                                 _scan_stream(redactor, member, scan, f"member {info.filename}", budget, 1)

@@ -146,7 +146,12 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     except PackageError:
         return []  # a link or special file: the package cannot be sealed, and says why
     found = []
-    for _rel, path in files:
+    for rel, path in files:
+        named = sorted({name for name, _ in ctx.redactor.hits(rel.encode("utf-8", "surrogateescape"))})
+        if named:
+            # The name itself would be sealed (the manifest, the zip's entries): never show it.
+            found.append(f"a file's name under {_display(ctx.artifacts)} contains the value of {', '.join(named)}: rename or remove it")
+            continue
         try:
             scan = scan_file(ctx.redactor, path)
         except Unscannable as exc:
