@@ -197,11 +197,11 @@ class Redactor:
     def stream(self) -> StreamRedactor:
         return StreamRedactor(self)
 
-    def hits(self, data: bytes) -> Iterator[tuple[str, int]]:
-        """(secret name, position) of each secret form in ``data``."""
+    def hits(self, data: bytes) -> Iterator[tuple[str, int, int]]:
+        """(secret name, start, end) of each secret form in ``data``."""
         tags = self._matcher.tags
-        for index, start, _ in self._matcher.matches(data):
-            yield tags[index].decode()[len(_TAG_PREFIX) : -1], start
+        for index, start, end in self._matcher.matches(data):
+            yield tags[index].decode()[len(_TAG_PREFIX) : -1], start, end
 
     def names_in(self, data: bytes) -> list[str]:
         """Names of the secrets whose values occur in ``data``."""
@@ -274,12 +274,14 @@ class Redactor:
                 found.setdefault(name, []).append(path or "(top level)")
 
 
-def describe_places(found: Mapping[str, list[str]]) -> list[str]:
-    """``the value of NAME at A, B`` for each secret name and the places it was found."""
-    return [
-        f"the value of {name} at {', '.join(places[:5])}" + (f" (and {len(places) - 5} more places)" if len(places) > 5 else "")
-        for name, places in sorted(found.items())
-    ]
+def describe_places(found: Mapping[str, list[str]], counts: Mapping[str, int] | None = None) -> list[str]:
+    """``the value of NAME at A, B`` for each secret name and the places it was found (``counts``:
+    how many places there were in all, when ``found`` keeps only the first few)."""
+    lines = []
+    for name, places in sorted(found.items()):
+        total = (counts or {}).get(name, len(places))
+        lines.append(f"the value of {name} at {', '.join(places[:5])}" + (f" (and {total - 5} more places)" if total > 5 else ""))
+    return lines
 
 
 def redact_content(text: str) -> str:

@@ -49,16 +49,23 @@ class Unscannable(Exception):
 class Scan:
     """What the scan of one file found."""
 
-    #: Secret name -> where (``line N``, ``member NAME``).
+    #: Secret name -> where (``line N``, ``member NAME``): the first five places.
     found: dict[str, list[str]] = field(default_factory=dict)
+    #: Secret name -> in how many places it was found.
+    counts: dict[str, int] = field(default_factory=dict)
     text: bool = True
     #: The kind of archive it is, when it is one.
     archive: str | None = None
 
     def add(self, name: str, place: str) -> None:
         places = self.found.setdefault(name, [])
-        if place not in places and len(places) < 6:
-            places.append(place)
+        if place not in places:
+            self.counts[name] = self.counts.get(name, 0) + 1
+            if len(places) < 5:
+                places.append(place)
+
+    def places(self) -> list[str]:
+        return describe_places(self.found, self.counts)
 
 
 def _chunks(handle: Any, budget: list[int] | None = None) -> Iterator[bytes]:
@@ -87,7 +94,9 @@ def _match(redactor: Redactor, chunks: Iterator[bytes], scan: Scan, where: str |
                 scan.text = False
         buffer = tail + chunk
         line, counted = lines, 0  # the line at ``counted``; hits come in order, so count onwards
-        for name, start in redactor.hits(buffer):
+        for name, start, end in redactor.hits(buffer):
+            if end <= len(tail):
+                continue  # wholly in the bytes kept from the last read: found there already
             if where is None:
                 line += buffer.count(NEWLINE, counted, start)
                 counted = start
@@ -141,7 +150,7 @@ def scan_file(redactor: Redactor, path: Path) -> Scan:
                     if len(members) > ARCHIVE_MEMBERS:
                         raise Unscannable(f"has more than {ARCHIVE_MEMBERS} members")
                     for info in members:
-                        for name, _ in redactor.hits(info.filename.encode("utf-8", "surrogateescape")):
+                        for name, _, _ in redactor.hits(info.filename.encode("utf-8", "surrogateescape")):
                             scan.add(name, "a member's name")
                         if not info.is_dir():
                             with archive.open(info) as member:
@@ -154,22 +163,22 @@ def scan_file(redactor: Redactor, path: Path) -> Scan:
     return scan
 
 
-def redact_in_place(redactor: Redactor, path: Path) -> list[str]:
-    """Redact a text file found to hold secrets; return where they were (never the values).
+def redact_in_place(redactor: Redactor, path: Path, scan: Scan) -> list[str]:
+    """Redact a text file whose ``scan`` found secrets; return where they were (never the values).
 
     Up to WHOLE_FILE_LIMIT the file is read whole so a JSON document's places are named by path
-    (``the value of X at suites[0].tests[0].nodeid``); a bigger one is rewritten streaming."""
+    (``the value of X at suites[0].tests[0].nodeid``); a bigger one is rewritten streaming, its
+    places the scan's lines."""
     if path.stat().st_size <= WHOLE_FILE_LIMIT:
         data = path.read_bytes()
         places = redactor.locate(data)
         if places:
             _replace(path, [redactor.redact_bytes(data)])
         return places
-    scan = scan_file(redactor, path)
     stream = redactor.stream()
     with open(path, "rb") as handle:
         _replace(path, (stream.feed(chunk) for chunk in _chunks(handle)), stream.flush)
-    return describe_places(scan.found)
+    return scan.places()
 
 
 def _replace(path: Path, pieces: Iterator[bytes] | list[bytes], last: Callable[[], bytes] | None = None) -> None:

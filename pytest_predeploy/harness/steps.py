@@ -35,7 +35,6 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import read_artifact, write_artifact, write_bytes_atomic
 from pytest_predeploy.core.background import StepHalted
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
-from pytest_predeploy.core.redact import describe_places
 from pytest_predeploy.core.runner import RunResult, script_name
 from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.core.scan import Unscannable, redact_in_place, scan_file
@@ -147,7 +146,7 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
         return []  # a link or special file: the package cannot be sealed, and says why
     found = []
     for rel, path in files:
-        named = sorted({name for name, _ in ctx.redactor.hits(rel.encode("utf-8", "surrogateescape"))})
+        named = sorted({name for name, _, _ in ctx.redactor.hits(rel.encode("utf-8", "surrogateescape"))})
         if named:
             # The name itself would be sealed (the manifest, the zip's entries): never show it.
             found.append(f"a file's name under {_display(ctx.artifacts)} contains the value of {', '.join(named)}: rename or remove it")
@@ -160,12 +159,10 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
         if not scan.found:
             continue
         if scan.text:
-            found.append(f"{_display(path)} contained {'; '.join(redact_in_place(ctx.redactor, path))} (redacted in place)")
+            found.append(f"{_display(path)} contained {'; '.join(redact_in_place(ctx.redactor, path, scan))} (redacted in place)")
         else:
             what = f"a {scan.archive} file" if scan.archive else "not text"
-            found.append(
-                f"{_display(path)} ({what}) contains {'; '.join(describe_places(scan.found))}: kept as written, since it cannot be redacted without breaking it"
-            )
+            found.append(f"{_display(path)} ({what}) contains {'; '.join(scan.places())}: kept as written, since it cannot be redacted without breaking it")
     return found
 
 
