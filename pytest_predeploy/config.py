@@ -20,6 +20,7 @@ from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.intake.approvals import ApprovalsConfig
+from pytest_predeploy.intake.filesecrets import config_file_secrets
 from pytest_predeploy.intake.parity import EnvironmentConfig, ParityConfig
 from pytest_predeploy.intake.secrets import load_secrets
 from pytest_predeploy.readiness.package import PackageConfig
@@ -206,6 +207,7 @@ class ProjectConfig(ServiceLookup, StrictModel):
         for env_name, env in sorted(self.environments.items()):
             for name, value in load_secrets(env.secrets).items():
                 values[f"{env_name}/{name}"] = value
+            values.update(config_file_secrets(env_name, env, self.parity))
         for name in self.redact.env_vars:
             if os.environ.get(name):
                 values[name] = os.environ[name]

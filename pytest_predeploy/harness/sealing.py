@@ -231,7 +231,7 @@ class Sealing:
             # Once more after the reports were written: nothing with a secret value is ever sealed.
             leaked = scrub_artifacts_folder(run.context)
             if leaked:
-                return "a secret value was found (redacted in place): " + "; ".join(leaked)
+                return "a secret value was found: " + "; ".join(leaked)
             sealed = seal_package(run.context.artifacts, project_dir=run.project.base_dir, **self.manifest_fields())
         except PredeployError as exc:
             return str(exc)

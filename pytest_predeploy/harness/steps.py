@@ -38,6 +38,7 @@ from pytest_predeploy.core.background import StepHalted
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.runner import RunResult, script_name
 from pytest_predeploy.core.runstate import load_state
+from pytest_predeploy.core.scan import Unscannable, redact_in_place, scan_file
 from pytest_predeploy.harness.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.harness.evidence import evidence  # noqa: F401  (a fixture gate tests use)
 from pytest_predeploy.harness.keys import background_key, context_key, session_key
@@ -135,7 +136,10 @@ def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
 
 def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     """Every file the package would hold (declared artifact or not: a script may write anything
-    into $PREDEPLOY_ARTIFACTS) scanned for known secret values; each hit is redacted in place.
+    into $PREDEPLOY_ARTIFACTS) scanned for known secret values, streaming (memory stays bounded
+    whatever a file's size), inside gzip, bzip2, xz and zip files too. A hit in a text file is
+    redacted in place; a file that is not text (an image, an archive) is never rewritten byte-wise:
+    it is kept as written and refused, as is an archive that cannot be looked into.
     Returns one line per file naming it and the secrets found (never their values)."""
 
     try:
@@ -143,10 +147,24 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     except PackageError:
         return []  # a link or special file: the package cannot be sealed, and says why
     found = []
-    for _rel, path in files:
-        leaked = scrub_secrets(ctx, path)
-        if leaked:
-            found.append(f"{_display(path)} contained {'; '.join(leaked)}")
+    for rel, path in files:
+        named = sorted({name for name, _, _ in ctx.redactor.hits(rel.encode("utf-8", "surrogateescape"))})
+        if named:
+            # The name itself would be sealed (the manifest, the zip's entries): never show it.
+            found.append(f"a file's name under {_display(ctx.artifacts)} contains the value of {', '.join(named)}: rename or remove it")
+            continue
+        try:
+            scan = scan_file(ctx.redactor, path)
+        except Unscannable as exc:
+            found.append(f"{_display(path)} {exc}, so it may hold a secret: kept as written; remove it or write it uncompressed")
+            continue
+        if not scan.found:
+            continue
+        if scan.text:
+            found.append(f"{_display(path)} contained {'; '.join(redact_in_place(ctx.redactor, path, scan))} (redacted in place)")
+        else:
+            what = f"a {scan.archive} file" if scan.archive else "not text"
+            found.append(f"{_display(path)} ({what}) contains {'; '.join(scan.places())}: kept as written, since it cannot be redacted without breaking it")
     return found
 
 
@@ -427,9 +445,7 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         write_bytes_atomic(predeploy.artifact(SEALED_SIGNERS), signers.read_bytes())
     leaked = scrub_artifacts_folder(predeploy)
     if leaked:
-        fail_step(
-            "package", "not built: a secret value was found in the artifacts folder (redacted in place; find what wrote it there):\n  " + "\n  ".join(leaked)
-        )
+        fail_step("package", "not built: a secret value was found in the artifacts folder (find what wrote it there):\n  " + "\n  ".join(leaked))
     try:
         manifest = build_manifest(predeploy.artifacts, **session.manifest_fields())
     except PredeployError as exc:
