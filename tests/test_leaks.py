@@ -330,11 +330,15 @@ GATE1 = f"""
     pytestmark = pytest.mark.gate(1, "Intake Confirmation")
     TOKEN, CANARY = {GHP!r}, {CANARY!r}
 
-    @pytest.mark.must
+    @pytest.mark.must("approvals")
+    def test_approvals(intake):
+        pass
+
+    @pytest.mark.must("parity")
     def test_parity_clean(parity):
         require(parity_problems(load(parity, ParityReport)), "critical drift")
 
-    @pytest.mark.guideline
+    @pytest.mark.guideline("data-refresh")
     def test_a_long_value_pytest_shortens():
         print("captured:", CANARY)
         value = "a" * 100 + TOKEN + "b" * 300
