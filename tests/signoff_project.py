@@ -75,7 +75,25 @@ def project(pytester: pytest.Pytester, parity: str = PARITY_CLEAN) -> Path:
         f"  - {{identity: ops@example.com, aliases: [rehearsal-operator], roles: [release-manager], keys: ['{keys['ops']}']}}\n"
         f"  - {{identity: Ana Release, roles: [release-manager, qa-lead], keys: ['{keys['ana']}']}}\n"
     )
+    # A repository, as every project is: the signers file Gate 4 trusts is the committed one.
+    (root / ".gitignore").write_text(".artifacts/\n.staging/\nkeys/\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "project")
     return root
+
+
+def git(root: Path, *args: str) -> str:
+    """git in ``root`` as a user with an identity of their own would run it."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
 
 
 PACKAGE = ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip"

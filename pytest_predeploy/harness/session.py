@@ -28,14 +28,16 @@ from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.protocol import READINESS_GATE, UPSTREAM_GATES
 from pytest_predeploy.core.redact import Redactor
-from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
+from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, identify_operator, load_state, save_state
 from pytest_predeploy.harness import report, steps
 from pytest_predeploy.harness.context import RunContext
 from pytest_predeploy.harness.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, Gate, GateController, cannot_write, gate_of
 from pytest_predeploy.harness.keys import background_key, context_key, controller_key
 from pytest_predeploy.harness.report import github_step_summary
 from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
+from pytest_predeploy.readiness.anchors import file_sha256
 from pytest_predeploy.readiness.package import seal_package
+from pytest_predeploy.readiness.record import find_repository
 from pytest_predeploy.readiness.sealed import rehearsed_releases, release_source_digest
 from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.targets.choose import target_for
@@ -440,6 +442,7 @@ class ProtocolSession:
             "gate_outcomes": self._gate_outcomes(),
             "generated_at": self.started_at,
             "release_source_digest": release_source_digest(self.project, ctx.release),
+            "signers_sha256": file_sha256(self.project.readiness.signers),
             "releases": rehearsed_releases(ctx.artifacts),
             "config": self.project.package,
         }
@@ -480,6 +483,7 @@ class ProtocolSession:
             approver=current_user(),
             decision="go" if answer else "no-go",
             expires_in=readiness.signoff_validity,
+            repository=find_repository(self.project.base_dir),
         )
         # The prompt has no key to sign with: its answer is recorded unsigned, which counts only
         # where readiness.allow_unsigned says so (and is shown, ignored, everywhere else).
@@ -497,6 +501,7 @@ class ProtocolSession:
                 git_commit=git_commit(self.project.base_dir),
                 config_digest=self.project.digest,
                 run_by=current_user(),
+                run_by_source=identify_operator().source,
             )
         for gate in self.controller.gates.values():
             if gate.status == "not run":
@@ -505,7 +510,7 @@ class ProtocolSession:
                 name=gate.name, status=gate.status, reason=gate.reason, figures=gate.figures, advisories=gate.advisories
             )
         if 2 in self.controller.gates and self.controller.gates[2].started:
-            state.run_by = current_user()
+            state.run_by, state.run_by_source = current_user(), identify_operator().source
         state.generated_at = utcnow()
         try:
             save_state(ctx.artifacts, state, self.report_prefix + RUN_STATE)

@@ -46,7 +46,7 @@ from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.sealed import folder_evidence_problems, judge_sealed_package
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
-from pytest_predeploy.readiness.signoff import evaluate_signoffs
+from pytest_predeploy.readiness.signoff import judge_signoffs
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
 from pytest_predeploy.rehearsal.smoke import run_smoke_tests
@@ -407,9 +407,10 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
         return None  # sealed at the end of this run: nobody can have signed its digest yet
     state = load_state(predeploy.artifacts)
     try:
-        return evaluate_signoffs(
+        return judge_signoffs(
+            predeploy.config.base_dir,
             session.reused_package.sha256,
-            predeploy.artifact(names.READINESS_APPROVAL),
+            session.reused_package.manifest.signers_sha256,
             predeploy.config.readiness,
             rehearsed_by=state.run_by if state else None,
             release=predeploy.release,

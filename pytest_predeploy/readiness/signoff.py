@@ -1,30 +1,36 @@
 """Readiness review (Protocol 10, step 4.2): signed sign-offs bound to the package digest.
 
-``readiness-approval.json`` holds one record per sign-off: an in-toto Statement v1 whose subject
-is ``PRE-DEPLOYMENT-PACKAGE.zip`` and its sha256, so a sign-off says exactly which bytes were
-approved (a rebuilt or altered package is a different subject and needs new sign-offs), wrapped
-in a DSSE envelope signed with the reviewer's OpenSSH key (see :mod:`pytest_predeploy.readiness.signing`).
-A sign-off counts only when its signature verifies with a key the signers file lists for the
-identity it names and the role it signs; an unsigned statement (anyone with write access to the
-folder can write one) is shown and ignored. The file lives beside the package, never inside it
-(the sign-offs are made about the package).
+A sign-off is an in-toto Statement v1 whose subject is ``PRE-DEPLOYMENT-PACKAGE.zip`` and its
+sha256, so it says exactly which bytes were approved (a rebuilt or altered package is a different
+subject and needs new sign-offs), wrapped in a DSSE envelope signed with the reviewer's OpenSSH
+key (see :mod:`pytest_predeploy.readiness.signing`). It counts only when its signature verifies
+with a key the signers file lists for the identity it names and the role it signs; an unsigned
+statement (anyone with write access can write one) is shown and ignored.
+
+The record of sign-offs is git (:mod:`pytest_predeploy.readiness.record`): Gate 4 reads them in
+commit order from ``refs/predeploy/signoffs`` and blocks on any removal. ``readiness-approval.json``
+beside the package is an exported view of the same envelopes, for a reviewer holding only the
+package; nothing decides from it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
 from filelock import FileLock
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from pytest_predeploy.core.artifacts import PACKAGE, ArtifactModel, describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, parse_positive_duration, utcnow
 from pytest_predeploy.core.yamlfile import parse_json
+from pytest_predeploy.readiness import record as git_record
+from pytest_predeploy.readiness.anchors import anchored_signers
 from pytest_predeploy.readiness.signing import DEFAULT_SIGNERS_FILE, Envelope, Signers, SigningKey, authorize, load_signers, sign_envelope, verify_envelope
 
 STEP = "readiness-review"
@@ -60,7 +66,7 @@ class ReadinessConfig(StrictModel):
     )
     forbid_self_approval: bool = Field(
         True,
-        description="A sign-off by the person who ran the rehearsal does not count. The operator is $PREDEPLOY_OPERATOR, else $GITHUB_ACTOR, else $USER, as recorded by the run; it matches a signer's identity or one of its aliases. Turning it off is shown in Gate 4's summary.",
+        description="A sign-off by the person who ran the rehearsal does not count. The operator is the actor a CI platform names (GitHub Actions' $GITHUB_ACTOR, GitLab's $GITLAB_USER_LOGIN, ...; a job cannot override it), else $PREDEPLOY_OPERATOR, else $USER (self-declared), as recorded by the run; it matches a signer's identity or one of its aliases. Turning it off is shown in Gate 4's summary.",
     )
     allow_one_signer_many_roles: bool = Field(
         False,
@@ -193,12 +199,23 @@ class SignoffStatus:
     relaxed: list[str] = field(default_factory=list)
     #: Every sign-off of this release, judged (what the evidence and `predeploy verify` show).
     views: list[SignoffView] = field(default_factory=list)
+    #: What makes the record or the signers file untrustworthy (a removal, an unreviewed list);
+    #: also in ``rejected``, so that it blocks like a no-go.
+    blocked: list[str] = field(default_factory=list)
+
+    def block(self, reasons: Sequence[str]) -> None:
+        self.blocked += reasons
+        self.rejected += reasons
+        self.complete = self.complete and not reasons
 
     def summary(self) -> str:
         if self.unreviewed and not self.rejected:
             return "NO SIGN-OFF REQUIRED: nobody reviewed this package (readiness.required_roles is empty, readiness.allow_no_signoff is true)"
         if self.rejected:
-            text = "no-go: " + "; ".join(self.rejected)
+            decided = [reason for reason in self.rejected if reason not in self.blocked]
+            text = ("no-go: " + "; ".join(decided) + ("; " if self.blocked else "") if decided else "") + (
+                "blocked: " + "; ".join(self.blocked) if self.blocked else ""
+            )
         elif self.missing_roles:
             text = "awaiting sign-off from: " + ", ".join(self.missing_roles)
         else:
@@ -245,10 +262,12 @@ def record_signoff(
     expires_in: timedelta | None = None,
     now: datetime | None = None,
     key: SigningKey | None = None,
+    repository: Path | None = None,
 ) -> SignoffStatement:
-    """Append one sign-off to ``path`` (read, append, atomic replace, under a file lock): signed
-    with ``key`` as a DSSE envelope, or, without a key, a bare statement that counts only where
-    readiness.allow_unsigned says so."""
+    """Record one sign-off: signed with ``key`` as a DSSE envelope, or, without a key, a bare
+    statement that counts only where readiness.allow_unsigned says so. With ``repository`` it is
+    committed to the git record first (what Gate 4 reads), then appended to ``path``, the
+    exported view (read, append, atomic replace, under a file lock)."""
     now = now or utcnow()
     statement = SignoffStatement(
         subject=[Subject(name=PACKAGE, digest={"sha256": package_sha256})],
@@ -266,6 +285,9 @@ def record_signoff(
     if key is not None:
         # The bytes signed are the statement's JSON exactly as other in-toto tools read it.
         record = sign_envelope(statement.model_dump_json(by_alias=True).encode("utf-8"), key)
+    if repository is not None:
+        message = f"{role}: {decision} by {approver} for release {release}\n\npackage sha256 {package_sha256}\n"
+        git_record.append(repository, package_sha256, record_bytes(record), approver, message)
     with _lock(path):
         signoffs = load_signoffs(path)
         approval = ReadinessApproval(release=release, generated_at=now, signoffs=[*signoffs, record])
@@ -274,27 +296,60 @@ def record_signoff(
     return statement
 
 
-def _statement_of(envelope: Envelope, path: Path, index: int) -> SignoffStatement:
+Record = Envelope | SignoffStatement
+_RECORD: TypeAdapter[Record] = TypeAdapter(Record)
+
+
+def record_bytes(record: Record) -> bytes:
+    """A sign-off as the git record stores it: its JSON with the DSSE / in-toto field names."""
+    return record.model_dump_json(by_alias=True).encode("utf-8") + b"\n"
+
+
+def recorded_signoffs(reading: git_record.RecordReading) -> list[tuple[str, Record]]:
+    """The sign-offs of the git record, each named by where it is (``ref:path``), in commit order.
+    An entry that is not a sign-off is a problem of the reading (it blocks), not an error."""
+    found: list[tuple[str, Record]] = []
+    for entry in reading.entries:
+        where = f"{git_record.REF}:{entry.path}"
+        try:
+            found.append((where, _RECORD.validate_json(entry.content)))
+        except ValidationError as exc:
+            reading.problems.append(f"{where} (commit {entry.commit[:12]}): not a sign-off: {describe_validation_error(exc)}")
+    return found
+
+
+def _statement_of(envelope: Envelope, where: str) -> SignoffStatement:
     payload = envelope.payload_bytes()
     if payload is None:
-        raise ArtifactError(path, f"signoffs.{index}.payload: not valid base64 (remove this sign-off and record it again)")
+        raise ArtifactError(Path(where), "payload: not valid base64 (remove this sign-off and record it again)")
     try:
         return SignoffStatement.model_validate_json(payload)
     except ValidationError as exc:
         raise ArtifactError(
-            path, f"signoffs.{index}.payload: not a sign-off statement: {describe_validation_error(exc)} (remove this sign-off and record it again)"
+            Path(where), f"payload: not a sign-off statement: {describe_validation_error(exc)} (remove this sign-off and record it again)"
         ) from None
 
 
-def review_signoffs(path: Path, package_sha256: str, now: datetime | None = None, signers: Signers | None = None) -> list[SignoffView]:
+#: Where sign-offs come from: a file (the exported view, or a hand-made one in tests), or the
+#: git record's sign-offs each named by where it is.
+Source = Path | Sequence[tuple[str, Record]]
+
+
+def _records(source: Source) -> list[tuple[str, Record]]:
+    if isinstance(source, Path):
+        return [(f"{source}: signoffs.{index}", record) for index, record in enumerate(load_signoffs(source))]
+    return list(source)
+
+
+def review_signoffs(source: Source, package_sha256: str, now: datetime | None = None, signers: Signers | None = None) -> list[SignoffView]:
     """Every recorded sign-off with its verdict for the package whose digest is ``package_sha256``
     and, given the signers file, whether its signature counts (without it, none is verified)."""
     now = now or utcnow()
     views = []
-    for index, record in enumerate(load_signoffs(path)):
+    for where, record in _records(source):
         keyids: tuple[str, ...] = ()
         if isinstance(record, Envelope):
-            statement = _statement_of(record, path, index)
+            statement = _statement_of(record, where)
             keyids = tuple(signature.keyid for signature in record.signatures)
             if signers is None:
                 signature: SignatureStatus = "not verified"
@@ -363,7 +418,7 @@ def relaxations(config: ReadinessConfig) -> list[str]:
 
 def evaluate_signoffs(
     package_sha256: str,
-    approvals_path: Path,
+    approvals_path: Source,
     config: ReadinessConfig,
     rehearsed_by: str | None,
     now: datetime | None = None,
@@ -430,3 +485,45 @@ def evaluate_signoffs(
     status.unreviewed = not config.required_roles
     status.complete = not status.missing_roles and not status.rejected
     return status
+
+
+def judge_signoffs(
+    project_dir: Path,
+    package_sha256: str,
+    sealed_signers_sha256: str | None,
+    config: ReadinessConfig,
+    rehearsed_by: str | None,
+    release: str,
+    now: datetime | None = None,
+) -> SignoffStatus:
+    """Gate 4's readiness review of a sealed package: the sign-offs of the git record of the
+    repository holding ``project_dir``, in commit order, checked against the committed signers
+    file sealed with the package (``sealed_signers_sha256``). A removal from the record, a
+    rewritten record, or a signers file that is edited, uncommitted or not the sealed one blocks;
+    outside a git repository nothing can count, and Gate 4 says why."""
+    repository = git_record.find_repository(project_dir)
+    if repository is None:
+        status = SignoffStatus(complete=False, missing_roles=list(config.required_roles), relaxed=relaxations(config))
+        status.block([_NO_REPOSITORY.format(project_dir.resolve())])
+        return status
+    anchor_problems: list[str] = []
+    signers: Signers | None = None
+    if config.signers.is_file() or (config.required_roles and not config.allow_unsigned):
+        signers, anchor_problems = anchored_signers(repository, config.signers, sealed_signers_sha256)
+        # Nothing verifies against an untrusted list: an empty one, never the working tree's.
+        signers = signers or Signers(config.signers, (), {})
+    reading = git_record.read(repository)
+    records = recorded_signoffs(reading)
+    status = evaluate_signoffs(package_sha256, records, config, rehearsed_by, now, release=release, signers=signers)
+    # A removal in this package's folder (or a rewrite of the whole record) may have taken a
+    # no-go away; a removal of another package's sign-off is history, shown but not blocking.
+    removals = [problem for problem in reading.problems if package_sha256 in problem or "rewritten" in problem or "not a sign-off" in problem]
+    status.problems += [f"sign-off record: {problem}" for problem in reading.problems if problem not in removals]
+    status.block([f"signers file: {problem}" for problem in anchor_problems] + [f"sign-off record: {problem}" for problem in removals])
+    return status
+
+
+_NO_REPOSITORY = (
+    "{} is not in a git repository: sign-offs are recorded in git (" + git_record.REF + ") so that none can be removed or reordered unseen, "
+    "and the signers file is trusted as committed; run the protocol from the project's repository (`git init`, commit predeploy.yaml and the signers file)"
+)
