@@ -100,7 +100,8 @@ PACKAGE = ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip"
 
 
 def record_directly(root: Path, role: str, approver: str, key: str | None) -> None:
-    """A sign-off written without `predeploy approve`'s checks (what anyone with write access can do)."""
+    """A sign-off committed to the record without `predeploy approve`'s checks (what anyone with
+    write access to the repository can do)."""
     sha256 = verify_package(root / PACKAGE).sha256
     record_signoff(
         root / ".artifacts/pre-deployment/readiness-approval.json",
@@ -110,6 +111,7 @@ def record_directly(root: Path, role: str, approver: str, key: str | None) -> No
         approver=approver,
         decision="go",
         key=load_signing_key(root / "keys" / key) if key else None,
+        repository=root,
     )
 
 
