@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_predeploy.core.artifacts import READINESS_APPROVAL, RUN_REPORTS
+from pytest_predeploy.core.artifacts import RUN_REPORTS
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import git_commit
@@ -26,8 +26,7 @@ from pytest_predeploy.harness.banner import Decision, GateCard, Signature, Verdi
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
 from pytest_predeploy.harness.itemkeys import evidence_key
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
-from pytest_predeploy.readiness.signing import load_signers
-from pytest_predeploy.readiness.signoff import review_signoffs
+from pytest_predeploy.readiness.signoff import judge_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -102,11 +101,15 @@ def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]
     or the signers file cannot be read (Gate 4 says why; the banner only shows who signed)."""
     if not digest:
         return []
+    reused = session.reused_package
     try:
-        signers = load_signers(session.project.readiness.signers)
-        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest, signers=signers)
+        # Gate 4's own reading: the git record, the committed signers file sealed with the package.
+        status = judge_signoffs(
+            session.project.base_dir, digest, reused.manifest.signers_sha256 if reused else None, session.project.readiness, None, session.context.release
+        )
     except PredeployError:
         return []
+    views = [] if status.blocked else status.views
     return [
         Signature(role=v.role, by=v.approver, decision=v.decision)
         for v in views
