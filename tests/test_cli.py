@@ -107,7 +107,7 @@ def test_verify_fails_naming_the_tampered_entry(project: Path) -> None:
     refused = run("approve", str(package), "--role", "qa-lead", "--key", "keys/bo", "--decision", "go", cwd=project)
     assert refused.returncode == 1 and "refusing to record a sign-off" in refused.stdout
     assert not (project / ARTIFACTS / names.READINESS_APPROVAL).exists()
-    assert git(project, "for-each-ref", "refs/predeploy/") == ""
+    assert git(project, "for-each-ref", "refs/heads/predeploy/") == ""
 
 
 def test_a_no_go_is_recorded_and_reported(project: Path) -> None:

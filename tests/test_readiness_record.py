@@ -21,7 +21,7 @@ from tests.signoff_project import approve, git, project
 from tests.sshkeys import make_key
 
 APPROVALS = ".artifacts/pre-deployment/readiness-approval.json"
-REF = "refs/predeploy/signoffs"
+REF = "refs/heads/predeploy/signoffs"
 
 
 def gate4(pytester: pytest.Pytester) -> pytest.RunResult:
@@ -152,3 +152,83 @@ def test_the_ci_platform_names_the_operator_not_a_variable_the_job_sets(monkeypa
     monkeypatch.delenv("GITLAB_CI")
     local = identify_operator()
     assert local.name == "somebody-else" and "self-declared" in local.source
+
+
+# --- the record itself, with git alone (no protocol run) -----------------------------------------
+
+PACKAGE_A = "a" * 64
+
+
+def commit_envelope(repository: Path, text: str) -> str:
+    from pytest_predeploy.readiness.record import append
+
+    return append(repository, PACKAGE_A, text.encode(), "Riley Manager", "a sign-off")
+
+
+@pytest.fixture
+def bare_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # A machine where git knows nobody (no user.name / user.email): approve must still commit.
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    repository = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repository)], check=True)
+    return repository
+
+
+def test_the_record_keeps_commit_order_and_never_touches_branches_index_or_tree(bare_home: Path) -> None:
+    from pytest_predeploy.readiness.record import read
+
+    (bare_home / "work.txt").write_text("uncommitted work\n")
+    first, second = commit_envelope(bare_home, '{"n": 2}'), commit_envelope(bare_home, '{"n": 1}')
+    reading = read(bare_home)
+    assert [entry.commit for entry in reading.entries] == [first, second] and reading.problems == []
+    assert [json.loads(entry.content)["n"] for entry in reading.entries] == [2, 1]
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=bare_home, capture_output=True, text=True, check=True).stdout
+    assert status == "?? work.txt\n"
+    branches = subprocess.run(["git", "for-each-ref", "--format=%(refname)"], cwd=bare_home, capture_output=True, text=True, check=True).stdout
+    assert branches.split() == [REF]
+    author = subprocess.run(["git", "log", "-1", "--format=%an <%ae>", REF], cwd=bare_home, capture_output=True, text=True, check=True).stdout
+    assert author.strip() == "Riley Manager <Riley-Manager@predeploy.invalid>"
+
+
+def test_concurrent_sign_offs_each_land_on_the_record(bare_home: Path) -> None:
+    script = "import sys; from pathlib import Path; from pytest_predeploy.readiness.record import append; append(Path(sys.argv[1]), 'a' * 64, sys.argv[2].encode(), 'x', 'm')"
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(bare_home), f'{{"n": {n}}}']) for n in range(6)]
+    assert all(process.wait(timeout=120) == 0 for process in processes)
+    from pytest_predeploy.readiness.record import read
+
+    reading = read(bare_home)
+    assert sorted(json.loads(entry.content)["n"] for entry in reading.entries) == list(range(6)) and reading.problems == []
+
+
+def test_a_sign_off_made_after_fetching_builds_on_the_teams_record(bare_home: Path, tmp_path: Path) -> None:
+    # Two reviewers sign on their own clones; the second fetched the first's push and signs on a
+    # record that had diverged: the new commit merges both, so pushing it is a fast-forward.
+    from pytest_predeploy.readiness.record import BRANCH, read
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(bare_home), str(origin)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(origin)], cwd=bare_home, check=True)
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(origin), str(other)], check=True)
+    commit_envelope(other, '{"by": "quinn"}')
+    subprocess.run(["git", "push", "-q", "origin", BRANCH], cwd=other, check=True)
+    commit_envelope(bare_home, '{"by": "riley-local"}')  # local record, not yet pushed: diverged
+    subprocess.run(["git", "fetch", "-q", "origin"], cwd=bare_home, check=True)
+    commit_envelope(bare_home, '{"by": "riley"}')
+    assert subprocess.run(["git", "push", "-q", "origin", BRANCH], cwd=bare_home).returncode == 0
+    reading = read(bare_home)
+    assert sorted(json.loads(entry.content)["by"] for entry in reading.entries) == ["quinn", "riley", "riley-local"] and reading.problems == []
+
+
+def test_outside_a_git_repository_gate4_says_why_and_nothing_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_predeploy.readiness.signoff import ReadinessConfig, judge_signoffs
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    status = judge_signoffs(tmp_path, PACKAGE_A, None, ReadinessConfig(), None, "v1.2")
+    assert not status.complete
+    assert "is not in a git repository: sign-offs are recorded in git" in status.summary()

@@ -259,7 +259,7 @@ def test_init_writes_a_signers_template_that_explains_keys_and_loads(tmp_path: P
 
 def test_envelopes_the_git_record_holds_verify_with_an_independent_dsse_implementation(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     # securesystemslib (Secure Systems Lab's DSSE, as in-toto uses it) reads the bytes committed to
-    # refs/predeploy/signoffs, not our model of them: what other tools would check is what we sign.
+    # the predeploy/signoffs branch, not our model of them: what other tools would check is what we sign.
     from securesystemslib.dsse import Envelope as SslibEnvelope
     from securesystemslib.exceptions import VerificationError
     from securesystemslib.signer import SSlibKey

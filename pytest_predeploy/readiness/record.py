@@ -1,6 +1,6 @@
 """The sign-off record: an append-only history in git, on a ref of its own.
 
-Each sign-off is one commit on ``refs/predeploy/signoffs`` adding one file,
+Each sign-off is one commit on the branch ``predeploy/signoffs`` adding one file,
 ``<package sha256>/<envelope sha256>.json`` (the DSSE envelope as ``predeploy approve`` made it).
 The record is made with git's plumbing (hash-object, mktree, commit-tree, update-ref with the old
 value), so it never touches the user's branches, index or working tree, and two reviewers signing
@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_predeploy.core.errors import PredeployError
 
-#: The ref sign-offs are committed to; push it with `git push origin refs/predeploy/signoffs`.
-REF = "refs/predeploy/signoffs"
+#: The ref sign-offs are committed to; push it with `git push origin predeploy/signoffs`. A branch
+#: (never checked out, its tree holds only envelopes) rather than a ref of its own: hosting
+#: platforms protect branches (no force push, no deletion), not other refs.
+REF = "refs/heads/predeploy/signoffs"
+#: The branch's short name, as `git push` and the docs say it.
+BRANCH = REF.removeprefix("refs/heads/")
+#: Where `git fetch origin` leaves the team's record; a new sign-off builds on it too.
+REMOTE = "refs/remotes/origin/" + BRANCH
 #: A recorded entry's path: the package digest's folder, the envelope's own digest as its name.
 _ENTRY = re.compile(r"^(?P<package>[0-9a-f]{64})/(?P<digest>[0-9a-f]{64})\.json$")
 _ZERO = "0" * 40
@@ -112,34 +120,51 @@ def _person(identity: str) -> dict[str, str]:
     }
 
 
-def append(repository: Path, package_sha256: str, content: bytes, signer: str, message: str, attempts: int = 5) -> str:
-    """Commit ``content`` (one envelope) under ``<package_sha256>/`` on the record; the new commit.
-    The ref moves only from the tip this commit was made on (compare-and-swap): a concurrent
-    sign-off makes the update fail, and it is made again on the new tip."""
-    name = f"{package_sha256}/{hashlib.sha256(content).hexdigest()}.json"
+def _parents(repository: Path, tip: str | None) -> list[str]:
+    """What a new sign-off commit builds on: the local record and, when `git fetch` brought
+    sign-offs the local record lacks, the team's (origin's) too, so the push is a fast-forward."""
+    remote = _git(repository, "rev-parse", "-q", "--verify", f"{REMOTE}^{{commit}}", check=False).decode().strip() or None
+    if remote is None or remote == tip or (tip is not None and _is_ancestor(repository, remote, tip)):
+        return [tip] if tip else []
+    if tip is None or _is_ancestor(repository, tip, remote):
+        return [remote]
+    return [tip, remote]
+
+
+def _tree(repository: Path, parents: list[str], folder: str, file: str, blob: str) -> str:
+    """The union of the parents' trees (entries are named by their digest, so the same name is the
+    same envelope) plus the new entry; mktree builds one level at a time."""
+    folders: dict[str, dict[str, str]] = {}
+    for parent in parents:
+        for entry in _git(repository, "ls-tree", "-r", "-z", parent).split(b"\0"):
+            if entry:
+                meta, path = entry.decode().split("\t", 1)
+                top, _, name = path.partition("/")
+                folders.setdefault(top, {}).setdefault(name, meta)
+    folders.setdefault(folder, {})[file] = f"100644 blob {blob}"
+    root = []
+    for top, files in sorted(folders.items()):
+        listing = "".join(f"{meta}\t{name}\n" for name, meta in sorted(files.items()))
+        root.append(f"040000 tree {_git(repository, 'mktree', input=listing.encode()).decode().strip()}\t{top}\n")
+    return _git(repository, "mktree", input="".join(root).encode()).decode().strip()
+
+
+def append(repository: Path, package_sha256: str, content: bytes, signer: str, message: str, attempts: int = 30) -> str:
+    """Commit ``content`` (one envelope) as ``<package_sha256>/<its sha256>.json`` on the record;
+    the new commit. The ref moves only from the tip this commit was made on (compare-and-swap): a
+    concurrent sign-off makes the update fail, and it is made again on the new tip."""
+    file = f"{hashlib.sha256(content).hexdigest()}.json"
     blob = _git(repository, "hash-object", "-w", "--stdin", input=content).decode().strip()
     for _ in range(attempts):
         tip = _tip(repository)
-        entries = _git(repository, "ls-tree", "-r", "-z", tip).split(b"\0") if tip else []
-        listed = [entry for entry in entries if entry and not entry.endswith(b"\t" + name.encode())]
-        # mktree wants one level at a time: build the package folder, then the root.
-        folders: dict[str, list[str]] = {}
-        for entry in listed:
-            meta, path = entry.decode().split("\t", 1)
-            folder, file = path.split("/", 1)
-            folders.setdefault(folder, []).append(f"{meta}\t{file}")
-        folders.setdefault(package_sha256, []).append(f"100644 blob {blob}\t{hashlib.sha256(content).hexdigest()}.json")
-        root = []
-        for folder, files in sorted(folders.items()):
-            tree = _git(repository, "mktree", input="\n".join(files).encode() + b"\n").decode().strip()
-            root.append(f"040000 tree {tree}\t{folder}")
-        tree = _git(repository, "mktree", input="\n".join(root).encode() + b"\n").decode().strip()
-        env = _person(signer)
-        commit = _git(repository, "commit-tree", tree, *(["-p", tip] if tip else []), "-m", message, env=env).decode().strip()
+        parents = _parents(repository, tip)
+        tree = _tree(repository, parents, package_sha256, file, blob)
+        flags = [flag for parent in parents for flag in ("-p", parent)]
+        commit = _git(repository, "commit-tree", tree, *flags, "-m", message, env=_person(signer)).decode().strip()
         # The old value makes this a compare-and-swap: refused when another sign-off moved the tip.
-        moved = _succeeds(repository, "update-ref", "--create-reflog", "-m", "predeploy approve", REF, commit, tip or _ZERO)
-        if moved:
+        if _succeeds(repository, "update-ref", "--create-reflog", "-m", "predeploy approve", REF, commit, tip or _ZERO):
             return commit
+        time.sleep(random.uniform(0.01, 0.1))  # another sign-off holds or moved the ref: retry apart
     raise RecordError(f"{repository}: {REF} kept moving while this sign-off was recorded ({attempts} attempts); try again")
 
 
@@ -165,7 +190,9 @@ def read(repository: Path) -> RecordReading:
         return reading
     # Every file ever added, in commit order: the first commit adding it fixes its place.
     added: dict[str, tuple[str, str]] = {}
-    log = _git(repository, "log", "--reverse", "--topo-order", "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H", tip).decode()
+    log = _git(
+        repository, "log", "--reverse", "--topo-order", "--diff-merges=first-parent", "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H", tip
+    ).decode()
     for chunk in log.split("\x01")[1:]:
         commit, _, raw = chunk.partition("\0")
         fields = [part for part in raw.strip("\n\0").split("\0")]

@@ -8,7 +8,7 @@ with a key the signers file lists for the identity it names and the role it sign
 statement (anyone with write access can write one) is shown and ignored.
 
 The record of sign-offs is git (:mod:`pytest_predeploy.readiness.record`): Gate 4 reads them in
-commit order from ``refs/predeploy/signoffs`` and blocks on any removal. ``readiness-approval.json``
+commit order from the ``predeploy/signoffs`` branch and blocks on any removal. ``readiness-approval.json``
 beside the package is an exported view of the same envelopes, for a reviewer holding only the
 package; nothing decides from it.
 """

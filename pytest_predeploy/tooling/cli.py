@@ -30,7 +30,7 @@ from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.readiness import record as git_record
 from pytest_predeploy.readiness.anchors import anchored_signers, file_sha256
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
-from pytest_predeploy.readiness.record import REF, find_repository
+from pytest_predeploy.readiness.record import BRANCH, REF, find_repository
 from pytest_predeploy.readiness.sealed import judge_sealed_package
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS, Signer, Signers, load_signers, load_signing_key
 from pytest_predeploy.readiness.signoff import ReadinessConfig, Source, is_operator, judge_signoffs, record_signoff, recorded_signoffs, review_signoffs
@@ -308,7 +308,7 @@ def _run_approve(args: argparse.Namespace) -> int:
     )
     how = f"signed with {key.keyid}" if key is not None else "UNSIGNED (readiness.allow_unsigned)"
     print(f"recorded: {args.role} {args.decision} by {approver} for release {result.manifest.release}, package sha256 {result.sha256}{until}, {how}")
-    print(f"sign-offs: committed to {REF} in {repository} (share it: git push origin {REF}); exported to {_approvals(args)}")
+    print(f"sign-offs: committed to the branch {BRANCH} of {repository} (share it: git push origin {BRANCH}); exported to {_approvals(args)}")
     _print_readiness(args, result, project)
     return EXIT_OK
 
