@@ -46,7 +46,8 @@ def test_a_recorded_no_go_cannot_be_removed_from_the_file_or_the_record(pytester
     assert approve(root, "release-manager", "ana").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
     path = root / APPROVALS
-    data = json.loads(path.read_text())
+    exported = path.read_text()
+    data = json.loads(exported)
     data["signoffs"] = [envelope for envelope in data["signoffs"] if approver_of(envelope) != "Riley Manager"]
     path.write_text(json.dumps(data))
     result = gate4(pytester)
@@ -72,6 +73,19 @@ def test_a_recorded_no_go_cannot_be_removed_from_the_file_or_the_record(pytester
     result = gate4(pytester)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*sign-off record was rewritten*"])
+
+    # Deleting the branch (its log goes with it) and re-creating it with the two go's alone leaves
+    # no trace in git here; the export written when Riley signed still holds the no-go.
+    from pytest_predeploy.readiness.record import append
+
+    path.write_text(exported)
+    goes = [git(root, "show", f"{commit}:{path}").encode() for path in entries if path != riley]
+    git(root, "update-ref", "-d", REF)
+    for content in goes:
+        append(root, riley.split("/")[0], content, "Mallory", "re-created")
+    result = gate4(pytester)
+    assert result.ret == ExitStatus.NO_GO, result.stdout.str()
+    result.stdout.fnmatch_lines(["*readiness-approval.json holds release-manager no-go by Riley Manager*removed from the record*"])
 
 
 def test_a_signer_added_after_sealing_never_counts(pytester: pytest.Pytester) -> None:

@@ -414,6 +414,7 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
             predeploy.config.readiness,
             rehearsed_by=state.run_by if state else None,
             release=predeploy.release,
+            export=predeploy.artifact(names.READINESS_APPROVAL),
         )
     except PredeployError as exc:
         fail_step("readiness review", exc)
