@@ -380,8 +380,8 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         problems = folder_evidence_problems(predeploy.artifacts, predeploy.config, from_state)
         if problems:
             fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
-    # The signers file as it stood when the package was sealed: with it inside, anyone can check
-    # the sign-offs from the package alone (`predeploy verify` without the repository).
+    # The signers file as it stood when the package was sealed: a reviewer with the package alone
+    # checks the sign-offs against it once its digest is the one they know (`--signers-sha256`).
     signers = predeploy.config.readiness.signers
     if signers.is_file():
         write_bytes_atomic(predeploy.artifact(SEALED_SIGNERS), signers.read_bytes())
