@@ -18,6 +18,8 @@ from tests.signoff_project import approve, project, record_directly
 
 
 def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    for platform in ("GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI"):
+        monkeypatch.delenv(platform, raising=False)
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
     root = project(pytester)
     first = pytester.runpytest_inprocess("--predeploy-release=v1.0")
@@ -43,6 +45,8 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
     final = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert final.ret == ExitStatus.GO, final.stdout.str()
     final.stdout.fnmatch_lines([lit("*[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment).*")])
+    # Gate 4 says who ran the rehearsal and how that was determined: here a self-declared name.
+    final.stdout.fnmatch_lines(["*(rehearsal operator: rehearsal-operator, from $PREDEPLOY_OPERATOR (self-declared*"])
     assert (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes() == digest_before  # reused, not rebuilt
 
     # From the package alone (no repository, no config): intact, but who signed is unanchored

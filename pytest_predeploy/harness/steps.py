@@ -415,6 +415,7 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
             rehearsed_by=state.run_by if state else None,
             release=predeploy.release,
             export=predeploy.artifact(names.READINESS_APPROVAL),
+            rehearsed_by_source=state.run_by_source if state else None,
         )
     except PredeployError as exc:
         fail_step("readiness review", exc)

@@ -132,6 +132,9 @@ class SignoffStatus:
     #: What makes the record or the signers file untrustworthy (a removal, an unreviewed list);
     #: also in ``rejected``, so that it blocks like a no-go.
     blocked: list[str] = field(default_factory=list)
+    #: Who ran the rehearsal and how that was determined (said in the summary: locally it is
+    #: self-declared, and self-approval is caught only as far as that name is true).
+    operator: str = ""
 
     def block(self, reasons: Sequence[str]) -> None:
         self.blocked += reasons
@@ -150,7 +153,8 @@ class SignoffStatus:
             text = "awaiting sign-off from: " + ", ".join(self.missing_roles)
         else:
             text = "signed off: " + "; ".join(f"{role} by {', '.join(who)}" for role, who in sorted(self.approved.items()))
-        return text + (f" (relaxed: {'; '.join(self.relaxed)})" if self.relaxed else "")
+        text += f" (relaxed: {'; '.join(self.relaxed)})" if self.relaxed else ""
+        return text + (f" (rehearsal operator: {self.operator})" if self.operator else "")
 
 
 def record_signoff(
@@ -306,6 +310,7 @@ def judge_signoffs(
     release: str,
     now: datetime | None = None,
     export: Path | None = None,
+    rehearsed_by_source: str | None = None,
 ) -> SignoffStatus:
     """Gate 4's readiness review of a sealed package: the sign-offs of the git record of the
     repository holding ``project_dir``, in commit order, checked against the committed signers
@@ -333,6 +338,8 @@ def judge_signoffs(
     removals = [problem for problem in reading.problems if package_sha256 in problem or "rewritten" in problem or "not a sign-off" in problem]
     status.problems += [f"sign-off record: {problem}" for problem in reading.problems if problem not in removals]
     removals += _missing_from_record(export, records, package_sha256, signers)
+    if rehearsed_by and rehearsed_by_source:
+        status.operator = f"{rehearsed_by}, from {rehearsed_by_source}"
     status.block([f"signers file: {problem}" for problem in anchor_problems] + [f"sign-off record: {problem}" for problem in removals])
     return status
 

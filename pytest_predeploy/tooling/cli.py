@@ -96,7 +96,13 @@ def _print_readiness(args: argparse.Namespace, result: VerifyResult, project: Pr
         return
     state = load_state(args.package.parent)
     status = judge_signoffs(
-        project.base_dir, result.sha256, result.manifest.signers_sha256, project.readiness, state.run_by if state else None, result.manifest.release
+        project.base_dir,
+        result.sha256,
+        result.manifest.signers_sha256,
+        project.readiness,
+        state.run_by if state else None,
+        result.manifest.release,
+        rehearsed_by_source=state.run_by_source if state else None,
     )
     print(f"readiness: {status.summary()}")
     for problem in status.problems:
