@@ -131,22 +131,42 @@ def _parents(repository: Path, tip: str | None) -> list[str]:
     return [tip, remote]
 
 
+def _listing(repository: Path, tree: str) -> dict[str, str]:
+    """One level of ``tree``: name -> ``mode type oid``."""
+    entries = {}
+    for entry in _git(repository, "ls-tree", "-z", tree).split(b"\0"):
+        if entry:
+            meta, name = entry.decode().split("\t", 1)
+            entries[name] = meta
+    return entries
+
+
+def _mktree(repository: Path, entries: dict[str, str]) -> str:
+    listing = "".join(f"{meta}\t{name}\n" for name, meta in sorted(entries.items()))
+    return _git(repository, "mktree", input=listing.encode()).decode().strip()
+
+
 def _tree(repository: Path, parents: list[str], folder: str, file: str, blob: str) -> str:
     """The union of the parents' trees (entries are named by their digest, so the same name is the
-    same envelope) plus the new entry; mktree builds one level at a time."""
-    folders: dict[str, dict[str, str]] = {}
+    same envelope) plus the new entry. Only the folders that differ between the parents, and the
+    package's own, are rebuilt: the rest keep their tree objects."""
+    root: dict[str, str] = {}
+    differing: dict[str, list[str]] = {}
     for parent in parents:
-        for entry in _git(repository, "ls-tree", "-r", "-z", parent).split(b"\0"):
-            if entry:
-                meta, path = entry.decode().split("\t", 1)
-                top, _, name = path.partition("/")
-                folders.setdefault(top, {}).setdefault(name, meta)
-    folders.setdefault(folder, {})[file] = f"100644 blob {blob}"
-    root = []
-    for top, files in sorted(folders.items()):
-        listing = "".join(f"{meta}\t{name}\n" for name, meta in sorted(files.items()))
-        root.append(f"040000 tree {_git(repository, 'mktree', input=listing.encode()).decode().strip()}\t{top}\n")
-    return _git(repository, "mktree", input="".join(root).encode()).decode().strip()
+        for name, meta in _listing(repository, parent).items():
+            if name in root and root[name] != meta:
+                differing.setdefault(name, [root[name]]).append(meta)
+            root.setdefault(name, meta)
+    rebuild = {**differing, folder: differing.get(folder) or ([root[folder]] if folder in root else [])}
+    for name, metas in rebuild.items():
+        files: dict[str, str] = {}
+        for meta in metas:
+            for child, child_meta in _listing(repository, meta.split()[2]).items():
+                files.setdefault(child, child_meta)
+        if name == folder:
+            files[file] = f"100644 blob {blob}"
+        root[name] = f"040000 tree {_mktree(repository, files)}"
+    return _mktree(repository, root)
 
 
 def append(repository: Path, package_sha256: str, content: bytes, signer: str, message: str, attempts: int = 30) -> str:
@@ -174,12 +194,33 @@ def _reflog(repository: Path) -> list[str]:
     return list(reversed(out))
 
 
+def _blobs(repository: Path, oids: list[str]) -> dict[str, bytes]:
+    """The content of each blob of at most MAX_ENTRY_BYTES, read in one `git cat-file --batch`."""
+    if not oids:
+        return {}
+    sizes = {}
+    for line in _git(repository, "cat-file", "--batch-check", input="\n".join(oids).encode() + b"\n").decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "blob" and int(parts[2]) <= MAX_ENTRY_BYTES:
+            sizes[parts[0]] = int(parts[2])
+    wanted = [oid for oid in oids if oid in sizes]
+    out = _git(repository, "cat-file", "--batch", input="\n".join(wanted).encode() + b"\n") if wanted else b""
+    found, at = {}, 0
+    for oid in wanted:
+        header_end = out.index(b"\n", at)
+        start = header_end + 1
+        found[oid] = out[start : start + sizes[oid]]
+        at = start + sizes[oid] + 1
+    return found
+
+
 def read(repository: Path) -> RecordReading:
     """The whole record: every sign-off in commit order, and every removal, change or rewrite."""
     tip = _tip(repository)
     reading = RecordReading(repository, tip)
+    history = set(_git(repository, "rev-list", tip).decode().split()) if tip else set()
     for old in _reflog(repository):
-        if tip is None or not _is_ancestor(repository, old, tip):
+        if old not in history:
             reading.problems.append(
                 f"the sign-off record was rewritten: {REF} once pointed at {old[:12]}, which its history no longer holds "
                 "(a reset or a rewritten history removes sign-offs; restore it with `git update-ref` from the ref's log, `git reflog show "
@@ -190,12 +231,13 @@ def read(repository: Path) -> RecordReading:
         return reading
     # Every file ever added, in commit order: the first commit adding it fixes its place.
     added: dict[str, tuple[str, str]] = {}
+    removed: set[str] = set()
     log = _git(
         repository, "log", "--reverse", "--topo-order", "--diff-merges=first-parent", "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H", tip
     ).decode()
     for chunk in log.split("\x01")[1:]:
         commit, _, raw = chunk.partition("\0")
-        fields = [part for part in raw.strip("\n\0").split("\0")]
+        fields = raw.strip("\n\0").split("\0")
         for meta, path in zip(fields[0::2], fields[1::2], strict=False):
             parts = meta.lstrip(":\n").split()
             if len(parts) < 5:
@@ -206,19 +248,21 @@ def read(repository: Path) -> RecordReading:
             elif path in added and status[0] in "DM":
                 what = "deleted" if status[0] == "D" else "changed"
                 reading.problems.append(f"{path} was {what} by commit {commit.strip()[:12]}: removed from the sign-off record")
+                removed.add(path)
     present = {}
     for line in _git(repository, "ls-tree", "-r", "-z", tip).split(b"\0"):
         if line:
             meta, path = line.decode().split("\t", 1)
             present[path] = meta.split()[2]
+    contents = _blobs(repository, [blob for _, blob in added.values()])
     for path, (commit, blob) in added.items():
-        if present.get(path) != blob and not any(path in problem for problem in reading.problems):
+        if present.get(path) != blob and path not in removed:
             reading.problems.append(f"{path} (added by {commit[:12]}) is missing from {REF}: removed from the sign-off record")
         # A removed sign-off still counts as it was added (history keeps its bytes): taking a
         # no-go out of the tree does not take it out of the verdict.
         match = _ENTRY.match(path)
-        content = _git(repository, "cat-file", "blob", blob)
-        if match is None or len(content) > MAX_ENTRY_BYTES or hashlib.sha256(content).hexdigest() != match["digest"]:
+        content = contents.get(blob)
+        if match is None or content is None or hashlib.sha256(content).hexdigest() != match["digest"]:
             reading.problems.append(f"{path} (commit {commit[:12]}) is not a sign-off recorded by `predeploy approve` (its name is not its digest)")
             continue
         reading.entries.append(RecordEntry(commit, path, match["package"], content))
