@@ -28,6 +28,10 @@ def anchored_signers(repository: Path, path: Path, sealed_sha256: str | None) ->
     """The signers file at ``path`` when it is committed, unedited and the one sealed with the
     package; else None and why not (each reason blocks Gate 4: a list nobody reviewed decides
     nothing)."""
+    if not path.is_file():
+        return None, [
+            f"{path}: signers file not found; list who may sign which role there (`predeploy init` writes a template), commit it, and rerun the protocol"
+        ]
     committed = committed_file(repository, path)
     if committed is None:
         return None, [
