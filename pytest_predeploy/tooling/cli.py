@@ -202,10 +202,14 @@ def _run_verify(args: argparse.Namespace) -> int:
         print(f"  sign-off [{view.verdict}] {view.describe()}: {signature}")
     print("OK: every entry matches the manifest")
     if views and anchor.signers is None:
+        fix = (
+            "fix the repository's signers file (see the note above)"
+            if anchor.problems
+            else "give --signers FILE, --signers-sha256 DIGEST (the digest of your repository's signers file), or run this in the repository"
+        )
         print(
             "UNANCHORED: the package is intact, but nothing outside it says whose keys these are (a signers file sealed in the package "
-            "proves nothing about who signed: whoever re-seals it chooses it). Give --signers FILE, --signers-sha256 DIGEST (the digest "
-            "of your repository's signers file), or run this in the repository"
+            f"proves nothing about who signed: whoever re-seals it chooses it); {fix}"
         )
         return EXIT_UNANCHORED
     if project is not None and repository is not None and args.approvals is None:
