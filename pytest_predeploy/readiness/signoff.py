@@ -74,7 +74,7 @@ class ReadinessConfig(StrictModel):
     )
     signers: ConfigPath = Field(
         Path(DEFAULT_SIGNERS_FILE),
-        description="The signers file: each identity, its OpenSSH ed25519 public keys and the roles it may sign (relative to the config file). A sign-off counts only when its signature verifies with a key listed there for that identity and role.",
+        description="The signers file: each identity, its OpenSSH ed25519 public keys and the roles it may sign (relative to the config file). A sign-off counts only when its signature verifies with a key listed there for that identity and role. Gate 4 uses the file as committed at HEAD, unedited in the working tree, with the sha256 sealed in the package's manifest: commit a change and rerun the protocol for it to count.",
     )
     forbid_self_approval: bool = Field(
         True,
