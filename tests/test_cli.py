@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,8 +16,8 @@ from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.readiness.package import verify_package
 from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.tooling.cli import SUBCOMMANDS
-from tests.project import GATES, base_config, make_project
-from tests.signoff_project import GATE1_PARITY, PARITY_CLEAN, git
+from tests.project import base_config, make_complete_project
+from tests.signoff_project import PARITY_CLEAN, git
 from tests.sshkeys import make_key
 
 PREDEPLOY = str(Path(sys.executable).with_name("predeploy"))
@@ -39,14 +38,8 @@ def sealed_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, o
     for name in ("GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PREDEPLOY_OPERATOR", operator)
-    gates = {name: body for name, body in GATES.items() if "gate10" not in name}
-    gates["test_gate1_intake.py"] = GATE1_PARITY
-    config = base_config(
-        package={"required": ["staging-parity-report.json"]}, readiness={"required_roles": ["release-manager", "qa-lead"], "signers": "signers.yaml"}
-    )
-    config["previous_release"] = "v1.1"
-    root = make_project(pytester, config=config, parity_script=PARITY_CLEAN, gates=gates)
-    shutil.copy(Path(__file__).parents[1] / "gates" / "test_gate4_readiness.py", root / "gates")
+    config = base_config(readiness={"required_roles": ["release-manager", "qa-lead"], "signers": "signers.yaml"})
+    root = make_complete_project(pytester, config=config, parity_script=PARITY_CLEAN)
     keys = {name: make_key(root / "keys", name) for name in ("alice", "bo", "mallory")}
     (root / "signers.yaml").write_text(
         "signers:\n"

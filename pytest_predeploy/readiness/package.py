@@ -130,6 +130,10 @@ class Manifest(ArtifactModel):
         None,
         description="sha256 of the signers file (readiness.signers) when sealed (None: there was none). Gate 4 counts sign-offs only against a committed signers file with this digest: a signer added after sealing never counts for this package.",
     )
+    advisory_database_sha256: str | None = Field(
+        None,
+        description="sha256 of the advisory data the security scan used (security.osv.database) when sealed; Gate 4 refuses the package once it changes.",
+    )
     releases: list[RehearsedReleases] = Field(
         default_factory=list,
         description="Per service, what was rehearsed: the candidate and the previous release as built on staging (source kind, ref, commit, content digest, whether the working tree was dirty); empty before the rollback rehearsal ran.",
@@ -296,6 +300,7 @@ def _manifest(
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
     signers_sha256: str | None = None,
+    advisory_database_sha256: str | None = None,
 ) -> Manifest:
     present = {entry.path for entry in entries}
     handoff = [
@@ -312,6 +317,7 @@ def _manifest(
         config_digest=config_digest,
         release_source_digest=release_source_digest,
         signers_sha256=signers_sha256,
+        advisory_database_sha256=advisory_database_sha256,
         releases=releases or [],
         source_date_epoch=epoch,
         compression_level=level,
@@ -340,6 +346,7 @@ def build_manifest(
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
     signers_sha256: str | None = None,
+    advisory_database_sha256: str | None = None,
 ) -> Manifest:
     """The manifest the package of ``artifacts`` would carry (hashes every file; writes nothing)."""
     config = config or PackageConfig()
@@ -361,6 +368,7 @@ def build_manifest(
         release_source_digest,
         releases,
         signers_sha256,
+        advisory_database_sha256,
     )
 
 
@@ -396,6 +404,7 @@ def seal_package(
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
     signers_sha256: str | None = None,
+    advisory_database_sha256: str | None = None,
 ) -> SealResult:
     """Write ``PRE-DEPLOYMENT-PACKAGE.zip`` and ``pre-deployment-manifest.json`` (inside and beside it).
 
@@ -430,6 +439,7 @@ def seal_package(
                 release_source_digest,
                 releases,
                 signers_sha256,
+                advisory_database_sha256,
             )
             manifest_bytes = manifest.to_bytes()
             writer.add_bytes(names.MANIFEST, manifest_bytes)

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pytest_predeploy.core.artifacts import PACKAGE, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, parse_positive_duration, utcnow
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, identity_key, is_blank, parse_positive_duration, utcnow
 from pytest_predeploy.readiness import record as git_record
 from pytest_predeploy.readiness.anchors import anchored_signers
 from pytest_predeploy.readiness.signing import DEFAULT_SIGNERS_FILE, Envelope, Signers, SigningKey, load_signers, sign_envelope
@@ -111,6 +111,14 @@ class ReadinessConfig(StrictModel):
             raise ValueError(
                 "readiness.required_roles is empty, so nobody would sign off the package; list the roles that must sign, or set readiness.allow_no_signoff: true to release without a sign-off"
             )
+        roles = [identity_key(role) for role in self.required_roles]
+        repeated = sorted({role for role in self.required_roles if roles.count(identity_key(role)) > 1})
+        if repeated:
+            raise ValueError(
+                f"readiness.required_roles lists {', '.join(repeated)} more than once; each role is one sign-off by a different person, so list it once"
+            )
+        if any(is_blank(role) for role in self.required_roles):
+            raise ValueError("readiness.required_roles has a blank role (or one of only invisible characters); name each role")
         return self
 
 

@@ -31,11 +31,11 @@ from pytest_predeploy.readiness import record as git_record
 from pytest_predeploy.readiness.anchors import anchored_signers, file_sha256
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
 from pytest_predeploy.readiness.record import BRANCH, REF, find_repository
-from pytest_predeploy.readiness.sealed import judge_sealed_package
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS, Signer, Signers, load_signers, load_signing_key
 from pytest_predeploy.readiness.signoff import ReadinessConfig, is_operator, judge_signoffs, record_signoff
 from pytest_predeploy.readiness.statements import Source, recorded_signoffs, review_signoffs
 from pytest_predeploy.tooling.doctor import doctor_checks, render
+from pytest_predeploy.verdict.sealed import judge_sealed_package
 
 EXIT_OK = 0
 EXIT_FAILED = 1
