@@ -70,14 +70,33 @@ def project(pytester: pytest.Pytester, parity: str = PARITY_CLEAN) -> Path:
         f"  - {{identity: ops@example.com, aliases: [rehearsal-operator], roles: [release-manager], keys: ['{keys['ops']}']}}\n"
         f"  - {{identity: Ana Release, roles: [release-manager, qa-lead], keys: ['{keys['ana']}']}}\n"
     )
+    # A repository, as every project is: the signers file Gate 4 trusts is the committed one.
+    (root / ".gitignore").write_text(".artifacts/\n.staging/\nkeys/\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "project")
     return root
+
+
+def git(root: Path, *args: str) -> str:
+    """git in ``root`` as a user with an identity of their own would run it."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
 
 
 PACKAGE = ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip"
 
 
 def record_directly(root: Path, role: str, approver: str, key: str | None) -> None:
-    """A sign-off written without `predeploy approve`'s checks (what anyone with write access can do)."""
+    """A sign-off committed to the record without `predeploy approve`'s checks (what anyone with
+    write access to the repository can do)."""
     sha256 = verify_package(root / PACKAGE).sha256
     record_signoff(
         root / ".artifacts/pre-deployment/readiness-approval.json",
@@ -87,6 +106,7 @@ def record_directly(root: Path, role: str, approver: str, key: str | None) -> No
         approver=approver,
         decision="go",
         key=load_signing_key(root / "keys" / key) if key else None,
+        repository=root,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.project import GATES, base_config, make_complete_project, make_project
-from tests.signoff_project import PARITY_CLEAN
+from tests.signoff_project import PARITY_CLEAN, git
 
 # Drift on the first comparison, clean after "remediation" (the second run).
 PARITY_REMEDIATED = """
@@ -97,6 +97,8 @@ def test_readiness_review_prompt_records_a_signoff(pytester: pytest.Pytester, mo
     # A real parity report: Gate 4 run alone re-checks the evidence sealed in the package.
     config = base_config(readiness={"required_roles": ["release-manager"], "forbid_self_approval": False, "allow_unsigned": True})
     root = make_complete_project(pytester, config=config, parity_script=PARITY_CLEAN)
+    # The answer is committed to the project's git record of sign-offs, which Gate 4 reads.
+    git(root, "init", "-q")
     status, out = run_on_terminal(root, ["--predeploy-release=v1.0", "--predeploy-interactive"], {"[READINESS REVIEW]": "yes"})
     assert "[READINESS REVIEW] Pre-deployment package compiled. Approve handoff to Protocol 11? (yes/no)" in out
     assert status == 10, out[-2000:]

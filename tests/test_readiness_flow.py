@@ -3,6 +3,7 @@ own exit status, a sign-off on the digest lets Gate 4 alone pass without rebuild
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from tests.signoff_project import approve, project, record_directly
 
 
 def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    for platform in ("GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI"):
+        monkeypatch.delenv(platform, raising=False)
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
     root = project(pytester)
     first = pytester.runpytest_inprocess("--predeploy-release=v1.0")
@@ -42,21 +45,25 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
     final = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert final.ret == ExitStatus.GO, final.stdout.str()
     final.stdout.fnmatch_lines([lit("*[PROTOCOL COMPLETE] - Pre-deployment readiness approved. Ready for Protocol 11 (Production Deployment).*")])
+    # Gate 4 says who ran the rehearsal and how that was determined: here a self-declared name.
+    final.stdout.fnmatch_lines(["*(rehearsal operator: rehearsal-operator, from $PREDEPLOY_OPERATOR (self-declared*"])
     assert (artifacts / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes() == digest_before  # reused, not rebuilt
 
-    # From the package alone (no repository, no config): the signers file sealed in it checks the sign-offs.
+    # From the package alone (no repository, no config): intact, but who signed is unanchored
+    # (exit 3); pinned to the signers file's digest, the sealed copy checks the sign-offs.
     elsewhere = root.parent / "reviewer-download"
     elsewhere.mkdir()
     for name in ("PRE-DEPLOYMENT-PACKAGE.zip", "readiness-approval.json"):
         shutil.copy(artifacts / name, elsewhere / name)
-    alone = subprocess.run(
-        [sys.executable, "-m", "pytest_predeploy", "verify", "PRE-DEPLOYMENT-PACKAGE.zip"], cwd=elsewhere, capture_output=True, text=True, timeout=60
-    )
-    assert alone.returncode == 0, alone.stdout + alone.stderr
-    assert "signers: the copy of the signers file sealed in the package" in alone.stdout
-    verified = [line for line in alone.stdout.splitlines() if line.startswith("  sign-off [current]") and "signature verified" in line]
+    verify = [sys.executable, "-m", "pytest_predeploy", "verify", "PRE-DEPLOYMENT-PACKAGE.zip"]
+    alone = subprocess.run(verify, cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 3, alone.stdout + alone.stderr
+    pin = hashlib.sha256((root / "signers.yaml").read_bytes()).hexdigest()
+    pinned = subprocess.run([*verify, "--signers-sha256", pin], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    verified = [line for line in pinned.stdout.splitlines() if line.startswith("  sign-off [current]") and "signature verified" in line]
     assert any("release-manager: go by Riley Manager" in line for line in verified) and any("qa-lead: go by Quinn QA" in line for line in verified), (
-        alone.stdout
+        pinned.stdout
     )
 
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from pytest_predeploy.config import load_config
 from pytest_predeploy.core.errors import ConfigError
@@ -23,6 +24,7 @@ from pytest_predeploy.readiness.signing import (
     sign_envelope,
     verify_envelope,
 )
+from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.tooling.scaffold import init_project, next_steps
 from tests.sshkeys import KeyPair, make_key, make_rsa_key
 
@@ -253,3 +255,43 @@ def test_init_writes_a_signers_template_that_explains_keys_and_loads(tmp_path: P
     config = load_config(tmp_path / "repo/predeploy.yaml")
     assert config.readiness.signers == template
     assert any("ssh-keygen -t ed25519" in step for step in next_steps(result))
+
+
+def test_envelopes_the_git_record_holds_verify_with_an_independent_dsse_implementation(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    # securesystemslib (Secure Systems Lab's DSSE, as in-toto uses it) reads the bytes committed to
+    # the predeploy/signoffs branch, not our model of them: what other tools would check is what we sign.
+    from securesystemslib.dsse import Envelope as SslibEnvelope
+    from securesystemslib.exceptions import VerificationError
+    from securesystemslib.signer import SSlibKey
+
+    from pytest_predeploy.readiness.record import REF, read
+    from pytest_predeploy.readiness.signing import fingerprint, parse_public_key
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for who, role in (("riley", "release-manager"), ("quinn", "qa-lead")):
+        record_signoff(
+            tmp_path / "readiness-approval.json",
+            package_sha256=DIGEST,
+            release="v1.2",
+            role=role,
+            approver=f"{who}@example.com",
+            decision="go",
+            key=load_signing_key(keys[who].private),
+            repository=tmp_path,
+        )
+    entries = read(tmp_path).entries
+    assert len(entries) == 2 and all(entry.path.startswith(f"{DIGEST}/") for entry in entries)
+
+    def sslib_key(pair: KeyPair) -> SSlibKey:
+        public = parse_public_key(pair.public_line)
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return SSlibKey(fingerprint(public), "ed25519", "ed25519", {"public": raw.hex()})
+
+    for entry, who in zip(entries, ("riley", "quinn"), strict=True):
+        committed = subprocess.run(["git", "show", f"{REF}:{entry.path}"], cwd=tmp_path, capture_output=True, check=True).stdout
+        envelope = SslibEnvelope.from_dict(json.loads(committed))
+        verified = envelope.verify([sslib_key(keys[who])], 1)
+        assert list(verified) == [fingerprint(parse_public_key(keys[who].public_line))]
+        assert json.loads(envelope.payload)["predicate"]["approver"] == f"{who}@example.com"
+        with pytest.raises(VerificationError):
+            SslibEnvelope.from_dict(json.loads(committed)).verify([sslib_key(keys["mallory"])], 1)

@@ -15,7 +15,7 @@ from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.readiness.package import seal_package, verify_package
 from pytest_predeploy.security import SecurityReport
-from tests.signoff_project import approve, parity_report
+from tests.signoff_project import approve, git, parity_report, record_directly
 from tests.signoff_project import project as signoff_project
 
 GATE2_FAILS_ON_REQUEST = """
@@ -130,6 +130,8 @@ def test_changed_release_source_after_sealing_makes_the_package_stale(pytester: 
     (root / "predeploy.yaml").write_text(config)
     (root / "service").mkdir()
     (root / "service" / "app.py").write_text("VERSION = 1\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the service")
     assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     assert approve(root, "release-manager", "riley").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
@@ -171,8 +173,11 @@ def test_consistently_repacked_package_with_a_blocking_security_report_is_not_go
         source_date_epoch=manifest.source_date_epoch,
     )
     assert verify_package(path).ok
-    assert approve(root, "release-manager", "riley").returncode == 0
-    assert approve(root, "qa-lead", "quinn").returncode == 0
+    # approve judges it as Gate 4 does and refuses; signed all the same, Gate 4 refuses it too.
+    refused = approve(root, "release-manager", "riley")
+    assert refused.returncode == 1 and "package is stale: security-compliance-report.json in the package fails Gate 3" in refused.stdout
+    record_directly(root, "release-manager", "Riley Manager", "riley")
+    record_directly(root, "qa-lead", "Quinn QA", "quinn")
     result = pytester.runpytest_inprocess(*GATE4)
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*package is stale: security-compliance-report.json in the package fails Gate 3: *blocking is true*"])

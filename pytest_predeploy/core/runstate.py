@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -40,17 +41,51 @@ class RunState(ArtifactModel):
     git_commit: str | None = Field(None, description="Commit of the project the run was made from.")
     config_digest: str = Field(description="sha256 of predeploy.yaml.")
     run_by: str = Field(description="Who ran the rehearsal (used to forbid self-approval).")
+    run_by_source: str = Field("", description="How run_by was determined: the CI platform's actor variable, or a self-declared local name.")
     gates: dict[str, GateRecord] = Field(default_factory=dict, description="gateN -> last outcome.")
 
 
-def current_user() -> str:
-    for name in ("PREDEPLOY_OPERATOR", "GITHUB_ACTOR", "USER", "LOGNAME"):
+@dataclass(frozen=True)
+class Operator:
+    """Who ran the rehearsal, and how that was established."""
+
+    name: str
+    #: How the name was determined, said in the run state and the report.
+    source: str
+
+
+#: CI platforms that name the person who started the job, by (platform variable, actor variable).
+#: These are set by the platform itself; GitHub Actions refuses a workflow's attempt to overwrite
+#: a GITHUB_* variable, so a job cannot claim another actor through them the way it can through
+#: PREDEPLOY_OPERATOR.
+PLATFORMS: tuple[tuple[str, str, str], ...] = (
+    ("GitHub Actions", "GITHUB_ACTIONS", "GITHUB_ACTOR"),
+    ("GitLab CI", "GITLAB_CI", "GITLAB_USER_LOGIN"),
+    ("Buildkite", "BUILDKITE", "BUILDKITE_BUILD_CREATOR_EMAIL"),
+    ("CircleCI", "CIRCLECI", "CIRCLE_USERNAME"),
+)
+
+
+def identify_operator() -> Operator:
+    """The rehearsal's operator: the actor a CI platform names wins over anything the job sets;
+    locally, $PREDEPLOY_OPERATOR, else the login ($USER, $LOGNAME, the password database), which
+    whoever runs the command chooses: self-approval is then caught only for honest operators."""
+    for platform, flag, actor in PLATFORMS:
+        if os.environ.get(flag, "").casefold() == "true" and os.environ.get(actor):
+            return Operator(os.environ[actor], f"{platform} (${actor}, set by the platform)")
+    if os.environ.get("PREDEPLOY_OPERATOR"):
+        return Operator(os.environ["PREDEPLOY_OPERATOR"], "$PREDEPLOY_OPERATOR (self-declared: anyone running the command can set it)")
+    for name in ("USER", "LOGNAME"):
         if os.environ.get(name):
-            return os.environ[name]
+            return Operator(os.environ[name], f"${name} (the local login, self-declared: anyone running the command can set it)")
     try:
-        return getpass.getuser()
+        return Operator(getpass.getuser(), "the local login (self-declared)")
     except (KeyError, OSError):
-        return "unknown"
+        return Operator("unknown", "not determined")
+
+
+def current_user() -> str:
+    return identify_operator().name
 
 
 def git_commit(directory: Path) -> str | None:

@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_predeploy.core.artifacts import PACKAGE, READINESS_APPROVAL, RUN_REPORTS
+from pytest_predeploy.core.artifacts import PACKAGE, RUN_REPORTS
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import git_commit, load_state
 from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, GateCard, Package, Signature, TestRow, VerdictKind
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.harness.reviewdata import read_evidence, sealed_manifest
-from pytest_predeploy.readiness.signing import load_signers
-from pytest_predeploy.readiness.signoff import review_signoffs
+from pytest_predeploy.readiness.signoff import judge_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -127,11 +126,15 @@ def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]
     or the signers file cannot be read (Gate 4 says why; the page only shows who signed)."""
     if not digest:
         return []
+    reused = session.reused_package
     try:
-        signers = load_signers(session.project.readiness.signers)
-        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest, signers=signers)
+        # Gate 4's own reading: the git record, the committed signers file sealed with the package.
+        status = judge_signoffs(
+            session.project.base_dir, digest, reused.manifest.signers_sha256 if reused else None, session.project.readiness, None, session.context.release
+        )
     except PredeployError:
         return []
+    views = [] if status.blocked else status.views
     return [
         Signature(role=v.role, by=v.approver, decision=v.decision, conditions=v.conditions or "", until=f"{v.expires_at:%Y-%m-%d}" if v.expires_at else "")
         for v in views

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pytest_predeploy.core.artifacts import RUN_STATE
 from pytest_predeploy.core.fields import utcnow
-from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
+from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, identify_operator, load_state, save_state
 from pytest_predeploy.harness.controller import GateController
 from pytest_predeploy.harness.gates import cannot_write
 from pytest_predeploy.verdict import journal
@@ -45,6 +45,7 @@ class RunRecord:
                 git_commit=git_commit(self.project_dir),
                 config_digest=self.config_digest,
                 run_by=current_user(),
+                run_by_source=identify_operator().source,
             )
         for gate in controller.gates.values():
             if gate.status == "not run":
@@ -53,7 +54,7 @@ class RunRecord:
                 name=gate.name, status=gate.status, reason=gate.reason, figures=gate.figures, advisories=gate.advisories
             )
         if 2 in controller.gates and controller.gates[2].started:
-            state.run_by = current_user()
+            state.run_by, state.run_by_source = current_user(), identify_operator().source
         state.generated_at = utcnow()
         try:
             save_state(self.artifacts, state, prefix + RUN_STATE)

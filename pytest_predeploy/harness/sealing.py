@@ -27,7 +27,9 @@ from pytest_predeploy.harness.gates import ExitStatus, cannot_write
 from pytest_predeploy.harness.report import github_step_summary
 from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 from pytest_predeploy.harness.verdict import Verdict, decide
+from pytest_predeploy.readiness.anchors import file_sha256
 from pytest_predeploy.readiness.package import seal_package
+from pytest_predeploy.readiness.record import find_repository
 from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, return_to_previous
 from pytest_predeploy.security.osv import database_digest
@@ -216,6 +218,7 @@ class Sealing:
             "generated_at": self.started_at,
             "release_source_digest": release_source_digest(run.project, ctx.release),
             "advisory_database_sha256": database_digest(run.project.security.osv.database),
+            "signers_sha256": file_sha256(run.project.readiness.signers),
             "releases": rehearsed_releases(ctx.artifacts),
             "config": run.project.package,
         }
@@ -256,6 +259,7 @@ class Sealing:
             approver=current_user(),
             decision="go" if answer else "no-go",
             expires_in=readiness.signoff_validity,
+            repository=find_repository(run.project.base_dir),
         )
         # The prompt has no key to sign with: its answer is recorded unsigned, which counts only
         # where readiness.allow_unsigned says so (and is shown, ignored, everywhere else).

@@ -47,7 +47,7 @@ from pytest_predeploy.intake.refresh import run_data_refresh
 from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
-from pytest_predeploy.readiness.signoff import evaluate_signoffs
+from pytest_predeploy.readiness.signoff import judge_signoffs
 from pytest_predeploy.rehearsal.contract import Contract, contract_report, read_contracts
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
@@ -438,8 +438,8 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
             "not built: only a full run of the protocol seals a package (pytest --predeploy-release=TAG, from Gate 1), "
             f"and this run did not judge and pass: {'; '.join(unjudged)}",
         )
-    # The signers file as it stood when the package was sealed: with it inside, anyone can check
-    # the sign-offs from the package alone (`predeploy verify` without the repository).
+    # The signers file as it stood when the package was sealed: a reviewer with the package alone
+    # checks the sign-offs against it once its digest is the one they know (`--signers-sha256`).
     signers = predeploy.config.readiness.signers
     if signers.is_file():
         write_bytes_atomic(predeploy.artifact(SEALED_SIGNERS), signers.read_bytes())
@@ -463,12 +463,15 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
         return None  # sealed at the end of this run: nobody can have signed its digest yet
     state = load_state(predeploy.artifacts)
     try:
-        return evaluate_signoffs(
+        return judge_signoffs(
+            predeploy.config.base_dir,
             session.reused_package.sha256,
-            predeploy.artifact(names.READINESS_APPROVAL),
+            session.reused_package.manifest.signers_sha256,
             predeploy.config.readiness,
             rehearsed_by=state.run_by if state else None,
             release=predeploy.release,
+            export=predeploy.artifact(names.READINESS_APPROVAL),
+            rehearsed_by_source=state.run_by_source if state else None,
         )
     except PredeployError as exc:
         fail_step("readiness review", exc)

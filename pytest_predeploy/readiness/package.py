@@ -126,6 +126,10 @@ class Manifest(ArtifactModel):
         None,
         description="sha256 over each service's name and the code of the release as its release source resolves it (content digest, or the commit of a git tag) when sealed (None when no service is built by the local staging target); Gate 4 refuses the package once it changes.",
     )
+    signers_sha256: str | None = Field(
+        None,
+        description="sha256 of the signers file (readiness.signers) when sealed (None: there was none). Gate 4 counts sign-offs only against a committed signers file with this digest: a signer added after sealing never counts for this package.",
+    )
     advisory_database_sha256: str | None = Field(
         None,
         description="sha256 of the advisory data the security scan used (security.osv.database) when sealed; Gate 4 refuses the package once it changes.",
@@ -295,6 +299,7 @@ def _manifest(
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
+    signers_sha256: str | None = None,
     advisory_database_sha256: str | None = None,
 ) -> Manifest:
     present = {entry.path for entry in entries}
@@ -311,6 +316,7 @@ def _manifest(
         git_commit=git_commit,
         config_digest=config_digest,
         release_source_digest=release_source_digest,
+        signers_sha256=signers_sha256,
         advisory_database_sha256=advisory_database_sha256,
         releases=releases or [],
         source_date_epoch=epoch,
@@ -339,6 +345,7 @@ def build_manifest(
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
+    signers_sha256: str | None = None,
     advisory_database_sha256: str | None = None,
 ) -> Manifest:
     """The manifest the package of ``artifacts`` would carry (hashes every file; writes nothing)."""
@@ -360,6 +367,7 @@ def build_manifest(
         generated_at,
         release_source_digest,
         releases,
+        signers_sha256,
         advisory_database_sha256,
     )
 
@@ -395,6 +403,7 @@ def seal_package(
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
+    signers_sha256: str | None = None,
     advisory_database_sha256: str | None = None,
 ) -> SealResult:
     """Write ``PRE-DEPLOYMENT-PACKAGE.zip`` and ``pre-deployment-manifest.json`` (inside and beside it).
@@ -429,6 +438,7 @@ def seal_package(
                 generated_at,
                 release_source_digest,
                 releases,
+                signers_sha256,
                 advisory_database_sha256,
             )
             manifest_bytes = manifest.to_bytes()

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.fields import StrictModel, identity_key, is_blank
 from pytest_predeploy.core.yamlfile import Position, line_of, load_yaml_file
 
 #: The payload type of an in-toto statement inside a DSSE envelope (in-toto attestation spec).
@@ -209,12 +209,12 @@ class Signer(StrictModel):
     def _no_blank(cls, value: str | list[str]) -> str | list[str]:
         # A blank or padded name never matches what approve records; say so at the line.
         for item in [value] if isinstance(value, str) else value:
-            if not item.strip() or item != item.strip():
-                raise ValueError("must be a non-empty name without leading or trailing spaces")
+            if is_blank(item) or item != item.strip():
+                raise ValueError("must be a non-empty name (not only invisible characters) without leading or trailing spaces")
         return value
 
     def names(self) -> set[str]:
-        return {self.identity.casefold(), *(alias.casefold() for alias in self.aliases)}
+        return {identity_key(self.identity), *(identity_key(alias) for alias in self.aliases)}
 
     def describe(self) -> str:
         return f"{self.name} <{self.identity}>" if self.name else self.identity
@@ -236,7 +236,7 @@ class Signers:
     keys: dict[str, tuple[Signer, Ed25519PublicKey]]
 
     def find(self, identity: str) -> Signer | None:
-        wanted = identity.strip().casefold()
+        wanted = identity_key(identity)
         return next((signer for signer in self.entries if signer.identity.casefold() == wanted), None)
 
     def owner_of(self, key: Ed25519PublicKey) -> Signer | None:
@@ -248,7 +248,7 @@ class Signers:
 
     def is_person(self, signer: Signer, name: str | None) -> bool:
         """Whether ``name`` (an operator as the run recorded it) is ``signer`` or one of their aliases."""
-        return name is not None and name.strip().casefold() in signer.names()
+        return name is not None and identity_key(name) in signer.names()
 
 
 def _signers_error(path: Path, error: ValidationError, lines: dict[Position, int]) -> ConfigError:
@@ -325,7 +325,7 @@ class EnvelopeCheck:
     problem: str | None
 
     def verified_for(self, identity: str) -> Signer | None:
-        wanted = identity.strip().casefold()
+        wanted = identity_key(identity)
         return next((signer for signer in self.signed_by if signer.identity.casefold() == wanted), None)
 
 

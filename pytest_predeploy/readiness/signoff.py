@@ -1,46 +1,64 @@
 """Readiness review (Protocol 10, step 4.2): signed sign-offs bound to the package digest.
 
-``readiness-approval.json`` holds one record per sign-off: an in-toto Statement v1 whose subject
-is ``PRE-DEPLOYMENT-PACKAGE.zip`` and its sha256, so a sign-off says exactly which bytes were
-approved (a rebuilt or altered package is a different subject and needs new sign-offs), wrapped
-in a DSSE envelope signed with the reviewer's OpenSSH key (see :mod:`pytest_predeploy.readiness.signing`).
-A sign-off counts only when its signature verifies with a key the signers file lists for the
-identity it names and the role it signs; an unsigned statement (anyone with write access to the
-folder can write one) is shown and ignored. The file lives beside the package, never inside it
-(the sign-offs are made about the package).
+A sign-off is an in-toto Statement v1 whose subject is ``PRE-DEPLOYMENT-PACKAGE.zip`` and its
+sha256, so it says exactly which bytes were approved (a rebuilt or altered package is a different
+subject and needs new sign-offs), wrapped in a DSSE envelope signed with the reviewer's OpenSSH
+key (see :mod:`pytest_predeploy.readiness.signing`). It counts only when its signature verifies
+with a key the signers file lists for the identity it names and the role it signs; an unsigned
+statement (anyone with write access can write one) is shown and ignored.
+
+The record of sign-offs is git (:mod:`pytest_predeploy.readiness.record`): Gate 4 reads them in
+commit order from the ``predeploy/signoffs`` branch and blocks on any removal. ``readiness-approval.json``
+beside the package is an exported view of the same envelopes, for a reviewer holding only the
+package; nothing decides from it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final, Literal
 
-from filelock import FileLock
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from pytest_predeploy.core.artifacts import PACKAGE, ArtifactModel, describe_validation_error, write_text_atomic
+from pytest_predeploy.core.artifacts import PACKAGE, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, identity_key, is_blank, parse_positive_duration, utcnow
-from pytest_predeploy.core.yamlfile import parse_json
-from pytest_predeploy.readiness.signing import DEFAULT_SIGNERS_FILE, Envelope, Signers, SigningKey, authorize, load_signers, sign_envelope, verify_envelope
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, identity_key, is_blank, parse_positive_duration, utcnow
+from pytest_predeploy.readiness import record as git_record
+from pytest_predeploy.readiness.anchors import anchored_signers
+from pytest_predeploy.readiness.signing import DEFAULT_SIGNERS_FILE, Envelope, Signers, SigningKey, load_signers, sign_envelope
+from pytest_predeploy.readiness.statements import (
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    STEP,
+    Decision,
+    ReadinessApproval,
+    Record,
+    SignoffPredicate,
+    SignoffStatement,
+    SignoffView,
+    Source,
+    Subject,
+    load_signoffs,
+    lock,
+    record_bytes,
+    recorded_signoffs,
+    review_signoffs,
+)
 
-STEP = "readiness-review"
-STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
-#: The predicate type of a sign-off. The project publishes no web address, so a URN names it.
-PREDICATE_TYPE: Final = "urn:pytest-predeploy:readiness-signoff:v1"
-
-Decision = Literal["go", "no-go"]
-Verdict = Literal["current", "expired", "other-package", "future-dated"]
-#: verified: signed with a key the signers file lists for its identity and role; unsigned: a bare
-#: statement; not verified: signed, but the signature does not count (the view says why).
-SignatureStatus = Literal["verified", "unsigned", "not verified"]
-#: How far a sign-off's signed_at may lie ahead of this machine's clock (clock skew between hosts).
-CLOCK_SKEW = timedelta(minutes=5)
-#: The sign-off file is parsed in full; it gains ~600 bytes per sign-off, so this holds thousands.
-MAX_SIGNOFF_FILE_BYTES = 16 * 1024 * 1024
+__all__ = [
+    "SignoffView",
+    "review_signoffs",
+    "PREDICATE_TYPE",
+    "STATEMENT_TYPE",
+    "STEP",
+    "ReadinessApproval",
+    "load_signoffs",
+    "record_bytes",
+    "recorded_signoffs",
+]
 
 
 class ReadinessConfig(StrictModel):
@@ -56,11 +74,11 @@ class ReadinessConfig(StrictModel):
     )
     signers: ConfigPath = Field(
         Path(DEFAULT_SIGNERS_FILE),
-        description="The signers file: each identity, its OpenSSH ed25519 public keys and the roles it may sign (relative to the config file). A sign-off counts only when its signature verifies with a key listed there for that identity and role.",
+        description="The signers file: each identity, its OpenSSH ed25519 public keys and the roles it may sign (relative to the config file). A sign-off counts only when its signature verifies with a key listed there for that identity and role. Gate 4 uses the file as committed at HEAD, unedited in the working tree, with the sha256 sealed in the package's manifest: commit a change and rerun the protocol for it to count.",
     )
     forbid_self_approval: bool = Field(
         True,
-        description="A sign-off by the person who ran the rehearsal does not count. The operator is $PREDEPLOY_OPERATOR, else $GITHUB_ACTOR, else $USER, as recorded by the run; it matches a signer's identity or one of its aliases. Turning it off is shown in Gate 4's summary.",
+        description="A sign-off by the person who ran the rehearsal does not count. The operator is the actor a CI platform names (GitHub Actions' $GITHUB_ACTOR, GitLab's $GITLAB_USER_LOGIN, ...; a job cannot override it), else $PREDEPLOY_OPERATOR, else $USER (self-declared), as recorded by the run; it matches a signer's identity or one of its aliases. Turning it off is shown in Gate 4's summary.",
     )
     allow_one_signer_many_roles: bool = Field(
         False,
@@ -104,88 +122,6 @@ class ReadinessConfig(StrictModel):
         return self
 
 
-class Subject(StrictModel):
-    """What a statement is about."""
-
-    name: str = Field(description="File name of the package.")
-    digest: dict[str, str] = Field(description="Digests of the package by algorithm (sha256).")
-
-
-class SignoffPredicate(StrictModel):
-    """The sign-off itself."""
-
-    approver: str = Field(description="Who signed off.")
-    role: str = Field(description="The role they signed as (e.g. release-manager).")
-    decision: Decision = Field(description="go or no-go.")
-    conditions: str | None = Field(None, description="Conditions attached to the decision.")
-    release: str = Field(description="The release the package is for.")
-    signed_at: UtcDatetime = Field(description="When the sign-off was recorded (UTC).")
-    expires_at: UtcDatetime | None = Field(None, description="When it stops counting (UTC); null: never.")
-
-
-class SignoffStatement(StrictModel):
-    """One sign-off, shaped like an in-toto Statement v1."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    type_: Literal["https://in-toto.io/Statement/v1"] = Field(STATEMENT_TYPE, alias="_type", description="in-toto statement type.")
-    subject: list[Subject] = Field(min_length=1, description="The package signed off, with its sha256.")
-    predicate_type: Literal["urn:pytest-predeploy:readiness-signoff:v1"] = Field(PREDICATE_TYPE, alias="predicateType", description="Type of the predicate.")
-    predicate: SignoffPredicate = Field(description="Approver, role, decision, conditions, time and expiry.")
-
-    @property
-    def sha256(self) -> str:
-        return self.subject[0].digest.get("sha256", "")
-
-
-class ReadinessApproval(ArtifactModel):
-    """readiness-approval.json: every sign-off recorded for the packages of this artifacts dir."""
-
-    schema_version: str = Field("1.1", description="Version of this artifact's JSON Schema (1.1: sign-offs are DSSE envelopes).")
-    step: str = Field(STEP, description="The protocol step that produced the artifact.")
-    signoffs: list[Envelope | SignoffStatement] = Field(
-        default_factory=list,
-        description="Sign-offs in the order they were recorded: DSSE envelopes (payloadType application/vnd.in-toto+json) each carrying one signed statement; a bare statement is an unsigned sign-off.",
-    )
-
-
-@dataclass(frozen=True)
-class SignoffView:
-    """A recorded sign-off judged against one package digest."""
-
-    role: str
-    approver: str
-    decision: Decision
-    conditions: str | None
-    release: str
-    signed_at: datetime
-    expires_at: datetime | None
-    digest: str
-    verdict: Verdict
-    signature: SignatureStatus = "unsigned"
-    #: Fingerprints of the keys the envelope says it was signed with (a hint; shown only).
-    keyids: tuple[str, ...] = ()
-    #: Why the signature does not count; None when verified.
-    reason: str | None = None
-
-    def describe(self) -> str:
-        text = f"{self.role}: {self.decision} by {self.approver} at {self.signed_at.isoformat()}"
-        if self.conditions:
-            text += f" (conditions: {self.conditions})"
-        if self.verdict == "expired" and self.expires_at:
-            text += f", expired at {self.expires_at.isoformat()}"
-        elif self.verdict == "future-dated":
-            text += ", dated in the future"
-        elif self.verdict == "other-package":
-            text += f", for another package (sha256 {self.digest[:16]}...)"
-        return text
-
-    def describe_signature(self) -> str:
-        if self.signature == "verified":
-            return f"signature verified ({', '.join(self.keyids)})"
-        return f"{self.signature}: {self.reason}"
-
-
 @dataclass
 class SignoffStatus:
     """Whether the required sign-offs are in for one package digest."""
@@ -201,44 +137,32 @@ class SignoffStatus:
     relaxed: list[str] = field(default_factory=list)
     #: Every sign-off of this release, judged (what the evidence and `predeploy verify` show).
     views: list[SignoffView] = field(default_factory=list)
+    #: What makes the record or the signers file untrustworthy (a removal, an unreviewed list);
+    #: also in ``rejected``, so that it blocks like a no-go.
+    blocked: list[str] = field(default_factory=list)
+    #: Who ran the rehearsal and how that was determined (said in the summary: locally it is
+    #: self-declared, and self-approval is caught only as far as that name is true).
+    operator: str = ""
+
+    def block(self, reasons: Sequence[str]) -> None:
+        self.blocked += reasons
+        self.rejected += reasons
+        self.complete = self.complete and not reasons
 
     def summary(self) -> str:
         if self.unreviewed and not self.rejected:
             return "NO SIGN-OFF REQUIRED: nobody reviewed this package (readiness.required_roles is empty, readiness.allow_no_signoff is true)"
         if self.rejected:
-            text = "no-go: " + "; ".join(self.rejected)
+            decided = [reason for reason in self.rejected if reason not in self.blocked]
+            text = ("no-go: " + "; ".join(decided) + ("; " if self.blocked else "") if decided else "") + (
+                "blocked: " + "; ".join(self.blocked) if self.blocked else ""
+            )
         elif self.missing_roles:
             text = "awaiting sign-off from: " + ", ".join(self.missing_roles)
         else:
             text = "signed off: " + "; ".join(f"{role} by {', '.join(who)}" for role, who in sorted(self.approved.items()))
-        return text + (f" (relaxed: {'; '.join(self.relaxed)})" if self.relaxed else "")
-
-
-def _lock(path: Path) -> FileLock:
-    return FileLock(str(path.with_name(f".{path.name}.lock")), timeout=30)
-
-
-def load_signoffs(path: Path) -> list[Envelope | SignoffStatement]:
-    """The sign-offs of ``path``; none when it does not exist. Malformed: an error naming the
-    file and the line or field. Like an upstream approval record it is refused when oversized,
-    nested too deep or carrying a duplicate key (a second "decision" must not silently win)."""
-    if not path.exists():
-        return []
-    try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_SIGNOFF_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ArtifactError(path, f"cannot be read: {exc.strerror}") from None
-    if len(raw) > MAX_SIGNOFF_FILE_BYTES:
-        raise ArtifactError(path, f"is larger than {format_size(MAX_SIGNOFF_FILE_BYTES)}; it is parsed in full, so a bigger one is refused")
-    try:
-        data = parse_json(raw.decode("utf-8"), str(path))
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(path, f"not UTF-8 (invalid byte at offset {exc.start})") from None
-    try:
-        return ReadinessApproval.model_validate(data).signoffs
-    except ValidationError as exc:
-        raise ArtifactError(path, f"does not match ReadinessApproval: {describe_validation_error(exc)}") from None
+        text += f" (relaxed: {'; '.join(self.relaxed)})" if self.relaxed else ""
+        return text + (f" (rehearsal operator: {self.operator})" if self.operator else "")
 
 
 def record_signoff(
@@ -253,10 +177,12 @@ def record_signoff(
     expires_in: timedelta | None = None,
     now: datetime | None = None,
     key: SigningKey | None = None,
+    repository: Path | None = None,
 ) -> SignoffStatement:
-    """Append one sign-off to ``path`` (read, append, atomic replace, under a file lock): signed
-    with ``key`` as a DSSE envelope, or, without a key, a bare statement that counts only where
-    readiness.allow_unsigned says so."""
+    """Record one sign-off: signed with ``key`` as a DSSE envelope, or, without a key, a bare
+    statement that counts only where readiness.allow_unsigned says so. With ``repository`` it is
+    committed to the git record first (what Gate 4 reads), then appended to ``path``, the
+    exported view (read, append, atomic replace, under a file lock)."""
     now = now or utcnow()
     statement = SignoffStatement(
         subject=[Subject(name=PACKAGE, digest={"sha256": package_sha256})],
@@ -274,7 +200,10 @@ def record_signoff(
     if key is not None:
         # The bytes signed are the statement's JSON exactly as other in-toto tools read it.
         record = sign_envelope(statement.model_dump_json(by_alias=True).encode("utf-8"), key)
-    with _lock(path):
+    if repository is not None:
+        message = f"{role}: {decision} by {approver} for release {release}\n\npackage sha256 {package_sha256}\n"
+        git_record.append(repository, package_sha256, record_bytes(record), approver, message)
+    with lock(path):
         signoffs = load_signoffs(path)
         approval = ReadinessApproval(release=release, generated_at=now, signoffs=[*signoffs, record])
         # by_alias: the in-toto field names (_type, predicateType) are what other tools read.
@@ -282,68 +211,8 @@ def record_signoff(
     return statement
 
 
-def _statement_of(envelope: Envelope, path: Path, index: int) -> SignoffStatement:
-    payload = envelope.payload_bytes()
-    if payload is None:
-        raise ArtifactError(path, f"signoffs.{index}.payload: not valid base64 (remove this sign-off and record it again)")
-    try:
-        return SignoffStatement.model_validate_json(payload)
-    except ValidationError as exc:
-        raise ArtifactError(
-            path, f"signoffs.{index}.payload: not a sign-off statement: {describe_validation_error(exc)} (remove this sign-off and record it again)"
-        ) from None
-
-
-def review_signoffs(path: Path, package_sha256: str, now: datetime | None = None, signers: Signers | None = None) -> list[SignoffView]:
-    """Every recorded sign-off with its verdict for the package whose digest is ``package_sha256``
-    and, given the signers file, whether its signature counts (without it, none is verified)."""
-    now = now or utcnow()
-    views = []
-    for index, record in enumerate(load_signoffs(path)):
-        keyids: tuple[str, ...] = ()
-        if isinstance(record, Envelope):
-            statement = _statement_of(record, path, index)
-            keyids = tuple(signature.keyid for signature in record.signatures)
-            if signers is None:
-                signature: SignatureStatus = "not verified"
-                reason: str | None = "no signers file to check it against"
-            else:
-                check = verify_envelope(record, signers)
-                reason = authorize(check, signers, statement.predicate.approver, statement.predicate.role)
-                signature = "verified" if reason is None else "not verified"
-        else:
-            statement, signature = record, "unsigned"
-            reason = "recorded without a signature (predeploy approve without --key): anyone with write access to the folder can write one"
-        p = statement.predicate
-        if statement.sha256 != package_sha256:
-            verdict: Verdict = "other-package"
-        elif p.signed_at > now + CLOCK_SKEW:
-            verdict = "future-dated"
-        elif p.expires_at is not None and p.expires_at <= now:
-            verdict = "expired"
-        else:
-            verdict = "current"
-        views.append(
-            SignoffView(
-                p.role,
-                p.approver,
-                p.decision,
-                p.conditions,
-                p.release,
-                p.signed_at,
-                p.expires_at,
-                statement.sha256,
-                verdict,
-                signature,
-                keyids,
-                reason,
-            )
-        )
-    return views
-
-
 def _same_person(a: str, b: str) -> bool:
-    return a.strip().casefold() == b.strip().casefold()
+    return identity_key(a) == identity_key(b)
 
 
 def is_operator(approver: str, operator: str | None, signers: Signers | None) -> bool:
@@ -371,7 +240,7 @@ def relaxations(config: ReadinessConfig) -> list[str]:
 
 def evaluate_signoffs(
     package_sha256: str,
-    approvals_path: Path,
+    approvals_path: Source,
     config: ReadinessConfig,
     rehearsed_by: str | None,
     now: datetime | None = None,
@@ -412,12 +281,12 @@ def evaluate_signoffs(
         if view.signature != "verified" and not (view.signature == "unsigned" and config.allow_unsigned):
             status.problems.append(f"{view.role} {view.decision} by {view.approver} does not count: {view.reason}")
             continue
-        latest[(view.role, view.approver.strip().casefold())] = (index, view)
+        latest[(view.role, identity_key(view.approver))] = (index, view)
     approved: dict[str, list[str]] = defaultdict(list)
     role_of: dict[str, str] = {}
     # Recording order of each (role, approver)'s latest decision decides which role counts first.
     for _, view in sorted(latest.values(), key=lambda item: item[0]):
-        who = view.approver.strip().casefold()
+        who = identity_key(view.approver)
         if view.decision == "no-go":
             status.rejected.append(f"{view.role}: no-go by {view.approver}" + (f" ({view.conditions})" if view.conditions else ""))
         elif view.verdict == "expired":
@@ -438,3 +307,74 @@ def evaluate_signoffs(
     status.unreviewed = not config.required_roles
     status.complete = not status.missing_roles and not status.rejected
     return status
+
+
+def judge_signoffs(
+    project_dir: Path,
+    package_sha256: str,
+    sealed_signers_sha256: str | None,
+    config: ReadinessConfig,
+    rehearsed_by: str | None,
+    release: str,
+    now: datetime | None = None,
+    export: Path | None = None,
+    rehearsed_by_source: str | None = None,
+) -> SignoffStatus:
+    """Gate 4's readiness review of a sealed package: the sign-offs of the git record of the
+    repository holding ``project_dir``, in commit order, checked against the committed signers
+    file sealed with the package (``sealed_signers_sha256``). A removal from the record, a
+    rewritten record, or a signers file that is edited, uncommitted or not the sealed one blocks;
+    outside a git repository nothing can count, and Gate 4 says why. ``export`` (the exported
+    view beside the package) is never counted from, only compared: a verified sign-off it holds
+    that the record lacks was removed from the record."""
+    repository = git_record.find_repository(project_dir)
+    if repository is None:
+        status = SignoffStatus(complete=False, missing_roles=list(config.required_roles), relaxed=relaxations(config))
+        status.block([_NO_REPOSITORY.format(project_dir.resolve())])
+        return status
+    anchor_problems: list[str] = []
+    signers: Signers | None = None
+    if config.signers.is_file() or (config.required_roles and not config.allow_unsigned):
+        signers, anchor_problems = anchored_signers(repository, config.signers, sealed_signers_sha256)
+        # Nothing verifies against an untrusted list: an empty one, never the working tree's.
+        signers = signers or Signers(config.signers, (), {})
+    reading = git_record.read(repository)
+    records = recorded_signoffs(reading)
+    status = evaluate_signoffs(package_sha256, records, config, rehearsed_by, now, release=release, signers=signers)
+    # A removal in this package's folder (or a rewrite of the whole record) may have taken a
+    # no-go away; a removal of another package's sign-off is history, shown but not blocking.
+    removals = [problem for problem in reading.problems if package_sha256 in problem or "rewritten" in problem or "not a sign-off" in problem]
+    status.problems += [f"sign-off record: {problem}" for problem in reading.problems if problem not in removals]
+    removals += _missing_from_record(export, records, package_sha256, signers)
+    if rehearsed_by and rehearsed_by_source:
+        status.operator = f"{rehearsed_by}, from {rehearsed_by_source}"
+    status.block([f"signers file: {problem}" for problem in anchor_problems] + [f"sign-off record: {problem}" for problem in removals])
+    return status
+
+
+def _missing_from_record(export: Path | None, records: Sequence[tuple[str, Record]], package_sha256: str, signers: Signers | None) -> list[str]:
+    """Verified sign-offs of this package the exported view holds and the record does not. A
+    branch deleted and re-created without a no-go leaves no trace in git on this machine, but the
+    export written when the no-go was recorded still holds it (unless it was edited too)."""
+    if export is None or signers is None:
+        return []
+    try:
+        exported = load_signoffs(export)
+    except ArtifactError:
+        return []  # a damaged export decides nothing either way
+    recorded = {signature.sig for _, record in records if isinstance(record, Envelope) for signature in record.signatures}
+    missing = []
+    for view, envelope in zip(review_signoffs(export, package_sha256, signers=signers), exported, strict=True):
+        if not isinstance(envelope, Envelope) or view.digest != package_sha256 or view.signature != "verified":
+            continue
+        if not recorded.intersection(signature.sig for signature in envelope.signatures):
+            missing.append(
+                f"{export.name} holds {view.role} {view.decision} by {view.approver}, signed and verified, which the record does not hold: it was removed from the record"
+            )
+    return missing
+
+
+_NO_REPOSITORY = (
+    "{} is not in a git repository: sign-offs are recorded in git (" + git_record.REF + ") so that none can be removed or reordered unseen, "
+    "and the signers file is trusted as committed; run the protocol from the project's repository (`git init`, commit predeploy.yaml and the signers file)"
+)

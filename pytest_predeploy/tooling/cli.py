@@ -1,12 +1,16 @@
 """The ``predeploy`` command: one subcommand per task, listed in :data:`SUBCOMMANDS`.
 
-Exit statuses: 0 done / intact; 1 the package fails verification (or is refused for sign-off);
-2 usage error (bad arguments, missing file, malformed config or artifact).
+Exit statuses: 0 done / intact (for verify with sign-offs: checked against a signers file from
+outside the package); 1 the package fails verification (or is refused for sign-off); 2 usage
+error (bad arguments, missing file, malformed config or artifact); 3 (verify) the package is
+intact but its sign-offs' identities are unanchored: no signers file from outside the package
+(the repository, --signers, --signers-sha256) was given to check them against.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -18,18 +22,25 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pytest_predeploy.config import DEFAULT_CONFIG, ENV_CONFIG, load_config
+from pytest_predeploy.config import DEFAULT_CONFIG, ENV_CONFIG, ProjectConfig, load_config
 from pytest_predeploy.core.artifacts import READINESS_APPROVAL
 from pytest_predeploy.core.errors import PredeployError, run_reporting_errors
 from pytest_predeploy.core.fields import format_duration, parse_positive_duration
 from pytest_predeploy.core.runstate import load_state
+from pytest_predeploy.readiness import record as git_record
+from pytest_predeploy.readiness.anchors import anchored_signers, file_sha256
 from pytest_predeploy.readiness.package import VerifyResult, verify_package
+from pytest_predeploy.readiness.record import BRANCH, REF, find_repository
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS, Signer, Signers, load_signers, load_signing_key
-from pytest_predeploy.readiness.signoff import ReadinessConfig, evaluate_signoffs, is_operator, record_signoff
+from pytest_predeploy.readiness.signoff import ReadinessConfig, is_operator, judge_signoffs, record_signoff
+from pytest_predeploy.readiness.statements import Source, recorded_signoffs, review_signoffs
 from pytest_predeploy.tooling.doctor import doctor_checks, render
+from pytest_predeploy.verdict.sealed import judge_sealed_package
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: verify: the package is intact, but nothing outside it anchors who signed it.
+EXIT_UNANCHORED = 3
 
 
 @dataclass(frozen=True)
@@ -57,11 +68,16 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _readiness(args: argparse.Namespace) -> ReadinessConfig | None:
-    path = args.config or (Path(os.environ[ENV_CONFIG]) if os.environ.get(ENV_CONFIG) else None)
+def _config_path(args: argparse.Namespace) -> Path | None:
+    path: Path | None = args.config or (Path(os.environ[ENV_CONFIG]) if os.environ.get(ENV_CONFIG) else None)
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = Path(DEFAULT_CONFIG)
-    return load_config(path).readiness if path is not None else None
+    return path
+
+
+def _project(args: argparse.Namespace) -> ProjectConfig | None:
+    path = _config_path(args)
+    return load_config(path) if path is not None else None
 
 
 def _approvals(args: argparse.Namespace) -> Path:
@@ -69,32 +85,25 @@ def _approvals(args: argparse.Namespace) -> Path:
     return approvals
 
 
-def _signers(args: argparse.Namespace, config: ReadinessConfig | None) -> Signers | None:
-    """--signers, else the config's readiness.signers when it exists; None when there is none."""
-    if args.signers is not None:
-        return load_signers(args.signers)
-    if config is not None and config.signers.is_file():
-        return load_signers(config.signers)
-    return None
-
-
-def _add_signers(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--signers", type=Path, default=None, help="the signers file to check signatures against (default: readiness.signers of the config)")
-
-
 def _print_problems(result: VerifyResult) -> None:
     for problem in result.problems:
         print(f"  - {problem}")
 
 
-def _print_readiness(args: argparse.Namespace, result: VerifyResult, config: ReadinessConfig | None, signers: Signers | None) -> None:
-    if config is None or result.manifest is None:
-        return
-    if signers is None and config.required_roles and not config.allow_unsigned:
-        print(f"readiness: not checked: no signers file ({config.signers}); give --signers, or create it (`predeploy init` writes a template)")
+def _print_readiness(args: argparse.Namespace, result: VerifyResult, project: ProjectConfig) -> None:
+    """Gate 4's readiness verdict on the package, from the repository's record (as Gate 4 reads it)."""
+    if result.manifest is None:
         return
     state = load_state(args.package.parent)
-    status = evaluate_signoffs(result.sha256, _approvals(args), config, state.run_by if state else None, release=result.manifest.release, signers=signers)
+    status = judge_signoffs(
+        project.base_dir,
+        result.sha256,
+        result.manifest.signers_sha256,
+        project.readiness,
+        state.run_by if state else None,
+        result.manifest.release,
+        rehearsed_by_source=state.run_by_source if state else None,
+    )
     print(f"readiness: {status.summary()}")
     for problem in status.problems:
         print(f"  note: {problem}")
@@ -106,51 +115,105 @@ def _print_readiness(args: argparse.Namespace, result: VerifyResult, config: Rea
 def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", type=Path, help="the PRE-DEPLOYMENT-PACKAGE.zip to check")
     parser.add_argument(
-        "--approvals", type=Path, default=None, help=f"sign-offs to check against the package digest (default: {READINESS_APPROVAL} beside the package)"
+        "--approvals",
+        type=Path,
+        default=None,
+        help=f"read the sign-offs from this exported view (default: the repository's record {REF}, else {READINESS_APPROVAL} beside the package)",
     )
-    _add_signers(parser)
+    anchor = parser.add_mutually_exclusive_group()
+    anchor.add_argument("--signers", type=Path, default=None, help="anchor: check the signatures against this signers file (e.g. your repository's)")
+    anchor.add_argument(
+        "--signers-sha256",
+        default=None,
+        metavar="DIGEST",
+        help="anchor: the sha256 your repository's signers file has; the copy sealed in the package is used only when it has this digest",
+    )
     _add_config(parser)
 
 
-def _sealed_signers(package: Path) -> Signers | None:
-    """The signers file sealed in ``package``, when it is there and every entry of the package
-    matches its manifest (a copy from a package that fails verification is never trusted)."""
-    if not verify_package(package).ok:
-        return None
+@dataclass(frozen=True)
+class Anchor:
+    """The signers file a verification trusts, and where it comes from (None: unanchored)."""
+
+    signers: Signers | None
+    said: str
+    problems: tuple[str, ...] = ()
+
+
+def _sealed_signers(package: Path, pinned: str) -> Anchor:
+    """The signers file sealed in ``package``, trusted only because its digest is the pinned one."""
     with zipfile.ZipFile(package) as archive:
-        if SEALED_SIGNERS not in archive.namelist():
-            return None
-        data = archive.read(SEALED_SIGNERS)
+        data = archive.read(SEALED_SIGNERS) if SEALED_SIGNERS in archive.namelist() else None
+    if data is None:
+        return Anchor(None, "", (f"the package holds no {SEALED_SIGNERS} to check against --signers-sha256",))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != pinned.strip().lower():
+        return Anchor(None, "", (f"the signers file sealed in the package (sha256 {digest}) does not match --signers-sha256 {pinned}: it is not your list",))
     with tempfile.TemporaryDirectory(prefix="predeploy-verify-") as scratch:
         copy = Path(scratch) / SEALED_SIGNERS
         copy.write_bytes(data)
-        return load_signers(copy)
+        return Anchor(load_signers(copy), f"the signers file sealed in the package, pinned by --signers-sha256 {digest[:16]}...")
+
+
+def _anchor(args: argparse.Namespace, result: VerifyResult, project: ProjectConfig | None, repository: Path | None) -> Anchor:
+    sealed = result.manifest.signers_sha256 if result.manifest else None
+    if args.signers is not None:
+        signers = load_signers(args.signers)
+        differs = sealed is not None and file_sha256(args.signers) != sealed
+        note = f" (it differs from the one sealed with the package, sha256 {sealed[:16]}...)" if differs and sealed else ""
+        return Anchor(signers, f"--signers {args.signers}{note}")
+    if args.signers_sha256 is not None:
+        return _sealed_signers(args.package, args.signers_sha256)
+    if project is not None and repository is not None and project.readiness.signers.is_file():
+        committed, problems = anchored_signers(repository, project.readiness.signers, sealed)
+        if committed is None:
+            return Anchor(None, "", tuple(problems))
+        return Anchor(committed, f"the signers file committed in {repository} ({project.readiness.signers.name}, as sealed)")
+    return Anchor(None, "")
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    config = _readiness(args)
-    signers = _signers(args, config)
-    sealed = _sealed_signers(args.package) if signers is None else None
-    if sealed is not None:
-        signers = sealed
-    result = verify_package(args.package, _approvals(args), signers=signers)
+    project = _project(args)
+    repository = find_repository(project.base_dir) if project is not None else None
+    result = verify_package(args.package, _approvals(args))
     print(f"{args.package}: sha256 {result.sha256}")
-    if sealed is not None:
-        print(
-            f"signers: the copy of the signers file sealed in the package ({SEALED_SIGNERS}, as it stood at sealing); give --signers or --config to check against the repository's current list"
-        )
     if result.manifest is not None:
         print(f"release {result.manifest.release}: {len(result.manifest.entries)} entries listed in the manifest")
-    if result.signoffs and signers is None:
-        print("  (no signers file: give --signers or a config whose readiness.signers exists; no signature can be checked)")
-    for view in result.signoffs:
-        print(f"  sign-off [{view.verdict}] {view.describe()}: {view.describe_signature()}")
-    if not result.ok:
+    if not result.ok or result.manifest is None:
         print(f"FAILED: {len(result.problems)} problem(s):")
         _print_problems(result)
         return EXIT_FAILED
+    anchor = _anchor(args, result, project, repository)
+    if anchor.problems and (args.signers_sha256 is not None):
+        print("FAILED: " + "; ".join(anchor.problems))
+        return EXIT_FAILED
+    source: Source
+    if args.approvals is None and repository is not None:
+        source, where = recorded_signoffs(git_record.read(repository)), f"the sign-off record {REF} in {repository}"
+    else:
+        source, where = _approvals(args), str(_approvals(args))
+    views = [view for view in review_signoffs(source, result.sha256, signers=anchor.signers) if view.release == result.manifest.release]
+    print(f"sign-offs: {where}")
+    print(f"signers: {anchor.said}" if anchor.signers is not None else "signers: none outside the package: identities unanchored")
+    for problem in anchor.problems:
+        print(f"  note: {problem}")
+    for view in views:
+        signature = view.describe_signature() if anchor.signers is not None else "unanchored: who signed is not established"
+        print(f"  sign-off [{view.verdict}] {view.describe()}: {signature}")
     print("OK: every entry matches the manifest")
-    _print_readiness(args, result, config, signers)
+    if views and anchor.signers is None:
+        fix = (
+            "fix the repository's signers file (see the note above)"
+            if anchor.problems
+            else "give --signers FILE, --signers-sha256 DIGEST (the digest of your repository's signers file), or run this in the repository"
+        )
+        print(
+            "UNANCHORED: the package is intact, but nothing outside it says whose keys these are (a signers file sealed in the package "
+            f"proves nothing about who signed: whoever re-seals it chooses it); {fix}"
+        )
+        return EXIT_UNANCHORED
+    if project is not None and repository is not None and args.approvals is None:
+        _print_readiness(args, result, project)
     return EXIT_OK
 
 
@@ -158,13 +221,13 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _configure_approve(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("package", type=Path, help="the PRE-DEPLOYMENT-PACKAGE.zip being signed off")
+    parser.add_argument("package", type=Path, help="the PRE-DEPLOYMENT-PACKAGE.zip being signed off (in the artifacts folder of the run that sealed it)")
     parser.add_argument("--role", required=True, help="the role you sign as (one of readiness.required_roles)")
     parser.add_argument(
         "--key",
         type=Path,
         default=None,
-        help="your OpenSSH ed25519 private key (ssh-keygen -t ed25519); its public key must be listed for you and the role in the signers file. "
+        help="your OpenSSH ed25519 private key (ssh-keygen -t ed25519); its public key must be listed for you and the role in the committed signers file. "
         "A passphrase is read from $PREDEPLOY_KEY_PASSPHRASE",
     )
     parser.add_argument(
@@ -177,9 +240,15 @@ def _configure_approve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--expires", type=_validity, default=None, help="how long the sign-off stays valid, e.g. 72h or 7d (default: readiness.signoff_validity)"
     )
-    parser.add_argument("--approvals", type=Path, default=None, help=f"the sign-off file (default: {READINESS_APPROVAL} beside the package)")
-    _add_signers(parser)
+    parser.add_argument(
+        "--approvals", type=Path, default=None, help=f"the exported view to append to as well (default: {READINESS_APPROVAL} beside the package)"
+    )
     _add_config(parser)
+
+
+def _refuse(args: argparse.Namespace, why: str) -> int:
+    print(f"{args.package}: refusing to record a sign-off: {why}")
+    return EXIT_FAILED
 
 
 def _run_approve(args: argparse.Namespace) -> int:
@@ -188,21 +257,36 @@ def _run_approve(args: argparse.Namespace) -> int:
         print(f"{args.package}: refusing to record a sign-off: the package fails verification:")
         _print_problems(result)
         return EXIT_FAILED
-    config = _readiness(args) or ReadinessConfig()
+    project = _project(args)
+    if project is None:
+        return _refuse(
+            args, f"no {DEFAULT_CONFIG} here: run approve in the project's repository (or give --config), so the package is judged as Gate 4 judges it"
+        )
+    config = project.readiness
+    # What Gate 4 would refuse is not signed: a sign-off on a stale package approves nothing.
+    _, stale = judge_sealed_package(args.package.parent, result.manifest.release, project)
+    if stale:
+        return _refuse(args, "package is stale: " + "; ".join(stale) + "; rerun the protocol")
+    repository = find_repository(project.base_dir)
+    if repository is None:
+        return _refuse(
+            args, f"{project.base_dir.resolve()} is not in a git repository: sign-offs are recorded in git ({REF}); run approve in the project's repository"
+        )
     if args.role not in config.required_roles:
         print(
             f"note: role {args.role!r} is not one of readiness.required_roles ({', '.join(config.required_roles)}); it is recorded but not required",
             file=sys.stderr,
         )
-    signers = _signers(args, config)
     key = None
     if args.key is not None:
         passphrase = os.environ.get("PREDEPLOY_KEY_PASSPHRASE") or None
         key = load_signing_key(args.key, passphrase.encode("utf-8") if passphrase else None)
+        signers, problems = anchored_signers(repository, config.signers, result.manifest.signers_sha256) if config.signers.is_file() else (None, [])
+        if problems:
+            return _refuse(args, "; ".join(problems))
         owner = _key_owner(args, config, signers, key.public)
         if isinstance(owner, str):
-            print(f"{args.package}: refusing to record a sign-off: {owner}")
-            return EXIT_FAILED
+            return _refuse(args, owner)
         approver = owner.identity
     elif not config.allow_unsigned:
         print(
@@ -226,6 +310,7 @@ def _run_approve(args: argparse.Namespace) -> int:
         conditions=args.conditions,
         expires_in=expires,
         key=key,
+        repository=repository,
     )
     until = (
         f", valid for {format_duration(expires)} (until {statement.predicate.expires_at.isoformat()})"
@@ -234,8 +319,8 @@ def _run_approve(args: argparse.Namespace) -> int:
     )
     how = f"signed with {key.keyid}" if key is not None else "UNSIGNED (readiness.allow_unsigned)"
     print(f"recorded: {args.role} {args.decision} by {approver} for release {result.manifest.release}, package sha256 {result.sha256}{until}, {how}")
-    print(f"sign-offs: {_approvals(args)}")
-    _print_readiness(args, result, config, signers)
+    print(f"sign-offs: committed to the branch {BRANCH} of {repository} (share it: git push origin {BRANCH}); exported to {_approvals(args)}")
+    _print_readiness(args, result, project)
     return EXIT_OK
 
 
@@ -243,7 +328,7 @@ def _key_owner(args: argparse.Namespace, config: ReadinessConfig, signers: Signe
     """The signer who owns the key, when their sign-off would count; else why not (so that a
     sign-off that would be ignored is not recorded)."""
     if signers is None:
-        return f"no signers file ({config.signers} does not exist; give --signers or create it: `predeploy init` writes a template)"
+        return f"no signers file ({config.signers} does not exist; create it and commit it: `predeploy init` writes a template)"
     owner = signers.owner_of(public)
     if owner is None:
         return f"the key {args.key} is not listed in {signers.path}; add its .pub line under your identity (and have that change reviewed like any other)"
