@@ -147,9 +147,12 @@ def test_equal_non_string_secrets_are_reused_and_a_secret_empty_on_both_sides_is
         {"secret_paths": ["**.pin"]},
     )
     report = compare(config)
-    items = {item.path: item for item in report.items}
+    items = {item.path: item for item in report.items if item.detail != "WEAK"}
     assert items["configuration.payments.pin"].detail == "REUSED" and items["configuration.payments.pin"].blocking
     assert items["configuration.payments.db_password"].detail == "REUSED"
+    # Digits only: a PIN or a date is a weak credential besides.
+    weak = sorted(item.path for item in report.items if item.detail == "WEAK")
+    assert weak == ["configuration.payments.db_password", "configuration.payments.pin", "secrets.SET"]
     assert {check.name: check.status for check in report.secrets} == {"EMPTY_TOKEN": "missing-in-staging-and-production", "SET": "present"}
     assert items["secrets.EMPTY_TOKEN"].severity == "major"
     out = shown(report, capsys)

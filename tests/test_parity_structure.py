@@ -150,3 +150,19 @@ def test_replicas_and_a_memory_limit_only_production_has_are_drift_on_their_obje
         ("infrastructure.apps/v1/Deployment/shop/api.spec.template.spec.containers[name=api].resources", "removed", "critical"),
     }
     assert not report.passed and report.summary.blocking == 1, "a critical drift no waiver covers blocks Gate 1"
+
+
+def test_a_report_lists_at_most_max_report_items_and_counts_the_rest_in_a_note(tmp_path: Path) -> None:
+    production = "".join(f"key_{i:03d}: {i}\n" for i in range(60))
+    staging = "".join(f"key_{i:03d}: {i + 1}\n" for i in range(60))
+    parity = {
+        "max_report_items": 10,
+        "rules": [{"path": "infrastructure.key_059", "severity": "critical"}, {"path": "infrastructure.key_00?", "severity": "minor"}],
+    }
+    report = compare(baselines(tmp_path, staging, production, parity=parity))
+    assert len(report.items) == 10 and report.items[0].path == "infrastructure.key_059", "blocking first, never cut"
+    assert (report.summary.critical, report.summary.major, report.summary.minor, report.summary.blocking) == (1, 49, 10, 1)
+    assert report.notes == [
+        "... 50 more items not listed (40 major, 10 minor): the report lists the first 10 (parity.max_report_items), blocking and most severe first; the summary counts every item"
+    ]
+    assert not report.passed
