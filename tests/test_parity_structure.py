@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments
+from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments, summary_text
 from tests.parity_project import baselines
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
@@ -165,4 +165,4 @@ def test_a_report_lists_at_most_max_report_items_and_counts_the_rest_in_a_note(t
     assert report.notes == [
         "... 50 more items not listed (40 major, 10 minor): the report lists the first 10 (parity.max_report_items), blocking and most severe first; the summary counts every item"
     ]
-    assert not report.passed
+    assert not report.passed and f"note: {report.notes[0]}" in summary_text(report)

@@ -4,10 +4,10 @@ most similar counterparts, so an inserted element is one addition and a modified
 
 Both steps are bounded, because a baseline can hold a list of a hundred thousand elements:
 
-- the edit script may cost at most ``MAX_WORK`` steps of (length of the differing middle) x
-  (edits), and at most ``MAX_EDITS`` edits (its trace is kept for the walk back, ``MAX_EDITS``
-  squared entries at most). Past that the differing middle is paired by position, and the
-  caller says so in the report;
+- the edit script may take at most ``MAX_WORK`` steps (diagonals tried plus elements compared,
+  counted as it runs) and at most ``MAX_EDITS`` edits (its trace is kept for the walk back,
+  about ``MAX_EDITS`` squared integers). Past either the differing middle is paired by position,
+  and the caller says so in the report;
 - a replaced run is paired by similarity only while (removed x added) <= ``MAX_PAIRING`` cells;
   a larger one is paired in order.
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-#: Budget of the edit script: differing elements x edits (about a second of CPython at most).
-MAX_WORK = 2_000_000
+#: Budget of the edit script in steps (a step is well under a microsecond of CPython).
+MAX_WORK = 4_000_000
 #: Most edits searched for; the walk back keeps about MAX_EDITS**2 integers.
 MAX_EDITS = 1_000
 #: Largest replaced run (removed x added elements) paired by similarity.
@@ -49,8 +49,7 @@ def align(fa: Sequence[int], fb: Sequence[int], similarity: Callable[[int, int],
         end_a, end_b = end_a - 1, end_b - 1
     out = Alignment([(i, i) for i in range(start)], [], [])
     middle_a, middle_b = end_a - start, end_b - start
-    size = middle_a + middle_b
-    matches = _myers(fa[start:end_a], fb[start:end_b], min(MAX_EDITS, MAX_WORK // size)) if middle_a and middle_b else []
+    matches = _myers(fa[start:end_a], fb[start:end_b], MAX_EDITS, MAX_WORK) if middle_a and middle_b else []
     if matches is None:
         out.positional = True
         matches = []
@@ -71,27 +70,34 @@ def align(fa: Sequence[int], fb: Sequence[int], similarity: Callable[[int, int],
     return out
 
 
-def _myers(a: Sequence[int], b: Sequence[int], max_d: int) -> list[tuple[int, int]] | None:
+def _myers(a: Sequence[int], b: Sequence[int], max_d: int, max_work: int) -> list[tuple[int, int]] | None:
     """The matched (i, j) of a shortest edit script from ``a`` to ``b``, in order; None when it
-    needs more than ``max_d`` edits. Myers (1986), with the trace kept for the walk back."""
+    needs more than ``max_d`` edits or ``max_work`` steps. Myers (1986), with the trace kept for
+    the walk back."""
     n, m = len(a), len(b)
+    work = 0
     offset = max_d + 1
     v = [0] * (2 * max_d + 3)
     trace: list[list[int]] = []
     for d in range(max_d + 1):
         # v[offset + k] for k in -d-1..d+1 is all the walk back reads of this round.
         trace.append(v[offset - d - 1 : offset + d + 2])
+        work += d + 1
         for k in range(-d, d + 1, 2):
             if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
                 x = v[offset + k + 1]
             else:
                 x = v[offset + k - 1] + 1
             y = x - k
+            start = x
             while x < n and y < m and a[x] == b[y]:
                 x, y = x + 1, y + 1
+            work += x - start
             v[offset + k] = x
             if x >= n and y >= m:
                 return _walk_back(trace, n, m)
+        if work > max_work:
+            return None
     return None
 
 

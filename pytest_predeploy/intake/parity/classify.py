@@ -264,7 +264,8 @@ def _nested_secrets(value: Any, path: tuple[Any, ...], policy: _Policy) -> Itera
             yield from ((where, scalar) for scalar in _scalars(item))
         elif isinstance(item, dict):
             if secret_pair(item, policy.names):
-                stack.extend((v, (*where, k)) for k, v in item.items() if k in _PAIR_SHOWN and k != "name" and k != "key")
+                if "valueFrom" in item:  # references, shown: see _PAIR_SHOWN
+                    stack.append((item["valueFrom"], (*where, "valueFrom")))
                 yield from ((where, scalar) for k, v in item.items() if k not in _PAIR_SHOWN for scalar in _scalars(v))
             else:
                 stack.extend((v, (*where, k)) for k, v in item.items())

@@ -153,7 +153,7 @@ class ParityConfig(StrictModel):
     waivers: list[DriftWaiver] = Field(default_factory=list, description="Accepted drift with owner, justification and expiry.")
     list_keys: list[ListKey] = Field(
         default_factory=_default_list_keys,
-        description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (longest common subsequence), so one inserted element is one added item; their paths read [3], staging's position, or production's for a removed element.",
+        description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (a shortest edit script over element fingerprints, bounded: see docs/parity.md), so one inserted element is one added item and a modified one is paired with its counterpart; their paths read [3], staging's position, or production's for a removed element.",
     )
     secret_names: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_NAMES),

@@ -177,13 +177,24 @@ class Differ:
         fingerprints (see ``align``), so one step inserted into a workflow is one added item and
         one modified step one pair, not a change of every later step. Paired elements carry the
         source's index; removed ones the target's."""
-        where = path if self._path_rules else None
-        fa = [self._fingerprint(item, (*path, ListPos(None, i)) if where is not None else None) for i, item in enumerate(a)]
-        fb = [self._fingerprint(item, (*path, ListPos(None, i)) if where is not None else None) for i, item in enumerate(b)]
+        fa = [self._fingerprint(item, self._element(path, i)) for i, item in enumerate(a)]
+        fb = [self._fingerprint(item, self._element(path, i)) for i, item in enumerate(b)]
         if fa == fb:
             found = Alignment([(i, i) for i in range(len(a))], [], [])
         else:
-            found = align(fa, fb, lambda i, j: self._similarity(a[i], b[j], where))
+            entries_a: dict[int, dict[Any, int]] = {}
+            entries_b: dict[int, dict[Any, int]] = {}
+
+            def similarity(i: int, j: int) -> int:
+                """How alike two elements are (0: unrelated): the entries of two mappings that
+                the differ finds equal, an equal name weighing more than all others."""
+                if a[i].__class__ is not dict or b[j].__class__ is not dict:
+                    return 0
+                ea = entries_a.get(i) or entries_a.setdefault(i, self._entries(a[i], self._element(path, i)))
+                eb = entries_b.get(j) or entries_b.setdefault(j, self._entries(b[j], self._element(path, j)))
+                return sum(100 if key in _NAMING else 1 for key, print_a in ea.items() if eb.get(key) == print_a)
+
+            found = align(fa, fb, similarity)
         if found.positional:
             self.positional.append((path, len(a), len(b)))
         out = self.out
@@ -193,19 +204,14 @@ class Differ:
         out.extend((ADDED, (*path, ListPos(None, i)), a[i], _MISSING) for i in found.added)
         out.extend((REMOVED, (*path, ListPos(None, j)), _MISSING, b[j]) for j in found.removed)
 
-    def _similarity(self, a: Any, b: Any, path: tuple[Any, ...] | None) -> int:
-        """How alike two elements are (0: unrelated): the entries of two mappings that the differ
-        finds equal, an equal name weighing more than all others."""
-        if a.__class__ is not dict or b.__class__ is not dict:
-            return 0
-        score = 0
-        for key, value in a.items():
-            other = b.get(key, _MISSING)
-            if other is not _MISSING:
-                where = None if path is None else (*path, key)
-                if self._fingerprint(value, where) == self._fingerprint(other, where):
-                    score += 100 if key in _NAMING else 1
-        return score
+    def _element(self, path: tuple[Any, ...], index: int) -> tuple[Any, ...] | None:
+        """The path of an aligned element as fingerprints need it, at its own index: None unless
+        a list key rule names a path (one naming a single index, ``steps[3].env``, can then
+        fingerprint a moved element differently from how the differ walks its pair)."""
+        return (*path, ListPos(None, index)) if self._path_rules else None
+
+    def _entries(self, mapping: dict[Any, Any], path: tuple[Any, ...] | None) -> dict[Any, int]:
+        return {key: self._fingerprint(value, None if path is None else (*path, key)) for key, value in mapping.items()}
 
     def _fingerprint(self, value: Any, path: tuple[Any, ...] | None) -> int:
         """A hash of ``value`` that is equal exactly when the differ finds no difference (types
