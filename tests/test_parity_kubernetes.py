@@ -111,3 +111,20 @@ def test_a_secret_that_is_a_common_word_is_weak_and_redacted_only_as_a_whole_tok
     dsn = items[("infrastructure.services.web.environment.SENTRY_DSN", "values differ")]
     assert dsn.source_value.value == f"https://[REDACTED:{secret}]@o1.ingest.example.com/2"
     assert "sentry@" not in everything_shown(report) and json.dumps("sentry") not in everything_shown(report)
+
+
+def test_a_secret_volume_only_one_side_has_is_shown_as_a_reference(tmp_path: Path) -> None:
+    production = POD.format(tls="api-tls", key="password")
+    staging = production.replace("          secret:\n            secretName: api-tls\n", "          configMap:\n            name: api-tls\n")
+    report = compare(baselines(tmp_path, staging, production, name="manifests.yaml"))
+    base = "infrastructure.apps/v1/Deployment/shop/api.spec.template.spec.volumes[name=tls]"
+    assert sorted((item.path, item.kind) for item in report.items) == [(f"{base}.configMap", "added"), (f"{base}.secret", "removed")]
+    removed = next(item for item in report.items if item.kind == "removed")
+    assert removed.target_value is not None and removed.target_value.value["secretName"] == "api-tls"
+
+
+def test_ecs_secrets_that_name_their_parameters_are_references_not_reused_secrets(tmp_path: Path) -> None:
+    text = "containerDefinitions:\n  - name: api\n    secrets:\n      - {name: DB_PASSWORD, valueFrom: 'arn:aws:ssm:eu-west-1:1:parameter/db'}\n"
+    report = compare(baselines(tmp_path, text, text.replace("/db'", "/db-v2'")))
+    items = [(item.path, item.kind, item.source_value and item.source_value.value) for item in report.items]
+    assert items == [("infrastructure.containerDefinitions[name=api].secrets[name=DB_PASSWORD].valueFrom", "changed", "arn:aws:ssm:eu-west-1:1:parameter/db")]

@@ -19,7 +19,7 @@ from pytest_predeploy.intake.parity.diff import _MISSING, CHANGED, Differ
 from pytest_predeploy.intake.parity.inputs import Capture, _no_gc, _type_name, load_environment
 from pytest_predeploy.intake.parity.paths import _match_text, parse_exact_path, render_path
 from pytest_predeploy.intake.parity.report import DriftItem, ParityReport, ParitySummary, ParityValue, _short, _sort_key
-from pytest_predeploy.intake.parity.secretkeys import _PAIR_SHOWN, is_weak
+from pytest_predeploy.intake.parity.secretkeys import _PAIR_SHOWN, is_reference, is_weak
 from pytest_predeploy.intake.parity.show import _Shower
 
 
@@ -48,6 +48,8 @@ def compare_trees(
         with _no_gc():  # the walk and the items create no cycles; see _no_gc
             raw = differ.diff(source_tree, target_tree)
             policy.references = differ.references
+            # A reference added, removed or retyped whole (a volume's secret: on one side only).
+            policy.references.update(path for _, path, a, b in raw if all(is_reference(v) for v in (a, b) if v is not _MISSING))
             if notes is not None:
                 notes.extend(
                     f"{render_path(path)}: {n} and {m} elements differ too much to align within the bound "

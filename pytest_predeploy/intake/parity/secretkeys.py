@@ -31,15 +31,17 @@ _KEY_REF = frozenset({"name", "key", "optional"})
 #
 # Under a key that sounds secret, Kubernetes keeps references to Secret objects: a pod volume's
 # ``secret: {secretName, items: [{key, path}], defaultMode, optional}``, a projected volume's
-# ``secret: {name, items}``, a ServiceAccount's ``secrets: [{name}]``. Their values are names of
-# Secret objects and of keys inside them: not secret, and equal in every environment.
+# ``secret: {name, items}``, a ServiceAccount's ``secrets: [{name}]``; ECS keeps parameter ARNs in
+# ``secrets: [{name, valueFrom}]``. Their values are names of Secret objects, of keys inside them
+# or of parameters: not secret, and equal in every environment.
 
 #: The fields of a secret volume source or projection (and Helm's {create, name} idiom).
 _VOLUME_REF = frozenset({"secretName", "name", "items", "defaultMode", "optional", "create", "enabled"})
 #: The fields of a volume's ``items`` entry (a key of the Secret and where it is mounted).
 _ITEM_REF = frozenset({"key", "path", "mode"})
-#: The fields of an object reference (``secrets: [{name: ...}]``).
-_OBJECT_REF = frozenset({"name", "namespace", "kind", "apiVersion", "uid", "fieldPath", "resourceVersion"})
+#: The fields of an object reference (``secrets: [{name: ...}]``), and of an ECS container's
+#: ``secrets: [{name: DB_PASSWORD, valueFrom: <parameter ARN>}]``, which names where it is kept.
+_OBJECT_REF = frozenset({"name", "namespace", "kind", "apiVersion", "uid", "fieldPath", "resourceVersion", "valueFrom"})
 _SCALARS = (str, int, float, bool, type(None))
 
 
