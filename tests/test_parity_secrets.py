@@ -239,3 +239,20 @@ def test_environment_variables_named_like_secrets_hide_their_values_and_their_re
     assert items[f"{base}[name=sidecar]"].kind == "added"
     assert {path for path, item in items.items() if item.detail == "REUSED"} == {f"{base}[name=api].env[name=PAYMENTS_TOKEN].value"}
     assert CANARY not in shown(report, capsys)
+
+
+def test_a_weak_secret_source_value_is_weak_and_still_redacted_wherever_it_occurs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The run checks everything it writes for its secret sources' values as substrings, so
+    # parity redacts them the same way, even where a tree's weak secret is redacted on tokens.
+    for env, tag in (("s", "24.2.0"), ("p", "24.1.0")):
+        (tmp_path / f"{env}.env").write_text("RELAY_TOKEN=sentry\n", encoding="utf-8")
+        (tmp_path / f"{env}.yaml").write_text(f"web: {{image: 'getsentry/sentry:{tag}'}}\n", encoding="utf-8")
+    config = write_config(tmp_path, {"configuration": ["s.yaml"], "secrets": {"file": "s.env"}}, {"configuration": ["p.yaml"], "secrets": {"file": "p.env"}})
+    report = compare(config)
+    items = {(item.path, item.detail): item for item in report.items}
+    assert items[("secrets.RELAY_TOKEN", "WEAK")].severity == "major" and items[("secrets.RELAY_TOKEN", "REUSED")].blocking
+    assert (
+        items[("configuration.web.image", "values differ")].source_value.value
+        == "get[REDACTED:production/RELAY_TOKEN]/[REDACTED:production/RELAY_TOKEN]:24.2.0"
+    )
+    assert "sentry" not in shown(report, capsys)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import Severity, utcnow
-from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.redact import MIN_SECRET_LENGTH, Redactor
 from pytest_predeploy.intake.parity.align import MAX_EDITS, MAX_WORK
 from pytest_predeploy.intake.parity.classify import _by_value, _classify, _nested_secrets, _Policy, _scalars, compare_secrets, required_flag_states
 from pytest_predeploy.intake.parity.config import ParityConfig, ParityProject
@@ -91,13 +91,12 @@ def compare_trees(
                 known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
             numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
             tagged = _by_value(known)
-            shower = _Shower(
-                Redactor({tag: value for tag, value in tagged.items() if not is_weak(value)}),
-                policy.secret_step,
-                numbers,
-                policy.names,
-                {tag: value for tag, value in tagged.items() if is_weak(value)},
-            )
+            # A weak value found in the trees is redacted on token boundaries only. One from a
+            # secret source is redacted like everything the run writes is checked for it
+            # (wherever it occurs, from MIN_SECRET_LENGTH characters), and below that on tokens.
+            sourced = set((secret_values or {}).values())
+            tokens = {tag: value for tag, value in tagged.items() if is_weak(value) and (value not in sourced or len(value) < MIN_SECRET_LENGTH)}
+            shower = _Shower(Redactor({tag: value for tag, value in tagged.items() if tag not in tokens}), policy.secret_step, numbers, policy.names, tokens)
             items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths, strict=False)]
     except RecursionError:
         raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
@@ -136,7 +135,7 @@ def compare_trees(
                     "severity": parity.secrets.weak,
                     "status": "drift",
                     "rule": "weak secret (under 8 characters, one word, only digits or a placeholder)",
-                    "remediation": f"replace this placeholder in {holders} with a generated credential (16 or more random characters) kept in a secret source",
+                    "remediation": f"replace this placeholder in {holders} with a generated credential (16 or more random characters) from a secret source",
                 },
                 _match_text(path),
             )
