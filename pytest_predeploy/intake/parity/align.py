@@ -9,7 +9,9 @@ Both steps are bounded, because a baseline can hold a list of a hundred thousand
   about ``MAX_EDITS`` squared integers). Past either the differing middle is paired by position,
   and the caller says so in the report;
 - a replaced run is paired by similarity only while (removed x added) <= ``MAX_PAIRING`` cells;
-  a larger one is paired in order.
+  a larger one is paired in order;
+- one comparison spends at most ``MAX_TOTAL_WORK`` steps on all its lists together (the caller
+  keeps the count in ``Alignment.work``), so many lists near the bound cannot add up either.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 
 #: Budget of the edit script in steps (a step is well under a microsecond of CPython).
 MAX_WORK = 4_000_000
+#: Budget of all the edit scripts of one comparison.
+MAX_TOTAL_WORK = 40_000_000
 #: Most edits searched for; the walk back keeps about MAX_EDITS**2 integers.
 MAX_EDITS = 1_000
 #: Largest replaced run (removed x added elements) paired by similarity.
@@ -35,11 +39,14 @@ class Alignment:
     added: list[int]
     removed: list[int]
     positional: bool = False
+    #: Steps the edit script took.
+    work: int = 0
 
 
-def align(fa: Sequence[int], fb: Sequence[int], similarity: Callable[[int, int], int]) -> Alignment:
-    """Align fingerprints ``fa`` (source) with ``fb`` (target). ``similarity(i, j)`` scores a
-    removed-and-added pair (0: unrelated) and is called only inside replaced runs."""
+def align(fa: Sequence[int], fb: Sequence[int], similarity: Callable[[int, int], int], max_work: int = MAX_WORK) -> Alignment:
+    """Align fingerprints ``fa`` (source) with ``fb`` (target) in at most ``max_work`` steps.
+    ``similarity(i, j)`` scores a removed-and-added pair (0: unrelated) and is called only
+    inside replaced runs."""
     n, m = len(fa), len(fb)
     start = 0
     while start < n and start < m and fa[start] == fb[start]:
@@ -49,7 +56,7 @@ def align(fa: Sequence[int], fb: Sequence[int], similarity: Callable[[int, int],
         end_a, end_b = end_a - 1, end_b - 1
     out = Alignment([(i, i) for i in range(start)], [], [])
     middle_a, middle_b = end_a - start, end_b - start
-    matches = _myers(fa[start:end_a], fb[start:end_b], MAX_EDITS, MAX_WORK) if middle_a and middle_b else []
+    matches = _myers(fa[start:end_a], fb[start:end_b], MAX_EDITS, min(max_work, MAX_WORK), out) if middle_a and middle_b else []
     if matches is None:
         out.positional = True
         matches = []
@@ -70,10 +77,10 @@ def align(fa: Sequence[int], fb: Sequence[int], similarity: Callable[[int, int],
     return out
 
 
-def _myers(a: Sequence[int], b: Sequence[int], max_d: int, max_work: int) -> list[tuple[int, int]] | None:
+def _myers(a: Sequence[int], b: Sequence[int], max_d: int, max_work: int, out: Alignment) -> list[tuple[int, int]] | None:
     """The matched (i, j) of a shortest edit script from ``a`` to ``b``, in order; None when it
-    needs more than ``max_d`` edits or ``max_work`` steps. Myers (1986), with the trace kept for
-    the walk back."""
+    needs more than ``max_d`` edits or ``max_work`` steps (counted in ``out.work``). Myers
+    (1986), with the trace kept for the walk back."""
     n, m = len(a), len(b)
     work = 0
     offset = max_d + 1
@@ -95,9 +102,11 @@ def _myers(a: Sequence[int], b: Sequence[int], max_d: int, max_work: int) -> lis
             work += x - start
             v[offset + k] = x
             if x >= n and y >= m:
+                out.work = work
                 return _walk_back(trace, n, m)
         if work > max_work:
-            return None
+            break
+    out.work = work
     return None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import Severity, utcnow
 from pytest_predeploy.core.redact import MIN_SECRET_LENGTH, Redactor
-from pytest_predeploy.intake.parity.align import MAX_EDITS, MAX_WORK
+from pytest_predeploy.intake.parity.align import MAX_EDITS, MAX_TOTAL_WORK, MAX_WORK
 from pytest_predeploy.intake.parity.classify import _by_value, _classify, _nested_secrets, _Policy, _scalars, compare_secrets, required_flag_states
 from pytest_predeploy.intake.parity.config import ParityConfig, ParityProject
 from pytest_predeploy.intake.parity.diff import _MISSING, CHANGED, Differ
@@ -51,11 +51,7 @@ def compare_trees(
             # A reference added, removed or retyped whole (a volume's secret: on one side only).
             policy.references.update(path for _, path, a, b in raw if all(is_reference(v) for v in (a, b) if v is not _MISSING))
             if notes is not None:
-                notes.extend(
-                    f"{render_path(path)}: {n} and {m} elements differ too much to align within the bound "
-                    f"(at most {MAX_EDITS} edits and {MAX_WORK:,} steps): the differing elements were paired by position, so its items may not line up"
-                    for path, n, m in differ.positional
-                )
+                notes.extend(_positional_notes(differ.positional))
             reused = [
                 (path, value)
                 for path, value in differ.equal_secrets
@@ -225,6 +221,22 @@ def compare_environments(
         inputs=left.inputs + right.inputs,
         notes=notes,
     )
+
+
+#: Lists paired by position named one by one in the notes; the rest are counted.
+_NAMED_LISTS = 20
+
+
+def _positional_notes(lists: list[tuple[tuple[Any, ...], int, int]]) -> list[str]:
+    notes = [
+        f"{render_path(path)}: {n} and {m} elements differ too much to align within the bound "
+        f"(at most {MAX_EDITS} edits and {MAX_WORK:,} steps a list, {MAX_TOTAL_WORK:,} in all): "
+        "the differing elements were paired by position, so its items may not line up"
+        for path, n, m in lists[:_NAMED_LISTS]
+    ]
+    if len(lists) > _NAMED_LISTS:
+        notes.append(f"... {len(lists) - _NAMED_LISTS} more lists paired by position")
+    return notes
 
 
 def _omitted_note(rest: list[DriftItem], limit: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pytest_predeploy.intake.parity.align import Alignment, align
+from pytest_predeploy.intake.parity.align import MAX_TOTAL_WORK, Alignment, align
 from pytest_predeploy.intake.parity.config import ListKey
 from pytest_predeploy.intake.parity.paths import ListPos, _match_text, _segment_text, compile_glob
 from pytest_predeploy.intake.parity.secretkeys import _PAIR_NAMES, _PAIR_VALUES, _SECRET_DATA, is_reference, is_secret_object, secret_pair
@@ -53,6 +53,7 @@ class Differ:
         #: (path, source length, target length) of lists too different to align within the
         #: bounds of ``align``: their differing middle was paired by position.
         self.positional: list[tuple[tuple[Any, ...], int, int]] = []
+        self._work_left = MAX_TOTAL_WORK
         # Element fingerprints need paths only when a list key rule names one.
         self._path_rules = any(regex.pattern != ".*" for regex, _ in self._list_keys)
 
@@ -194,7 +195,8 @@ class Differ:
                 eb = entries_b.get(j) or entries_b.setdefault(j, self._entries(b[j], self._element(path, j)))
                 return sum(100 if key in _NAMING else 1 for key, print_a in ea.items() if eb.get(key) == print_a)
 
-            found = align(fa, fb, similarity)
+            found = align(fa, fb, similarity, self._work_left)
+            self._work_left -= found.work
         if found.positional:
             self.positional.append((path, len(a), len(b)))
         out = self.out
