@@ -148,20 +148,27 @@ class _Policy:
         return self.config.default_severity, None, None
 
     def severity_of(
-        self, kind: str, path: tuple[Any, ...], values: tuple[Any, Any], key_for: Callable[[tuple[Any, ...], list[Any]], str | None]
+        self,
+        kind: str,
+        path: tuple[Any, ...],
+        values: tuple[Any, Any],
+        key_for: Callable[[tuple[Any, ...], list[Any]], str | None],
+        text: str | None = None,
     ) -> tuple[Severity, str | None, str | None]:
         """The severity of a difference at ``path``. A node added, removed or retyped takes its
         children with it, so it is at least as severe as the rules written under it say
         (``infrastructure.database.*`` for ``infrastructure.database``) and as its worst leaf on
-        either side: deleting a block cannot be milder than changing one of its values."""
-        found = self.severity(_match_text(path))
+        either side: deleting a block cannot be milder than changing one of its values. ``text``
+        is ``_match_text(path)`` when the caller has it already."""
+        text = _match_text(path) if text is None else text
+        found = self.severity(text)
         if kind == CHANGED:
             return found
         best = found
         depth = len(path)
         for prefixes, rule in self._under:
             regex = prefixes.get(depth)
-            if regex is not None and rule.severity.rank > best[0].rank and regex.fullmatch(_match_text(path)):
+            if regex is not None and rule.severity.rank > best[0].rank and regex.fullmatch(text):
                 best = rule.severity, f"severity {rule.path} (written under this node)", rule.remediation or None
         for value in values:
             if isinstance(value, (dict, list)) and self.rules:
@@ -206,7 +213,7 @@ def _item(fields: dict[str, Any]) -> DriftItem:
 def _classify(raw: RawDiff, secret: bool, policy: _Policy, shower: _Shower, key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> DriftItem:
     kind, path, a, b = raw
     text = _match_text(path)
-    severity, rule, remediation = policy.severity_of(kind, path, (a, b), key_for)
+    severity, rule, remediation = policy.severity_of(kind, path, (a, b), key_for, text)
     if kind == TYPE_CHANGED:
         detail = f"{_type_name(a)} -> {_type_name(b)} (staging -> production)"
     elif kind == ADDED:
