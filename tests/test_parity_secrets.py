@@ -147,9 +147,12 @@ def test_equal_non_string_secrets_are_reused_and_a_secret_empty_on_both_sides_is
         {"secret_paths": ["**.pin"]},
     )
     report = compare(config)
-    items = {item.path: item for item in report.items}
+    items = {item.path: item for item in report.items if item.detail != "WEAK"}
     assert items["configuration.payments.pin"].detail == "REUSED" and items["configuration.payments.pin"].blocking
     assert items["configuration.payments.db_password"].detail == "REUSED"
+    # Digits only: a PIN or a date is a weak credential besides.
+    weak = sorted(item.path for item in report.items if item.detail == "WEAK")
+    assert weak == ["configuration.payments.db_password", "configuration.payments.pin", "secrets.SET"]
     assert {check.name: check.status for check in report.secrets} == {"EMPTY_TOKEN": "missing-in-staging-and-production", "SET": "present"}
     assert items["secrets.EMPTY_TOKEN"].severity == "major"
     out = shown(report, capsys)
@@ -236,3 +239,20 @@ def test_environment_variables_named_like_secrets_hide_their_values_and_their_re
     assert items[f"{base}[name=sidecar]"].kind == "added"
     assert {path for path, item in items.items() if item.detail == "REUSED"} == {f"{base}[name=api].env[name=PAYMENTS_TOKEN].value"}
     assert CANARY not in shown(report, capsys)
+
+
+def test_a_weak_secret_source_value_is_weak_and_still_redacted_wherever_it_occurs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The run checks everything it writes for its secret sources' values as substrings, so
+    # parity redacts them the same way, even where a tree's weak secret is redacted on tokens.
+    for env, tag in (("s", "24.2.0"), ("p", "24.1.0")):
+        (tmp_path / f"{env}.env").write_text("RELAY_TOKEN=sentry\n", encoding="utf-8")
+        (tmp_path / f"{env}.yaml").write_text(f"web: {{image: 'getsentry/sentry:{tag}'}}\n", encoding="utf-8")
+    config = write_config(tmp_path, {"configuration": ["s.yaml"], "secrets": {"file": "s.env"}}, {"configuration": ["p.yaml"], "secrets": {"file": "p.env"}})
+    report = compare(config)
+    items = {(item.path, item.detail): item for item in report.items}
+    assert items[("secrets.RELAY_TOKEN", "WEAK")].severity == "major" and items[("secrets.RELAY_TOKEN", "REUSED")].blocking
+    assert (
+        items[("configuration.web.image", "values differ")].source_value.value
+        == "get[REDACTED:production/RELAY_TOKEN]/[REDACTED:production/RELAY_TOKEN]:24.2.0"
+    )
+    assert "sentry" not in shown(report, capsys)

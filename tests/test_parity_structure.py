@@ -1,14 +1,16 @@
 """Parity on the shape of real configuration: rules written under a node cover that node, lists
-aligned by their longest common subsequence, multi-document YAML (Kubernetes manifests)."""
+aligned by content, multi-document YAML (Kubernetes manifests), a bounded report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments
+from pytest_predeploy.intake.parity import DriftItem, ParityReport, compare_environments, summary_text
 from tests.parity_project import baselines
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
@@ -150,3 +152,28 @@ def test_replicas_and_a_memory_limit_only_production_has_are_drift_on_their_obje
         ("infrastructure.apps/v1/Deployment/shop/api.spec.template.spec.containers[name=api].resources", "removed", "critical"),
     }
     assert not report.passed and report.summary.blocking == 1, "a critical drift no waiver covers blocks Gate 1"
+
+
+def test_a_report_lists_at_most_max_report_items_and_counts_the_rest_in_a_note(tmp_path: Path) -> None:
+    production = "".join(f"key_{i:03d}: {i}\n" for i in range(60))
+    staging = "".join(f"key_{i:03d}: {i + 1}\n" for i in range(60))
+    parity = {
+        "max_report_items": 10,
+        "rules": [{"path": "infrastructure.key_059", "severity": "critical"}, {"path": "infrastructure.key_00?", "severity": "minor"}],
+    }
+    report = compare(baselines(tmp_path, staging, production, parity=parity))
+    assert len(report.items) == 10 and report.items[0].path == "infrastructure.key_059", "blocking first, never cut"
+    assert (report.summary.critical, report.summary.major, report.summary.minor, report.summary.blocking) == (1, 49, 10, 1)
+    assert report.notes == [
+        "... 50 more items not listed (40 major, 10 minor): the report lists the first 10 (parity.max_report_items), blocking and most severe first; the summary counts every item"
+    ]
+    assert not report.passed and f"note: {report.notes[0]}" in summary_text(report)
+
+
+def test_a_large_added_block_is_shown_within_a_bounded_size(tmp_path: Path) -> None:
+    block = {f"group_{i}": {f"item_{j}": {f"key_{k}": "v" * 400 for k in range(25)} for j in range(25)} for i in range(25)}
+    staging = yaml.safe_dump({"base": 1, "block": block})
+    report = compare(baselines(tmp_path, staging, "base: 1\n"))
+    [item] = report.items
+    assert item.path == "infrastructure.block" and item.source_value is not None and item.source_value.truncated
+    assert len(json.dumps(item.source_value.value)) < 6000, "about 4,000 characters of a value at most, whatever its size"

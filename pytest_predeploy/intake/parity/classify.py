@@ -6,95 +6,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import secrets as _secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from pytest_predeploy.core.fields import Severity
-from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.intake.parity.config import DriftWaiver, IgnoreRule, ParityConfig, SeverityRule
 from pytest_predeploy.intake.parity.diff import _MISSING, ADDED, CHANGED, REMOVED, TYPE_CHANGED, RawDiff
 from pytest_predeploy.intake.parity.inputs import EnvironmentState, _type_name
-from pytest_predeploy.intake.parity.paths import _SEP, ListPos, _match_text, _segment_regex, _segment_text, _tokens, compile_glob, parse_exact_path, render_path
+from pytest_predeploy.intake.parity.paths import _SEP, ListPos, _match_text, _segment_regex, _tokens, compile_glob, parse_exact_path, render_path
 from pytest_predeploy.intake.parity.report import DriftItem, ParityValue, SecretCheck
-from pytest_predeploy.intake.parity.secretkeys import _PAIR_NAMES, _SECRET_DATA, is_secret_object, secret_pair
+from pytest_predeploy.intake.parity.secretkeys import _PAIR_SHOWN, _SECRET_DATA, is_reference, is_secret_object, is_weak, secret_pair
+from pytest_predeploy.intake.parity.show import _Shower
 from pytest_predeploy.intake.secrets import (
     SecretNames,
     assignment_secret,
 )
-
-#: How much of a value a report item shows.
-_SHOW_CHARS = 300
-_SHOW_ITEMS = 20
-
-
-REDACTED = "[REDACTED]"
-
-
-class _Shower:
-    """Turns values into report views: JSON-safe, shortened, and redacted at every depth: a value
-    under a secret key is replaced by ``[REDACTED]``, and a known secret value (from a secrets
-    source or found under a secret key anywhere in either tree) by ``[REDACTED:<where>]``,
-    also inside a longer string (a DSN) or as a number."""
-
-    def __init__(self, redactor: Redactor, secret_step: Callable[[tuple[Any, ...]], bool], numbers: set[str], names: SecretNames) -> None:
-        self._redactor = redactor
-        self._names = names
-        self._secret_step = secret_step
-        self._numbers = numbers
-        self.truncated = False
-
-    def view(self, value: Any, secret: bool = False, path: tuple[Any, ...] = ()) -> ParityValue | None:
-        if value is _MISSING:
-            return None
-        if secret:
-            return ParityValue.model_construct(type=_type_name(value), redacted=True)
-        self.truncated = False
-        shown = self._json(value, 0, path)
-        return ParityValue.model_construct(type=_type_name(value), value=shown, truncated=self.truncated)
-
-    def _json(self, value: Any, depth: int, path: tuple[Any, ...]) -> Any:
-        if isinstance(value, str):
-            text = self._redactor.redact(value) if self._redactor else value
-            if "=" in text and assignment_secret(text, self._names):
-                text = text.split("=", 1)[0] + "=" + REDACTED
-            if len(text) > _SHOW_CHARS:
-                self.truncated = True
-                return text[:_SHOW_CHARS] + "..."
-            return text
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and self._numbers and str(value) in self._numbers:
-            return REDACTED
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float):
-            return value if math.isfinite(value) else str(value)
-        if isinstance(value, (datetime, date)):
-            return self._json(value.isoformat(), depth, path)
-        if isinstance(value, (bytes, bytearray)):
-            return f"<{len(value)} bytes>"
-        if isinstance(value, (dict, list)):
-            if depth >= 4:
-                self.truncated = True
-                return "..."
-            pairs = list(value.items()) if isinstance(value, dict) else [(ListPos(None, i), v) for i, v in enumerate(value)]
-            if len(pairs) > _SHOW_ITEMS:
-                self.truncated = True
-                pairs = pairs[:_SHOW_ITEMS]
-            pair = isinstance(value, dict) and secret_pair(value, self._names)
-            shown = [
-                (k, REDACTED if (pair and k not in _PAIR_NAMES) or self._secret_step((*path, k)) else self._json(v, depth + 1, (*path, k))) for k, v in pairs
-            ]
-            if isinstance(value, dict):
-                return {self._json(_segment_text(k), depth + 1, path): v for k, v in shown}
-            return [v for _, v in shown]
-        return self._json(str(value), depth, path)
-
 
 _REMEDIATION = {
     ADDED: "staging has this and production does not: remove it from staging, or add it to the production baseline if the release introduces it",
@@ -153,6 +83,9 @@ class _Policy:
     secret_paths: list[re.Pattern[str]] = field(init=False)
     not_secret: list[re.Pattern[str]] = field(init=False)
     secret_glob_key: re.Pattern[str] | None = field(init=False)
+    #: Paths of secret references the differ found (see ``is_reference``): nothing at or under
+    #: them is secret.
+    references: set[tuple[Any, ...]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rules = [(compile_glob(r.path), r) for r in self.config.rules]
@@ -188,7 +121,12 @@ class _Policy:
         flags = self.names.flags
         if not self.secret_paths and not any(True in flags(segment) or is_secret_object(segment) for segment in path):
             return False
-        return any(self.secret_step(path[: i + 1]) for i in range(len(path)))
+        for i in range(len(path)):
+            if self.references and path[: i + 1] in self.references:
+                return False
+            if self.secret_step(path[: i + 1]):
+                return True
+        return False
 
     def is_reuse_candidate(self, path: tuple[Any, ...]) -> bool:
         """An equal value here is credential reuse: the key's name says secret, it is inside a
@@ -210,20 +148,27 @@ class _Policy:
         return self.config.default_severity, None, None
 
     def severity_of(
-        self, kind: str, path: tuple[Any, ...], values: tuple[Any, Any], key_for: Callable[[tuple[Any, ...], list[Any]], str | None]
+        self,
+        kind: str,
+        path: tuple[Any, ...],
+        values: tuple[Any, Any],
+        key_for: Callable[[tuple[Any, ...], list[Any]], str | None],
+        text: str | None = None,
     ) -> tuple[Severity, str | None, str | None]:
         """The severity of a difference at ``path``. A node added, removed or retyped takes its
         children with it, so it is at least as severe as the rules written under it say
         (``infrastructure.database.*`` for ``infrastructure.database``) and as its worst leaf on
-        either side: deleting a block cannot be milder than changing one of its values."""
-        found = self.severity(_match_text(path))
+        either side: deleting a block cannot be milder than changing one of its values. ``text``
+        is ``_match_text(path)`` when the caller has it already."""
+        text = _match_text(path) if text is None else text
+        found = self.severity(text)
         if kind == CHANGED:
             return found
         best = found
         depth = len(path)
         for prefixes, rule in self._under:
             regex = prefixes.get(depth)
-            if regex is not None and rule.severity.rank > best[0].rank and regex.fullmatch(_match_text(path)):
+            if regex is not None and rule.severity.rank > best[0].rank and regex.fullmatch(text):
                 best = rule.severity, f"severity {rule.path} (written under this node)", rule.remediation or None
         for value in values:
             if isinstance(value, (dict, list)) and self.rules:
@@ -268,7 +213,7 @@ def _item(fields: dict[str, Any]) -> DriftItem:
 def _classify(raw: RawDiff, secret: bool, policy: _Policy, shower: _Shower, key_for: Callable[[tuple[Any, ...], list[Any]], str | None]) -> DriftItem:
     kind, path, a, b = raw
     text = _match_text(path)
-    severity, rule, remediation = policy.severity_of(kind, path, (a, b), key_for)
+    severity, rule, remediation = policy.severity_of(kind, path, (a, b), key_for, text)
     if kind == TYPE_CHANGED:
         detail = f"{_type_name(a)} -> {_type_name(b)} (staging -> production)"
     elif kind == ADDED:
@@ -322,11 +267,13 @@ def _nested_secrets(value: Any, path: tuple[Any, ...], policy: _Policy) -> Itera
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
-        if where and policy.secret_step(where):
+        if where and policy.secret_step(where) and not is_reference(item):
             yield from ((where, scalar) for scalar in _scalars(item))
         elif isinstance(item, dict):
             if secret_pair(item, policy.names):
-                yield from ((where, scalar) for k, v in item.items() if k not in _PAIR_NAMES for scalar in _scalars(v))
+                if "valueFrom" in item:  # references, shown: see _PAIR_SHOWN
+                    stack.append((item["valueFrom"], (*where, "valueFrom")))
+                yield from ((where, scalar) for k, v in item.items() if k not in _PAIR_SHOWN for scalar in _scalars(v))
             else:
                 stack.extend((v, (*where, k)) for k, v in item.items())
         elif isinstance(item, list):
@@ -352,6 +299,9 @@ def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: 
         else:
             status = f"missing-in-{target.name if name in fa else source.name}"
         checks.append(SecretCheck(name=name, status=status))
+        weak = [env for env, found in ((source, fa), (target, fb)) if name in found and is_weak(env.secrets[name])]
+        if weak:
+            items.append(_weak_source(name, weak, source, target, policy))
         if status == "present":
             continue
         if name in empty:
@@ -380,6 +330,23 @@ def compare_secrets(source: EnvironmentState, target: EnvironmentState, policy: 
         }
         items.append(policy.finish(item, _match_text(("secrets", name))))
     return checks, items
+
+
+def _weak_source(name: str, weak: list[EnvironmentState], source: EnvironmentState, target: EnvironmentState, policy: _Policy) -> DriftItem:
+    """The WEAK item of a secret source's value that is short or common (see ``is_weak``)."""
+    view = ParityValue(type="secret", redacted=True)
+    item = {
+        "path": render_path(("secrets", name)),
+        "kind": "secret",
+        "detail": "WEAK",
+        "severity": policy.config.secrets.weak,
+        "source_value": view if source in weak else None,
+        "target_value": view if target in weak else None,
+        "status": "drift",
+        "rule": "weak secret (under 8 characters, one word, only digits or a placeholder)",
+        "remediation": f"replace {name} in {' and '.join(env.name for env in weak)} with a generated credential (16 or more random characters)",
+    }
+    return policy.finish(item, _match_text(("secrets", name)))
 
 
 def _by_value(named: Mapping[str, str]) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -10,14 +11,16 @@ from typing import Any
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import Severity, utcnow
-from pytest_predeploy.core.redact import Redactor
-from pytest_predeploy.intake.parity.classify import _by_value, _classify, _nested_secrets, _Policy, _scalars, _Shower, compare_secrets, required_flag_states
+from pytest_predeploy.core.redact import MIN_SECRET_LENGTH, Redactor
+from pytest_predeploy.intake.parity.align import MAX_EDITS, MAX_TOTAL_WORK, MAX_WORK
+from pytest_predeploy.intake.parity.classify import _by_value, _classify, _nested_secrets, _Policy, _scalars, compare_secrets, required_flag_states
 from pytest_predeploy.intake.parity.config import ParityConfig, ParityProject
 from pytest_predeploy.intake.parity.diff import _MISSING, CHANGED, Differ
 from pytest_predeploy.intake.parity.inputs import Capture, _no_gc, _type_name, load_environment
 from pytest_predeploy.intake.parity.paths import _match_text, parse_exact_path, render_path
 from pytest_predeploy.intake.parity.report import DriftItem, ParityReport, ParitySummary, ParityValue, _short, _sort_key
-from pytest_predeploy.intake.parity.secretkeys import _PAIR_NAMES
+from pytest_predeploy.intake.parity.secretkeys import _PAIR_SHOWN, is_reference, is_weak
+from pytest_predeploy.intake.parity.show import _Shower
 
 
 def compare_trees(
@@ -29,10 +32,12 @@ def compare_trees(
     target: str = "production",
     secret_values: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    notes: list[str] | None = None,
 ) -> list[DriftItem]:
     """The comparison step proper: every difference of two parsed trees, classified by the rules
     (secret-valued keys, required flags and waivers included), unsorted. ``secret_values`` (the
-    environments' secret sources) are redacted wherever they appear in a shown value."""
+    environments' secret sources) are redacted wherever they appear in a shown value. What the
+    reader must know about how the comparison was bounded is appended to ``notes``."""
     policy = _Policy(parity, now or utcnow())
     differ = Differ(parity.list_keys, policy.names, policy.secret_glob_key)
 
@@ -42,6 +47,11 @@ def compare_trees(
     try:
         with _no_gc():  # the walk and the items create no cycles; see _no_gc
             raw = differ.diff(source_tree, target_tree)
+            policy.references = differ.references
+            # A reference added, removed or retyped whole (a volume's secret: on one side only).
+            policy.references.update(path for _, path, a, b in raw if all(is_reference(v) for v in (a, b) if v is not _MISSING))
+            if notes is not None:
+                notes.extend(_positional_notes(differ.positional))
             reused = [
                 (path, value)
                 for path, value in differ.equal_secrets
@@ -54,26 +64,35 @@ def compare_trees(
             ]
             pairs = differ.secret_pairs
             secret_paths = (
-                [
-                    policy.is_secret(path) or any(path[:i] in pairs and not (i == len(path) - 1 and path[-1] in _PAIR_NAMES) for i in range(len(path)))
-                    for _, path, _, _ in raw
-                ]
+                [policy.is_secret(path) or any(path[:i] in pairs and path[i] not in _PAIR_SHOWN for i in range(len(path))) for _, path, _, _ in raw]
                 if pairs
                 else [policy.is_secret(path) for _, path, _, _ in raw]
             )
+            # Weak secret values by path, with the sides (0 source, 1 target) that hold one.
+            weak: dict[tuple[Any, ...], set[int]] = {path: {0, 1} for path, scalar in found if is_weak(scalar)}
             for (_, path, a, b), secret in zip(raw, secret_paths, strict=False):
-                for value in (a, b):
+                for side, value in enumerate((a, b)):
+                    start = len(found)
                     if secret:
                         found.extend((path, scalar) for scalar in _scalars(value))
                     else:
                         found.extend((path, scalar) for scalar in _scalars(value, policy.names))
                         if isinstance(value, (dict, list)):
                             found.extend(_nested_secrets(value, path, policy))
+                    for where, scalar in found[start:]:
+                        if is_weak(scalar):
+                            weak.setdefault(where, set()).add(side)
             known = dict(secret_values or {})
             for path, scalar in found:
                 known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
             numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
-            shower = _Shower(Redactor(_by_value(known)), policy.secret_step, numbers, policy.names)
+            tagged = _by_value(known)
+            # A weak value found in the trees is redacted on token boundaries only. One from a
+            # secret source is redacted like everything the run writes is checked for it
+            # (wherever it occurs, from MIN_SECRET_LENGTH characters), and below that on tokens.
+            sourced = set((secret_values or {}).values())
+            tokens = {tag: value for tag, value in tagged.items() if is_weak(value) and (value not in sourced or len(value) < MIN_SECRET_LENGTH)}
+            shower = _Shower(Redactor({tag: value for tag, value in tagged.items() if tag not in tokens}), policy.secret_step, numbers, policy.names, tokens)
             items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths, strict=False)]
     except RecursionError:
         raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
@@ -92,6 +111,27 @@ def compare_trees(
                     "status": "drift",
                     "rule": "secret keys (secret_names, secret_mappings, secret_paths)",
                     "remediation": f"rotate this credential in {source}: it holds the same value as {target}",
+                },
+                _match_text(path),
+            )
+        )
+
+    names = (source, target)
+    for path, sides in weak.items():
+        view = ParityValue(type="secret", redacted=True)
+        holders = " and ".join(names[side] for side in sorted(sides))
+        items.append(
+            policy.finish(
+                {
+                    "path": render_path(path),
+                    "kind": "secret",
+                    "detail": "WEAK",
+                    "source_value": view if 0 in sides else None,
+                    "target_value": view if 1 in sides else None,
+                    "severity": parity.secrets.weak,
+                    "status": "drift",
+                    "rule": "weak secret (under 8 characters, one word, only digits or a placeholder)",
+                    "remediation": f"replace this placeholder in {holders} with a generated credential (16 or more random characters) from a secret source",
                 },
                 _match_text(path),
             )
@@ -149,7 +189,8 @@ def compare_environments(
     left = load_environment(config, source, capture, transcripts)
     right = load_environment(config, target, capture, transcripts)
     now = now or utcnow()
-    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, secret_values=config.secret_values(), now=now)
+    notes: list[str] = []
+    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, secret_values=config.secret_values(), now=now, notes=notes)
     checks, secret_items = compare_secrets(left, right, _Policy(parity, now))
     items.extend(secret_items)
     items.sort(key=_sort_key)
@@ -165,6 +206,9 @@ def compare_environments(
         blocking=sum(i.blocking for i in items),
         secrets_reused=sum(i.kind == "secret" and i.detail == "REUSED" for i in items),
     )
+    if len(items) > parity.max_report_items:
+        items, rest = items[: parity.max_report_items], items[parity.max_report_items :]
+        notes.append(_omitted_note(rest, parity.max_report_items))
     return ParityReport(
         release=release,
         source=source,
@@ -175,4 +219,29 @@ def compare_environments(
         secrets=checks,
         required_flags=dict(parity.required_flags),
         inputs=left.inputs + right.inputs,
+        notes=notes,
     )
+
+
+#: Lists paired by position named one by one in the notes; the rest are counted.
+_NAMED_LISTS = 20
+
+
+def _positional_notes(lists: list[tuple[tuple[Any, ...], int, int]]) -> list[str]:
+    notes = [
+        f"{render_path(path)}: {n} and {m} elements differ too much to align within the bound "
+        f"(at most {MAX_EDITS} edits and {MAX_WORK:,} steps a list, {MAX_TOTAL_WORK:,} in all): "
+        "the differing elements were paired by position, so its items may not line up"
+        for path, n, m in lists[:_NAMED_LISTS]
+    ]
+    if len(lists) > _NAMED_LISTS:
+        notes.append(f"... {len(lists) - _NAMED_LISTS} more lists paired by position")
+    return notes
+
+
+def _omitted_note(rest: list[DriftItem], limit: int) -> str:
+    """The counted '... N more' of a report cut at ``limit`` items (the least severe go)."""
+    counts = Counter(item.severity.value if item.active else item.status for item in rest)
+    order = [*(s.value for s in sorted(Severity, key=lambda s: -s.rank)), "waived", "ignored"]
+    what = ", ".join(f"{counts[key]} {key}" for key in order if counts[key])
+    return f"... {len(rest)} more items not listed ({what}): the report lists the first {limit} (parity.max_report_items), blocking and most severe first; the summary counts every item"

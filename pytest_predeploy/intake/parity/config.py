@@ -124,6 +124,10 @@ class SecretSeverities(StrictModel):
     reused: Severity = Field(Severity.critical, description="Staging holds the same value as production (credential reuse).")
     missing_in_source: Severity = Field(Severity.major, description="Production has the secret, staging does not.")
     missing_in_target: Severity = Field(Severity.major, description="Staging has the secret, production does not (provision it before the release).")
+    weak: Severity = Field(
+        Severity.major,
+        description="A secret whose value is short (under 8 characters), one word of letters, only digits or a known placeholder (changeme, password ...): a placeholder committed as a credential. Such a value is redacted only where it stands as a whole token, so an image name like getsentry/sentry:24 is not shredded by the secret 'sentry'.",
+    )
 
 
 class ListKey(StrictModel):
@@ -149,7 +153,7 @@ class ParityConfig(StrictModel):
     waivers: list[DriftWaiver] = Field(default_factory=list, description="Accepted drift with owner, justification and expiry.")
     list_keys: list[ListKey] = Field(
         default_factory=_default_list_keys,
-        description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (longest common subsequence), so one inserted element is one added item; their paths read [3], staging's position, or production's for a removed element.",
+        description="Lists of mappings are compared element by element using the first rule whose path matches and whose key every element has (paths read [name=api]). Other lists of mappings are aligned by content (a shortest edit script over element fingerprints, bounded: see docs/parity.md), so one inserted element is one added item and a modified one is paired with its counterpart; their paths read [3], staging's position, or production's for a removed element.",
     )
     secret_names: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_NAMES),
@@ -177,6 +181,12 @@ class ParityConfig(StrictModel):
     max_input_size: ByteSize = Field(
         64 * 1024 * 1024,
         description="Largest baseline or environment file read for the comparison (e.g. '64MiB'); each is parsed in full, so a bigger one is refused before it is read.",
+    )
+
+    max_report_items: int = Field(
+        5000,
+        ge=1,
+        description="Most items the report lists (blocking and most severe first); the rest are counted in the summary and in a '... N more' note, so a huge baseline cannot write a huge report. Each item's shown values are bounded too (300 characters a string, 20 entries a level, 4 levels, about 4,000 characters a value).",
     )
 
     @field_validator("secret_paths", "not_secret_paths")

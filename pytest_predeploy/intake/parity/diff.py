@@ -6,12 +6,12 @@ common subsequence. It also collects the equal values that may be reused secrets
 from __future__ import annotations
 
 import re
-from difflib import SequenceMatcher
 from typing import Any
 
+from pytest_predeploy.intake.parity.align import MAX_TOTAL_WORK, Alignment, align
 from pytest_predeploy.intake.parity.config import ListKey
 from pytest_predeploy.intake.parity.paths import ListPos, _match_text, _segment_text, compile_glob
-from pytest_predeploy.intake.parity.secretkeys import _PAIR_NAMES, _PAIR_VALUES, _SECRET_DATA, is_secret_object, secret_pair
+from pytest_predeploy.intake.parity.secretkeys import _PAIR_NAMES, _PAIR_VALUES, _SECRET_DATA, is_reference, is_secret_object, secret_pair
 from pytest_predeploy.intake.secrets import (
     SecretNames,
     assignment_secret,
@@ -46,6 +46,16 @@ class Differ:
         self.assignments: set[tuple[Any, ...]] = set()
         #: Paths of mappings that name a secret (``{name: DB_PASSWORD, value: ...}``) on either side.
         self.secret_pairs: set[tuple[Any, ...]] = set()
+        #: Paths of Kubernetes secret references under a secret-sounding key (a volume's
+        #: ``secret: {secretName, items}``, a ServiceAccount's ``secrets: [{name}]``) on both sides:
+        #: names of Secret objects, not secret values.
+        self.references: set[tuple[Any, ...]] = set()
+        #: (path, source length, target length) of lists too different to align within the
+        #: bounds of ``align``: their differing middle was paired by position.
+        self.positional: list[tuple[tuple[Any, ...], int, int]] = []
+        self._work_left = MAX_TOTAL_WORK
+        # Element fingerprints need paths only when a list key rule names one.
+        self._path_rules = any(regex.pattern != ".*" for regex, _ in self._list_keys)
 
     def diff(self, a: Any, b: Any, path: tuple[Any, ...] = ()) -> list[RawDiff]:
         self._value(a, b, path, False)
@@ -85,6 +95,14 @@ class Differ:
                 self._classify_keys(keys - self._seen_keys)
             secret = keys & self._secret_keys if self._secret_keys else None
             holding = keys & self._holding_keys if secret else None
+            if secret:
+                # A reference to a Secret (a volume's secret: {secretName, items}) on both sides
+                # holds names, not secrets.
+                refs = {key for key in secret if is_reference(a[key]) and is_reference(get(key, a[key]))}
+                if refs:
+                    secret -= refs
+                    holding = holding - refs if holding else holding
+                    self.references.update((*path, key) for key in refs)
         else:
             secret = holding = None
         if path and is_secret_object(path[-1]):
@@ -156,20 +174,63 @@ class Differ:
                 self.out.append((REMOVED, (*path, ListPos(key, ident)), _MISSING, vb))
 
     def _aligned(self, a: list[Any], b: list[Any], path: tuple[Any, ...], under: bool) -> None:
-        """Lists without an identifying key, aligned by the longest common subsequence of their
-        elements (difflib), so one step inserted into a workflow is one added item, not a change
-        of every later step and a false removal at the end. Elements present on both sides (and
-        paired elements of a replaced run) carry the source's index; removed ones the target's."""
-        fa, fb = list(map(_fingerprint, a)), list(map(_fingerprint, b))
-        opcodes = [("equal", 0, len(a), 0, len(b))] if fa == fb else SequenceMatcher(None, fa, fb, autojunk=False).get_opcodes()
+        """Lists without an identifying key, aligned by a shortest edit script over element
+        fingerprints (see ``align``), so one step inserted into a workflow is one added item and
+        one modified step one pair, not a change of every later step. Paired elements carry the
+        source's index; removed ones the target's."""
+        fa = [self._fingerprint(item, self._element(path, i)) for i, item in enumerate(a)]
+        fb = [self._fingerprint(item, self._element(path, i)) for i, item in enumerate(b)]
+        if fa == fb:
+            found = Alignment([(i, i) for i in range(len(a))], [], [])
+        else:
+            entries_a: dict[int, dict[Any, int]] = {}
+            entries_b: dict[int, dict[Any, int]] = {}
+
+            def similarity(i: int, j: int) -> int:
+                """How alike two elements are (0: unrelated): the entries of two mappings that
+                the differ finds equal, an equal name weighing more than all others."""
+                if a[i].__class__ is not dict or b[j].__class__ is not dict:
+                    return 0
+                ea = entries_a.get(i) or entries_a.setdefault(i, self._entries(a[i], self._element(path, i)))
+                eb = entries_b.get(j) or entries_b.setdefault(j, self._entries(b[j], self._element(path, j)))
+                return sum(100 if key in _NAMING else 1 for key, print_a in ea.items() if eb.get(key) == print_a)
+
+            found = align(fa, fb, similarity, self._work_left)
+            self._work_left -= found.work
+        if found.positional:
+            self.positional.append((path, len(a), len(b)))
         out = self.out
-        for tag, i1, i2, j1, j2 in opcodes:
-            paired = min(i2 - i1, j2 - j1) if tag in ("equal", "replace") else 0
-            for offset in range(paired):
-                # Equal pairs are walked too: their secrets may be reused.
-                self._value(a[i1 + offset], b[j1 + offset], (*path, ListPos(None, i1 + offset)), under)
-            out.extend((ADDED, (*path, ListPos(None, i)), a[i], _MISSING) for i in range(i1 + paired, i2))
-            out.extend((REMOVED, (*path, ListPos(None, j)), _MISSING, b[j]) for j in range(j1 + paired, j2))
+        for i, j in found.pairs:
+            # Equal pairs are walked too: their secrets may be reused.
+            self._value(a[i], b[j], (*path, ListPos(None, i)), under)
+        out.extend((ADDED, (*path, ListPos(None, i)), a[i], _MISSING) for i in found.added)
+        out.extend((REMOVED, (*path, ListPos(None, j)), _MISSING, b[j]) for j in found.removed)
+
+    def _element(self, path: tuple[Any, ...], index: int) -> tuple[Any, ...] | None:
+        """The path of an aligned element as fingerprints need it, at its own index: None unless
+        a list key rule names a path (one naming a single index, ``steps[3].env``, can then
+        fingerprint a moved element differently from how the differ walks its pair)."""
+        return (*path, ListPos(None, index)) if self._path_rules else None
+
+    def _entries(self, mapping: dict[Any, Any], path: tuple[Any, ...] | None) -> dict[Any, int]:
+        return {key: self._fingerprint(value, None if path is None else (*path, key)) for key, value in mapping.items()}
+
+    def _fingerprint(self, value: Any, path: tuple[Any, ...] | None) -> int:
+        """A hash of ``value`` that is equal exactly when the differ finds no difference (types
+        matter, key order does not, NaN equals NaN, a list compared by key is unordered), up to
+        hash collisions: a collision only misaligns, since paired elements are compared in full.
+        ``path`` is built only when a list key rule names a path."""
+        cls = value.__class__
+        if cls is dict:
+            return hash((dict, frozenset((key, self._fingerprint(item, None if path is None else (*path, key))) for key, item in value.items())))
+        if cls is not list:
+            return _scalar_hash(value)
+        types = set(map(type, value))
+        key = None if _CONTAINERS.isdisjoint(types) else self._key_for(() if path is None else path, value, value)
+        if key is None:
+            items = (self._fingerprint(item, None if path is None else (*path, ListPos(None, i))) for i, item in enumerate(value))
+            return hash((list, tuple(items)))
+        return hash((list, key, frozenset(self._fingerprint(item, None if path is None else (*path, ListPos(key, item[key]))) for item in value)))
 
     def _key_for(self, path: tuple[Any, ...], a: list[Any], b: list[Any]) -> str | None:
         text: str | None = None
@@ -186,19 +247,18 @@ class Differ:
 _CONTAINERS = frozenset({dict, list})
 
 
-def _fingerprint(value: Any) -> Any:
-    """A hashable stand-in for ``value`` that is equal exactly when the differ finds no
-    difference (types matter, key order does not, NaN equals NaN)."""
+def _scalar_hash(value: Any) -> int:
     cls = value.__class__
-    if cls is dict:
-        return (dict, frozenset((key, _fingerprint(item)) for key, item in value.items()))
-    if cls is list:
-        return (list, tuple(map(_fingerprint, value)))
     if cls is float and value != value:
-        return (float, "nan")
-    if cls is bytearray:
-        return (cls, bytes(value))
-    return (cls, value)
+        return hash((float, "nan"))
+    try:
+        return hash((cls, value))
+    except TypeError:  # bytearray and other unhashable scalars
+        return hash((cls, repr(value)))
+
+
+#: Keys that name an element: an equal one weighs more than every other shared entry.
+_NAMING = frozenset({"name", "id", "uses", "key"})
 
 
 def _same_scalar(a: object, b: object) -> bool:

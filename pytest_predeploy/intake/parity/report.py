@@ -90,6 +90,10 @@ class ParityReport(ArtifactModel):
     secrets: list[SecretCheck] = Field(description="Every secret name of either environment with its status.")
     required_flags: dict[str, Any] = Field(default_factory=dict, description="The feature flags the release requires in the source, and their required states.")
     inputs: list[InputRecord] = Field(description="Everything read, with sha256 (secret sources are named but never hashed).")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="How the comparison was bounded, when it was: a list too different to align and paired by position, items left out past parity.max_report_items ('... N more', still counted in the summary).",
+    )
 
     def summary_line(self) -> str:
         s = self.summary
@@ -131,5 +135,6 @@ def summary_text(report: ParityReport) -> str:
     lines += [f"  {describe_item(item)}" for item in report.items if item.active][:10]
     checks = report.secrets
     lines.append(f"secrets: {len(checks)} names, " + ", ".join(f"{sum(c.status == s for c in checks)} {s}" for s in sorted({c.status for c in checks})))
+    lines += [f"note: {note}" for note in report.notes]
     lines.append("verdict: " + ("no blocking drift" if report.passed else f"{report.summary.blocking} blocking item(s): Gate 1 fails"))
     return "\n".join(lines)
