@@ -34,7 +34,8 @@ from pytest_predeploy.core.template import TemplateError
 # are re-exported here, where the refresh runs.
 from pytest_predeploy.intake.parity import DatasetConfig as DatasetConfig
 from pytest_predeploy.intake.parity import ParityProject, RefreshConfig, is_missing, load_section, render_path, required_flag_states
-from pytest_predeploy.intake.parity.classify import REDACTED, _Policy
+from pytest_predeploy.intake.parity.classify import _Policy
+from pytest_predeploy.intake.parity.show import REDACTED
 
 STEP = "data_refresh"
 _BLOCK = re.compile(r"<!-- predeploy-refresh\n(.*?)\n-->", re.DOTALL)
