@@ -51,7 +51,7 @@ def test_full_run_awaits_signoff_then_gate4_alone_completes(pytester: pytest.Pyt
 
     # From the package alone (no repository, no config): intact, but who signed is unanchored
     # (exit 3); pinned to the signers file's digest, the sealed copy checks the sign-offs.
-    elsewhere = root.parent / "reviewer-download"
+    elsewhere = root.parent / f"reviewer-download-{root.name}"  # beside the project, one per test
     elsewhere.mkdir()
     for name in ("PRE-DEPLOYMENT-PACKAGE.zip", "readiness-approval.json"):
         shutil.copy(artifacts / name, elsewhere / name)

@@ -117,7 +117,7 @@ def test_verify_with_the_package_alone_says_identities_are_unanchored(pytester: 
     assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
     assert approve(root, "release-manager", "riley").returncode == 0
     assert approve(root, "qa-lead", "quinn").returncode == 0
-    elsewhere = root.parent / "reviewer-download"
+    elsewhere = root.parent / f"reviewer-download-{root.name}"  # beside the project, one per test
     elsewhere.mkdir()
     for name in ("PRE-DEPLOYMENT-PACKAGE.zip", "readiness-approval.json"):
         shutil.copy(root / ".artifacts/pre-deployment" / name, elsewhere / name)

@@ -26,6 +26,7 @@ from pytest_predeploy.intake.parity.classify import _Policy, _scalars
 from pytest_predeploy.intake.parity.config import SECTIONS, EnvironmentConfig, ParityConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
 from pytest_predeploy.intake.parity.paths import ListPos, render_path
+from pytest_predeploy.intake.parity.secretkeys import is_reference, is_weak
 
 #: A number under a secret key is taken only from this many digits: ``port: 5432`` beside a
 #: password must not turn every 5432 in the output into a redaction tag.
@@ -57,6 +58,8 @@ def _leaves(tree: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...],
     stack = [(tree, path)]
     while stack:
         item, where = stack.pop()
+        if is_reference(item):
+            continue  # a reference to a Secret object (secretName, items, [{name}]) holds no secret value
         if isinstance(item, dict):
             stack.extend((value, (*where, key)) for key, value in item.items())
         elif isinstance(item, list):
@@ -80,7 +83,9 @@ def secrets_in_tree(tree: dict[Any, Any], section: str, parity: ParityConfig) ->
     for text in _strings(tree):
         for kind, value in secrets_in(text):
             found.setdefault(value, kind)
-    return [(where, value) for value, where in found.items()]
+    # A weak value (a placeholder such as "sentry") is a parity finding of its own and is shown
+    # redacted only as a whole token there; as a substring it would shred every name holding it.
+    return [(where, value) for value, where in found.items() if not is_weak(value)]
 
 
 #: (file, section, size, mtime, parity rules) -> what it holds: each file is read once per process.
