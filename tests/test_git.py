@@ -9,8 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
+from pytest_predeploy.core.git import run_git
 from pytest_predeploy.core.runstate import git_commit
 from pytest_predeploy.readiness.package import resolve_epoch
 from pytest_predeploy.rollback.operational import check_runbook
@@ -72,3 +74,13 @@ def test_runbook_history_is_read_from_the_projects_own_repository_under_an_outer
     git(project, "commit", "-q", "-am", "runbook for v1.2")
     check = check_runbook(project / "svc" / "app.py", project, "v1.2", "v1.1", tagged=True)
     assert check.status == "ok" and "1 commit(s)" in check.detail
+
+
+def test_git_that_does_not_finish_is_stopped_with_what_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    # A git alias runs a shell command: it stands for a hook or a credential helper that hangs.
+    result = run_git(tmp_path, "-c", f"alias.hang=!echo $$ > {pid_file}; exec sleep 60", "hang", timeout=1.0)
+    assert result.returncode is None and not result.ok
+    assert "did not finish within 1s" in result.problem
+    child = int(pid_file.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
