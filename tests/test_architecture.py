@@ -246,3 +246,18 @@ def test_steps_reach_staging_through_the_target_protocol() -> None:
         if target.startswith(TARGET_IMPLEMENTATIONS)
     ]
     assert not wrong, "use pytest_predeploy.targets.base.Target (ctx.target or targets.choose.target_for):\n" + "\n".join(wrong)
+
+
+#: A class past this many lines carries more than one concern (issue 31): split it the way
+#: pytest registers one small plugin per concern.
+MAX_CLASS_LINES = 220
+
+
+def test_no_class_is_longer_than_the_limit() -> None:
+    long = [
+        f"{path.relative_to(ROOT).as_posix()}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in MODULES.values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES
+    ]
+    assert not long, f"classes over {MAX_CLASS_LINES} lines: " + "; ".join(sorted(long))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pydantic import Field
 from pytest_predeploy.core.artifacts import RUN_STATE, ArtifactModel, read_artifact, write_artifact
 from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.git import run_git
 
 
 class GateRecord(StrictModel):
@@ -89,11 +89,8 @@ def current_user() -> str:
 
 
 def git_commit(directory: Path) -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+    done = run_git(directory, "rev-parse", "HEAD", timeout=10)
+    return done.stdout.strip() if done.ok and done.stdout.strip() else None
 
 
 def load_state(artifacts: Path) -> RunState | None:

@@ -15,7 +15,6 @@ made of (:mod:`pytest_predeploy.harness.verdict`), never which tests happened to
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +23,18 @@ import pytest
 from pytest_predeploy.core.protocol import PHASE_START
 from pytest_predeploy.harness.gates import (
     WRITE_ERRNOS,
-    AwaitingSignOff,
     Gate,
-    NoData,
     cannot_write,
     criterion_of,
-    failure_message,
     gate_of,
     kind_of,
-    skip_reason,
 )
 from pytest_predeploy.harness.itemkeys import evidence_key
+from pytest_predeploy.harness.outcomes import CriterionResult, criterion_result, gate_outcome
 from pytest_predeploy.verdict.criteria import BY_KEY, Criterion, binding_problem
 
 #: Judges a criterion's artifact as it is now; one line per problem.
 Judge = Callable[[Criterion], list[str]]
-
-
-@dataclass
-class CriterionResult:
-    """What the test bound to one criterion showed in this run."""
-
-    #: passed | failed | advisory | awaiting sign-off | skipped | halted | not called
-    status: str
-    detail: str = ""
-    nodeid: str = ""
 
 
 class GateController:
@@ -164,11 +150,15 @@ class GateController:
                 gate.figures.extend(evidence.figures)
             if report.passed and kind == "must" and key is not None:
                 self._judge_passed(report, BY_KEY[key])
-        self._outcome(item, call, report, gate, kind)
+        consequence = gate_outcome(item, call, report, gate, kind, self.no_data_policy)
+        if consequence == "interrupted":
+            self.interrupted = True
+        elif consequence == "halt":
+            self._halt(gate)
         if report.when == "setup" and getattr(report, "predeploy_outcome", None) in ("advisory", "no data"):
             gate.called += 1  # a GUIDELINE whose step failed was judged: advisory, with no call to make
-        if key is not None:
-            self._record(key, item, report)
+        if key is not None and (result := criterion_result(item, report)) is not None:
+            self.results[key] = result
         return report
 
     def _judge_passed(self, report: pytest.TestReport, criterion: Criterion) -> None:
@@ -178,66 +168,6 @@ class GateController:
             report.outcome = "failed"
             shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
             report.longrepr = f"the test passed, but {criterion.label} is not met by the evidence:\n  {shown}"
-
-    def _outcome(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, gate: Gate, kind: str) -> None:
-        if call.excinfo is not None and call.excinfo.errisinstance(KeyboardInterrupt):
-            self.interrupted = True
-            return
-        if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, AwaitingSignOff):
-            gate.pending_roles = call.excinfo.value.roles
-            if gate.status == "running":
-                gate.status = "awaiting sign-off"
-                gate.reason = str(call.excinfo.value.msg)
-            # pytest reports carry extra attributes by design (TestReport(**extra), serialised with the
-            # report), but pytest's types declare none: mypy cannot know the predeploy_* ones.
-            report.predeploy_outcome = "awaiting sign-off"  # type: ignore[attr-defined]
-            return
-        if report.skipped and kind == "must" and gate.status == "running" and report.when in ("setup", "call"):
-            # A MUST criterion that did not run is not met: the gate cannot count as passed.
-            gate.status = "failed"
-            gate.reason = f"{item.name}: skipped, so this MUST criterion was not checked: {skip_reason(report)}"
-            self._halt(gate)
-            return
-        if not report.failed:
-            return
-        is_no_data = call.excinfo is not None and call.excinfo.errisinstance(NoData)
-        message = failure_message(report)
-        if kind == "guideline" or (is_no_data and self.no_data_policy == "advisory"):
-            # A GUIDELINE miss is visible but never halts and never fails the run. A miss in
-            # setup (its step failed) becomes a skip: "passed" there would make pytest run the
-            # test body without its fixture.
-            if report.when == "setup":
-                report.outcome = "skipped"
-                # An item without a line number (not a Python function) is reported at the file's top.
-                report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"advisory: {message}")
-            else:
-                report.outcome = "passed"
-            # Extra report attributes, as above (pytest's types declare none).
-            report.predeploy_outcome = "no data" if is_no_data else "advisory"  # type: ignore[attr-defined]
-            report.predeploy_detail = report.longreprtext  # type: ignore[attr-defined]
-            gate.advisories.append(f"{item.name}: {message}")
-            return
-        if is_no_data:
-            # Extra report attribute, as above (pytest's types declare none).
-            report.predeploy_outcome = "no data"  # type: ignore[attr-defined]
-        if gate.status != "failed":
-            gate.status = "failed"
-            gate.reason = f"{item.name}: {message}"
-        self._halt(gate)
-
-    def _record(self, key: str, item: pytest.Item, report: pytest.TestReport) -> None:
-        outcome = getattr(report, "predeploy_outcome", None)
-        if report.failed:
-            self.results[key] = CriterionResult("failed", failure_message(report), item.nodeid)
-        elif outcome in ("advisory", "no data"):
-            self.results[key] = CriterionResult("advisory", str(getattr(report, "predeploy_detail", "")), item.nodeid)
-        elif outcome == "awaiting sign-off":
-            self.results[key] = CriterionResult("awaiting sign-off", skip_reason(report), item.nodeid)
-        elif report.skipped:
-            reason = skip_reason(report)
-            self.results[key] = CriterionResult("halted" if reason.startswith("halted:") else "skipped", reason, item.nodeid)
-        elif report.when == "call" and report.passed:
-            self.results[key] = CriterionResult("passed", "", item.nodeid)
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
         outcome = getattr(report, "predeploy_outcome", None)

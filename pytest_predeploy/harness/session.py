@@ -171,68 +171,8 @@ class ProtocolSession:
 
     @classmethod
     def start(cls, config: pytest.Config, release: str) -> ProtocolSession:
-        blocked = [name for name in PLUGIN_NAMES if config.pluginmanager.is_blocked(name)]
-        if blocked:
-            raise PredeployError(
-                f"-p no:{blocked[0]} blocks a part of the protocol ({', '.join(blocked)}): a run without it cannot be judged; drop that -p option"
-            )
-        config_path = _resolve_config_path(config, config.getoption("predeploy_config"))
-        project = load_config(config_path)
-        env = config.getoption("predeploy_env")
-        project.environment(env)
-        redactor = Redactor(project.secret_values())
-        short = redactor.short_secret_warning()
-        if short is not None:
-            config.issue_config_time_warning(pytest.PytestConfigWarning(f"{project.path}: {short}"), stacklevel=2)
-        option = config.getoption("predeploy_artifacts")
-        artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
-        artifacts = artifacts.resolve()
-        try:
-            artifacts.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PredeployError(f"cannot create the artifacts folder {artifacts}: {exc.strerror}") from None
-        lock = FileLock(str(artifacts / LOCK_FILE))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:  # an OSError too: caught first
-            # Not "use another artifacts folder": the two runs would still share staging.
-            raise PredeployError(f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); wait for it to finish.") from None
-        except OSError as exc:
-            raise PredeployError(
-                f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder"
-            ) from None
-        try:
-            staging_lock = target_for(project).lock(env, f"the run of release {release} writing to {artifacts}")
-        except PredeployError:
-            lock.release()
-            raise
-        previous = config.getoption("predeploy_previous") or project.previous_release
-        context = RunContext(
-            config=project,
-            release=release,
-            previous_release=previous,
-            env=env,
-            artifacts=artifacts,
-            redactor=redactor,
-        )
-        session = cls(config, project, context, lock)
-        session.staging_lock = staging_lock
-        context.announcer = session.live.live
-        # With an earlier run's reports in the folder, this run's are written under a provisional
-        # name and named once it is known whether this is a full run: a run that is not never
-        # writes over a full run's reports (the reviewers' copy, or the record of its NO-GO).
-        session.earlier_reports = any((artifacts / name).exists() for name in (names.HTML_REPORT, names.JSON_REPORT, names.PACKAGE))
-        session._configure_reports(PROVISIONAL if session.earlier_reports else "")
-        session._configure_collection()
-        config.stash[context_key] = context
-        config.stash[controller_key] = session.controller
-        if project.gates.overlap:
-            config.stash[background_key] = session.overlap.background
-        for plugin, name in session._plugins():
-            config.pluginmanager.register(plugin, name)
-        session.reports = report.register(config, session)
-        session._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-        return session
+        """Start the protocol session of this run; see :func:`start_session`."""
+        return start_session(config, release)
 
     # -- setup ------------------------------------------------------------------------------
     def _configure_reports(self, prefix: str) -> None:
@@ -295,6 +235,76 @@ class ProtocolSession:
         if self.staging_lock is not None:
             self.staging_lock.release()
         self.lock.release()
+
+
+def start_session(config: pytest.Config, release: str) -> ProtocolSession:
+    """Load the project, hold the artifacts folder and staging, and register the run's plugins."""
+    blocked = [name for name in PLUGIN_NAMES if config.pluginmanager.is_blocked(name)]
+    if blocked:
+        raise PredeployError(f"-p no:{blocked[0]} blocks a part of the protocol ({', '.join(blocked)}): a run without it cannot be judged; drop that -p option")
+    config_path = _resolve_config_path(config, config.getoption("predeploy_config"))
+    project = load_config(config_path)
+    env = config.getoption("predeploy_env")
+    project.environment(env)
+    redactor = Redactor(project.secret_values())
+    short = redactor.short_secret_warning()
+    if short is not None:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(f"{project.path}: {short}"), stacklevel=2)
+    artifacts, lock = _lock_artifacts(config, project)
+    try:
+        staging_lock = target_for(project).lock(env, f"the run of release {release} writing to {artifacts}")
+    except PredeployError:
+        lock.release()
+        raise
+    previous = config.getoption("predeploy_previous") or project.previous_release
+    context = RunContext(
+        config=project,
+        release=release,
+        previous_release=previous,
+        env=env,
+        artifacts=artifacts,
+        redactor=redactor,
+    )
+    session = ProtocolSession(config, project, context, lock)
+    session.staging_lock = staging_lock
+    context.announcer = session.live.live
+    # With an earlier run's reports in the folder, this run's are written under a provisional
+    # name and named once it is known whether this is a full run: a run that is not never
+    # writes over a full run's reports (the reviewers' copy, or the record of its NO-GO).
+    session.earlier_reports = any((artifacts / name).exists() for name in (names.HTML_REPORT, names.JSON_REPORT, names.PACKAGE))
+    session._configure_reports(PROVISIONAL if session.earlier_reports else "")
+    session._configure_collection()
+    config.stash[context_key] = context
+    config.stash[controller_key] = session.controller
+    if project.gates.overlap:
+        config.stash[background_key] = session.overlap.background
+    for plugin, name in session._plugins():
+        config.pluginmanager.register(plugin, name)
+    session.reports = report.register(config, session)
+    session._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    return session
+
+
+def _lock_artifacts(config: pytest.Config, project: ProjectConfig) -> tuple[Path, FileLock]:
+    """The artifacts folder, created and held for this run (one run at a time writes there)."""
+    option = config.getoption("predeploy_artifacts")
+    artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
+    artifacts = artifacts.resolve()
+    try:
+        artifacts.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PredeployError(f"cannot create the artifacts folder {artifacts}: {exc.strerror}") from None
+    lock = FileLock(str(artifacts / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:  # an OSError too: caught first
+        # Not "use another artifacts folder": the two runs would still share staging.
+        raise PredeployError(f"another protocol run is using {artifacts} (lock {artifacts / LOCK_FILE}); wait for it to finish.") from None
+    except OSError as exc:
+        raise PredeployError(
+            f"the artifacts folder {artifacts} is not writable ({exc.strerror or exc}); make it writable or give this run another --predeploy-artifacts folder"
+        ) from None
+    return artifacts, lock
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -17,7 +17,6 @@ import mimetypes
 import os
 import re
 import stat
-import subprocess
 import zipfile
 import zlib
 from collections import Counter
@@ -34,6 +33,7 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error, write_bytes_atomic
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.git import run_git
 from pytest_predeploy.readiness.signing import Signers
 from pytest_predeploy.readiness.signoff import SignoffView, review_signoffs
 from pytest_predeploy.readiness.zipwriter import (
@@ -270,18 +270,9 @@ def resolve_epoch(source_date_epoch: int | None = None, project_dir: Path | None
 
 
 def _commit_time(project_dir: Path, commit: str | None) -> int:
-    try:
-        done = subprocess.run(
-            ["git", "log", "-1", "--format=%ct", commit or "HEAD", "--"],
-            cwd=project_dir,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return FALLBACK_EPOCH
+    done = run_git(project_dir, "log", "-1", "--format=%ct", commit or "HEAD", "--", timeout=10)
     text = done.stdout.strip()
-    return int(text) if done.returncode == 0 and text.isdigit() else FALLBACK_EPOCH
+    return int(text) if done.ok and text.isdigit() else FALLBACK_EPOCH
 
 
 # --- manifest and sealing -----------------------------------------------------------------------

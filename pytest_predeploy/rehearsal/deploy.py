@@ -586,51 +586,54 @@ class _Rehearsal:
     def write(self) -> DeploymentReport:
         report = self.report()
         write_text_atomic(self.ctx.artifact(names.DEPLOYMENT_REPORT), self.ctx.redactor.redact(report.model_dump_json(indent=2)) + "\n")
-        self._write_log(report)
+        _write_log(self.ctx, report, self.sections, self.progress.lines)
         return report
 
-    def _write_log(self, report: DeploymentReport) -> None:
-        """Stream the log into place: the transcripts are copied a chunk at a time, at most
-        DEPLOYMENT_LOG_LIMIT bytes of them in all, so neither memory nor the file grows with what
-        the scripts printed (each transcript is whole in ``transcripts/``)."""
-        redactor = self.ctx.redactor
-        with _atomic_output(self.ctx.artifact(names.DEPLOYMENT_LOG)) as out:
-            out.write(redactor.redact("\n".join(self._head(report)) + "\n").encode("utf-8"))
-            budget = DEPLOYMENT_LOG_LIMIT
-            for title, transcript in self.sections:
-                out.write(f"\n== {redactor.redact(title)} ==\n".encode())
-                budget -= _copy_capped(transcript, out, budget, redactor)
-            out.write(redactor.redact("\n".join(self._tail(report)) + "\n").encode("utf-8"))
 
-    def _head(self, report: DeploymentReport) -> list[str]:
-        return [
-            f"# {names.DEPLOYMENT_LOG}: deployment rehearsal of {report.release} on {report.environment}",
-            f"# previous release: {report.previous_release or '(none)'}; max_parallel: {report.max_parallel}",
-            f"# started: {_stamp(report.started_at)}; ended: {_stamp(report.ended_at)}; duration: {report.duration_seconds:.3f}s",
-            f"# outcome: {report.outcome}" + (f" ({report.error})" if report.error else ""),
-            f"# bootstrap: {report.bootstrap_note}",
-            "",
-            "== progress ==",
-            *self.progress.lines,
-        ]
+def _write_log(ctx: RunContext, report: DeploymentReport, sections: list[tuple[str, Path]], progress: list[str]) -> None:
+    """Stream the log into place: the transcripts are copied a chunk at a time, at most
+    DEPLOYMENT_LOG_LIMIT bytes of them in all, so neither memory nor the file grows with what
+    the scripts printed (each transcript is whole in ``transcripts/``)."""
+    redactor = ctx.redactor
+    with _atomic_output(ctx.artifact(names.DEPLOYMENT_LOG)) as out:
+        out.write(redactor.redact("\n".join(_head(report, progress)) + "\n").encode("utf-8"))
+        budget = DEPLOYMENT_LOG_LIMIT
+        for title, transcript in sections:
+            out.write(f"\n== {redactor.redact(title)} ==\n".encode())
+            budget -= _copy_capped(transcript, out, budget, redactor)
+        out.write(redactor.redact("\n".join(_tail(report)) + "\n").encode("utf-8"))
 
-    def _tail(self, report: DeploymentReport) -> list[str]:
-        out = ["", "== timings (seconds) ==", f"{'service':<20} {'phase':<10} {'status':<12} {'script':>8} {'verify':>8} {'total':>8}"]
-        rows: list[tuple[str, str, str, ScriptRun | None, Verification | None, float | None]] = []
-        rows += [(b.service, "bootstrap", b.status, b.script, b.verification, None) for b in report.bootstrap]
-        rows += [(d.service, "deploy", d.status, d.script, d.verification, d.duration_seconds) for d in report.services]
-        if report.recovery is not None:
-            rows += [(r.service, "recovery", r.status, r.script, r.verification, None) for r in report.recovery.services]
-        for service, phase, status, script, verification, total in rows:
-            script_s = script.duration_seconds if script else None
-            verify_s = verification.waited_seconds if verification else None
-            if total is None and script_s is not None:
-                total = script_s + (verify_s or 0.0)
-            out.append(f"{service:<20} {phase:<10} {status:<12} {_num(script_s):>8} {_num(verify_s):>8} {_num(total):>8}")
-        out += ["", "== summary ==", report.summary_line()]
-        problems = deployment_problems(report)
-        out += [f"problem: {problem}" for problem in problems] or ["no problems"]
-        return out
+
+def _head(report: DeploymentReport, progress: list[str]) -> list[str]:
+    return [
+        f"# {names.DEPLOYMENT_LOG}: deployment rehearsal of {report.release} on {report.environment}",
+        f"# previous release: {report.previous_release or '(none)'}; max_parallel: {report.max_parallel}",
+        f"# started: {_stamp(report.started_at)}; ended: {_stamp(report.ended_at)}; duration: {report.duration_seconds:.3f}s",
+        f"# outcome: {report.outcome}" + (f" ({report.error})" if report.error else ""),
+        f"# bootstrap: {report.bootstrap_note}",
+        "",
+        "== progress ==",
+        *progress,
+    ]
+
+
+def _tail(report: DeploymentReport) -> list[str]:
+    out = ["", "== timings (seconds) ==", f"{'service':<20} {'phase':<10} {'status':<12} {'script':>8} {'verify':>8} {'total':>8}"]
+    rows: list[tuple[str, str, str, ScriptRun | None, Verification | None, float | None]] = []
+    rows += [(b.service, "bootstrap", b.status, b.script, b.verification, None) for b in report.bootstrap]
+    rows += [(d.service, "deploy", d.status, d.script, d.verification, d.duration_seconds) for d in report.services]
+    if report.recovery is not None:
+        rows += [(r.service, "recovery", r.status, r.script, r.verification, None) for r in report.recovery.services]
+    for service, phase, status, script, verification, total in rows:
+        script_s = script.duration_seconds if script else None
+        verify_s = verification.waited_seconds if verification else None
+        if total is None and script_s is not None:
+            total = script_s + (verify_s or 0.0)
+        out.append(f"{service:<20} {phase:<10} {status:<12} {_num(script_s):>8} {_num(verify_s):>8} {_num(total):>8}")
+    out += ["", "== summary ==", report.summary_line()]
+    problems = deployment_problems(report)
+    out += [f"problem: {problem}" for problem in problems] or ["no problems"]
+    return out
 
 
 def _num(value: float | None) -> str:

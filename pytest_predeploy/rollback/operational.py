@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -28,6 +27,7 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.git import run_git
 from pytest_predeploy.core.yamlfile import load_yaml_file, parse_yaml, read_text_file
 
 CheckStatus = Literal["ok", "missing", "stale", "gap", "malformed"]
@@ -120,18 +120,10 @@ def _load_model(path: Path, model: type[StrictModel], what: str) -> Any:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
 
 
-def _git(base: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(["git", "-C", str(base), *args], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def _git_tag(base: Path, tag: str | None) -> bool:
     if not tag:
         return False
-    found = _git(base, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
-    return found is not None and found.returncode == 0
+    return run_git(base, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}", timeout=30).ok
 
 
 def check_runbook(path: Path, base: Path, release: str, previous: str | None, tagged: bool) -> OperationalCheck:
@@ -139,9 +131,9 @@ def check_runbook(path: Path, base: Path, release: str, previous: str | None, ta
     if not path.is_file():
         return OperationalCheck(kind="runbook", item=shown, status="missing", detail=f"no runbook at {shown}")
     if tagged and previous:
-        log = _git(base, "log", "--format=%h %cs", f"refs/tags/{previous}..HEAD", "--", str(path))
-        status = _git(base, "status", "--porcelain", "--", str(path))
-        commits = log.stdout.split() if log is not None and log.returncode == 0 else []
+        log = run_git(base, "log", "--format=%h %cs", f"refs/tags/{previous}..HEAD", "--", str(path), timeout=30)
+        status = run_git(base, "status", "--porcelain", "--", str(path), timeout=30)
+        commits = log.stdout.split() if log.ok else []
         if commits:
             return OperationalCheck(
                 kind="runbook",
@@ -149,7 +141,7 @@ def check_runbook(path: Path, base: Path, release: str, previous: str | None, ta
                 status="ok",
                 detail=f"changed since tag {previous}: {len(commits) // 2} commit(s), latest {commits[0]} on {commits[1]}",
             )
-        if status is not None and status.stdout.strip():
+        if status.stdout.strip():
             return OperationalCheck(
                 kind="runbook", item=shown, status="ok", detail=f"changed since tag {previous} (uncommitted changes: commit them with the release)"
             )

@@ -30,9 +30,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -45,6 +43,7 @@ from pydantic import Field, field_validator
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.git import GIT_TIMEOUT, GitResult, git_argv, git_environment, kill_group, run_git
 from pytest_predeploy.core.template import TemplateError
 
 SourceKind = Literal["git", "folder", "dist", "working_tree"]
@@ -60,7 +59,6 @@ SHORT_DIGEST = 12
 _NAMED_FILES = 5
 #: pip options whose value is a file or folder the install reads: their contents are inputs of a release.
 PIP_FILE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint", "-f", "--find-links"})
-_GIT_TIMEOUT = 60.0
 _PIP_TIMEOUT = 300.0
 
 
@@ -220,41 +218,23 @@ def _run(argv: list[str], cwd: Path, timeout: float, what: str) -> subprocess.Co
     """Run a command in its own process group; on its deadline the whole group is killed."""
     try:
         proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=_git_environment()
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=git_environment()
         )
     except OSError as exc:
         raise ReleaseSourceError(f"{what}: cannot run {argv[0]} ({exc.strerror})") from None
     try:
         out, err = proc.communicate(timeout=timeout)
     except BaseException:
-        _kill_group(proc)
+        kill_group(proc)
         raise
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def _kill_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _git_environment() -> dict[str, str]:
-    # A hook or an outer git command (GIT_DIR, GIT_WORK_TREE ...) must not redirect our git
-    # commands to another repository; and git must never wait for a password or an editor.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-    return env
-
-
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return _run(["git", "-C", str(repo), *args], repo, _GIT_TIMEOUT, f"git {args[0]} in {repo}")
-    except subprocess.TimeoutExpired:
-        raise ReleaseSourceError(
-            f"git {args[0]} in {repo} did not finish within {_GIT_TIMEOUT:g}s; check the repository (a lock file, a network remote?)"
-        ) from None
+def _git(repo: Path, *args: str) -> GitResult:
+    result = run_git(repo, *args)
+    if result.returncode is None:
+        raise ReleaseSourceError(result.problem)
+    return result
 
 
 def git_toplevel(folder: Path) -> Path | None:
@@ -486,9 +466,9 @@ def materialise(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: Pa
 
 
 def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
-    argv = ["git", "-C", str(repo), "archive", "--format=tar", tree]
+    argv = git_argv(repo, "archive", "--format=tar", tree)
     proc = subprocess.Popen(
-        argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=_git_environment()
+        argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=git_environment()
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -503,15 +483,15 @@ def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
                         _check_member(member)
                         archive.extract(member, dest)
         except (tarfile.TarError, OSError) as exc:
-            _kill_group(proc)
+            kill_group(proc)
             raise ReleaseSourceError(f"git archive {tree} in {repo} gave an archive that cannot be extracted ({exc})") from None
         err = _read_all(proc.stderr)
-        status = proc.wait(timeout=_GIT_TIMEOUT)
+        status = proc.wait(timeout=GIT_TIMEOUT)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise ReleaseSourceError(f"git archive {tree} in {repo} did not finish within {_GIT_TIMEOUT:g}s") from None
+        kill_group(proc)
+        raise ReleaseSourceError(f"git archive {tree} in {repo} did not finish within {GIT_TIMEOUT:g}s") from None
     except BaseException:
-        _kill_group(proc)
+        kill_group(proc)
         raise
     if status != 0:
         raise ReleaseSourceError(f"git archive {tree} in {repo} failed (exit {status}): {err.strip() or 'no message'}")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pytest_predeploy.targets.base import Say, configured_url, quiet
 from pytest_predeploy.targets.base import service_urls as all_service_urls
-from pytest_predeploy.targets.local.target import ServiceTarget, _log_tail
+from pytest_predeploy.targets.local.slots import _log_tail
+from pytest_predeploy.targets.local.target import ServiceTarget
 from pytest_predeploy.targets.prometheus import PrometheusServer
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.runlock import StagingLock
