@@ -104,6 +104,15 @@ def test_missing_and_non_executable_scripts_are_errors_not_exceptions(tmp_path: 
     assert "# not run:" in denied.transcript.read_text()
 
 
+@pytest.mark.parametrize(("argv", "expected"), [([], "the command is empty"), (["echo", "a\0b"], "embedded null byte")])
+def test_an_empty_command_or_a_nul_byte_is_an_error_not_a_traceback(tmp_path: Path, argv: list[str], expected: str) -> None:
+    # issue 30, item 10: subprocess raised IndexError / ValueError, whose traceback showed the
+    # runner's locals (the step's environment) in every report.
+    result = run(tmp_path, argv, env={"PREDEPLOY_CANARY": "must-not-leak"})
+    assert result.describe() == f"not run: cannot execute the command: {expected}"
+    assert "must-not-leak" not in result.transcript.read_text()
+
+
 def test_non_utf8_output_is_kept_escaped(tmp_path: Path) -> None:
     step = script(tmp_path, "import sys; sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\n')")
     result = run(tmp_path, [sys.executable, str(step)])

@@ -89,9 +89,11 @@ def test_non_utf8_output_does_not_break_the_step(pytester: pytest.Pytester) -> N
     assert "\\xff\\xfe not utf-8" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()
 
 
-@pytest.mark.parametrize("width", [100_000, 1_000_000])  # one runs, one is too long for exec
+# One runs; one is too long for exec (an argument over 128 KiB). A format width cannot make one
+# any more (issue 30, item 11): the config is bounded (1 MiB), and so is what it can say.
+@pytest.mark.parametrize("width", [100_000, 200_000])
 def test_a_huge_command_line_is_cut_in_everything_we_write(pytester: pytest.Pytester, width: int) -> None:
-    config = base_config(steps={"parity": {"command": f"{{python}} parity.py {{output}} {{release:>{width}}}", "timeout": "20s"}})
+    config = base_config(steps={"parity": {"command": f"{{python}} parity.py {{output}} {'x' * width}", "timeout": "20s"}})
     root = make_project(pytester, config, gates=STRICT_GATE1)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
     assert "Traceback" not in result.stdout.str() + result.stderr.str()

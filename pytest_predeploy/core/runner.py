@@ -345,6 +345,9 @@ def run_command(
         header = f"# step: {step}{' (' + label + ')' if label else ''}\n# command: {display_command(argv, redactor)}\n# cwd: {cwd}\n# started: {started.isoformat()}\n# timeout: {timeout:g}s\n"
         handle.write(header.encode())
         try:
+            if not argv:
+                # subprocess would raise IndexError, a traceback printing this function's locals.
+                raise ValueError("the command is empty")
             proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
@@ -360,6 +363,8 @@ def run_command(
             result.error = f"not executable: {argv[0]} (check its execute permission)"
         except OSError as exc:
             result.error = f"cannot execute {display_command(argv[:1])}: {exc.strerror}"
+        except ValueError as exc:  # an empty command, a NUL byte in an argument
+            result.error = f"cannot execute the command: {exc}"
         if result.error:
             result.ended_at = utcnow()
             handle.write(f"# not run: {result.error}\n".encode())

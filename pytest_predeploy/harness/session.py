@@ -6,8 +6,6 @@ fixtures and the :class:`~pytest_predeploy.harness.gates.GateController`.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Generator
@@ -29,7 +27,8 @@ from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.protocol import READINESS_GATE, UPSTREAM_GATES
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runstate import GateRecord, RunState, current_user, git_commit, load_state, save_state
-from pytest_predeploy.harness import report, steps
+from pytest_predeploy.harness import artifactsdir, report, steps
+from pytest_predeploy.harness.artifactsdir import LOCK_FILE
 from pytest_predeploy.harness.context import RunContext
 from pytest_predeploy.harness.gates import GATE_FILE, PROTOCOL_COMPLETE, ExitStatus, Gate, GateController, cannot_write, gate_of
 from pytest_predeploy.harness.keys import background_key, context_key, controller_key
@@ -41,9 +40,6 @@ from pytest_predeploy.readiness.signoff import record_signoff
 from pytest_predeploy.targets.choose import target_for
 from pytest_predeploy.targets.runlock import StagingLock
 
-LOCK_FILE = ".predeploy.lock"
-HISTORY_DIR = "history"
-HISTORY_KEEP = 5
 #: Output lines of a step running beside the rehearsal shown on the terminal, and their width.
 STREAM_LINES = 100
 STREAM_WIDTH = 300
@@ -105,10 +101,7 @@ class ProtocolSession:
         option = config.getoption("predeploy_artifacts")
         artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
         artifacts = artifacts.resolve()
-        try:
-            artifacts.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PredeployError(f"cannot create the artifacts folder {artifacts}: {exc.strerror}") from None
+        artifactsdir.claim(artifacts)
         lock = FileLock(str(artifacts / LOCK_FILE))
         try:
             lock.acquire(timeout=0)
@@ -344,22 +337,8 @@ class ProtocolSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if 1 in self.controller.gates:
-            self._archive_previous_run()
-
-    def _archive_previous_run(self) -> None:
-        """A run from Gate 1 starts from an empty artifacts dir; the last run's files are kept in history/."""
-        artifacts = self.context.artifacts
-        previous = [p for p in artifacts.iterdir() if p.name not in {LOCK_FILE, HISTORY_DIR}]
-        if not previous:
-            return
-        stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
-        target = artifacts / HISTORY_DIR / stamp
-        target.mkdir(parents=True)
-        for path in previous:
-            os.replace(path, target / path.name)
-        runs = sorted((artifacts / HISTORY_DIR).iterdir())
-        for old in runs[:-HISTORY_KEEP]:
-            shutil.rmtree(old, ignore_errors=True)
+            for note in artifactsdir.archive_previous_run(self.context.artifacts):
+                self.live(note)
 
     @pytest.hookimpl(specname="pytest_sessionfinish", wrapper=True, trylast=True)
     def pytest_sessionfinish_seal(self, session: pytest.Session) -> Generator[None, None, None]:
