@@ -418,3 +418,22 @@ def test_a_fifo_as_the_config_file_is_refused_by_name_not_waited_on(tmp_path: Pa
     os.mkfifo(root / "fifo.yaml")
     done = run_protocol(root, "--predeploy-config=fifo.yaml")
     assert_usage_error(done, root, f"{root / 'fifo.yaml'}: is not a regular file (a FIFO, socket or device), expected a configuration file")
+
+
+def test_a_folder_of_ones_own_with_the_tools_names_is_refused_and_an_older_versions_is_adopted(tmp_path: Path) -> None:
+    from pytest_predeploy.core.errors import PredeployError
+    from pytest_predeploy.harness import artifactsdir
+
+    mine = tmp_path / "mine"
+    (mine / "history").mkdir(parents=True)
+    (mine / "transcripts").mkdir()
+    with pytest.raises(PredeployError, match="is not empty and was not created by pytest-predeploy"):
+        artifactsdir.claim(mine)
+    assert not (mine / artifactsdir.MARKER).exists()
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in (".predeploy.lock", "predeploy-run.json", "staging-parity-report.json"):
+        (older / name).write_text("{}")
+    artifactsdir.claim(older)
+    assert artifactsdir.archive_previous_run(older) == []
+    assert sorted(p.name for p in older.iterdir()) == [".predeploy-artifacts", ".predeploy.lock", "history"]

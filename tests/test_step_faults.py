@@ -4,10 +4,17 @@ and the transcript, with no traceback from our code and no process left behind."
 from __future__ import annotations
 
 import os
+import signal
+import sys
+from pathlib import Path
 
+import psutil
 import pytest
 
+from pytest_predeploy.rehearsal.deploy import rehearse_deployment
+from pytest_predeploy.targets import processes
 from tests.project import GATES, base_config, make_project
+from tests.staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
 from tests.waiting import alive, pids_in, poll
 
 STRICT_GATE1 = {
@@ -101,3 +108,37 @@ def test_a_huge_command_line_is_cut_in_everything_we_write(pytester: pytest.Pyte
     assert "parity.log" in sizes
     assert sum(sizes.values()) < 200_000, sizes
     assert "more characters)" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()
+
+
+# -- issue 30, item 16b: what the evidence says about a bootstrap is what happened --------------
+
+
+def test_a_failed_bootstrap_is_recorded_as_failed_not_as_bootstrapped(staging: StagingProject) -> None:
+    staging.write(services=[service("api", inject={"v1": "crash"})])
+    report = rehearse_deployment(staging.context("v2"))
+    assert [(b.service, b.status) for b in report.bootstrap] == [("api", "failed")]
+    assert "bootstrapped" not in report.summary_line() and "bootstrapped" not in report.bootstrap_note
+    assert "bootstrap of v1 FAILED on api" in report.summary_line()
+    assert report.bootstrap_note == "staging did not run v1 on api (staging was empty); giving it v1 failed on api, so the candidate was not deployed"
+
+
+# -- issue 30, item 16c: a service's log is capped and rotated while it runs ---------------------
+
+CHATTY_SERVICE = "import sys, time\nfor n in range(20000):\n    print(f'line {n:05d} ' + 'x' * 40)\nprint('LAST LINE', flush=True)\ntime.sleep(300)\n"
+
+
+def test_a_chatty_service_log_is_capped_and_rotated_keeping_its_latest_lines(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "main.log"
+    limit = 64 * 1024
+    pid = processes.spawn([sys.executable, "-c", CHATTY_SERVICE], cwd=tmp_path, log=log, env=processes.service_environment({}), log_limit=limit)
+    try:
+        poll(lambda: log.exists() and b"LAST LINE" in log.read_bytes(), "the service printed its last line")
+        assert processes.stop(pid, processes.start_ticks(pid), 5.0) == "stopped"
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    rotated = log.with_name("main.log.1")
+    assert log.stat().st_size <= limit and rotated.stat().st_size == limit  # ~1 MB printed, at most two caps kept
+    assert sorted(p.name for p in log.parent.iterdir()) == ["main.log", "main.log.1"]
+    assert rotated.read_bytes().split(b"\n")[-1] + log.read_bytes().split(b"\n")[0] in (rotated.read_bytes() + log.read_bytes())
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(log) in " ".join(p.info["cmdline"] or [])]  # its writer ended too

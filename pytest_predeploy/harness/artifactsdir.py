@@ -5,7 +5,7 @@ Why a marker: ``--predeploy-artifacts`` used to take any folder, and a run from 
 everything in it into ``history/`` (the sixth run deleted it): ``--predeploy-artifacts=.`` moved a
 whole repository, ``.git`` included (issue 30, item 1). A folder the tool creates (or finds empty)
 gets :data:`MARKER`; a non-empty folder without it is refused before anything runs. A folder an
-older version filled (only names this tool writes in it) is adopted.
+older version filled (its lock file or run state, and only names this tool writes) is adopted.
 
 Inside its own folder, what a run wrote is moved to ``history/<UTC stamp>/`` when the next run
 starts at Gate 1; what is older than the folder's marker (a file moved in keeps its time) and
@@ -71,6 +71,10 @@ def claim(folder: Path) -> None:
         raise PredeployError(f"cannot create the artifacts folder {folder}: {exc.strerror}") from None
     known = _tool_names()
     foreign = [name for name in entries if name not in known and not _TEMPORARY.match(name)]
+    if entries and LOCK_FILE not in entries and names.RUN_STATE not in entries:
+        # Names alone prove little (a folder of one's own may hold a "history"): an older
+        # version's folder also holds the lock file or the run state every run of it wrote.
+        foreign = entries
     if foreign:
         raise PredeployError(
             f"the artifacts folder {folder} is not empty and was not created by pytest-predeploy (it holds {_listing(foreign)}); "

@@ -378,8 +378,8 @@ class ServiceTarget:
         checkpoint("started")
         problem = self._wait_healthy(record, slot)
         if problem is not None:
+            self.stop_slot(slot)  # first: its log writer has then written the service's last words
             tail = _log_tail(log, offset)
-            self.stop_slot(slot)
             raise TargetError(EXIT_FAILED, f"{self.service.name}: release {tag} {problem}" + (f"; last lines of {log}:\n{tail}" if tail else ""))
         write_text_atomic(self.run / f"{slot}.json", record.model_dump_json(indent=2))
         self.say(f"healthy on port {record.port} after {time.monotonic() - started:.2f}s")
@@ -550,7 +550,8 @@ def _log_tail(log: Path, offset: int, lines: int = 15) -> str:
     loop can leave a large log)."""
     try:
         with open(log, "rb") as handle:
-            handle.seek(max(offset, handle.seek(0, 2) - 64 * 1024))
+            end = handle.seek(0, 2)
+            handle.seek(max(offset if offset <= end else 0, end - 64 * 1024))  # past the end: the log was rotated
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
