@@ -427,6 +427,7 @@ def test_a_folder_of_ones_own_with_the_tools_names_is_refused_and_an_older_versi
     mine = tmp_path / "mine"
     (mine / "history").mkdir(parents=True)
     (mine / "transcripts").mkdir()
+    (mine / "transcripts" / "build.log").write_text("my own build log\n")
     with pytest.raises(PredeployError, match="is not empty and was not created by pytest-predeploy"):
         artifactsdir.claim(mine)
     assert not (mine / artifactsdir.MARKER).exists()

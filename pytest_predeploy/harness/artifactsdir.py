@@ -71,9 +71,10 @@ def claim(folder: Path) -> None:
         raise PredeployError(f"cannot create the artifacts folder {folder}: {exc.strerror}") from None
     known = _tool_names()
     foreign = [name for name in entries if name not in known and not _TEMPORARY.match(name)]
-    if entries and LOCK_FILE not in entries and names.RUN_STATE not in entries:
+    if entries and LOCK_FILE not in entries and names.RUN_STATE not in entries and not all(_empty_folder(folder / name) for name in entries):
         # Names alone prove little (a folder of one's own may hold a "history"): an older
         # version's folder also holds the lock file or the run state every run of it wrote.
+        # Empty folders hold nothing that could be lost.
         foreign = entries
     if foreign:
         raise PredeployError(
@@ -90,6 +91,13 @@ def claim(folder: Path) -> None:
         raise PredeployError(
             f"the artifacts folder {folder} is not writable ({exc.strerror}); make it writable or give this run another --predeploy-artifacts folder"
         ) from None
+
+
+def _empty_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(os.scandir(path))
+    except OSError:
+        return False
 
 
 def archive_previous_run(folder: Path) -> list[str]:
