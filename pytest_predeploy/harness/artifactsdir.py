@@ -62,7 +62,7 @@ def claim(folder: Path) -> None:
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        entries = [entry.name for entry in os.scandir(folder)]
+        entries = os.listdir(folder)
     except FileExistsError:
         raise PredeployError(f"the artifacts folder {folder} is a file, not a folder; give --predeploy-artifacts a new or empty folder") from None
     except NotADirectoryError:
@@ -95,7 +95,10 @@ def claim(folder: Path) -> None:
 
 def _empty_folder(path: Path) -> bool:
     try:
-        return path.is_dir() and not path.is_symlink() and not any(os.scandir(path))
+        if not path.is_dir() or path.is_symlink():
+            return False
+        with os.scandir(path) as inside:
+            return not any(inside)
     except OSError:
         return False
 
@@ -110,7 +113,9 @@ def archive_previous_run(folder: Path) -> list[str]:
         return [f"[ARTIFACTS] {folder}: no {MARKER} marker; nothing moved"]
     moved: list[Path] = []
     left: list[str] = []
-    for entry in os.scandir(folder):
+    with os.scandir(folder) as listing:
+        entries = list(listing)
+    for entry in entries:
         if entry.name in (LOCK_FILE, MARKER, HISTORY_DIR):
             continue
         if entry.name.startswith(".") and not _TEMPORARY.match(entry.name):
@@ -136,7 +141,9 @@ def _rotate(history: Path) -> list[str]:
     if not history.is_dir() or history.is_symlink():
         return []
     runs, others = [], []
-    for entry in os.scandir(history):
+    with os.scandir(history) as listing:
+        entries = list(listing)
+    for entry in entries:
         if _STAMP.match(entry.name) and entry.is_dir(follow_symlinks=False):
             runs.append(Path(entry.path))
         else:
