@@ -142,3 +142,19 @@ def test_a_chatty_service_log_is_capped_and_rotated_keeping_its_latest_lines(tmp
     assert sorted(p.name for p in log.parent.iterdir()) == ["main.log", "main.log.1"]
     assert rotated.read_bytes().split(b"\n")[-1] + log.read_bytes().split(b"\n")[0] in (rotated.read_bytes() + log.read_bytes())
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(log) in " ".join(p.info["cmdline"] or [])]  # its writer ended too
+
+
+def test_sigterm_to_a_service_pid_still_stops_the_service_under_its_log_launcher(tmp_path: Path) -> None:
+    log = tmp_path / "main.log"
+    script = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True), sys.exit(0)))\nprint('up', flush=True)\ntime.sleep(300)\n"
+    pid = processes.spawn([sys.executable, "-c", script], cwd=tmp_path, log=log, env=processes.service_environment({}))
+    try:
+        poll(lambda: log.exists() and b"up" in log.read_bytes(), "the service started")
+        [service_pid] = [child.pid for child in psutil.Process(pid).children()]
+        os.kill(pid, signal.SIGTERM)  # what `kill $(pid from the pid file)` does
+        poll(lambda: not alive(service_pid) and not processes.is_running(pid, None), "the service and its launcher ended")
+        assert log.read_text() == "up\nbye\n"  # its last words copied
+        assert processes.exit_status(pid) == 0
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)

@@ -8,8 +8,8 @@ output in a pipe it copies into ``LOG``; once ``LOG`` reaches ``LIMIT`` bytes it
 ``LOG.1`` (replacing the one before) and a new ``LOG`` starts, so a service's output never takes
 more than twice ``LIMIT`` on disk.
 
-Seen from outside it is the service: it runs while the service runs, ignores SIGTERM (the group's
-SIGTERM reaches the service, whose last words it still copies) and exits with the service's
+Seen from outside it is the service: it runs while the service runs, passes SIGTERM, SIGINT and
+SIGHUP on to it (and copies its last words until its output ends) and exits with the service's
 status (128 + N when a signal N ended it; 127 when ``ARGV`` cannot be executed, said in the log).
 It imports only the standard library, and is run as a file with ``-I -S``, so it starts fast.
 """
@@ -48,11 +48,9 @@ def main(argv: list[str]) -> int:
     if separator != "--" or not command:
         print("usage: logcap.py LOG LIMIT -- ARGV...", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.close(read_end)
         os.dup2(write_end, 1)
         os.dup2(write_end, 2)
@@ -63,6 +61,17 @@ def main(argv: list[str]) -> int:
             os.write(2, f"cannot execute {command[0]}: {exc.strerror}\n".encode())
         os._exit(127)
     os.close(write_end)
+
+    def forward(signum: int, frame: object) -> None:
+        # `kill <pid>` of the pid file reaches the service, as before this launcher existed (the
+        # target's SIGTERM to the whole group reaches it twice: a stop either way).
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
     copy_capped(read_end, log, limit)
     _, status = os.waitpid(child, 0)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
