@@ -24,7 +24,7 @@ from pytest_predeploy.api import (
 pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
 
-@pytest.mark.must
+@pytest.mark.must("approvals")
 def test_upstream_approvals_are_present_approved_and_current(intake: Path, evidence: Any) -> None:
     report = load(intake, IntakeReport)
     ok = sum(check.status == "ok" for check in report.checks)
@@ -33,7 +33,7 @@ def test_upstream_approvals_are_present_approved_and_current(intake: Path, evide
     require(intake_problems(report), "upstream approvals missing or not current:")
 
 
-@pytest.mark.must
+@pytest.mark.must("parity")
 def test_staging_parity_has_no_critical_drift(parity: Path, evidence: Any) -> None:
     report = load(parity, ParityReport)
     evidence.figure(report.summary_line())
@@ -41,6 +41,6 @@ def test_staging_parity_has_no_critical_drift(parity: Path, evidence: Any) -> No
     require(parity_problems(report), "[ERROR] Staging configuration drift detected against production baseline.")
 
 
-@pytest.mark.guideline
+@pytest.mark.guideline("data-refresh")
 def test_test_data_and_feature_flags_refreshed(data_refresh: Path) -> None:
     require(refresh_problems(read_refresh(data_refresh)), "test data / feature flag refresh incomplete:")

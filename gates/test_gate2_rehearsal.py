@@ -27,7 +27,7 @@ from pytest_predeploy.api import (
 pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
 
-@pytest.mark.must
+@pytest.mark.must("deployment")
 def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> None:
     report = load(deployment, DeploymentReport)
     evidence.figure(report.summary_line())
@@ -35,7 +35,7 @@ def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> N
     require(deployment_problems(report), "[ERROR] Deployment rehearsal encountered critical error.")
 
 
-@pytest.mark.must
+@pytest.mark.must("smoke")
 def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: RunContext, evidence: Any) -> None:
     report = load(smoke, TestResultsReport)
     evidence.figure(report.summary_line())
@@ -43,7 +43,7 @@ def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: RunContext, 
     require(smoke_problems(report, predeploy.config.smoke.min_coverage), "smoke/acceptance tests did not pass:")
 
 
-@pytest.mark.guideline
+@pytest.mark.guideline("observability")
 def test_observability_baseline_captured(observability: Path, predeploy: RunContext, evidence: Any) -> None:
     metrics = load(predeploy.artifact(OBSERVABILITY_METRICS), ObservabilityResult)
     show_observability(evidence, metrics)

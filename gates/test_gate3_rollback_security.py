@@ -24,7 +24,7 @@ from pytest_predeploy.api import (
 pytestmark = pytest.mark.gate(3, "Rollback & Security")
 
 
-@pytest.mark.must
+@pytest.mark.must("rollback")
 def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> None:
     report = load(rollback, RollbackReport)
     evidence.figure(report.summary_line())
@@ -32,7 +32,7 @@ def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> 
     require(rollback_problems(report), "rollback rehearsal failed:")
 
 
-@pytest.mark.must
+@pytest.mark.must("security")
 def test_security_and_compliance_scans_cleared(security: Path, evidence: Any) -> None:
     report = load(security, SecurityReport)
     evidence.figure(report.summary_line())
@@ -40,6 +40,6 @@ def test_security_and_compliance_scans_cleared(security: Path, evidence: Any) ->
     require(security_problems(report), report.headline())
 
 
-@pytest.mark.guideline
+@pytest.mark.guideline("operational")
 def test_runbooks_on_call_and_escalation_current(operational_readiness: Path) -> None:
     require(operational_problems(read_operational(operational_readiness)), "operational readiness incomplete:")

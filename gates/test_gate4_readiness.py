@@ -14,7 +14,7 @@ from pytest_predeploy.api import Manifest, await_signoff, checklist_problems, lo
 pytestmark = pytest.mark.gate(4, "Readiness Approval")
 
 
-@pytest.mark.must
+@pytest.mark.must("package")
 def test_package_compiled_and_manifest_indexes_every_artifact(package_contents: Path, predeploy: Any, evidence: Any) -> None:
     manifest = load(package_contents, Manifest)
     evidence.figure(f"{len(manifest.entries)} artifacts indexed")
@@ -24,7 +24,7 @@ def test_package_compiled_and_manifest_indexes_every_artifact(package_contents: 
     require(unindexed, "manifest entries without a sha256:")
 
 
-@pytest.mark.must
+@pytest.mark.must("signoffs")
 def test_required_signoffs_recorded_on_the_package_digest(signoffs: Any, predeploy: Any, evidence: Any) -> None:
     roles = predeploy.config.readiness.required_roles
     if signoffs is None:
@@ -36,7 +36,7 @@ def test_required_signoffs_recorded_on_the_package_digest(signoffs: Any, predepl
         await_signoff(signoffs.missing_roles, "; ".join(signoffs.problems))
 
 
-@pytest.mark.guideline
+@pytest.mark.guideline("checklist")
 def test_deployment_checklist_updated_from_rehearsal(deployment_checklist: Any, evidence: Any) -> None:
     evidence.figure(deployment_checklist.summary())
     require(checklist_problems(deployment_checklist), "deployment checklist not updated:")

@@ -9,7 +9,7 @@ costs plain pytest runs next to nothing).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -41,14 +41,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gate(number, name): the module is protocol gate <number>; gates run in numeric order.")
-    config.addinivalue_line("markers", "must: a MUST criterion: failing it fails the gate and halts later gates.")
-    config.addinivalue_line("markers", "guideline: a GUIDELINE criterion: a miss is reported as advisory and never halts.")
+    config.addinivalue_line("markers", "must(criterion): the test judges this MUST criterion of the protocol: failing it fails the gate and halts later gates.")
+    config.addinivalue_line("markers", "guideline(criterion): the test judges this GUIDELINE criterion: a miss is reported as advisory and never halts.")
     release = config.getoption("predeploy_release")
     if not release:
         config.pluginmanager.register(GateGuard(), "predeploy-guard")
         return
-    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
-        raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist (xdist): gates run in order in one process; drop -n.")
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no" or getattr(config.option, "tx", None):
+        raise pytest.UsageError("--predeploy-release cannot be combined with -n/--dist/--tx (xdist): gates run in order in one process; drop -n.")
+    if getattr(config.option, "looponfail", False):
+        raise pytest.UsageError("--predeploy-release cannot be combined with -f/--looponfail: a protocol run is judged once, from Gate 1; drop -f.")
     try:
         with _long_lived_objects():
             from pytest_predeploy.harness.session import ProtocolSession  # here, not at the top: plain pytest runs must not import the protocol
@@ -87,7 +89,37 @@ def _long_lived_objects() -> Iterator[None]:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
+        session.print_verdict()
         session.close()
+
+
+#: The statuses that say the protocol was judged: 0 (GO) and 10 (awaiting sign-off).
+_VERDICTS = (0, 10)
+#: Not a verdict (README, "Exit statuses").
+_NOT_JUDGED = 11
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, int | pytest.ExitCode, int | pytest.ExitCode]:
+    """Exit 0 means GO and nothing else, whatever ran or did not.
+
+    With a release, pytest's status may be 0 or 10 only when the protocol session judged the run
+    and decided exactly that. Every path that ends without the session's verdict (``--version``,
+    ``--help``, ``--fixtures``, ``--markers`` and the other listings; a part of the plugin that
+    did not run) ends NOT JUDGED instead, saying so."""
+    status = yield
+    if not config.getoption("predeploy_release", default=None) or int(status) not in _VERDICTS:
+        return status
+    session = config.stash.get(session_key, None)
+    verdict = getattr(session, "verdict", None) if session is not None else None
+    if verdict is not None and int(verdict.status) == int(status):
+        return status
+    print(
+        f"NOT JUDGED: pytest ended with status {int(status)} but the protocol was not judged in this run "
+        f"(a listing or informational option, or a part of the plugin did not run); not a protocol verdict (exit status {_NOT_JUDGED})",
+        flush=True,
+    )
+    return _NOT_JUDGED
 
 
 class GateGuard:

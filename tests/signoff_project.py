@@ -3,7 +3,6 @@ and ``predeploy approve`` run as a user runs it. No tests here."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pytest_predeploy.intake.parity import ParityReport, ParitySummary
 from pytest_predeploy.readiness.package import verify_package
 from pytest_predeploy.readiness.signing import load_signing_key
 from pytest_predeploy.readiness.signoff import record_signoff
-from tests.project import GATES, base_config, make_project
+from tests.project import base_config, make_complete_project
 from tests.sshkeys import make_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,14 +56,10 @@ GATE1_PARITY = """
 
 
 def project(pytester: pytest.Pytester, parity: str = PARITY_CLEAN) -> Path:
-    gates = {name: body for name, body in GATES.items() if "gate10" not in name}
-    gates["test_gate1_intake.py"] = GATE1_PARITY
     config = base_config(
-        package={"required": ["staging-parity-report.json"]},
         readiness={"required_roles": ["release-manager", "qa-lead"], "forbid_self_approval": True, "signers": "signers.yaml"},
     )
-    root = make_project(pytester, config=config, parity_script=parity, gates=gates)
-    shutil.copy(REPO / "gates" / "test_gate4_readiness.py", root / "gates")
+    root = make_complete_project(pytester, config=config, parity_script=parity)
     # Riley and Quinn review; Ops runs the rehearsal (as rehearsal-operator) and may also sign
     # release-manager; Ana may sign both roles. Each has a real key pair under keys/.
     keys = {name: make_key(root / "keys", name).public_line for name in ("riley", "quinn", "ops", "ana")}

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "pytest_predeploy"
 LAYERS: dict[str, set[str]] = {
     "core": {"core"},
     "targets": {"targets", "staging"},
-    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "data"},
+    "domain": {"intake", "rehearsal", "rollback", "security", "readiness", "verdict", "data"},
     "config": {"config"},
     "harness": {"harness", "plugin"},
     "tooling": {"tooling", "__main__"},
@@ -132,6 +132,36 @@ def test_no_import_cycle() -> None:
     found = cycles(edges)
     described = [" ; ".join(f"{a}:{edges[a][b]} -> {b}" for a in component for b in component if b in edges[a]) for component in found]
     assert not found, "import cycles:\n  " + "\n  ".join(described)
+
+
+def package_of(name: str) -> str:
+    """The package a module belongs to: a package is its ``__init__``; the root package's own
+    modules (``config``, ``api``, ``plugin``, ...) are layers of their own and stand alone."""
+    if MODULES[name].name == "__init__.py" or name.count(".") <= 1:
+        return name
+    return name.rpartition(".")[0]
+
+
+def package_graph() -> tuple[dict[str, dict[str, str]], dict[str, set[str]]]:
+    """Package -> the packages it imports, each with one module-level edge that shows why."""
+    edges: dict[str, dict[str, str]] = {}
+    for name, targets in graph().items():
+        mine = edges.setdefault(package_of(name), {})
+        for target, line in targets.items():
+            theirs = package_of(target)
+            if theirs != package_of(name):
+                mine.setdefault(theirs, f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}")
+    return edges, {package: set(targets) for package, targets in edges.items()}
+
+
+def test_no_import_cycle_between_packages() -> None:
+    """A subpackage that imports its parent while the parent imports it (``targets`` <->
+    ``targets.kube``) is a cycle no module-level check sees: neither package can be read,
+    tested or replaced without the other."""
+    why, edges = package_graph()
+    found = cycles({package: {target: 0 for target in targets} for package, targets in edges.items()})
+    described = ["\n    ".join(f"{a} -> {b}: {why[a][b]}" for a in component for b in component if b in edges[a]) for component in found]
+    assert not found, "package import cycles:\n    " + "\n\n    ".join(described)
 
 
 def test_layers_depend_one_way() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.tooling.cli import SUBCOMMANDS
 from tests.project import make_project
 
@@ -19,10 +20,11 @@ def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     make_project(pytester)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
-    assert result.ret == 0
+    assert result.ret == ExitStatus.NOT_JUDGED
     text = summary.read_text()
     assert text.startswith("earlier step\n")  # appended, not overwritten
-    assert text.splitlines()[1:4] == ["## PARTIAL RUN (NOT GO): release v1.0", "", "**PASSED (partial run)**"]  # the verdict leads
+    lines = text.splitlines()
+    assert lines[1:3] == ["## NOT JUDGED (NOT GO): release v1.0", ""] and lines[3].startswith("**NOT JUDGED: ")  # the verdict leads
     assert "| 1 | Intake Confirmation | PASSED |" in text
     assert "| 10 | Extra | PASSED |" in text
 
@@ -30,7 +32,7 @@ def test_github_step_summary_gets_the_gate_table(pytester: pytest.Pytester, tmp_
 def test_no_step_summary_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     root = make_project(pytester)
-    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == 0
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.NOT_JUDGED
     assert not list(root.glob("*.md"))
 
 

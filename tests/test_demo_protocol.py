@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,13 @@ def test_crashing_candidate_is_rolled_back_and_halts_gates_3_and_4(demo: Demo) -
     assert result.returncode == ExitStatus.NO_GO
     assert "[ERROR] Deployment rehearsal encountered critical error." in result.stdout
     assert "halted: Gate 2 (Deployment Rehearsal) failed" in result.stdout
+    # A failed rehearsal leaves staging on the previous release, and the evidence says so, read back.
+    for service in ("api", "worker"):
+        assert demo.current(service) == "v1.1"
+    report = json.loads((demo.artifacts / "staging-deployment-report.json").read_text())
+    assert report["recovery"]["reason"] == "the smoke and acceptance suites failed"
+    assert report["recovery"]["served"] == {"api": "v1.1", "worker": "v1.1"} and report["recovery"]["staging_on_previous"]
+    assert "[STAGING] after the failed smoke tests staging is back on v1.1 (read back: api v1.1, worker v1.1)" in result.stdout
     report = json.loads((demo.artifacts / "staging-deployment-report.json").read_text())
     assert report["outcome"] == "failed"
     for service in ("api", "worker"):
@@ -151,9 +159,17 @@ def test_failing_smoke_test_fails_gate2_naming_it(demo: Demo) -> None:
     assert "smoke/acceptance tests did not pass" in result.stdout
     assert "test_checkout_total_includes_tax" in result.stdout
     assert "halted: Gate 2 (Deployment Rehearsal) failed" in result.stdout
+    # A failed rehearsal leaves staging on the previous release, and the evidence says so, read back.
+    for service in ("api", "worker"):
+        assert demo.current(service) == "v1.1"
+    report = json.loads((demo.artifacts / "staging-deployment-report.json").read_text())
+    assert report["recovery"]["reason"] == "the smoke and acceptance suites failed"
+    assert report["recovery"]["served"] == {"api": "v1.1", "worker": "v1.1"} and report["recovery"]["staging_on_previous"]
+    assert "[STAGING] after the failed smoke tests staging is back on v1.1 (read back: api v1.1, worker v1.1)" in result.stdout
 
 
-def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo) -> None:
+@pytest.mark.parametrize("presses", [1, 5])
+def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo, presses: int) -> None:
     deploy_demo_release(demo.root, "v1.1")
     config = demo.config
     # The candidate's deploy stops right after `current` was switched and the new process started.
@@ -174,7 +190,9 @@ def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo) ->
         # just before the pause, after `current` was switched.
         poll(lambda: demo.started("api", "v1.2"), "the deploy of v1.2 started its api process", deadline=120)
         assert demo.current("api") == "v1.2"  # really mid-deploy
-        process.send_signal(signal.SIGINT)
+        for _ in range(presses):  # five times, 0.4 s apart: an impatient engineer
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.4)
         out, _ = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
@@ -189,3 +207,6 @@ def test_sigint_mid_deploy_leaves_previous_release_and_no_package(demo: Demo) ->
     lock.acquire(timeout=0)  # released
     lock.release()
     assert "INTERRUPTED" in out
+    assert "Traceback" not in out
+    last = [line for line in out.splitlines() if line.strip()][-1]
+    assert last.startswith("INTERRUPTED:") and "staging is back on v1.1 (read back: api v1.1, worker v1.1)" in last, last

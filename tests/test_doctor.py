@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.targets.settings import load_target_config
 from pytest_predeploy.tooling.doctor import Check, check_command, check_fresh, check_service_starts, from_problems, guarded, render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,58 +79,46 @@ def test_scripts_named_by_commands_must_exist_and_direct_ones_be_executable(tmp_
     assert check_command("direct", "scripts/direct.sh", tmp_path, "steps.deploy.command").ok
 
 
+def trial(service: Path, command: str, timeout: str = "20s", env: dict[str, str] | None = None, **staging: object) -> Check:
+    """``check_service_starts`` of service ``api`` from ``service`` (its working tree) as configured."""
+    config_file = service.parent / "predeploy.yaml"
+    entry = {"name": "api", "source": service.name, "command": command, "health_timeout": timeout, "env": env or {}}
+    config_file.write_text(yaml.safe_dump({"services": [entry], "staging": staging}))
+    config = load_target_config(config_file)
+    return check_service_starts(config, "api", "v1", service.parent / "api.log", working_tree=not staging)
+
+
 @pytest.mark.parametrize("command", ["{python} server.py --port {port}", "{python} server.py --port 0 --port-file {port_file}"])
-def test_a_service_that_starts_and_answers_health_passes(service: Path, tmp_path: Path, command: str) -> None:
-    row = check_service_starts("api", command=command, source=service, health_path="/healthz", timeout=timedelta(seconds=20), log=tmp_path / "api.log")
+def test_a_service_that_starts_and_answers_health_passes(service: Path, command: str) -> None:
+    row = trial(service, command)
     assert row.ok, row.line()
-    assert row.detail.startswith("answered GET /healthz with 200 after ")
-    assert not (service / "__pycache__").exists()  # it ran in a copy, as a staging release does
+    assert row.detail.startswith("release v1 answered GET /healthz with 200 after ")
+    assert not (service / "__pycache__").exists()  # it ran in a release folder, as the target's releases do
 
 
 def test_a_service_that_never_gets_healthy_is_named_and_stopped(service: Path, tmp_path: Path) -> None:
-    row = check_service_starts(
-        "api",
-        command="{python} server.py --port {port} --mode sick",
-        source=service,
-        health_path="/healthz",
-        timeout=timedelta(seconds=1),
-        log=tmp_path / "api.log",
-        env={"RECORD_PID": str(tmp_path / "pid")},
-    )
+    row = trial(service, "{python} server.py --port {port} --mode sick", timeout="1s", env={"RECORD_PID": str(tmp_path / "pid")})
     assert not row.ok
-    assert row.line().startswith("FAIL  service api starts: not healthy within 1s: GET /healthz -> HTTP 503 (output in ")
-    assert "raise services.health_timeout" in row.fix
+    assert row.line().startswith("FAIL  service api starts: release v1 missed its health deadline of 1s (last answer: HTTP 503")
+    assert f"(output in {tmp_path / 'api.log'})" in row.detail and "services.health_path" in row.fix
     pid = int((tmp_path / "pid").read_text())
     assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
 
 
-def test_a_service_that_crashes_at_start_says_so(service: Path, tmp_path: Path) -> None:
-    row = check_service_starts(
-        "api", command="{python} server.py --mode crash", source=service, health_path="/healthz", timeout=timedelta(seconds=20), log=tmp_path / "api.log"
-    )
-    assert not row.ok and row.detail.startswith("exited with status 3 before answering /healthz")
+def test_a_service_that_crashes_at_start_says_so(service: Path) -> None:
+    row = trial(service, "{python} server.py --mode crash")
+    assert not row.ok and row.detail.startswith("release v1 crashed at start (exit status 3)"), row.line()
 
 
-def test_a_missing_source_folder_and_a_bad_placeholder_are_rows_not_tracebacks(service: Path, tmp_path: Path) -> None:
-    missing = check_service_starts("api", command="x", source=tmp_path / "nope", health_path="/", timeout=timedelta(seconds=1), log=tmp_path / "l")
-    assert missing.detail == f"source folder {tmp_path / 'nope'} does not exist"
-    bad = check_service_starts(
-        "api", command="{python} server.py --port {portt}", source=service, health_path="/", timeout=timedelta(seconds=1), log=tmp_path / "l"
-    )
-    assert bad.detail == "services.command uses unknown placeholder {portt}; allowed: {port}, {port_file}, {python}, {release}, {service}"
+def test_a_missing_release_folder_is_a_row_not_a_traceback(service: Path, tmp_path: Path) -> None:
+    row = trial(service, "{python} server.py --port {port}", releases={"kind": "folder", "folder": "releases/{release}"})
+    assert not row.ok and row.detail.startswith(f"no folder for release v1: {tmp_path / 'releases' / 'v1'} does not exist"), row.line()
+    assert row.fix == "correct services or staging.releases"
 
 
 def test_environment_values_fill_known_placeholders_and_keep_other_braces(service: Path, tmp_path: Path) -> None:
     # As the staging target does: a value may hold JSON, whose braces are not placeholders.
-    row = check_service_starts(
-        "api",
-        command="{python} server.py --port {port}",
-        source=service,
-        health_path="/healthz",
-        timeout=timedelta(seconds=20),
-        log=tmp_path / "api.log",
-        env={"RECORD_PID": str(tmp_path / "{service}.pid"), "SETTINGS": '{"mode": "ok"}'},
-    )
+    row = trial(service, "{python} server.py --port {port}", env={"RECORD_PID": str(tmp_path / "{service}.pid"), "SETTINGS": '{"mode": "ok"}'})
     assert row.ok, row.line()
     assert (tmp_path / "api.pid").exists()
 
@@ -191,7 +180,7 @@ def test_doctor_passes_on_the_demo_and_names_each_problem_of_a_broken_copy(tmp_p
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
     assert [line.split(":")[0] for line in failed] == ["FAIL  step rollback", "FAIL  service api starts", "FAIL  approval protocol-4-quality-audit"]
     assert f"{broken}/scripts/rollback_backend.sh does not exist -> fix: create it or correct the path in steps.rollback.command" in failed[0]
-    assert "not healthy within 2s: GET /never-healthy -> HTTP 404" in failed[1] and "services[0].health_path" in failed[1]
+    assert "release v1.2 missed its health deadline of 2s (last answer: HTTP 404" in failed[1] and "services[0].health_path" in failed[1]
     assert "expired: expired at 2026-01-01T00:00:00+00:00 -> fix: ask for a renewed" in failed[2]
     assert done.stdout.splitlines()[-1].endswith("; fix the 3 above and run it again")
     assert "Traceback" not in done.stdout + done.stderr
@@ -214,3 +203,46 @@ def test_doctor_names_a_signers_file_where_one_person_would_have_to_sign_every_r
     done = doctor(demo)
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
     assert len(failed) == 1 and failed[0].startswith("FAIL  signers file:") and "signers.yaml" in failed[0] and "Traceback" not in done.stdout + done.stderr
+
+
+#: A service packaged as a wheel that needs a dependency the interpreter running pytest lacks.
+WHEEL_SERVICE = """
+import argparse, http.server, greetlib
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+port = parser.parse_args().port
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(greetlib.HELLO.encode())
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_doctor_is_green_for_a_correct_dist_config_it_starts_the_release_as_the_target_does(tmp_path: Path) -> None:
+    from tests.wheels import make_wheel
+
+    demo = _demo_copy(tmp_path / "demo")
+    wheels = demo / "wheels"
+    make_wheel(wheels, "greetlib", "1.0", {"greetlib.py": b'HELLO = "hello"\n'})
+    make_wheel(wheels, "shopsvc", "1.2", {"shopsvc/__init__.py": b"", "shopsvc/__main__.py": WHEEL_SERVICE.encode()}, requires=("greetlib",))
+    source = demo / "src" / "shopsvc"  # the service's source too, as `predeploy init` leaves it
+    source.mkdir(parents=True)
+    (source / "__main__.py").write_text(WHEEL_SERVICE)
+    config = yaml.safe_load((demo / "predeploy.yaml").read_text())
+    config["services"] = [{"name": "shop", "source": "src", "command": "{python} -m shopsvc --port {port}", "health_timeout": "20s"}]
+    config["staging"]["releases"] = {"kind": "dist", "dist": "wheels/shopsvc-{version}-*.whl", "pip_args": ["--no-index", "--find-links", str(wheels)]}
+    (demo / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    done = doctor(demo, "--release", "v1.2")
+    rows = [line for line in done.stdout.splitlines() if "service shop" in line]
+    assert rows and rows[0].startswith("ok    service shop starts:"), done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

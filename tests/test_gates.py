@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from pytest_predeploy.harness.gates import ExitStatus
 from tests.project import base_config, json_report, lit, make_project
 
 PARITY_DRIFT = """
@@ -26,8 +27,8 @@ def test_gate_failure_skips_later_gates_with_halt_reason(pytester: pytest.Pytest
         [
             lit("*[PHASE 1 START] - Validating upstream approvals and artifact completeness...*"),
             lit("*[PHASE 1 FAILED]*"),
-            "*NO-GO: Gate 1 (Intake Confirmation) failed*",
             "*SKIPPED*test_gate2_rehearsal.py:*halted: Gate 1 (Intake Confirmation) failed*",
+            "NO-GO: Gate 1 (Intake Confirmation) failed (exit status 1)",
         ]
     )
     assert "[PHASE 2 START]" not in result.stdout.str()
@@ -48,14 +49,14 @@ def test_gates_run_in_numeric_order(pytester: pytest.Pytester) -> None:
         "gates/test_gate3_rollback_security.py",
         "gates/test_gate10_extra.py",
     ]
-    assert result.ret == 0
+    assert result.ret == ExitStatus.NOT_JUDGED
 
 
 def test_guideline_miss_is_advisory_and_never_halts(pytester: pytest.Pytester) -> None:
     root = make_project(pytester)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     result.stdout.fnmatch_lines(["*test_flags_refreshed ADVISORY*", "*advisory: test_flags_refreshed: *flags not refreshed*", "*5 passed, 1 advisory*"])
-    assert result.ret == 0
+    assert result.ret == ExitStatus.NOT_JUDGED
     tests = {t["nodeid"].split("::")[1]: t for t in json_report(root)["tests"]}
     assert tests["test_flags_refreshed"]["outcome"] == "advisory"
 
@@ -87,7 +88,7 @@ def test_no_data_fails_by_default_and_can_be_advisory(pytester: pytest.Pytester)
     make_project(pytester, config=base_config(gates={"no_data": "advisory"}), gates=gates)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
     result.stdout.fnmatch_lines(["*test_error_ratio ADVISORY (no data)*", "*test_next PASSED*"])
-    assert result.ret == 0
+    assert result.ret == ExitStatus.NOT_JUDGED
 
 
 def test_gate_module_without_release_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -109,7 +110,7 @@ def test_plain_pytest_runs_project_tests_and_deploys_nothing(pytester: pytest.Py
 def test_single_gate_module_runs_only_its_steps(pytester: pytest.Pytester) -> None:
     root = make_project(pytester)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate3_rollback_security.py", "-v")
-    assert result.ret == 0
+    assert result.ret == ExitStatus.NOT_JUDGED
     result.assert_outcomes(passed=1)
     assert "[AUTOMATION] parity.py" not in result.stdout.str()
     assert not (root / ".artifacts/pre-deployment/transcripts/parity.log").exists()
@@ -148,7 +149,7 @@ def test_config_in_another_folder_runs_its_steps_and_gates_there(pytester: pytes
     for name in ("predeploy.yaml", "parity.py", "gates"):
         (root / name).rename(project / name)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "--predeploy-config=service-a/predeploy.yaml")
-    assert result.ret == 0, result.stdout.str()
+    assert result.ret == ExitStatus.NOT_JUDGED, result.stdout.str()
     assert (project / ".artifacts/pre-deployment/staging-parity-report.json").exists()
 
 
@@ -169,7 +170,7 @@ def test_guideline_whose_step_fails_is_advisory_and_its_body_never_runs(pytester
     }
     root = make_project(pytester, gates=gates)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "-v")
-    assert result.ret == 0
+    assert result.ret == ExitStatus.NOT_JUDGED
     result.stdout.fnmatch_lines(["*test_refreshed ADVISORY*", "*advisory: test_refreshed: step 'refresh' failed: refresh.sh failed (exit 3)*"])
     out = result.stdout.str()
     assert "the body ran" not in out and "KeyError" not in out  # the call phase never started

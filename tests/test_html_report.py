@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_predeploy.harness.gates import ExitStatus
 from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
 from tests.project import GATES, json_report, make_project
 
@@ -95,7 +96,7 @@ def test_the_report_opens_on_the_decision_for_no_go_and_go(pytester: pytest.Pyte
     assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == 1
     top = _top_of_page(browser, root / ".artifacts/pre-deployment/pytest-report.html", tmp_path / "top-no-go.png")
     assert top["verdict"] == "NO-GO · release v1.0"
-    assert top["detail"] == "NO-GO: Gate 2 (Deployment Rehearsal) failed"
+    assert top["detail"] == "NO-GO: Gate 2 (Deployment Rehearsal) failed (exit status 1)"
     assert top["class"] == "predeploy-verdict predeploy-verdict-no-go"
     assert top["cards"] == "1 passed, 2 failed, 3 halted, 10 halted"
     assert "worker never became healthy" in top["reasons"]  # the blocking reason in full, on the card
@@ -103,8 +104,9 @@ def test_the_report_opens_on_the_decision_for_no_go_and_go(pytester: pytest.Pyte
     for path in root.glob("gates/*.py"):
         path.unlink()
     make_project(pytester, gates=WITH_GATE4)
-    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == 0
-    top = _top_of_page(browser, root / ".artifacts/pre-deployment/pytest-report.html", tmp_path / "top-go.png")
-    assert top["verdict"] == "GO · release v1.0"
-    assert top["class"] == "predeploy-verdict predeploy-verdict-go"
+    # Fake gates that bind no declared criterion all pass: never GO, and the page says so.
+    assert pytester.runpytest_subprocess("--predeploy-release=v1.0").ret == ExitStatus.NOT_JUDGED
+    top = _top_of_page(browser, root / ".artifacts/pre-deployment/pytest-report.html", tmp_path / "top-not-judged.png")
+    assert top["verdict"] == "NOT JUDGED (NOT GO) · release v1.0"
+    assert top["class"] == "predeploy-verdict predeploy-verdict-partial"
     assert top["cards"] == "1 passed, 2 passed, 3 passed, 4 passed, 10 passed"

@@ -134,7 +134,7 @@ def test_ctrl_c_during_the_overlap_leaves_staging_on_the_previous_release(demo: 
 
 def test_a_gate_run_alone_starts_only_the_steps_it_needs(demo: Demo) -> None:
     gate3 = demo.pytest("gates/test_gate3_rollback_security.py")
-    assert gate3.returncode == ExitStatus.GO, gate3.stdout[-3000:]
+    assert gate3.returncode == ExitStatus.NOT_JUDGED, gate3.stdout[-3000:]  # one gate alone: not a verdict
     # Gate 3 alone deploys first (rollback needs a deployment): the audit runs beside that.
     assert "[BACKGROUND] security: started beside the rehearsal (Gate 3 takes its result)" in gate3.stdout
     assert "[BACKGROUND] intake" not in gate3.stdout
@@ -143,7 +143,7 @@ def test_a_gate_run_alone_starts_only_the_steps_it_needs(demo: Demo) -> None:
 
     (demo.artifacts / "transcripts" / "security.log").unlink()
     gate2 = demo.pytest("gates/test_gate2_rehearsal.py")
-    assert gate2.returncode == ExitStatus.GO, gate2.stdout[-3000:]
+    assert gate2.returncode == ExitStatus.NOT_JUDGED, gate2.stdout[-3000:]
     assert "[BACKGROUND]" not in gate2.stdout
     assert not (demo.artifacts / "transcripts" / "security.log").exists()
 
@@ -153,7 +153,7 @@ def test_overlap_false_runs_every_step_in_sequence(demo: Demo) -> None:
     config["gates"] = {"overlap": False}
     demo.save(config)
     result = demo.pytest("gates/test_gate3_rollback_security.py")
-    assert result.returncode == ExitStatus.GO, result.stdout[-3000:]
+    assert result.returncode == ExitStatus.NOT_JUDGED, result.stdout[-3000:]
     assert "[BACKGROUND]" not in result.stdout
     # The audit ran when Gate 3's test asked for it: after the rollback rehearsal.
     assert result.stdout.index("[AUTOMATION] run_security_audit.py executed: success") > result.stdout.index("[AUTOMATION] rollback_backend.sh executed")

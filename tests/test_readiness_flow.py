@@ -83,7 +83,9 @@ def test_gate4_alone_without_a_passed_rehearsal_builds_nothing(pytester: pytest.
     root = project(pytester)
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate4_readiness.py")
     assert result.ret == ExitStatus.NO_GO
-    result.stdout.fnmatch_lines(["*step 'package' failed: not built: Gate 1 not run for v1.0*"])
+    result.stdout.fnmatch_lines(
+        ["*step 'package' failed: not built: only a full run of the protocol seals a package*Gate 1 'approvals' not judged in this run*"]
+    )
     assert not (root / ".artifacts/pre-deployment/PRE-DEPLOYMENT-PACKAGE.zip").exists()
 
 

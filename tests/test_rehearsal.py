@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -120,6 +121,65 @@ def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(s
     assert report.recovery is not None and report.recovery.staging_on_previous
     assert {r.service for r in report.recovery.services} == {"api", "worker"}
     assert "the deployment rehearsal was interrupted" in deployment_problems(report)
+
+
+def test_repeated_interrupts_during_the_recovery_start_it_over_until_staging_is_back(staging: StagingProject) -> None:
+    staging.write(services=[service("api"), service("worker", "worker", health_timeout="30s", inject={"v2": "unhealthy"})])
+    rehearse_deployment(staging.context("v1", previous=None))  # staging runs v1
+    sent: list[threading.Thread] = []
+
+    def interrupts(line: str) -> None:
+        if line.startswith("[STAGING] worker: deploy v2 ..."):
+            sent.append(threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)))
+            sent[-1].start()
+        elif line.startswith("[STAGING] recovery: returning") and len(sent) < 4:
+            # Ctrl-C three more times, 0.4 s apart, while the recovery runs.
+            for delay in (0.2, 0.6, 1.0):
+                sent.append(threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)))
+                sent[-1].start()
+
+    ctx = staging.context("v2", announcer=interrupts)
+    with pytest.raises(KeyboardInterrupt):
+        rehearse_deployment(ctx)
+    for timer in sent:
+        timer.join()
+
+    assert versions(staging) == {"api": "v1", "worker": "v1"}
+    report = read_artifact(ctx.artifact(names.DEPLOYMENT_REPORT), DeploymentReport)
+    assert report.recovery is not None and report.recovery.staging_on_previous
+    assert report.recovery.served == {"api": "v1", "worker": "v1"}
+
+
+def test_every_started_worker_ends_before_an_interrupt_goes_on() -> None:
+    # Ctrl-C lands wherever the main thread is, five times; no worker may outlive run_each.
+    ended: list[str] = []
+    started = threading.Event()
+    cancel = threading.Event()
+
+    def work(item: str) -> bool:
+        started.set()
+        time.sleep(1.0)  # a check that still runs after its script was stopped
+        ended.append(item)
+        return True
+
+    def interrupt() -> None:
+        started.wait(10)
+        for _ in range(5):
+            time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        rehearsal.run_each(["api", "worker"], work, 2, cancel)
+    running_after = 2 - len(ended)
+    while sender.is_alive():
+        try:
+            sender.join()
+        except KeyboardInterrupt:
+            continue
+    assert running_after == 0, "the interrupt went on while a deploy worker was still running"
+    assert cancel.is_set()
 
 
 CRASHING_SERVICE = """

@@ -220,6 +220,51 @@ def test_a_broken_wheel_fails_with_a_message_and_leaves_nothing_running(tmp_path
         materialise(resolve(config, tmp_path, "svc", None, "v1.2"), config, tmp_path / "r")
 
 
+def locked_project(root: Path) -> ReleaseSourceConfig:
+    """Two releases of shopsvc, the same wheel of a dependency greetlib in two versions, and a
+    lock per release (locks/<release>.txt) choosing which: the config names it with {release},
+    the wheel folder and the locks relative to the config's folder."""
+    wheels.make_wheel(root / "wheels", "greetlib", "1.0", {"greetlib.py": b'HELLO = "greetlib 1.0"\n'})
+    wheels.make_wheel(root / "wheels", "greetlib", "2.0", {"greetlib.py": b'HELLO = "greetlib 2.0"\n'})
+    for version in ("1.1", "1.2"):
+        wheels.make_wheel(root / "dist", "shopsvc", version, {"shopsvc.py": b"import greetlib\n"}, requires=("greetlib",))
+    (root / "locks").mkdir()
+    (root / "locks" / "v1.1.txt").write_text("greetlib==1.0\n")
+    (root / "locks" / "v1.2.txt").write_text("greetlib==2.0\n")
+    return ReleaseSourceConfig(
+        kind="dist", dist="dist/shopsvc-{version}-*.whl", pip_args=["--no-index", "--find-links", "wheels", "--constraint", "locks/{release}.txt"]
+    )
+
+
+def installed_hello(release: Path) -> str:
+    python = release / "venv" / "bin" / "python"
+    return subprocess.run([str(python), "-c", "import greetlib; print(greetlib.HELLO)"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_each_dist_release_installs_its_own_lock_named_relative_to_the_config(tmp_path: Path) -> None:
+    config = locked_project(tmp_path)
+    old, _ = materialise(resolve(config, tmp_path, "svc", None, "v1.1"), config, tmp_path / "r1")
+    new, _ = materialise(resolve(config, tmp_path, "svc", None, "v1.2"), config, tmp_path / "r2")
+    assert installed_hello(tmp_path / "r1") == "greetlib 1.0" and installed_hello(tmp_path / "r2") == "greetlib 2.0"
+    # What was installed and what it was installed from are part of the release's identity.
+    assert old.installed == ["greetlib==1.0", "shopsvc==1.1"] and new.installed == ["greetlib==2.0", "shopsvc==1.2"]
+    assert old.pip_args == ["--no-index", "--find-links", "wheels", "--constraint", "locks/v1.1.txt"]
+    assert set(old.inputs) == {"locks/v1.1.txt", "wheels"} and old.inputs["locks/v1.1.txt"] == hashlib.sha256(b"greetlib==1.0\n").hexdigest()
+    assert "2 distributions installed" in new.describe()
+
+
+def test_a_pip_args_file_that_does_not_exist_is_named_before_anything_is_built(tmp_path: Path) -> None:
+    config = locked_project(tmp_path)
+    (tmp_path / "locks" / "v1.2.txt").unlink()
+    with pytest.raises(ReleaseSourceError, match=r"svc: release v1\.2: staging\.releases\.pip_args names .*locks/v1\.2\.txt, which does not exist"):
+        resolve(config, tmp_path, "svc", None, "v1.2")
+
+
+def test_pip_args_take_only_the_release_placeholders() -> None:
+    with pytest.raises(ValidationError, match=r"unknown placeholder \{tag\}"):
+        ReleaseSourceConfig(kind="dist", pip_args=["--constraint", "locks/{tag}.txt"])
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import psutil
 
 from pytest_predeploy.rehearsal.deploy import rehearse_deployment
 from pytest_predeploy.rollback.rollback import rehearse_rollback, rollback_problems
-from pytest_predeploy.targets.local import service_url
+from pytest_predeploy.targets.local import service_target, service_url
 from tests.staging_support import REPO, StagingProject, processes_under, service, staging  # noqa: F401  (fixture)
 from tests.wheels import make_wheel
 
@@ -135,6 +135,28 @@ def test_a_wheel_release_runs_from_its_own_virtualenv(staging: StagingProject, t
     [record] = staging.target("api").records()
     [service] = psutil.Process(record.pid).children()  # under its log launcher (targets/logcap.py)
     assert Path(service.cmdline()[0]) == staging.target("api").releases / "v2" / "venv" / "bin" / "python"
+
+
+def test_a_changed_lock_rebuilds_the_dist_release_instead_of_reusing_its_stale_environment(staging: StagingProject, tmp_path: Path) -> None:
+    make_wheel(tmp_path / "wheels", "greetlib", "1.0", {"greetlib.py": b""})
+    make_wheel(tmp_path / "wheels", "greetlib", "2.0", {"greetlib.py": b""})
+    make_wheel(tmp_path / "dist", "shopsvc", "1", {"shopsvc.py": b"import greetlib\n"}, requires=("greetlib",))
+    (tmp_path / "locks").mkdir()
+    lock = tmp_path / "locks" / "v1.txt"
+    lock.write_text("greetlib==1.0\n")
+    pip_args = ["--no-index", "--find-links", "wheels", "--constraint", "locks/{release}.txt"]
+    staging.write(
+        services=[{"name": "shop", "command": "{python} -m shopsvc"}],
+        staging={"releases": {"kind": "dist", "dist": "dist/shopsvc-{version}-*.whl", "pip_args": pip_args}},
+    )
+    assert staging.target("shop").build("v1").identity.installed == ["greetlib==1.0", "shopsvc==1"]
+    assert staging.target("shop").build("v1").identity.installed == ["greetlib==1.0", "shopsvc==1"]  # reused: nothing changed
+    lock.write_text("greetlib==2.0\n")
+    lines: list[str] = []
+    assert staging.config is not None
+    rebuilt = service_target(staging.config, "staging", "shop", say=lines.append).build("v1")
+    assert rebuilt.identity.installed == ["greetlib==2.0", "shopsvc==1"]
+    assert any(line.startswith("shop: rebuilt release v1") and "its dependencies' inputs changed (locks/v1.txt)" in line for line in lines), lines
 
 
 def test_the_deployment_summary_says_when_uncommitted_changes_were_not_deployed(staging: StagingProject, tmp_path: Path) -> None:

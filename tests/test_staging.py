@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
@@ -272,3 +273,124 @@ def test_a_service_whose_port_is_answered_by_another_service_is_not_healthy(stag
         stop_all(other.config, "staging")
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"is not what answers on port {port}: service 'api' does" in result.stderr
+
+
+#: An off-the-shelf service: health on its own path, plain-text answers, no /version, the port as
+#: its only argument, and its release known only from the folder it was started in.
+PLAIN_SERVICE = """
+import http.server, pathlib, sys
+
+RELEASE = pathlib.Path("RELEASE").read_text().strip()
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        status, body = (200, b"ok") if self.path == "/health" else (200, RELEASE.encode()) if self.path == "/about" else (404, b"not found")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def plain_project(staging: StagingProject, **extra: object) -> None:
+    for tag in ("v1", "v2"):
+        folder = staging.root / "releases" / "plain" / tag
+        folder.mkdir(parents=True)
+        (folder / "app.py").write_text(PLAIN_SERVICE)
+        (folder / "RELEASE").write_text(f"{tag}\n")
+    staging.write(services=[{"name": "plain", "command": "{python} app.py {port}", "health_path": "/health", "health_timeout": "5s", **extra}])
+
+
+def test_a_service_without_a_version_endpoint_deploys_and_is_identified_by_what_the_target_started(staging: StagingProject) -> None:
+    from pytest_predeploy.rehearsal.deploy import deployment_problems, rehearse_deployment
+
+    plain_project(staging)
+    report = rehearse_deployment(staging.context("v2", previous="v1"))
+    assert deployment_problems(report) == [] and report.outcome == "succeeded"
+    (deployed,) = report.services
+    assert deployed.verification is not None and deployed.verification.reported_release == "v2"
+    assert get_text(service_urls(staging.config, "staging")["plain"] + "/about") == "v2"  # type: ignore[arg-type]
+
+
+def test_the_target_s_record_is_the_identity_check_a_wrong_release_fails_it(staging: StagingProject) -> None:
+    from pytest_predeploy.targets.base import check_serving
+    from pytest_predeploy.targets.local import LocalTarget
+
+    plain_project(staging)
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    assert staging.config is not None
+    target = LocalTarget(staging.config)
+    url = target.service_url("staging", "plain")
+    assert url is not None
+    assert check_serving(target, staging.config, "staging", "plain", "v1", url).problems == []
+    wrong = check_serving(target, staging.config, "staging", "plain", "v2", url)
+    assert wrong.reported_release == "v1"
+    assert wrong.problems == ["the local target runs v1 of plain (its own record of what it started), expected v2"]
+
+
+def test_a_configured_version_path_is_an_extra_check_on_what_the_service_reports(staging: StagingProject) -> None:
+    from pytest_predeploy.targets.base import check_serving
+    from pytest_predeploy.targets.local import LocalTarget
+
+    plain_project(staging, version_path="/health")  # answers 'ok', not {"release": "v1"}
+    assert staging.script("deploy_backend.sh", "--release", "v1").returncode == 0
+    assert staging.config is not None
+    target = LocalTarget(staging.config)
+    url = target.service_url("staging", "plain")
+    assert url is not None
+    check = check_serving(target, staging.config, "staging", "plain", "v1", url)
+    assert check.problems == ["/health reports 'ok', expected 'v1'"]
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+#: A service that keeps running when it cannot bind its port (some servers retry instead of exiting).
+STUBBORN_SERVICE = """
+import socket, sys, time
+
+try:
+    socket.create_server(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    pass
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_port_answered_by_another_program_is_not_taken_for_the_started_service(staging: StagingProject, tmp_path: Path) -> None:
+    port = free_port()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "app.py").write_text(PLAIN_SERVICE)
+    (other / "RELEASE").write_text("someone else\n")
+    foreign = subprocess.Popen([sys.executable, "app.py", str(port)], cwd=other)
+    try:
+        deadline = time.monotonic() + 10
+        while get_text_or_none(f"http://127.0.0.1:{port}/health") != "ok" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        folder = staging.root / "releases" / "plain" / "v1"
+        folder.mkdir(parents=True)
+        (folder / "app.py").write_text(STUBBORN_SERVICE)
+        staging.write(services=[{"name": "plain", "command": "{python} app.py {port}", "port": port, "health_path": "/health", "health_timeout": "3s"}])
+        result = staging.script("deploy_backend.sh", "--release", "v1")
+    finally:
+        foreign.kill()
+        foreign.wait()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"plain: release v1 is not what answers on port {port}: another program listens there" in result.stderr
+
+
+def get_text_or_none(url: str) -> str | None:
+    try:
+        return get_text(url)
+    except OSError:
+        return None

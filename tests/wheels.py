@@ -9,12 +9,14 @@ import zipfile
 from pathlib import Path
 
 
-def make_wheel(folder: Path, project: str, version: str, modules: dict[str, bytes]) -> Path:
-    """``<folder>/<project>-<version>-py3-none-any.whl`` holding ``modules`` (path -> content)."""
+def make_wheel(folder: Path, project: str, version: str, modules: dict[str, bytes], requires: tuple[str, ...] = ()) -> Path:
+    """``<folder>/<project>-<version>-py3-none-any.whl`` holding ``modules`` (path -> content),
+    depending on ``requires`` (requirement strings)."""
     info = f"{project}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
     files = {
         **modules,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n".encode(),
+        f"{info}/METADATA": metadata.encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests/wheels.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = "".join(

@@ -8,6 +8,7 @@ sees half a file, and a crash leaves the previous version in place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -73,6 +74,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def file_sha256(path: Path) -> str | None:
+    """sha256 of the file's bytes, read a chunk at a time; None when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def write_text_atomic(path: Path, text: str) -> None:

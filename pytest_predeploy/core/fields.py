@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -48,6 +49,19 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: short of what overflows timedelta or the dates computed from it (an expiry past the year 9999).
 MAX_DURATION = timedelta(days=365_000)
 _DURATION_EXAMPLE = "a duration such as '30d', '12h', '15m' or '90s'"
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: only spaces, separators, control or format characters
+    (a zero-width space is as blank as an empty string, so it can name no one)."""
+    return all(unicodedata.category(char)[0] in ("Z", "C") or char.isspace() for char in text)
+
+
+def identity_key(text: str) -> str:
+    """How two names of a person compare: NFKC-normalised, format characters (zero-width joiners
+    and spaces) removed, outer white space stripped, case folded."""
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(char for char in normal if unicodedata.category(char) != "Cf").strip().casefold()
 
 
 def parse_duration(value: object) -> timedelta:

@@ -24,6 +24,7 @@ from pathlib import Path
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.verdict.journal import JOURNAL
 
 #: Written by the tool into every artifacts folder it creates or adopts.
 MARKER = ".predeploy-artifacts"
@@ -31,6 +32,8 @@ MARKER = ".predeploy-artifacts"
 HISTORY_MARKER = ".predeploy-history"
 LOCK_FILE = ".predeploy.lock"
 HISTORY_DIR = "history"
+#: Files of the tool's that stay where they are across runs (the verdict's journal spans them).
+_STAYING = (LOCK_FILE, MARKER, HISTORY_DIR, JOURNAL)
 HISTORY_KEEP = 5
 #: How a history run folder is named (also by versions before the marker).
 _STAMP = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
@@ -42,7 +45,7 @@ _SHOWN = 5
 
 def _tool_names() -> set[str]:
     """Top-level names only this tool writes in an artifacts folder."""
-    known = {artifact.name for artifact in names.ARTIFACTS} | {names.PACKAGE, names.TRANSCRIPTS_DIR, HISTORY_DIR, LOCK_FILE, MARKER}
+    known = {artifact.name for artifact in names.ARTIFACTS} | {names.PACKAGE, names.TRANSCRIPTS_DIR, *_STAYING}
     known |= {"gate4-" + name for name in names.RUN_REPORTS}
     return known
 
@@ -116,7 +119,7 @@ def archive_previous_run(folder: Path) -> list[str]:
     with os.scandir(folder) as listing:
         entries = list(listing)
     for entry in entries:
-        if entry.name in (LOCK_FILE, MARKER, HISTORY_DIR):
+        if entry.name in _STAYING:
             continue
         if entry.name.startswith(".") and not _TEMPORARY.match(entry.name):
             left.append(entry.name)

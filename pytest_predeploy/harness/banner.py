@@ -26,7 +26,7 @@ HEADLINES: dict[VerdictKind, str] = {
     "no-go": "NO-GO",
     "awaiting": "AWAITING SIGN-OFF",
     "interrupted": "INTERRUPTED",
-    "partial": "PARTIAL RUN (NOT GO)",
+    "partial": "NOT JUDGED (NOT GO)",
 }
 
 #: Banner colours by kind: green only for GO; a partial run is grey, never green, because it

@@ -12,7 +12,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_predeploy.core.background import Scheduler
     from pytest_predeploy.harness.context import RunContext
-    from pytest_predeploy.harness.gates import GateController
+    from pytest_predeploy.harness.controller import GateController
 
 
 class RunSession(Protocol):
@@ -21,11 +21,11 @@ class RunSession(Protocol):
     reused_package: Any
     seal_requested: bool
 
-    def upstream_gates_not_passed(self) -> list[str]: ...
-
-    def upstream_gates_from_state(self) -> list[int]: ...
+    def unjudged_upstream(self) -> list[str]: ...
 
     def manifest_fields(self) -> dict[str, Any]: ...
+
+    def print_verdict(self) -> None: ...
 
     def close(self) -> None: ...
 

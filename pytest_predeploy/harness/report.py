@@ -20,7 +20,6 @@ import pytest
 
 from pytest_predeploy.core.artifacts import READINESS_APPROVAL, RUN_REPORTS
 from pytest_predeploy.core.errors import PredeployError
-from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import git_commit
 from pytest_predeploy.harness.banner import Decision, GateCard, Signature, VerdictKind, banner_html, summary_markdown
 from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
@@ -32,7 +31,8 @@ from pytest_predeploy.readiness.signoff import review_signoffs
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
     from pytest_predeploy.harness.context import RunContext
-    from pytest_predeploy.harness.gates import GateController
+    from pytest_predeploy.harness.controller import GateController
+    from pytest_predeploy.harness.verdict import Verdict
 
 
 class ProtocolSession(Protocol):
@@ -43,8 +43,13 @@ class ProtocolSession(Protocol):
     controller: GateController
     project: ProjectConfig
     report_prefix: str
-    package_sha256: str | None
     reused_package: Any
+
+    @property
+    def package_sha256(self) -> str | None: ...
+
+    @property
+    def verdict(self) -> Verdict | None: ...
 
 
 STATUS_COLOURS = {
@@ -64,17 +69,11 @@ def which_reports(session: ProtocolSession) -> str:
 
 
 def verdict(session: ProtocolSession, exit_status: int) -> str:
-    controller = session.controller
-    if exit_status == ExitStatus.INTERRUPTED:
-        return "INTERRUPTED"
-    if exit_status == ExitStatus.NO_GO:
-        failed = [g for g in controller.gates.values() if g.status == "failed"]
-        return f"NO-GO: Gate {failed[0].number} ({failed[0].name}) failed" if failed else "NO-GO"
-    if exit_status == ExitStatus.AWAITING_SIGNOFF:
-        return "AWAITING SIGN-OFF from: " + ", ".join(controller.pending_roles())
-    if exit_status == ExitStatus.GO:
-        return "GO: protocol complete" if controller.complete() and READINESS_GATE in controller.gates else "PASSED (partial run)"
-    return f"exit status {exit_status}"
+    """The run's verdict line (harness.verdict decides it; the reports only show it)."""
+    decided = session.verdict
+    if decided is not None and int(decided.status) == exit_status:
+        return decided.line
+    return f"exit status {exit_status}: not a protocol verdict"
 
 
 def _kind(session: ProtocolSession, exit_status: int) -> VerdictKind:
@@ -82,8 +81,10 @@ def _kind(session: ProtocolSession, exit_status: int) -> VerdictKind:
         return "interrupted"
     if exit_status == ExitStatus.AWAITING_SIGNOFF:
         return "awaiting"
-    if exit_status == ExitStatus.GO:
-        return "go" if session.controller.complete() and READINESS_GATE in session.controller.gates else "partial"
+    if exit_status == ExitStatus.GO and session.verdict is not None and session.verdict.status == ExitStatus.GO:
+        return "go"
+    if exit_status == ExitStatus.NOT_JUDGED:
+        return "partial"
     # NO-GO, and any status we did not plan for (an internal error, nothing collected): never GO.
     return "no-go"
 

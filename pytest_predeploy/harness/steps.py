@@ -44,15 +44,15 @@ from pytest_predeploy.intake.approvals import validate_intake
 from pytest_predeploy.intake.refresh import run_data_refresh
 from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
-from pytest_predeploy.readiness.sealed import folder_evidence_problems, judge_sealed_package
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
-from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment
+from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
-from pytest_predeploy.rehearsal.smoke import run_smoke_tests
+from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 from pytest_predeploy.rollback.operational import check_operational_readiness
 from pytest_predeploy.rollback.rollback import rehearse_rollback
 from pytest_predeploy.security.report import headline_of
+from pytest_predeploy.verdict.sealed import judge_sealed_package
 
 #: The artifacts each step fixture writes (the HTML report links them from the tests that use them).
 FIXTURE_ARTIFACTS: dict[str, list[str]] = names.fixture_artifacts()
@@ -304,7 +304,25 @@ def smoke(predeploy: RunContext, deployment: Path, metrics_snapshots: list[Any],
     _require_deployed(predeploy, deployment, "smoke")
     path, _ = run_report_step(predeploy, "smoke")
     _snapshot(predeploy, metrics_snapshots, "after smoke", prometheus_watch)
+    _recover_after_failed_smoke(predeploy, path)
     return path
+
+
+def _recover_after_failed_smoke(ctx: RunContext, path: Path) -> None:
+    """A candidate that fails its smoke and acceptance suites does not stay on staging: a failed
+    rehearsal leaves staging on the previous release, and the deployment report says what it
+    serves afterwards (read back)."""
+    try:
+        failing = bool(smoke_problems(read_artifact(path, TestResultsReport), ctx.config.smoke.min_coverage))
+    except ArtifactError:
+        failing = True
+    if not failing:
+        return
+    report = return_to_previous(ctx, "the smoke and acceptance suites failed")
+    if report is not None and report.recovery is not None:
+        served = ", ".join(f"{name} {release or 'nothing healthy'}" for name, release in report.recovery.served.items())
+        verdict = "back on" if report.recovery.staging_on_previous else "NOT back on"
+        ctx.announce(f"[STAGING] after the failed smoke tests staging is {verdict} {ctx.previous_release} (read back: {served})")
 
 
 @pytest.fixture(scope="session")
@@ -371,15 +389,13 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         session.reused_package = sealed
         predeploy.announce(f"re-checked the sealed package {names.PACKAGE} (sha256 {sealed.sha256}): evidence of gates 1-3 still holds")
         return predeploy.artifact(names.MANIFEST)
-    unpassed = session.upstream_gates_not_passed()
-    if unpassed:
-        fail_step("package", f"not built: {'; '.join(unpassed)} (the package is built only when gates 1-3 passed)")
-    from_state = session.upstream_gates_from_state()
-    if from_state:
-        # These gates passed in an earlier run by the run state's word: judge their evidence itself.
-        problems = folder_evidence_problems(predeploy.artifacts, predeploy.config, from_state)
-        if problems:
-            fail_step("package", "not built: the evidence of an earlier run does not pass its gate:\n  " + "\n  ".join(problems))
+    unjudged = session.unjudged_upstream()
+    if unjudged:
+        fail_step(
+            "package",
+            "not built: only a full run of the protocol seals a package (pytest --predeploy-release=TAG, from Gate 1), "
+            f"and this run did not judge and pass: {'; '.join(unjudged)}",
+        )
     # The signers file as it stood when the package was sealed: with it inside, anyone can check
     # the sign-offs from the package alone (`predeploy verify` without the repository).
     signers = predeploy.config.readiness.signers

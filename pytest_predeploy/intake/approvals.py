@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, utcnow
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, identity_key, is_blank, utcnow
 from pytest_predeploy.core.runstate import current_user
 from pytest_predeploy.core.yamlfile import MAX_DOCUMENT_BYTES, parse_json, parse_yaml
 
@@ -87,8 +87,8 @@ class ApprovalRecord(BaseModel):
     @field_validator("approved_by")
     @classmethod
     def _someone(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("is empty: an approval must name who decided")
+        if is_blank(value):
+            raise ValueError("is empty (or only invisible characters): an approval must name who decided")
         return value
 
 
@@ -189,7 +189,7 @@ def check_approval(
         return ApprovalCheck(**base, **facts, status="wrong-release", detail=f"record is for release {record.release}, not {release}")
     if record.status != "approved":
         return ApprovalCheck(**base, **facts, status=record.status, detail=f"status is {record.status} (by {record.approved_by})")
-    if operator and record.approved_by.strip().casefold() == operator.strip().casefold():
+    if operator and identity_key(record.approved_by) == identity_key(operator):
         return ApprovalCheck(
             **base,
             **facts,

@@ -126,6 +126,10 @@ class Manifest(ArtifactModel):
         None,
         description="sha256 over each service's name and the code of the release as its release source resolves it (content digest, or the commit of a git tag) when sealed (None when no service is built by the local staging target); Gate 4 refuses the package once it changes.",
     )
+    advisory_database_sha256: str | None = Field(
+        None,
+        description="sha256 of the advisory data the security scan used (security.osv.database) when sealed; Gate 4 refuses the package once it changes.",
+    )
     releases: list[RehearsedReleases] = Field(
         default_factory=list,
         description="Per service, what was rehearsed: the candidate and the previous release as built on staging (source kind, ref, commit, content digest, whether the working tree was dirty); empty before the rollback rehearsal ran.",
@@ -291,6 +295,7 @@ def _manifest(
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
+    advisory_database_sha256: str | None = None,
 ) -> Manifest:
     present = {entry.path for entry in entries}
     handoff = [
@@ -306,6 +311,7 @@ def _manifest(
         git_commit=git_commit,
         config_digest=config_digest,
         release_source_digest=release_source_digest,
+        advisory_database_sha256=advisory_database_sha256,
         releases=releases or [],
         source_date_epoch=epoch,
         compression_level=level,
@@ -333,6 +339,7 @@ def build_manifest(
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
+    advisory_database_sha256: str | None = None,
 ) -> Manifest:
     """The manifest the package of ``artifacts`` would carry (hashes every file; writes nothing)."""
     config = config or PackageConfig()
@@ -353,6 +360,7 @@ def build_manifest(
         generated_at,
         release_source_digest,
         releases,
+        advisory_database_sha256,
     )
 
 
@@ -387,6 +395,7 @@ def seal_package(
     generated_at: datetime | None = None,
     release_source_digest: str | None = None,
     releases: list[RehearsedReleases] | None = None,
+    advisory_database_sha256: str | None = None,
 ) -> SealResult:
     """Write ``PRE-DEPLOYMENT-PACKAGE.zip`` and ``pre-deployment-manifest.json`` (inside and beside it).
 
@@ -420,6 +429,7 @@ def seal_package(
                 generated_at,
                 release_source_digest,
                 releases,
+                advisory_database_sha256,
             )
             manifest_bytes = manifest.to_bytes()
             writer.add_bytes(names.MANIFEST, manifest_bytes)

@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from pytest_predeploy.core.artifacts import PACKAGE, ArtifactModel, describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, parse_positive_duration, utcnow
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_size, identity_key, is_blank, parse_positive_duration, utcnow
 from pytest_predeploy.core.yamlfile import parse_json
 from pytest_predeploy.readiness.signing import DEFAULT_SIGNERS_FILE, Envelope, Signers, SigningKey, authorize, load_signers, sign_envelope, verify_envelope
 
@@ -93,6 +93,14 @@ class ReadinessConfig(StrictModel):
             raise ValueError(
                 "readiness.required_roles is empty, so nobody would sign off the package; list the roles that must sign, or set readiness.allow_no_signoff: true to release without a sign-off"
             )
+        roles = [identity_key(role) for role in self.required_roles]
+        repeated = sorted({role for role in self.required_roles if roles.count(identity_key(role)) > 1})
+        if repeated:
+            raise ValueError(
+                f"readiness.required_roles lists {', '.join(repeated)} more than once; each role is one sign-off by a different person, so list it once"
+            )
+        if any(is_blank(role) for role in self.required_roles):
+            raise ValueError("readiness.required_roles has a blank role (or one of only invisible characters); name each role")
         return self
 
 

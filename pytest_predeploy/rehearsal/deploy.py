@@ -30,13 +30,14 @@ from typing import BinaryIO, Literal, Protocol
 from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.artifacts import ArtifactModel, write_text_atomic
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import CHUNK, TRANSCRIPT_LIMIT, RunResult, display_command, script_name
-from pytest_predeploy.targets.base import Target
-from pytest_predeploy.targets.probe import check_release
+from pytest_predeploy.targets.base import Target, check_serving
+from pytest_predeploy.targets.probe import get_json
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.settings import TargetSettings
 
@@ -143,7 +144,9 @@ class Verification(StrictModel):
     expected_release: str = Field(description="The release the service should report on /version.")
     url: str | None = Field(description="The base URL checked; none when the service had no live process.")
     healthy: bool = Field(description="Its health endpoint answered 200.")
-    reported_release: str | None = Field(description="The release /version reported.")
+    reported_release: str | None = Field(
+        description="The release it serves: what it reports on services[].version_path, else the target's own record of what it started."
+    )
     passed: bool = Field(description="Healthy and reporting the expected release.")
     problems: list[str] = Field(default_factory=list, description="What was wrong at the last check (empty when passed).")
     checked_at: UtcDatetime = Field(default_factory=utcnow, description="When the last check was made (UTC).")
@@ -161,7 +164,7 @@ def verify_service(ctx: RunContext, service: str, expected: str) -> Verification
         if url is None:
             healthy, reported, problems = False, None, [f"not running: no live process serves its current release on {ctx.env}"]
         else:
-            check = check_release(url, expected, settings.health_path, service)
+            check = check_serving(ctx.target, ctx.config, ctx.env, service, expected, url)
             healthy, reported, problems = check.healthy, check.reported_release, check.problems
         if not problems or time.monotonic() >= deadline:
             return Verification(
@@ -226,8 +229,10 @@ class Progress:
 
 def run_each(items: list[str], work: Callable[[str], bool], max_parallel: int, cancel: threading.Event | None = None) -> None:
     """Call ``work`` for each item, at most ``max_parallel`` at once, in order; after a failure
-    (``work`` returned False) start no more. Items already started finish: on Ctrl-C (which only
-    the main thread receives) ``cancel`` stops their scripts' process groups before we wait."""
+    (``work`` returned False) start no more. On Ctrl-C or SIGTERM (which only the main thread
+    receives), wherever it lands, ``cancel`` stops the running scripts' process groups and every
+    worker already started is waited for, through further interrupts, before the interrupt goes
+    on: a recovery never runs beside a deploy that is still under way."""
     if max_parallel <= 1:
         for item in items:
             if not work(item):
@@ -235,20 +240,40 @@ def run_each(items: list[str], work: Callable[[str], bool], max_parallel: int, c
         return
     queue = list(items)
     failed = False
-    with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="predeploy-deploy") as pool:
-        running: set[Future[bool]] = set()
+    running: set[Future[bool]] = set()
+    pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="predeploy-deploy")
+    try:
         while queue or running:
             while queue and not failed and len(running) < max_parallel:
                 running.add(pool.submit(work, queue.pop(0)))
             if not running:
                 break
-            try:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                if cancel is not None:
-                    cancel.set()
-                raise
+            done, running = wait(running, return_when=FIRST_COMPLETED)
             failed = failed or not all(future.result() for future in done)
+    except BaseException:
+        if cancel is not None:
+            cancel.set()
+        queue.clear()
+        join_through_interrupts(running)
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def join_through_interrupts(futures: Iterable[Future[bool]]) -> None:
+    """Wait until every one of ``futures`` has ended, whatever interrupts arrive meanwhile (their
+    scripts are being stopped: the wait is bounded by the scripts' kill grace and the checks)."""
+    pending = set(futures)
+    while pending:
+        try:
+            _, pending = wait(pending)
+        except KeyboardInterrupt:
+            continue
+
+
+#: Interrupts the recovery absorbs (each starts it over: it is idempotent) before it gives up and
+#: reports what staging serves as it is.
+RECOVERY_INTERRUPTS = 10
 
 
 def _stamp(moment: datetime) -> str:
@@ -306,7 +331,21 @@ class Recovery(StrictModel):
 
     reason: str = Field(description="What triggered it.")
     services: list[RecoveryRecord] = Field(default_factory=list, description="Every service whose deployment had started, in the order restored.")
-    staging_on_previous: bool = Field(description="Every one of them is verified back on the previous release.")
+    served: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="What each service serves after the recovery, read back from the target with a health check (null: nothing healthy answers).",
+    )
+    staging_on_previous: bool = Field(description="Every service restored and read back serving the previous release, healthy.")
+
+
+def serving(ctx: RunContext, service: str) -> str | None:
+    """The release ``service`` serves now: what the target itself started and sees running, when
+    it answers its health path; None when nothing healthy it started answers."""
+    url = ctx.target.service_url(ctx.env, service)
+    if url is None:
+        return None
+    health = get_json(url + ctx.config.service(service).health_path)
+    return ctx.target.running_release(ctx.env, service) if health.status == 200 else None
 
 
 class DeploymentReport(ArtifactModel):
@@ -412,6 +451,9 @@ class _Rehearsal:
             record.error = outcome
             return
         record.script = script_run(self.ctx, outcome)
+        if self.ctx.cancel.is_set():
+            record.error = "interrupted"  # the run is being cancelled: no verification to wait for
+            return
         if not outcome.ok and not verify_failed_script:
             record.error = script_outcome(outcome)
             return
@@ -464,7 +506,7 @@ class _Rehearsal:
         if url is None:
             current = self.ctx.target.current_release(self.ctx.env, name)
             return "staging was empty" if current is None else f"staging had {current} current but not running"
-        check = check_release(url, previous, self.ctx.config.service(name).health_path, name)
+        check = check_serving(self.ctx.target, self.ctx.config, self.ctx.env, name, previous, url)
         if check.reported_release != previous:
             return f"staging ran {check.reported_release or 'an unknown release'}"
         return None if check.healthy else f"{previous} was not healthy"
@@ -513,7 +555,22 @@ class _Rehearsal:
             self._run_and_verify(record, f"recovery {name}: roll back to {previous}", "rollback", f"recovery-{name}", verify_failed_script=True)
             record.status = "restored" if record.error is None else "failed"
             self.progress.end(name, f"back on {previous}" if record.error is None else f"FAILED: {record.error}")
-        self.recovery.staging_on_previous = all(r.status == "restored" for r in self.recovery.services)
+        self.read_back()
+
+    def read_back(self) -> None:
+        """What every service serves now, as the target reports it and its health answers: the
+        evidence states that, never what the recovery meant to do."""
+        assert self.recovery is not None
+        previous = self.ctx.previous_release
+        served: dict[str, str | None] = {}
+        for name in self.order:
+            try:
+                served[name] = serving(self.ctx, name)
+            except KeyboardInterrupt:
+                served[name] = None  # not read back: it does not count as restored
+        self.recovery.served = served
+        restored = all(r.status == "restored" for r in self.recovery.services)
+        self.recovery.staging_on_previous = previous is not None and restored and all(release == previous for release in served.values())
 
     # -- evidence --
 
@@ -663,11 +720,48 @@ def rehearse_deployment(ctx: RunContext, before_switch: Callable[[], None] | Non
         except KeyboardInterrupt:
             rehearsal.outcome = "interrupted"
             rehearsal.error = "interrupted"
-            ctx.cancel.clear()  # the recovery's own scripts must run
             rehearsal.progress.note(f"[STAGING] interrupted: returning staging to {ctx.previous_release or '(no previous release)'} before stopping")
             try:
-                rehearsal.recover("the rehearsal was interrupted")
+                recover_through_interrupts(rehearsal, "the rehearsal was interrupted")
             finally:
                 rehearsal.write()
             raise
     return rehearsal.write()
+
+
+def recover_through_interrupts(rehearsal: _Rehearsal, reason: str) -> None:
+    """Recover; a further interrupt starts the recovery over (it is idempotent: a service already
+    back on the previous release is only verified), up to RECOVERY_INTERRUPTS times."""
+    for attempt in range(RECOVERY_INTERRUPTS + 1):
+        rehearsal.ctx.cancel.clear()  # the recovery's own scripts must run
+        try:
+            # In the main thread further interrupts wait for the recovery; elsewhere they restart it.
+            with interrupts.deferred(f"returning staging to {rehearsal.ctx.previous_release}"):
+                rehearsal.recover(reason if attempt == 0 else f"{reason} (recovery started over after {attempt} more interrupt(s))")
+            return
+        except KeyboardInterrupt:
+            rehearsal.progress.note("[STAGING] interrupted again: the recovery starts over (a rollback is bounded by its timeout)")
+    rehearsal.progress.note(f"[STAGING] recovery abandoned after {RECOVERY_INTERRUPTS} interrupts: staging is reported as read back")
+    if rehearsal.recovery is not None:
+        rehearsal.read_back()
+
+
+def return_to_previous(ctx: RunContext, reason: str) -> DeploymentReport | None:
+    """After a rehearsal that deployed but then failed its checks (the smoke and acceptance
+    suites): every service back on the previous release, and the deployment report says so.
+    None when there is no deployment report to amend or no previous release."""
+    path = ctx.artifact(names.DEPLOYMENT_REPORT)
+    try:
+        report = DeploymentReport.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if ctx.previous_release is None:
+        return None
+    rehearsal = _Rehearsal(ctx)
+    rehearsal.started = {s.service for s in report.services if s.status != "not_run"}
+    with rehearsal.progress:
+        rehearsal.progress.note(f"[STAGING] {reason}: returning staging to {ctx.previous_release}")
+        recover_through_interrupts(rehearsal, reason)
+    report.recovery = rehearsal.recovery
+    write_text_atomic(path, ctx.redactor.redact(report.model_dump_json(indent=2)) + "\n")
+    return report

@@ -239,6 +239,9 @@ def smoke_problems(report: TestResultsReport, min_coverage: float) -> list[str]:
     problems: list[str] = []
     if not report.suites:
         problems.append("no smoke suite ran (smoke.suites is empty): no data")
+    elif report.totals.passed == 0 and not any(suite.status == "no-data" for suite in report.suites):
+        # Every test skipped (or none collected) proves nothing, whatever smoke.min_coverage says.
+        problems.append(f"no smoke test passed ({report.totals.tests} reported, {report.totals.skipped} skipped): nothing was verified on staging (no data)")
     for suite in report.suites:
         for test in suite.tests:
             if test.outcome in ("failed", "error"):

@@ -32,7 +32,7 @@ from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.runner import RunResult
 from pytest_predeploy.rehearsal.deploy import Progress, ScriptRun, Verification, script_outcome, script_run, verify_service
 from pytest_predeploy.rehearsal.deploy import RunContext as RehearsalContext
-from pytest_predeploy.targets.probe import check_release
+from pytest_predeploy.targets.base import check_serving
 from pytest_predeploy.targets.releases import ReleaseIdentity, same_code_problem
 from pytest_predeploy.targets.settings import RollbackConfig, TargetSettings
 
@@ -310,7 +310,7 @@ class _ServiceRehearsal:
         url = self.ctx.target.service_url(self.ctx.env, self.name)
         if url is None:
             return FinalState(release=None, healthy=False, expected_release=expected, url=None)
-        check = check_release(url, expected, self.ctx.config.service(self.name).health_path, self.name)
+        check = check_serving(self.ctx.target, self.ctx.config, self.ctx.env, self.name, expected, url)
         return FinalState(release=check.reported_release, healthy=check.healthy, expected_release=expected, url=url)
 
 

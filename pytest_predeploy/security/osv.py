@@ -19,6 +19,7 @@ are parsed, so the whole PyPI export is matched against 300 pins in well under a
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -26,7 +27,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ import yaml
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_predeploy.core.fields import Severity
+from pytest_predeploy.core.artifacts import file_sha256
+from pytest_predeploy.core.fields import Severity, utcnow
 
 _SUFFIXES = (".json", ".yaml", ".yml")
 _MODIFIED = re.compile(rb"""["']?modified["']?\s*:\s*["']?(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:?\d\d)?)""")
@@ -179,7 +181,28 @@ def load_database(path: Path, names: Iterable[str]) -> OsvDatabase:
             db.candidates.append((name, data))
     if db.total == 0:
         raise DatabaseUnavailable(f"no OSV advisories (*.json, *.yaml) found in {path}")
+    _check_plausible(db, path)
     return db
+
+
+#: How far in the future a download time may lie (clocks differ a little): later is not plausible.
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def _check_plausible(db: OsvDatabase, path: Path) -> None:
+    """The data must be what its source record says was downloaded: as many advisories, the same
+    bytes (a zip), and a download time that is not in the future. A database swapped for another
+    (one unrelated record scans clean) or a record edited to look fresh is unavailable, never clean."""
+    expected = db.source.get("advisories")
+    if isinstance(expected, int) and expected != db.total:
+        raise DatabaseUnavailable(
+            f"{path} holds {db.total} advisories but its source record says {expected} were downloaded: it is not the database that was fetched"
+        )
+    sha256 = db.source.get("sha256")
+    if isinstance(sha256, str) and path.is_file() and database_digest(path) != sha256:
+        raise DatabaseUnavailable(f"{path} is not the file its source record describes (sha256 differs): it was replaced or changed after download")
+    if db.fetched_at is not None and db.fetched_at > utcnow() + CLOCK_SKEW:
+        raise DatabaseUnavailable(f"its source record says it was fetched at {db.fetched_at.isoformat()}, in the future: the record is not to be trusted")
 
 
 def check_archive(path: Path) -> int:
@@ -395,3 +418,23 @@ class PackageIndex:
 def match(db: OsvDatabase, name: str, version: str, default: Severity) -> list[Match]:
     """Every vulnerability of ``db`` affecting distribution ``name`` at ``version``, one per alias group."""
     return PackageIndex(db).match(name, version, default)
+
+
+def database_digest(database: Path | str | None) -> str | None:
+    """sha256 of the advisory data ``security.osv.database`` names (a zip's bytes; a folder's
+    files, by relative path and content), so a sealed package can tell the data changed; None
+    when none is configured or it cannot be read."""
+    if database is None:
+        return None
+    path = BUNDLED_ZIP if database == BUNDLED else Path(database)
+    digest = hashlib.sha256()
+    try:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+                digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+                digest.update(hashlib.sha256(file.read_bytes()).digest())
+        else:
+            return file_sha256(path)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""HTTP probes of a running service: its health and the release it reports on ``/version``."""
+"""HTTP probes of a running service: its health and the release it reports (``version_path``)."""
 
 from __future__ import annotations
 
@@ -104,20 +104,27 @@ def other_service(answer: Answer, service: str | None) -> str | None:
     return str(named) if named is not None and named != service else None
 
 
-def check_release(base_url: str, expected_release: str, health_path: str = "/healthz", service: str | None = None) -> ReleaseCheck:
-    """Health and ``/version`` of the service at ``base_url``. With ``service``, an answer naming
-    another service is a problem: the release alone cannot tell which service answered (two
-    services on one port both report the candidate)."""
+def check_release(
+    base_url: str, expected_release: str, health_path: str = "/healthz", service: str | None = None, version_path: str | None = "/version"
+) -> ReleaseCheck:
+    """Health of the service at ``base_url`` and, with ``version_path``, the release it reports
+    there (None: not asked; the caller knows the release otherwise, see targets.base.check_serving).
+    With ``service``, an answer naming another service is a problem: the release alone cannot tell
+    which service answered (two services on one port both report the candidate)."""
     problems = []
     health = get_json(base_url + health_path)
     if health.status != 200:
         problems.append(f"not healthy: GET {health_path} -> {health.describe()}")
-    version = get_json(base_url + "/version")
-    reported = version.body.get("release") if version.status == 200 and isinstance(version.body, dict) else None
-    if reported != expected_release:
-        seen = repr(reported) if reported is not None else version.describe()
-        problems.append(f"/version reports {seen}, expected {expected_release!r}")
-    answering = other_service(version, service) or other_service(health, service)
+    answers = [health]
+    reported = None
+    if version_path is not None:
+        version = get_json(base_url + version_path)
+        answers.append(version)
+        reported = version.body.get("release") if version.status == 200 and isinstance(version.body, dict) else None
+        if reported != expected_release:
+            seen = repr(reported) if reported is not None else (repr(version.body) if version.status == 200 else version.describe())
+            problems.append(f"{version_path} reports {seen}, expected {expected_release!r}")
+    answering = next((name for answer in reversed(answers) if (name := other_service(answer, service)) is not None), None)
     if answering is not None:
         problems.append(f"{base_url} is answered by service {answering!r}, not {service!r} (do two services share a port?)")
     return ReleaseCheck(health.status == 200, reported if isinstance(reported, str) else None, problems)

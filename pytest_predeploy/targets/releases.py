@@ -8,7 +8,9 @@ release's manifest, so "rolled back to v1.1" means v1.1's code ran, and the evid
   service's ``source`` folder as it is in that commit, nothing from the working tree);
 - ``folder``: a folder per release, from a path template such as ``dist/{service}/{release}``;
 - ``dist``: a built Python distribution (wheel or sdist) from a file template, installed into
-  the release's own virtual environment;
+  the release's own virtual environment with ``pip_args`` (which may name a lock or constraints
+  file per release with ``{release}``); the files they name and what was installed are part of
+  the release's identity, and a change to either rebuilds it;
 - ``working_tree``: the service's ``source`` folder as it is now. In a git repository it is
   deployed under the tag's name only when it does not differ from the tag (or from HEAD when
   no such tag exists); otherwise the build is refused, or, with ``allow_dirty``, deployed as
@@ -27,13 +29,14 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
@@ -55,6 +58,8 @@ VENV = "venv"
 SHORT_DIGEST = 12
 #: How many changed files a message names before saying "and N more".
 _NAMED_FILES = 5
+#: pip options whose value is a file or folder the install reads: their contents are inputs of a release.
+PIP_FILE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint", "-f", "--find-links"})
 _GIT_TIMEOUT = 60.0
 _PIP_TIMEOUT = 300.0
 
@@ -83,13 +88,20 @@ class ReleaseSourceConfig(StrictModel):
     )
     pip_args: list[str] = Field(
         ["--no-deps", "--no-index"],
-        description="Kind dist: extra arguments of 'pip install' into the release's virtualenv (e.g. --find-links DIR to install its dependencies offline).",
+        description="Kind dist: extra arguments of 'pip install' into the release's virtualenv, run in the config file's folder (relative paths start there). Placeholders as for folder, so each release can carry its own lock: e.g. [--no-index, --find-links, wheels, --constraint, 'locks/{release}.txt']. The files and folders named after -r, -c and --find-links are inputs of the release: a change to one rebuilds it.",
     )
     system_site_packages: bool = Field(False, description="Kind dist: give the release's virtualenv access to the packages of the interpreter running pytest.")
     allow_dirty: bool = Field(
         False,
         description="Kind working_tree in a git repository: when the source folder differs from the tag (uncommitted or untracked files), deploy it as '<tag>+dirty.<digest>' instead of refusing. Never deploys changed code under the tag's own name.",
     )
+
+    @field_validator("pip_args")
+    @classmethod
+    def _pip_placeholders(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            template.check(arg, TEMPLATE_PLACEHOLDERS, f"pip_args item {arg!r}")
+        return args
 
     @field_validator("folder", "dist")
     @classmethod
@@ -116,6 +128,15 @@ class ReleaseIdentity(StrictModel):
     )
     changed: list[str] = Field(default_factory=list, description="Up to a few of the changed files, relative to the repository.")
     python: str | None = Field(None, description="The interpreter of the release's own virtualenv, relative to the release folder (kind dist).")
+    pip_args: list[str] = Field(default_factory=list, description="Kind dist: the pip_args it was installed with, placeholders filled in.")
+    inputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kind dist: sha256 of each file or folder pip_args name (requirements, constraints, --find-links), by the path as written.",
+    )
+    installed: list[str] = Field(
+        default_factory=list,
+        description="Kind dist: every distribution installed in the release's virtualenv as 'name==version', sorted (what pip freeze lists).",
+    )
     image: str | None = Field(
         None, description="The container image the kube target built for the release, as '<name>:<tag>@sha256:<digest>'; none on the local target."
     )
@@ -125,6 +146,8 @@ class ReleaseIdentity(StrictModel):
         what = {"git": "git", "folder": "folder", "dist": "distribution", "working_tree": "working tree"}[self.kind]
         parts = [f"commit {self.commit[:12]}"] if self.commit else []
         parts.append(f"digest {self.digest[:SHORT_DIGEST]}")
+        if self.installed:
+            parts.append(f"{len(self.installed)} distributions installed")
         if self.image:
             parts.append(f"image {self.image}")
         if self.dirty:
@@ -142,6 +165,22 @@ class ResolvedRelease:
     path: Path  # the folder, the distribution file, or the git repository's top level
     tree: str | None = None  # kind git: '<commit>:<path>' to archive
     digest: str | None = None  # known before the build for folder, dist and working_tree
+    pip_args: list[str] = field(default_factory=list)  # kind dist, filled in
+    inputs: dict[str, str] = field(default_factory=dict)  # kind dist: what pip_args name, by sha256
+    cwd: Path | None = None  # kind dist: where pip runs (the config's folder)
+
+    def built_as(self, identity: ReleaseIdentity) -> bool:
+        """Whether ``identity`` was built from exactly this: the same code and, for kind dist,
+        the same pip_args naming files of the same content."""
+        return self.digest is not None and identity.digest == self.digest and identity.pip_args == self.pip_args and identity.inputs == self.inputs
+
+
+def changed_inputs(old: ReleaseIdentity, new: ReleaseIdentity) -> list[str]:
+    """What differs between two builds of one release besides its code: 'pip_args', the inputs
+    whose content changed, and 'installed' when the same inputs installed something else."""
+    changed = ["pip_args"] if old.pip_args != new.pip_args else []
+    changed += sorted(name for name in old.inputs.keys() | new.inputs.keys() if old.inputs.get(name) != new.inputs.get(name))
+    return changed or (["installed"] if old.installed != new.installed else [])
 
 
 # --- digests -----------------------------------------------------------------------------------
@@ -388,7 +427,32 @@ def _resolve_dist(config: ReleaseSourceConfig, base_dir: Path, service: str, rel
         "dirty": None,
         "python": f"{VENV}/bin/python",
     }
-    return ResolvedRelease(identity, "dist", path, digest=file_digest(path))
+    pip_args = [expand(arg, service, release, "staging.releases.pip_args") for arg in config.pip_args]
+    inputs = _pip_inputs(pip_args, base_dir, f"{service}: release {release}")
+    identity.update(pip_args=pip_args, inputs=inputs)
+    return ResolvedRelease(identity, "dist", path, digest=file_digest(path), pip_args=pip_args, inputs=inputs, cwd=base_dir)
+
+
+def _pip_inputs(args: list[str], base_dir: Path, who: str) -> dict[str, str]:
+    """sha256 of each file or folder (its wheels and sdists) named after -r, -c or --find-links;
+    ReleaseSourceError when one does not exist. URLs are left to pip."""
+    inputs: dict[str, str] = {}
+    for index, arg in enumerate(args):
+        option, equals, value = arg.partition("=")
+        if not equals:
+            option, value = arg, args[index + 1] if index + 1 < len(args) else ""
+        if option not in PIP_FILE_OPTIONS or not value or "://" in value:
+            continue
+        path = base_dir / value
+        if path.is_file():
+            inputs[value] = file_digest(path)
+        elif path.is_dir():
+            inputs[value] = tree_digest(path)[0]
+        else:
+            raise ReleaseSourceError(
+                f"{who}: staging.releases.pip_args names {path}, which does not exist (paths are relative to {base_dir}); create it or fix pip_args"
+            )
+    return inputs
 
 
 # --- building a release folder --------------------------------------------------------------------
@@ -398,11 +462,12 @@ def materialise(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: Pa
     """Put the release's code into ``dest`` (a new, empty folder the caller owns and removes on
     failure). Returns the release's identity and the sha256 of each file it holds."""
     dest.mkdir(parents=True, exist_ok=True)
+    installed: list[str] = []
     if resolved.kind == "git":
         assert resolved.tree is not None
         _extract_git_tree(resolved.path, resolved.tree, dest)
     elif resolved.kind == "dist":
-        _install_dist(resolved.path, config, dest)
+        installed = _install_dist(resolved, config, dest)
     else:
         shutil.copytree(resolved.path, dest, ignore=shutil.ignore_patterns(*IGNORED_PARTS, "*.pyc"), symlinks=True, dirs_exist_ok=True)
     if resolved.kind == "dist":
@@ -413,6 +478,8 @@ def materialise(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: Pa
         # A folder edited between resolving and copying would be recorded under a digest that
         # is not what was copied: the digest is taken from the copy, and the name follows it.
     identity = dict(resolved.identity_without_digest, digest=digest)
+    if installed:
+        identity["installed"] = installed
     if identity["deployed_as"] != identity["release"]:
         identity["deployed_as"] = dirty_name(str(identity["release"]), digest)
     return ReleaseIdentity.model_validate(identity), files
@@ -466,32 +533,34 @@ def _read_all(stream: IO[bytes]) -> str:
     return stream.read().decode("utf-8", "replace")
 
 
-def _install_dist(dist: Path, config: ReleaseSourceConfig, dest: Path) -> None:
-    venv = dest / VENV
+def _install_dist(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: Path) -> list[str]:
+    """Install the distribution into ``dest``'s own virtualenv with the release's pip_args (pip runs
+    in the config's folder); returns what the virtualenv then holds, as 'name==version'."""
+    dist, venv, cwd = resolved.path, dest / VENV, resolved.cwd or dest
     create = [sys.executable, "-m", "venv", "--without-pip", *(["--system-site-packages"] if config.system_site_packages else []), str(venv)]
     # pip of the interpreter running pytest installs into the new virtualenv (--python): no pip
     # is bootstrapped into each release, which would cost seconds per build.
-    install = [
-        sys.executable,
-        "-m",
-        "pip",
-        "--python",
-        str(venv / "bin" / "python"),
-        "install",
-        "--no-input",
-        "--disable-pip-version-check",
-        "--quiet",
-        *config.pip_args,
-        str(dist),
-    ]
-    for argv, what in ((create, "creating the release's virtualenv"), (install, f"installing {dist.name} into it")):
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    install = [*pip, "install", "--no-input", "--disable-pip-version-check", "--quiet", *resolved.pip_args, str(dist)]
+    # --local: with system_site_packages, only what was installed for the release.
+    listing = [*pip, "list", "--local", "--format=json", "--disable-pip-version-check"]
+    steps = (
+        (create, "creating the release's virtualenv", dest),
+        (install, f"installing {dist.name} into it", cwd),
+        (listing, "listing what was installed", dest),
+    )
+    for argv, what, where in steps:
         try:
-            result = _run(argv, dest, _PIP_TIMEOUT, what)
+            result = _run(argv, where, _PIP_TIMEOUT, what)
         except subprocess.TimeoutExpired:
             raise ReleaseSourceError(f"{what} did not finish within {_PIP_TIMEOUT:g}s") from None
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no message"])[-1]
             raise ReleaseSourceError(f"{what} failed (exit {result.returncode}): {last}; check the distribution and staging.releases.pip_args")
+    try:
+        return sorted(f"{entry['name']}=={entry['version']}" for entry in json.loads(result.stdout))
+    except (ValueError, TypeError, KeyError):
+        raise ReleaseSourceError(f"pip list gave an answer that is not its JSON listing: {result.stdout[:200]!r}") from None
 
 
 # --- what a rehearsal rehearsed -------------------------------------------------------------------

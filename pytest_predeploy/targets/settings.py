@@ -11,13 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
-from pytest_predeploy.targets.kube.settings import KubeConfig
+from pytest_predeploy.targets.kube_settings import KubeConfig
 from pytest_predeploy.targets.releases import ReleaseSourceConfig
 
 #: Placeholders a service's start command may use.
@@ -97,6 +97,10 @@ class Service(StrictModel):
     )
     health_path: str = Field("/healthz", description="Path answering 200 once the service is healthy.")
     health_timeout: Duration = Field(timedelta(seconds=30), description="Deadline for the service to become healthy after start (e.g. '30s').")
+    version_path: str | None = Field(
+        None,
+        description="Path answering JSON {\"release\": TAG}: an extra check, after every deploy and rollback, that the service itself reports the release. Empty (the default): the staging target's own record of what it started is the identity check (the process it launched from the release's folder; on kube, the pod set of the release's image), so a service needs no version endpoint. A service with url, which no target runs, is asked on /version unless this names another path.",
+    )
     endpoints: EndpointsConfig = Field(
         default_factory=EndpointsConfig, description="Where the service's declared endpoints come from (smoke coverage) and how requests to them are counted."
     )
@@ -129,12 +133,17 @@ class Service(StrictModel):
             raise ValueError("url must be an http:// or https:// address with a host, e.g. 'https://api.staging.example.com'")
         return url
 
-    @field_validator("health_path")
+    @field_validator("health_path", "version_path")
     @classmethod
-    def _absolute_path(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError(f"health_path must start with '/', got {path!r}")
+    def _absolute_path(cls, path: str | None, info: ValidationInfo) -> str | None:
+        if path is not None and not path.startswith("/"):
+            raise ValueError(f"{info.field_name} must start with '/', got {path!r}")
         return path
+
+    def identity_path(self) -> str | None:
+        """Where the service reports its release, when that is checked: ``version_path``, else
+        /version for a service no target runs (``url``: nothing else tells which release answers)."""
+        return self.version_path or ("/version" if self.url else None)
 
     @model_validator(mode="after")
     def _two_slots(self) -> Service:

@@ -6,9 +6,11 @@ user fixes problems in one pass instead of one protocol run per problem. Checks 
 problem a user can cause: a :class:`~pytest_predeploy.core.errors.PredeployError` becomes a failed
 row naming the file and field, as the protocol run would.
 
-Starting a service here is a trial start from its source folder on a free port of 127.0.0.1,
-stopped (its whole process group) as soon as it answers its health path or misses the deadline.
-Nothing is copied into the staging root and no release is deployed.
+Starting a service here is a trial deploy through the local staging target's own code (one code
+path: its release source, a ``dist`` release's virtualenv, the environment services get) into a
+scratch folder, on a free port of 127.0.0.1, stopped as soon as it answers its health path or
+misses the deadline. Nothing is deployed to a real environment; only the service's log is kept,
+in ``<staging.root>/doctor/<service>.log``.
 """
 
 from __future__ import annotations
@@ -17,38 +19,26 @@ import os
 import re
 import shlex
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 from pytest_predeploy.config import ProjectConfig
-from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import format_duration, utcnow
 from pytest_predeploy.core.httpget import NoAnswer, http_get
-from pytest_predeploy.core.runner import stop_group
-from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.intake.approvals import check_approval
 from pytest_predeploy.readiness.signing import load_signers
 from pytest_predeploy.security.osv import read_source_record
-from pytest_predeploy.targets.local.target import MANIFEST, ReleaseManifest
-from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, resolve, tree_digest
+from pytest_predeploy.targets.base import EXIT_USAGE, TargetError, quiet
+from pytest_predeploy.targets.local.target import ServiceTarget
+from pytest_predeploy.targets.settings import TargetSettings
 
 #: Words that run the next word as a script: its file must exist, it need not be executable.
 INTERPRETERS = frozenset({"{python}", "python", "python3", "bash", "sh", "zsh", "node", "ruby", "perl"})
-#: Environment variables a trial start inherits (the same few the local staging target passes).
-INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-#: What a trial start does not copy from the source (as the local staging target's releases).
-COPY_IGNORED = (".git", ".venv", "venv", "__pycache__", "node_modules", ".staging", ".artifacts", "*.pyc")
-#: Seconds a stopped trial process gets between SIGTERM and SIGKILL.
-STOP_GRACE = 5.0
 #: How much of an approval record is read to find the release it names (it is at the top).
 MAX_RECORD_PEEK = 64 * 1024
 
@@ -125,12 +115,6 @@ def check_command(name: str, command: str, base_dir: Path, setting: str) -> Chec
 # --- services ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _health_status(url: str) -> int | None:
     try:
         return http_get(url, 1.0, max_bytes=4096).status
@@ -138,90 +122,49 @@ def _health_status(url: str) -> int | None:
         return None
 
 
-def _read_port(port_file: Path) -> int | None:
-    try:
-        text = port_file.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
-
-
-def check_service_starts(
-    name: str,
-    *,
-    command: str,
-    source: Path,
-    health_path: str,
-    timeout: timedelta,
-    log: Path,
-    env: Mapping[str, str] | None = None,
-    setting: str = "services",
-    manifest: tuple[str, str] | None = None,
-) -> Check:
-    """Start ``command`` in ``source`` on a free port and wait until ``health_path`` answers 200.
-
-    The command's placeholders are those of the local staging target ({python}, {service},
-    {release}, {port}, {port_file}); the port is read from {port_file} when the service writes
-    it, else it is the one passed as {port}. The output goes to ``log``, which a failed row
-    names (it is not echoed: a service may print configuration values). It runs in a copy of
-    ``source``, as a staging release does, with ``manifest`` (file name, text) written beside it
-    when given."""
+def check_service_starts(config: TargetSettings, name: str, release: str, log: Path, setting: str = "services", working_tree: bool = False) -> Check:
+    """Deploy ``release`` of service ``name`` to a scratch environment of the local staging target,
+    through the target's own build and start (its release source, a ``dist`` release's own
+    virtualenv, the environment it gives services), on a free port; wait for its health check,
+    then stop it and remove the scratch folder. ``working_tree``: the service's source folder as
+    it is now, changed or not (a trial before anything is tagged). The service's output is kept
+    in ``log``, which a failed row names (it is not echoed: a service may print configuration
+    values)."""
     check = f"service {name} starts"
-    if not source.is_dir():
-        return Check(check, False, f"source folder {source} does not exist", f"set {setting}.source to the service's folder")
-    port = free_port()
+    service = config.service(name)
+    placeholders = " ".join([service.command, *service.env.values()])
+    # A free port, unless the command cannot be told one (the service binds a port of its own).
+    port = 0 if "{port" in placeholders else service.port
+    trial = service.model_copy(update={"port": port, "strategy": "restart", "inject": {}})
+    releases = config.staging.releases
+    if working_tree:
+        releases = releases.model_copy(update={"kind": "working_tree", "allow_dirty": True})
+    staging = config.staging.model_copy(update={"releases": releases})
     with tempfile.TemporaryDirectory(prefix="predeploy-doctor-") as scratch:
-        port_file = Path(scratch) / "port"
-        release = Path(scratch) / "release"
-        try:
-            shutil.copytree(source, release, ignore=shutil.ignore_patterns(*COPY_IGNORED), symlinks=True)
-        except (OSError, shutil.Error) as exc:
-            return Check(check, False, f"{source} cannot be copied ({exc})", f"check the permissions of {source}")
-        if manifest is not None:
-            (release / manifest[0]).write_text(manifest[1])
-        fields = {"python": sys.executable, "service": name, "release": "doctor", "port": str(port), "port_file": str(port_file)}
-        try:
-            template.check(command, fields, f"{setting}.command")
-            argv = template.fill_command(command, fields, f"{setting}.command")
-        except TemplateError as exc:
-            return Check(check, False, str(exc), "use only {python}, {service}, {release}, {port} and {port_file}")
-        environment = {key: os.environ[key] for key in INHERITED if key in os.environ}
-        environment["PYTHONUNBUFFERED"] = "1"
-        environment.update({key: template.fill_known(value, fields) for key, value in (env or {}).items()})
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as out, open(os.devnull, "rb") as stdin:
-            try:
-                process = subprocess.Popen(argv, cwd=release, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
-            except OSError as exc:
-                return Check(check, False, f"{argv[0]!r} cannot be started ({exc.strerror})", f"correct {setting}.command")
+        target = ServiceTarget(staging, Path(scratch), "doctor", trial, say=quiet, base_dir=config.base_dir)
         started = time.monotonic()
-        deadline = started + timeout.total_seconds()
-        last = "no answer"
         try:
-            while True:
-                if process.poll() is not None:
-                    return Check(
-                        check,
-                        False,
-                        f"exited with status {process.returncode} before answering {health_path} (output in {log})",
-                        f"run {setting}.command by hand in {source} and read {log}",
-                    )
-                serving = _read_port(port_file) if "{port_file}" in command else port
-                if serving is not None:
-                    status = _health_status(f"http://127.0.0.1:{serving}{health_path}")
-                    if status == 200:
-                        return Check(check, True, f"answered GET {health_path} with 200 after {time.monotonic() - started:.1f}s")
-                    last = f"HTTP {status}" if status is not None else "no answer"
-                if time.monotonic() >= deadline:
-                    return Check(
-                        check,
-                        False,
-                        f"not healthy within {format_duration(timeout)}: GET {health_path} -> {last} (output in {log})",
-                        f"check {setting}.health_path and that the service listens on 127.0.0.1:{{port}}, or raise {setting}.health_timeout",
-                    )
-                time.sleep(0.05)
+            target.deploy(release)
+        except TargetError as exc:
+            detail = str(exc).splitlines()[0].removeprefix(f"{name}: ").rstrip(";")
+            fix = (
+                f"correct {setting} or staging.releases"
+                if exc.exit_status == EXIT_USAGE
+                else f"check {setting}.command and {setting}.health_path, and read {log}"
+            )
+            return Check(check, False, f"{detail} (output in {log})", fix)
         finally:
-            stop_group(process.pid, process, STOP_GRACE)
+            target.stop_all()
+            _keep_log(target.dir / "logs" / "main.log", log)
+        return Check(check, True, f"release {release} answered GET {service.health_path} with 200 after {time.monotonic() - started:.1f}s")
+
+
+def _keep_log(source: Path, log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(source, log)
+    except OSError:
+        log.write_text("")
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -268,6 +211,7 @@ def _service_checks(config: ProjectConfig, release: str | None) -> list[Check]:
     rows = []
     for index, service in enumerate(config.services):
         setting = f"services[{index}]"
+        log = config.staging.root / "doctor" / f"{service.name}.log"
         if service.url:
             url = service.url.rstrip("/") + service.health_path
             status = _health_status(url)
@@ -281,17 +225,14 @@ def _service_checks(config: ProjectConfig, release: str | None) -> list[Check]:
                     f"check {setting}.url and {setting}.health_path",
                 )
             )
-        elif service.source is None and config.staging.releases.kind == "dist":
-            # Starting it would mean installing a distribution into a virtualenv: the rehearsal does.
-            rows.append(Check(f"service {service.name} starts", True, "not started here: each release is a distribution installed by the rehearsal"))
-        elif service.source is None and config.staging.releases.kind == "folder":
-            tag = release or config.previous_release or ""
-            try:
-                folder = resolve(config.staging.releases, config.base_dir, service.name, None, tag).path
-            except ReleaseSourceError as exc:
-                rows.append(Check(f"service {service.name} starts", False, str(exc), "fix staging.releases.folder or create the release's folder"))
-                continue
-            rows.append(_start_check(config, setting, service.name, folder, "folder"))
+        elif config.staging.releases.kind in ("folder", "dist"):
+            tag = release or config.previous_release
+            if tag is None:
+                rows.append(
+                    Check(f"service {service.name} starts", False, "no release to start", "run predeploy doctor --release TAG, or set previous_release")
+                )
+            else:
+                rows.append(check_service_starts(config, service.name, tag, log, setting))
         elif service.source is None:
             rows.append(
                 Check(
@@ -302,27 +243,8 @@ def _service_checks(config: ProjectConfig, release: str | None) -> list[Check]:
                 )
             )
         else:
-            rows.append(_start_check(config, setting, service.name, service.source, "working_tree"))
+            rows.append(check_service_starts(config, service.name, release or "doctor", log, setting, working_tree=True))
     return rows
-
-
-def _start_check(config: ProjectConfig, setting: str, name: str, folder: Path, kind: Literal["folder", "working_tree"]) -> Check:
-    """Start the service from ``folder`` with a release manifest like the local target writes."""
-    service = config.service(name)
-    digest, files = tree_digest(folder)
-    identity = ReleaseIdentity(kind=kind, release="doctor", deployed_as="doctor", ref=str(folder), commit=None, digest=digest, dirty=None)
-    manifest = ReleaseManifest(service=name, release="doctor", built_at=utcnow(), identity=identity, files=files)
-    return check_service_starts(
-        name,
-        command=service.command,
-        source=folder,
-        health_path=service.health_path,
-        timeout=service.health_timeout,
-        log=config.staging.root / "doctor" / f"{name}.log",
-        env=service.env,
-        setting=setting,
-        manifest=(MANIFEST, manifest.model_dump_json(indent=2) + "\n"),
-    )
 
 
 def _approval_checks(config: ProjectConfig, release: str | None, now: datetime) -> list[Check]:

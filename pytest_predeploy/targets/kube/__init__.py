@@ -3,8 +3,6 @@ from the service's Kubernetes manifests, with podman (``podman kube play``) here
 on a cluster. :class:`~.environment.KubeTarget` is its
 :class:`~pytest_predeploy.targets.base.Target`; the state and its invariants are described in
 :mod:`.target` and :mod:`.state`, images in :mod:`.image`, the cluster in :mod:`.cluster`, the
-command line in ``__main__``; docs/kube.md is the user's guide.
-
-This file imports nothing: the staging model imports :mod:`.settings`, and loading the target's
-modules from here would import that model back while it is being defined.
+command line in ``__main__``; its ``staging.kube:`` settings are
+:mod:`pytest_predeploy.targets.kube_settings`; docs/kube.md is the user's guide.
 """

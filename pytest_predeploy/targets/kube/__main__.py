@@ -6,8 +6,8 @@
     python -m pytest_predeploy.targets.kube status   --env staging [--service NAME] [--config FILE]
     python -m pytest_predeploy.targets.kube stop     --env staging [--service NAME] [--config FILE]
 
-Options and exit statuses are those of the local target (``python -m
-pytest_predeploy.targets.local``): 0 done; 1 a service did not start, crashed or missed its
+Options and exit statuses are those of every target (:mod:`pytest_predeploy.targets.base`, one
+driver in :mod:`pytest_predeploy.targets.cli`): 0 done; 1 a service did not start, crashed or missed its
 health deadline (its pods are removed, the log tail is in the message); 2 bad arguments or
 configuration; rollback only: 3 the release was never deployed there, 4 the service has a single
 release, 5 the release is already current and healthy (3-5 change nothing). With several
@@ -20,12 +20,12 @@ import argparse
 import sys
 
 from pytest_predeploy.core.errors import run_reporting_errors
-from pytest_predeploy.targets.cli import command_parser
+from pytest_predeploy.targets.base import print_line
+from pytest_predeploy.targets.cli import command_parser, drive
 from pytest_predeploy.targets.kube.cluster import ClusterService
 from pytest_predeploy.targets.kube.engine import EngineError
 from pytest_predeploy.targets.kube.environment import KubeTarget
 from pytest_predeploy.targets.kube.target import KubeService
-from pytest_predeploy.targets.local.target import EXIT_FAILED, EXIT_OK, TargetError, print_line
 from pytest_predeploy.targets.settings import TargetConfig, load_target_config
 
 PROG = "python -m pytest_predeploy.targets.kube"
@@ -56,32 +56,9 @@ def _status(service: KubeService) -> None:
 def run_command(config: TargetConfig, command: str, env: str, release: str | None, names: list[str] | None) -> int:
     """One command over the named services (default: all); returns the exit status."""
     target = KubeTarget(config, say=print_line)
-    if command == "stop" and not names:
-        for line in target.stop_all(env):
-            print(f"[staging] stopped {line}")
-        return EXIT_OK
-    status = EXIT_OK
-    for name in names or [s.name for s in config.services]:
-        service = target.service(env, name)
-        try:
-            if command == "deploy":
-                assert release is not None
-                service.deploy(release)
-            elif command == "rollback":
-                assert release is not None
-                service.rollback(release)
-            elif command == "status":
-                _status(service)
-            else:
-                for line in service.stop_all():
-                    print(f"[staging] stopped {line}")
-        except TargetError as exc:
-            print(f"[staging] error: {exc}", file=sys.stderr, flush=True)
-            status = status or exc.exit_status
-        except EngineError as exc:
-            print(f"[staging] error: {name}: {exc}", file=sys.stderr, flush=True)
-            status = status or EXIT_FAILED
-    return status
+    services = [(name, target.service(env, name)) for name in names or [s.name for s in config.services]]
+    everything = None if names else (lambda: target.stop_all(env))
+    return drive(command, release, services, _status, everything, failures=(EngineError,))
 
 
 def main() -> int:

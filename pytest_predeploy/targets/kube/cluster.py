@@ -27,11 +27,11 @@ from typing import Any
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.targets.base import EXIT_FAILED, EXIT_USAGE, TargetError
 from pytest_predeploy.targets.kube.engine import Engine, EngineError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
 from pytest_predeploy.targets.kube.state import ActivePodSet, KubeRelease, root_label
 from pytest_predeploy.targets.kube.target import KubeService
-from pytest_predeploy.targets.local.target import EXIT_FAILED, EXIT_USAGE, TargetError
 
 _LOG_LINES = 15
 

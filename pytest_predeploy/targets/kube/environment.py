@@ -4,11 +4,11 @@ environment, over the services' :class:`~.target.KubeService` (podman) or
 
 from __future__ import annotations
 
-from pytest_predeploy.targets.base import configured_url
+from pytest_predeploy.targets.base import Say, configured_url, quiet
 from pytest_predeploy.targets.kube.cluster import ClusterService
-from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.kube.state import Pods, podman_engine
-from pytest_predeploy.targets.kube.target import KubeService, Say
+from pytest_predeploy.targets.kube.target import KubeService
+from pytest_predeploy.targets.kube_settings import KubeConfig
 from pytest_predeploy.targets.prometheus import PrometheusServer
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.runlock import StagingLock
@@ -17,16 +17,12 @@ from pytest_predeploy.targets.settings import TargetSettings
 __all__ = ["KubeTarget"]
 
 
-def _quiet(line: str) -> None:
-    """Library calls stay silent; the command line prints what the target does."""
-
-
 class KubeTarget:
     """Staging on the kube target, engine podman: the :class:`~pytest_predeploy.targets.base.Target`."""
 
     kind = "kube"
 
-    def __init__(self, settings: TargetSettings, say: Say = _quiet) -> None:
+    def __init__(self, settings: TargetSettings, say: Say = quiet) -> None:
         self.settings = settings
         self.kube: KubeConfig = settings.staging.kube
         self.root = settings.base_dir / settings.staging.root
@@ -54,6 +50,11 @@ class KubeTarget:
         return configured_url(self.settings, service) or self.service(env, service).base_url()
 
     def current_release(self, env: str, service: str) -> str | None:
+        return self.service(env, service).current_release()
+
+    def running_release(self, env: str, service: str) -> str | None:
+        if self.settings.service(service).url:
+            return None
         return self.service(env, service).current_release()
 
     def release_identity(self, env: str, service: str, tag: str) -> ReleaseIdentity | None:

@@ -15,7 +15,7 @@ from pydantic import Field
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime
 from pytest_predeploy.targets.kube.engine import Engine, EngineError, describe, quote_error
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX
-from pytest_predeploy.targets.kube.settings import KubeConfig
+from pytest_predeploy.targets.kube_settings import KubeConfig
 from pytest_predeploy.targets.releases import ReleaseIdentity
 
 #: How often removing a pod set is asked when its mounts are still busy.

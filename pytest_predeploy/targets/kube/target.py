@@ -12,8 +12,8 @@ engine shows that pod running with those labels. The folder keeps, per environme
       .lock                  one deploy/rollback of a service at a time
 
 Deploy: build (or reuse) the image, play the new pod set (restart: after taking the old one
-down; blue_green: on the idle slot's port, port or port + 1), wait for its health check and
-``/version``, make it active, then take the other pod sets down. A pod set that crashes or misses
+down; blue_green: on the idle slot's port, port or port + 1), wait for its health check (and
+``version_path`` when set), make it active, then take the other pod sets down. A pod set that crashes or misses
 its deadline is removed, with the last lines of its log in the message. Rollback plays the
 previous release's recorded image again; it never rebuilds.
 """
@@ -33,25 +33,16 @@ from pydantic import ValidationError
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.targets.base import EXIT_FAILED, EXIT_USAGE, Say, TargetError, check_environment, check_rollback, check_tag, free_port, quiet
 from pytest_predeploy.targets.kube.engine import EngineError, held_too_long
 from pytest_predeploy.targets.kube.image import LABEL_RELEASE, LABEL_SERVICE, ImageBuilder, ImageError, ImageSettingError
 from pytest_predeploy.targets.kube.manifests import LABEL_PREFIX, ManifestError, dump, label_value, render
-from pytest_predeploy.targets.kube.settings import KubeConfig
 from pytest_predeploy.targets.kube.state import ActivePodSet, KubeRelease, Pods, pod_label, podman_engine
-from pytest_predeploy.targets.local.target import (
-    EXIT_ALREADY_CURRENT,
-    EXIT_FAILED,
-    EXIT_NOTHING_TO_ROLL_BACK,
-    EXIT_UNKNOWN_RELEASE,
-    EXIT_USAGE,
-    TargetError,
-    check_tag,
-    free_port,
-)
+from pytest_predeploy.targets.kube_settings import KubeConfig
 from pytest_predeploy.targets.probe import local_get_json, other_service
 from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceConfig, ReleaseSourceError, materialise, resolve
 from pytest_predeploy.targets.runlock import exclusive
-from pytest_predeploy.targets.settings import SERVICE_NAME, ServiceConfig
+from pytest_predeploy.targets.settings import ServiceConfig
 
 MAIN_SLOT = "main"
 _LOCK_TIMEOUT = 300.0
@@ -59,12 +50,6 @@ _LOCK_TIMEOUT = 300.0
 #: call costs ~0.1s of CPU; the HTTP probe in between costs almost nothing).
 _ENGINE_POLL = 1.0
 _LOG_LINES = 15
-
-Say = Callable[[str], None]
-
-
-def _quiet(line: str) -> None:
-    """Library calls stay silent; the command line prints what the target does."""
 
 
 class KubeService:
@@ -84,10 +69,9 @@ class KubeService:
         service: ServiceConfig,
         base_dir: Path,
         project: str,
-        say: Say = _quiet,
+        say: Say = quiet,
     ) -> None:
-        if not SERVICE_NAME.match(env):
-            raise TargetError(EXIT_USAGE, f"environment name {env!r} must be letters, digits, '.', '_' or '-'")
+        check_environment(env)
         self.releases_config, self.kube, self.stop_timeout, self.keep = releases, kube, stop_timeout, keep
         self.env, self.service, self.base_dir, self.project = env, service, base_dir.absolute(), project
         self.dir = staging_root.absolute() / env / service.name / self.STATE
@@ -180,7 +164,7 @@ class KubeService:
         fault = self.service.inject.get(tag)
         name = str(resolved.identity_without_digest["deployed_as"])
         existing = self.record(name)
-        if existing is not None and resolved.digest is not None and existing.identity.digest == resolved.digest and existing.fault == fault:
+        if existing is not None and resolved.built_as(existing.identity) and existing.fault == fault:
             found = self.images.inspect(existing.image.split("@")[0])
             if found is not None and existing.image.endswith(f"@{found[0]}"):
                 self.say(f"release {name} already built ({existing.image}); reusing it")
@@ -247,7 +231,7 @@ class KubeService:
         return podset, port, rendered
 
     def play(self, record: KubeRelease, slot: str, podset: str, port: int, rendered: Path) -> ActivePodSet:
-        """Play the rendered manifests; wait for health and ``/version``. TargetError (after
+        """Play the rendered manifests; wait for health (and ``version_path``). TargetError (after
         removing the pod set) when it fails."""
         started = time.monotonic()
         try:
@@ -314,12 +298,15 @@ class KubeService:
             answering = other_service(answer, self.service.name)
             if answering is not None:
                 return f"is not what answers on port {port}: service {answering!r} does (do two services share a port?)"
-            if answer.status == 200:
-                version = local_get_json(port, "/version", timeout=1.0)
+            version_path = self.service.version_path
+            if answer.status == 200 and version_path is None:
+                return None  # the pod set carries the release's labels and image: the engine said so
+            if answer.status == 200 and version_path is not None:
+                version = local_get_json(port, version_path, timeout=1.0)
                 reported = version.body.get("release") if isinstance(version.body, dict) else None
                 if reported == release:
                     return None
-                last = f"healthy, but /version reports {reported!r} ({version.describe()})"
+                last = f"healthy, but {version_path} reports {reported!r} ({version.describe()})"
             else:
                 last = answer.describe()
             if time.monotonic() >= deadline:
@@ -406,21 +393,7 @@ class KubeService:
         with self.locked():
             names = self.release_names()
             name = self.folder_for(tag) or tag
-            if name not in names:
-                raise TargetError(
-                    EXIT_UNKNOWN_RELEASE,
-                    f"{self.service.name}: cannot roll back to {tag}: it was never deployed to {self.env} (releases here: {', '.join(names) or 'none'}); nothing was changed",
-                )
-            if len(names) == 1:
-                raise TargetError(
-                    EXIT_NOTHING_TO_ROLL_BACK,
-                    f"{self.service.name}: {name} is the only release on {self.env}; there is nothing to roll back from; nothing was changed",
-                )
-            serving = self._serving_release(name)
-            if serving is not None:
-                raise TargetError(
-                    EXIT_ALREADY_CURRENT, f"{self.service.name}: {name} is already the current release and healthy ({serving}); nothing was changed"
-                )
+            check_rollback(self.service.name, self.env, name, names, self._serving_release(name) if name in names else None)
             record = self.record(name)
             assert record is not None
             missing = self._image_missing(record)

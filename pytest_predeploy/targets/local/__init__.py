@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_predeploy.targets.base import configured_url
+from pytest_predeploy.targets.base import Say, configured_url, quiet
 from pytest_predeploy.targets.base import service_urls as all_service_urls
-from pytest_predeploy.targets.local.target import Say, ServiceTarget
+from pytest_predeploy.targets.local.target import ServiceTarget
 from pytest_predeploy.targets.prometheus import PrometheusServer
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.runlock import StagingLock
@@ -31,10 +31,6 @@ __all__ = [
 ]
 
 
-def _quiet(line: str) -> None:
-    """Library calls stay silent; the command line prints what the target does."""
-
-
 def staging_root(config: TargetSettings) -> Path:
     """``staging.root``, relative to the config file's folder (also when the section is absent)."""
     return config.base_dir / config.staging.root
@@ -48,7 +44,7 @@ def lock_staging(config: TargetSettings, env: str, holder: str) -> StagingLock:
     return lock
 
 
-def service_target(config: TargetSettings, env: str, service: str, say: Say = _quiet) -> ServiceTarget:
+def service_target(config: TargetSettings, env: str, service: str, say: Say = quiet) -> ServiceTarget:
     return ServiceTarget(config.staging, staging_root(config), env, config.service(service), say=say, base_dir=config.base_dir)
 
 
@@ -73,6 +69,14 @@ def prometheus_server(config: TargetSettings, env: str) -> PrometheusServer:
 def current_release(config: TargetSettings, env: str, service: str) -> str | None:
     """The release ``current`` points to for ``service`` on the local target (None: nothing deployed)."""
     return service_target(config, env, service).current_release()
+
+
+def running_release(config: TargetSettings, env: str, service: str) -> str | None:
+    """The release of the live process the local target started that serves ``current`` (None:
+    none does, or the service is not on the local target)."""
+    if config.service(service).url:
+        return None
+    return service_target(config, env, service).running_release()
 
 
 def release_identity(config: TargetSettings, env: str, service: str, tag: str) -> ReleaseIdentity | None:
@@ -102,7 +106,7 @@ def stop_all(config: TargetSettings, env: str) -> list[str]:
     stopped: list[str] = []
     for name in sorted(names):
         service = services.get(name) or ServiceConfig.model_construct(name=name)
-        stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=_quiet, base_dir=config.base_dir).stop_all()
+        stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=quiet, base_dir=config.base_dir).stop_all()
     if prometheus_server(config, env).stop(config.staging.stop_timeout.total_seconds()) != "not running":
         stopped.append(f"prometheus ({staging_root(config) / env / 'prometheus'})")
     return stopped
@@ -121,6 +125,9 @@ class LocalTarget:
 
     def current_release(self, env: str, service: str) -> str | None:
         return current_release(self.config, env, service)
+
+    def running_release(self, env: str, service: str) -> str | None:
+        return running_release(self.config, env, service)
 
     def release_identity(self, env: str, service: str, tag: str) -> ReleaseIdentity | None:
         return release_identity(self.config, env, service, tag)

@@ -20,21 +20,18 @@ import os
 import sys
 
 from pytest_predeploy.core.errors import run_reporting_errors
-from pytest_predeploy.targets.cli import command_parser
+from pytest_predeploy.targets.base import print_line
+from pytest_predeploy.targets.cli import command_parser, drive
 from pytest_predeploy.targets.local import service_target, stop_all
-from pytest_predeploy.targets.local.target import BLUE_GREEN, EXIT_OK, MAIN_SLOT, ServiceTarget, TargetError, print_line
+from pytest_predeploy.targets.local.target import BLUE_GREEN, MAIN_SLOT, ServiceTarget
 from pytest_predeploy.targets.processes import is_running
-from pytest_predeploy.targets.settings import TargetConfig, load_target_config
+from pytest_predeploy.targets.settings import load_target_config
 
 PROG = "python -m pytest_predeploy.targets.local"
 
 
 def _parser() -> argparse.ArgumentParser:
     return command_parser(PROG, "The embedded local staging target.", deploy="build and start a release", stop="stop service processes")
-
-
-def _targets(config: TargetConfig, env: str, names: list[str] | None) -> list[ServiceTarget]:
-    return [service_target(config, env, name, say=print_line) for name in names or [s.name for s in config.services]]
 
 
 def _status(target: ServiceTarget) -> None:
@@ -52,25 +49,10 @@ def _status(target: ServiceTarget) -> None:
 def main() -> int:
     args = _parser().parse_args()
     config = load_target_config(args.config)
-    if args.command == "stop" and not args.service:
-        for line in stop_all(config, args.env):
-            print(f"[staging] stopped {line}")
-        return EXIT_OK
-    status = EXIT_OK
-    for target in _targets(config, args.env, args.service):
-        try:
-            if args.command == "deploy":
-                target.deploy(args.release)
-            elif args.command == "rollback":
-                target.rollback(args.release)
-            elif args.command == "status":
-                _status(target)
-            else:
-                target.stop_all()
-        except TargetError as exc:
-            print(f"[staging] error: {exc}", file=sys.stderr, flush=True)
-            status = status or exc.exit_status
-    return status
+    names = args.service or [service.name for service in config.services]
+    services = [(name, service_target(config, args.env, name, say=print_line)) for name in names]
+    everything = None if args.service else (lambda: stop_all(config, args.env))
+    return drive(args.command, getattr(args, "release", None), services, _status, everything)
 
 
 def run() -> int:

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,14 +37,15 @@ from pydantic import Field, ValidationError
 
 from pytest_predeploy.core import template
 from pytest_predeploy.core.artifacts import write_text_atomic
-from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.targets import processes
+from pytest_predeploy.targets.base import EXIT_FAILED, EXIT_USAGE, Say, TargetError, check_environment, check_rollback, check_tag, free_port, print_line
+from pytest_predeploy.targets.listeners import listener_is_in_group
 from pytest_predeploy.targets.probe import local_get_json, other_service
-from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, materialise, resolve
+from pytest_predeploy.targets.releases import ReleaseIdentity, ReleaseSourceError, changed_inputs, materialise, resolve
 from pytest_predeploy.targets.runlock import exclusive
-from pytest_predeploy.targets.settings import SERVICE_NAME, LocalStagingConfig, ServiceConfig, check_release_tag
+from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig
 
 MANIFEST = "release-manifest.json"
 MAIN_SLOT = "main"
@@ -54,22 +54,6 @@ PAUSE_VARIABLE = "PREDEPLOY_STAGING_PAUSE"
 #: Where a deploy or rollback can be paused (and killed) by tests, in the order they happen.
 CHECKPOINTS = ("locked", "built", "stopped", "linking", "switched", "started", "healthy")
 _LOCK_TIMEOUT = 120.0
-
-# Exit statuses of the deploy and rollback commands (documented in scripts/*.sh and the README).
-EXIT_OK = 0
-EXIT_FAILED = 1  # the service did not start or missed its health deadline
-EXIT_USAGE = 2  # bad arguments or configuration; nothing was changed
-EXIT_UNKNOWN_RELEASE = 3  # rollback target was never deployed here; nothing was changed
-EXIT_NOTHING_TO_ROLL_BACK = 4  # the service has a single release; nothing was changed
-EXIT_ALREADY_CURRENT = 5  # the rollback target already runs, healthy; nothing was changed
-
-
-class TargetError(StepError):
-    """A deploy or rollback that did not happen or did not succeed; carries the command's exit status."""
-
-    def __init__(self, exit_status: int, message: str) -> None:
-        self.exit_status = exit_status
-        super().__init__(message)
 
 
 class ReleaseManifest(StrictModel):
@@ -95,13 +79,6 @@ class ProcessRecord(StrictModel):
     started_at: UtcDatetime = Field(description="When it was started (UTC).")
     port: int | None = Field(None, description="The port it listens on, once known.")
     log: str = Field(description="Its log file.")
-
-
-Say = Callable[[str], None]
-
-
-def print_line(line: str) -> None:
-    print(f"[staging] {line}", flush=True)
 
 
 def checkpoint(name: str) -> None:
@@ -133,8 +110,7 @@ class ServiceTarget:
     """One service in one environment of the local staging target."""
 
     def __init__(self, settings: LocalStagingConfig, root: Path, env: str, service: ServiceConfig, say: Say = print_line, base_dir: Path | None = None) -> None:
-        if not SERVICE_NAME.match(env):
-            raise TargetError(EXIT_USAGE, f"environment name {env!r} must be letters, digits, '.', '_' or '-'")
+        check_environment(env)
         self.settings, self.env, self.service = settings, env, service
         self.base_dir = (base_dir or Path.cwd()).absolute()  # release source templates are relative to it
         self.dir = root.absolute() / env / service.name
@@ -208,13 +184,25 @@ class ServiceTarget:
             record.port = self._read_port(slot)
         return record
 
-    def base_url(self) -> str | None:
-        """URL of the process serving ``current``, or None when it is not running."""
+    def serving_record(self) -> ProcessRecord | None:
+        """The record of the live process this target started for ``current``, in the active slot
+        (checked by pid and start time, so a later process reusing the pid is not taken for it)."""
         slot = self.active_slot()
         record = self.running(slot) if slot else None
         if record is None or record.port is None or record.release != self.current_release():
             return None
-        return f"http://127.0.0.1:{record.port}"
+        return record
+
+    def base_url(self) -> str | None:
+        """URL of the process serving ``current``, or None when it is not running."""
+        record = self.serving_record()
+        return f"http://127.0.0.1:{record.port}" if record is not None else None
+
+    def running_release(self) -> str | None:
+        """The release the live process serving ``current`` was started from (its release folder),
+        when that process (its group) is what listens on its port."""
+        record = self.serving_record()
+        return record.release if record is not None and self._foreign_listener(record) is None else None
 
     def _read_port(self, slot: str) -> int | None:
         try:
@@ -266,7 +254,7 @@ class ServiceTarget:
         fault = self.service.inject.get(tag)
         name = str(resolved.identity_without_digest["deployed_as"])
         existing = self.manifest(name)
-        if existing is not None and resolved.digest is not None and existing.identity.digest == resolved.digest and existing.fault == fault:
+        if existing is not None and resolved.built_as(existing.identity) and existing.fault == fault:
             self.say(f"release {name} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ} ({existing.identity.describe()}); reusing it")
             return existing
         started = time.monotonic()
@@ -282,7 +270,7 @@ class ServiceTarget:
             raise
         name = identity.deployed_as
         existing = self.manifest(name)
-        if existing is not None and existing.identity.digest == identity.digest and existing.fault == fault:
+        if existing is not None and existing.identity.digest == identity.digest and not changed_inputs(existing.identity, identity) and existing.fault == fault:
             shutil.rmtree(tmp, ignore_errors=True)
             self.say(f"release {name} already built on {existing.built_at:%Y-%m-%dT%H:%M:%SZ} ({existing.identity.describe()}); reusing it")
             return existing
@@ -299,11 +287,11 @@ class ServiceTarget:
         _fsync_dir(self.releases)
         self._clean_leftovers()
         how = "rebuilt" if replaced else "built"
-        changed = (
-            f" (its code changed since {existing.built_at:%Y-%m-%dT%H:%M:%SZ}: digest {existing.identity.digest[:12]} -> {identity.digest[:12]})"
-            if existing is not None and existing.identity.digest != identity.digest
-            else ""
-        )
+        changed = ""
+        if existing is not None and existing.identity.digest != identity.digest:
+            changed = f" (its code changed since {existing.built_at:%Y-%m-%dT%H:%M:%SZ}: digest {existing.identity.digest[:12]} -> {identity.digest[:12]})"
+        elif existing is not None and (inputs := changed_inputs(existing.identity, identity)):
+            changed = f" (its dependencies' inputs changed ({', '.join(inputs)}) since {existing.built_at:%Y-%m-%dT%H:%M:%SZ})"
         self.say(
             f"{how} release {identity.describe()}{changed}, {len(files)} files, in {time.monotonic() - started:.2f}s"
             + (f" [injected fault: {fault}]" if fault else "")
@@ -324,6 +312,8 @@ class ServiceTarget:
             what = "its folder has no readable release manifest (built by an older version, or damaged)"
         elif existing.identity.digest != identity.digest:
             what = f"its code changed (digest {existing.identity.digest[:12]} built {existing.built_at:%Y-%m-%dT%H:%M:%SZ}, now {identity.digest[:12]})"
+        elif inputs := changed_inputs(existing.identity, identity):
+            what = f"its dependencies' inputs changed ({', '.join(inputs)}) since it was built {existing.built_at:%Y-%m-%dT%H:%M:%SZ}"
         else:
             what = f"its injected fault changed ({existing.fault or 'none'} -> {fault or 'none'})"
         raise TargetError(
@@ -409,12 +399,23 @@ class ServiceTarget:
                     # Our process cannot have bound the port: someone else answers on it.
                     return f"is not what answers on port {record.port}: service {answering!r} does (do two services share a port?)"
                 if answer.status == 200:
-                    return None
+                    return self._foreign_listener(record)
                 last = answer.describe()
             if time.monotonic() >= deadline:
                 return f"missed its health deadline of {timeout:g}s (last answer: {last})"
             time.sleep(pause)
             pause = min(pause * 1.5, 0.1)
+
+    def _foreign_listener(self, record: ProcessRecord) -> str | None:
+        """Why what answers on the record's port is not the process started (None: it is, or
+        this system cannot tell): another program holds the port while ours keeps running."""
+        assert record.port is not None
+        if listener_is_in_group(record.port, record.pid) is not False:
+            return None
+        return (
+            f"is not what answers on port {record.port}: another program listens there, not the process the target started "
+            f"(pid {record.pid}); free the port, or give the service another one (port: 0 picks a free one)"
+        )
 
     def switch(self, target: str) -> None:
         """Point ``current`` at ``target`` (relative to the service folder), atomically."""
@@ -463,22 +464,7 @@ class ServiceTarget:
         with self.locked():
             tags = self.release_tags()
             tag = self.folder_for(tag) or tag  # a dirty build of the tag, when that is what was deployed
-            if tag not in tags:
-                known = ", ".join(tags) or "none"
-                raise TargetError(
-                    EXIT_UNKNOWN_RELEASE,
-                    f"{self.service.name}: cannot roll back to {tag}: it was never deployed to {self.env} (releases here: {known}); nothing was changed",
-                )
-            if len(tags) == 1:
-                raise TargetError(
-                    EXIT_NOTHING_TO_ROLL_BACK,
-                    f"{self.service.name}: {tag} is the only release on {self.env}; there is nothing to roll back from; nothing was changed",
-                )
-            serving = self._serving(tag)
-            if serving is not None:
-                raise TargetError(
-                    EXIT_ALREADY_CURRENT, f"{self.service.name}: {tag} is already the current release and healthy ({serving}); nothing was changed"
-                )
+            check_rollback(self.service.name, self.env, tag, tags, self._serving(tag) if tag in tags else None)
             self.say(f"rolling back from {self.current_release() or 'nothing'} to {tag}")
             if self.service.strategy == "blue_green":
                 self._activate_blue_green(tag)
@@ -528,20 +514,6 @@ class ServiceTarget:
                 stopped.append(f"{self.service.name} {record.release} ({record.slot}, pid {record.pid})")
             self.stop_slot(record.slot)
         return stopped
-
-
-def check_tag(tag: str) -> str:
-    try:
-        return check_release_tag(tag)
-    except ValueError as exc:
-        raise TargetError(EXIT_USAGE, str(exc)) from None
-
-
-def free_port() -> int:
-    """A port nobody listens on now (the kernel's choice); the service binds it a moment later."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _log_tail(log: Path, offset: int, lines: int = 15) -> str:

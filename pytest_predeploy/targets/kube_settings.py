@@ -1,5 +1,7 @@
-"""Configuration of the kube staging target: the ``staging.kube:`` section of ``predeploy.yaml``
-(imported by the staging model, so this module imports nothing of the targets).
+"""Configuration of the kube staging target: the ``staging.kube:`` section of ``predeploy.yaml``.
+
+It lives beside the staging model that holds it, not in the kube package: the contract package
+(``targets``) never imports a target's package, so the targets depend on it one way.
 
 The same manifests run locally on podman (``podman kube play``) or on a real cluster
 (``kubectl apply``); see docs/kube.md.

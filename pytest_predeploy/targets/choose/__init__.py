@@ -1,4 +1,7 @@
-"""The staging target a configuration names (``staging.target``)."""
+"""The staging target a configuration names (``staging.target``).
+
+A package of its own, above the contract (:mod:`pytest_predeploy.targets.base`) and the targets'
+packages: it is the one place that knows them all, and nothing in ``targets`` imports it."""
 
 from __future__ import annotations
 

@@ -14,25 +14,31 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error, read_artifact
+from pytest_predeploy.core.artifacts import file_sha256, read_artifact
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
+from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import RunState
-from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
-from pytest_predeploy.intake.parity import ParityReport, parity_problems
+from pytest_predeploy.intake.approvals import ApprovalsConfig, IntakeReport, intake_problems, validate_intake
+from pytest_predeploy.intake.parity import ParityConfig, ParityReport
 from pytest_predeploy.readiness.package import Manifest, PackageConfig, SealResult, verify_package
-from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
-from pytest_predeploy.rehearsal.smoke import SmokeConfig, TestResultsReport, smoke_problems
-from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
-from pytest_predeploy.security import SecurityReport, security_problems
+from pytest_predeploy.rehearsal.smoke import SmokeConfig
+from pytest_predeploy.rollback.rollback import RollbackReport
+from pytest_predeploy.security import SecurityConfig, SecurityReport
+from pytest_predeploy.security.osv import database_digest
 from pytest_predeploy.targets.releases import RehearsedReleases, ReleaseSourceError, resolve
 from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig
+from pytest_predeploy.verdict import journal
+from pytest_predeploy.verdict.criteria import judge_evidence, sealed_criteria
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SealedProject(Protocol):
@@ -59,87 +65,75 @@ class SealedProject(Protocol):
     @property
     def package(self) -> PackageConfig: ...
 
+    @property
+    def approvals(self) -> ApprovalsConfig: ...
 
-@dataclass(frozen=True)
-class Evidence:
-    """One MUST artifact, the gate that judges it, and how (the gate's own problem function)."""
+    @property
+    def parity(self) -> ParityConfig: ...
 
-    gate: int
-    model: type[ArtifactModel]
-    problems: Callable[[Any, SealedProject], list[str]]
-
-
-def _own_verdict(flag: bool, what: str) -> list[str]:
-    # A report whose own verdict is "blocked" while its items list nothing blocking was edited
-    # or is inconsistent: either way it is not evidence of a pass.
-    return [] if flag else [f"the report's own verdict: {what}"]
-
-
-def _parity(report: ParityReport, _: SealedProject) -> list[str]:
-    return parity_problems(report) or _own_verdict(report.passed, "passed is false")
-
-
-def _security(report: SecurityReport, _: SealedProject) -> list[str]:
-    return security_problems(report) or _own_verdict(not report.blocking, "blocking is true")
-
-
-def _intake(report: IntakeReport, _: SealedProject) -> list[str]:
-    return intake_problems(report) or _own_verdict(report.approved, "approved is false")
-
-
-def _deployment(report: DeploymentReport, _: SealedProject) -> list[str]:
-    return deployment_problems(report) or _own_verdict(report.outcome == "succeeded", f"outcome is {report.outcome}")
-
-
-def _rollback(report: RollbackReport, _: SealedProject) -> list[str]:
-    return rollback_problems(report) or _own_verdict(report.outcome == "passed", f"outcome is {report.outcome}")
-
-
-#: The MUST evidence of gates 1-3, judged as the gate modules judge it.
-EVIDENCE: dict[str, Evidence] = {
-    names.INTAKE_REPORT: Evidence(1, IntakeReport, _intake),
-    names.PARITY_REPORT: Evidence(1, ParityReport, _parity),
-    names.DEPLOYMENT_REPORT: Evidence(2, DeploymentReport, _deployment),
-    names.TEST_RESULTS: Evidence(2, TestResultsReport, lambda report, project: smoke_problems(report, project.smoke.min_coverage)),
-    names.ROLLBACK_REPORT: Evidence(3, RollbackReport, _rollback),
-    names.SECURITY_REPORT: Evidence(3, SecurityReport, _security),
-}
-
-
-def required_evidence(project: SealedProject) -> set[str]:
-    """MUST artifacts the package must hold: the configured ones, and the deployment report
-    (the file Gate 2 judges) wherever its log is required."""
-    required = set(project.package.required)
-    if names.DEPLOYMENT_LOG in required:
-        required.add(names.DEPLOYMENT_REPORT)
-    return required & set(EVIDENCE)
+    @property
+    def security(self) -> SecurityConfig: ...
 
 
 def evidence_problems(read: Callable[[str], bytes | None], project: SealedProject, where: str, gates: set[int] | None = None) -> list[str]:
-    """Every reason the MUST evidence (of ``gates``, default all) fails its gate, one line each
-    naming the file and the gate.
+    """Every reason the MUST evidence (of ``gates``, default all before Gate 4) fails its
+    criterion as declared, one line each naming the file and the gate. Every declared MUST
+    artifact is required, whatever ``package.required`` lists.
 
     ``read(name)`` gives an artifact's bytes, or None when it is absent; ``where`` says where
     the files were read ("in the package", "in the artifacts folder")."""
     problems = []
-    required = required_evidence(project)
-    for name, evidence in EVIDENCE.items():
-        if gates is not None and evidence.gate not in gates:
-            continue
-        raw = read(name)
-        if raw is None:
-            if name in required:
-                problems.append(f"{name} is missing {where}")
-            continue
-        try:
-            report = evidence.model.model_validate(json.loads(raw))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problems.append(f"{name} {where}: not valid JSON ({exc})")
-            continue
-        except ValidationError as exc:
-            problems.append(f"{name} {where}: does not match {evidence.model.__name__}: {describe_validation_error(exc)}")
-            continue
-        problems += [f"{name} {where} fails Gate {evidence.gate}: {problem}" for problem in evidence.problems(report, project)]
+    for criterion in sealed_criteria():
+        if gates is None or criterion.gate in gates:
+            problems += judge_evidence(criterion, read(criterion.artifact), project, where)
+    return problems
+
+
+def _sealed(read: Callable[[str], bytes | None], name: str, model: type[M]) -> M | None:
+    raw = read(name)
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(json.loads(raw))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValidationError):
+        return None  # evidence_problems names it
+
+
+def rejudge_problems(read: Callable[[str], bytes | None], project: SealedProject, release: str, now: datetime | None = None) -> list[str]:
+    """What can change after sealing without any file in the package changing, judged now:
+    upstream approvals (expiry, revocation: their records are judged again, and each must be
+    the very record that was sealed), waivers of drift and of security findings (expiry)."""
+    now = now or utcnow()
+    problems = []
+    sealed_intake = _sealed(read, names.INTAKE_REPORT, IntakeReport)
+    # operator="": who signs off now is not the rehearsal's operator; that rule was judged at sealing.
+    current = validate_intake(project.approvals, release, now=now, operator="")
+    problems += [f"upstream approval no longer holds: {problem}" for problem in intake_problems(current)]
+    if sealed_intake is not None:
+        sealed_digests = {check.name: check.sha256 for check in sealed_intake.checks}
+        for check in current.checks:
+            if check.name not in sealed_digests:
+                problems.append(f"upstream approval {check.name} was added after sealing")
+            elif check.sha256 != sealed_digests[check.name]:
+                problems.append(f"upstream approval {check.name} ({check.file}) changed after sealing")
+        for name in sorted(set(sealed_digests) - {check.name for check in current.checks}):
+            problems.append(f"upstream approval {name} was removed after sealing")
+    parity = _sealed(read, names.PARITY_REPORT, ParityReport)
+    if parity is not None:
+        waivers = {waiver.id: waiver for waiver in project.parity.waivers}
+        for item in parity.items:
+            if item.status != "waived" or item.waiver is None:
+                continue
+            waiver = waivers.get(item.waiver)
+            if waiver is None:
+                problems.append(f"drift waiver {item.waiver} ({item.path}) no longer exists")
+            elif waiver.expires_at <= now:
+                problems.append(f"drift waiver {item.waiver} ({item.path}) expired at {waiver.expires_at.isoformat()}")
+    security = _sealed(read, names.SECURITY_REPORT, SecurityReport)
+    if security is not None:
+        for approval in security.approvals:
+            if approval.expires_at <= now:
+                problems.append(f"security waiver {approval.waiver} (owner {approval.owner}) expired at {approval.expires_at.isoformat()}")
     return problems
 
 
@@ -172,17 +166,6 @@ def release_source_digest(project: SealedProject, release: str) -> str | None:
     if not parts:
         return None
     return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
-
-
-def _file_sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _state(raw: bytes | None) -> RunState | None:
@@ -224,7 +207,7 @@ def _folder_problems(artifacts: Path, manifest: Manifest) -> list[str]:
     """Packaged files that the folder no longer holds as sealed: a later run rewrote them."""
     problems = []
     for entry in manifest.entries:
-        found = _file_sha256(artifacts / entry.path)
+        found = file_sha256(artifacts / entry.path)
         if found is None:
             problems.append(f"{entry.path} was removed from the artifacts folder after sealing")
         elif found != entry.sha256:
@@ -251,8 +234,16 @@ def judge_sealed_package(artifacts: Path, release: str, project: SealedProject) 
             return archive.read(name) if name in inside else None
 
         problems = evidence_problems(read, project, "in the package")
+        problems += rejudge_problems(read, project, release)
         sealed_state = _state(read(names.RUN_STATE))
     problems += _gate_problems(manifest, sealed_state, _state(_read_file(Path(artifacts) / names.RUN_STATE)))
+    problems += journal.staleness(Path(artifacts), verified.sha256, READINESS_GATE)
+    advisories = database_digest(project.security.osv.database)
+    if advisories != manifest.advisory_database_sha256:
+        problems.append(
+            f"the advisory database changed after sealing (sha256 {str(advisories)[:12]}... now, {str(manifest.advisory_database_sha256)[:12]}... sealed): "
+            "rerun the protocol so the security scan uses it"
+        )
     if manifest.config_digest != project.digest:
         problems.append(f"{project.path.name} changed after sealing (sha256 {project.digest[:12]}... now, {manifest.config_digest[:12]}... sealed)")
     source = release_source_digest(project, release)
@@ -267,8 +258,3 @@ def _read_file(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
-
-
-def folder_evidence_problems(artifacts: Path, project: SealedProject, gates: Iterable[int]) -> list[str]:
-    """The MUST evidence of ``gates`` in the artifacts folder judged as those gates judge it."""
-    return evidence_problems(lambda name: _read_file(Path(artifacts) / name), project, "in the artifacts folder", set(gates))
