@@ -83,9 +83,11 @@ def test_gate2_records_what_the_real_prometheus_answers_and_a_broken_threshold_i
 
     result = _gate2(demo)
 
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert result.returncode == 11, result.stdout[-4000:]  # Gate 2 alone: not a protocol verdict
     assert "advisory: test_observability_baseline_captured: observability baseline incomplete:" in result.stdout
     assert "query traffic after smoke: breach" in result.stdout and "for `sum(http_requests_total)`" in result.stdout
+    assert "[PROMETHEUS] started the local Prometheus server at http://127.0.0.1:" in result.stdout  # the terminal says so
+    assert "[PROMETHEUS] after smoke: PromQL checks asked of http://127.0.0.1:" in result.stdout
     artifacts = demo / ".artifacts" / "pre-deployment"
     metrics = json.loads((artifacts / "observability-metrics.json").read_text())["prometheus"]
     by_name = {q["name"]: q for q in metrics["queries"]}
@@ -129,7 +131,7 @@ def test_gate2_with_a_prometheus_that_does_not_answer_is_advisory_no_data(demo: 
 
     result = _gate2(demo)
 
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert result.returncode == 11, result.stdout[-4000:]  # Gate 2 alone: not a protocol verdict
     assert "advisory: test_observability_baseline_captured: observability baseline incomplete:" in result.stdout
     assert f"query error-ratio before deploy: no data (Prometheus at http://127.0.0.1:{port} could not be reached" in result.stdout
     metrics = json.loads((demo / ".artifacts" / "pre-deployment" / "observability-metrics.json").read_text())["prometheus"]

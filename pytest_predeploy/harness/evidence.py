@@ -66,7 +66,7 @@ def bar_chart_svg(rows: list[tuple[str, float]], unit: str = "s", target: float 
     width, label_width, bar_height, gap = 560, 170, 18, 6
     scale_max = max([value for _, value in rows] + ([target] if target else [])) or 1.0
     plot = width - label_width - 70
-    height = len(rows) * (bar_height + gap) + 24
+    height = len(rows) * (bar_height + gap) + (24 if target is not None else 6)  # room for the target label
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="predeploy-chart" width="{width}" height="{height}" role="img">']
     for index, (label, value) in enumerate(rows):
         y = 4 + index * (bar_height + gap)

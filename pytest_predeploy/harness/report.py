@@ -2,10 +2,11 @@
 old-style hooks): everything we do to the reports lives here, registered only for the plugins
 that are present, so the rest of the code never touches their internals.
 
-What a release reviewer gets: the title ``Pre-deployment readiness <release>``; an environment
-table (release, previous release, commit, config digest, environment); the gate summary with
-the verdict at the top; rows in gate order; each gate test with links to the artifacts it read
-and the evidence it attached (tables, an SVG chart); halted tests with the reason.
+What a release reviewer gets: the title ``Pre-deployment readiness <release>`` and the review
+page (``harness/reviewpage.py``) leading the HTML report; after the package is sealed, the
+reviewer's copy of that page beside it (``PRE-DEPLOYMENT-REVIEW.html``, naming the package's
+digest, which the copy sealed inside cannot); the same decision, shorter, in the GitHub step
+summary; the gate outcomes in the JSON report.
 """
 
 from __future__ import annotations
@@ -14,142 +15,32 @@ import html
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import pytest
 
-from pytest_predeploy.core.artifacts import READINESS_APPROVAL, RUN_REPORTS
-from pytest_predeploy.core.errors import PredeployError
-from pytest_predeploy.core.runstate import git_commit
-from pytest_predeploy.harness.banner import Decision, GateCard, Signature, VerdictKind, banner_html, summary_markdown
-from pytest_predeploy.harness.gates import ExitStatus, gate_of, kind_of
+from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, TestRow, summary_markdown
+from pytest_predeploy.harness.decision import ProtocolSession, decision, environment, verdict, which_reports
+from pytest_predeploy.harness.gates import cannot_write, gate_of, kind_of
 from pytest_predeploy.harness.itemkeys import evidence_key
+from pytest_predeploy.harness.reviewpage import replace_review, review_html
 from pytest_predeploy.harness.steps import FIXTURE_ARTIFACTS
-from pytest_predeploy.readiness.signing import load_signers
-from pytest_predeploy.readiness.signoff import review_signoffs
-
-if TYPE_CHECKING:
-    from pytest_predeploy.config import ProjectConfig
-    from pytest_predeploy.harness.context import RunContext
-    from pytest_predeploy.harness.controller import GateController
-    from pytest_predeploy.harness.verdict import Verdict
 
 
-class ProtocolSession(Protocol):
-    """The protocol session as the reports read it (the session registers these hooks, so it is
-    described here rather than imported)."""
-
-    context: RunContext
-    controller: GateController
-    project: ProjectConfig
-    report_prefix: str
-    reused_package: Any
-
-    @property
-    def package_sha256(self) -> str | None: ...
-
-    @property
-    def verdict(self) -> Verdict | None: ...
-
-
-STATUS_COLOURS = {
-    "passed": "#1a7f37",
-    "failed": "#cf222e",
-    "halted": "#8c959f",
-    "interrupted": "#cf222e",
-    "awaiting sign-off": "#9a6700",
-    "not run": "#8c959f",
-}
-
-
-def which_reports(session: ProtocolSession) -> str:
-    """Which report files are this run's and which are the reviewers' copy (a Gate-4-only re-check)."""
-    ours = ", ".join(session.report_prefix + name for name in RUN_REPORTS)
-    return f"This Gate 4 run's reports: {ours}. The run that produced the package wrote {', '.join(RUN_REPORTS)} (the reviewers' copy, sealed in the package)."
-
-
-def verdict(session: ProtocolSession, exit_status: int) -> str:
-    """The run's verdict line (harness.verdict decides it; the reports only show it)."""
-    decided = session.verdict
-    if decided is not None and int(decided.status) == exit_status:
-        return decided.line
-    return f"exit status {exit_status}: not a protocol verdict"
-
-
-def _kind(session: ProtocolSession, exit_status: int) -> VerdictKind:
-    if exit_status == ExitStatus.INTERRUPTED:
-        return "interrupted"
-    if exit_status == ExitStatus.AWAITING_SIGNOFF:
-        return "awaiting"
-    if exit_status == ExitStatus.GO and session.verdict is not None and session.verdict.status == ExitStatus.GO:
-        return "go"
-    if exit_status == ExitStatus.NOT_JUDGED:
-        return "partial"
-    # NO-GO, and any status we did not plan for (an internal error, nothing collected): never GO.
-    return "no-go"
-
-
-def package_digest(session: ProtocolSession) -> str | None:
-    """The sha256 of the package this run sealed, or of the sealed package Gate 4 re-judged."""
-    if session.package_sha256:
-        return session.package_sha256
-    reused = session.reused_package
-    return str(reused.sha256) if reused is not None else None
-
-
-def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]:
-    """The sign-offs on the package's digest that count: current and signed with a key the
-    signers file lists for that identity and role. None when there is no package or the record
-    or the signers file cannot be read (Gate 4 says why; the banner only shows who signed)."""
-    if not digest:
-        return []
-    try:
-        signers = load_signers(session.project.readiness.signers)
-        views = review_signoffs(session.context.artifact(READINESS_APPROVAL), digest, signers=signers)
-    except PredeployError:
-        return []
-    return [
-        Signature(role=v.role, by=v.approver, decision=v.decision)
-        for v in views
-        if v.verdict == "current" and (v.signature == "verified" or session.project.readiness.allow_unsigned)
-    ]
-
-
-def decision(session: ProtocolSession, exit_status: int) -> Decision:
-    """What the banner and the GitHub summary lead with, every text redacted."""
-    redact = session.context.redactor.redact
-    gates = [
-        GateCard(
-            number=g.number,
-            name=g.name,
-            status=g.status,
-            figures=[redact(f) for f in g.figures],
-            reason=redact(g.reason),
-            advisories=[redact(a) for a in g.advisories],
-            pending_roles=list(g.pending_roles),
-        )
-        for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
-    ]
-    digest = package_digest(session)
-    signatures = [Signature(role=s.role, by=redact(s.by), decision=s.decision) for s in _signatures(session, digest)]
-    return Decision(
-        kind=_kind(session, exit_status),
-        detail=redact(verdict(session, exit_status)),
-        release=session.context.release,
-        package_sha256=digest,
-        signatures=signatures,
-        pending_roles=session.controller.pending_roles(),
-        gates=gates,
-    )
-
-
-def _artifact_links(item: pytest.Item, artifacts: Path) -> list[str]:
-    names: list[str] = []
-    for fixture in getattr(item, "fixturenames", []):
-        for name in FIXTURE_ARTIFACTS.get(fixture, []):
-            if (artifacts / name).exists() and name not in names:
-                names.append(name)
-    return names
+def _outcome(report: pytest.TestReport) -> tuple[str, str]:
+    """Our outcome of one test report and its message in one line (never pytest's raw skip tuple)."""
+    label = getattr(report, "predeploy_outcome", None)
+    if report.skipped:
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else report.longreprtext
+        reason = reason.removeprefix("Skipped: ")
+        return label or ("halted" if reason.startswith("halted: ") else "skipped"), reason
+    if report.failed:
+        # The exception's own message (pytest's crash line), not the first line of the traceback.
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = str(getattr(crash, "message", "") or report.longreprtext).strip()
+        return label or ("error" if report.when != "call" else "failed"), message
+    return label or "passed", str(getattr(report, "predeploy_detail", "") or "")
 
 
 class ReportHooks:
@@ -157,6 +48,8 @@ class ReportHooks:
 
     def __init__(self, session: ProtocolSession) -> None:
         self.session = session
+        #: One row per test, in run order: its first phase that did not pass, else its call.
+        self.rows: dict[str, TestRow] = {}
 
     # -- every report ----------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -178,41 +71,68 @@ class ReportHooks:
         report.extras = extras  # type: ignore[attr-defined]
         return report
 
-    def gate_summary_html(self, exit_status: int) -> str:
-        session = self.session
-        rows = []
-        for gate in sorted(session.controller.gates.values(), key=lambda g: g.number):
-            colour = STATUS_COLOURS.get(gate.status, "#57606a")
-            figures = "<br>".join(html.escape(f) for f in gate.figures) or "&nbsp;"
-            reason = html.escape(gate.reason).replace("\n", "<br>") if gate.status in ("failed", "halted", "interrupted") else ""
-            if gate.pending_roles:
-                reason = "awaiting sign-off from: " + html.escape(", ".join(gate.pending_roles))
-            advisories = "<br>".join("advisory: " + html.escape(a) for a in gate.advisories)
-            rows.append(
-                f"<tr class='predeploy-gate' data-gate='{gate.number}' data-status='{html.escape(gate.status)}'>"
-                f"<td>Gate {gate.number}</td><td>{html.escape(gate.name)}</td>"
-                f"<td class='predeploy-status' style='color:{colour};font-weight:bold'>{html.escape(gate.status.upper())}</td>"
-                f"<td>{figures}</td><td>{reason}{'<br>' if reason and advisories else ''}{advisories}</td></tr>"
-            )
-        package = ""
-        if session.package_sha256:
-            package = f"<p>Package: <code>PRE-DEPLOYMENT-PACKAGE.zip</code> sha256 <code id='predeploy-package-sha256'>{session.package_sha256}</code></p>"
-        if session.report_prefix:
-            package += f"<p id='predeploy-report-files'>{html.escape(which_reports(session))}</p>"
-        return (
-            "<section id='predeploy-gates'><h2>Gate summary</h2>"
-            f"<p id='predeploy-verdict'><strong>{html.escape(verdict(session, exit_status))}</strong></p>"
-            "<table class='predeploy-table' id='predeploy-gate-table'><thead><tr><th>Gate</th><th>Name</th><th>Status</th>"
-            "<th>Key figures</th><th>Notes</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-            f"{package}</section>"
-            "<style>.predeploy-table{border-collapse:collapse;margin:6px 0}.predeploy-table td,.predeploy-table th"
-            "{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}"
-            ".predeploy-evidence h4{margin:8px 0 2px}</style>"
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        known = self.rows.get(report.nodeid)
+        if known is not None and known.outcome != "passed":
+            return
+        if report.when == "teardown" and (known is None or not report.failed):
+            return
+        if report.when == "setup" and report.passed:
+            return
+        props = dict(report.user_properties)
+        outcome, message = _outcome(report)
+        first = message.strip().splitlines()[0] if message.strip() else ""
+        self.rows[report.nodeid] = TestRow(
+            gate=str(props.get("gate", "")),
+            name=report.nodeid.split("::", 1)[-1],
+            requirement=str(props.get("requirement", "")),
+            outcome=outcome,
+            seconds=(known.seconds if known else 0.0) + report.duration,
+            message=self.session.context.redactor.redact(first[:300]),
         )
+
+    # After the session's own sessionfinish wrapper (``trylast``, so inside this one): the package
+    # is sealed by then, and the page can say what was sealed.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        result = yield
+        try:
+            self.write_final_pages(int(session.exitstatus))
+        except OSError as exc:
+            self.session.write_problems.append(f"review page: {cannot_write(exc, self.session.context.artifacts)}")
+        return result
+
+    def decision(self, exit_status: int) -> Decision:
+        return decision(self.session, exit_status, list(self.rows.values()))
+
+    def write_final_pages(self, exit_status: int) -> None:
+        """The reviewer's copy (this run's page as the run ended: naming the digest of the
+        package it sealed or re-judged, or saying why there is none to sign), and this run's
+        report brought up to date where no package holds it (a seal that failed after it was
+        written). The reviewer's copy is rewritten by every run, so it never outlives the
+        judgement it shows (a later partial run makes an earlier package unsignable)."""
+        session = self.session
+        path = getattr(session.config.option, "htmlpath", None)
+        if not path or not Path(path).is_file():
+            return
+        page = Path(path).read_text(encoding="utf-8")
+        final = session.context.redactor.redact(replace_review(page, self.decision(exit_status)))
+        write_text_atomic(session.context.artifacts / REVIEW_PAGE, final)
+        if not session.package_sha256 and final != page:
+            write_text_atomic(Path(path), final)
+
+
+def _artifact_links(item: pytest.Item, artifacts: Path) -> list[str]:
+    names: list[str] = []
+    for fixture in getattr(item, "fixturenames", []):
+        for name in FIXTURE_ARTIFACTS.get(fixture, []):
+            if (artifacts / name).exists() and name not in names:
+                names.append(name)
+    return names
 
 
 class HtmlHooks:
-    """pytest-html: title, gate summary, outcome labels."""
+    """pytest-html: title, the review page, outcome labels."""
 
     def __init__(self, hooks: ReportHooks) -> None:
         self.hooks = hooks
@@ -221,20 +141,26 @@ class HtmlHooks:
         report.title = f"Pre-deployment readiness {self.hooks.session.context.release}"
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
-        # The banner moves itself to the top of the page (see harness/banner.py); the gate table
-        # stays here, beside pytest-html's own counts.
-        prefix.append(banner_html(decision(self.hooks.session, int(session.exitstatus))))
-        prefix.append(self.hooks.gate_summary_html(int(session.exitstatus)))
+        ours = self.hooks.session
+        prefix.append(ours.context.redactor.redact(review_html(self.hooks.decision(int(session.exitstatus)))))
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        # pytest-html filters rows by its own outcome names, so the result cell keeps its value
-        # and our outcome (advisory, no data, awaiting sign-off, halted) is a badge by the name.
+        # pytest-html filters rows by the text of the result cell (an outcome name of its own: a
+        # row saying "Awaiting sign-off" there would be filtered out of its table), so that cell
+        # keeps pytest's word and ours (advisory, no data, awaiting sign-off, halted) is a badge
+        # by the test's name.
         label = getattr(report, "predeploy_outcome", None)
         if label is None and report.skipped and "halted: Gate" in report.longreprtext:
             label = "halted"
         if label and len(cells) > 1:
             badge = f' <strong class="predeploy-badge">{html.escape(label.upper())}</strong>'
             cells[1] = cells[1].replace("</td>", badge + "</td>", 1)
+
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        # A skip's longrepr is pytest's (path, line, reason) tuple, which pytest-html prints as
+        # Python text: the reason alone says it.
+        if report.skipped and isinstance(report.longrepr, tuple) and data:
+            data[0] = html.escape(_outcome(report)[1]) + "\n"
 
 
 class JsonHooks:
@@ -279,18 +205,6 @@ class MetadataHooks:
         metadata.update(environment(self.hooks.session))
 
 
-def environment(session: ProtocolSession) -> dict[str, Any]:
-    ctx = session.context
-    return {
-        "Release": ctx.release,
-        "Previous release": ctx.previous_release or "unknown",
-        "Commit": git_commit(session.project.base_dir) or "unknown",
-        "Config digest": f"sha256:{session.project.digest}",
-        "Environment": ctx.env,
-        "Project": session.project.project,
-    }
-
-
 def register(config: pytest.Config, session: ProtocolSession) -> ReportHooks:
     hooks = ReportHooks(session)
     manager = config.pluginmanager
@@ -313,6 +227,7 @@ def github_step_summary(session: ProtocolSession, exit_status: int) -> None:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return
-    text = summary_markdown(decision(session, exit_status))
+    hooks: ReportHooks | None = session.config.pluginmanager.get_plugin("predeploy-report")
+    text = summary_markdown(hooks.decision(exit_status) if hooks is not None else decision(session, exit_status))
     with open(target, "a", encoding="utf-8") as handle:
         handle.write(session.context.redactor.redact(text))

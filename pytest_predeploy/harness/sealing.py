@@ -62,6 +62,15 @@ class SealedRun(Protocol):
     @property
     def verdict(self) -> Verdict | None: ...
 
+    @property
+    def package_note(self) -> str | None: ...
+
+    @property
+    def write_problems(self) -> list[str]: ...
+
+    @property
+    def seal_pending(self) -> bool: ...
+
     def unjudged_upstream(self) -> list[str]: ...
 
 
@@ -101,7 +110,7 @@ class Sealing:
                 staging = self._staging_after_interrupt()
         self.verdict = decide(controller, int(session.exitstatus), sealed_rejudged=self.reused_package is not None, staging=staging)
         session.exitstatus = self.verdict.status
-        sealing = self._seals()
+        sealing = self.seals()
         if run.earlier_reports and not run.archived:
             run.report_prefix = "gate4-" if set(controller.gates) == {READINESS_GATE} else "partial-"
         else:
@@ -149,7 +158,7 @@ class Sealing:
         where = "back on" if report.recovery.staging_on_previous else "NOT back on"
         return f"staging is {where} {ctx.previous_release} (read back: {served})"
 
-    def _seals(self) -> bool:
+    def seals(self) -> bool:
         """A full run whose every criterion before sign-off was judged and met seals its package."""
         run = self.session
         return (

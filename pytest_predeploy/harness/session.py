@@ -133,6 +133,11 @@ class ProtocolSession:
         self.sealing.seal_requested = value
 
     @property
+    def seal_pending(self) -> bool:
+        """This run seals a package once its reports are written."""
+        return self.sealing.seals()
+
+    @property
     def write_problems(self) -> list[str]:
         return self.record.write_problems
 

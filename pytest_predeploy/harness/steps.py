@@ -270,7 +270,7 @@ def metrics_snapshots() -> list[Any]:
 @pytest.fixture(scope="session")
 def prometheus_watch(predeploy: RunContext) -> PrometheusWatch:
     """The PromQL checks asked of Prometheus at the same points (observability.prometheus)."""
-    return PrometheusWatch(predeploy.config, predeploy.env)
+    return PrometheusWatch(predeploy.config, predeploy.env, announce=predeploy.announce)
 
 
 def _snapshot(ctx: RunContext, snapshots: list[Any], label: str, watch: PrometheusWatch) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from pytest_predeploy.core import artifacts as names
+from pytest_predeploy.harness.banner import REVIEW_PAGE
 
 if TYPE_CHECKING:
     from pytest_predeploy.harness.context import RunContext
@@ -59,6 +60,9 @@ class TerminalSummary:
                 tr.write_line(f"        advisory: {advisory}")
         if self.run.package_sha256:
             tr.write_line(f"package: {ctx.artifacts / names.PACKAGE} sha256 {self.run.package_sha256}")
+        review = self.run.context.artifacts / REVIEW_PAGE
+        if review.exists():
+            tr.write_line(f"review page: {review}")
         if self.run.package_note:
             tr.write_line(self.run.package_note)
         for problem in dict.fromkeys(self.run.write_problems):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -363,8 +364,10 @@ class PrometheusWatch:
     point (a deploy moves them), and asked only once it has scraped every service after the
     event, so "after smoke" includes the smoke traffic."""
 
-    def __init__(self, config: ObservedProject, env: str) -> None:
+    def __init__(self, config: ObservedProject, env: str, announce: Callable[[str], None] | None = None) -> None:
         self.config, self.env = config, env
+        #: Says on the terminal that Prometheus was started and asked (a --prometheus run said nothing).
+        self.announce = announce or (lambda line: None)
         section = config.observability.prometheus
         self.observer = PrometheusObserver(section) if section is not None else None
         self.local = section is not None and section.url is None
@@ -374,6 +377,8 @@ class PrometheusWatch:
             return
         unavailable = self._local_server() if self.local else None
         self.observer.capture(label, unavailable=unavailable)
+        asked = f"unavailable: {unavailable}" if unavailable else f"PromQL checks asked of {self.observer.url}"
+        self.announce(f"[PROMETHEUS] {label}: {asked}")
 
     def _local_server(self) -> str | None:
         """Start or retarget the local server and wait for fresh scrapes; why not, or None."""
@@ -399,6 +404,8 @@ class PrometheusWatch:
         except StepError as exc:
             return str(exc)
         assert self.observer is not None
+        if fresh_start:
+            self.announce(f"[PROMETHEUS] started the local Prometheus server at {url} (scraping {', '.join(name for name, u in urls.items() if u)})")
         self.observer.url = url
         wait = settings.scrape_wait.total_seconds()
         stale = server.wait_for_scrapes(since, urls, wait)
