@@ -22,14 +22,30 @@ if [ "$CONFIG" != predeploy.yaml ]; then PYTEST_CONFIG=("--predeploy-config=$CON
 
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
-run python3 -m venv .venv
-run .venv/bin/pip install -q -e .
+# What each variant needs of the machine, checked before anything is installed or built.
 if [ "$CONFIG" = predeploy.prometheus.yaml ]; then
   command -v prometheus >/dev/null || { echo "--prometheus needs the Prometheus server: apt-get install prometheus" >&2; exit 2; }
-  run .venv/bin/python demo/make_config.py prometheus "$CONFIG"
 elif [ "$CONFIG" = predeploy.kube.yaml ]; then
   { command -v podman && command -v runc; } >/dev/null || { echo "--kube needs a container engine: apt-get install podman runc" >&2; exit 2; }
-  run .venv/bin/python demo/make_config.py kube "$CONFIG"
+  # A host that refuses podman's defaults (a sandbox: no setrlimit, hybrid cgroups) is told the
+  # whole fix here, not in a deploy error cut to the gate's line width.
+  probe="predeploy-probe-$$"
+  if ! started=$( { podman pod create --name "$probe" >/dev/null && podman pod start "$probe" >/dev/null; } 2>&1 ); then
+    podman pod rm --force "$probe" >/dev/null 2>&1 || true
+    echo "--kube: podman cannot start a container on this host (${started##*$'\n'})." >&2
+    echo "Give it a containers.conf for this run and export it, then rerun (docs/kube.md, 'Sandboxed hosts'):" >&2
+    echo "  printf '[containers]\\ndefault_ulimits = []\\n[engine]\\ncgroup_manager = \"cgroupfs\"\\nruntime = \"runc\"\\n' > /tmp/predeploy-containers.conf" >&2
+    echo "  export CONTAINERS_CONF=/tmp/predeploy-containers.conf" >&2
+    exit 2
+  fi
+  podman pod rm --force "$probe" >/dev/null 2>&1 || true
+fi
+
+run python3 -m venv .venv
+run .venv/bin/pip install -q -e .
+if [ "$CONFIG" != predeploy.yaml ]; then
+  variant=${CONFIG#predeploy.}
+  run .venv/bin/python demo/make_config.py "${variant%.yaml}" "$CONFIG"
 fi
 
 # Exit status 10 = every gate passed and the sealed package awaits sign-off; anything else stops here.

@@ -10,10 +10,12 @@ import pytest
 
 from pytest_predeploy.api import (
     OBSERVABILITY_METRICS,
+    ApiContractReport,
     DeploymentReport,
     ObservabilityResult,
     RunContext,
     TestResultsReport,
+    contract_problems,
     deployment_problems,
     load,
     observability_problems,
@@ -41,6 +43,17 @@ def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: RunContext, 
     evidence.figure(report.summary_line())
     show_smoke(evidence, report)
     require(smoke_problems(report, predeploy.config.smoke.min_coverage), "smoke/acceptance tests did not pass:")
+
+
+@pytest.mark.must("contract")
+def test_api_contract_has_no_unwaived_breaking_change(api_contract: Path, evidence: Any) -> None:
+    report = load(api_contract, ApiContractReport)
+    evidence.figure(report.summary_line())
+    rows = [[s.service, c.kind, c.operation, c.id, c.detail, c.waiver or ("BLOCKING" if c.blocking else "")] for s in report.services for c in s.changes]
+    rows += [[s.service, s.status, "", "", s.detail, ""] for s in report.services if s.status != "compared"]
+    if rows:
+        evidence.table("API contract against the previous release", ["service", "kind", "operation", "rule", "change", "waiver"], rows)
+    require(contract_problems(report), "the candidate breaks the API contract of the previous release:")
 
 
 @pytest.mark.guideline("observability")

@@ -42,6 +42,7 @@ from pytest_predeploy.intake.parity import ParityReport, compare_environments, p
 from pytest_predeploy.intake.refresh import RefreshResult, read_refresh, refresh_problems
 from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_problems
 from pytest_predeploy.readiness.package import Manifest, package_readiness
+from pytest_predeploy.rehearsal.contract import ApiContractReport, contract_problems
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
 from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
 from pytest_predeploy.rehearsal.requestlog import Response as HttpResponse
@@ -53,6 +54,8 @@ from pytest_predeploy.security import SecurityReport, run_security_audit, securi
 from pytest_predeploy.tooling.scriptkit import ScriptContext, add_common_arguments, interrupt_on_sigterm, load_context, run_main
 
 __all__ = [
+    "ApiContractReport",
+    "contract_problems",
     "HttpResponse",
     "smoke_request",
     "EXIT_USAGE",

@@ -21,10 +21,12 @@ from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.intake.approvals import ApprovalsConfig
+from pytest_predeploy.intake.filesecrets import config_file_secrets
 from pytest_predeploy.intake.parity import EnvironmentConfig, ParityConfig
 from pytest_predeploy.intake.secrets import load_secrets
 from pytest_predeploy.readiness.package import PackageConfig
 from pytest_predeploy.readiness.signoff import ReadinessConfig
+from pytest_predeploy.rehearsal.contract import ContractConfig
 from pytest_predeploy.rehearsal.observability import ObservabilityConfig
 from pytest_predeploy.rehearsal.smoke import SmokeConfig
 from pytest_predeploy.rollback.operational import OperationalConfig
@@ -164,6 +166,9 @@ class ProjectConfig(ServiceLookup, StrictModel):
         default_factory=LocalStagingConfig, description="The embedded local staging target used by the default deploy and rollback scripts."
     )
     smoke: SmokeConfig = Field(default_factory=SmokeConfig, description="Smoke and acceptance suites (Gate 2).")
+    contract: ContractConfig = Field(
+        default_factory=ContractConfig, description="The API contract check: breaking changes against the previous release (Gate 2)."
+    )
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Observability baseline (Gate 2 guideline).")
     rollback: RollbackConfig = Field(default_factory=RollbackConfig, description="Rollback rehearsal targets (Gate 3).")
     security: SecurityConfig = Field(default_factory=SecurityConfig, description="Security and compliance audit policy (Gate 3).")
@@ -213,6 +218,7 @@ class ProjectConfig(ServiceLookup, StrictModel):
         for env_name, env in sorted(self.environments.items()):
             for name, value in load_secrets(env.secrets).items():
                 values[f"{env_name}/{name}"] = value
+            values.update(config_file_secrets(env_name, env, self.parity))
         for name in self.redact.env_vars:
             if os.environ.get(name):
                 values[name] = os.environ[name]

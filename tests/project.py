@@ -106,6 +106,10 @@ COMPLETE_GATES = {
         def test_smoke(predeploy):
             evidence(predeploy, "staging-test-results.json")
 
+        @pytest.mark.must("contract")
+        def test_contract(predeploy):
+            evidence(predeploy, "api-contract-report.json")
+
         @pytest.mark.guideline("observability")
         def test_observability():
             pass

@@ -285,10 +285,10 @@ def test_a_later_partial_run_says_not_to_sign_the_earlier_package(pytester: pyte
     monkeypatch.setenv("PREDEPLOY_OPERATOR", "rehearsal-operator")
     root = signoff_project(pytester)
     assert pytester.runpytest_inprocess("--predeploy-release=v1.0").ret == ExitStatus.AWAITING_SIGNOFF
-    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate2_rehearsal.py").ret == ExitStatus.GO
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", "gates/test_gate2_rehearsal.py").ret == ExitStatus.NOT_JUDGED
     page = (root / ARTIFACTS / REVIEW).read_text()  # the reviewer's copy no longer offers it for signing
     assert "data-state='none'" in page and "sealed by an earlier run and this run did not find it current: do not sign it" in page
-    assert "PARTIAL RUN (NOT GO) &middot; release v1.0" in page
+    assert "NOT JUDGED (NOT GO) &middot; release v1.0" in page
 
 
 FAILS_GATE2 = dict(GATES)

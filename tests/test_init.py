@@ -22,6 +22,7 @@ from pytest_predeploy.security.osv import BUNDLED_ZIP
 from pytest_predeploy.tooling.scaffold import template_dir
 from tests.httpfiles import serve
 from tests.staging_support import processes_under
+from tests.wheels import make_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,10 +94,10 @@ SMOKE_TEST = '''\
 """The greeter's business endpoint (named after the service: the rollback subset is -k greeter)."""
 
 
-def test_greeter_says_hello(urls, release, http):
-    status, body = http("GET", urls["greeter"] + "/greeting")
-    assert status == 200
-    assert body == {"greeting": "hello from " + release}
+def test_greeter_says_hello(urls, release, predeploy_http):
+    answer = predeploy_http("GET", urls["greeter"] + "/greeting")
+    assert answer.status == 200
+    assert answer.json() == {"greeting": "hello from " + release}
 '''
 
 #: A line the repository's own deploy script prints: proof that its script, not ours, ran.
@@ -150,13 +151,15 @@ def test_init_writes_a_valid_starter_with_copies_of_the_gates_and_scripts(reposi
 
 
 def test_init_never_overwrites_and_lists_what_it_skipped(repository: Path) -> None:
-    (repository / ".gitignore").write_text("node_modules/\n")
+    # An existing .gitignore keeps its own lines and gets the ones it lacks, once.
+    (repository / ".gitignore").write_text("node_modules/\n.staging\n")
     first = predeploy("init", cwd=repository)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "skipped .gitignore (exists; never overwritten)" in first.stdout
-    assert (repository / ".gitignore").read_text() == "node_modules/\n"
-    assert "Add `.artifacts/`, `.staging/` and `.predeploy/` to your .gitignore" in first.stdout
-    (repository / ".gitignore").write_text("node_modules/\n.artifacts/\n")
+    assert "  added   .artifacts/, .predeploy/ to .gitignore (it existed: its own lines are kept as they were)" in first.stdout
+    assert (repository / ".gitignore").read_text() == (
+        "node_modules/\n.staging\n# pytest-predeploy: the evidence of each run, the local staging target, the advisory database\n.artifacts/\n.predeploy/\n"
+    )
+    assert ".gitignore" not in " ".join(next_steps_of(first.stdout))
     (repository / "predeploy.yaml").write_text("# mine\n")
     (repository / "gates" / "test_gate1_intake.py").write_text("# my gate\n")
     files = sorted(p for p in repository.rglob("*") if p.is_file() and ".git" not in p.relative_to(repository).parts)
@@ -164,13 +167,17 @@ def test_init_never_overwrites_and_lists_what_it_skipped(repository: Path) -> No
     second = predeploy("init", cwd=repository)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "wrote 0 file(s)" in second.stdout
-    assert "Add `.staging/` and `.predeploy/` to your .gitignore" in second.stdout
+    assert "skipped .gitignore (exists; never overwritten)" in second.stdout and "  added " not in second.stdout
     assert "  wrote " not in second.stdout
     for path in files:
         if path.parent.name != "service":
             assert f"skipped {path.relative_to(repository).as_posix()} (exists" in second.stdout
     assert (repository / "predeploy.yaml").read_text() == "# mine\n"
     assert (repository / "gates" / "test_gate1_intake.py").read_text() == "# my gate\n"
+
+
+def next_steps_of(stdout: str) -> list[str]:
+    return stdout.split("Next steps:", 1)[1].splitlines()
 
 
 def test_init_from_an_installed_wheel_copies_the_templates_packaged_in_it(tmp_path: Path) -> None:
@@ -357,3 +364,19 @@ def test_the_starter_smoke_suite_skips_outside_a_protocol_run(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stdout
     assert "2 skipped" in run.stdout and "failed" not in run.stdout
+
+
+def test_init_finds_a_service_released_as_wheels_and_installs_each_release(tmp_path: Path) -> None:
+    root = tmp_path / "blog"
+    make_wheel(root / "dist", "flaskr", "1.0.0", {"flaskr/__init__.py": b""})
+    done = predeploy("init", "--service", "flaskr", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = load_config(root / "predeploy.yaml")
+    releases = config.staging.releases
+    assert (releases.kind, releases.dist, releases.pip_args) == ("dist", "dist/{service}-{version}-*.whl", ["--no-index", "--find-links", "dist"])
+    assert config.services[0].source is None and config.security.environment == "release"
+    assert "released as wheels (dist/)" in (root / "predeploy.yaml").read_text()
+    # Without wheels, each release is its git tag's code, as before.
+    plain = tmp_path / "plain"
+    assert predeploy("init", "--dir", str(plain), "--service", "app", cwd=tmp_path).returncode == 0
+    assert load_config(plain / "predeploy.yaml").staging.releases.kind == "auto"

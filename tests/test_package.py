@@ -33,7 +33,7 @@ def make_artifacts(root: Path) -> Path:
     """A realistic artifacts dir: every required artifact, transcripts, a multi-chunk log, an
     incompressible blob, an empty file, and things that must stay out of the package."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in (names.INTAKE_REPORT, names.PARITY_REPORT, names.TEST_RESULTS, names.ROLLBACK_REPORT, names.SECURITY_REPORT):
+    for name in (names.INTAKE_REPORT, names.PARITY_REPORT, names.TEST_RESULTS, names.API_CONTRACT_REPORT, names.ROLLBACK_REPORT, names.SECURITY_REPORT):
         (root / name).write_text(json.dumps({"release": "v1.2", "step": name.split("-")[0], "ok": True}, indent=2))
     (root / names.DEPLOYMENT_LOG).write_bytes(b"".join(b"12:00:%02d deploy api step %d ok\n" % (i % 60, i) for i in range(120_000)))
     (root / names.TRANSCRIPTS_DIR).mkdir()
@@ -59,6 +59,7 @@ INCLUDED = sorted(
         names.INTAKE_REPORT,
         names.PARITY_REPORT,
         names.TEST_RESULTS,
+        names.API_CONTRACT_REPORT,
         names.ROLLBACK_REPORT,
         names.SECURITY_REPORT,
         names.DEPLOYMENT_LOG,

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from pytest_predeploy.config import ProjectConfig
+from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import SecurityReport, osv, run_security_audit, security_problems
-from tests.security_project import make_config
+from tests.security_project import make_config, only
+from tests.wheels import make_wheel
 
 OSV_DB = Path(__file__).parent / "data" / "security" / "osv"
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
@@ -79,6 +81,9 @@ def test_an_installed_version_outside_the_pin_is_a_blocking_finding(tmp_path: Pa
     assert (finding.id, finding.package, finding.version, finding.source) == ("pin-mismatch", "urllib3", "2.2.0", "requirements.txt:1")
     assert "does not satisfy urllib3==1.24.*" in finding.title
     assert finding.blocking and report.blocking
+    # The report says what was scanned, paths as the project names them.
+    assert report.scanned == ["requirements requirements.txt in site-packages: 1 distribution"]
+    assert report.summary_line().endswith("; scanned requirements requirements.txt in site-packages: 1 distribution")
     # Inside the range, the installed version is the release's and is matched as such.
     inside = site_packages(tmp_path / "inside", {"urllib3": "1.24.1"})
     report = audit(make_config(tmp_path, {"requirements": ["requirements.txt"], "environment": str(inside), **osv_only()}), tmp_path)
@@ -169,3 +174,56 @@ def test_a_virtualenv_is_asked_which_python_it_runs(tmp_path: Path) -> None:
     report = audit(make_config(tmp_path, {"requirements": ["requirements.txt"], "environment": "venv", **osv_only()}), tmp_path)
     running = ".".join(map(str, sys.version_info[:3]))
     assert report.target_python == f"Python {running} (the interpreter of {tmp_path / 'venv'})"
+
+
+# -- environment: release -------------------------------------------------------------------
+
+
+def test_environment_release_audits_the_release_s_own_virtualenv_not_the_plugin_s(tmp_path: Path) -> None:
+    # What `predeploy init` writes: the audit scans what the local target deploys for the release
+    # (its wheel and its dependencies, installed as the target installs them), never the
+    # virtualenv running pytest, and the report says what it scanned.
+    wheels = tmp_path / "wheels"
+    # Licences as older wheels carry them: a LICENSE file beside the METADATA (blinker's MIT text).
+    mit = (Path(__file__).parent / "data" / "licenses" / "blinker-1.9.0.dist-info" / "LICENSE.txt").read_bytes()
+    make_wheel(wheels, "shop", "2.0", {"shop.py": b"import tinydep\n", "shop-2.0.dist-info/LICENSE": mit}, ("tinydep>=1",))
+    make_wheel(wheels, "tinydep", "1.3", {"tinydep.py": b"", "tinydep-1.3.dist-info/LICENSE": mit})
+    data = {
+        "version": 1,
+        "project": "shop",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "shop", "command": "{python} -m shop --port {port}"}],
+        "staging": {"releases": {"kind": "dist", "dist": "wheels/{service}-{version}-*.whl", "pip_args": ["--no-index", "--find-links", str(wheels)]}},
+        "approvals": {"upstream": [], "allow_none": True},
+        "security": {"environment": "release", **only("licenses", "osv"), "osv": {"database": str(OSV_DB), "max_age": "none"}},
+    }
+    (tmp_path / "predeploy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    report = run_security_audit(load_config(tmp_path / "predeploy.yaml"), "staging", "v2.0", tmp_path / "out" / "security-compliance-report.json")
+    assert {(d.name, d.version, d.license) for d in report.dependencies} == {("shop", "2.0", "MIT"), ("tinydep", "1.3", "MIT")}
+    assert report.findings == [] and not report.blocking
+    [scanned] = report.scanned
+    assert scanned.startswith("shop: release v2.0's own virtualenv, built from wheels/shop-2.0-py3-none-any.whl (sha256 ")
+    assert scanned.endswith("as the local target builds it: 2 distributions")
+    assert scanned in report.summary_line()
+
+
+def test_environment_release_of_a_release_on_the_pytest_interpreter_is_unavailable_until_its_lock_is_named(tmp_path: Path) -> None:
+    source = tmp_path / "svc"
+    source.mkdir()
+    data = {
+        "version": 1,
+        "project": "svc",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "svc", "source": "svc", "command": "{python} app.py"}],
+        "staging": {"releases": {"kind": "working_tree"}},
+        "approvals": {"upstream": [], "allow_none": True},
+        "security": {"environment": "release", **only("osv"), "osv": {"database": str(OSV_DB), "max_age": "none"}},
+    }
+    (tmp_path / "predeploy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    report = run_security_audit(load_config(tmp_path / "predeploy.yaml"), "staging", "v2.0", tmp_path / "out.json")
+    [osv_scan] = [s for s in report.scanners if s.name == "osv"]
+    assert osv_scan.status == "unavailable" and report.blocking
+    assert osv_scan.reason == (
+        "no dependencies to scan: svc is released as working_tree and runs on the interpreter running pytest, whose environment is the "
+        "plugin's own: name the release's dependencies in security.requirements (its lock file) or security.distributions"
+    )

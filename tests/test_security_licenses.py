@@ -3,6 +3,7 @@ project tightens it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.security import SecurityReport, licenses, run_security_audit, security_problems
+from pytest_predeploy.security.components import installed
 
 ALL_SCANNERS = ("bandit", "secrets", "osv", "pip_audit", "licenses", "sbom")
 
@@ -110,3 +112,77 @@ def test_the_init_starter_config_uses_the_default_policy(tmp_path: Path) -> None
         spdx: licenses.evaluate(spdx, options.allow, options.deny, options.review, options.notice) for spdx in ("MPL-2.0", "Apache-2.0", "GPL-3.0-only")
     }
     assert verdicts == {"MPL-2.0": "notice", "Apache-2.0": "allow", "GPL-3.0-only": "review"}
+
+
+# --- the licence evidence real wheels carry ----------------------------------------------------
+
+#: The dist-info folders of flask 3.1.3 and its dependencies as PyPI ships them (tests/data/licenses/README.md).
+REAL_WHEELS = Path(__file__).parent / "data" / "licenses"
+
+
+def test_the_licences_of_flask_and_its_dependencies_are_read_from_what_their_wheels_carry() -> None:
+    # jinja2 and itsdangerous only say "BSD License" in their classifiers; their licence files
+    # (a PEP 639 License-File for jinja2, an older LICENSE.txt beside the METADATA of
+    # itsdangerous) are BSD-3-Clause, word for word.
+    found = {name: licenses.read_distribution_license(dist) for name, dist in installed(REAL_WHEELS).items()}
+    assert {name: expression for name, (expression, _) in found.items()} == {
+        "blinker": "MIT",
+        "click": "BSD-3-Clause",
+        "flask": "BSD-3-Clause",
+        "itsdangerous": "BSD-3-Clause",
+        "jinja2": "BSD-3-Clause",
+        "markupsafe": "BSD-3-Clause",
+        "werkzeug": "BSD-3-Clause",
+    }
+    assert found["jinja2"][1] == "licence file licenses/LICENSE.txt (the classifier says only BSD License)"
+    assert found["itsdangerous"][1] == "licence file LICENSE.txt (the classifier says only BSD License)"
+    assert found["click"][1] == "License-Expression"
+
+
+def test_a_bsd_classifier_without_a_licence_text_stays_unknown(tmp_path: Path) -> None:
+    # Only what is really unknown is unknown: the same jinja2 without its licence file.
+    copy = tmp_path / "site-packages" / "jinja2-3.1.6.dist-info"
+    shutil.copytree(REAL_WHEELS / "jinja2-3.1.6.dist-info", copy)
+    shutil.rmtree(copy / "licenses")
+    expression, why = licenses.read_distribution_license(installed(copy.parent)["jinja2"])
+    assert expression == licenses.UNKNOWN
+    assert why == "classifier BSD License does not name one SPDX licence, and licenses/LICENSE.txt (License-File) cannot be read"
+
+
+def test_a_licence_text_no_spdx_licence_matches_is_unknown(tmp_path: Path) -> None:
+    copy = tmp_path / "site-packages" / "itsdangerous-2.2.0.dist-info"
+    shutil.copytree(REAL_WHEELS / "itsdangerous-2.2.0.dist-info", copy)
+    (copy / "LICENSE.txt").write_text("Copyright Someone. You may use this if you ask nicely.\n")
+    expression, why = licenses.read_distribution_license(installed(copy.parent)["itsdangerous"])
+    assert expression == licenses.UNKNOWN
+    assert why == "classifier BSD License does not name one SPDX licence, and no SPDX licence matches the text of LICENSE.txt"
+
+
+def test_matching_licence_texts_stops_at_the_scanners_timeout(tmp_path: Path) -> None:
+    # Matching a long text takes seconds (an Apache-2.0 text about 9 s here): a large environment
+    # must not hold the audit much past security.licenses.timeout (a text being matched is finished).
+    env = tmp_path / "site-packages"
+    for index in range(3):
+        copy = env / f"itsdangerous{index}-2.2.0.dist-info"
+        shutil.copytree(REAL_WHEELS / "itsdangerous-2.2.0.dist-info", copy)
+        metadata = (copy / "METADATA").read_text().replace("Name: itsdangerous", f"Name: itsdangerous{index}")
+        (copy / "METADATA").write_text(metadata)
+        (copy / "RECORD").write_text((copy / "RECORD").read_text().replace("itsdangerous-2.2.0.dist-info", copy.name))
+    (env / "itsdangerous0-2.2.0.dist-info" / "LICENSE.txt").write_text((REAL_WHEELS / "itsdangerous-2.2.0.dist-info" / "LICENSE.txt").read_text() * 4)
+    security: dict[str, Any] = {"environment": str(env), **{n: {"enabled": n == "licenses"} for n in ALL_SCANNERS}}
+    security["licenses"] = {"timeout": "1s"}
+    data = {
+        "version": 1,
+        "project": "svc",
+        "environments": {"staging": {}, "production": {}},
+        "services": [{"name": "api"}],
+        "approvals": {"upstream": [], "allow_none": True},
+        "security": security,
+    }
+    (tmp_path / "predeploy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    report = run_security_audit(load_config(tmp_path / "predeploy.yaml"), "staging", "v1.0", tmp_path / "out.json")
+    [scan] = [s for s in report.scanners if s.name == "licenses"]
+    assert scan.status == "unavailable" and scan.reason is not None
+    assert scan.reason == "timed out after 1s (security.licenses.timeout) reading licence texts: 1 of 3 distributions read"
+    assert scan.action == "raise security.licenses.timeout, then rerun Gate 3"
+    assert report.blocking

@@ -115,7 +115,7 @@ def test_a_gates_dir_with_one_trivial_gate4_module_is_not_go(pytester: pytest.Py
     make_project(pytester, gates={"test_gate4_readiness.py": trivial})
     result = pytester.runpytest_inprocess("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NOT_JUDGED, result.stdout.str()
-    assert "12 of 12 criteria not judged" in last_line(result)
+    assert "13 of 13 criteria not judged" in last_line(result)
 
 
 def test_a_gate_test_naming_an_undeclared_or_foreign_criterion_is_a_usage_error(pytester: pytest.Pytester) -> None:

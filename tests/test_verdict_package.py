@@ -33,6 +33,10 @@ GATE2_FAILS_ON_REQUEST = """
         evidence(predeploy, "staging-test-results.json")
         assert not os.path.exists("fail-smoke"), "smoke test test_checkout failed"
 
+    @pytest.mark.must("contract")
+    def test_contract(predeploy):
+        evidence(predeploy, "api-contract-report.json")
+
     @pytest.mark.guideline("observability")
     def test_observability():
         pass

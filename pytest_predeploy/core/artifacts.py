@@ -28,6 +28,7 @@ DATA_REFRESH = "staging-data-refresh.md"
 DEPLOYMENT_LOG = "staging-deployment-run.log"
 DEPLOYMENT_REPORT = "staging-deployment-report.json"
 TEST_RESULTS = "staging-test-results.json"
+API_CONTRACT_REPORT = "api-contract-report.json"
 OBSERVABILITY_BASELINE = "observability-baseline.md"
 OBSERVABILITY_METRICS = "observability-metrics.json"
 ROLLBACK_REPORT = "rollback-verification-report.json"
@@ -161,6 +162,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(DEPLOYMENT_LOG, "deploy", "deployment", required=True),
     Artifact(DEPLOYMENT_REPORT, "deploy", "deployment", "pytest_predeploy.rehearsal.deploy:DeploymentReport"),
     Artifact(TEST_RESULTS, "smoke", "smoke", "pytest_predeploy.rehearsal.smoke:TestResultsReport", required=True, script_output="smoke"),
+    Artifact(API_CONTRACT_REPORT, "api-contract", "api_contract", "pytest_predeploy.rehearsal.contract:ApiContractReport", required=True),
     Artifact(OBSERVABILITY_BASELINE, "observability", "observability"),
     Artifact(OBSERVABILITY_METRICS, "observability", "observability", "pytest_predeploy.rehearsal.observability:ObservabilityResult"),
     Artifact(ROLLBACK_REPORT, "rollback", "rollback", "pytest_predeploy.rollback.rollback:RollbackReport", required=True),

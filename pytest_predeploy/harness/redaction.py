@@ -18,12 +18,14 @@ class ReportRedaction:
         # Every report (terminal, HTML, JSON, JUnit, the gate summary) is made from this object;
         # as the innermost wrapper we redact it before anything else reads it.
         report = yield
-        redactor = self.redactor
-        if redactor:
-            if report.longrepr is not None:
-                text = report.longreprtext
-                if redactor.contains_secret(text.encode("utf-8", "surrogateescape")):
-                    report.longrepr = redactor.redact(text)
-            report.sections = [(title, redactor.redact(body)) for title, body in report.sections]
-            report.user_properties = [(name, redactor.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties]
+        # redact_report also takes secrets recognised by their content and the pieces of known
+        # secrets that pytest's truncation of long values leaves ('ghp_a1WxeVpG...').
+        redact = self.redactor.redact_report
+        if report.longrepr is not None:
+            text = report.longreprtext
+            redacted = redact(text)
+            if redacted != text:
+                report.longrepr = redacted
+        report.sections = [(title, redact(body)) for title, body in report.sections]
+        report.user_properties = [(name, redact(value) if isinstance(value, str) else value) for name, value in report.user_properties]
         return report

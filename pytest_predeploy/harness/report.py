@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_metadata.plugin import metadata_key  # type: ignore[import-untyped]  # pytest-metadata ships no types
 
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, TestRow, summary_markdown
@@ -193,6 +194,8 @@ class JsonHooks:
                 for g in sorted(session.controller.gates.values(), key=lambda g: g.number)
             },
         }
+        # pytest-json-report takes captured output from the item, not from the report we redact.
+        _redact_values(json_report, session.context.redactor.redact_report)
 
 
 class MetadataHooks:
@@ -203,12 +206,37 @@ class MetadataHooks:
 
     def pytest_metadata(self, metadata: dict[str, Any], config: pytest.Config) -> None:
         metadata.update(environment(self.hooks.session))
+        # pytest-metadata copies CI variables (BUILD_URL, GIT_URL ...) into the table, and a URL
+        # may carry a token: every value is redacted like any other report text.
+        _redact_values(metadata, self.hooks.session.context.redactor.redact)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # pytest-metadata calls pytest_metadata from its pytest_configure, which can run before
+        # this plugin is registered (in-process runs); pytest-html reads the table at session start.
+        self.pytest_metadata(session.config.stash[metadata_key], session.config)
+
+
+def _redact_values(node: dict[str, Any] | list[Any], redact: Callable[[str], str]) -> None:
+    """Redact every string in ``node`` in place, at any depth."""
+    pairs: list[tuple[Any, Any]] = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+    for key, value in pairs:
+        if isinstance(value, str):
+            node[key] = redact(value)
+        elif isinstance(value, (dict, list)):
+            _redact_values(value, redact)
 
 
 def register(config: pytest.Config, session: ProtocolSession) -> ReportHooks:
     hooks = ReportHooks(session)
     manager = config.pluginmanager
     manager.register(hooks, "predeploy-report")
+    # Gate reports are not shortened: pytest's truncation of long values ('ghp_a1WxeVpG...') and
+    # of diffs ("Skipping 110 identical leading characters") leaves pieces of a secret that no
+    # redaction can recognise once they are short. Whole values are redacted. A user's own
+    # verbosity_assertions wins (the redactor still takes leading and trailing pieces).
+    if config.getini("verbosity_assertions") == "auto":
+        config._inicache["verbosity_assertions"] = 2
     if manager.hasplugin("html"):
         # Rows in gate order (execution order), not pytest-html's default "failures first".
         # pytest has no public way to set an ini value; pytest-html reads it with getini, whose

@@ -177,17 +177,15 @@ class Sealing:
         run = self.session
         artifacts = run.context.artifacts
         option = run.config.option
-        elsewhere = {
-            names.HTML_REPORT: getattr(option, "htmlpath", None),
-            names.JSON_REPORT: getattr(option, "json_report_file", None),
-            names.JUNIT_REPORT: getattr(option, "xmlpath", None),
-        }
-        for name, configured in elsewhere.items():
+        options = {names.HTML_REPORT: "htmlpath", names.JSON_REPORT: "json_report_file", names.JUNIT_REPORT: "xmlpath"}
+        for name, attribute in options.items():
+            configured = getattr(option, attribute, None)
             final = artifacts / (run.report_prefix + name)
             provisional = artifacts / (PROVISIONAL + name)
             try:
                 if provisional.exists():
                     os.replace(provisional, final)
+                    setattr(option, attribute, str(final))  # what reads the report after this finds it
                 elif configured and Path(configured).resolve() != final.resolve() and Path(configured).is_file():
                     shutil.copyfile(configured, final)
             except OSError as exc:
@@ -233,7 +231,7 @@ class Sealing:
             # Once more after the reports were written: nothing with a secret value is ever sealed.
             leaked = scrub_artifacts_folder(run.context)
             if leaked:
-                return "a secret value was found (redacted in place): " + "; ".join(leaked)
+                return "a secret value was found: " + "; ".join(leaked)
             sealed = seal_package(run.context.artifacts, project_dir=run.project.base_dir, **self.manifest_fields())
         except PredeployError as exc:
             return str(exc)

@@ -12,6 +12,7 @@ exactly the steps that gate needs. Gate modules only read the artifacts and asse
 | data_refresh            | 1.3 refresh test data & feature flags  | staging-data-refresh.md                |
 | deployment              | 2.1 staging deployment rehearsal       | staging-deployment-run.log (+ report)  |
 | smoke                   | 2.2 smoke & acceptance tests           | staging-test-results.json              |
+| api_contract            | 2.2 API contract vs previous release   | api-contract-report.json               |
 | observability           | 2.3 observability baseline             | observability-baseline.md (+ metrics)  |
 | rollback                | 3.1 rollback rehearsal                 | rollback-verification-report.json      |
 | security                | 3.2 security & compliance checks       | security-compliance-report.json        |
@@ -37,6 +38,7 @@ from pytest_predeploy.core.background import StepHalted
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.runner import RunResult, script_name
 from pytest_predeploy.core.runstate import load_state
+from pytest_predeploy.core.scan import Unscannable, redact_in_place, scan_file
 from pytest_predeploy.harness.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.harness.evidence import evidence  # noqa: F401  (a fixture gate tests use)
 from pytest_predeploy.harness.keys import background_key, context_key, session_key
@@ -46,6 +48,7 @@ from pytest_predeploy.readiness.checklist import write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
 from pytest_predeploy.readiness.signoff import evaluate_signoffs
+from pytest_predeploy.rehearsal.contract import Contract, contract_report, read_contracts
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
@@ -133,7 +136,10 @@ def scrub_secrets(ctx: RunContext, path: Path) -> list[str]:
 
 def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     """Every file the package would hold (declared artifact or not: a script may write anything
-    into $PREDEPLOY_ARTIFACTS) scanned for known secret values; each hit is redacted in place.
+    into $PREDEPLOY_ARTIFACTS) scanned for known secret values, streaming (memory stays bounded
+    whatever a file's size), inside gzip, bzip2, xz and zip files too. A hit in a text file is
+    redacted in place; a file that is not text (an image, an archive) is never rewritten byte-wise:
+    it is kept as written and refused, as is an archive that cannot be looked into.
     Returns one line per file naming it and the secrets found (never their values)."""
 
     try:
@@ -141,10 +147,24 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     except PackageError:
         return []  # a link or special file: the package cannot be sealed, and says why
     found = []
-    for _rel, path in files:
-        leaked = scrub_secrets(ctx, path)
-        if leaked:
-            found.append(f"{_display(path)} contained {'; '.join(leaked)}")
+    for rel, path in files:
+        named = sorted({name for name, _, _ in ctx.redactor.hits(rel.encode("utf-8", "surrogateescape"))})
+        if named:
+            # The name itself would be sealed (the manifest, the zip's entries): never show it.
+            found.append(f"a file's name under {_display(ctx.artifacts)} contains the value of {', '.join(named)}: rename or remove it")
+            continue
+        try:
+            scan = scan_file(ctx.redactor, path)
+        except Unscannable as exc:
+            found.append(f"{_display(path)} {exc}, so it may hold a secret: kept as written; remove it or write it uncompressed")
+            continue
+        if not scan.found:
+            continue
+        if scan.text:
+            found.append(f"{_display(path)} contained {'; '.join(redact_in_place(ctx.redactor, path, scan))} (redacted in place)")
+        else:
+            what = f"a {scan.archive} file" if scan.archive else "not text"
+            found.append(f"{_display(path)} ({what}) contains {'; '.join(scan.places())}: kept as written, since it cannot be redacted without breaking it")
     return found
 
 
@@ -279,10 +299,22 @@ def _snapshot(ctx: RunContext, snapshots: list[Any], label: str, watch: Promethe
 
 
 @pytest.fixture(scope="session")
-def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch) -> Path:
+def contracts_before() -> dict[str, Contract]:
+    """The services' API contracts as the previous release served them, just before the switch."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch, contracts_before: dict[str, Contract]) -> Path:
     """Step 2.1: deploy_backend.sh per service -> staging-deployment-run.log and its report."""
+
+    def before_switch() -> None:
+        _snapshot(predeploy, metrics_snapshots, "before deploy", prometheus_watch)
+        if predeploy.previous_release is not None and predeploy.config.contract.enabled:
+            contracts_before.update(read_contracts(predeploy.config, predeploy.env))
+
     try:
-        rehearse_deployment(predeploy, before_switch=lambda: _snapshot(predeploy, metrics_snapshots, "before deploy", prometheus_watch))
+        rehearse_deployment(predeploy, before_switch=before_switch)
     except PredeployError as exc:
         fail_step("deployment", exc)
     _snapshot(predeploy, metrics_snapshots, "after deploy", prometheus_watch)
@@ -323,6 +355,16 @@ def _recover_after_failed_smoke(ctx: RunContext, path: Path) -> None:
         served = ", ".join(f"{name} {release or 'nothing healthy'}" for name, release in report.recovery.served.items())
         verdict = "back on" if report.recovery.staging_on_previous else "NOT back on"
         ctx.announce(f"[STAGING] after the failed smoke tests staging is {verdict} {ctx.previous_release} (read back: {served})")
+
+
+@pytest.fixture(scope="session")
+def api_contract(predeploy: RunContext, deployment: Path, contracts_before: dict[str, Contract]) -> Path:
+    """Step 2.2 (contract): the candidate's API contract against the previous release's -> api-contract-report.json."""
+    _require_deployed(predeploy, deployment, "api_contract")
+    config = predeploy.config
+    after = read_contracts(config, predeploy.env) if config.contract.enabled else {}
+    report = contract_report(config.contract, predeploy.release, predeploy.env, predeploy.previous_release, contracts_before, after)
+    return write_artifact(predeploy.artifact(names.API_CONTRACT_REPORT), report)
 
 
 @pytest.fixture(scope="session")
@@ -403,9 +445,7 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
         write_bytes_atomic(predeploy.artifact(SEALED_SIGNERS), signers.read_bytes())
     leaked = scrub_artifacts_folder(predeploy)
     if leaked:
-        fail_step(
-            "package", "not built: a secret value was found in the artifacts folder (redacted in place; find what wrote it there):\n  " + "\n  ".join(leaked)
-        )
+        fail_step("package", "not built: a secret value was found in the artifacts folder (find what wrote it there):\n  " + "\n  ".join(leaked))
     try:
         manifest = build_manifest(predeploy.artifacts, **session.manifest_fields())
     except PredeployError as exc:

@@ -34,6 +34,7 @@ from pytest_predeploy.core.template import TemplateError
 # are re-exported here, where the refresh runs.
 from pytest_predeploy.intake.parity import DatasetConfig as DatasetConfig
 from pytest_predeploy.intake.parity import ParityProject, RefreshConfig, is_missing, load_section, render_path, required_flag_states
+from pytest_predeploy.intake.parity.classify import REDACTED, _Policy
 
 STEP = "data_refresh"
 _BLOCK = re.compile(r"<!-- predeploy-refresh\n(.*?)\n-->", re.DOTALL)
@@ -107,10 +108,14 @@ def _run(config: ParityProject, env: str, refresh: RefreshConfig, argv: list[str
     return run(argv, env)
 
 
-def _flatten(tree: Any, path: tuple[Any, ...], out: dict[str, Any]) -> None:
-    if isinstance(tree, dict) and tree:
+def _flatten(tree: Any, path: tuple[Any, ...], out: dict[str, Any], secret: Callable[[tuple[Any, ...]], bool]) -> None:
+    """Flag path -> state; a state parity would hide (its key says secret, by parity's own rules)
+    is recorded as hidden, never as its value."""
+    if path and secret(("flags", *path)):
+        out[render_path(path)] = REDACTED
+    elif isinstance(tree, dict) and tree:
         for key, value in tree.items():
-            _flatten(value, (*path, key), out)
+            _flatten(value, (*path, key), out, secret)
     elif path:
         out[render_path(path)] = tree if isinstance(tree, (str, int, float, bool, type(None), list)) else str(tree)
 
@@ -138,12 +143,14 @@ def run_data_refresh(config: ParityProject, env: str, release: str, artifacts: P
             RefreshedDataset(name=d.name, owner=d.owner, description=d.description, status=status, refreshed_at=finished) for d in refresh.datasets
         ]
     flags, _ = load_section(config, env, "flags", transcripts=artifacts / names.TRANSCRIPTS_DIR)
-    _flatten(flags or {}, (), result.flag_states)
+    _flatten(flags or {}, (), result.flag_states, _Policy(config.parity, utcnow()).is_secret)
     result.required_flags = [
         RequiredFlag(flag=flag, required=wanted, actual=None if is_missing(actual) else actual, present=not is_missing(actual), ok=ok)
         for flag, wanted, actual, ok in required_flag_states(config.parity, flags or {})
     ]
-    write_text_atomic(artifacts / names.DATA_REFRESH, render_refresh(result))
+    # Known secrets (a flag's value may be one under an innocent name) and secrets recognised by
+    # their content are redacted as in every other record we write.
+    write_text_atomic(artifacts / names.DATA_REFRESH, Redactor(config.secret_values()).redact(render_refresh(result)))
     return result
 
 

@@ -46,7 +46,7 @@ def parse_document(text: str, origin: str) -> Any:
     return data
 
 
-def _base_path(document: dict[str, Any], origin: str) -> str:
+def base_path(document: dict[str, Any], origin: str) -> str:
     if "swagger" in document:
         base = document.get("basePath", "")
         if not isinstance(base, str):
@@ -75,7 +75,7 @@ def routes_from_document(document: Any, origin: str) -> list[Route]:
     paths = document.get("paths")
     if not isinstance(paths, dict):
         raise OpenApiError(f"{origin}: field 'paths' is missing or not a mapping")
-    base = _base_path(document, origin)
+    base = base_path(document, origin)
     routes: set[Route] = set()
     for path, item in paths.items():
         if not isinstance(path, str) or not path.startswith("/"):
@@ -96,6 +96,12 @@ def read_routes_file(path: Path) -> list[Route]:
 
 def fetch_routes(url: str, timeout: float) -> list[Route]:
     """Routes from an OpenAPI document the service serves (e.g. ``http://host:port/openapi.json``)."""
+    document = fetch_document(url, timeout)
+    return routes_from_document(document, url)
+
+
+def fetch_document(url: str, timeout: float) -> dict[str, Any]:
+    """The OpenAPI document the service serves at ``url``, parsed and checked to be one."""
     try:
         response = http_get(url, timeout, max_bytes=MAX_DOCUMENT_BYTES)
     except NoAnswer as exc:
@@ -108,7 +114,9 @@ def fetch_routes(url: str, timeout: float) -> list[Route]:
         text = response.body.decode("utf-8")
     except UnicodeDecodeError:
         raise OpenApiError(f"{url}: the document is not UTF-8 text") from None
-    return routes_from_document(parse_document(text, url), url)
+    document = parse_document(text, url)
+    routes_from_document(document, url)  # raises naming the field when it is not an OpenAPI document
+    return dict(document)
 
 
 _PARAMETER = re.compile(r"\{[^/{}]+\}")

@@ -8,7 +8,8 @@ where the services are from the environment:
 
 - ``PREDEPLOY_SERVICE_URLS``: a JSON object ``{"<service>": "<base URL>", ...}``;
 - ``PREDEPLOY_URL_<SERVICE>``: one base URL per service (name upper-cased, other characters ``_``);
-- ``PREDEPLOY_RELEASE`` and ``PREDEPLOY_ENV``: the release expected to be running, and where.
+- ``PREDEPLOY_RELEASE`` and ``PREDEPLOY_ENV``: the release expected to be running, and where;
+- ``PREDEPLOY_HEALTH_PATHS``: a JSON object ``{"<service>": "<health path>", ...}`` (``services[].health_path``).
 
 **Coverage** is endpoints exercised over endpoints declared:
 
@@ -59,10 +60,15 @@ from pytest_predeploy.targets.choose import target_for
 STEP = "smoke"
 
 ENV_SERVICE_URLS = "PREDEPLOY_SERVICE_URLS"
+#: Each service's health path (services[].health_path) as a JSON object, so a suite never keeps its own copy.
+ENV_HEALTH_PATHS = "PREDEPLOY_HEALTH_PATHS"
 ENV_URL_PREFIX = "PREDEPLOY_URL_"
 
 #: Longest failure message kept per test (the transcript has the whole traceback).
 MESSAGE_LIMIT = 500
+#: How much of each service's log a failed run keeps in the report and the gate's message.
+LOG_LINES = 20
+LOG_LINE_CHARS = 300
 
 #: pytest's documented exit codes other than 0 (passed) and 1 (tests failed).
 _PYTEST_EXIT = {2: "interrupted or collection error", 3: "internal error", 4: "usage error", 5: "no tests collected"}
@@ -191,6 +197,14 @@ class SuiteResult(StrictModel):
     coverage: Coverage = Field(description="Endpoints this suite exercised.")
 
 
+class ServiceLog(StrictModel):
+    """The last lines a service wrote while its tests failed: where the root cause usually is."""
+
+    service: str = Field(description="Service name.")
+    log: str = Field(description="The log file (or the target's word for where its output goes).")
+    lines: list[str] = Field(description=f"Its last lines (at most {LOG_LINES}, each cut at {LOG_LINE_CHARS} characters), redacted.")
+
+
 class TestResultsReport(ArtifactModel):
     """staging-test-results.json: smoke and acceptance results and coverage."""
 
@@ -205,6 +219,10 @@ class TestResultsReport(ArtifactModel):
     totals: Totals = Field(description="Counts over all suites.")
     coverage: Coverage = Field(description="Endpoints exercised by any suite over endpoints declared.")
     problems: list[str] = Field(default_factory=list, description="Why the results do not pass Gate 2 (empty: they do).")
+    service_logs: list[ServiceLog] = Field(
+        default_factory=list,
+        description="When a test failed or errored: each service's last log lines, redacted (the service's traceback is usually the cause).",
+    )
 
     def summary_line(self) -> str:
         """The key figure of Gate 2's smoke test: pass rate and coverage."""
@@ -252,6 +270,10 @@ def smoke_problems(report: TestResultsReport, min_coverage: float) -> list[str]:
             problems.append(f"suite {suite.name} could not run (no data): {suite.detail}")
         elif suite.status == "failed" and not any(t.outcome in ("failed", "error") for t in suite.tests):
             problems.append(f"suite {suite.name} failed: {suite.detail}")
+    if problems:
+        for log in report.service_logs:
+            shown = "\n".join(f"    | {line}" for line in log.lines)
+            problems.append(f"{log.service} wrote, at the end of {log.log}:\n{shown}")
     if min_coverage > 0 and report.select is None and any(suite.status != "no-data" for suite in report.suites):
         coverage = report.coverage
         if coverage.status != "ok" or coverage.ratio is None:
@@ -454,18 +476,28 @@ def _suite_argv(suite: SuiteConfig, rootdir: Path, ini: Path, report_file: Path,
     return argv + suite.args
 
 
-def _suite_env(env_name: str, release: str, urls: dict[str, str], request_log: Path) -> dict[str, str]:
+def _suite_env(env_name: str, release: str, urls: dict[str, str], request_log: Path, health_paths: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     # Options meant for the outer pytest run (e.g. --predeploy-release) must not reach the suite.
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
         env.pop(name, None)
     env.update(url_env(urls))
     env.update({"PREDEPLOY_RELEASE": release, "PREDEPLOY_ENV": env_name, ENV_REQUEST_LOG: str(request_log)})
+    env[ENV_HEALTH_PATHS] = json.dumps(health_paths, sort_keys=True)
     return env
 
 
 def _run_suite(
-    suite: SuiteConfig, *, env_name: str, release: str, urls: dict[str, str], select: str | None, transcript: Path, redactor: Redactor, request_log: Path
+    suite: SuiteConfig,
+    *,
+    env_name: str,
+    release: str,
+    urls: dict[str, str],
+    select: str | None,
+    transcript: Path,
+    redactor: Redactor,
+    request_log: Path,
+    health_paths: dict[str, str],
 ) -> SuiteResult:
     """Run one suite; the coverage field is filled in by the caller."""
     base = SuiteResult(name=suite.name, path=str(suite.path), status="no-data", started_at=utcnow(), coverage=Coverage(status="no-data", detail="not measured"))
@@ -487,7 +519,7 @@ def _run_suite(
             transcript=transcript,
             timeout=suite.timeout.total_seconds(),
             cwd=rootdir,
-            env=_suite_env(env_name, release, urls, request_log),
+            env=_suite_env(env_name, release, urls, request_log, health_paths),
             redactor=redactor,
         )
         base.command = [redactor.redact(arg) for arg in argv]
@@ -525,6 +557,24 @@ def _suite_verdict(
     if run.returncode == 1:
         return "failed", f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed"
     return "no-data", f"pytest exit {run.returncode} ({_PYTEST_EXIT.get(run.returncode or 0, 'unexpected')})"
+
+
+def service_logs(config: SmokeProject, env: str, redactor: Redactor) -> list[ServiceLog]:
+    """Each service's last log lines on ``env``, redacted and bounded; the target says where its
+    log is (a service it keeps no readable log for is left out)."""
+    target = target_for(config)
+    logs = []
+    for service in config.services:
+        found = target.log_tail(env, service.name, LOG_LINES)
+        if found is None or not found[1]:
+            continue
+        where, lines = found
+        shown = Path(where)
+        if shown.is_absolute() and shown.is_relative_to(config.path.parent):
+            where = shown.relative_to(config.path.parent).as_posix()
+        kept = [redactor.redact(line)[:LOG_LINE_CHARS] for line in lines[-LOG_LINES:]]
+        logs.append(ServiceLog(service=service.name, log=where, lines=kept))
+    return logs
 
 
 def run_smoke_tests(
@@ -584,12 +634,15 @@ def run_smoke_tests(
                     transcript=transcripts / f"{output.stem}-{suite.name}.log",
                     redactor=redactor,
                     request_log=request_log,
+                    health_paths={service.name: service.health_path for service in config.services},
                 )
                 after = scrape_all(config, urls)
                 result.coverage = measure_coverage(config, routes, before, after, _called(request_log, routes, urls))
                 results.append(result)
                 before = after
 
+    failed = any(test.outcome in ("failed", "error") for suite in results for test in suite.tests)
+    logs = service_logs(config, env, redactor) if failed and not unreachable else []
     durations = sum(suite.duration for suite in results)
     report = TestResultsReport(
         release=release,
@@ -600,6 +653,7 @@ def run_smoke_tests(
         suites=results,
         totals=Totals.of((t for s in results for t in s.tests), durations),
         coverage=combined_coverage(results),
+        service_logs=logs,
     )
     report.problems = smoke_problems(report, config.smoke.min_coverage)
     write_artifact(output, report)

@@ -13,13 +13,16 @@ from typing import Protocol
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import write_text_atomic
+from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.redact import Redactor
-from pytest_predeploy.security.components import resolve_dependencies
+from pytest_predeploy.security.components import DependencyTarget, merged, resolve_dependencies
 from pytest_predeploy.security.policy import ScannerOptions, SecurityConfig
 from pytest_predeploy.security.report import Approval, Finding, ScannerName, ScannerResult, ScannerStatus, SecurityReport, WaiverApplied, security_problems
 from pytest_predeploy.security.scanners import SCANNERS, RawFinding, Scan, ScanContext
 from pytest_predeploy.security.tools import ToolUnavailable
+from pytest_predeploy.targets.releases import VENV, ReleaseSourceError, materialise, resolve
+from pytest_predeploy.targets.settings import LocalStagingConfig, ServiceConfig
 
 #: Scanners run side by side: they are subprocesses or I/O bound, and the slowest (the SBOM's
 #: validation) then sets the wall time instead of the sum.
@@ -137,9 +140,87 @@ class AuditedProject(Protocol):
     @property
     def security(self) -> SecurityConfig: ...
 
+    @property
+    def services(self) -> list[ServiceConfig]: ...
+
+    @property
+    def staging(self) -> LocalStagingConfig: ...
+
     def environment(self, name: str) -> object: ...
 
     def secret_values(self) -> dict[str, str]: ...
+
+
+def _configured_target(security: SecurityConfig, base_dir: Path, count: int) -> str:
+    """What the configured dependency target is, in a line: files relative to the project, the
+    environment by name (never an absolute path in the gate's summary)."""
+
+    def shown(path: Path) -> str:
+        return path.relative_to(base_dir).as_posix() if path.is_relative_to(base_dir) else str(path)
+
+    parts = [f"requirements {', '.join(shown(p) for p in security.requirements)}"] if security.requirements else []
+    if security.distributions:
+        parts.append(f"distributions {', '.join(security.distributions)}")
+    environment = security.environment
+    if environment == "current":
+        parts.append("in the environment running pytest")
+    elif isinstance(environment, Path):
+        parts.append(f"in {shown(environment)}")
+    return f"{' '.join(parts) or 'nothing configured'}: {count} distribution{'' if count == 1 else 's'}"
+
+
+def _release_dependencies(config: AuditedProject, release: str, workdir: Path) -> tuple[DependencyTarget, list[str]]:
+    """security.environment 'release': what the local staging target deploys for ``release``.
+
+    A service released as a built distribution (staging.releases kind dist) runs in a virtualenv
+    of its own: it is built here, in a scratch folder, from the same distribution file and pip
+    arguments as the target builds it (the audit runs beside the rehearsal and cannot wait for
+    the deployment's copy), and that virtualenv is scanned. Other kinds run on the interpreter
+    running pytest: only the roots named in security.requirements or distributions are scanned
+    there, never that whole environment (it is the plugin's own)."""
+    security = config.security
+    parts: list[tuple[str, DependencyTarget]] = []
+    scanned: list[str] = []
+    for service in config.services:
+        if service.url is not None:
+            scanned.append(f"{service.name}: not on the local staging target (services[].url); its dependencies are not scanned")
+            continue
+        try:
+            resolved = resolve(config.staging.releases, config.base_dir, service.name, service.source, release)
+        except ReleaseSourceError as exc:
+            raise ConfigError(f"security.environment 'release': {exc}") from None
+        if resolved.kind != "dist":
+            if not security.requirements and not security.distributions:
+                nothing = resolve_dependencies(security.model_copy(update={"environment": None}))
+                nothing.unavailable = (
+                    f"{service.name} is released as {resolved.kind} and runs on the interpreter running pytest, whose environment is the plugin's own: "
+                    "name the release's dependencies in security.requirements (its lock file) or security.distributions"
+                )
+                parts.append((service.name, nothing))
+                scanned.append(f"{service.name}: nothing (its dependencies are not named)")
+                continue
+            part = resolve_dependencies(security.model_copy(update={"environment": "current"}))
+            parts.append((service.name, part))
+            scanned.append(f"{service.name}: release {release} ({resolved.kind}) runs on {sys.executable}: the roots in {', '.join(part.targets)}")
+            continue
+        folder = workdir / "releases" / service.name
+        try:
+            identity, _ = materialise(resolved, config.staging.releases, folder)
+        except ReleaseSourceError as exc:
+            raise ConfigError(f"security.environment 'release': building {service.name}'s environment of {release}: {exc}") from None
+        part = resolve_dependencies(security.model_copy(update={"environment": folder / VENV}))
+        parts.append((service.name, part))
+        # The pip arguments name the release's lock or constraints, where it has one.
+        pip_args = getattr(identity, "pip_args", None) or config.staging.releases.pip_args
+        scanned.append(
+            f"{service.name}: release {release}'s own virtualenv, built from {identity.ref} (sha256 {identity.digest[:12]}) "
+            f"with pip install {' '.join(pip_args)} as the local target builds it: {len(part.components)} distributions"
+        )
+    if not parts:
+        raise ConfigError(
+            "security.environment 'release': no service runs on the local staging target; point security.environment at the release's environment"
+        )
+    return merged(parts), scanned
 
 
 def run_security_audit(config: AuditedProject, env: str, release: str, output: Path, now: datetime | None = None) -> SecurityReport:
@@ -150,8 +231,16 @@ def run_security_audit(config: AuditedProject, env: str, release: str, output: P
     security = config.security
     sbom_path = output.parent / names.SBOM
     sbom_path.unlink(missing_ok=True)  # a stale SBOM must never travel with a new report
-    deps = resolve_dependencies(security)
     with tempfile.TemporaryDirectory(prefix="predeploy-security-") as workdir:
+        dependency_scanners = (security.osv, security.licenses, security.sbom, security.pip_audit)
+        if security.environment == "release" and not any(options.enabled for options in dependency_scanners):
+            deps = resolve_dependencies(security.model_copy(update={"environment": None}))
+            scanned = ["no dependencies: osv, licenses, sbom and pip-audit are disabled"]
+        elif security.environment == "release":
+            deps, scanned = _release_dependencies(config, release, Path(workdir))
+        else:
+            deps = resolve_dependencies(security)
+            scanned = [_configured_target(security, config.base_dir, len(deps.components) + len(deps.mismatches))]
         ctx = ScanContext(config=security, base_dir=config.base_dir, deps=deps, sbom_path=sbom_path, workdir=Path(workdir), now=now)
         if any(c.version for c in deps.components):
             ctx.pins = Path(workdir) / "release-pins.txt"
@@ -175,6 +264,7 @@ def run_security_audit(config: AuditedProject, env: str, release: str, output: P
         target_python=deps.markers.describe() if deps.markers else None,
         skipped_requirements=[ctx.display_origin(line) for line in deps.skipped],
         approvals=_approvals(security, findings),
+        scanned=scanned,
         blocking=False,
     )
     report.blocking = bool(security_problems(report))

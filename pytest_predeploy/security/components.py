@@ -75,6 +75,8 @@ class DependencyTarget:
     #: Requirement lines left out because their environment marker is false for the target Python.
     skipped: list[str] = field(default_factory=list)
     markers: MarkerEnvironment | None = None
+    #: Why there is nothing to scan, when the configuration says so (the scanners report it).
+    unavailable: str | None = None
 
     def pins(self) -> str:
         """The components as a pinned requirements file (what the SBOM and pip-audit describe);
@@ -96,6 +98,27 @@ def _site_dirs(folder: Path) -> list[Path]:
             raise ConfigError(f"security.environment: {folder} is a virtualenv without a site-packages folder")
         return found
     return [folder]
+
+
+def merged(parts: list[tuple[str, DependencyTarget]]) -> DependencyTarget:
+    """Several services' dependency targets as one (``parts``: service name -> its target); a
+    distribution both use is one component with the origins of both."""
+    if len(parts) == 1:
+        return parts[0][1]
+    components: dict[tuple[str, str | None], Component] = {}
+    whole = DependencyTarget(components=[], targets=[], environment=None, whole_environment=False, venv_python=None, problems=[])
+    for service, part in parts:
+        for component in part.components:
+            kept = components.setdefault((component.name, component.version), Component(component.name, component.version, [], component.dist, component.note))
+            kept.origins += [f"{service}: {origin}" for origin in component.origins]
+        whole.targets += [f"{service}: {target}" for target in part.targets]
+        whole.problems += [f"{service}: {problem}" for problem in part.problems]
+        whole.mismatches += part.mismatches
+        whole.skipped += part.skipped
+        whole.markers = whole.markers or part.markers
+        whole.unavailable = whole.unavailable or part.unavailable
+    whole.components = sorted(components.values(), key=lambda c: (c.name, c.version or ""))
+    return whole
 
 
 def installed(environment: str | Path) -> dict[str, Distribution]:

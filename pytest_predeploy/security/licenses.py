@@ -1,19 +1,31 @@
 """Licences of distributions as SPDX expressions, and a policy verdict on each expression.
 
 Where a licence is read, best first: the ``License-Expression`` field (core metadata 2.4, PEP 639),
-the ``License`` field when it is a valid SPDX expression or a common short name, then the trove
-classifiers when every licence classifier names one licence unambiguously. Anything else is
-``UNKNOWN``, which is a finding: "BSD License" does not say which BSD licence.
+the ``License`` field when it is a valid SPDX expression or a common short name, the trove
+classifiers when every licence classifier names one licence unambiguously, and then the licence
+texts the distribution carries (its ``License-File`` entries, or the ``LICENSE*``/``COPYING*``
+files beside an older METADATA, or a ``License`` field holding a whole text), identified with
+spdx-matcher against the SPDX licence list's templates (the SPDX matching guidelines: copyright
+lines, whitespace and bullets do not matter). Several texts, or several licences in one, are
+read as all applying (AND): that is the strictest reading. Anything else is ``UNKNOWN``, which is
+a finding: "BSD License" alone does not say which BSD licence, and a text no SPDX licence
+matches may say anything.
+
+spdx-matcher finds a licence's text inside a file; terms a file adds after a standard licence
+text are not noticed. A team that must see them reads the licence files the SBOM names.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from email.message import Message
 from fnmatch import fnmatchcase
-from typing import Literal
+from importlib.metadata import Distribution
+from typing import Literal, cast
 
+import spdx_matcher  # type: ignore[import-untyped]  # ships no type information
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 
 UNKNOWN = "UNKNOWN"
@@ -96,6 +108,84 @@ def read_license(metadata: Message) -> tuple[str, str]:
     if text and text.upper() != UNKNOWN:
         return UNKNOWN, f"License field {text.splitlines()[0][:60]!r} is not an SPDX expression"
     return UNKNOWN, "no licence metadata"
+
+
+#: The names of licence files beside an older METADATA (no License-File field).
+_LICENCE_FILE = re.compile(r"^(LICEN[CS]E|COPYING)", re.IGNORECASE)
+#: Licence texts past this size are not read: the longest licences (GPL-3.0, AGPL-3.0) are ~35 KiB,
+#: and matching takes about 0.6 s per KiB of text that resembles a licence.
+_MAX_TEXT = 64 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _identify(text: str) -> list[str]:
+    """The SPDX ids (with their exceptions) whose standard text ``text`` holds; the same text
+    (the Pallets projects share one) is matched once per audit."""
+    found, _ = spdx_matcher.analyse_license_text(text[:_MAX_TEXT])
+    ids = sorted(str(name) for name in found.get("licenses", {}))
+    exceptions = sorted(str(name) for name in found.get("exceptions", {}))
+    if len(ids) == 1 and len(exceptions) == 1:
+        return [f"{ids[0]} WITH {exceptions[0]}"]
+    return ids if not exceptions else []  # an exception we cannot attach to one licence: not identified
+
+
+def _licence_texts(dist: Distribution, metadata: Message) -> list[tuple[str, str | None]]:
+    """(file as shown, its text or None when it cannot be read) for each licence text the
+    distribution carries: PEP 639 License-File entries (under ``licenses/``; older tools put
+    them beside METADATA), else the LICENSE*/COPYING* files of its dist-info folder."""
+    declared = [str(name) for name in metadata.get_all("License-File") or []]
+    if declared:
+        found: list[tuple[str, str | None]] = []
+        for name in declared:
+            for candidate in (f"licenses/{name}", name):
+                text = dist.read_text(candidate)
+                if text is not None:
+                    found.append((candidate, text))
+                    break
+            else:
+                found.append((f"licenses/{name}", None))
+        return found
+    beside = sorted(path.name for path in dist.files or [] if len(path.parts) == 2 and path.parts[0].endswith(".dist-info") and _LICENCE_FILE.match(path.name))
+    return [(name, dist.read_text(name)) for name in beside]
+
+
+def _from_texts(texts: list[tuple[str, str | None]]) -> tuple[str | None, str]:
+    """(the SPDX expression the texts grant, or None, and what was read or why it is unknown)."""
+    ids: set[str] = set()
+    for name, text in texts:
+        if text is None:
+            return None, f"{name} (License-File) cannot be read"
+        found = _identify(text)
+        if not found:
+            return None, f"no SPDX licence matches the text of {name}"
+        ids.update(found)
+    expression = _spdx(" AND ".join(sorted(ids)))
+    if expression is None:
+        return None, f"the texts of {', '.join(name for name, _ in texts)} name {', '.join(sorted(ids))}, which is not an SPDX expression"
+    shown = ", ".join(name for name, _ in texts)
+    return expression, f"licence file{'s' if len(texts) > 1 else ''} {shown}"
+
+
+def read_distribution_license(dist: Distribution) -> tuple[str, str]:
+    """(SPDX expression or UNKNOWN, where it was read or why it is unknown) of an installed
+    distribution: its metadata fields first (:func:`read_license`), then its licence texts."""
+    # An installed distribution's metadata is an email.message.Message subclass (importlib.metadata's
+    # _adapters.Message); Python 3.11's stubs declare only the smaller PackageMetadata protocol.
+    metadata = cast(Message, dist.metadata)
+    expression, source = read_license(metadata)
+    if expression != UNKNOWN or source.startswith("License-Expression"):
+        return expression, source  # a declared expression that is not SPDX stays what it says
+    texts = _licence_texts(dist, metadata)
+    field = (metadata.get("License") or "").strip()
+    if not texts and "\n" in field:
+        texts = [("the License field", field)]  # older setuptools put the whole text there
+    if not texts:
+        return UNKNOWN, source
+    found, why = _from_texts(texts)
+    if found is None:
+        return UNKNOWN, f"{source}, and {why}"
+    classifiers = [c.rsplit(" :: ", 1)[-1] for c in metadata.get_all("Classifier") or [] if c.startswith("License ::")]
+    return found, f"{why} (the classifier says only {', '.join(classifiers)})" if classifiers else why
 
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")

@@ -192,9 +192,9 @@ class SecurityConfig(StrictModel):
         default_factory=list,
         description="Requirements or lock files of the release ('name==version' lines; -r includes followed). Their distributions are scanned.",
     )
-    environment: Literal["current"] | ConfigPath | None = Field(
+    environment: Literal["current", "release"] | ConfigPath | None = Field(
         None,
-        description="Where the release's distributions are installed: 'current' (the interpreter running the audit), a virtualenv folder or a site-packages folder. Gives versions to unpinned requirements and the licence metadata.",
+        description="Where the release's distributions are installed: 'release' (what the local staging target deploys: for a staging.releases kind dist, the release's own virtualenv, built for the audit from the same distribution and pip arguments; other kinds run on the interpreter running pytest, so their roots must be named in requirements or distributions), 'current' (the interpreter running the audit), a virtualenv folder or a site-packages folder. Gives versions to unpinned requirements and the licence metadata.",
     )
     target_python: str | None = Field(
         None,

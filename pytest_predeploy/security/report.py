@@ -137,6 +137,10 @@ class SecurityReport(ArtifactModel):
         description="Requirement lines left out because their environment marker is false for target_python (file:line: requirement ; marker).",
     )
     approvals: list[Approval] = Field(default_factory=list, description="Waivers that cleared findings, with their owners.")
+    scanned: list[str] = Field(
+        default_factory=list,
+        description="What the dependency scanners read: per service the release's own environment (or lock) and where it came from, or the configured environment or files, with the number of distributions.",
+    )
     blocking: bool = Field(description="True when Gate 3 must fail.")
 
     def summary_line(self) -> str:
@@ -147,6 +151,8 @@ class SecurityReport(ArtifactModel):
         not_run = [f"{s.name}{' (fail-closed)' if s.fail_closed else ''}" for s in self.scanners if s.status == "unavailable"]
         if not_run:
             line += f"; could not run: {', '.join(not_run)}"
+        if self.scanned:
+            line += f"; scanned {'; '.join(self.scanned)}"
         return line
 
     def could_not_run(self) -> list[ScannerResult]:

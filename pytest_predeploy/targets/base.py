@@ -135,6 +135,11 @@ class Target(Protocol):
         """The Prometheus server the target runs beside the services, None: it runs none."""
         ...
 
+    def log_tail(self, env: str, service: str, lines: int) -> tuple[str, list[str]] | None:
+        """Where the output of what serves ``service`` now goes, and its last ``lines`` lines
+        (unredacted: the caller redacts); None when the target keeps none it can read."""
+        ...
+
 
 def configured_url(settings: TargetSettings, service: str) -> str | None:
     """``services[].url``: the service runs elsewhere and answers there, on every target."""

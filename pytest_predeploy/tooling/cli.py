@@ -313,6 +313,8 @@ def _run_init(args: argparse.Namespace) -> int:
         print(f"  wrote   {relative}")
     for relative in result.skipped:
         print(f"  skipped {relative} (exists; never overwritten)")
+    for relative, lines in result.appended.items():
+        print(f"  added   {', '.join(lines)} to {relative} (it existed: its own lines are kept as they were)")
     print("Next steps:")
     for number, step in enumerate(next_steps(result), 1):
         print(f"  {number}. {step}")

@@ -242,11 +242,14 @@ def _yaml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def service_block(name: str, source: str | None, found: Detection) -> str:
+def service_block(name: str, source: str | None, found: Detection, wheels: bool = False) -> str:
     """The ``services:`` entry init writes: detected values with where they came from, and a
-    ``# SET ME`` placeholder with the reason for each value that was not found."""
+    ``# SET ME`` placeholder with the reason for each value that was not found. ``wheels``: the
+    service is released as wheels in dist/ (no source folder is needed to deploy it)."""
     lines = [f"  - name: {name}"]
-    if source is not None:
+    if source is None and wheels:
+        lines.append("    source: null                # released as wheels (dist/): each release is installed, not copied")
+    elif source is not None:
         lines.append(f"    source: {source}           # the folder each staging release copies")
     else:
         lines.append("    source: null                # SET ME: the folder holding this service's code (each staging release copies it)")

@@ -88,6 +88,8 @@ class InitResult:
     project: Path
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Existing files init added lines to (only .gitignore): path -> the lines added.
+    appended: dict[str, list[str]] = field(default_factory=dict)
 
 
 def template_dir(kind: TemplateKind) -> Path:
@@ -114,8 +116,7 @@ def starter_files(project: Path, services: Sequence[Service]) -> dict[str, str |
     files.update(_template_files("gates"))
     files.update(_template_files("scripts"))
     files[f"{HOME}/smoke/conftest.py"] = SMOKE_CONFTEST
-    health = {service.name: detected(project, service).health_path or "/healthz" for service in services}
-    files[f"{HOME}/smoke/test_operational.py"] = SMOKE_OPERATIONAL.replace("{}  # __HEALTH_PATHS__", repr(health))
+    files[f"{HOME}/smoke/test_operational.py"] = SMOKE_OPERATIONAL
     today = utcnow().date()
     for name, title in APPROVALS:
         files[f"{HOME}/approvals/{name}.example.yaml"] = APPROVAL_EXAMPLES[name].format(
@@ -160,7 +161,11 @@ def init_project(project: Path, services: Sequence[str] = ()) -> InitResult:
             with path.open("xb") as handle:
                 handle.write(data)
         except FileExistsError:
-            result.skipped.append(relative)
+            added = _append_missing_lines(path, data.decode()) if relative == ".gitignore" else None
+            if added:
+                result.appended[relative] = added
+            else:
+                result.skipped.append(relative)
             continue
         except OSError as exc:
             raise PredeployError(f"cannot write {path}: {exc.strerror}") from None
@@ -170,36 +175,50 @@ def init_project(project: Path, services: Sequence[str] = ()) -> InitResult:
     return result
 
 
+def _append_missing_lines(path: Path, template: str) -> list[str] | None:
+    """Add to an existing ignore file the entries of ``template`` it lacks (``x/`` and ``x``
+    count as the same); nothing it holds is changed. Returns the entries added, or None."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    present = {line.strip().rstrip("/") for line in text.splitlines()}
+    comment = next((line for line in template.splitlines() if line.startswith("#")), "")
+    missing = [line for line in template.splitlines() if line and not line.startswith("#") and line.rstrip("/") not in present]
+    if not missing:
+        return None
+    block = ("" if text.endswith("\n") or not text else "\n") + "\n".join([comment, *missing]) + "\n"
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(block)
+    except OSError as exc:
+        raise PredeployError(f"cannot add {', '.join(missing)} to {path}: {exc.strerror}") from None
+    return missing
+
+
 def next_steps(result: InitResult) -> list[str]:
     """What the team does next, in order (printed by ``predeploy init``)."""
-    steps = list(NEXT_STEPS)
-    ignored = (result.project / ".gitignore").read_text(errors="replace").split() if ".gitignore" in result.skipped else []
-    missing = [
-        entry
-        for entry in (".artifacts/", ".staging/", ".predeploy/")
-        if ".gitignore" in result.skipped and entry not in ignored and entry.rstrip("/") not in ignored
-    ]
-    if missing:
-        named = [f"`{entry}`" for entry in missing]
-        listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
-        steps.append(f"Add {listed} to your .gitignore (the evidence of each run; the local staging target; the downloaded advisory database).")
-    return steps
+    return list(NEXT_STEPS)
 
 
 NEXT_STEPS = (
     "Check `services:` in predeploy.yaml: init filled in the start command, port, health path and endpoint source it "
-    "found in each service's folder, and marked SET ME what it could not find. Deploying elsewhere (Helm, kubectl ...)? "
+    "found in each service's folder, and marked SET ME what it could not find; a service released as wheels in dist/ is "
+    "installed per release (staging.releases kind dist: its command's {python} is the release's own virtualenv). Deploying elsewhere (Helm, kubectl ...)? "
     "Replace steps.deploy and steps.rollback and set services[].url (docs/custom-scripts.md of pytest-predeploy).",
-    f"Write smoke tests for your business endpoints in {HOME}/smoke/, calling them through the `http` fixture (its calls "
-    "count as coverage when a service has no request counter); Gate 2 needs smoke.min_coverage of the declared endpoints.",
+    f"Write smoke tests for your business endpoints in {HOME}/smoke/, calling them through the `predeploy_http` fixture "
+    "(its calls count as coverage when a service has no request counter); Gate 2 needs smoke.min_coverage of the declared endpoints.",
     f"Describe staging and production in {HOME}/environments/ (Gate 1 compares them).",
     f"For each release, record the upstream approvals: copy {HOME}/approvals/*.example.yaml to *.yaml and fill them in, "
     "or point approvals.upstream[].file at the records Protocols 4 and 9 publish.",
     "Security (Gate 3): run `predeploy advisories update` (it downloads osv.dev's PyPI advisories into "
     ".predeploy/osv-pypi.zip), and in CI before every protocol run; until then the OSV scan is 'unavailable' and "
-    "blocks Gate 3. List your dependencies in security.requirements or security.distributions; a service of the "
-    "standard library alone has none to scan: set `enabled: false` on security.osv, security.licenses and "
-    "security.sbom (reported 'disabled', never as a clean scan).",
+    "blocks Gate 3. The audit scans what the local target deploys (security.environment: release): a release built as "
+    "a wheel (staging.releases kind dist) in its own virtualenv; for a release that runs on pytest's interpreter, name "
+    "its lock file in security.requirements. bandit and detect-secrets read security.source_paths (init fills them in from "
+    "each service's folder; for a service released as wheels, name its source folder); a finding you accept goes into "
+    "security.waivers with an owner and an expiry. A service of the standard library alone has none to scan: set "
+    "`enabled: false` on security.osv, security.licenses and security.sbom (reported 'disabled', never as a clean scan).",
     f"Fill in {HOME}/ops/ (runbooks, on-call, escalation) and readiness.required_roles.",
     f"List who may sign off which role in {HOME}/signers.yaml: each reviewer makes a key with "
     "`ssh-keygen -t ed25519 -f ~/.ssh/predeploy_ed25519` (or uses the one they sign git commits with) and adds the "
@@ -212,14 +231,35 @@ NEXT_STEPS = (
 
 def detected(project: Path, service: Service) -> Detection:
     """What the service's folder says about how it starts (nothing without a folder)."""
+    if service.source is None and released_as_wheels(project, service.name):
+        return Detection(todo=["set `command`: how the installed service starts"])
     if service.source is None:
         return Detection(todo=["set `source`: the folder holding the service's code"])
     return detect_service(project / service.source, service.name)
 
 
+#: Where init looks for a service's built distributions (the folder ``python -m build`` writes).
+DIST = "dist"
+
+RELEASES_FROM_GIT = "    kind: auto                  # git: each tag's own code (git tag v1.2); uncommitted changes are never deployed under a tag's name\n"
+RELEASES_FROM_WHEELS = (
+    "    kind: dist                  # found in dist/: each release is its wheel, installed in a virtualenv of its own\n"
+    '    dist: "dist/{service}-{version}-*.whl"   # {version}: the tag without its v (v1.2.0 -> 1.2.0)\n'
+    "    pip_args: [--no-index, --find-links, dist]   # its dependencies as wheels beside it (paths from this file's folder);\n"
+    "                                # a lock per release: add --constraint, 'locks/{release}.txt'\n"
+)
+
+
+def released_as_wheels(project: Path, name: str) -> bool:
+    """Whether ``dist/`` holds wheels of the service (named as its distribution)."""
+    return any((project / DIST).glob(f"{name.replace('-', '_')}-*.whl")) or any((project / DIST).glob(f"{name}-*.whl"))
+
+
 def starter_config(project: Path, services: Sequence[Service]) -> str:
     """The starting predeploy.yaml: valid as written, with what to change marked SET ME."""
-    service_blocks = [service_block(service.name, service.source, detected(project, service)) for service in services]
+    service_blocks = [
+        service_block(service.name, service.source, detected(project, service), wheels=released_as_wheels(project, service.name)) for service in services
+    ]
     sources = [service.source for service in services if service.source]
     source_paths = (
         f"[{', '.join(sources)}]   # the release's source, scanned by bandit and detect-secrets"
@@ -233,8 +273,10 @@ def starter_config(project: Path, services: Sequence[Service]) -> str:
     )
     runbooks = ", ".join(f"{HOME}/ops/runbooks/{service.name}.md" for service in services)
     approvals = "".join(f"    - name: {name}\n      title: {title}\n      file: {HOME}/approvals/{name}.yaml\n" for name, title in APPROVALS)
+    wheels = any(released_as_wheels(project, service.name) for service in services)
     return CONFIG.format(
         project=json.dumps(project.name),
+        releases=RELEASES_FROM_WHEELS if wheels else RELEASES_FROM_GIT,
         home=HOME,
         services="".join(service_blocks),
         source_paths=source_paths,

@@ -29,6 +29,7 @@ from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_e
 from pytest_predeploy.core.protocol import GATES, READINESS_GATE
 from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.intake.parity import ParityReport, parity_problems
+from pytest_predeploy.rehearsal.contract import ApiContractReport, contract_problems
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
 from pytest_predeploy.rehearsal.smoke import SmokeConfig, TestResultsReport, smoke_problems
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
@@ -95,6 +96,10 @@ def _smoke(report: TestResultsReport, project: JudgeProject) -> list[str]:
     return smoke_problems(report, project.smoke.min_coverage)
 
 
+def _contract(report: ApiContractReport, _: JudgeProject) -> list[str]:
+    return contract_problems(report)
+
+
 def _rollback(report: RollbackReport, _: JudgeProject) -> list[str]:
     return rollback_problems(report) or _own_verdict(report.outcome == "passed", f"outcome is {report.outcome}")
 
@@ -110,6 +115,9 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("data-refresh", 1, "guideline", "test data and feature flags refreshed", names.DATA_REFRESH),
     Criterion("deployment", 2, "must", "every service deployed to staging", names.DEPLOYMENT_REPORT, DeploymentReport, _deployment),
     Criterion("smoke", 2, "must", "smoke and acceptance suites passed, coverage recorded", names.TEST_RESULTS, TestResultsReport, _smoke),
+    Criterion(
+        "contract", 2, "must", "no unwaived breaking change to the previous release's API contract", names.API_CONTRACT_REPORT, ApiContractReport, _contract
+    ),
     Criterion("observability", 2, "guideline", "observability baseline captured", names.OBSERVABILITY_BASELINE),
     Criterion("rollback", 3, "must", "rollback rehearsed for every service within the recovery target", names.ROLLBACK_REPORT, RollbackReport, _rollback),
     Criterion("security", 3, "must", "security, licence and compliance scans cleared or waived", names.SECURITY_REPORT, SecurityReport, _security),

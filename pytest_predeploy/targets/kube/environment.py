@@ -87,3 +87,7 @@ class KubeTarget:
 
     def prometheus(self, env: str) -> PrometheusServer | None:
         return None
+
+    def log_tail(self, env: str, service: str, lines: int) -> tuple[str, list[str]] | None:
+        # The containers' output is the engine's (podman logs, kubectl logs): not read here yet.
+        return None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pytest_predeploy.targets.base import Say, configured_url, quiet
 from pytest_predeploy.targets.base import service_urls as all_service_urls
-from pytest_predeploy.targets.local.target import ServiceTarget
+from pytest_predeploy.targets.local.target import ServiceTarget, _log_tail
 from pytest_predeploy.targets.prometheus import PrometheusServer
 from pytest_predeploy.targets.releases import ReleaseIdentity
 from pytest_predeploy.targets.runlock import StagingLock
@@ -94,6 +94,18 @@ def deployed_name(config: TargetSettings, env: str, service: str, tag: str) -> s
     return service_target(config, env, service).folder_for(tag) or tag
 
 
+def log_tail(config: TargetSettings, env: str, service: str, lines: int) -> tuple[str, list[str]] | None:
+    """The log of the process serving ``service`` now and its last ``lines`` lines, or None."""
+    if config.service(service).url:
+        return None
+    target = service_target(config, env, service)
+    slot = target.active_slot()
+    record = target.record(slot) if slot else None
+    if record is None:
+        return None
+    return record.log, [line[4:] for line in _log_tail(Path(record.log), 0, lines).splitlines()]
+
+
 def stop_all(config: TargetSettings, env: str) -> list[str]:
     """Stop every local staging process of ``env``, including services no longer in the config.
 
@@ -143,3 +155,6 @@ class LocalTarget:
 
     def prometheus(self, env: str) -> PrometheusServer | None:
         return prometheus_server(self.config, env)
+
+    def log_tail(self, env: str, service: str, lines: int) -> tuple[str, list[str]] | None:
+        return log_tail(self.config, env, service, lines)

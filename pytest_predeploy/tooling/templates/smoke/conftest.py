@@ -1,10 +1,18 @@
-"""Fixtures of the smoke suite: where the services are, and a small JSON HTTP client.
+"""Fixtures of the smoke suite: where the services are, their health paths, the release.
 
 scripts/run_smoke_tests.py runs this folder as its own pytest session against staging. It says
-where each service is in PREDEPLOY_SERVICE_URLS (a JSON object: service name -> base URL) and
+where each service is in PREDEPLOY_SERVICE_URLS (a JSON object: service name -> base URL), each
+service's health path (services[].health_path of predeploy.yaml) in PREDEPLOY_HEALTH_PATHS, and
 which release should be running in PREDEPLOY_RELEASE. To run it by hand:
 
     PREDEPLOY_SERVICE_URLS='{"app": "http://127.0.0.1:8000"}' PREDEPLOY_RELEASE=v1.0 pytest predeploy/smoke
+
+Call the services through the `predeploy_http` fixture (pytest-predeploy gives it to every suite
+the smoke step runs): `predeploy_http("GET", url)` returns an answer with `.status`, `.body` and
+`.json()`, HTTP errors included, and for a service without a request counter these calls are
+what smoke coverage counts. It follows redirects as Python's urllib does (GET and HEAD follow
+301/302/303/307/308; POST follows 301/302/303 as a GET; any other redirect is the answer) and
+counts the URL the test asked for.
 
 Gate 2 wants smoke.min_coverage of the endpoints your services declare called by these tests.
 Put the service's name in each test's name (or take a `service` argument): after a rollback the
@@ -15,11 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 import pytest
-
-from pytest_predeploy.api import smoke_request
 
 
 def service_urls() -> dict[str, str]:
@@ -41,21 +46,11 @@ def urls() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def release() -> str:
-    return os.environ.get("PREDEPLOY_RELEASE", "")
-
-
-def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    """One request; returns the status and the answer (JSON decoded when it is JSON). Made with
-    pytest-predeploy's recording client: for a service without a request counter, these calls
-    are what smoke coverage counts."""
-    answer = smoke_request(method, url, body)
-    try:
-        return answer.status, json.loads(answer.body) if answer.body else None
-    except ValueError:
-        return answer.status, answer.body.decode("utf-8", "replace")
+def health_paths() -> dict[str, str]:
+    """Each service's health path, from predeploy.yaml (services[].health_path)."""
+    return dict(json.loads(os.environ.get("PREDEPLOY_HEALTH_PATHS", "{}")))
 
 
 @pytest.fixture(scope="session")
-def http() -> Any:
-    return call
+def release() -> str:
+    return os.environ.get("PREDEPLOY_RELEASE", "")
