@@ -79,7 +79,7 @@ def is_running(pid: int, ticks: int | None) -> bool:
 
 
 def stop(pid: int, ticks: int | None, timeout: float) -> str:
-    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds;
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds.
 
     Returns how it ended: 'not running', 'stopped' or 'killed'."""
     result = "not running"
