@@ -8,6 +8,7 @@ implements that part of the protocol (``parity.EnvironmentConfig``, ``staging.Se
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +42,8 @@ ENV_RELEASE = "PREDEPLOY_RELEASE"
 ENV_PREVIOUS = "PREDEPLOY_PREVIOUS_RELEASE"
 ENV_ARTIFACTS = "PREDEPLOY_ARTIFACTS"
 ENV_ENVIRONMENT = "PREDEPLOY_ENV"
+#: What an environment variable's name may be (POSIX shells' rule).
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Placeholders every step command may use.
 COMMON_PLACEHOLDERS = frozenset({"release", "previous_release", "env", "target_env", "artifacts", "config", "python"})
@@ -105,7 +108,7 @@ class StepsConfig(StrictModel):
     def _known_placeholders(self) -> StepsConfig:
         for name, allowed_extra in STEP_PLACEHOLDERS.items():
             step: StepConfig = getattr(self, name)
-            template.check(step.command, COMMON_PLACEHOLDERS | allowed_extra, f"steps.{name}.command")
+            template.check_command(step.command, COMMON_PLACEHOLDERS | allowed_extra, f"steps.{name}.command")
         return self
 
     def items(self) -> Iterator[tuple[str, StepConfig]]:
@@ -130,6 +133,14 @@ class RedactConfig(StrictModel):
     """Secret values to redact besides those of the environments' secret sources."""
 
     env_vars: list[str] = Field(default_factory=list, description="Names of environment variables whose values are redacted from everything written.")
+
+    @field_validator("env_vars")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for index, name in enumerate(names):
+            if not ENV_VAR_NAME.fullmatch(name):
+                raise ValueError(f"entry {index} is not an environment variable name (letters, digits and '_', not starting with a digit)")
+        return names
 
 
 class ProjectConfig(ServiceLookup, StrictModel):

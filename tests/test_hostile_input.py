@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from pytest_predeploy.config import load_config
+from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.intake.approvals import ApprovalCheck, ApprovalsConfig, validate_intake
 from tests.project import GATES, PARITY_OK, base_config
 
@@ -265,3 +270,174 @@ def test_approval_dates_at_the_end_of_time_are_refused(tmp_path: Path, monkeypat
     config = ApprovalsConfig.model_validate({"max_age": "30d", "upstream": [{"name": "p4", "file": "p4.yaml"}]}, context={"base_dir": tmp_path})
     check = validate_intake(config, "v1.0").checks[0]
     assert check.status == status, check.detail
+
+
+# -- issue 30, item 1: the artifacts folder is the tool's, and only the tool's -----------------
+
+#: Gate 1 run alone: it passes, but the protocol is not judged (README, exit statuses).
+NOT_JUDGED = 11
+
+
+def test_a_non_empty_folder_the_tool_did_not_create_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    done = run_protocol(root, "--predeploy-artifacts=.")
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, output
+    assert f"the artifacts folder {root} is not empty and was not created by pytest-predeploy (it holds .git," in errors[0]
+    assert "give --predeploy-artifacts another folder, or empty this one" in errors[0]
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+
+
+def test_a_run_moves_only_what_runs_wrote_and_rotation_deletes_only_its_own_history(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    artifacts = root / "evidence"
+    first = run_protocol(root, "--predeploy-artifacts=evidence", "gates/test_gate1_intake.py")
+    assert first.returncode == NOT_JUDGED, first.stdout + first.stderr
+    # A file moved into the folder keeps its time, older than the folder: it is not a run's.
+    notes = root / "notes.txt"
+    notes.write_text("mine\n")
+    os.utime(notes, (1_000_000_000, 1_000_000_000))
+    os.replace(notes, artifacts / "notes.txt")
+    (artifacts / "history" / "keep-me").mkdir(parents=True)
+    for day in range(1, 8):
+        (artifacts / "history" / f"2026010{day}T000000.000000Z").mkdir()
+    second = run_protocol(root, "--predeploy-artifacts=evidence", "gates/test_gate1_intake.py")
+    assert second.returncode == NOT_JUDGED, second.stdout + second.stderr
+    assert (artifacts / "notes.txt").read_text() == "mine\n"
+    assert "not written by a run of pytest-predeploy: notes.txt" in second.stdout
+    assert "not a run's history: keep-me" in second.stdout
+    history = sorted(p.name for p in (artifacts / "history").iterdir())
+    assert "keep-me" in history and len(history) == 1 + 5
+    newest = artifacts / "history" / history[-2]
+    assert (newest / "staging-parity-report.json").is_file()
+    assert not (newest / "notes.txt").exists()
+
+
+# -- issue 30, items 9 and 10: every document the tool reads is held to the same limits --------
+
+CORPUS = Path(__file__).parent / "data" / "hostile"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("alias-bomb.yaml", ":7: aliases expand to more than 100,000 values"),
+        ("self-alias.yaml", ":2: an alias that contains itself"),
+        ("deep-100.yaml", ":2: nesting deeper than 64 levels"),
+        ("huge-int.toml", ": a value that cannot be read (an integer of more than 4300 digits"),
+        ("deep-5000.toml", ": nesting deeper than 64 levels"),
+        ("huge-int.json", ": a value that cannot be read (an integer of more than 4300 digits"),
+    ],
+)
+def test_a_hostile_baseline_is_one_message_naming_the_file(name: str, expected: str) -> None:
+    from pytest_predeploy.intake.parity.inputs import load_input_file
+
+    with pytest.raises(ConfigError) as error:
+        load_input_file(CORPUS / name)
+    assert str(error.value).startswith(f"{CORPUS / name}{expected}"), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_an_alias_bomb_in_the_flags_file_fails_gate_1_instead_of_expanding(tmp_path: Path) -> None:
+    (tmp_path / "flags.yaml").write_text((CORPUS / "alias-bomb.yaml").read_text())
+    (tmp_path / "prod-flags.yaml").write_text("a: 1\n")
+    config = base_config(
+        environments={"staging": {"flags": ["flags.yaml"], "refresh": {"owner": "qa"}}, "production": {"flags": ["prod-flags.yaml"]}},
+    )
+    script = (
+        "from pathlib import Path\n"
+        "from pytest_predeploy.config import load_config\n"
+        "from pytest_predeploy.core.errors import ConfigError\n"
+        "from pytest_predeploy.intake.refresh import run_data_refresh\n"
+        "try:\n"
+        "    result = run_data_refresh(load_config(Path('predeploy.yaml')), 'staging', 'v1.0', Path('artifacts'))\n"
+        "    print('expanded', len(result.flag_states))\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    (tmp_path / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run([sys.executable, "-c", script], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout.strip()
+        == f"{tmp_path / 'flags.yaml'}:7: aliases expand to more than 100,000 values; write the repeated settings out instead of nesting aliases"
+    )
+
+
+# -- issue 30, items 10 and 12: nonsense in the config is refused at load, by field -------------
+
+
+def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def change(config: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = config
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        node[last] = value
+
+    return change
+
+
+NONSENSE = {
+    "empty command": (_set("steps.parity.command", ""), "steps.parity.command is empty; name the program to run"),
+    "file URL": (_set("services.0.url", "file:///etc/passwd"), "services.0.url: url must be an http:// or https:// address with a host"),
+    "zero health timeout": (_set("services.0.health_timeout", 0), "services.0.health_timeout: health_timeout must be longer than zero"),
+    "name with a newline": (_set("services.0.name", "api\n"), "services.0.name: service name 'api\\n' must be letters"),
+    "infinite recovery target": (_set("rollback.recovery_target_seconds", float("inf")), "rollback.recovery_target_seconds: Input should be a finite number"),
+    "NaN recovery target": (_set("rollback.recovery_target_seconds", float("nan")), "rollback.recovery_target_seconds: Input should be a finite number"),
+    "NaN timeout": (_set("steps.parity.timeout", float("nan")), "steps.parity.timeout: expected a duration such as '30d', '12h', '15m' or '90s', got .nan"),
+    "empty redact entry": (_set("redact.env_vars", ["CI_TOKEN", ""]), "redact.env_vars: entry 1 is not an environment variable name"),
+}
+
+
+@pytest.mark.parametrize("case", list(NONSENSE))
+def test_nonsense_in_the_config_is_refused_naming_the_field(tmp_path: Path, case: str) -> None:
+    change, expected = NONSENSE[case]
+    config = base_config()
+    change(config)
+    path = tmp_path / "predeploy.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}:"), str(error.value)
+    assert expected in str(error.value)
+
+
+def test_twenty_thousand_ignore_rules_are_not_blamed_on_aliases(tmp_path: Path) -> None:
+    rules = [{"path": f"settings.key{index}", "reason": "generated"} for index in range(20_000)]
+    path = tmp_path / "predeploy.yaml"
+    path.write_text(yaml.safe_dump(base_config(parity={"ignore": rules}), sort_keys=False))
+    assert len(load_config(path).parity.ignore) == 20_000
+
+
+def test_a_fifo_as_the_config_file_is_refused_by_name_not_waited_on(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    os.mkfifo(root / "fifo.yaml")
+    done = run_protocol(root, "--predeploy-config=fifo.yaml")
+    assert_usage_error(done, root, f"{root / 'fifo.yaml'}: is not a regular file (a FIFO, socket or device), expected a configuration file")
+
+
+def test_a_folder_of_ones_own_with_the_tools_names_is_refused_and_an_older_versions_is_adopted(tmp_path: Path) -> None:
+    from pytest_predeploy.core.errors import PredeployError
+    from pytest_predeploy.harness import artifactsdir
+
+    mine = tmp_path / "mine"
+    (mine / "history").mkdir(parents=True)
+    (mine / "transcripts").mkdir()
+    (mine / "transcripts" / "build.log").write_text("my own build log\n")
+    with pytest.raises(PredeployError, match="is not empty and was not created by pytest-predeploy"):
+        artifactsdir.claim(mine)
+    assert not (mine / artifactsdir.MARKER).exists()
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in (".predeploy.lock", "predeploy-run.json", "staging-parity-report.json"):
+        (older / name).write_text("{}")
+    artifactsdir.claim(older)
+    assert artifactsdir.archive_previous_run(older) == []
+    assert sorted(p.name for p in older.iterdir()) == [".predeploy-artifacts", ".predeploy.lock", "history"]

@@ -133,14 +133,18 @@ def test_repeated_interrupts_during_the_recovery_start_it_over_until_staging_is_
             sent.append(threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)))
             sent[-1].start()
         elif line.startswith("[STAGING] recovery: returning") and len(sent) < 4:
-            # Ctrl-C three more times, 0.4 s apart, while the recovery runs.
-            for delay in (0.2, 0.6, 1.0):
-                sent.append(threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)))
+            # Ctrl-C three more times, 0.2 s apart, while the recovery runs (it takes ~0.8 s with
+            # services under their log launcher; none is sent once it has ended).
+            for delay in (0.1, 0.3, 0.5):
+                sent.append(threading.Timer(delay, lambda: recovering.is_set() and os.kill(os.getpid(), signal.SIGINT)))
                 sent[-1].start()
 
     ctx = staging.context("v2", announcer=interrupts)
+    recovering = threading.Event()
+    recovering.set()
     with pytest.raises(KeyboardInterrupt):
         rehearse_deployment(ctx)
+    recovering.clear()
     for timer in sent:
         timer.join()
 

@@ -133,7 +133,8 @@ def test_a_wheel_release_runs_from_its_own_virtualenv(staging: StagingProject, t
     identity = staging.target("api").identity("v2")
     assert identity is not None and (identity.kind, identity.ref, identity.python) == ("dist", "dist/demo_shop-2-py3-none-any.whl", "venv/bin/python")
     [record] = staging.target("api").records()
-    assert Path(psutil.Process(record.pid).cmdline()[0]) == staging.target("api").releases / "v2" / "venv" / "bin" / "python"
+    [service] = psutil.Process(record.pid).children()  # under its log launcher (targets/logcap.py)
+    assert Path(service.cmdline()[0]) == staging.target("api").releases / "v2" / "venv" / "bin" / "python"
 
 
 def test_a_changed_lock_rebuilds_the_dist_release_instead_of_reusing_its_stale_environment(staging: StagingProject, tmp_path: Path) -> None:

@@ -104,6 +104,15 @@ def test_missing_and_non_executable_scripts_are_errors_not_exceptions(tmp_path: 
     assert "# not run:" in denied.transcript.read_text()
 
 
+@pytest.mark.parametrize(("argv", "expected"), [([], "the command is empty"), (["echo", "a\0b"], "embedded null byte")])
+def test_an_empty_command_or_a_nul_byte_is_an_error_not_a_traceback(tmp_path: Path, argv: list[str], expected: str) -> None:
+    # issue 30, item 10: subprocess raised IndexError / ValueError, whose traceback showed the
+    # runner's locals (the step's environment) in every report.
+    result = run(tmp_path, argv, env={"PREDEPLOY_CANARY": "must-not-leak"})
+    assert result.describe() == f"not run: cannot execute the command: {expected}"
+    assert "must-not-leak" not in result.transcript.read_text()
+
+
 def test_non_utf8_output_is_kept_escaped(tmp_path: Path) -> None:
     step = script(tmp_path, "import sys; sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\n')")
     result = run(tmp_path, [sys.executable, str(step)])
@@ -279,6 +288,81 @@ def test_no_process_a_step_starts_outlives_it_however_it_detaches(tmp_path: Path
         for pid in pids:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# issue 30, item 13: two processes that leave the step's group and will not stay stopped. One
+# forks a replacement (in a new session) whenever it is sent SIGTERM; the other forks a new
+# session of itself and exits, over and over, so no pid lives long.
+REBORN_STEP = """
+    import os, signal, sys, time
+
+    def detach(body):
+        if os.fork() == 0:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            body()
+            os._exit(0)
+
+    def log(name):
+        with open(name, "a") as out:
+            out.write(f"{os.getpid()}\\n")
+
+    def reborn():
+        def again(signum, frame):
+            detach(reborn)
+            os._exit(0)
+        signal.signal(signal.SIGTERM, again)
+        log("reborn.pids")
+        while True:
+            time.sleep(0.05)
+
+    def hopping():
+        while True:
+            log("hopping.pids")
+            if os.fork() != 0:
+                os._exit(0)
+            os.setsid()
+            time.sleep(0.02)
+
+    detach(reborn)
+    detach(hopping)
+    while not (os.path.exists("reborn.pids") and os.path.exists("hopping.pids")):
+        time.sleep(0.02)
+    print("started two processes that will not stay stopped")
+"""
+
+
+def _carrying(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_processes_that_fork_replacements_are_stopped_until_none_is_left(tmp_path: Path) -> None:
+    marker = f"HOSTILE_TEST={tmp_path.name}"
+    step = script(tmp_path, REBORN_STEP)
+    try:
+        result = run(tmp_path, [sys.executable, str(step)], env={**os.environ, "HOSTILE_TEST": tmp_path.name}, kill_grace=1.0)
+        text = result.transcript.read_text()
+        assert _carrying(marker) == [], text
+        assert result.ok, text
+        assert result.survivors == []
+        # What the transcript says was stopped is gone, and it says nothing survived.
+        for pid in re.findall(r"# note: stopped pid (\d+) ", text):
+            assert not alive(int(pid))
+        assert "# WARNING" not in text
+        assert pids_in(tmp_path / "reborn.pids")[0] in [int(pid) for pid in re.findall(r"# note: stopped pid (\d+) ", text)]
+    finally:
+        for pid in _carrying(marker):
+            os.kill(pid, signal.SIGKILL)
 
 
 PAUSING_STEP = """

@@ -70,6 +70,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = value.total_seconds()
     elif isinstance(value, bool):
         raise ValueError(f"expected {_DURATION_EXAMPLE}")
+    elif isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"expected {_DURATION_EXAMPLE}, got .nan (not a number)")
     elif isinstance(value, (int, float)):
         seconds = float(value) if abs(value) < 1e300 else float("inf")  # float() of a huge int raises
     elif isinstance(value, str) and (match := _DURATION.match(value)):

@@ -32,6 +32,8 @@ from typing import BinaryIO
 
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.redact import Redactor, StreamRedactor
+from pytest_predeploy.core.stopping import KILL_GRACE, STEP_TOKEN, STOP_ROUNDS, group_alive, group_members, stop_escaped
+from pytest_predeploy.core.stopping import stop_group as stop_group  # the one way to stop a group; doctor uses it
 
 #: Read size; also the unit in which memory use is bounded.
 CHUNK = 64 * 1024
@@ -42,8 +44,6 @@ MAX_LINE = 64 * 1024
 TRANSCRIPT_LIMIT = 64 * 1024 * 1024
 #: ``capture=True`` keeps at most this much stdout in memory.
 CAPTURE_LIMIT = 64 * 1024 * 1024
-#: How long after SIGTERM a group gets before SIGKILL.
-KILL_GRACE = 5.0
 #: How long after the script exits we wait for processes it left holding its output.
 PIPE_GRACE = 2.0
 #: Output that could be the start of a secret is held back only until the script has been quiet
@@ -53,8 +53,6 @@ IDLE_FLUSH = 0.2
 #: A command line longer than this is shown cut, with the number of characters left out (a
 #: format spec such as ``{release:>50000000}`` must not put 50 MB into every report).
 COMMAND_LIMIT = 4096
-#: Inherited by every process a step starts (see the module docstring).
-STEP_TOKEN = "PREDEPLOY_STEP_TOKEN"
 
 
 @dataclass
@@ -78,15 +76,19 @@ class RunResult:
     stragglers_killed: bool = False
     #: Processes the step left running outside its group, stopped at its end: "pid N (name)".
     escaped: list[str] = field(default_factory=list)
+    #: Processes the step started that were still running after every attempt to stop them.
+    survivors: list[str] = field(default_factory=list)
     stdout: bytes = field(default=b"", repr=False)
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not (self.timed_out or self.interrupted or self.error)
+        return self.returncode == 0 and not (self.timed_out or self.interrupted or self.error or self.survivors)
 
     def describe(self) -> str:
         if self.error:
             return f"not run: {self.error}"
+        if self.survivors:
+            return f"left processes running that could not be stopped: {', '.join(self.survivors)}"
         if self.interrupted:
             return "interrupted"
         if self.timed_out:
@@ -112,100 +114,6 @@ def display_command(argv: Sequence[str], redactor: Redactor | None = None, limit
     if len(text) > limit:
         text = f"{text[:limit]}... ({len(text) - limit} more characters)"
     return redactor.redact(text) if redactor else text
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to the group; False when no process of it is left."""
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-
-
-def _group_alive(pgid: int) -> bool:
-    return _signal_group(pgid, 0)
-
-
-def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the group, SIGKILL whatever is left after ``grace`` seconds; reap the leader."""
-    if _signal_group(pgid, signal.SIGTERM):
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if proc is not None:
-                proc.poll()
-            if not _group_alive(pgid) or (proc is not None and proc.returncode is not None and not _group_alive(pgid)):
-                break
-            time.sleep(0.05)
-        _signal_group(pgid, signal.SIGKILL)
-    if proc is not None:
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time from ``/proc`` (to tell it from a later one reusing the pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return None if fields[0] == b"Z" else fields[19].decode()
-
-
-def _carrying(token: bytes) -> dict[int, str | None]:
-    """Live processes whose environment carries ``token``, with their start times."""
-    found: dict[int, str | None] = {}
-    me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:  # gone, or not ours to read
-            continue
-        if token in environ.split(b"\0"):
-            ticks = _start_ticks(int(entry.name))
-            if ticks is not None:
-                found[int(entry.name)] = ticks
-    return found
-
-
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
-def stop_escaped(token: str, grace: float) -> list[str]:
-    """Stop every process still carrying ``token`` (SIGTERM, SIGKILL after ``grace``); returns
-    ``pid N (name)`` for each. Repeats while new ones appear (one may fork as it is stopped)."""
-    marker = f"{STEP_TOKEN}={token}".encode()
-    stopped: list[str] = []
-    seen: set[int] = set()
-    for _ in range(5):
-        found = {pid: ticks for pid, ticks in _carrying(marker).items() if pid not in seen}
-        if not found:
-            break
-        for pid in found:
-            stopped.append(f"pid {pid} ({_name(pid)})")
-            seen.add(pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_start_ticks(pid) == ticks for pid, ticks in found.items()):
-            time.sleep(0.05)
-        for pid, ticks in found.items():
-            if _start_ticks(pid) == ticks:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-    return stopped
 
 
 class _Transcript:
@@ -345,6 +253,9 @@ def run_command(
         header = f"# step: {step}{' (' + label + ')' if label else ''}\n# command: {display_command(argv, redactor)}\n# cwd: {cwd}\n# started: {started.isoformat()}\n# timeout: {timeout:g}s\n"
         handle.write(header.encode())
         try:
+            if not argv:
+                # subprocess would raise IndexError, a traceback printing this function's locals.
+                raise ValueError("the command is empty")
             proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
@@ -360,6 +271,8 @@ def run_command(
             result.error = f"not executable: {argv[0]} (check its execute permission)"
         except OSError as exc:
             result.error = f"cannot execute {display_command(argv[:1])}: {exc.strerror}"
+        except ValueError as exc:  # an empty command, a NUL byte in an argument
+            result.error = f"cannot execute the command: {exc}"
         if result.error:
             result.ended_at = utcnow()
             handle.write(f"# not run: {result.error}\n".encode())
@@ -405,7 +318,7 @@ def run_command(
                     exited_at = exited_at or now
                     if now - exited_at > PIPE_GRACE:
                         # The script is done but something it started still holds its output.
-                        result.stragglers_killed = _group_alive(pgid)
+                        result.stragglers_killed = group_alive(pgid)
                         stop_group(pgid, None, grace=1.0)
                         break
                 elif now > deadline:
@@ -428,12 +341,13 @@ def run_command(
             proc.stderr.close()
             if proc.poll() is None:
                 stop_group(pgid, proc, kill_grace)
-            elif _group_alive(pgid):
+            elif group_alive(pgid):
                 # Processes the script left behind in its group: stopped, and said so.
                 result.stragglers_killed = True
                 stop_group(pgid, None, grace=1.0)
             # Processes that left the group (setsid, double fork) but carry the step's token.
-            result.escaped = stop_escaped(token, grace=min(kill_grace, 2.0))
+            result.escaped, result.survivors = stop_escaped(token, grace=min(kill_grace, 2.0))
+            result.survivors += [member for member in group_members(pgid) if member not in result.survivors]
             lines.close()
             result.returncode = proc.returncode
             if proc.returncode is not None and proc.returncode < 0:
@@ -451,5 +365,7 @@ def run_command(
                 footer += "# note: processes left running by the script were stopped\n"
             for process in result.escaped:
                 footer += f"# note: stopped {process}, started by the step outside its process group and still running at its end\n"
+            for process in result.survivors:
+                footer += f"# WARNING: {process}, started by the step, is still running after {STOP_ROUNDS} rounds of SIGSTOP and SIGKILL\n"
             handle.write(footer.encode())
     return result

@@ -9,6 +9,7 @@ starts with that name, so the caller adds only where the field lives (the config
 
 from __future__ import annotations
 
+import re
 import shlex
 import string
 from collections.abc import Iterable, Mapping
@@ -25,12 +26,43 @@ def allowed_text(names: Iterable[str]) -> str:
     return ", ".join("{" + name + "}" for name in sorted(names))
 
 
+#: A placeholder is a plain name: no attribute or index (``{release.__class__}``, ``{env[0]}``)
+#: that would read Python objects into a command or a message.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The only format specs allowed: alignment and a width or precision under 100 (``{release:.7}``,
+#: ``{service:<12}``). Anything else could nest a placeholder the load-time check never sees, or
+#: ask for a width of 300,000,000 characters.
+_SPEC = re.compile(r"[<>^]?[0-9]{0,2}(?:\.[0-9]{1,2})?")
+#: How much of a refused placeholder a message shows.
+_SHOWN = 40
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({len(text)} characters)"
+
+
 def placeholders(template: str, field: str = "template") -> set[str]:
-    """The names of ``template``'s placeholders (a format spec or conversion is not part of one)."""
+    """The names of ``template``'s placeholders; TemplateError naming ``field`` when one is not a
+    plain name, has a conversion (``!r``) or a format spec outside the small allowed set."""
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise TemplateError(f"{field} is not a valid format string ({exc})") from None
+    names = set()
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name and not _NAME.fullmatch(name):
+            raise TemplateError(f"{field}: placeholder {{{_shown(name)}}} is not a plain name; use plain placeholders such as {{release}}")
+        if conversion:
+            raise TemplateError(f"{field}: placeholder {{{_shown(name)}!{conversion}}} has a conversion; use plain placeholders such as {{release}}")
+        if spec and not _SPEC.fullmatch(spec):
+            raise TemplateError(
+                f"{field}: placeholder {{{_shown(name + ':' + spec)}}} has a format spec that is not allowed "
+                "(only an alignment and a width or precision under 100, e.g. {release:.7})"
+            )
+        names.add(name)
+    return names
 
 
 def check(template: str, allowed: Iterable[str], field: str) -> set[str]:
@@ -47,9 +79,18 @@ def check(template: str, allowed: Iterable[str], field: str) -> set[str]:
     return names
 
 
+def check_command(command: str, allowed: Iterable[str], field: str) -> set[str]:
+    """:func:`check` for a command: it must also split into at least one word (the program)."""
+    names = check(command, allowed, field)
+    if not split(command, field):
+        raise TemplateError(f"{field} is empty; name the program to run (e.g. {{python}} scripts/run.py)")
+    return names
+
+
 def fill(template: str, values: Mapping[str, str], field: str) -> str:
     """``template`` with its placeholders filled from ``values`` (format specs apply, as in
     ``str.format``); TemplateError naming ``field`` when one has no value or the template is malformed."""
+    placeholders(template, field)  # never fill what the load-time check would refuse
     try:
         return template.format_map(values)
     except KeyError as exc:

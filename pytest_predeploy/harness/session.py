@@ -9,8 +9,6 @@ redaction of reports, the archive of the last run, the summary).
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +22,9 @@ from pytest_predeploy.config import ProjectConfig, check_gates_dir, load_config
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.errors import PredeployError
-from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.redact import Redactor
-from pytest_predeploy.harness import report, steps
+from pytest_predeploy.harness import artifactsdir, report, steps
+from pytest_predeploy.harness.artifactsdir import LOCK_FILE
 from pytest_predeploy.harness.context import RunContext
 from pytest_predeploy.harness.controller import GateController
 from pytest_predeploy.harness.keys import background_key, context_key, controller_key
@@ -41,11 +39,7 @@ from pytest_predeploy.harness.verdict import Verdict
 from pytest_predeploy.targets.choose import target_for
 from pytest_predeploy.targets.runlock import StagingLock
 from pytest_predeploy.verdict.criteria import Criterion, judge_evidence, sealed_criteria
-from pytest_predeploy.verdict.journal import JOURNAL
 
-LOCK_FILE = ".predeploy.lock"
-HISTORY_DIR = "history"
-HISTORY_KEEP = 5
 #: Names of the plugins a run registers: blocking any (``-p no:NAME``) is a usage error.
 PLUGIN_NAMES = (
     "predeploy-gates",
@@ -197,24 +191,10 @@ class ProtocolSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if 1 in self.controller.gates:
             # A run from Gate 1 is a full run: it starts from an empty folder and may seal.
-            self._archive_previous_run()
+            for note in artifactsdir.archive_previous_run(self.context.artifacts):
+                self.live.live(note)
             self.archived = True
         self.record.journal("start", {f"gate{n}": "collected" for n in sorted(self.controller.gates)})
-
-    def _archive_previous_run(self) -> None:
-        """A run from Gate 1 starts from an empty artifacts dir; the last run's files are kept in history/."""
-        artifacts = self.context.artifacts
-        previous = [p for p in artifacts.iterdir() if p.name not in {LOCK_FILE, HISTORY_DIR, JOURNAL}]
-        if not previous:
-            return
-        stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
-        target = artifacts / HISTORY_DIR / stamp
-        target.mkdir(parents=True)
-        for path in previous:
-            os.replace(path, target / path.name)
-        runs = sorted((artifacts / HISTORY_DIR).iterdir())
-        for old in runs[:-HISTORY_KEEP]:
-            shutil.rmtree(old, ignore_errors=True)
 
     def print_verdict(self) -> None:
         self.summary.print_verdict()
@@ -290,10 +270,7 @@ def _lock_artifacts(config: pytest.Config, project: ProjectConfig) -> tuple[Path
     option = config.getoption("predeploy_artifacts")
     artifacts = (config.invocation_params.dir / option) if option else project.base_dir / ".artifacts" / "pre-deployment"
     artifacts = artifacts.resolve()
-    try:
-        artifacts.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PredeployError(f"cannot create the artifacts folder {artifacts}: {exc.strerror}") from None
+    artifactsdir.claim(artifacts)  # created here, or one the tool made: never a folder of the user's
     lock = FileLock(str(artifacts / LOCK_FILE))
     try:
         lock.acquire(timeout=0)

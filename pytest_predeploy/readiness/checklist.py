@@ -194,7 +194,7 @@ class _Drawing:
             "deploy",
             f"Rehearsed {report.release} on {report.environment}, replacing {report.previous_release or 'no known release'}, {how}. Deploy to production in this order:\n\n{order}",
         )
-        if report.bootstrap:
+        if any(b.status == "bootstrapped" for b in report.bootstrap):
             self.note(
                 "deploy", f"Staging was first given {report.previous_release} ({report.bootstrap_note}); those deploys are not part of the production order."
             )

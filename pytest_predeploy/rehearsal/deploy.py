@@ -369,8 +369,12 @@ class DeploymentReport(ArtifactModel):
     def summary_line(self) -> str:
         deployed = sum(s.status == "deployed" for s in self.services)
         line = f"{deployed}/{len(self.services)} services deployed {self.release} in {self.duration_seconds:.1f}s (max_parallel {self.max_parallel})"
-        if self.bootstrap:
-            line += f"; bootstrapped {self.previous_release} on {', '.join(b.service for b in self.bootstrap)}"
+        given = [b.service for b in self.bootstrap if b.status == "bootstrapped"]
+        failed = [b.service for b in self.bootstrap if b.status == "failed"]
+        if given:
+            line += f"; bootstrapped {self.previous_release} on {', '.join(given)}"
+        if failed:
+            line += f"; bootstrap of {self.previous_release} FAILED on {', '.join(failed)}"
         if self.recovery is not None:
             line += "; recovered to " + str(self.previous_release) if self.recovery.staging_on_previous else "; recovery FAILED"
         dirty = [f"{s.service} as {s.build.deployed_as}" for s in self.services if s.build is not None and s.build.deployed_as != s.build.release]
@@ -489,6 +493,11 @@ class _Rehearsal:
         run_each(list(reasons), bootstrap_one, self.max_parallel, self.ctx.cancel)
         failed = [r.service for r in self.bootstrap if r.status == "failed"]
         if failed:
+            # What happened, not what was attempted (issue 30, item 16b).
+            wanted = ", ".join(f"{name} ({reason})" for name, reason in reasons.items())
+            self.bootstrap_note = (
+                f"staging did not run {previous} on {wanted}; giving it {previous} failed on {', '.join(failed)}, so the candidate was not deployed"
+            )
             self.error = f"staging could not be given the previous release {previous} ({', '.join(failed)}); the candidate was not deployed"
         return not failed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,11 +34,18 @@ def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str]) -> int:
-    """Start ``argv`` detached in its own process group, output appended to ``log``; returns the pid."""
+#: A service's log (``logs/<slot>.log``, ``prometheus.log``) is rotated to ``<log>.1`` at this size,
+#: so one service's output takes at most twice this on disk (see targets/logcap.py).
+SERVICE_LOG_LIMIT = 16 * 1024 * 1024
+
+
+def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str], log_limit: int = SERVICE_LOG_LIMIT) -> int:
+    """Start ``argv`` detached in its own process group, its output in ``log`` (capped and
+    rotated by the launcher it runs under, ``logcap.py``, which leads the group); returns the pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out, open(os.devnull, "rb") as stdin:
-        process = subprocess.Popen(list(argv), cwd=cwd, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True)
+    launcher = [sys.executable, "-I", "-S", str(Path(__file__).with_name("logcap.py")), str(log), str(log_limit), "--", *argv]
+    with open(os.devnull, "rb") as stdin:
+        process = subprocess.Popen(launcher, cwd=cwd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(env), start_new_session=True)
     _children[process.pid] = process
     return process.pid
 
@@ -74,17 +82,17 @@ def stop(pid: int, ticks: int | None, timeout: float) -> str:
     """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds.
 
     Returns how it ended: 'not running', 'stopped' or 'killed'."""
-    if not is_running(pid, ticks):
-        return "not running"
-    result = "stopped"
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        if not _wait_gone(pid, ticks, timeout):
-            os.killpg(pid, signal.SIGKILL)
-            result = "killed"
-            _wait_gone(pid, ticks, 5.0)
-    except ProcessLookupError:
-        pass
+    result = "not running"
+    if is_running(pid, ticks):
+        result = "stopped"
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            if not _wait_gone(pid, ticks, timeout):
+                os.killpg(pid, signal.SIGKILL)
+                result = "killed"
+                _wait_gone(pid, ticks, 5.0)
+        except ProcessLookupError:
+            pass
     child = _children.pop(pid, None)
     if child is not None:
         child.wait()

@@ -6,6 +6,7 @@ These are the ``services:``, ``staging:`` and ``rollback:`` sections of ``predep
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -25,7 +26,8 @@ COMMAND_PLACEHOLDERS = frozenset({"python", "service", "release", "port", "port_
 Fault = Literal["crash", "unhealthy"]
 #: A release tag names a folder, so it may not contain a path separator or start with a dot.
 RELEASE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: ``\Z``, not ``$``: "$" also matches before a trailing newline ("api\n" would pass).
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 #: A declared endpoint in ``services[].endpoints.routes``: "METHOD /path".
@@ -114,6 +116,23 @@ class Service(StrictModel):
             raise ValueError(f"service name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
         return name
 
+    @field_validator("health_timeout")
+    @classmethod
+    def _positive_timeout(cls, timeout: timedelta) -> timedelta:
+        if timeout <= timedelta(0):
+            raise ValueError("health_timeout must be longer than zero (a service is never healthy at once), e.g. '30s'")
+        return timeout
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http:// or https:// address with a host, e.g. 'https://api.staging.example.com'")
+        return url
+
     @field_validator("health_path", "version_path")
     @classmethod
     def _absolute_path(cls, path: str | None, info: ValidationInfo) -> str | None:
@@ -159,7 +178,7 @@ class ServiceConfig(Service):
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> ServiceConfig:
-        template.check(self.command, COMMAND_PLACEHOLDERS, "command")
+        template.check_command(self.command, COMMAND_PLACEHOLDERS, "command")
         return self
 
 
@@ -224,6 +243,7 @@ class RollbackConfig(StrictModel):
     recovery_target_seconds: float = Field(
         60.0,
         gt=0,
+        allow_inf_nan=False,
         description="Recovery-time target per service: from the start of the rollback until healthy on the previous release with the smoke subset green.",
     )
     smoke: bool = Field(True, description="Run the smoke subset of each service after its rollback (and after the roll-forward).")

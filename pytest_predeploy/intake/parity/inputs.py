@@ -14,7 +14,6 @@ import json
 import re
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
 from pytest_predeploy.core.template import TemplateError
-from pytest_predeploy.core.yamlfile import read_text_file, yaml_error
+from pytest_predeploy.core.yamlfile import LimitedCLoader, YamlLimitError, parse_toml, read_text_file, unreadable_number, yaml_error
 from pytest_predeploy.intake.parity.config import MAX_VALUE_CHARS, SECTIONS, STEP, EnvironmentConfig, ParityProject
 from pytest_predeploy.intake.parity.paths import _segment_text
 from pytest_predeploy.intake.secrets import (
@@ -74,7 +73,7 @@ class _Unreadable(Exception):
         self.line = line
 
 
-class _FastLoader(yaml.CSafeLoader):
+class _FastLoader(LimitedCLoader):
     """libyaml's parser with a lean resolver and constructor. Same results as CSafeLoader for
     the safe schema; duplicate keys are an error; no path resolvers (SafeLoader has none)."""
 
@@ -188,6 +187,8 @@ def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
             documents = loader.load_documents()
     except _Unreadable as exc:
         raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
+    except YamlLimitError as exc:
+        raise exc.at(origin) from None
     except yaml.YAMLError as exc:
         raise yaml_error(exc, origin) from None
     finally:
@@ -248,6 +249,8 @@ def parse_json(text: str, origin: str) -> Any:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except RecursionError:
         raise ConfigError(f"{origin}: invalid JSON: nesting too deep") from None
+    except ValueError as exc:
+        raise unreadable_number(exc, origin) from None
 
 
 def _check_sizes(data: Any, origin: str) -> None:
@@ -282,10 +285,7 @@ def parse_document(text: str, fmt: str, origin: str) -> Any:
     if fmt == "json":
         data = parse_json(text, origin)
     elif fmt == "toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+        data = parse_toml(text, origin)
     else:
         data = parse_env_text(text, origin)
     if len(text) > MAX_VALUE_CHARS:

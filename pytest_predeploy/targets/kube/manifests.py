@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.core.yamlfile import LimitedCLoader
 
 WORKLOADS = ("Deployment", "Pod")
 LABEL_PREFIX = "io.predeploy."
@@ -43,7 +44,7 @@ def render(path: Path, fields: dict[str, str], name: str, labels: dict[str, str]
     for key, value in fields.items():
         text = text.replace("{" + key + "}", value)
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        documents = [doc for doc in yaml.load_all(text, Loader=LimitedCLoader) if doc is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

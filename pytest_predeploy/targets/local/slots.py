@@ -57,8 +57,8 @@ def start_slot(layout: ServiceLayout, slot: str, tag: str) -> ProcessRecord:
     checkpoint("started")
     problem = _wait_healthy(layout, record, slot)
     if problem is not None:
+        stop_slot(layout, slot)  # first: its log writer has then written the service's last words
         tail = _log_tail(log, offset)
-        stop_slot(layout, slot)
         raise TargetError(EXIT_FAILED, f"{layout.service.name}: release {tag} {problem}" + (f"; last lines of {log}:\n{tail}" if tail else ""))
     write_text_atomic(layout.run / f"{slot}.json", record.model_dump_json(indent=2))
     layout.say(f"healthy on port {record.port} after {time.monotonic() - started:.2f}s")
@@ -103,7 +103,8 @@ def _log_tail(log: Path, offset: int, lines: int = 15) -> str:
     loop can leave a large log)."""
     try:
         with open(log, "rb") as handle:
-            handle.seek(max(offset, handle.seek(0, 2) - 64 * 1024))
+            end = handle.seek(0, 2)
+            handle.seek(max(offset if offset <= end else 0, end - 64 * 1024))  # past the end: the log was rotated
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
