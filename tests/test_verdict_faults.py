@@ -122,6 +122,10 @@ def test_disk_full_while_sealing_is_no_go_never_awaiting_signoff(pytester: pytes
     assert "AWAITING SIGN-OFF" not in result.stdout.str()
     state = json.loads((small_disk / "predeploy-run.json").read_text())
     assert state["gates"]["gate4"]["status"] == "failed"
+    # The reports written before sealing said "awaiting sign-off": they state what happened.
+    report = json.loads((small_disk / "pytest-report.json").read_text())
+    assert report["exitcode"] == ExitStatus.NO_GO and report["predeploy"]["verdict"].startswith("NO-GO")
+    assert report["predeploy"]["gates"]["gate4"]["status"] == "failed"
     _no_false_verdict(small_disk, result)
     assert root.is_dir()
 

@@ -9,6 +9,7 @@ reports over the sealing run's (the reviewers' copy).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Generator
@@ -19,6 +20,7 @@ import pytest
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core import interrupts
+from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.protocol import READINESS_GATE
@@ -205,6 +207,27 @@ class Sealing:
             ExitStatus.NO_GO, f"NO-GO: Gate {READINESS_GATE} ({gate.name}) failed: the package could not be sealed (exit status {int(ExitStatus.NO_GO)})"
         )
         run.record.save_state(run.controller, run.report_prefix)
+        self._amend_json_report(gate.reason)
+
+    def _amend_json_report(self, reason: str) -> None:
+        """The JSON report was written before sealing, saying "awaiting sign-off": no package holds
+        it, so it is brought up to date (the HTML report is, by the review page's final write)."""
+        run = self.session
+        path = getattr(run.config.option, "json_report_file", None)
+        if not path or not Path(path).is_file() or self.verdict is None:
+            return
+        try:
+            report = json.loads(Path(path).read_text(encoding="utf-8"))
+            report["exitcode"] = int(self.verdict.status)
+            predeploy = report.setdefault("predeploy", {})
+            predeploy["verdict"] = self.verdict.line
+            gate = predeploy.get("gates", {}).get(f"gate{READINESS_GATE}")
+            if isinstance(gate, dict):
+                gate.update(status="failed", reason=reason)
+            write_text_atomic(Path(path), run.context.redactor.redact(json.dumps(report, indent=2)))
+        except (OSError, ValueError) as exc:
+            problem = cannot_write(exc, run.context.artifacts) if isinstance(exc, OSError) else f"{path} cannot be read back ({exc})"
+            run.record.write_problems.append(f"JSON report (it still says what it said before sealing): {problem}")
 
     def manifest_fields(self) -> dict[str, Any]:
         run = self.session
