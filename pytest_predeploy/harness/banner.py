@@ -158,6 +158,9 @@ class Decision:
     pending_roles: Sequence[str] = ()
     gates: Sequence[GateCard] = field(default_factory=tuple)
     changes: Sequence[BuildChange] = ()
+    #: (service, kind, operation, what changed, waiver) rows of the API contract comparison.
+    api_changes: Sequence[tuple[str, str, str, str, str]] = ()
+    api_note: str = ""
     dependencies: Sequence[str] = ()
     dependency_note: str = ""
     risks: Sequence[Risk] = ()

@@ -181,6 +181,8 @@ def decision(session: ProtocolSession, exit_status: int, tests: Sequence[TestRow
         pending_roles=session.controller.pending_roles(),
         gates=gates,
         changes=found.changes,
+        api_changes=found.api_changes,
+        api_note=found.api_note,
         dependencies=found.dependencies,
         dependency_note=found.dependency_note,
         risks=found.risks,

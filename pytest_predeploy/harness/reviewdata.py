@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ from pytest_predeploy.intake.approvals import ApprovalRecord, IntakeReport
 from pytest_predeploy.intake.parity import ParityReport
 from pytest_predeploy.intake.parity.config import DriftWaiver
 from pytest_predeploy.readiness.package import Manifest
+from pytest_predeploy.rehearsal.contract import ApiContractReport
 from pytest_predeploy.rehearsal.deploy import DeploymentReport
 from pytest_predeploy.rehearsal.observability import ObservabilityResult
 from pytest_predeploy.rehearsal.prometheus import query_chart
@@ -56,6 +57,8 @@ class Evidence:
     """What the artifacts say, for the review page."""
 
     changes: list[BuildChange] = field(default_factory=list)
+    api_changes: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    api_note: str = ""
     dependencies: list[str] = field(default_factory=list)
     dependency_note: str = ""
     risks: list[Risk] = field(default_factory=list)
@@ -98,6 +101,15 @@ def read_evidence(artifacts: Path, drift_waivers: Sequence[DriftWaiver] = ()) ->
     rollback = reader.read(names.ROLLBACK_REPORT, RollbackReport)
     security = reader.read(names.SECURITY_REPORT, SecurityReport)
     observability = reader.read(names.OBSERVABILITY_METRICS, ObservabilityResult)
+    contract = reader.read(names.API_CONTRACT_REPORT, ApiContractReport)
+    if contract is not None:
+        found.api_changes, found.api_note = _api_changes(contract)
+        found.risks += [
+            Risk("API contract waiver", c.waiver, f"{s.service} {c.operation}: {c.detail}", c.waiver_owner or "", c.id, "")
+            for s in contract.services
+            for c in s.changes
+            if c.waiver
+        ]
     if parity is not None:
         found.risks += _drift_waivers(parity, drift_waivers)
     if security is not None:
@@ -280,13 +292,32 @@ def _smoke_causes(report: TestResultsReport) -> list[RootCause]:
     for suite in report.suites:
         failing = [t for t in suite.tests if t.outcome in ("failed", "error")]
         for test in failing[:3]:
-            message = test.message or ""
-            # The service's log tail, where the smoke step recorded one for this test.
-            tail: Any = getattr(test, "log_tail", None)
-            if tail:
-                message += "\n--- service log ---\n" + str(tail)
-            causes.append(RootCause(f"{suite.name}: {test.nodeid} {test.outcome}", _last_lines(message), names.TEST_RESULTS))
+            causes.append(RootCause(f"{suite.name}: {test.nodeid} {test.outcome}", _last_lines(test.message or ""), names.TEST_RESULTS))
+    # Each service's last log lines, recorded by the smoke step when a test failed: the traceback.
+    for log in report.service_logs:
+        if log.lines:
+            causes.append(RootCause(f"{log.service} wrote, at the end of {log.log}", _last_lines("\n".join(log.lines)), names.TEST_RESULTS))
     return causes
+
+
+def _api_changes(report: ApiContractReport) -> tuple[list[tuple[str, str, str, str, str]], str]:
+    """The contract comparison's changes, breaking first, and what was not compared."""
+    rows = [
+        (
+            s.service,
+            c.kind + (" (BLOCKING)" if c.blocking else ""),
+            c.operation,
+            c.detail,
+            c.waiver or c.expired_waiver and f"{c.expired_waiver} (expired)" or "",
+        )
+        for s in report.services
+        for c in s.changes
+    ]
+    not_compared = [f"{s.service}: {s.status} ({s.detail})" if s.detail else f"{s.service}: {s.status}" for s in report.services if s.status != "compared"]
+    note = "; ".join(not_compared) if not_compared else ("" if rows else "no change to the API contract")
+    if not report.enabled:
+        note = "the API contract comparison is switched off (contract.enabled: false)"
+    return rows, note
 
 
 def sealed_manifest(package: Path) -> Manifest | None:

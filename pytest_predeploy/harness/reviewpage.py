@@ -169,11 +169,17 @@ def _card(gate: GateCard) -> str:
 
 
 def _changes(decision: Decision) -> str:
-    if not decision.changes and not decision.dependencies:
+    if not decision.changes and not decision.dependencies and not decision.api_changes and not decision.api_note:
         return ""
     title = f"What changed: {_e(decision.previous_release or 'previous')} &rarr; {_e(decision.release)}"
     rows = [(c.service, c.previous, c.candidate + ("  (SAME CODE as the previous release)" if c.same_code else "")) for c in decision.changes]
     parts = [f"<h2>{title}</h2>", _table(["service", "previous release", "candidate"], rows, " id='predeploy-changes'")]
+    if decision.api_changes:
+        parts.append(
+            "<h3>API contract</h3>" + _table(["service", "kind", "operation", "what changed", "waiver"], decision.api_changes, " id='predeploy-api-changes'")
+        )
+    if decision.api_note:
+        parts.append(f"<p id='predeploy-api-note'>API contract: {_e(decision.api_note)}</p>")
     if decision.dependencies:
         parts.append(
             f"<p>Dependencies ({len(decision.dependencies)}): {_e(', '.join(decision.dependencies))} <span class='predeploy-note'>({_e(decision.dependency_note)})</span></p>"
