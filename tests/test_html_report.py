@@ -29,7 +29,7 @@ import yaml
 from pytest_predeploy.harness.gates import ExitStatus
 from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
 from tests.project import GATES, json_report, make_project
-from tests.signoff_project import approve
+from tests.signoff_project import approve, git
 from tests.signoff_project import project as signoff_project
 from tests.staging_support import copy_demo, processes_under
 
@@ -82,6 +82,9 @@ def _package(root: Path) -> tuple[str, str]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     base = tmp_path_factory.mktemp("review")
     root = copy_demo(base / "demo")
+    # Sign-offs are recorded in the project's git repository (the branch predeploy/signoffs).
+    for args in (("init", "-q"), ("add", "-A"), ("commit", "-q", "-m", "demo")):
+        git(root, *args)
     summary = base / "summary.md"
     first = _pytest(root, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert first.returncode == ExitStatus.AWAITING_SIGNOFF, first.stdout[-3000:] + first.stderr

@@ -42,3 +42,34 @@ def deferred(what: str) -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+_held: dict[int, object] = {}
+
+
+def hold(what: str) -> None:
+    """From now until :func:`release`, SIGINT and SIGTERM are noted, not obeyed: the run was
+    interrupted once and is winding down (recovery, reports, stopping staging, releasing locks);
+    a second Ctrl-C must not cut that short with a traceback. Main thread only."""
+    if _held or threading.current_thread() is not threading.main_thread():
+        return
+    said = False
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        nonlocal said
+        if not said:
+            said = True
+            print(f"\npredeploy: interrupted again: {what} first (kill -9 ends it at once)", file=sys.stderr, flush=True)
+
+    for sig in _SIGNALS:
+        _held[sig] = signal.getsignal(sig)
+        signal.signal(sig, note)
+
+
+def release() -> None:
+    """Obey SIGINT and SIGTERM again, as before :func:`hold`."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in list(_held.items()):
+        signal.signal(sig, handler)  # type: ignore[arg-type]  # what getsignal returned
+    _held.clear()

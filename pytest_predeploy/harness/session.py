@@ -202,11 +202,13 @@ class ProtocolSession:
     def close(self) -> None:
         with interrupts.deferred("stopping staging and releasing the run's locks"):
             self._close()
+        # Last: Ctrl-C and SIGTERM do what they did before the run (held since an interrupt).
+        interrupts.release()
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
 
     def _close(self) -> None:
         self.overlap.background.stop_untaken("the run ended")
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
         if getattr(self.project.staging, "stop_on_exit", False):
             try:
                 target_for(self.project).stop_all(self.context.env)

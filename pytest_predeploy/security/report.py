@@ -178,7 +178,7 @@ def security_problems(report: SecurityReport) -> list[str]:
         for s in report.could_not_run()
     ]
     problems += [finding.describe() for finding in report.findings if finding.blocking]
-    if not any(s.status in ("passed", "findings") for s in report.scanners):
+    if not problems and not any(s.status in ("passed", "findings") for s in report.scanners):
         # Every scanner disabled or unavailable: nothing was scanned, which is no data, never clear.
         states = ", ".join(f"{s.name} {s.status}" for s in report.scanners) or "none configured"
         problems.append(f"no scanner ran ({states}): nothing was scanned (no data); enable at least one scanner")
