@@ -4,10 +4,10 @@ the repository."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
-import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from pytest_predeploy.config import load_config
 from pytest_predeploy.security import osv
+from pytest_predeploy.tooling import cli
 from tests.httpfiles import serve
 from tests.security_project import audit, make_config, only, scanner, site_packages
 
@@ -46,7 +47,12 @@ GOOD = osv_zip({"PYSEC-1.json": record("PYSEC-1")})
 
 
 def predeploy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_predeploy", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    """The ``predeploy`` command, run in this process (its entry point, ``python -m pytest_predeploy``,
+    is run as a subprocess by test_init.py and test_adopt.py): what it prints and its exit status."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(list(args))
+    return subprocess.CompletedProcess(["predeploy", *args], status, out.getvalue(), err.getvalue())
 
 
 # -- predeploy advisories update ---------------------------------------------------------------

@@ -52,6 +52,13 @@ class Demo:
         config.setdefault("steps", {})["security"] = {"command": "{python} slow_audit.py {output}", "kill_grace": "2s"}
         self.save(config)
 
+    def quick_audit(self) -> None:
+        """The demo's real audit without its three slow scanners (some 30 s of the run): what these
+        tests pin is when the audit runs, not what it finds (test_security*.py runs every scanner)."""
+        config = self.config
+        config.setdefault("security", {}).update({name: {"enabled": False} for name in ("bandit", "secrets", "sbom")})
+        self.save(config)
+
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--predeploy-release=v1.2", *args]
 
@@ -133,6 +140,7 @@ def test_ctrl_c_during_the_overlap_leaves_staging_on_the_previous_release(demo: 
 
 
 def test_a_gate_run_alone_starts_only_the_steps_it_needs(demo: Demo) -> None:
+    demo.quick_audit()
     gate3 = demo.pytest("gates/test_gate3_rollback_security.py")
     assert gate3.returncode == ExitStatus.NOT_JUDGED, gate3.stdout[-3000:]  # one gate alone: not a verdict
     # Gate 3 alone deploys first (rollback needs a deployment): the audit runs beside that.
@@ -149,6 +157,7 @@ def test_a_gate_run_alone_starts_only_the_steps_it_needs(demo: Demo) -> None:
 
 
 def test_overlap_false_runs_every_step_in_sequence(demo: Demo) -> None:
+    demo.quick_audit()
     config = demo.config
     config["gates"] = {"overlap": False}
     demo.save(config)
