@@ -219,8 +219,10 @@ def test_verification_checks_which_service_answers_not_only_the_release(staging:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # worker's configured URL is api's: it reports the candidate, but it is not the worker.
-    staging.write(services=[service("api", port=port), service("worker", "worker", url=f"http://127.0.0.1:{port}")])
+    # worker's configured URL is api's: it reports the candidate, but it is not the worker. It never
+    # becomes healthy, so its health deadline is this test's wait: short (api, deployed one by one
+    # before it, already answers there).
+    staging.write(services=[service("api", port=port), service("worker", "worker", url=f"http://127.0.0.1:{port}", health_timeout="6s")])
     report = rehearse_deployment(staging.context("v2", previous=None))
     assert report.outcome == "failed"
     problems = deployment_problems(report)
