@@ -21,6 +21,8 @@ note.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pytest_predeploy.core.artifacts import OBSERVABILITY_METRICS, TRANSCRIPTS_DIR, ArtifactModel, read_artifact, write_artifact
 from pytest_predeploy.core.errors import EXIT_USAGE, ArtifactError, ConfigError, PredeployError, StepError
 from pytest_predeploy.harness.context import RunContext
@@ -50,8 +52,11 @@ from pytest_predeploy.rehearsal.requestlog import request as smoke_request
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 from pytest_predeploy.rollback.operational import OperationalResult, operational_problems, read_operational
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
-from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
+from pytest_predeploy.security import SecurityReport, security_problems
 from pytest_predeploy.tooling.scriptkit import ScriptContext, add_common_arguments, interrupt_on_sigterm, load_context, run_main
+
+if TYPE_CHECKING:
+    from pytest_predeploy.security.audit import run_security_audit
 
 __all__ = [
     "ApiContractReport",
@@ -117,3 +122,13 @@ __all__ = [
     "summary_text",
     "write_artifact",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The security audit and its scanners run in the audit script's process; gate modules import
+    # this module in the plugin's process, which does not need them (tests/test_plugin_startup.py).
+    if name == "run_security_audit":
+        from pytest_predeploy.security.audit import run_security_audit
+
+        return run_security_audit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,9 @@ def test_plain_pytest_leaves_the_collector_alone(pytester: pytest.Pytester) -> N
 RECORD_LOADED = """
 import json, sys
 
+import pytest_predeploy.api  # as gate modules do
+
+
 def pytest_sessionfinish(session):
     from pytest_predeploy.rehearsal.prometheus import PrometheusResult
     from pytest_predeploy.security.report import SecurityReport
@@ -60,7 +63,7 @@ def pytest_sessionfinish(session):
 
 def test_a_protocol_run_loads_only_what_it_uses(pytester: pytest.Pytester) -> None:
     # Start-up is most of the plugin's overhead (bench/overhead.py): the security scanners and the
-    # packaging library run in the audit script's process, Prometheus text is parsed only when
+    # packaging library run in the audit script's process (also when the gates import the API), Prometheus text is parsed only when
     # metrics are captured, and a report model is built when a report is first read.
     root = make_project(pytester)
     pytester.makeconftest(RECORD_LOADED)
