@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: One small, fast test file for --quick.
-QUICK_PATH = "tests/test_timechart.py"
+QUICK_PATH = "tests/test_api_surface.py"
 
 
 def load_average() -> str:

@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from pytest_predeploy.config import load_config
+from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.security import osv
 from pytest_predeploy.tooling import cli
 from tests.httpfiles import serve
@@ -178,7 +179,7 @@ def test_the_bundled_snapshot_finds_known_advisories() -> None:
     db = osv.load_database(osv.BUNDLED_ZIP, {"requests", "pyyaml", "jinja2"})
     assert db.total > 2600 and db.fetched_at == datetime(2024, 10, 10, tzinfo=UTC)
     found = {
-        name: {m.advisory["id"] for m in osv.match(db, name, version, osv.Severity.major)}
+        name: {m.advisory["id"] for m in osv.match(db, name, version, Severity.major)}
         for name, version in (("requests", "2.19.1"), ("pyyaml", "5.3"), ("jinja2", "2.10"))
     }
     assert "PYSEC-2018-28" in found["requests"] and "PYSEC-2020-96" in found["pyyaml"] and "PYSEC-2019-217" in found["jinja2"]
