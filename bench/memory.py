@@ -20,6 +20,7 @@ benchmark still runs (the protocol run itself must still pass).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -157,7 +158,10 @@ def main() -> int:
         scripts = 2 + args.services
         print(f"protocol run: {scripts} scripts printing {args.mb} MB each ({scripts * args.mb} MB of output)")
         status, hwm, maxrss, seconds, output = run_protocol(root)
-        if status != 0:
+        # Its three small gates bind none of the protocol's declared criteria: passing, the run's
+        # verdict is NOT JUDGED (exit 11); any failed test shows in the JSON report.
+        summary = json.loads((root / ".artifacts" / "pre-deployment" / "pytest-report.json").read_text()).get("summary", {}) if status == 11 else {}
+        if status not in (0, 11) or summary.get("failed") or summary.get("error"):
             print(output[-3000:])
             print(f"the protocol run failed (exit {status})")
             return 1
