@@ -8,16 +8,19 @@ report; each of ``--services`` services is deployed to the local staging target 
 that prints ``--mb`` MB and then runs the real ``scripts/deploy_backend.sh``. One secret is
 configured, so every byte read goes through the redactor as in a real run.
 
-    .venv/bin/python bench/memory.py [--mb 500] [--services 4]
+    .venv/bin/python bench/memory.py [--mb 500] [--services 4] [--quick]
 
 Peak RSS is the pytest process's ``VmHWM`` (its high-water mark, read from ``/proc`` just
 before it exits) and, as an upper bound over every process it waited for, ``ru_maxrss`` from
 ``wait4``. The anchor is the output the scripts printed: memory must not grow with it.
+``--quick`` (CI) prints 2 MB per script with one service and asserts nothing: it proves the
+benchmark still runs (the protocol run itself must still pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -144,7 +147,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500, help="MB each script prints (default 500)")
     parser.add_argument("--services", type=int, default=4, help="services deployed (default 4: with parity and security, 6 scripts)")
+    parser.add_argument("--quick", action="store_true", help="2 MB per script, one service, no target asserted (CI: the benchmark still runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.mb, args.services = 2, 1
     size = args.mb * 1000 * 1000
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
         root = Path(folder)
@@ -152,7 +158,10 @@ def main() -> int:
         scripts = 2 + args.services
         print(f"protocol run: {scripts} scripts printing {args.mb} MB each ({scripts * args.mb} MB of output)")
         status, hwm, maxrss, seconds, output = run_protocol(root)
-        if status != 0:
+        # Its three small gates bind none of the protocol's declared criteria: passing, the run's
+        # verdict is NOT JUDGED (exit 11); any failed test shows in the JSON report.
+        summary = json.loads((root / ".artifacts" / "pre-deployment" / "pytest-report.json").read_text()).get("summary", {}) if status == 11 else {}
+        if status not in (0, 11) or summary.get("failed") or summary.get("error"):
             print(output[-3000:])
             print(f"the protocol run failed (exit {status})")
             return 1
@@ -177,6 +186,9 @@ def main() -> int:
         ok = hwm / 1024 < TARGET_RSS_MB and not over
         for line in over:
             print(f"  OVER CAP: {line}")
+        if args.quick:
+            print("quick mode: one short run to prove the benchmark still runs; its figures mean nothing")
+            return 0
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
 

@@ -1,11 +1,12 @@
 """Benchmark: sealing ~1 GiB of artifacts against `sha256sum` + `zip -r -q` on the same files.
 
-    .venv/bin/python bench/package.py [--size-mib 1024] [--keep DIR]
+    .venv/bin/python bench/package.py [--size-mib 1024] [--keep DIR] [--quick]
 
 Generates compressible logs (about 60%), incompressible data (about 40%) and a few hundred small
 files, warms the page cache, then measures in one run: the anchor (`sha256sum` over every file,
 then `zip -r -q`), and `seal_package` in a subprocess whose peak RSS is read with wait4.
 Targets (SPEC section 8): at most 0.3x the anchor's wall time, under 64 MiB peak memory.
+``--quick`` (CI) packages 64 MiB and asserts nothing: it proves the benchmark still runs.
 """
 
 from __future__ import annotations
@@ -87,7 +88,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--keep", type=Path, default=None, help="generate into (and keep) this folder")
+    parser.add_argument("--quick", action="store_true", help="64 MiB, no target asserted (CI: the benchmark still runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.size_mib = 64
     work = args.keep or Path(tempfile.mkdtemp(prefix="predeploy-bench-"))
     try:
         source = work / "artifacts"
@@ -112,6 +116,9 @@ def main() -> int:
         print(f"package sha256 {out}")
         ratio = ours / anchor
         print(f"ratio: {ratio:.3f}x the anchor's wall time (target <= 0.3x); peak memory {ours_rss / 1024:.1f} MiB (target < 64 MiB)")
+        if args.quick:
+            print("quick mode: one short run to prove the benchmark still runs; its figures mean nothing")
+            return 0
         met = ratio <= 0.3 and ours_rss < 64 * 1024
         print("targets met" if met else "TARGET MISSED")
         return 0 if met else 1

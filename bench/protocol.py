@@ -8,7 +8,7 @@ beside it. Each run is a fresh copy of the demo (predeploy.yaml, conftest.py, de
 scripts/) run by ``pytest --predeploy-release=v1.2`` on gates 1-3 as a subprocess, exactly as a
 developer runs it; the copy is made before the clock starts.
 
-    .venv/bin/python bench/protocol.py [--runs 5] [--set gates.overlap=false]
+    .venv/bin/python bench/protocol.py [--runs 5] [--set gates.overlap=false] [--quick]
     nice -n -10 .venv/bin/python bench/protocol.py --runs 7   # on a shared machine (as root)
 
 Per run, from the same run: the wall time of the pytest command (what the user waits for,
@@ -26,7 +26,8 @@ state, stopping staging, the interpreter's exit). The session starts at the JSON
 script reads around the command).
 
 ``--set KEY=VALUE`` changes the copied predeploy.yaml (dotted key, YAML value), e.g. to compare
-two settings in runs of the same machine state.
+two settings in runs of the same machine state. ``--quick`` (CI) makes one run: it proves the
+benchmark still runs, its ratio means nothing.
 """
 
 from __future__ import annotations
@@ -127,12 +128,15 @@ def run_once(folder: Path, number: int, settings: dict[str, Any]) -> Run:
     began, start = time.time(), time.perf_counter()
     done = subprocess.run(argv, check=False, cwd=root, capture_output=True, text=True)
     wall, ended = time.perf_counter() - start, time.time()
-    if done.returncode != 0:
+    # Gates 1-3 passing end NOT JUDGED (exit 11): the protocol's verdict needs Gate 4 too.
+    if done.returncode not in (0, 11):
         sys.exit(
             f"run {number}: the protocol ended with exit status {done.returncode} (gates 1-3 must pass to be measured)\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
         )
     artifacts = root / ARTIFACTS
     report = json.loads((artifacts / "pytest-report.json").read_text())
+    if report.get("summary", {}).get("failed") or report.get("summary", {}).get("error"):
+        sys.exit(f"run {number}: a gate test failed (gates 1-3 must pass to be measured)\n{done.stdout[-3000:]}")
     setups = setup_durations(report)
     missing = [test for test in [*CHAIN.values(), *OFF_CHAIN.values()] if test not in setups]
     if missing:
@@ -157,7 +161,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh demo runs to take medians over")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="change the copied predeploy.yaml (dotted key)")
+    parser.add_argument("--quick", action="store_true", help="one run (CI: the benchmark still runs; no figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
     settings = parse_settings(args.settings)
     runs: list[Run] = []
     load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -198,6 +205,8 @@ def main() -> int:
         f"median ratio wall / chain: {ratio:.2f}x (session / chain {median([r.session / r.chain for r in runs]):.2f}x; "
         f"target <= {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})"
     )
+    if args.quick:
+        print("quick mode: one short run to prove the benchmark still runs; its figures mean nothing")
     return 0
 
 

@@ -7,12 +7,14 @@ healthy (``DEMO_WARMUP_SECONDS``, spread over ``--warmup MIN MAX``), so a deploy
 waiting; what the benchmark shows is that the rehearsal overlaps that waiting, and what it
 costs to run ten deploy scripts at once on this machine.
 
-    .venv/bin/python bench/rehearsal.py [--services 10] [--warmup 1.0 2.0] [--runs 1]
+    .venv/bin/python bench/rehearsal.py [--services 10] [--warmup 1.0 2.0] [--runs 1] [--quick]
 
 With ``--runs N`` the whole measurement (every service alone, then all together) is repeated on
 the same staging N times and the medians are reported: other work on the machine moves single
 runs by several percent. Also printed: the CPU time the deploy scripts of the parallel run used
 (the scripts and the services they start compete for the cores) and how busy the machine was.
+``--quick`` (CI) rehearses two services without warm-up, once: it proves the benchmark still runs,
+its ratio means nothing.
 """
 
 from __future__ import annotations
@@ -133,7 +135,10 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=10)
     parser.add_argument("--warmup", type=float, nargs=2, default=(1.0, 2.0), metavar=("MIN", "MAX"), help="warm-up seconds of the fastest and slowest service")
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement and report medians")
+    parser.add_argument("--quick", action="store_true", help="two services, no warm-up, one run (CI: the benchmark still runs; no figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.services, args.warmup, args.runs = 2, (0.0, 0.0), 1
     count, (low, high) = args.services, args.warmup
     services = [
         {
@@ -173,6 +178,8 @@ def main() -> int:
         print(
             f"median ratio parallel / slowest single: {ratio:.2f}x (per run: {', '.join(f'{run.ratio:.2f}' for run in runs)}; target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})"
         )
+    if args.quick:
+        print("quick mode: one short run to prove the benchmark still runs; its figures mean nothing")
     return 0
 
 

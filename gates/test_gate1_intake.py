@@ -4,11 +4,11 @@ critical drift. Evidence: intake-validation-report.json, staging-parity-report.j
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_predeploy.api import (
+    Evidence,
     IntakeReport,
     ParityReport,
     intake_problems,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.gate(1, "Intake Confirmation")
 
 
 @pytest.mark.must("approvals")
-def test_upstream_approvals_are_present_approved_and_current(intake: Path, evidence: Any) -> None:
+def test_upstream_approvals_are_present_approved_and_current(intake: Path, evidence: Evidence) -> None:
     report = load(intake, IntakeReport)
     ok = sum(check.status == "ok" for check in report.checks)
     evidence.figure(f"approvals {ok}/{len(report.checks)}")
@@ -34,7 +34,7 @@ def test_upstream_approvals_are_present_approved_and_current(intake: Path, evide
 
 
 @pytest.mark.must("parity")
-def test_staging_parity_has_no_critical_drift(parity: Path, evidence: Any) -> None:
+def test_staging_parity_has_no_critical_drift(parity: Path, evidence: Evidence) -> None:
     report = load(parity, ParityReport)
     evidence.figure(report.summary_line())
     show_parity(evidence, report)

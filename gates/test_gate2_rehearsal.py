@@ -4,7 +4,6 @@ acceptance tests passed. Evidence: staging-deployment-run.log, staging-test-resu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -12,8 +11,9 @@ from pytest_predeploy.api import (
     OBSERVABILITY_METRICS,
     ApiContractReport,
     DeploymentReport,
+    Evidence,
+    GateContext,
     ObservabilityResult,
-    RunContext,
     TestResultsReport,
     contract_problems,
     deployment_problems,
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
 
 
 @pytest.mark.must("deployment")
-def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> None:
+def test_every_service_deployed_to_staging(deployment: Path, evidence: Evidence) -> None:
     report = load(deployment, DeploymentReport)
     evidence.figure(report.summary_line())
     show_deployment(evidence, report)
@@ -38,7 +38,7 @@ def test_every_service_deployed_to_staging(deployment: Path, evidence: Any) -> N
 
 
 @pytest.mark.must("smoke")
-def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: RunContext, evidence: Any) -> None:
+def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: GateContext, evidence: Evidence) -> None:
     report = load(smoke, TestResultsReport)
     evidence.figure(report.summary_line())
     show_smoke(evidence, report)
@@ -46,7 +46,7 @@ def test_smoke_and_acceptance_suites_passed(smoke: Path, predeploy: RunContext, 
 
 
 @pytest.mark.must("contract")
-def test_api_contract_has_no_unwaived_breaking_change(api_contract: Path, evidence: Any) -> None:
+def test_api_contract_has_no_unwaived_breaking_change(api_contract: Path, evidence: Evidence) -> None:
     report = load(api_contract, ApiContractReport)
     evidence.figure(report.summary_line())
     rows = [[s.service, c.kind, c.operation, c.id, c.detail, c.waiver or ("BLOCKING" if c.blocking else "")] for s in report.services for c in s.changes]
@@ -57,7 +57,7 @@ def test_api_contract_has_no_unwaived_breaking_change(api_contract: Path, eviden
 
 
 @pytest.mark.guideline("observability")
-def test_observability_baseline_captured(observability: Path, predeploy: RunContext, evidence: Any) -> None:
+def test_observability_baseline_captured(observability: Path, predeploy: GateContext, evidence: Evidence) -> None:
     metrics = load(predeploy.artifact(OBSERVABILITY_METRICS), ObservabilityResult)
     show_observability(evidence, metrics)
     require(observability_problems(metrics), "observability baseline incomplete:")

@@ -4,11 +4,11 @@ or mitigated. Evidence: rollback-verification-report.json, security-compliance-r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_predeploy.api import (
+    Evidence,
     RollbackReport,
     SecurityReport,
     load,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.gate(3, "Rollback & Security")
 
 
 @pytest.mark.must("rollback")
-def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> None:
+def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Evidence) -> None:
     report = load(rollback, RollbackReport)
     evidence.figure(report.summary_line())
     show_rollback(evidence, report)
@@ -33,7 +33,7 @@ def test_rollback_rehearsed_for_every_service(rollback: Path, evidence: Any) -> 
 
 
 @pytest.mark.must("security")
-def test_security_and_compliance_scans_cleared(security: Path, evidence: Any) -> None:
+def test_security_and_compliance_scans_cleared(security: Path, evidence: Evidence) -> None:
     report = load(security, SecurityReport)
     evidence.figure(report.summary_line())
     show_security(evidence, report)

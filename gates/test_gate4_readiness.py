@@ -5,17 +5,28 @@ deployment-checklist.md."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pytest_predeploy.api import Manifest, await_signoff, checklist_problems, load, package_readiness, require, show_signoffs
+from pytest_predeploy.api import (
+    ChecklistResult,
+    Evidence,
+    GateContext,
+    Manifest,
+    SignoffStatus,
+    await_signoff,
+    checklist_problems,
+    load,
+    package_readiness,
+    require,
+    show_signoffs,
+)
 
 pytestmark = pytest.mark.gate(4, "Readiness Approval")
 
 
 @pytest.mark.must("package")
-def test_package_compiled_and_manifest_indexes_every_artifact(package_contents: Path, predeploy: Any, evidence: Any) -> None:
+def test_package_compiled_and_manifest_indexes_every_artifact(package_contents: Path, predeploy: GateContext, evidence: Evidence) -> None:
     manifest = load(package_contents, Manifest)
     evidence.figure(f"{len(manifest.entries)} artifacts indexed")
     assert manifest.release == predeploy.release, f"{package_contents}: manifest is for {manifest.release}, not {predeploy.release}"
@@ -25,7 +36,7 @@ def test_package_compiled_and_manifest_indexes_every_artifact(package_contents: 
 
 
 @pytest.mark.must("signoffs")
-def test_required_signoffs_recorded_on_the_package_digest(signoffs: Any, predeploy: Any, evidence: Any) -> None:
+def test_required_signoffs_recorded_on_the_package_digest(signoffs: SignoffStatus | None, predeploy: GateContext, evidence: Evidence) -> None:
     roles = predeploy.config.readiness.required_roles
     if signoffs is None:
         await_signoff(roles, "the package is sealed at the end of this run; sign its sha256 with `predeploy approve`, then re-run Gate 4")
@@ -37,6 +48,6 @@ def test_required_signoffs_recorded_on_the_package_digest(signoffs: Any, predepl
 
 
 @pytest.mark.guideline("checklist")
-def test_deployment_checklist_updated_from_rehearsal(deployment_checklist: Any, evidence: Any) -> None:
+def test_deployment_checklist_updated_from_rehearsal(deployment_checklist: ChecklistResult, evidence: Evidence) -> None:
     evidence.figure(deployment_checklist.summary())
     require(checklist_problems(deployment_checklist), "deployment checklist not updated:")

@@ -3,11 +3,13 @@
 Everything a gate module (``gates/test_gate<N>_<name>.py``), a custom step or a step script may
 use is importable from here (and from ``pytest_predeploy`` itself); the modules behind it are
 internal and may move between releases. Names are added here, and removed only with a release
-note.
+note (``CHANGELOG.md``; ``tests/test_api_surface.py`` fails until both say the same).
 
-- Gate helpers: :func:`load` (read and validate an artifact), :func:`require` (fail the test
-  with every problem listed), :func:`no_data`, :func:`await_signoff`, the evidence helpers
-  (``show_*``, :class:`Evidence`, :func:`bar_chart_svg`).
+- Gate helpers: :func:`load` (read and validate an artifact, typed as the model it is read as),
+  :func:`require` (fail the test with every problem listed), :func:`no_data`, :func:`await_signoff`,
+  the evidence helpers (``show_*``, :class:`Evidence`, :func:`bar_chart_svg`), and the types of the
+  fixtures gates take: :class:`GateContext` (the ``predeploy`` fixture, read-only), :class:`Evidence`,
+  :class:`SignoffStatus` (``signoffs``), :class:`ChecklistResult` (``deployment_checklist``).
 - Each step's report model and its ``*_problems`` function, which says why the report fails
   its gate (one sentence per problem).
 - The step entry points the shipped scripts call (:func:`compare_environments`,
@@ -20,6 +22,8 @@ note.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from pytest_predeploy.core.artifacts import OBSERVABILITY_METRICS, TRANSCRIPTS_DIR, ArtifactModel, read_artifact, write_artifact
 from pytest_predeploy.core.errors import EXIT_USAGE, ArtifactError, ConfigError, PredeployError, StepError
@@ -37,11 +41,13 @@ from pytest_predeploy.harness.evidence import (
     show_smoke,
 )
 from pytest_predeploy.harness.gates import await_signoff, load, no_data, require
+from pytest_predeploy.harness.gateview import GateContext
 from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.intake.parity import ParityReport, compare_environments, parity_problems, summary_text
 from pytest_predeploy.intake.refresh import RefreshResult, read_refresh, refresh_problems
 from pytest_predeploy.readiness.checklist import ChecklistResult, checklist_problems
 from pytest_predeploy.readiness.package import Manifest, package_readiness
+from pytest_predeploy.readiness.signoff import SignoffStatus
 from pytest_predeploy.rehearsal.contract import ApiContractReport, contract_problems
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
 from pytest_predeploy.rehearsal.observability import ObservabilityResult, observability_problems
@@ -50,8 +56,11 @@ from pytest_predeploy.rehearsal.requestlog import request as smoke_request
 from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
 from pytest_predeploy.rollback.operational import OperationalResult, operational_problems, read_operational
 from pytest_predeploy.rollback.rollback import RollbackReport, rollback_problems
-from pytest_predeploy.security import SecurityReport, run_security_audit, security_problems
+from pytest_predeploy.security import SecurityReport, security_problems
 from pytest_predeploy.tooling.scriptkit import ScriptContext, add_common_arguments, interrupt_on_sigterm, load_context, run_main
+
+if TYPE_CHECKING:
+    from pytest_predeploy.security.audit import run_security_audit
 
 __all__ = [
     "ApiContractReport",
@@ -67,6 +76,7 @@ __all__ = [
     "ConfigError",
     "DeploymentReport",
     "Evidence",
+    "GateContext",
     "IntakeReport",
     "Manifest",
     "ObservabilityResult",
@@ -78,6 +88,7 @@ __all__ = [
     "RunContext",
     "ScriptContext",
     "SecurityReport",
+    "SignoffStatus",
     "StepError",
     "TestResultsReport",
     "add_common_arguments",
@@ -117,3 +128,13 @@ __all__ = [
     "summary_text",
     "write_artifact",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The security audit and its scanners run in the audit script's process; gate modules import
+    # this module in the plugin's process, which does not need them (tests/test_plugin_startup.py).
+    if name == "run_security_audit":
+        from pytest_predeploy.security.audit import run_security_audit
+
+        return run_security_audit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.intake.approvals import ApprovalsConfig
 from pytest_predeploy.intake.filesecrets import config_file_secrets
-from pytest_predeploy.intake.parity import EnvironmentConfig, ParityConfig
+from pytest_predeploy.intake.parity.config import EnvironmentConfig, ParityConfig
 from pytest_predeploy.intake.secrets import load_secrets
 from pytest_predeploy.readiness.package import PackageConfig
 from pytest_predeploy.readiness.signoff import ReadinessConfig
@@ -30,7 +30,7 @@ from pytest_predeploy.rehearsal.contract import ContractConfig
 from pytest_predeploy.rehearsal.observability import ObservabilityConfig
 from pytest_predeploy.rehearsal.smoke import SmokeConfig
 from pytest_predeploy.rollback.operational import OperationalConfig
-from pytest_predeploy.security import SecurityConfig
+from pytest_predeploy.security.policy import SecurityConfig
 from pytest_predeploy.targets.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, ServiceLookup, check_distinct_ports
 
 DEFAULT_CONFIG = "predeploy.yaml"

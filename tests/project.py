@@ -184,7 +184,8 @@ def make_complete_project(pytester: pytest.Pytester, config: dict[str, Any] | No
 
 
 def json_report(root: Path) -> dict[str, Any]:
-    return json.loads((root / ".artifacts/pre-deployment/pytest-report.json").read_text())
+    report: dict[str, Any] = json.loads((root / ".artifacts/pre-deployment/pytest-report.json").read_text())
+    return report
 
 
 def lit(pattern: str) -> str:

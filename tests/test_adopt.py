@@ -105,7 +105,11 @@ def _config(tmp_path: Path, url: str, endpoints: dict[str, object]) -> ProjectCo
 
 
 def test_coverage_from_an_openapi_document_and_the_suites_own_calls(tmp_path: Path) -> None:
-    answers = {"/openapi.json": (200, OPENAPI, {}), "/items": (200, b"[]", {}), "/items/1": (200, b'{"id": 1}', {})}
+    answers: dict[str, tuple[int, bytes, dict[str, str]]] = {
+        "/openapi.json": (200, OPENAPI, {}),
+        "/items": (200, b"[]", {}),
+        "/items/1": (200, b'{"id": 1}', {}),
+    }
     with serve(answers) as url:  # no /metrics, no /routes
         report = run_smoke_tests(_config(tmp_path, url, {"openapi": "/openapi.json"}), "staging", "v1", tmp_path / "results.json")
     assert report.totals.passed == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,9 @@ from pytest_predeploy.intake.approvals import ApprovalCheck, IntakeReport
 from pytest_predeploy.security import SecurityReport
 from pytest_predeploy.security.report import Approval, ScannerResult
 from tests.browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "server.py", line 339, in main\nRuntimeError: queue DSN missing <script>'
 REASON = "test_rollback: rollback of worker failed\n  worker: still on v1.2 after 30s\n" + "\n".join("  " + line for line in TRACEBACK.splitlines())
@@ -113,7 +117,7 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
 
 
 @pytest.mark.parametrize(("kind", "detail"), [("go", "GO: protocol complete"), ("no-go", "NO-GO: Gate 1 (Intake Confirmation) failed")])
-def test_review_is_above_everything_in_a_real_pytest_html_report(pytester: pytest.Pytester, browser, tmp_path: Path, kind: str, detail: str) -> None:  # noqa: F811
+def test_review_is_above_everything_in_a_real_pytest_html_report(pytester: pytest.Pytester, browser: Browser, tmp_path: Path, kind: str, detail: str) -> None:  # noqa: F811
     pytester.makeconftest(CONFTEST.format(kind=kind, detail=detail))
     pytester.makepyfile(test_a="import pytest\ndef test_one():\n    pass\ndef test_two():\n    pytest.skip('not today')\n")
     result = pytester.runpytest_subprocess("--html=report.html", "--self-contained-html", "-p", "no:cacheprovider")

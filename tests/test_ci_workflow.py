@@ -33,7 +33,8 @@ def workflow() -> dict[Any, Any]:
 
 
 def jobs_of(workflow: dict[Any, Any]) -> dict[str, dict[str, Any]]:
-    return workflow["jobs"]
+    jobs: dict[str, dict[str, Any]] = workflow["jobs"]
+    return jobs
 
 
 def needs_of(job: dict[str, Any]) -> list[str]:

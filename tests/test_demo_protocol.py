@@ -34,7 +34,8 @@ class Demo:
 
     @property
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.root / "predeploy.yaml").read_text())
+        config: dict[str, Any] = yaml.safe_load((self.root / "predeploy.yaml").read_text())
+        return config
 
     def save(self, config: dict[str, Any]) -> None:
         (self.root / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -4,8 +4,6 @@ the models, and every field of every config and artifact model is described."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from pydantic import BaseModel, Field
 from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core import artifacts
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.tooling import cli
 from pytest_predeploy.tooling.docs import artifact_models, config_reference, missing_descriptions, model_tree, schema_file, schemas
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,16 +84,19 @@ def test_the_reference_shows_every_path_a_section_appears_at() -> None:
     assert '| `health_timeout` | duration | `"30s"` |' in reference
 
 
-def test_predeploy_docs_and_schema_write_the_files(tmp_path: Path) -> None:
+def test_predeploy_docs_and_schema_write_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The commands in this process (the `predeploy` entry point runs as a subprocess in test_init.py).
     stale = tmp_path / "schemas" / "retired-artifact.schema.json"
     stale.parent.mkdir()
     stale.write_text("{}")
     for args in (["docs", "--output", str(tmp_path / "reference.md")], ["schema", "--output", str(tmp_path / "schemas")]):
-        done = subprocess.run([sys.executable, "-m", "pytest_predeploy", *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+        capsys.readouterr()
+        status = cli.main(args)
+        done = capsys.readouterr()
+        assert status == 0, done.err
     assert (tmp_path / "reference.md").read_text() == config_reference()
     assert {path.name: path.read_text() for path in (tmp_path / "schemas").iterdir()} == schemas()
-    assert "removed" in done.stdout and "retired-artifact.schema.json" in done.stdout
+    assert "removed" in done.out and "retired-artifact.schema.json" in done.out
 
 
 def test_the_artifact_reference_covers_every_artifact_and_schema() -> None:

@@ -149,7 +149,8 @@ def test_the_copied_detect_secrets_patterns_match_the_installed_plugins() -> Non
     import detect_secrets.plugins.base
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    plugins = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values() if issubclass(cls, detect_secrets.plugins.base.RegexBasedDetector)}
+    mapping: dict[str, type] = get_mapping_from_secret_type_to_class()
+    plugins = {cls.__name__: cls for cls in mapping.values() if issubclass(cls, detect_secrets.plugins.base.RegexBasedDetector)}
     copied: dict[str, list[tuple[str, int]]] = {}
     for _, _, plugin, pattern, flags, _ in DETECT_SECRETS_PATTERNS:
         copied.setdefault(plugin, []).append((pattern, flags))

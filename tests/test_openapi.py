@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_predeploy.rehearsal.endpoints import EndpointsConfig, EndpointsUnreadable, declared_endpoints
+from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_endpoints
 from pytest_predeploy.rehearsal.openapi import OpenApiError, RouteTable, fetch_routes, read_routes_file, routes_from_document
 from pytest_predeploy.rehearsal.requestlog import ENV_REQUEST_LOG, count_requests, request
+from pytest_predeploy.targets.settings import EndpointsConfig
 from tests.httpfiles import serve
 
 DATA = Path(__file__).parent / "data" / "openapi"

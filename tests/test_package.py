@@ -265,9 +265,11 @@ def test_a_flipped_byte_in_each_entry_is_detected_naming_it(sealed: Path, tmp_pa
 
 def test_changed_content_with_a_valid_crc_is_detected_naming_the_entry(sealed: Path, tmp_path: Path) -> None:
     for target in INCLUDED:
-        out = _rewrite(
-            sealed / names.PACKAGE, tmp_path / "changed.zip", lambda entries, target=target: [(n, d + b"!" if n == target else d) for n, d in entries]
-        )
+
+        def changed(entries: list[tuple[str, bytes]], target: str = target) -> list[tuple[str, bytes]]:
+            return [(n, d + b"!" if n == target else d) for n, d in entries]
+
+        out = _rewrite(sealed / names.PACKAGE, tmp_path / "changed.zip", changed)
         assert _problems_naming(out, target), target
 
 
@@ -285,7 +287,9 @@ def test_changed_content_with_a_valid_crc_is_detected_naming_the_entry(sealed: P
     ids=["added", "removed", "renamed", "duplicated", "dotdot", "absolute", "dotdot-inside"],
 )
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-def test_tampered_package_is_rejected_naming_the_entry(sealed: Path, tmp_path: Path, change: Callable, named: list[str]) -> None:
+def test_tampered_package_is_rejected_naming_the_entry(
+    sealed: Path, tmp_path: Path, change: Callable[[list[tuple[str, bytes]]], list[tuple[str, bytes]]], named: list[str]
+) -> None:
     out = _rewrite(sealed / names.PACKAGE, tmp_path / "tampered.zip", change)
     for name in named:
         assert _problems_naming(out, name), (name, verify_package(out).problems)

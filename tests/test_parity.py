@@ -47,6 +47,7 @@ def test_each_kind_of_difference_is_reported_with_both_values(tmp_path: Path) ->
     items = by_path(compare(baselines(tmp_path, staging, production)))
     assert set(items) == {f"infrastructure.{k}" for k in ("changed", "flag", "ratio", "only_staging", "only_production", "null_here")}
     changed = items["infrastructure.changed"]
+    assert changed.source_value is not None and changed.target_value is not None
     assert (changed.kind, changed.source_value.value, changed.target_value.value) == ("changed", 2, 3)
     assert items["infrastructure.flag"].kind == "type-changed" and items["infrastructure.flag"].detail.startswith("int -> bool")
     assert items["infrastructure.ratio"].kind == "type-changed"
@@ -77,6 +78,7 @@ def test_lists_of_scalars_compare_as_whole_values(tmp_path: Path) -> None:
     report = compare(baselines(tmp_path, "origins: [a, b]\nsame: [1, 2]\n", "origins: [b, a]\nsame: [1, 2]\n"))
     (item,) = report.items
     assert item.path == "infrastructure.origins" and item.kind == "changed"
+    assert item.source_value is not None and item.target_value is not None
     assert item.source_value.value == ["a", "b"] and item.target_value.value == ["b", "a"]
 
 
@@ -191,6 +193,7 @@ def test_capture_command_output_is_compared_as_live_state(tmp_path: Path) -> Non
     )
     report = compare(config, transcripts=tmp_path / "transcripts")
     (item,) = report.items
+    assert item.source_value is not None and item.target_value is not None
     assert item.path == "infrastructure.replicas" and item.source_value.value == 5 and item.target_value.value == 2
     assert any(i.source == "capture: {python} live.py" and i.sha256 for i in report.inputs)
     assert (tmp_path / "transcripts" / "parity-capture-staging.log").is_file()
@@ -247,8 +250,9 @@ def test_secret_valued_configuration_keys_are_redacted_and_reuse_is_flagged(tmp_
     report = compare(config)
     items = by_path(report)
     assert items["configuration.db.password"].detail == "REUSED" and items["configuration.db.password"].blocking
-    assert items["configuration.smtp_password"].source_value.redacted and items["configuration.smtp_password"].source_value.value is None
-    assert "[REDACTED:" in items["configuration.db.url"].source_value.value
+    smtp, url = items["configuration.smtp_password"].source_value, items["configuration.db.url"].source_value
+    assert smtp is not None and smtp.redacted and smtp.value is None
+    assert url is not None and "[REDACTED:" in url.value
     dumped = report.model_dump_json()
     for value in ("same-pass-123", "one-1234", "two-5678", "hunter2-known-secret"):
         assert value not in dumped

@@ -4,6 +4,7 @@ counterparts, and a bound past which a list is paired by position (and the repor
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -16,7 +17,7 @@ def compare(config: object) -> ParityReport:
     return compare_environments(config, "staging", "production", "v1.2")  # type: ignore[arg-type]
 
 
-def pipeline(steps: list[dict[str, object]]) -> str:
+def pipeline(steps: Sequence[Mapping[str, object]]) -> str:
     return yaml.safe_dump({"jobs": {"deploy": {"steps": steps}}}, sort_keys=False)
 
 

@@ -105,10 +105,13 @@ def test_a_secret_that_is_a_common_word_is_weak_and_redacted_only_as_a_whole_tok
     secret = "infrastructure.services.web.environment.AWS_SECRET_ACCESS_KEY"
     assert items[(secret, "REUSED")].blocking
     weak = items[(secret, "WEAK")]
+    assert weak.source_value is not None and weak.target_value is not None
     assert (weak.kind, weak.severity, weak.source_value.redacted, weak.target_value.redacted) == ("secret", "major", True, True)
     image = items[("infrastructure.services.web.image", "values differ")]
+    assert image.source_value is not None and image.target_value is not None
     assert (image.source_value.value, image.target_value.value) == ("getsentry/sentry:24.2.0", "getsentry/sentry:24.1.0")
     dsn = items[("infrastructure.services.web.environment.SENTRY_DSN", "values differ")]
+    assert dsn.source_value is not None
     assert dsn.source_value.value == f"https://[REDACTED:{secret}]@o1.ingest.example.com/2"
     assert "sentry@" not in everything_shown(report) and json.dumps("sentry") not in everything_shown(report)
 

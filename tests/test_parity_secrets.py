@@ -120,16 +120,19 @@ def test_changed_secret_named_values_are_redacted_and_names_that_only_mention_a_
     staging = f"adminPassword: {CANARY}\ngrafana: {{admin: {{existingSecret: grafana-a}}}}\npassword_min_length: 12\n"
     production = "adminPassword: other-value-1\ngrafana: {admin: {existingSecret: grafana-b}}\npassword_min_length: 16\n"
     items = {item.path: item for item in compare(config_for(tmp_path, staging, production)).items}
-    assert items["configuration.adminPassword"].source_value.redacted
-    assert items["configuration.password_min_length"].source_value.value == 12
-    assert items["configuration.grafana.admin.existingSecret"].source_value.value == "grafana-a"
+    admin = items["configuration.adminPassword"].source_value
+    length = items["configuration.password_min_length"].source_value
+    existing = items["configuration.grafana.admin.existingSecret"].source_value
+    assert admin is not None and admin.redacted
+    assert length is not None and length.value == 12
+    assert existing is not None and existing.value == "grafana-a"
 
 
 def test_secret_name_patterns_accept_additions_and_exceptions(tmp_path: Path) -> None:
     text = "license_blob: lic-123456\nsession: {cookie_password: cookie-123456}\n"
     report = compare(config_for(tmp_path, text, text))
     assert [(item.path, item.detail) for item in report.items] == [("configuration.session.cookie_password", "REUSED")]
-    parity = {"secret_names": [*DEFAULT_SECRET_NAMES, "blob"], "not_secret_paths": ["configuration.session.cookie_password"]}
+    parity: dict[str, object] = {"secret_names": [*DEFAULT_SECRET_NAMES, "blob"], "not_secret_paths": ["configuration.session.cookie_password"]}
     report = compare(config_for(tmp_path, text, text, parity))
     assert [(item.path, item.detail) for item in report.items] == [("configuration.license_blob", "REUSED")]
 
@@ -207,7 +210,8 @@ def test_a_kubernetes_secret_s_data_is_secret_whatever_its_keys_are_called(tmp_p
     production = secret("db", "DATABASE_URL: cHJkLWRzbi02NTQzMjE=, tls.crt: c2hhcmVkLWNlcnQtOTg3Ng==")
     report = compare(config_for(tmp_path, staging, production))
     items = {item.path: item for item in report.items}
-    assert items["configuration.v1/Secret/shop/db.data.DATABASE_URL"].source_value.redacted
+    database_url = items["configuration.v1/Secret/shop/db.data.DATABASE_URL"].source_value
+    assert database_url is not None and database_url.redacted
     assert items['configuration.v1/Secret/shop/db.data["tls.crt"]'].detail == "REUSED"
     assert items["configuration.v1/Secret/shop/extra"].kind == "added"
     out = shown(report, capsys)
@@ -234,7 +238,8 @@ def test_environment_variables_named_like_secrets_hide_their_values_and_their_re
     report = compare(config_for(tmp_path, staging, production))
     items = {item.path: item for item in report.items}
     base = "configuration.apps/v1/Deployment/shop/api.spec.template.spec.containers"
-    assert items[f"{base}[name=api].env[name=DB_PASSWORD].value"].source_value.redacted
+    db_password = items[f"{base}[name=api].env[name=DB_PASSWORD].value"].source_value
+    assert db_password is not None and db_password.redacted
     assert items[f"{base}[name=api].env[name=PAYMENTS_TOKEN].value"].detail == "REUSED"
     assert items[f"{base}[name=sidecar]"].kind == "added"
     assert {path for path, item in items.items() if item.detail == "REUSED"} == {f"{base}[name=api].env[name=PAYMENTS_TOKEN].value"}
@@ -251,8 +256,6 @@ def test_a_weak_secret_source_value_is_weak_and_still_redacted_wherever_it_occur
     report = compare(config)
     items = {(item.path, item.detail): item for item in report.items}
     assert items[("secrets.RELAY_TOKEN", "WEAK")].severity == "major" and items[("secrets.RELAY_TOKEN", "REUSED")].blocking
-    assert (
-        items[("configuration.web.image", "values differ")].source_value.value
-        == "get[REDACTED:production/RELAY_TOKEN]/[REDACTED:production/RELAY_TOKEN]:24.2.0"
-    )
+    image = items[("configuration.web.image", "values differ")].source_value
+    assert image is not None and image.value == "get[REDACTED:production/RELAY_TOKEN]/[REDACTED:production/RELAY_TOKEN]:24.2.0"
     assert "sentry" not in shown(report, capsys)

@@ -77,7 +77,8 @@ def _workflow(tmp_path: Path, staging: str) -> ParityReport:
 def test_one_step_inserted_into_a_workflow_is_one_added_item_at_its_position(tmp_path: Path) -> None:
     report = _workflow(tmp_path, (DATA / "workflow" / "staging.yaml").read_text(encoding="utf-8"))
     assert [(item.path, item.kind) for item in report.items] == [("infrastructure.jobs.tests.steps[4]", "added")]
-    assert report.items[0].source_value.value == {"name": "Lint", "run": "pre-commit run --all-files"}
+    added = report.items[0].source_value
+    assert added is not None and added.value == {"name": "Lint", "run": "pre-commit run --all-files"}
 
 
 def test_aligned_lists_report_changes_in_place_and_removals_at_the_target_position(tmp_path: Path) -> None:

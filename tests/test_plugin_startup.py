@@ -1,4 +1,5 @@
-"""What the plugin and the step scripts' entry point do to the garbage collector of their process."""
+"""What the plugin and the step scripts' entry point cost their process: the garbage collector, and
+what a protocol run imports and builds before it needs it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,40 @@ def test_plain_pytest_leaves_the_collector_alone(pytester: pytest.Pytester) -> N
     result = pytester.runpytest_subprocess("test_unit.py")
     result.assert_outcomes(passed=1)
     assert json.loads((root / "gc-at-session-start.json").read_text()) == {"frozen": 0, "enabled": True}
+
+
+#: A conftest of the fake project: which modules and models the run had loaded when it finished.
+RECORD_LOADED = """
+import json, sys
+
+import pytest_predeploy.api  # as gate modules do
+
+
+def pytest_sessionfinish(session):
+    from pytest_predeploy.rehearsal.prometheus import PrometheusResult
+    from pytest_predeploy.security.report import SecurityReport
+    with open("loaded-at-session-finish.json", "w") as handle:
+        json.dump({"modules": sorted(sys.modules), "built": {
+            "PrometheusResult": PrometheusResult.__pydantic_complete__,
+            "SecurityReport": SecurityReport.__pydantic_complete__,
+        }}, handle)
+"""
+
+
+def test_a_protocol_run_loads_only_what_it_uses(pytester: pytest.Pytester) -> None:
+    # Start-up is most of the plugin's overhead (bench/overhead.py): the security scanners and the
+    # packaging library run in the audit script's process (also when the gates import the API), Prometheus text is parsed only when
+    # metrics are captured, and a report model is built when a report is first read.
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_LOADED)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate1_intake.py")
+    assert result.ret == 11, result.stdout.str()  # one gate alone: not a protocol verdict
+    loaded = json.loads((root / "loaded-at-session-finish.json").read_text())
+    modules = set(loaded["modules"])
+    assert "pytest_predeploy.harness.session" in modules  # the protocol did run in this process
+    unused = {"pytest_predeploy.security.audit", "pytest_predeploy.security.scanners", "packaging.requirements", "prometheus_client"}
+    assert sorted(unused & modules) == []
+    assert loaded["built"] == {"PrometheusResult": False, "SecurityReport": False}
 
 
 SCRIPT = """

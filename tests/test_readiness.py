@@ -22,6 +22,7 @@ from pytest_predeploy.readiness.signoff import (
     load_signoffs,
     record_signoff,
 )
+from pytest_predeploy.readiness.statements import Decision, SignoffStatement
 from tests.sshkeys import make_key
 
 A = "a" * 64
@@ -56,7 +57,7 @@ def sign(
     path: Path,
     role: str,
     by: str,
-    decision: str = "go",
+    decision: Decision = "go",
     digest: str = A,
     *,
     at: datetime = NOW - timedelta(hours=1),
@@ -72,7 +73,7 @@ def sign(
         approver=by,
         decision=decision,
         expires_in=expires,
-        now=at,  # type: ignore[arg-type]
+        now=at,
         key=KEYS[(key or by).casefold()],
     )
 
@@ -205,7 +206,8 @@ def test_concurrent_appends_keep_every_signoff(approvals: Path) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert sorted(s.predicate.approver for s in load_signoffs(approvals)) == [f"approver-{i}" for i in range(6)]
+    statements = [s for s in load_signoffs(approvals) if isinstance(s, SignoffStatement)]
+    assert sorted(s.predicate.approver for s in statements) == [f"approver-{i}" for i in range(6)]
 
 
 def test_no_required_role_is_refused_unless_opted_out_and_then_said_loudly(approvals: Path) -> None:

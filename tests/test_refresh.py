@@ -24,7 +24,7 @@ def _setup(tmp_path: Path, staging_flags: str, refresh: dict[str, object] | None
 
 def test_refresh_records_each_dataset_with_owner_and_timestamp_and_the_flag_states(tmp_path: Path) -> None:
     (tmp_path / "sync.py").write_text("from pathlib import Path\nPath('synced').write_text('ok')\n", encoding="utf-8")
-    refresh = {
+    refresh: dict[str, object] = {
         "command": "{python} sync.py",
         "owner": "qa@shop",
         "datasets": [{"name": "orders", "owner": "orders-team"}, {"name": "flags", "owner": "release-eng"}],

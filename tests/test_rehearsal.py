@@ -136,7 +136,7 @@ def test_repeated_interrupts_during_the_recovery_start_it_over_until_staging_is_
             # Ctrl-C three more times, 0.2 s apart, while the recovery runs (it takes ~0.8 s with
             # services under their log launcher; none is sent once it has ended).
             for delay in (0.1, 0.3, 0.5):
-                sent.append(threading.Timer(delay, lambda: recovering.is_set() and os.kill(os.getpid(), signal.SIGINT)))
+                sent.append(threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGINT) if recovering.is_set() else None))
                 sent[-1].start()
 
     ctx = staging.context("v2", announcer=interrupts)
@@ -223,8 +223,10 @@ def test_verification_checks_which_service_answers_not_only_the_release(staging:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # worker's configured URL is api's: it reports the candidate, but it is not the worker.
-    staging.write(services=[service("api", port=port), service("worker", "worker", url=f"http://127.0.0.1:{port}")])
+    # worker's configured URL is api's: it reports the candidate, but it is not the worker. It never
+    # becomes healthy, so its health deadline is this test's wait: short (api, deployed one by one
+    # before it, already answers there).
+    staging.write(services=[service("api", port=port), service("worker", "worker", url=f"http://127.0.0.1:{port}", health_timeout="6s")])
     report = rehearse_deployment(staging.context("v2", previous=None))
     assert report.outcome == "failed"
     problems = deployment_problems(report)

@@ -198,6 +198,7 @@ def test_wheel_is_installed_into_the_release_virtualenv(tmp_path: Path) -> None:
     identity, files = materialise(resolved, config, tmp_path / "r")
     assert (identity.kind, identity.ref, identity.python) == ("dist", "dist/shopsvc-1.2-py3-none-any.whl", "venv/bin/python")
     assert identity.digest == hashlib.sha256(wheel.read_bytes()).hexdigest() == files[wheel.name]
+    assert identity.python is not None
     python = tmp_path / "r" / identity.python
     answer = subprocess.run([str(python), "-c", "import shopsvc; print(shopsvc.GREETING)"], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert answer.stdout.strip() == "hello from v1.2"

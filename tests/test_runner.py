@@ -11,12 +11,13 @@ import sys
 import textwrap
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
 
 from pytest_predeploy.core.redact import Redactor
-from pytest_predeploy.core.runner import run_command
+from pytest_predeploy.core.runner import RunResult, run_command
 from tests.waiting import alive, pids_in, poll
 
 
@@ -26,7 +27,7 @@ def script(tmp_path: Path, body: str, name: str = "step.py") -> Path:
     return path
 
 
-def run(tmp_path: Path, argv: list[str], **kwargs) -> object:
+def run(tmp_path: Path, argv: list[str], **kwargs: Any) -> RunResult:
     kwargs.setdefault("timeout", 20)
     return run_command(argv, step="test", transcript=tmp_path / "t.log", cwd=tmp_path, **kwargs)
 

@@ -262,7 +262,7 @@ def test_envelopes_the_git_record_holds_verify_with_an_independent_dsse_implemen
     # the predeploy/signoffs branch, not our model of them: what other tools would check is what we sign.
     from securesystemslib.dsse import Envelope as SslibEnvelope
     from securesystemslib.exceptions import VerificationError
-    from securesystemslib.signer import SSlibKey
+    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]  # re-exported by securesystemslib.signer without __all__
 
     from pytest_predeploy.readiness.record import REF, read
     from pytest_predeploy.readiness.signing import fingerprint, parse_public_key

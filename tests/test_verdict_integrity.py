@@ -403,7 +403,7 @@ BEFORE_PLUGINS = {"-V", "--version"}
 
 def test_every_pytest_option_is_classified(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
-    listed = set()
+    listed: set[str] = set()
     for line in result.outlines:
         for match in re.finditer(r"^  (-\w)(?:, (--[\w-]+))?|^  (--[\w-]+)", line):
             listed.update(flag for flag in match.groups() if flag)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_predeploy.core.fields import Severity
 from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.readiness.package import seal_package, verify_package
@@ -45,7 +46,7 @@ GATE2_FAILS_ON_REQUEST = """
 CLEAN_SECURITY = SecurityReport(
     release="v1.0",
     environment="staging",
-    blocking_severity="major",
+    blocking_severity=Severity.major,
     scanners=[],
     findings=[],
     blocking=False,

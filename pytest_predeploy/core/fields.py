@@ -27,7 +27,10 @@ from pydantic import (
 class StrictModel(BaseModel):
     """Rejects unknown keys; every field must carry a description (the config reference is generated)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # defer_build: a model's validator is built when it is first used, not when its module is
+    # imported. A protocol run imports every step's models (some 125) and uses about a third;
+    # building the rest was most of the plugin's start-up (tests/test_plugin_startup.py).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class Severity(str, Enum):

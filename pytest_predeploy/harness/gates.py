@@ -17,11 +17,17 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pytest
 
 from pytest_predeploy.core.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from pytest_predeploy.core.artifacts import ArtifactModel
+
+#: The artifact model :func:`load` reads (a string bound: pydantic is imported only when used).
+M = TypeVar("M", bound="ArtifactModel")
 
 
 class ExitStatus(enum.IntEnum):
@@ -79,8 +85,9 @@ def await_signoff(roles: Iterable[str], detail: str = "") -> NoReturn:
     raise AwaitingSignOff(roles, detail)
 
 
-def load(path: Any, model: Any) -> Any:
-    """Read an artifact for a gate assertion: a malformed one fails the test naming file and field."""
+def load(path: Path, model: type[M]) -> M:
+    """Read an artifact for a gate assertion, as ``model``: a malformed one fails the test naming
+    file and field."""
     # Here, not at the top: the plugin imports this module in plain pytest runs, which must not
     # pay for pydantic (core.artifacts' models).
     from pytest_predeploy.core.artifacts import read_artifact

@@ -44,10 +44,10 @@ from pytest_predeploy.harness.evidence import evidence  # noqa: F401  (a fixture
 from pytest_predeploy.harness.keys import background_key, context_key, session_key
 from pytest_predeploy.intake.approvals import validate_intake
 from pytest_predeploy.intake.refresh import run_data_refresh
-from pytest_predeploy.readiness.checklist import write_deployment_checklist
+from pytest_predeploy.readiness.checklist import ChecklistResult, write_deployment_checklist
 from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
 from pytest_predeploy.readiness.signing import SEALED_SIGNERS
-from pytest_predeploy.readiness.signoff import judge_signoffs
+from pytest_predeploy.readiness.signoff import SignoffStatus, judge_signoffs
 from pytest_predeploy.rehearsal.contract import Contract, contract_report, read_contracts
 from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
 from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
@@ -456,7 +456,7 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
 
 
 @pytest.fixture(scope="session")
-def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest.Config) -> Any:
+def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest.Config) -> SignoffStatus | None:
     """Step 4.2: the readiness review: required sign-offs on the sealed package's digest."""
     session = pytestconfig.stash[session_key]
     if session.reused_package is None:
@@ -478,7 +478,7 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
 
 
 @pytest.fixture(scope="session")
-def deployment_checklist(predeploy: RunContext) -> Any:
+def deployment_checklist(predeploy: RunContext) -> ChecklistResult:
     """Step 4.3 (GUIDELINE): append rehearsal insights and owners -> deployment-checklist.md."""
     readiness = predeploy.config.readiness
     try:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Literal, Protocol
 from xml.sax.saxutils import escape
 
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
@@ -162,6 +161,10 @@ def parse_metrics(text: str, config: ObservabilityConfig) -> ParsedMetrics:
     counter_seen = False
     bucket_name = config.latency_histogram + "_bucket"
     try:
+        # Imported here, not at the top: prometheus_client is a large package and a protocol run
+        # that captures no metrics never needs it (tests/test_plugin_startup.py).
+        from prometheus_client.parser import text_string_to_metric_families
+
         families = list(text_string_to_metric_families(text))
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         # The parser raises several types on malformed input; all mean "not Prometheus text".
