@@ -168,9 +168,14 @@ def test_matching_licence_texts_stops_at_the_scanners_timeout(tmp_path: Path) ->
         metadata = (copy / "METADATA").read_text().replace("Name: itsdangerous", f"Name: itsdangerous{index}")
         (copy / "METADATA").write_text(metadata)
         (copy / "RECORD").write_text((copy / "RECORD").read_text().replace("itsdangerous-2.2.0.dist-info", copy.name))
-    (env / "itsdangerous0-2.2.0.dist-info" / "LICENSE.txt").write_text((REAL_WHEELS / "itsdangerous-2.2.0.dist-info" / "LICENSE.txt").read_text() * 4)
+        # Each a long text of its own (never matched before in this process), so whichever the
+        # audit reads first outlasts the timeout: the distributions' order is the file system's.
+        long_text = (REAL_WHEELS / "itsdangerous-2.2.0.dist-info" / "LICENSE.txt").read_text() * 4 + f"\n{tmp_path.name} {index}\n"
+        (copy / "LICENSE.txt").write_text(long_text)
     security: dict[str, Any] = {"environment": str(env), **{n: {"enabled": n == "licenses"} for n in ALL_SCANNERS}}
-    security["licenses"] = {"timeout": "1s"}
+    # 50 ms: far less than matching one of those texts takes, far more than the audit needs to
+    # reach the first distribution, so exactly one is read whatever the machine's load.
+    security["licenses"] = {"timeout": 0.05}
     data = {
         "version": 1,
         "project": "svc",
@@ -183,6 +188,6 @@ def test_matching_licence_texts_stops_at_the_scanners_timeout(tmp_path: Path) ->
     report = run_security_audit(load_config(tmp_path / "predeploy.yaml"), "staging", "v1.0", tmp_path / "out.json")
     [scan] = [s for s in report.scanners if s.name == "licenses"]
     assert scan.status == "unavailable" and scan.reason is not None
-    assert scan.reason == "timed out after 1s (security.licenses.timeout) reading licence texts: 1 of 3 distributions read"
+    assert scan.reason.startswith("timed out after ") and scan.reason.endswith("(security.licenses.timeout) reading licence texts: 1 of 3 distributions read")
     assert scan.action == "raise security.licenses.timeout, then rerun Gate 3"
     assert report.blocking
