@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.protocol import PHASE_START
 from pytest_predeploy.harness.gates import (
     WRITE_ERRNOS,
@@ -197,9 +196,6 @@ class GateController:
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self) -> None:
         self.interrupted = True
-        # The run is ending: a second Ctrl-C must not cut the report, the recovery or the
-        # release of staging and the locks short (the session releases this at unconfigure).
-        interrupts.hold("ending the interrupted run (staging back on the previous release, locks released)")
 
     def settle(self) -> None:
         """At session end: a gate still running was cut short (Ctrl-C, SIGTERM, pytest.exit)."""

@@ -73,7 +73,8 @@ class ProtocolSession:
         self.project = project
         self.context = context
         self.lock = lock
-        self._old_sigterm: Any = None
+        #: The SIGINT and SIGTERM handlers before this run (restored at close).
+        self._old_handlers: dict[int, Any] = {}
         self.reports: Any = None
         self.staging_lock: StagingLock | None = None
         #: An earlier run's reports (or package) were in the folder when this run started.
@@ -204,8 +205,8 @@ class ProtocolSession:
             self._close()
         # Last: Ctrl-C and SIGTERM do what they did before the run (held since an interrupt).
         interrupts.release()
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
 
     def _close(self) -> None:
         self.overlap.background.stop_untaken("the run ended")
@@ -263,7 +264,8 @@ def start_session(config: pytest.Config, release: str) -> ProtocolSession:
     for plugin, name in session._plugins():
         config.pluginmanager.register(plugin, name)
     session.reports = report.register(config, session)
-    session._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        session._old_handlers[signum] = signal.signal(signum, _interrupt_once)
     return session
 
 
@@ -286,6 +288,10 @@ def _lock_artifacts(config: pytest.Config, project: ProjectConfig) -> tuple[Path
     return artifacts, lock
 
 
-def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    # CI cancels a job with SIGTERM; treat it like Ctrl-C so every cleanup path runs.
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    """The first Ctrl-C or SIGTERM (CI cancels a job with SIGTERM) interrupts the run, so every
+    cleanup path runs; from then on both are only noted until the run has ended (staging back on
+    the previous release, reports written, locks released): pressed five times, Ctrl-C must not
+    cut the recovery or pytest's own report short."""
+    interrupts.hold("ending the interrupted run (staging back on the previous release, locks released)")
     raise KeyboardInterrupt

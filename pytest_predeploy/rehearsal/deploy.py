@@ -721,8 +721,6 @@ def rehearse_deployment(ctx: RunContext, before_switch: Callable[[], None] | Non
                 rehearsal.progress.note(CRITICAL_ERROR)
                 rehearsal.recover(rehearsal.error)
         except KeyboardInterrupt:
-            # The run is ending: further interrupts are noted until it has (the session releases).
-            interrupts.hold("returning staging to the previous release and ending the run")
             rehearsal.outcome = "interrupted"
             rehearsal.error = "interrupted"
             rehearsal.progress.note(f"[STAGING] interrupted: returning staging to {ctx.previous_release or '(no previous release)'} before stopping")
