@@ -441,3 +441,13 @@ def test_informational_and_looping_options_never_end_go_or_awaiting(pytester: py
     make_complete_project(pytester)
     result = pytester.runpytest_subprocess("--predeploy-release=v1.0", *args, timeout=120)
     assert result.ret not in VERDICTS, result.stdout.str()
+
+
+@pytest.mark.parametrize("option", ["--collect-only", "--setup-plan"])
+def test_listing_or_planning_leaves_a_sealed_package_where_it_is(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, option: str) -> None:
+    root = signed(pytester, monkeypatch)
+    package = (root / ARTIFACTS / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes()
+    assert pytester.runpytest_inprocess("--predeploy-release=v1.0", option).ret == ExitStatus.NOT_JUDGED
+    assert (root / ARTIFACTS / "PRE-DEPLOYMENT-PACKAGE.zip").read_bytes() == package  # not archived away
+    result = pytester.runpytest_inprocess("--predeploy-release=v1.0", GATE4)
+    assert result.ret == ExitStatus.GO, result.stdout.str()

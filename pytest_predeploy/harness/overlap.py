@@ -41,8 +41,8 @@ class Overlap:
         if self._background_decided:
             return
         self._background_decided = True
-        if not self.enabled:
-            return
+        if not self.enabled or item.config.getoption("setupplan", False):
+            return  # --setup-plan runs no step: nothing starts beside the rehearsal either
         for collected in item.session.items:
             found = gate_of(collected)
             fixtures = getattr(collected, "fixturenames", ())

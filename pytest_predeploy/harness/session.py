@@ -190,6 +190,11 @@ class ProtocolSession:
             self.config.args = [str(check_gates_dir(self.project))]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        option = self.config.option
+        if any(getattr(option, name, False) for name in ("collectonly", "setupplan")):
+            # Listing or planning runs nothing: the folder (a sealed package awaiting sign-off
+            # among it) stays as it is, and the journal records no run of a gate.
+            return
         if 1 in self.controller.gates:
             # A run from Gate 1 is a full run: it starts from an empty folder and may seal.
             for note in artifactsdir.archive_previous_run(self.context.artifacts):
