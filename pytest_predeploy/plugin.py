@@ -89,8 +89,11 @@ def _long_lived_objects() -> Iterator[None]:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
-        session.print_verdict()
+        # Staging stopped and the locks released first, then the verdict: the terminal's last
+        # line (a note that Ctrl-C was pressed again goes to stderr before it, never after).
         session.close()
+        session.print_verdict()
+        session.restore_signals()
 
 
 #: The statuses that say the protocol was judged: 0 (GO) and 10 (awaiting sign-off).

@@ -29,6 +29,8 @@ class RunSession(Protocol):
 
     def close(self) -> None: ...
 
+    def restore_signals(self) -> None: ...
+
 
 context_key: pytest.StashKey[RunContext] = pytest.StashKey()
 controller_key: pytest.StashKey[GateController] = pytest.StashKey()

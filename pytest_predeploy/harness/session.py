@@ -208,7 +208,9 @@ class ProtocolSession:
     def close(self) -> None:
         with interrupts.deferred("stopping staging and releasing the run's locks"):
             self._close()
-        # Last: Ctrl-C and SIGTERM do what they did before the run (held since an interrupt).
+
+    def restore_signals(self) -> None:
+        """Last of all: Ctrl-C and SIGTERM do what they did before the run (held since an interrupt)."""
         interrupts.release()
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
