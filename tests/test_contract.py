@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from pytest_predeploy.config import load_config
 from pytest_predeploy.rehearsal.contract import ContractConfig, ContractWaiver, contract_report, read_contract, read_contracts
 from pytest_predeploy.rehearsal.contractdiff import compare_documents, compare_routes
 from pytest_predeploy.targets.settings import EndpointsConfig
-from tests.httpfiles import serve
+from tests.httpfiles import running, serve
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
@@ -217,14 +216,8 @@ def answering_options(allow: dict[str, str | None], status: int = 200) -> Iterat
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(Handler) as url:
+        yield url
 
 
 def test_declared_routes_of_a_service_serving_no_contract_are_asked_of_each_release_with_options() -> None:

@@ -16,32 +16,15 @@ from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.readiness.package import seal_package, verify_package
 from pytest_predeploy.security import SecurityReport
+from tests.project import COMPLETE_GATES
 from tests.signoff_project import approve, git, parity_report, record_directly
 from tests.signoff_project import project as signoff_project
 
-GATE2_FAILS_ON_REQUEST = """
-    import os, pytest
-    from fake_evidence import evidence
-    pytestmark = pytest.mark.gate(2, "Deployment Rehearsal")
-
-    @pytest.mark.must("deployment")
-    def test_deployed(predeploy):
-        evidence(predeploy, "staging-deployment-report.json")
-        predeploy.artifact("staging-deployment-run.log").write_text("# transcript\\n")
-
-    @pytest.mark.must("smoke")
-    def test_smoke(predeploy):
-        evidence(predeploy, "staging-test-results.json")
-        assert not os.path.exists("fail-smoke"), "smoke test test_checkout failed"
-
-    @pytest.mark.must("contract")
-    def test_contract(predeploy):
-        evidence(predeploy, "api-contract-report.json")
-
-    @pytest.mark.guideline("observability")
-    def test_observability():
-        pass
-"""
+#: The fake project's Gate 2, whose smoke test fails while a file named fail-smoke exists.
+GATE2_FAILS_ON_REQUEST = COMPLETE_GATES["test_gate2_rehearsal.py"].replace(
+    'evidence(predeploy, "staging-test-results.json")',
+    'evidence(predeploy, "staging-test-results.json")\n            assert not __import__("os").path.exists("fail-smoke"), "smoke test test_checkout failed"',
+)
 
 CLEAN_SECURITY = SecurityReport(
     release="v1.0",
