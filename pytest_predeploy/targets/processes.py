@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_predeploy.core import commands
 from pytest_predeploy.core.stopping import group_members, stop_escaped, stop_group
 
 #: In the environment of every service process, and inherited by what it starts: what finds the
@@ -67,10 +68,7 @@ def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str], 
     log.parent.mkdir(parents=True, exist_ok=True)
     launcher = [sys.executable, "-I", "-S", str(Path(__file__).with_name("logcap.py")), str(log), str(log_limit), "--", *argv]
     token = uuid.uuid4().hex
-    with open(os.devnull, "rb") as stdin:
-        process = subprocess.Popen(
-            launcher, cwd=cwd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, SERVICE_TOKEN: token}, start_new_session=True
-        )
+    process = commands.start(launcher, cwd=cwd, env={**env, SERVICE_TOKEN: token}, stdout=commands.DEVNULL, stderr=commands.DEVNULL)
     _children[process.pid] = process
     return Spawned(process.pid, start_ticks(process.pid), token)
 
