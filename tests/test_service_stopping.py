@@ -14,12 +14,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from pytest_predeploy.config import ProjectConfig
 from pytest_predeploy.core import stopping
 from pytest_predeploy.targets import processes
 from pytest_predeploy.targets.base import TargetError
 from pytest_predeploy.targets.local import stop_all
+from pytest_predeploy.targets.settings import load_target_config
+from pytest_predeploy.tooling.doctor import check_service_starts
 from tests.staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
 from tests.waiting import alive, poll
 
@@ -237,3 +240,15 @@ def test_a_deploy_after_the_launcher_was_killed_starts_the_service_again(misbeha
     target.deploy("v1")  # the next run: v1 is not running, so it is started again
     again = target.running("main")
     assert again is not None and again.pid != record.pid and target.healthy_now(again)
+
+
+def test_doctor_s_trial_start_stops_all_the_service_started(misbehaving: tuple[StagingProject, str], tmp_path: Path) -> None:
+    _, marker = misbehaving
+    (tmp_path / "misbehaving" / "RELEASE").write_text("trial\n")
+    env = {"MISBEHAVE": ALL, "PIDS": str(tmp_path / "pids"), "MISBEHAVING_TEST": tmp_path.name}
+    entry = {"name": "api", "source": "misbehaving", "command": "{python} server.py --port {port}", "health_timeout": "20s", "env": env}
+    (tmp_path / "doctor.yaml").write_text(yaml.safe_dump({"services": [entry], "staging": {"stop_timeout": "1s"}}))
+    row = check_service_starts(load_target_config(tmp_path / "doctor.yaml"), "api", "v1", tmp_path / "api.log", working_tree=True)
+    assert row.ok, row.line()
+    assert logged(tmp_path, "daemon") and logged(tmp_path, "hopping")
+    assert carrying(marker) == [], describe(carrying(marker))
