@@ -252,3 +252,27 @@ def test_doctor_s_trial_start_stops_all_the_service_started(misbehaving: tuple[S
     assert row.ok, row.line()
     assert logged(tmp_path, "daemon") and logged(tmp_path, "hopping")
     assert carrying(marker) == [], describe(carrying(marker))
+
+
+WITH_A_WORKER = "import os, sys, time\nworker = os.fork()\nif worker == 0:\n    time.sleep(300)\n    os._exit(0)\nprint(worker, flush=True)\ntime.sleep(300)\n"
+
+
+def test_a_worker_left_by_a_service_whose_launcher_was_killed_is_stopped_and_named(tmp_path: Path) -> None:
+    # The launcher's death ends the service (its direct child), not what the service started: the
+    # target's stop still finds that by the service's token, though the launcher is gone.
+    log = tmp_path / "main.log"
+    started = processes.spawn([sys.executable, "-c", WITH_A_WORKER], cwd=tmp_path, log=log, env=processes.service_environment({}))
+    worker = 0
+    try:
+        poll(lambda: log.exists() and log.read_text().strip().isdigit(), "the service started its worker")
+        worker = int(log.read_text())
+        os.kill(started.pid, signal.SIGKILL)
+        poll(lambda: not processes.is_running(started.pid, started.ticks), "the launcher ended")
+        assert alive(worker)
+        stopped = processes.stop(started.pid, started.ticks, 5.0, started.token)
+        assert stopped.how == "not running" and stopped.survivors == []
+        assert [line for line in stopped.escaped if line.startswith(f"pid {worker} (")]
+        assert not alive(worker)
+    finally:
+        if worker and alive(worker):
+            os.kill(worker, signal.SIGKILL)
