@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pytest_predeploy.targets.base import TargetError
 from pytest_predeploy.targets.local import stop_all
 from pytest_predeploy.targets.settings import load_target_config
 from pytest_predeploy.tooling.doctor import check_service_starts
-from tests.staging_support import StagingProject, service, staging  # noqa: F401  (fixture)
+from tests.staging_support import StagingProject, script_env, service, staging  # noqa: F401  (fixture)
 from tests.waiting import alive, poll
 
 #: A service answering its health check that leaves processes behind in every way it can: on
@@ -276,3 +277,19 @@ def test_a_worker_left_by_a_service_whose_launcher_was_killed_is_stopped_and_nam
     finally:
         if worker and alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_the_stop_command_stops_what_a_deploy_command_left_and_says_so(misbehaving: tuple[StagingProject, str], tmp_path: Path) -> None:
+    # Deployed and stopped by two separate commands, as a protocol run does: the stopping process
+    # knows the service only by its record (pid, start time, token).
+    staging, marker = misbehaving
+    write(staging, tmp_path, ALL)
+    deployed = staging.script("deploy_backend.sh", "--release", "v1")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    poll(lambda: bool(logged(tmp_path, "daemon") and logged(tmp_path, "hopping")), "the service started its daemon and its hopping process")
+    [daemon] = logged(tmp_path, "daemon")
+    stop = [sys.executable, "-m", "pytest_predeploy.targets.local", "stop", "--env", "staging", "--config", str(staging.path)]
+    done = subprocess.run(stop, capture_output=True, text=True, timeout=120, env=script_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[staging] stopped api v1 (main, pid " in done.stdout and f"pid {daemon} (python" in done.stdout, done.stdout
+    assert carrying(marker) == [], describe(carrying(marker))
