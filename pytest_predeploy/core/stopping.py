@@ -71,7 +71,8 @@ def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None, grace: float = K
 def _members_left(pgid: int, proc: subprocess.Popen[bytes] | None) -> bool:
     if proc is not None:
         proc.poll()  # reap the leader when it is our child, so that it is not counted
-    return bool(group_members(pgid))
+    # The signal test first: it is free, and reading /proc is needed only while the group exists.
+    return group_alive(pgid) and bool(group_members(pgid))
 
 
 def group_members(pgid: int) -> list[str]:
