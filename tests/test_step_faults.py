@@ -130,10 +130,10 @@ CHATTY_SERVICE = "import sys, time\nfor n in range(20000):\n    print(f'line {n:
 def test_a_chatty_service_log_is_capped_and_rotated_keeping_its_latest_lines(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "main.log"
     limit = 64 * 1024
-    pid = processes.spawn([sys.executable, "-c", CHATTY_SERVICE], cwd=tmp_path, log=log, env=processes.service_environment({}), log_limit=limit)
+    pid = processes.spawn([sys.executable, "-c", CHATTY_SERVICE], cwd=tmp_path, log=log, env=processes.service_environment({}), log_limit=limit).pid
     try:
         poll(lambda: log.exists() and b"LAST LINE" in log.read_bytes(), "the service printed its last line")
-        assert processes.stop(pid, processes.start_ticks(pid), 5.0) == "stopped"
+        assert processes.stop(pid, processes.start_ticks(pid), 5.0).how == "stopped"
     finally:
         if alive(pid):
             os.killpg(pid, signal.SIGKILL)
@@ -147,7 +147,7 @@ def test_a_chatty_service_log_is_capped_and_rotated_keeping_its_latest_lines(tmp
 def test_sigterm_to_a_service_pid_still_stops_the_service_under_its_log_launcher(tmp_path: Path) -> None:
     log = tmp_path / "main.log"
     script = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True), sys.exit(0)))\nprint('up', flush=True)\ntime.sleep(300)\n"
-    pid = processes.spawn([sys.executable, "-c", script], cwd=tmp_path, log=log, env=processes.service_environment({}))
+    pid = processes.spawn([sys.executable, "-c", script], cwd=tmp_path, log=log, env=processes.service_environment({})).pid
     try:
         poll(lambda: log.exists() and b"up" in log.read_bytes(), "the service started")
         [service_pid] = [child.pid for child in psutil.Process(pid).children()]
