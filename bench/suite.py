@@ -31,6 +31,8 @@ def readme_test_arguments(readme: Path = REPO / "README.md") -> list[str]:
     block = text[text.index("Install and run the test suite") :]
     line = next(line for line in block.splitlines() if PYTEST in line)
     return line.split(PYTEST, 1)[1].split("#")[0].split()
+
+
 #: One small, fast test file for --quick.
 QUICK_PATH = "tests/test_api_surface.py"
 

@@ -122,14 +122,14 @@ def misbehaving(staging: StagingProject, tmp_path: Path) -> Iterator[tuple[Stagi
     (source / "server.py").write_text(MISBEHAVING)
     pids = tmp_path / "pids"
     pids.mkdir()
-    marker = f"MISBEHAVING_TEST={tmp_path.name}"
+    marker = f"MISBEHAVING_TEST={tmp_path}"
     yield staging, marker
     for pid in carrying(marker):  # whatever the target did not stop, so no test leaves it running
         os.kill(pid, signal.SIGKILL)
 
 
 def write(staging: StagingProject, tmp_path: Path, mode: str, strategy: str = "restart") -> ProjectConfig:
-    env = {"MISBEHAVE": mode, "PIDS": str(tmp_path / "pids"), "MISBEHAVING_TEST": tmp_path.name}
+    env = {"MISBEHAVE": mode, "PIDS": str(tmp_path / "pids"), "MISBEHAVING_TEST": str(tmp_path)}
     entry = service("api", strategy=strategy, env=env, health_timeout="20s")
     entry["source"] = str(tmp_path / "misbehaving")
     entry["command"] = "{python} server.py --port {port}"
@@ -246,7 +246,7 @@ def test_a_deploy_after_the_launcher_was_killed_starts_the_service_again(misbeha
 def test_doctor_s_trial_start_stops_all_the_service_started(misbehaving: tuple[StagingProject, str], tmp_path: Path) -> None:
     _, marker = misbehaving
     (tmp_path / "misbehaving" / "RELEASE").write_text("trial\n")
-    env = {"MISBEHAVE": ALL, "PIDS": str(tmp_path / "pids"), "MISBEHAVING_TEST": tmp_path.name}
+    env = {"MISBEHAVE": ALL, "PIDS": str(tmp_path / "pids"), "MISBEHAVING_TEST": str(tmp_path)}
     entry = {"name": "api", "source": "misbehaving", "command": "{python} server.py --port {port}", "health_timeout": "20s", "env": env}
     (tmp_path / "doctor.yaml").write_text(yaml.safe_dump({"services": [entry], "staging": {"stop_timeout": "1s"}}))
     row = check_service_starts(load_target_config(tmp_path / "doctor.yaml"), "api", "v1", tmp_path / "api.log", working_tree=True)
