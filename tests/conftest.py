@@ -18,6 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
         import psutil  # noqa: F401
     except ImportError:
         raise pytest.UsageError("this project's own tests need the test extra: pip install -e '.[test]' (psutil is not installed)") from None
+    _import_the_whole_product()
 
 
 def _import_the_whole_product() -> None:
@@ -47,6 +48,3 @@ def _import_the_whole_product() -> None:
         # `__main__` modules run a command when imported; logcap.py is a script run as a file.
         if not module.name.endswith(("__main__", ".logcap")):
             importlib.import_module(module.name)
-
-
-_import_the_whole_product()
