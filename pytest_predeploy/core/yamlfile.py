@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import tomllib
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -234,33 +236,45 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-def _json_nesting_line(text: str | bytes) -> int:
-    """The line where ``text``'s brackets nest deeper than MAX_DEPTH (strings skipped)."""
-    depth, line, in_string, escaped = 0, 1, False, False
-    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
-        if char == "\n":
-            line += 1
-        elif in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return line
-        elif char in "]}":
-            depth -= 1
-    return line
+#: What cannot hold a bracket that nests: JSON strings; TOML strings (all four kinds) and comments.
+#: Leftmost match first, so a quote inside a comment or a '#' inside a string is read right.
+_NOT_NESTING = {
+    "json": re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"'),
+    "toml": re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\n]*\'|#[^\n]*'),
+}
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_NOT_BRACKETS_OR_NEWLINES = re.compile(r"[^\[\]{}\n]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1, "\n": 0}
+
+
+def nesting_line(text: str, fmt: str) -> int | None:
+    """The line where a JSON or TOML ``text`` nests deeper than MAX_DEPTH, None when it does not.
+    A scan of its brackets outside strings and comments, without recursion, so a document
+    100,000 levels deep is refused before a parser recurses into it (their recursion is
+    bounded only by Python's recursion limit)."""
+    outside = _NOT_NESTING[fmt].sub("", text)
+    brackets = _NOT_BRACKETS.sub("", outside)
+    if len(brackets) <= MAX_DEPTH or max(accumulate(map(_STEP.__getitem__, brackets))) <= MAX_DEPTH:
+        return None
+    # Rare (the file is refused): again, keeping the newlines of what is skipped, for the line.
+    outside = _NOT_NESTING[fmt].sub(lambda found: "\n" * found.group().count("\n"), text)
+    kept = _NOT_BRACKETS_OR_NEWLINES.sub("", outside)
+    depths = accumulate(map(_STEP.__getitem__, kept))
+    deepest = next(index for index, depth in enumerate(depths) if depth > MAX_DEPTH)
+    return kept.count("\n", 0, deepest) + 1
+
+
+def check_nesting(text: str, fmt: str, origin: str) -> None:
+    """Refuse a JSON or TOML document nested deeper than MAX_DEPTH (see :func:`nesting_line`)."""
+    line = nesting_line(text, fmt)
+    if line is not None:
+        raise ConfigError(f"{origin}:{line}: nesting deeper than {MAX_DEPTH} levels")
 
 
 def parse_json(text: str | bytes, origin: str) -> Any:
     """A JSON document we read in full (approval records, sign-offs): duplicate keys refused as
     the YAML loader refuses them, nesting bounded; errors name the file and line, never a value."""
+    check_nesting(text.decode("utf-8", "replace") if isinstance(text, bytes) else text, "json", origin)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
@@ -275,8 +289,6 @@ def parse_json(text: str | bytes, origin: str) -> Any:
         raise ConfigError(f"{origin}: duplicate key {exc.key!r}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}:{_json_nesting_line(text)}: nesting deeper than {MAX_DEPTH} levels") from None
 
 
 def unreadable_number(exc: ValueError, origin: str) -> ConfigError:
@@ -303,13 +315,13 @@ def _deeper_than(data: Any, limit: int) -> bool:
 
 def parse_toml(text: str, origin: str) -> Any:
     """A TOML document, held to the YAML loader's nesting limit; every way it can fail is one
-    message naming ``origin``."""
+    message naming ``origin``. Brackets are checked up front (:func:`check_nesting`); dotted keys
+    and table headers nest without recursing, so the tree is checked too."""
+    check_nesting(text, "toml", origin)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}: nesting deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise unreadable_number(exc, origin) from None
     if _deeper_than(data, MAX_DEPTH):

@@ -31,7 +31,7 @@ from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
 from pytest_predeploy.core.template import TemplateError
-from pytest_predeploy.core.yamlfile import LimitedCLoader, YamlLimitError, parse_toml, read_text_file, unreadable_number, yaml_error
+from pytest_predeploy.core.yamlfile import LimitedCLoader, YamlLimitError, check_nesting, parse_toml, read_text_file, unreadable_number, yaml_error
 from pytest_predeploy.intake.parity.config import MAX_VALUE_CHARS, SECTIONS, STEP, EnvironmentConfig, ParityProject
 from pytest_predeploy.intake.parity.paths import _segment_text
 from pytest_predeploy.intake.secrets import (
@@ -171,10 +171,7 @@ class _FastLoader(LimitedCLoader):
                     seen[key] = line
             return data
 
-        try:
-            return build(node)
-        except RecursionError:
-            raise _Unreadable(node.start_mark.line + 1, "nesting too deep") from None
+        return build(node)  # its depth is bounded: LimitedCLoader checked it when composed
 
 
 def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
@@ -242,13 +239,12 @@ def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]
 
 
 def parse_json(text: str, origin: str) -> Any:
+    check_nesting(text, "json", origin)
     try:
         with _no_gc():
             return json.loads(text, object_pairs_hook=_json_pairs(origin))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}: invalid JSON: nesting too deep") from None
     except ValueError as exc:
         raise unreadable_number(exc, origin) from None
 
