@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_predeploy.config import load_config
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.intake.filesecrets import config_file_secrets
 from pytest_predeploy.intake.parity import ParityConfig
@@ -174,3 +175,34 @@ def test_the_report_is_cut_at_max_report_bytes_with_a_note_saying_what_was_left_
     [note] = [note for note in data["notes"] if "parity.max_report_bytes" in note]
     assert note.startswith(f"... {61 - len(data['items'])} more items not listed (")
     assert f"note: {note}" in done.stdout
+
+
+# -- item 4: environment variable names are checked where they are configured -------------------
+
+ENV_NAME_CASES: dict[str, tuple[list[Any], dict[str, Any], str]] = {
+    "secret source, empty": (["environments", "staging", "secrets"], {"env_vars": ["DB_PASSWORD", ""]}, "environments.staging.secrets.env_vars"),
+    "secret source, '='": (["environments", "staging", "secrets"], {"env_vars": ["DB=PASSWORD"]}, "environments.staging.secrets.env_vars"),
+    "secret source, NUL": (["environments", "production", "secrets"], {"env_vars": ["DB\0PASSWORD"]}, "environments.production.secrets.env_vars"),
+    "redact, '='": (["redact"], {"env_vars": ["CI=TOKEN"]}, "redact.env_vars"),
+    "step env, '='": (["steps", "parity"], {"command": "{python} parity.py {output}", "env": {"A=B": "1"}}, "steps.parity.env"),
+    "step env, empty": (["steps", "parity"], {"command": "{python} parity.py {output}", "env": {"": "1"}}, "steps.parity.env"),
+    "step env, NUL in a value": (["steps", "parity"], {"command": "{python} parity.py {output}", "env": {"MODE": "a\0b"}}, "steps.parity.env"),
+    "service env, NUL": (["services", 0], {"name": "api", "env": {"PO\0RT": "1"}}, "services.0.env"),
+}
+
+
+@pytest.mark.parametrize("case", list(ENV_NAME_CASES))
+def test_an_environment_variable_name_that_cannot_exist_is_refused_at_load_naming_the_field(tmp_path: Path, case: str) -> None:
+    where, value, field = ENV_NAME_CASES[case]
+    config = base_config()
+    node: Any = config
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = value
+    path = tmp_path / "predeploy.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML, and keeps the NUL as an escape
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:") and f" {field}" in message, message
+    assert "environment variable" in message and "\n" not in message, message
