@@ -10,24 +10,31 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 
-from pytest_predeploy.config import load_config
-from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.config import ProjectConfig, load_config
+from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, read_artifact
+from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.intake.filesecrets import config_file_secrets
-from pytest_predeploy.intake.parity import ParityConfig
+from pytest_predeploy.intake.parity import ParityConfig, ParityReport
 from pytest_predeploy.intake.parity.config import EnvironmentConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
+from pytest_predeploy.rehearsal.smoke import _read_report
+from pytest_predeploy.security.osv import MAX_RECORD_BYTES, DatabaseUnavailable, load_database, source_record_path
+from pytest_predeploy.verdict.criteria import judge_evidence, sealed_criteria
 from tests.project import base_config
+from tests.test_hostile_input import BOMB
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 DEEP = 100_000
+BOMB_LINES = BOMB.splitlines()
 
 #: (format, text, line the nesting passes 64 levels on)
 DEEP_INPUTS = [
@@ -119,7 +126,9 @@ def test_a_deep_json_baseline_fails_the_parity_script_with_one_line(tmp_path: Pa
 RATIO_CHILD = """
 import resource, sys
 from pathlib import Path
-from pytest_predeploy.config import load_config
+from pytest_predeploy.config import ProjectConfig, load_config
+from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, read_artifact
+from pytest_predeploy.core.errors import ArtifactError
 from pytest_predeploy.intake.parity import compare_environments
 from pytest_predeploy.intake.parity.inputs import load_environment
 config = load_config(Path("predeploy.yaml"))
@@ -206,3 +215,117 @@ def test_an_environment_variable_name_that_cannot_exist_is_refused_at_load_namin
     message = str(error.value)
     assert message.startswith(f"{path}:") and f" {field}" in message, message
     assert "environment variable" in message and "\n" not in message, message
+
+
+# -- item 3: the advisory database is held to the same limits -----------------------------------
+
+FLASK_ADVISORY = {
+    "id": "PYSEC-2099-1",
+    "modified": "2026-11-01T00:00:00Z",
+    "affected": [{"package": {"ecosystem": "PyPI", "name": "flask"}, "versions": ["2.0.0"]}],
+}
+
+
+def _advisory_zip(path: Path, members: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("PYSEC-2099-0.json", json.dumps(FLASK_ADVISORY | {"id": "PYSEC-2099-0"}))
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+HOSTILE_ADVISORIES = {
+    "deep JSON": (
+        "PYSEC-2099-2.json",
+        '{"id": "PYSEC-2099-2",\n"affected": [{"package": {"name": "flask"}}],\n"x": ' + "[" * DEEP + "]" * DEEP + "}",
+        "nesting deeper than 64 levels",
+    ),
+    "alias bomb": (
+        "PYSEC-2099-3.yaml",
+        "id: PYSEC-2099-3\naffected: [{package: {name: flask}}]\n" + "".join(line.replace("lol", "2.0.0") + "\n" for line in BOMB_LINES),
+        "aliases expand to more than 100,000 values",
+    ),
+    "deep YAML": (
+        "PYSEC-2099-4.yaml",
+        "id: PYSEC-2099-4\naffected: [{package: {name: flask}}]\nx: " + "[" * 900 + "]" * 900 + "\n",
+        "nesting deeper than 64 levels",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_ADVISORIES))
+@pytest.mark.parametrize("layout", ["zip", "folder"])
+def test_a_hostile_advisory_makes_the_database_unavailable_naming_it(tmp_path: Path, case: str, layout: str) -> None:
+    name, text, expected = HOSTILE_ADVISORIES[case]
+    if layout == "zip":
+        database = _advisory_zip(tmp_path / "osv.zip", {name: text})
+    else:
+        database = tmp_path / "osv"
+        database.mkdir()
+        (database / "PYSEC-2099-0.json").write_text(json.dumps(FLASK_ADVISORY))
+        (database / name).write_text(text)
+    with pytest.raises(DatabaseUnavailable) as error, _shallow_stack():
+        load_database(database, ["flask"])
+    assert name in str(error.value) and expected in str(error.value), str(error.value)
+
+
+def test_an_oversized_advisory_file_in_a_folder_is_refused_unread(tmp_path: Path) -> None:
+    database = tmp_path / "osv"
+    database.mkdir()
+    (database / "PYSEC-2099-0.json").write_text(json.dumps(FLASK_ADVISORY))
+    with open(database / "PYSEC-2099-5.json", "wb") as huge:
+        huge.truncate(MAX_RECORD_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(DatabaseUnavailable, match=r"PYSEC-2099-5.json is larger than 8 MiB"):
+        load_database(database, ["flask"])
+
+
+def test_a_zip_that_unpacks_to_more_than_the_database_limit_is_refused_before_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_predeploy.security.osv as osv
+
+    monkeypatch.setattr(osv, "MAX_DATABASE_BYTES", 1_000_000)  # 1 GiB of zeros takes seconds to write
+    database = _advisory_zip(tmp_path / "osv.zip", {f"PYSEC-2099-{i}.json": json.dumps(FLASK_ADVISORY) + " " * 300_000 for i in range(10, 14)})
+    with pytest.raises(DatabaseUnavailable, match=r"osv.zip: its advisories unpack to more than 1000000 bytes"):
+        load_database(database, ["flask"])
+
+
+def test_a_deep_source_record_makes_the_database_unavailable(tmp_path: Path) -> None:
+    database = _advisory_zip(tmp_path / "osv.zip", {})
+    source_record_path(database).write_text('{"fetched_at": "2026-12-01T00:00:00Z",\n"x": ' + "[" * DEEP + "]" * DEEP + "}")
+    with pytest.raises(DatabaseUnavailable, match=r"osv.zip.source.json:2: nesting deeper than 64 levels"), _shallow_stack():
+        load_database(database, ["flask"])
+
+
+# -- item 3: reports the scripts write are read back within limits -------------------------------
+
+DEEP_REPORT = '{"release": "v1.0",\n"items": ' + "[" * DEEP + "]" * DEEP + "}\n"
+
+
+def test_a_deep_step_report_is_an_artifact_error_naming_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "staging-parity-report.json"
+    path.write_text(DEEP_REPORT)
+    with pytest.raises(ArtifactError) as error, _shallow_stack():
+        read_artifact(path, ParityReport)
+    assert str(error.value) == f"{path}: not valid JSON (nesting deeper than 64 levels: line 2 column 1 (char 20))"
+
+
+def test_an_oversized_step_report_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "security-compliance-report.json"
+    with open(path, "wb") as huge:
+        huge.truncate(MAX_ARTIFACT_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(ArtifactError) as error:
+        read_artifact(path, ParityReport)
+    assert str(error.value) == f"{path}: larger than 64MiB: a report is read in full, so a bigger one is refused; check what the step wrote"
+
+
+def test_deep_evidence_in_a_package_is_a_reason_not_a_traceback() -> None:
+    criterion = sealed_criteria()[0]
+    with _shallow_stack():
+        problems = judge_evidence(criterion, DEEP_REPORT.encode(), cast(ProjectConfig, None), "in the package")
+    assert problems == [f"{criterion.artifact} in the package: not valid JSON (nesting deeper than 64 levels: line 2 column 1 (char 20))"]
+
+
+def test_a_deep_smoke_report_fails_the_suite_instead_of_raising(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(DEEP_REPORT)
+    with _shallow_stack():
+        assert _read_report(path) is None

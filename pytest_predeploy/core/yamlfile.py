@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import sys
 import tomllib
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,8 @@ from pydantic import ValidationError
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import format_size
+from pytest_predeploy.core.nesting import MAX_DEPTH as MAX_DEPTH  # re-exported: the limits are documented from here
+from pytest_predeploy.core.nesting import check_nesting
 
 Position = tuple[Any, ...]
 
@@ -34,9 +34,6 @@ Position = tuple[Any, ...]
 #: Configuration files and approval records are written by hand; anything bigger is a mistake
 #: (or an attack) and parsing it in full would take minutes and gigabytes before the first error.
 MAX_DOCUMENT_BYTES = 1024 * 1024
-#: Hand-written settings nest a few levels; PyYAML composes recursively and would hit Python's
-#: recursion limit (a traceback) a few hundred levels down.
-MAX_DEPTH = 64
 #: Values a document may expand to once its aliases are followed, at least (see
 #: :func:`expansion_limit`). Aliases save typing a few repeated settings; ten nested aliases of
 #: ten ("billion laughs") expand to 10^9 values.
@@ -145,26 +142,39 @@ class _Loader(yaml.SafeLoader):
             raise YamlLimitError(node.start_mark.line + 1, f"a value that cannot be read as {kind} ({type(exc).__name__})") from None
 
 
-class LimitedCLoader(yaml.CSafeLoader):
-    """libyaml's loader (fast, for large baselines) held to the same limits as the configuration:
-    each document is checked by :func:`check_graph` as it is composed, against one budget of
-    values for the whole stream (:func:`expansion_limit` of its size)."""
+class _LimitedComposer:
+    """Holds a libyaml loader to the configuration's limits: each document is checked by
+    :func:`check_graph` as it is composed, against one budget of values for the whole stream
+    (:func:`expansion_limit` of its size)."""
 
     def __init__(self, stream: str | bytes) -> None:
-        super().__init__(stream)
+        super().__init__(stream)  # type: ignore[call-arg]  # the libyaml loader this is mixed into
         self._budget = expansion_limit(len(stream))
         # An alias is written with "*": without one the document is a tree, never bigger than
         # the file, and only its depth needs checking (the cheaper walk, for large baselines).
         self._aliases = ("*" in stream) if isinstance(stream, str) else (b"*" in stream)
 
-    def get_node(self) -> yaml.Node | None:
-        node = super().get_node()
+    def _checked(self, node: yaml.Node | None) -> yaml.Node | None:
         if node is not None:
             if self._aliases:
                 self._budget -= check_graph(node, self._budget)
             else:
                 check_depth(node)
         return node
+
+    def get_node(self) -> yaml.Node | None:
+        return self._checked(super().get_node())  # type: ignore[misc]
+
+    def get_single_node(self) -> yaml.Node | None:
+        return self._checked(super().get_single_node())  # type: ignore[misc]
+
+
+class LimitedCLoader(_LimitedComposer, yaml.CSafeLoader):
+    """libyaml's safe loader (fast, for large baselines) held to the configuration's limits."""
+
+
+class LimitedCBaseLoader(_LimitedComposer, yaml.CBaseLoader):
+    """libyaml's base loader (every scalar a string) held to the configuration's limits."""
 
 
 class _LineMap:
@@ -236,41 +246,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-#: What cannot hold a bracket that nests: JSON strings; TOML strings (all four kinds) and comments.
-#: Leftmost match first, so a quote inside a comment or a '#' inside a string is read right.
-_NOT_NESTING = {
-    "json": re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"'),
-    "toml": re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\n]*\'|#[^\n]*'),
-}
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
-_NOT_BRACKETS_OR_NEWLINES = re.compile(r"[^\[\]{}\n]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1, "\n": 0}
-
-
-def nesting_line(text: str, fmt: str) -> int | None:
-    """The line where a JSON or TOML ``text`` nests deeper than MAX_DEPTH, None when it does not.
-    A scan of its brackets outside strings and comments, without recursion, so a document
-    100,000 levels deep is refused before a parser recurses into it (their recursion is
-    bounded only by Python's recursion limit)."""
-    outside = _NOT_NESTING[fmt].sub("", text)
-    brackets = _NOT_BRACKETS.sub("", outside)
-    if len(brackets) <= MAX_DEPTH or max(accumulate(map(_STEP.__getitem__, brackets))) <= MAX_DEPTH:
-        return None
-    # Rare (the file is refused): again, keeping the newlines of what is skipped, for the line.
-    outside = _NOT_NESTING[fmt].sub(lambda found: "\n" * found.group().count("\n"), text)
-    kept = _NOT_BRACKETS_OR_NEWLINES.sub("", outside)
-    depths = accumulate(map(_STEP.__getitem__, kept))
-    deepest = next(index for index, depth in enumerate(depths) if depth > MAX_DEPTH)
-    return kept.count("\n", 0, deepest) + 1
-
-
-def check_nesting(text: str, fmt: str, origin: str) -> None:
-    """Refuse a JSON or TOML document nested deeper than MAX_DEPTH (see :func:`nesting_line`)."""
-    line = nesting_line(text, fmt)
-    if line is not None:
-        raise ConfigError(f"{origin}:{line}: nesting deeper than {MAX_DEPTH} levels")
-
-
 def parse_json(text: str | bytes, origin: str) -> Any:
     """A JSON document we read in full (approval records, sign-offs): duplicate keys refused as
     the YAML loader refuses them, nesting bounded; errors name the file and line, never a value."""
@@ -339,8 +314,8 @@ def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:
     return ConfigError(f"{origin}: invalid YAML ({type(exc).__name__})")
 
 
-def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> str:
-    """Read a UTF-8 text file, turning every way it can fail into a message naming it. With
+def read_bytes_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> bytes:
+    """Read a regular file, turning every way it can fail into a message naming it. With
     ``max_bytes``, a bigger file is refused (only that much is ever read); ``setting`` names
     the configuration field that raises the limit, when there is one."""
     try:
@@ -369,6 +344,12 @@ def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None,
     if max_bytes is not None and len(raw) > max_bytes:
         remedy = f"check it is the right file, or raise {setting}" if setting else "check it is the right file"
         raise ConfigError(f"{path}: {what} is larger than {format_size(max_bytes)}; it is parsed in full, so a bigger one is refused ({remedy})")
+    return raw
+
+
+def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> str:
+    """:func:`read_bytes_file` of a UTF-8 text file: a binary or non-UTF-8 one is refused by name."""
+    raw = read_bytes_file(path, what, max_bytes, setting)
     if b"\0" in raw:
         raise ConfigError(f"{path}: is a binary file, expected a {what} in text")
     try:

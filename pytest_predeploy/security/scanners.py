@@ -22,6 +22,7 @@ from typing import Literal, cast
 
 from pytest_predeploy.core.artifacts import write_bytes_atomic
 from pytest_predeploy.core.fields import Severity, format_duration
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import Component, DependencyTarget
 from pytest_predeploy.security.policy import SecurityConfig
@@ -351,7 +352,7 @@ def scan_sbom(ctx: ScanContext, scan: Scan) -> None:
         raise ToolUnavailable(f"exited with status {run.returncode}: {run.stderr_tail()}")
     try:
         raw = produced.read_bytes()
-        bom = json.loads(raw)
+        bom = json_loads(raw)
     except FileNotFoundError:
         raise ToolUnavailable("wrote no SBOM") from None
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -28,10 +28,11 @@ from yaml.nodes import MappingNode, ScalarNode
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.nesting import check_nesting
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
 from pytest_predeploy.core.template import TemplateError
-from pytest_predeploy.core.yamlfile import LimitedCLoader, YamlLimitError, check_nesting, parse_toml, read_text_file, unreadable_number, yaml_error
+from pytest_predeploy.core.yamlfile import LimitedCLoader, YamlLimitError, parse_toml, read_text_file, unreadable_number, yaml_error
 from pytest_predeploy.intake.parity.config import MAX_VALUE_CHARS, SECTIONS, STEP, EnvironmentConfig, ParityProject
 from pytest_predeploy.intake.parity.paths import _segment_text
 from pytest_predeploy.intake.secrets import (
