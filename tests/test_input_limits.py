@@ -26,6 +26,7 @@ from pytest_predeploy.intake.filesecrets import config_file_secrets
 from pytest_predeploy.intake.parity import ParityConfig, ParityReport
 from pytest_predeploy.intake.parity.config import EnvironmentConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
+from pytest_predeploy.intake.parity.yamlread import load_documents
 from pytest_predeploy.rehearsal.smoke import _read_report
 from pytest_predeploy.security.osv import MAX_RECORD_BYTES, DatabaseUnavailable, load_database, source_record_path
 from pytest_predeploy.verdict.criteria import judge_evidence, sealed_criteria
@@ -123,8 +124,10 @@ def test_a_deep_json_baseline_fails_the_parity_script_with_one_line(tmp_path: Pa
 
 # -- item 9: the parity step's memory and report are bounded per input byte ----------------------
 
-RATIO_CHILD = """
-import resource, sys
+#: The high-water mark of the child's own memory (ru_maxrss would start at the forking pytest's).
+PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) * 1024"
+
+RATIO_CHILD = f"""
 from pathlib import Path
 from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, read_artifact
@@ -133,10 +136,9 @@ from pytest_predeploy.intake.parity import compare_environments
 from pytest_predeploy.intake.parity.inputs import load_environment
 config = load_config(Path("predeploy.yaml"))
 load_environment(config, "staging"), load_environment(config, "production")  # the parse's own peak
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = {PEAK}
 report = compare_environments(config, "staging", "production", "v1")
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024, report.summary.major, len(report.items))
+print({PEAK} - before, report.summary.major, len(report.items))
 """
 
 
@@ -329,3 +331,67 @@ def test_a_deep_smoke_report_fails_the_suite_instead_of_raising(tmp_path: Path) 
     path.write_text(DEEP_REPORT)
     with _shallow_stack():
         assert _read_report(path) is None
+
+
+# -- item 9: parity's YAML reader builds values from events, as the safe loader would ------------
+
+SAME_AS_SAFE_LOADER = [
+    "a: 1\nb: 2.5\nc: yes\nd: ~\ne: 2026-01-02\nf: 2026-01-02T03:04:05Z\ng: '012'\nh: 0o17\ni: 0x1F\nj: 1_000\nk: .inf\nl: !!str 12\nm: !!binary aGk=\n",
+    "base: &base {cpu: 1, memory: 2}\nsmall: {<<: *base, cpu: 3}\nlist: &l [1, 2]\nagain: *l\n",
+    "a: &a {x: 1, y: 2}\nb: &b {y: 3, z: 4}\nc:\n  <<: [*a, *b]\n  w: 0\nd:\n  <<: *a\n  <<: *b\n",
+    "- &x name\n- *x\n- {*x : 1}\n- [[[]], {}]\n- ''\n- !!null ''\n- 1e3\n- +12\n- -0.5\n- off\n",
+    "---\na: 1\n---\n---\n- 2\n...\n--- 3\n",
+    "'quoted key': |\n  block\n  text\nfolded: >\n  one\n  two\n",
+]
+
+
+@pytest.mark.parametrize("text", SAME_AS_SAFE_LOADER)
+def test_parity_yaml_reads_as_the_safe_loader_reads(text: str) -> None:
+    expected = [document for document in yaml.load_all(text, Loader=yaml.CSafeLoader) if document is not None]
+    assert [value for _, value in load_documents(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: 1\nb: 2\na: 3\n", "3: duplicate key 'a' (first defined on line 1)"),
+        ("a: &a [1, *a]\n", "1: an alias that contains itself"),
+        ("a: *nowhere\n", "1: an alias to an anchor that is not defined before it"),
+        ("a: !!set {x: 1}\n", "1: unsupported tag tag:yaml.org,2002:set"),
+        ("a: !custom 1\n", "1: a value that cannot be read as !custom"),
+        ("a: 2026-02-30\n", "1: a value that cannot be read as timestamp"),
+        ("x:\n  <<: 3\n", "2: a merge key (<<) whose value is not a mapping or a list of mappings"),
+        ("[1]: 2\n", "1: a mapping key that is a list or mapping"),
+        ("a: &a [" + "[" * 30 + "]" * 30 + "]\nb: [" + "[" * 33 + "*a" + "]" * 33 + "]\n", "2: nesting deeper than 64 levels"),
+    ],
+)
+def test_parity_yaml_refuses_what_the_tool_refuses_naming_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "baseline.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_input_file(path)
+    assert str(error.value).startswith(f"{path}:{message}"), str(error.value)
+
+
+YAML_CHILD = f"""
+from pathlib import Path
+from pytest_predeploy.intake.parity.inputs import load_input_file
+before = {PEAK}
+tree, _ = load_input_file(Path("baseline.yaml"))
+print({PEAK} - before, len(tree))
+"""
+
+
+def test_reading_a_yaml_baseline_costs_a_few_times_its_size(tmp_path: Path) -> None:
+    services = {
+        f"svc-{s:04d}": {f"setting_{k:02d}": f"value-{s}-{k}" for k in range(40)} | {"hosts": [f"h{i}.example.com" for i in range(4)]} for s in range(2000)
+    }
+    (tmp_path / "baseline.yaml").write_text(yaml.dump(services, Dumper=yaml.CSafeDumper))
+    size = (tmp_path / "baseline.yaml").stat().st_size
+    done = subprocess.run([sys.executable, "-c", YAML_CHILD], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    grown, services_read = (int(word) for word in done.stdout.split())
+    assert services_read == 2000
+    # The text and the values take about 7 times the YAML's size; a node per value, held until
+    # the whole document was composed, took about 30 times.
+    assert grown < 15 * size, f"reading grew the peak by {grown / size:.1f} x the file's size"
