@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -139,16 +140,22 @@ def run_protocol(root: Path) -> tuple[int, int, int, float, str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "--predeploy-release=v2", "-p", "no:cacheprovider", "-q"], cwd=root, stdout=out, stderr=subprocess.STDOUT
         )
-        hwm = 0
-        while True:
-            # Reap only once exited: /proc/<pid>/status holds the high-water mark until then.
-            waited, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if waited:
-                break
-            hwm = max(hwm, _hwm_kib(proc.pid) or 0)
-            time.sleep(0.05)
+        status, hwm, maxrss = watch(proc)
+    return status, hwm, maxrss, time.monotonic() - started, log.read_text(errors="replace")
+
+
+def watch(proc: subprocess.Popen[bytes]) -> tuple[int, int, int]:
+    """Wait for ``proc``; returns (exit status, its VmHWM in KiB, ru_maxrss of it and what it waited for)."""
+    hwm = 0
+    while True:
+        # Reap only once exited: /proc/<pid>/status holds the high-water mark until then.
+        waited, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if waited:
+            break
+        hwm = max(hwm, _hwm_kib(proc.pid) or 0)
+        time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, hwm, usage.ru_maxrss, time.monotonic() - started, log.read_text(errors="replace")
+    return proc.returncode, hwm, usage.ru_maxrss
 
 
 def cap_of(path: Path, root: Path) -> tuple[int, str]:
@@ -201,15 +208,8 @@ def run_parity(root: Path) -> tuple[int, int, float]:
     started = time.monotonic()
     argv = [sys.executable, str(REPO / "scripts" / "compare_environments.py"), "--config", "predeploy.yaml", "--output", "out/report.json"]
     with open(root / "parity-output.txt", "wb") as out:
-        proc = subprocess.Popen(argv, cwd=root, stdout=out, stderr=subprocess.STDOUT)
-        hwm = 0
-        while True:
-            waited, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if waited:
-                break
-            hwm = max(hwm, _hwm_kib(proc.pid) or 0)
-            time.sleep(0.02)
-    return os.waitstatus_to_exitcode(status), max(hwm, usage.ru_maxrss), time.monotonic() - started
+        status, hwm, maxrss = watch(subprocess.Popen(argv, cwd=root, stdout=out, stderr=subprocess.STDOUT))
+    return status, max(hwm, maxrss), time.monotonic() - started
 
 
 def parity_memory(sizes: list[float], quick: bool) -> int:
@@ -220,7 +220,12 @@ def parity_memory(sizes: list[float], quick: bool) -> int:
             for shape in ("differs",) if quick else ("differs", "equal"):
                 with tempfile.TemporaryDirectory(prefix="bench-parity-memory-") as folder:
                     root = Path(folder)
-                    total = parity_baselines(root, mb, shape, fmt)
+                    # Generated in a child: a process's peak (ru_maxrss) starts at its parent's
+                    # at fork, so this process must stay small for the step's figure to be its own.
+                    writer = multiprocessing.get_context("fork").Process(target=parity_baselines, args=(root, mb, shape, fmt))
+                    writer.start()
+                    writer.join()
+                    total = sum((root / f"{name}.{fmt}").stat().st_size for name in ("staging", "production"))
                     status, hwm, seconds = run_parity(root)
                     report = root / "out" / "report.json"
                     if status not in (0, 1) or not report.is_file():
