@@ -14,8 +14,9 @@ configured, so every byte read goes through the redactor as in a real run.
 Peak RSS is the pytest process's ``VmHWM`` (its high-water mark, read from ``/proc`` just
 before it exits) and, as an upper bound over every process it waited for, ``ru_maxrss`` from
 ``wait4``. The anchor is the output the scripts printed: memory must not grow with it.
-``--quick`` (CI) prints 2 MB per script with one service and asserts nothing: it proves the
-benchmark still runs (the protocol run itself must still pass).
+``--quick`` (CI) prints 2 MB per script with one service, then runs the parity mode below on
+0.5 MB, and asserts nothing: it proves the benchmark still runs (the protocol run itself and
+the parity step must still pass).
 
 ``--parity-mb`` instead measures the real parity step (``scripts/compare_environments.py``) on
 generated baselines of about that many MB each (a comma-separated list), YAML and JSON, in two
@@ -297,7 +298,7 @@ def main() -> int:
             print(f"  OVER CAP: {line}")
         if args.quick:
             print("quick mode: one short run to prove the benchmark still runs; its figures mean nothing")
-            return 0
+            return parity_memory([0.5], quick=True)  # and its parity mode
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
 
