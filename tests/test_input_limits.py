@@ -22,6 +22,7 @@ import yaml
 from pytest_predeploy.config import ProjectConfig, load_config
 from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, read_artifact
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
+from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.intake.filesecrets import config_file_secrets
 from pytest_predeploy.intake.parity import ParityConfig, ParityReport
 from pytest_predeploy.intake.parity.config import EnvironmentConfig
@@ -29,6 +30,7 @@ from pytest_predeploy.intake.parity.inputs import load_input_file
 from pytest_predeploy.intake.parity.yamlread import load_documents
 from pytest_predeploy.rehearsal.smoke import _read_report
 from pytest_predeploy.security.osv import MAX_RECORD_BYTES, DatabaseUnavailable, load_database, source_record_path
+from pytest_predeploy.targets.probe import _answer
 from pytest_predeploy.verdict.criteria import judge_evidence, sealed_criteria
 from tests.project import base_config
 from tests.test_hostile_input import BOMB
@@ -129,9 +131,7 @@ PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).
 
 RATIO_CHILD = f"""
 from pathlib import Path
-from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, read_artifact
-from pytest_predeploy.core.errors import ArtifactError
+from pytest_predeploy.config import load_config
 from pytest_predeploy.intake.parity import compare_environments
 from pytest_predeploy.intake.parity.inputs import load_environment
 config = load_config(Path("predeploy.yaml"))
@@ -395,3 +395,20 @@ def test_reading_a_yaml_baseline_costs_a_few_times_its_size(tmp_path: Path) -> N
     # The text and the values take about 7 times the YAML's size; a node per value, held until
     # the whole document was composed, took about 30 times.
     assert grown < 15 * size, f"reading grew the peak by {grown / size:.1f} x the file's size"
+
+
+# -- item 3: JSON from services, tools and scripts is parsed within the nesting limit ------------
+
+
+def test_redaction_locates_a_secret_in_a_deep_json_file_by_line() -> None:
+    redactor = Redactor({"DB_PASSWORD": "Sup3r-Secret-Value-42"})
+    data = ('{"a": "Sup3r-Secret-Value-42",\n"b": ' + "[" * DEEP + "]" * DEEP + "}\n").encode()
+    with _shallow_stack():
+        places = redactor.locate(data)
+    assert places and all("DB_PASSWORD" in place for place in places), places
+
+
+def test_a_deep_health_answer_is_shown_as_text_not_raised() -> None:
+    with _shallow_stack():
+        answer = _answer(200, b"[" * DEEP + b"]" * DEEP)
+    assert answer.body == "[" * 200

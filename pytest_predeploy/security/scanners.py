@@ -378,7 +378,7 @@ def _probe(ctx: ScanContext) -> None:
     what = f"vulnerability service {options.service} not reachable ({request.get_method()} {url}"
     try:
         with urllib.request.urlopen(request, timeout=options.probe_timeout.total_seconds()) as response:  # noqa: S310 (https or a configured URL)
-            payload = json.loads(response.read(4 * 1024 * 1024))
+            payload = json_loads(response.read(4 * 1024 * 1024))
     except urllib.error.HTTPError as exc:
         raise ToolUnavailable(f"{what}: HTTP {exc.code} {exc.reason})") from None
     except urllib.error.URLError as exc:
