@@ -357,6 +357,7 @@ def test_parity_yaml_reads_as_the_safe_loader_reads(text: str) -> None:
         ("a: 1\nb: 2\na: 3\n", "3: duplicate key 'a' (first defined on line 1)"),
         ("a: &a [1, *a]\n", "1: an alias that contains itself"),
         ("a: *nowhere\n", "1: an alias to an anchor that is not defined before it"),
+        ("a: &x 1\nb: &x 2\n", "2: anchor &x is defined twice (first on line 1)"),
         ("a: !!set {x: 1}\n", "1: unsupported tag tag:yaml.org,2002:set"),
         ("a: !custom 1\n", "1: a value that cannot be read as !custom"),
         ("a: 2026-02-30\n", "1: a value that cannot be read as timestamp"),

@@ -2,15 +2,17 @@
 
 Baselines are large (tens of MB of manifests), so the usual compose-then-construct path costs
 too much: it keeps a node (and two position marks) for every value of a document until the
-whole document is built, about 15 bytes of memory per byte of YAML, and walks every value twice.
-Here each event becomes its value at once and only the values are kept (the peak of a 20 MB
-file fell from 384 MB to 135 MB, and parsing took half the time: ``bench/memory.py
---parity-mb``).
+whole document is built, and walks every value twice. Here each event becomes its value at once
+and only the values are kept: reading a baseline of short settings costs about 7 times its size
+instead of about 31 (tests/test_input_limits.py), in about half the time.
 
-Same results as ``yaml.CSafeLoader`` for the safe schema, with parity's stricter rules: the
-limits every document is held to (core.yamlfile: nesting, alias expansion per input byte),
-applied as the events arrive; duplicate keys, tags other than plain mappings, lists and
-scalars, and values longer than MAX_VALUE_CHARS are errors naming the line, never the value.
+Same results as ``yaml.CSafeLoader`` for the safe schema (tests/test_input_limits.py compares
+them), but for merge keys: YAML says the first mapping merged wins, and so it does here for
+every key (PyYAML's loader follows that only for keys that happen to share one string object).
+Parity's stricter rules apply on top: the limits every document is held to (core.yamlfile:
+nesting, alias expansion per input byte), applied as the events arrive; duplicate keys and
+anchors, tags other than plain mappings, lists and scalars, and values longer than
+MAX_VALUE_CHARS are errors naming the line, never the value.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class _Builder:
         self._stack: list[_Open] = []
         self._anchors: dict[str, tuple[Any, int, int]] = {}  # name -> (value, values, height)
         self._open_anchors: set[str] = set()
+        self._anchor_lines: dict[str, int] = {}
         self._root_line = 0
 
     def documents(self) -> list[tuple[int, Any]]:
@@ -109,6 +112,7 @@ class _Builder:
                     documents.append((root_line, root))
                 root = None
                 self._anchors.clear()
+                self._anchor_lines.clear()
                 continue
             elif kind is StreamEndEvent:
                 return documents
@@ -150,8 +154,15 @@ class _Builder:
         else:
             built = self._construct(tag, event)
         if event.anchor is not None:
+            self._name_anchor(event.anchor, event.start_mark.line + 1)
             self._anchors[event.anchor] = (built, 1, 0)
         return built
+
+    def _name_anchor(self, name: str, line: int) -> None:
+        """An anchor is defined once a document, as PyYAML's composer requires."""
+        first = self._anchor_lines.setdefault(name, line)
+        if first != line or name in self._anchors or name in self._open_anchors:
+            raise Unreadable(line, f"anchor &{name} is defined twice (first on line {first})")
 
     def _construct(self, tag: str, event: Any) -> Any:
         constructor = self._loader.yaml_constructors.get(tag)
@@ -180,7 +191,7 @@ class _Builder:
             opened.merges = []
             opened.key = _NO_KEY
         if event.anchor is not None:
-            self._anchors.pop(event.anchor, None)  # a later anchor of the same name replaces it
+            self._name_anchor(event.anchor, line)
             self._open_anchors.add(event.anchor)
         self._stack.append(opened)
 
