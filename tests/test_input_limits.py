@@ -48,6 +48,8 @@ DEEP_INPUTS = [
         3,
     ),
     ("toml", 'name = "shop"\n# [[[[ a comment\na = ' + "[" * DEEP + "]" * DEEP + "\n", 3),
+    ("toml", 'name = "shop"\npi = 3.14\n' + "a." * DEEP + "b = 1\n", 3),
+    ("toml", 'name = "shop"\n\n[' + ".".join(f'"k{i}"' for i in range(1000)) + "]\nc = 1\n", 3),
     ("toml", 'name = """\n[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"""\nb = ' + "{c = " * DEEP + "1" + "}" * DEEP + "\n", 4),
 ]
 

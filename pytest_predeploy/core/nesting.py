@@ -23,9 +23,24 @@ _NOT_NESTING = {
     "json": re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"'),
     "toml": re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\n]*\'|#[^\n]*'),
 }
+#: A TOML key of more than MAX_DEPTH dotted parts (``a.b.c...``, bare or quoted: quoted parts are
+#: gone with the strings). tomllib builds a key's prefixes one by one, so 100,000 parts (a 200 KB
+#: file) cost it gigabytes. Found on the text with each bare word made one "w" and blanks removed,
+#: and only from a key's start, so the scan stays linear.
+_WORDS = re.compile(r"[\w-]+")
+_BLANKS = re.compile(r"[ \t]+")
+_DOTTED_KEY = re.compile(rf"(?<![w.])(?:w?+\.){{{MAX_DEPTH},}}")
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _NOT_BRACKETS_OR_NEWLINES = re.compile(r"[^\[\]{}\n]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1, "\n": 0}
+
+
+def _keys(text: str) -> str:
+    return _BLANKS.sub("", _WORDS.sub("w", text))
+
+
+def _newlines(skipped: re.Match[str]) -> str:
+    return "\n" * skipped.group().count("\n")
 
 
 def nesting_line(text: str, fmt: str) -> int | None:
@@ -34,11 +49,16 @@ def nesting_line(text: str, fmt: str) -> int | None:
     100,000 levels deep is refused before a parser recurses into it (their recursion is
     bounded only by Python's recursion limit)."""
     outside = _NOT_NESTING[fmt].sub("", text)
+    if fmt == "toml" and _DOTTED_KEY.search(_keys(outside)):
+        keys = _keys(_NOT_NESTING[fmt].sub(_newlines, text))
+        dotted = _DOTTED_KEY.search(keys)
+        assert dotted is not None  # the same text, its skipped parts as newlines instead of nothing
+        return keys.count("\n", 0, dotted.start()) + 1
     brackets = _NOT_BRACKETS.sub("", outside)
     if len(brackets) <= MAX_DEPTH or max(accumulate(map(_STEP.__getitem__, brackets))) <= MAX_DEPTH:
         return None
     # Rare (the file is refused): again, keeping the newlines of what is skipped, for the line.
-    outside = _NOT_NESTING[fmt].sub(lambda found: "\n" * found.group().count("\n"), text)
+    outside = _NOT_NESTING[fmt].sub(_newlines, text)
     kept = _NOT_BRACKETS_OR_NEWLINES.sub("", outside)
     depths = accumulate(map(_STEP.__getitem__, kept))
     deepest = next(index for index, depth in enumerate(depths) if depth > MAX_DEPTH)
