@@ -31,6 +31,7 @@ from pytest_predeploy.intake.parity.yamlread import load_documents
 from pytest_predeploy.rehearsal.smoke import _read_report
 from pytest_predeploy.security.osv import MAX_RECORD_BYTES, DatabaseUnavailable, load_database, source_record_path
 from pytest_predeploy.targets.probe import _answer
+from pytest_predeploy.tooling.detect import _project_script
 from pytest_predeploy.verdict.criteria import judge_evidence, sealed_criteria
 from tests.project import base_config
 from tests.test_hostile_input import BOMB
@@ -415,3 +416,9 @@ def test_a_deep_health_answer_is_shown_as_text_not_raised() -> None:
     with _shallow_stack():
         answer = _answer(200, b"[" * DEEP + b"]" * DEEP)
     assert answer.body == "[" * 200
+
+
+def test_a_deep_pyproject_is_skipped_by_init_detection_not_raised(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nx = ' + "[" * DEEP + "]" * DEEP + "\n")
+    with _shallow_stack():
+        assert _project_script(tmp_path, {}) is None
