@@ -3,7 +3,8 @@ repository, what ``.ci/run`` runs; SPEC section 8: under 4 minutes on the 2-core
 
     .venv/bin/python bench/suite.py [--quick]
 
-Runs the command once in this checkout and prints its wall time, its summary line and the load
+The command is read from the README (the line under "Install and run the test suite"), so the figure
+is always that command's. Runs it once in this checkout and prints its wall time, its summary line and the load
 average before and after (other processes on the machine distort the figure; measure on a quiet
 machine). Nothing is asserted: the figure goes into the README's benchmark table. ``--quick`` (CI)
 runs the same command on one small test file: it proves the benchmark still runs, its figure means
@@ -20,6 +21,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: The README's test command ends with this; its arguments follow.
+PYTEST = ".venv/bin/python -m pytest"
+
+
+def readme_test_arguments(readme: Path = REPO / "README.md") -> list[str]:
+    """The arguments of the README's test command (what ``.ci/run`` runs)."""
+    text = readme.read_text()
+    block = text[text.index("Install and run the test suite") :]
+    line = next(line for line in block.splitlines() if PYTEST in line)
+    return line.split(PYTEST, 1)[1].split("#")[0].split()
+
+
 #: One small, fast test file for --quick.
 QUICK_PATH = "tests/test_api_surface.py"
 
@@ -32,7 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"run only {QUICK_PATH} (CI: the benchmark still runs; no figure)")
     args = parser.parse_args()
-    argv = [sys.executable, "-m", "pytest", "-rs", *([QUICK_PATH] if args.quick else [])]
+    argv = [sys.executable, "-m", "pytest", *readme_test_arguments(), *([QUICK_PATH] if args.quick else [])]
     load_before = load_average()
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)

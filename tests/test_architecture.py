@@ -261,3 +261,55 @@ def test_no_class_is_longer_than_the_limit() -> None:
         if isinstance(node, ast.ClassDef) and node.end_lineno is not None and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES
     ]
     assert not long, f"classes over {MAX_CLASS_LINES} lines: " + "; ".join(sorted(long))
+
+
+#: The one module that starts subprocesses (a process group, a deadline, stopped whole: issue 31),
+#: and the service log launcher, which is run as a file and must stay standard library only.
+PROCESS_STARTERS = {"pytest_predeploy.core.commands", "pytest_predeploy.targets.logcap"}
+#: Calls that start a process, by the module they belong to.
+STARTS_A_PROCESS = {
+    "subprocess": {"Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"},
+    "os": {"system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp", "spawnv", "spawnve", "spawnl", "spawnle", "spawnvp", "spawnlp"}
+    | {"execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "execlpe"},
+    "asyncio": {"create_subprocess_exec", "create_subprocess_shell"},
+}
+
+
+def process_starts(source: str) -> Iterator[tuple[str, int]]:
+    """Each call in ``source`` that starts a process (``subprocess.run(...)``, ``os.fork()``, also
+    under an alias or imported by name), with its line."""
+    tree = ast.parse(source)
+    aliases = {module: module for module in STARTS_A_PROCESS}
+    named: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            aliases.update({alias.asname: alias.name for alias in node.names if alias.asname and alias.name in STARTS_A_PROCESS})
+        elif isinstance(node, ast.ImportFrom) and node.module in STARTS_A_PROCESS:
+            named.update({alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names if alias.name in STARTS_A_PROCESS[node.module]})
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in aliases:
+            module = aliases[func.value.id]
+            if func.attr in STARTS_A_PROCESS[module]:
+                yield f"{module}.{func.attr}", node.lineno
+        elif isinstance(func, ast.Name) and func.id in named:
+            yield named[func.id], node.lineno
+
+
+def test_process_starts_are_found_however_they_are_written() -> None:
+    source = "import subprocess\nimport os as o\nfrom subprocess import Popen as P\nsubprocess.run(['x'])\no.fork()\nP(['x'])\nsubprocess.PIPE\n"
+    assert list(process_starts(source)) == [("subprocess.run", 4), ("os.fork", 5), ("subprocess.Popen", 6)]
+
+
+def test_subprocesses_start_only_in_the_one_primitive() -> None:
+    """Every command the package runs goes through core/commands.py (steps, services, git, pip,
+    podman, the scanners), so none can skip its process group, its deadline or its stopping."""
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}:{line}: {call}"
+        for name, path in MODULES.items()
+        if name not in PROCESS_STARTERS
+        for call, line in process_starts(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "start processes with pytest_predeploy.core.commands (start, run, running):\n" + "\n".join(found)

@@ -47,3 +47,15 @@ def test_github_actions_example_uses_real_options_and_commands() -> None:
     for option in ("--predeploy-release", "--predeploy-previous"):
         assert option in runs
         assert option in (REPO / "pytest_predeploy/plugin.py").read_text()
+
+
+def test_ci_runs_the_readmes_test_command_as_written() -> None:
+    # Rule of the house: .ci/run calls the README's test command and nothing cleverer, and
+    # bench/suite.py times that same command (it reads it from the README).
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("Install and run the test suite") :]
+    command = next(line for line in block.splitlines() if ".venv/bin/python -m pytest" in line)
+    test_command = command[command.index(".venv/bin/python -m pytest") :].split("#")[0].strip()
+    ci_pytest_lines = [line.strip() for line in (REPO / ".ci/run").read_text().splitlines() if "-m pytest" in line]
+    assert ci_pytest_lines == [test_command]
+    assert readme.count(test_command) == 2  # the quickstart and the development section say the same

@@ -15,6 +15,7 @@ import pytest
 from pytest_predeploy.core.git import run_git
 from pytest_predeploy.core.runstate import git_commit
 from pytest_predeploy.readiness.package import resolve_epoch
+from pytest_predeploy.readiness.record import append, committed_file, find_repository, read
 from pytest_predeploy.rollback.operational import check_runbook
 from pytest_predeploy.targets.releases import ReleaseSourceConfig, resolve
 
@@ -84,3 +85,14 @@ def test_git_that_does_not_finish_is_stopped_with_what_it_started(tmp_path: Path
     assert "did not finish within 1s" in result.problem
     child = int(pid_file.read_text())
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_sign_off_record_is_the_projects_own_under_an_outer_git_dir(project: Path) -> None:
+    assert find_repository(project / "svc") == project
+    assert committed_file(project, project / "svc" / "app.py") == b"TAG = 'v1.1'\n"
+    digest = "a" * 64
+    commit = append(project, digest, b'{"signed": true}', "Reviewer <r@example.test>", "go")
+    reading = read(project)
+    assert [entry.commit for entry in reading.entries] == [commit] and reading.problems == []
+    outer_refs = project.parent / "outer" / ".git" / "refs" / "heads"
+    assert not (outer_refs / "predeploy").exists()  # nothing was written to the outer repository

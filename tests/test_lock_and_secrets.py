@@ -84,7 +84,7 @@ def test_planted_secrets_never_reach_transcripts_artifacts_or_reports(pytester: 
     (root / "staging.env").write_text(f'DB_PASSWORD={SECRET}\nTLS_KEY="{PEM}"\n')
     config = base_config(environments={"staging": {"secrets": {"file": "staging.env"}}, "production": {}})
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rA")
+    result = pytester.runpytest("--predeploy-release=v1.0", "-rA")
     assert result.ret == 1
     forms = [
         SECRET,
@@ -177,7 +177,7 @@ def test_canaries_in_real_layouts_never_reach_artifacts_reports_or_the_terminal(
     config["parity"]["rules"].insert(0, {"path": "configuration.smtp.**", "severity": "critical"})
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
-    result = pytester.runpytest_subprocess("gates/test_gate1_intake.py", "-k", "parity", "--predeploy-release=v1.2", "-p", "no:cacheprovider", "-rA")
+    result = pytester.runpytest("gates/test_gate1_intake.py", "-k", "parity", "--predeploy-release=v1.2", "-p", "no:cacheprovider", "-rA")
     result.assert_outcomes(failed=1)
     report = json.loads((root / ".artifacts/pre-deployment/staging-parity-report.json").read_text(encoding="utf-8"))
     reused = {item["path"] for item in report["items"] if item["detail"] == "REUSED"}
@@ -209,7 +209,7 @@ def test_a_secret_in_an_artifact_is_located_and_a_too_short_secret_is_warned_abo
     (root / "staging.env").write_text(f"DB_PASSWORD={SECRET}\nPIN=42a\n")
     config = base_config(environments={"staging": {"secrets": {"file": "staging.env"}}, "production": {}})
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config))
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "-rA")
+    result = pytester.runpytest("--predeploy-release=v1.0", "-rA")
     terminal = result.stdout.str() + result.stderr.str()
     assert result.ret == 1
     # Where in the file the secret was, not advice to fix the script that merely reported it.

@@ -65,7 +65,7 @@ def test_flipping_one_critical_demo_key_fails_the_gate_1_parity_check(pytester: 
     if flip:
         infra = root / "demo/environments/staging/infrastructure.yaml"
         infra.write_text(infra.read_text(encoding="utf-8").replace("engine: postgres", "engine: mysql"), encoding="utf-8")
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "gates/test_gate1_intake.py",
         "--predeploy-release=v1.2",
         "--predeploy-config=predeploy.yaml",

@@ -348,10 +348,10 @@ def _carrying(marker: str) -> list[int]:
 
 
 def test_processes_that_fork_replacements_are_stopped_until_none_is_left(tmp_path: Path) -> None:
-    marker = f"HOSTILE_TEST={tmp_path.name}"
+    marker = f"HOSTILE_TEST={tmp_path}"
     step = script(tmp_path, REBORN_STEP)
     try:
-        result = run(tmp_path, [sys.executable, str(step)], env={**os.environ, "HOSTILE_TEST": tmp_path.name}, kill_grace=1.0)
+        result = run(tmp_path, [sys.executable, str(step)], env={**os.environ, "HOSTILE_TEST": str(tmp_path)}, kill_grace=1.0)
         text = result.transcript.read_text()
         assert _carrying(marker) == [], text
         assert result.ok, text

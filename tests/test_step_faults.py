@@ -60,7 +60,7 @@ def test_failing_step_fails_its_gate_with_a_clear_message(pytester: pytest.Pytes
     body, expected = FAULTS[fault]
     config = base_config(steps={"parity": {"command": "{python} parity.py {output}", "timeout": "1.5s", "kill_grace": "0.5s"}})
     root = make_project(pytester, config=config, parity_script=body, gates=STRICT_GATE1)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest("--predeploy-release=v1.0")
     out = result.stdout.str()
     assert result.ret == 1
     assert expected in out
@@ -82,7 +82,7 @@ def test_failing_step_fails_its_gate_with_a_clear_message(pytester: pytest.Pytes
 def test_unrunnable_step_script_is_named(pytester: pytest.Pytester, command: str, expected: str) -> None:
     root = make_project(pytester, config=base_config(steps={"parity": {"command": command}}), gates=STRICT_GATE1)
     os.chmod(root / "parity.py", 0o644)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest("--predeploy-release=v1.0")
     assert result.ret == 1
     result.stdout.fnmatch_lines([f"*step 'parity' failed: *{expected}*", "*transcript: *parity.log*"])
     assert "Traceback" not in result.stdout.str()
@@ -91,7 +91,7 @@ def test_unrunnable_step_script_is_named(pytester: pytest.Pytester, command: str
 def test_non_utf8_output_does_not_break_the_step(pytester: pytest.Pytester) -> None:
     body = "import json, sys\nsys.stdout.buffer.write(b'\\xff\\xfe not utf-8\\n')\nopen(sys.argv[1], 'w').write(json.dumps({'drift': 0}))"
     root = make_project(pytester, parity_script=body, gates=STRICT_GATE1)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest("--predeploy-release=v1.0")
     assert result.ret == 11  # the step ran; fake gates bind no declared criterion: never GO
     assert "\\xff\\xfe not utf-8" in (root / ".artifacts/pre-deployment/transcripts/parity.log").read_text()
 
@@ -102,7 +102,7 @@ def test_non_utf8_output_does_not_break_the_step(pytester: pytest.Pytester) -> N
 def test_a_huge_command_line_is_cut_in_everything_we_write(pytester: pytest.Pytester, width: int) -> None:
     config = base_config(steps={"parity": {"command": f"{{python}} parity.py {{output}} {'x' * width}", "timeout": "20s"}})
     root = make_project(pytester, config, gates=STRICT_GATE1)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest("--predeploy-release=v1.0")
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     sizes = {path.name: path.stat().st_size for path in (root / ".artifacts").rglob("*") if path.is_file()}
     assert "parity.log" in sizes
@@ -130,10 +130,10 @@ CHATTY_SERVICE = "import sys, time\nfor n in range(20000):\n    print(f'line {n:
 def test_a_chatty_service_log_is_capped_and_rotated_keeping_its_latest_lines(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "main.log"
     limit = 64 * 1024
-    pid = processes.spawn([sys.executable, "-c", CHATTY_SERVICE], cwd=tmp_path, log=log, env=processes.service_environment({}), log_limit=limit)
+    pid = processes.spawn([sys.executable, "-c", CHATTY_SERVICE], cwd=tmp_path, log=log, env=processes.service_environment({}), log_limit=limit).pid
     try:
         poll(lambda: log.exists() and b"LAST LINE" in log.read_bytes(), "the service printed its last line")
-        assert processes.stop(pid, processes.start_ticks(pid), 5.0) == "stopped"
+        assert processes.stop(pid, processes.start_ticks(pid), 5.0).how == "stopped"
     finally:
         if alive(pid):
             os.killpg(pid, signal.SIGKILL)
@@ -147,7 +147,7 @@ def test_a_chatty_service_log_is_capped_and_rotated_keeping_its_latest_lines(tmp
 def test_sigterm_to_a_service_pid_still_stops_the_service_under_its_log_launcher(tmp_path: Path) -> None:
     log = tmp_path / "main.log"
     script = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True), sys.exit(0)))\nprint('up', flush=True)\ntime.sleep(300)\n"
-    pid = processes.spawn([sys.executable, "-c", script], cwd=tmp_path, log=log, env=processes.service_environment({}))
+    pid = processes.spawn([sys.executable, "-c", script], cwd=tmp_path, log=log, env=processes.service_environment({})).pid
     try:
         poll(lambda: log.exists() and b"up" in log.read_bytes(), "the service started")
         [service_pid] = [child.pid for child in psutil.Process(pid).children()]

@@ -33,7 +33,7 @@ def test_a_secret_in_an_undeclared_file_fails_gate4_and_never_reaches_the_packag
     config = yaml.safe_load((root / "predeploy.yaml").read_text())
     config["redact"] = {"env_vars": ["DEPLOY_TOKEN"]}
     (root / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0")
+    result = pytester.runpytest("--predeploy-release=v1.0")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(["*Gate 4*FAILED*a secret value was found in the artifacts folder*", "*debug-env.txt contained the value of DEPLOY_TOKEN*"])
     artifacts = root / ".artifacts/pre-deployment"
@@ -86,7 +86,7 @@ def test_deployed(predeploy):
 def test_disk_full_during_gate2_ends_with_a_message_and_the_summary(pytester: pytest.Pytester, small_disk: Path) -> None:
     root = signoff_project(pytester)
     (root / "gates" / "test_gate2_rehearsal.py").write_text(GATE2_FILLS_DISK)
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
+    result = pytester.runpytest("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -110,7 +110,7 @@ with open(os.path.join(os.environ["PREDEPLOY_ARTIFACTS"], "transcripts", "captur
 def test_disk_full_while_sealing_is_no_go_never_awaiting_signoff(pytester: pytest.Pytester, small_disk: Path) -> None:
     root = signoff_project(pytester, parity=PARITY_BIG_EVIDENCE)
     (small_disk / "transcripts").mkdir()
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
+    result = pytester.runpytest("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
     assert result.ret == ExitStatus.NO_GO, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -135,7 +135,7 @@ def test_read_only_artifacts_folder_is_a_clear_usage_error(pytester: pytest.Pyte
     done = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot remount the tmpfs read-only: {done.stderr.strip()}")
-    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
+    result = pytester.runpytest("--predeploy-release=v1.0", f"--predeploy-artifacts={small_disk}")
     assert result.ret == ExitStatus.USAGE_ERROR, result.stdout.str() + result.stderr.str()
     result.stderr.fnmatch_lines(
         [

@@ -10,10 +10,11 @@ its whole process group is killed (tests/test_git.py).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pytest_predeploy.core import commands
 
 #: Seconds any git command may take: local reads finish far sooner; a stuck lock or a network
 #: remote does not finish at all.
@@ -22,22 +23,34 @@ GIT_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class GitResult:
-    """What one git command gave: its exit status, or ``None`` with the reason it gave none."""
+    """What one git command gave: its exit status and output, or ``None`` with the reason it gave none."""
 
     returncode: int | None
-    stdout: str = ""
-    stderr: str = ""
+    output: bytes = b""
+    errors: bytes = b""
     problem: str = ""
+    #: No status because git could not be found (the other reasons: it did not start, or did not finish).
+    missing: bool = False
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
+    @property
+    def stdout(self) -> str:
+        return self.output.decode("utf-8", "replace")
 
-def git_environment() -> dict[str, str]:
-    """The environment for git: ours without any ``GIT_*``, never prompting, stable messages."""
+    @property
+    def stderr(self) -> str:
+        return self.errors.decode("utf-8", "replace")
+
+
+def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for git: ours without any ``GIT_*``, never prompting, stable messages, then ``extra``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+    env.update(extra or {})
     return env
 
 
@@ -45,37 +58,15 @@ def git_argv(folder: Path, *args: str) -> list[str]:
     return ["git", "-C", str(folder), *args]
 
 
-def kill_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    """Kill a process started with ``start_new_session`` and everything it started."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def run_git(folder: Path, *args: str, timeout: float = GIT_TIMEOUT) -> GitResult:
-    """Run ``git -C folder args`` in its own process group with text output."""
+def run_git(folder: Path, *args: str, timeout: float = GIT_TIMEOUT, input: bytes | None = None, env: Mapping[str, str] | None = None) -> GitResult:
+    """Run ``git -C folder args`` (with ``input``, and ``env`` added to :func:`git_environment`)
+    through :func:`pytest_predeploy.core.commands.run`: its own process group, stopped whole
+    when it does not finish within ``timeout`` seconds or the wait is interrupted."""
     what = f"git {args[0] if args else ''} in {folder}"
     try:
-        proc = subprocess.Popen(
-            git_argv(folder, *args),
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env=git_environment(),
-        )
+        done = commands.run(git_argv(folder, *args), cwd=folder, env=git_environment(env), input=input, timeout=timeout)
     except OSError as exc:
-        return GitResult(None, problem=f"{what}: cannot run git ({exc.strerror})")
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        return GitResult(None, problem=f"{what} did not finish within {timeout:g}s; check the repository (a lock file, a network remote?)")
-    except BaseException:
-        kill_group(proc)
-        raise
-    return GitResult(proc.returncode, out, err)
+        return GitResult(None, problem=f"{what}: cannot run git ({exc.strerror})", missing=isinstance(exc, FileNotFoundError))
+    except commands.TimedOut:
+        return GitResult(None, problem=f"{what} did not finish within {timeout:g}s; check the repository (a lock file, a network remote?)", timed_out=True)
+    return GitResult(done.returncode, done.stdout, done.stderr)

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from pytest_predeploy.core import commands
 from pytest_predeploy.core.fields import utcnow
 from pytest_predeploy.core.redact import Redactor, StreamRedactor
 from pytest_predeploy.core.stopping import KILL_GRACE, STEP_TOKEN, STOP_ROUNDS, group_alive, group_members, stop_escaped
@@ -256,15 +257,7 @@ def run_command(
             if not argv:
                 # subprocess would raise IndexError, a traceback printing this function's locals.
                 raise ValueError("the command is empty")
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            proc = commands.start(argv, cwd=cwd, env=child_env)
         except FileNotFoundError:
             result.error = f"executable not found: {argv[0]}" if Path(cwd).is_dir() else f"working folder not found: {cwd}"
         except PermissionError:

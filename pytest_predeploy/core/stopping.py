@@ -1,4 +1,5 @@
-"""Stopping what a step started: its process group, and every process carrying its token.
+"""Stopping what a step or a staging service started: its process group, and every process
+carrying its token.
 
 Why both, and why rounds: a script can start a process that leaves its group (``setsid``, a
 double fork), which no signal to the group reaches; it still carries ``PREDEPLOY_STEP_TOKEN`` in
@@ -6,7 +7,8 @@ its environment (see :mod:`pytest_predeploy.core.runner`). And a process can for
 when it is sent SIGTERM, or fork itself again and again so that no pid lives long (issue 30,
 item 13): each found one is frozen (SIGSTOP: a stopped process cannot fork) before all are
 killed, round after round until none is left, and what is still running after the last round is
-reported by pid, never listed as stopped.
+reported by pid, never listed as stopped. A staging service is stopped the same way, by its
+group and its own token (``PREDEPLOY_SERVICE_TOKEN``, see :mod:`pytest_predeploy.targets.processes`).
 """
 
 from __future__ import annotations
@@ -41,30 +43,36 @@ def group_alive(pgid: int) -> bool:
     return _signal_group(pgid, 0)
 
 
-def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None, grace: float = KILL_GRACE) -> None:
+def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None, grace: float = KILL_GRACE) -> bool:
     """SIGTERM the group, SIGKILL whatever is left after ``grace`` seconds (again, for at most
-    STOP_ROUNDS rounds, while any member is left); reap the leader."""
+    STOP_ROUNDS rounds, while any member is left); reap the leader. True when SIGKILL was needed.
+
+    A member is a live process: a zombie waiting for a parent that does not reap it (the leader of
+    a group started by a command that has since exited) has ended, and is neither waited for nor
+    counted as killed."""
+    killed = False
     if _signal_group(pgid, signal.SIGTERM):
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if proc is not None:
-                proc.poll()
-            if not group_alive(pgid) or (proc is not None and proc.returncode is not None and not group_alive(pgid)):
-                break
+        while _members_left(pgid, proc) and time.monotonic() < deadline:
             time.sleep(0.05)
         for _ in range(STOP_ROUNDS):
-            if not _signal_group(pgid, signal.SIGKILL):
+            if not _members_left(pgid, proc) or not _signal_group(pgid, signal.SIGKILL):
                 break
-            if proc is not None:
-                proc.poll()
+            killed = True
             time.sleep(0.02)
-            if not group_members(pgid):
-                break
     if proc is not None:
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
+    return killed
+
+
+def _members_left(pgid: int, proc: subprocess.Popen[bytes] | None) -> bool:
+    if proc is not None:
+        proc.poll()  # reap the leader when it is our child, so that it is not counted
+    # The signal test first: it is free, and reading /proc is needed only while the group exists.
+    return group_alive(pgid) and bool(group_members(pgid))
 
 
 def group_members(pgid: int) -> list[str]:
@@ -119,8 +127,9 @@ def _name(pid: int) -> str:
         return "?"
 
 
-def stop_escaped(token: str, grace: float) -> tuple[list[str], list[str]]:
-    """Stop every process carrying ``token``; returns ``pid N (name)`` for each process stopped
+def stop_escaped(token: str, grace: float, variable: str = STEP_TOKEN) -> tuple[list[str], list[str]]:
+    """Stop every process carrying ``token`` in its environment variable ``variable`` (a step's
+    token, or a staging service's: targets/processes.py); returns ``pid N (name)`` for each process stopped
     and for each still running at the end (the truth, not the intent).
 
     First SIGTERM to all and up to ``grace`` seconds to exit. Then, in at most STOP_ROUNDS rounds
@@ -128,7 +137,7 @@ def stop_escaped(token: str, grace: float) -> tuple[list[str], list[str]]:
     between the scan and the signal is found by the next scan of the same round), then SIGKILL
     them all. A process that forks a replacement on SIGTERM, or re-forks itself to change its pid,
     is caught frozen."""
-    marker = f"{STEP_TOKEN}={token}".encode()
+    marker = f"{variable}={token}".encode()
     names: dict[int, tuple[str | None, str]] = {}  # pid -> (start ticks, name)
 
     def scan() -> dict[int, str | None]:

@@ -18,15 +18,14 @@ remote, a deleted ref log) is what a protected remote ref refuses (docs/threat-m
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_predeploy.core.errors import PredeployError
+from pytest_predeploy.core.git import run_git
 
 #: The ref sign-offs are committed to; push it with `git push origin predeploy/signoffs`. A branch
 #: (never checked out, its tree holds only envelopes) rather than a ref of its own: hosting
@@ -70,25 +69,23 @@ class RecordReading:
 
 
 def _git(repository: Path, *args: str, input: bytes | None = None, env: dict[str, str] | None = None, check: bool = True) -> bytes:
-    try:
-        done = subprocess.run(["git", *args], cwd=repository, input=input, capture_output=True, timeout=_TIMEOUT, env=env)
-    except FileNotFoundError:
-        raise RecordError("git is not installed: sign-offs are recorded in git (install git)") from None
-    except subprocess.TimeoutExpired:
-        raise RecordError(f"{repository}: `git {args[0]}` did not finish in {_TIMEOUT}s") from None
+    done = run_git(repository, *args, input=input, env=env, timeout=_TIMEOUT)
+    if done.missing:
+        raise RecordError("git is not installed: sign-offs are recorded in git (install git)")
+    if done.timed_out:
+        raise RecordError(f"{repository}: `git {args[0]}` did not finish in {_TIMEOUT}s")
+    if done.returncode is None:
+        raise RecordError(f"{repository}: {done.problem}")
     if check and done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        message = done.stderr.strip().splitlines()
         raise RecordError(f"{repository}: `git {' '.join(args[:2])}` failed: {message[-1] if message else f'exit status {done.returncode}'}")
-    return done.stdout
+    return done.output
 
 
 def find_repository(start: Path) -> Path | None:
     """The top of the git work tree holding ``start``; None outside one (or without git)."""
-    try:
-        done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True, timeout=_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+    done = run_git(start, "rev-parse", "--show-toplevel", timeout=_TIMEOUT)
+    return Path(done.stdout.strip()) if done.ok and done.stdout.strip() else None
 
 
 def require_repository(start: Path) -> Path:
@@ -112,7 +109,6 @@ def _person(identity: str) -> dict[str, str]:
     name = re.sub(r"[<>\n]", "", identity).strip() or "predeploy"
     email = name if "@" in name else f"{re.sub(r'[^A-Za-z0-9._-]', '-', name)}@predeploy.invalid"
     return {
-        **os.environ,
         "GIT_AUTHOR_NAME": name,
         "GIT_AUTHOR_EMAIL": email,
         "GIT_COMMITTER_NAME": name,
@@ -270,11 +266,7 @@ def read(repository: Path) -> RecordReading:
 
 
 def _succeeds(repository: Path, *args: str) -> bool:
-    try:
-        done = subprocess.run(["git", *args], cwd=repository, capture_output=True, timeout=_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    return run_git(repository, *args, timeout=_TIMEOUT).ok
 
 
 def _is_ancestor(repository: Path, old: str, tip: str) -> bool:
@@ -287,5 +279,5 @@ def committed_file(repository: Path, path: Path) -> bytes | None:
         relative = path.resolve().relative_to(repository.resolve())
     except ValueError:
         return None
-    done = subprocess.run(["git", "show", f"HEAD:{relative.as_posix()}"], cwd=repository, capture_output=True, timeout=_TIMEOUT)
-    return done.stdout if done.returncode == 0 else None
+    done = run_git(repository, "show", f"HEAD:{relative.as_posix()}", timeout=_TIMEOUT)
+    return done.output if done.ok else None

@@ -5,7 +5,6 @@ dependency closure and the licence metadata)."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pytest_predeploy.core import commands
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.yamlfile import read_text_file
@@ -221,9 +221,9 @@ _SITE_PYTHON = re.compile(r"^python(\d+)\.(\d+)t?$")
 
 def _interpreter_markers(python: Path) -> dict[str, str]:
     try:
-        run = subprocess.run([str(python), "-I", "-c", _MARKER_SCRIPT], capture_output=True, timeout=60, check=False)
+        run = commands.run([str(python), "-I", "-c", _MARKER_SCRIPT], timeout=60)
         values = json_loads(run.stdout) if run.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+    except (OSError, commands.TimedOut, ValueError):
         values = None
     if not isinstance(values, dict):
         raise ConfigError(f"security.environment: cannot run {python} to learn which Python the release runs on; set security.target_python (e.g. '3.11')")

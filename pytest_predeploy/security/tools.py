@@ -1,7 +1,9 @@
 """Running a scanner tool: a timeout, output kept in memory only.
 
-Tools stay in the audit's process group (no session of their own): when the plugin stops the
-audit script's group on a timeout or Ctrl-C, the scanners go with it.
+Each tool runs through :func:`pytest_predeploy.core.commands.run`, in a process group of its own
+stopped whole on its timeout or on an interrupt (the audit script turns SIGTERM into one); when
+the audit script is killed outright, the scanners still carry its step's token and are stopped
+with it (core/stopping.py).
 
 Scanner output is never written to a transcript: detect-secrets prints hashes of the secrets it
 finds and bandit prints the offending source lines, and neither may reach an artifact.
@@ -13,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_predeploy.core import commands
 from pytest_predeploy.core.nesting import json_loads
 
 _VERSION = re.compile(r"\b(\d+(?:\.\d+)+(?:[.\-+]?[0-9A-Za-z]+)*)\b")
@@ -55,36 +57,25 @@ def command_prefix(command: str) -> list[str]:
     return [word.replace("{python}", sys.executable) for word in words]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()
-    proc.communicate()
-
-
 def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None) -> ToolRun:
     """Run ``argv``; raise :class:`ToolUnavailable` when it cannot start, times out or dies by a signal."""
     argv = [str(arg) for arg in argv]
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        done = commands.run(argv, cwd=cwd, timeout=timeout)
     except FileNotFoundError:
         raise ToolUnavailable(f"executable not found: {argv[0]}") from None
     except PermissionError:
         raise ToolUnavailable(f"not executable: {argv[0]}") from None
     except OSError as exc:
         raise ToolUnavailable(f"cannot execute {argv[0]}: {exc.strerror}") from None
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(proc)
+    except commands.TimedOut:
         raise ToolUnavailable(f"timed out after {timeout:g}s") from None
-    except BaseException:
-        _stop(proc)
-        raise
-    run = ToolRun(argv=argv, returncode=proc.returncode, stdout=stdout, stderr=stderr, duration=time.monotonic() - started)
-    if proc.returncode < 0:
-        raise ToolUnavailable(f"killed by signal {-proc.returncode}")
+    run = ToolRun(argv=argv, returncode=done.returncode, stdout=done.stdout, stderr=done.stderr, duration=time.monotonic() - started)
+    if done.returncode < 0:
+        raise ToolUnavailable(f"killed by signal {-done.returncode}")
     missing = _MISSING_MODULE.search(run.stderr.decode("utf-8", "replace"))
-    if proc.returncode != 0 and missing:
+    if done.returncode != 0 and missing:
         raise ToolUnavailable(f"not installed for {argv[0]} (No module named {missing.group(1)})")
     return run
 

@@ -65,7 +65,12 @@ def drive(
     ``--service``) also stops what the config no longer names; ``failures`` are the target's own
     errors that mean the service failed (exit 1)."""
     if command == "stop" and stop_everything is not None:
-        for line in stop_everything():
+        try:
+            lines = stop_everything()
+        except TargetError as exc:
+            print(f"[staging] error: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_status
+        for line in lines:
             print(f"[staging] stopped {line}", flush=True)
         return EXIT_OK
     code = EXIT_OK

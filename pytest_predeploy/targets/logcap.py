@@ -11,6 +11,7 @@ more than twice ``LIMIT`` on disk.
 Seen from outside it is the service: it runs while the service runs, passes SIGTERM, SIGINT and
 SIGHUP on to it (and copies its last words until its output ends) and exits with the service's
 status (128 + N when a signal N ended it; 127 when ``ARGV`` cannot be executed, said in the log).
+The service dies with it, however it ends (SIGKILL included: :func:`die_with`).
 It imports only the standard library, and is run as a file with ``-I -S``, so it starts fast.
 """
 
@@ -22,6 +23,8 @@ import sys
 
 #: Read size.
 CHUNK = 64 * 1024
+#: prctl(2) option: the signal a process gets when its parent ends (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 
 
 def copy_capped(source: int, log: str, limit: int) -> None:
@@ -43,14 +46,33 @@ def copy_capped(source: int, log: str, limit: int) -> None:
         os.close(out)
 
 
+def die_with(launcher: int) -> None:
+    """In the service's process, before it runs the service: be killed when ``launcher`` ends.
+
+    Why: the launcher killed by SIGKILL (the OOM killer, ``kill -9`` of the pid file) forwards
+    nothing, and the service would go on running, re-parented to init, outside anything the target
+    knows about. Linux's parent-death signal ends it with its launcher. The launcher may have died
+    between the fork and the ``prctl``: then no signal comes, which the parent check catches."""
+    try:
+        import ctypes  # here, in the service's process: the launcher itself starts without it
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the target's stop still ends the group
+        return
+    if os.getppid() != launcher:
+        os._exit(127)
+
+
 def main(argv: list[str]) -> int:
     log, limit, separator, command = argv[0], int(argv[1]), argv[2], argv[3:]
     if separator != "--" or not command:
         print("usage: logcap.py LOG LIMIT -- ARGV...", file=sys.stderr)
         return 2
     read_end, write_end = os.pipe()
+    launcher = os.getpid()
     child = os.fork()
     if child == 0:
+        die_with(launcher)
         os.close(read_end)
         os.dup2(write_end, 1)
         os.dup2(write_end, 2)

@@ -128,12 +128,13 @@ class PrometheusServer:
                 "--storage.tsdb.retention.time=7d",
                 "--log.level=warn",
             ]
-            pid = processes.spawn(argv, cwd=self.root, log=self.root / LOG_FILE, env=processes.service_environment({}))
-            ticks = processes.start_ticks(pid)
-            write_text_atomic(self.state_path, json.dumps({"pid": pid, "ticks": ticks, "url": url, "started_at": datetime.now().astimezone().isoformat()}))
+            spawned = processes.spawn(argv, cwd=self.root, log=self.root / LOG_FILE, env=processes.service_environment({}))
+            pid, ticks = spawned.pid, spawned.ticks
+            state = {"pid": pid, "ticks": ticks, "token": spawned.token, "url": url, "started_at": datetime.now().astimezone().isoformat()}
+            write_text_atomic(self.state_path, json.dumps(state))
             if self._wait_ready(url, pid, ticks, timeout.total_seconds()):
                 return url
-            processes.stop(pid, ticks, 5.0)
+            processes.stop(pid, ticks, 5.0, spawned.token)
             self.state_path.unlink(missing_ok=True)
             last_words = self._last_log_line()
             if "address already in use" not in last_words:
@@ -161,13 +162,17 @@ class PrometheusServer:
         return lines[-1][-300:] if lines else ""
 
     def stop(self, timeout: float = 10.0) -> str:
-        """Stop the server: 'stopped', 'killed' or 'not running'. Its data stays."""
+        """Stop the server: 'stopped', 'killed' or 'not running'. Its data stays. StepError, with
+        its state kept for a later stop, when processes of it are still running after every attempt."""
         state = self._state()
         if state is None:
             return "not running"
-        outcome = processes.stop(int(str(state["pid"])), _ticks(state), timeout)
+        token = state.get("token")
+        stopped = processes.stop(int(str(state["pid"])), _ticks(state), timeout, token if isinstance(token, str) else None)
+        if stopped.survivors:
+            raise StepError(f"could not stop Prometheus ({self.root}): {stopped.still_running()}; stop them by hand, then run the stop again")
         self.state_path.unlink(missing_ok=True)
-        return outcome
+        return stopped.verb if stopped.escaped else stopped.how
 
     def wait_for_scrapes(self, since: datetime, targets: dict[str, str | None], timeout: float) -> list[str]:
         """Wait until Prometheus sees each service as it runs now: its current address scraped

@@ -39,10 +39,10 @@ from typing import IO, Literal
 
 from pydantic import Field, field_validator
 
-from pytest_predeploy.core import template
+from pytest_predeploy.core import commands, template
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel
-from pytest_predeploy.core.git import GIT_TIMEOUT, GitResult, git_argv, git_environment, kill_group, run_git
+from pytest_predeploy.core.git import GIT_TIMEOUT, GitResult, git_argv, git_environment, run_git
 from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.template import TemplateError
 
@@ -214,20 +214,12 @@ def dirty_name(release: str, digest: str) -> str:
 # --- running git and pip -------------------------------------------------------------------------
 
 
-def _run(argv: list[str], cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
-    """Run a command in its own process group; on its deadline the whole group is killed."""
+def _run(argv: list[str], cwd: Path, timeout: float, what: str) -> commands.Finished:
+    """Run a command in its own process group; on its deadline the whole group is stopped (TimedOut)."""
     try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=git_environment()
-        )
+        return commands.run(argv, cwd=cwd, timeout=timeout, env=git_environment())
     except OSError as exc:
         raise ReleaseSourceError(f"{what}: cannot run {argv[0]} ({exc.strerror})") from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except BaseException:
-        kill_group(proc)
-        raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _git(repo: Path, *args: str) -> GitResult:
@@ -467,32 +459,25 @@ def materialise(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: Pa
 
 def _extract_git_tree(repo: Path, tree: str, dest: Path) -> None:
     argv = git_argv(repo, "archive", "--format=tar", tree)
-    proc = subprocess.Popen(
-        argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=git_environment()
-    )
-    assert proc.stdout is not None and proc.stderr is not None
     try:
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                # A commit is input like any other: absolute paths, '..', device files and links
-                # leaving the folder are refused (the 'data' filter; Python < 3.11.4 lacks it).
-                if hasattr(tarfile, "data_filter"):
-                    archive.extractall(dest, filter="data")
-                else:
-                    for member in archive:
-                        _check_member(member)
-                        archive.extract(member, dest)
-        except (tarfile.TarError, OSError) as exc:
-            kill_group(proc)
-            raise ReleaseSourceError(f"git archive {tree} in {repo} gave an archive that cannot be extracted ({exc})") from None
-        err = _read_all(proc.stderr)
-        status = proc.wait(timeout=GIT_TIMEOUT)
+        with commands.running(argv, cwd=repo, env=git_environment()) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                    # A commit is input like any other: absolute paths, '..', device files and links
+                    # leaving the folder are refused (the 'data' filter; Python < 3.11.4 lacks it).
+                    if hasattr(tarfile, "data_filter"):
+                        archive.extractall(dest, filter="data")
+                    else:
+                        for member in archive:
+                            _check_member(member)
+                            archive.extract(member, dest)
+            except (tarfile.TarError, OSError) as exc:
+                raise ReleaseSourceError(f"git archive {tree} in {repo} gave an archive that cannot be extracted ({exc})") from None
+            err = _read_all(proc.stderr)
+            status = proc.wait(timeout=GIT_TIMEOUT)
     except subprocess.TimeoutExpired:
-        kill_group(proc)
         raise ReleaseSourceError(f"git archive {tree} in {repo} did not finish within {GIT_TIMEOUT:g}s") from None
-    except BaseException:
-        kill_group(proc)
-        raise
     if status != 0:
         raise ReleaseSourceError(f"git archive {tree} in {repo} failed (exit {status}): {err.strip() or 'no message'}")
 
@@ -532,15 +517,15 @@ def _install_dist(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: 
     for argv, what, where in steps:
         try:
             result = _run(argv, where, _PIP_TIMEOUT, what)
-        except subprocess.TimeoutExpired:
+        except commands.TimedOut:
             raise ReleaseSourceError(f"{what} did not finish within {_PIP_TIMEOUT:g}s") from None
         if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            last = (result.err.strip().splitlines() or ["no message"])[-1]
             raise ReleaseSourceError(f"{what} failed (exit {result.returncode}): {last}; check the distribution and staging.releases.pip_args")
     try:
-        return sorted(f"{entry['name']}=={entry['version']}" for entry in json_loads(result.stdout))
+        return sorted(f"{entry['name']}=={entry['version']}" for entry in json_loads(result.out))
     except (ValueError, TypeError, KeyError):
-        raise ReleaseSourceError(f"pip list gave an answer that is not its JSON listing: {result.stdout[:200]!r}") from None
+        raise ReleaseSourceError(f"pip list gave an answer that is not its JSON listing: {result.out[:200]!r}") from None
 
 
 # --- what a rehearsal rehearsed -------------------------------------------------------------------

@@ -145,6 +145,7 @@ def check_service_starts(config: TargetSettings, name: str, release: str, log: P
         started = time.monotonic()
         try:
             target.deploy(release)
+            result = Check(check, True, f"release {release} answered GET {service.health_path} with 200 after {time.monotonic() - started:.1f}s")
         except TargetError as exc:
             detail = str(exc).splitlines()[0].removeprefix(f"{name}: ").rstrip(";")
             fix = (
@@ -152,11 +153,21 @@ def check_service_starts(config: TargetSettings, name: str, release: str, log: P
                 if exc.exit_status == EXIT_USAGE
                 else f"check {setting}.command and {setting}.health_path, and read {log}"
             )
-            return Check(check, False, f"{detail} (output in {log})", fix)
+            result = Check(check, False, f"{detail} (output in {log})", fix)
         finally:
-            target.stop_all()
+            left = _stop_trial(target)
             _keep_log(target.dir / "logs" / "main.log", log)
-        return Check(check, True, f"release {release} answered GET {service.health_path} with 200 after {time.monotonic() - started:.1f}s")
+        # What the trial left running is a failure of its own, said as it is (never "stopped").
+        return Check(check, False, left, f"stop what it names; {setting}.command must not leave processes that outlive it") if left else result
+
+
+def _stop_trial(target: ServiceTarget) -> str | None:
+    """Stop the trial's processes; what is still running afterwards, or None."""
+    try:
+        target.stop_all()
+    except TargetError as exc:
+        return str(exc)
+    return None
 
 
 def _keep_log(source: Path, log: Path) -> None:

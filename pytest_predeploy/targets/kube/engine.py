@@ -1,18 +1,19 @@
-"""Running the engine's commands (podman, kubectl): each in its own process group with a
-deadline, killed with its whole group when the deadline passes, output captured."""
+"""Running the engine's commands (podman, kubectl) through :func:`pytest_predeploy.core.commands.run`:
+each in its own process group with a deadline, stopped with its whole group when the deadline
+passes, output captured."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pytest_predeploy.core import commands
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.nesting import json_loads
 
@@ -52,23 +53,16 @@ class Engine:
         argv = self.argv(*args)
         limit = timeout or self.timeout
         try:
-            with open(stdin or os.devnull, "rb") as source:
-                proc = subprocess.Popen(argv, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=_environment())
+            done = commands.run(argv, stdin=stdin, env=_environment(), timeout=limit)
         except OSError as exc:
             raise EngineError(f"cannot run {self.executable} ({exc.strerror}){self.install_hint}") from None
-        try:
-            out, err = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
+        except commands.TimedOut:
             raise EngineError(f"'{describe(argv)}' did not finish within {limit:g}s (staging.kube.command_timeout); it was stopped") from None
-        except BaseException:
-            _kill_group(proc)
-            raise
-        out_text, err_text = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-        if check and proc.returncode != 0:
+        out_text, err_text = done.out, done.err
+        if check and done.returncode != 0:
             hint = _SANDBOX_FIX if _SANDBOXED.search(err_text) and not os.environ.get("CONTAINERS_CONF") else ""
-            raise EngineError(f"'{describe(argv)}' failed (exit {proc.returncode}): {quote_error(err_text or out_text)}{hint}")
-        return subprocess.CompletedProcess(argv, proc.returncode, out_text, err_text)
+            raise EngineError(f"'{describe(argv)}' failed (exit {done.returncode}): {quote_error(err_text or out_text)}{hint}")
+        return subprocess.CompletedProcess(argv, done.returncode, out_text, err_text)
 
     def json(self, *args: str) -> Any:
         """Run a command that prints JSON; its parsed output."""
@@ -107,14 +101,6 @@ def describe(argv: list[str]) -> str:
 def quote_error(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " / ".join(lines)[-_QUOTED:] if lines else "no message"
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def held_too_long(path: Path, timeout: float) -> Callable[[], EngineError]:

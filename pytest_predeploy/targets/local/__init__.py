@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_predeploy.targets.base import Say, configured_url, quiet
+from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.targets.base import EXIT_FAILED, Say, TargetError, configured_url, quiet
 from pytest_predeploy.targets.base import service_urls as all_service_urls
 from pytest_predeploy.targets.local.slots import _log_tail
 from pytest_predeploy.targets.local.target import ServiceTarget
@@ -110,18 +111,29 @@ def log_tail(config: TargetSettings, env: str, service: str, lines: int) -> tupl
 def stop_all(config: TargetSettings, env: str) -> list[str]:
     """Stop every local staging process of ``env``, including services no longer in the config.
 
-    Returns one line per process that was running."""
+    Returns one line per process that was running; TargetError naming what is still running
+    after every attempt to stop it, if anything is (once everything was tried)."""
     root = staging_root(config) / env
     services = {service.name: service for service in config.services}
     names = set(services)
     if root.is_dir():  # other steps keep their own folders here (test data ...): only those with processes
         names |= {entry.name for entry in root.iterdir() if (entry / "run").is_dir()}
     stopped: list[str] = []
+    problems: list[str] = []
     for name in sorted(names):
         service = services.get(name) or ServiceConfig.model_construct(name=name)
-        stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=quiet, base_dir=config.base_dir).stop_all()
-    if prometheus_server(config, env).stop(config.staging.stop_timeout.total_seconds()) != "not running":
-        stopped.append(f"prometheus ({staging_root(config) / env / 'prometheus'})")
+        try:
+            stopped += ServiceTarget(config.staging, staging_root(config), env, service, say=quiet, base_dir=config.base_dir).stop_all()
+        except TargetError as exc:
+            problems.append(str(exc))
+    try:
+        if prometheus_server(config, env).stop(config.staging.stop_timeout.total_seconds()) != "not running":
+            stopped.append(f"prometheus ({staging_root(config) / env / 'prometheus'})")
+    except StepError as exc:
+        problems.append(str(exc))
+    if problems:
+        # After trying everything: what is still running is said, never listed as stopped.
+        raise TargetError(EXIT_FAILED, "; ".join(problems))
     return stopped
 
 

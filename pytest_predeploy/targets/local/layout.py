@@ -46,6 +46,9 @@ class ProcessRecord(StrictModel):
 
     pid: int = Field(description="Process id, also its process group id.")
     start_ticks: int | None = Field(description="Start time from /proc, to tell the process from a later one reusing the pid.")
+    token: str | None = Field(
+        None, description="PREDEPLOY_SERVICE_TOKEN in its environment: finds what it started outside its process group (none in records of older versions)."
+    )
     release: str = Field(description="The release tag it runs.")
     slot: str = Field(description="'main' (restart strategy), 'blue' or 'green'.")
     started_at: UtcDatetime = Field(description="When it was started (UTC).")

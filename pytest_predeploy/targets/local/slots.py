@@ -16,15 +16,28 @@ from pytest_predeploy.targets.local.layout import ProcessRecord, ServiceLayout, 
 from pytest_predeploy.targets.probe import local_get_json, other_service
 
 
-def stop_slot(layout: ServiceLayout, slot: str) -> None:
+def stop_slot(layout: ServiceLayout, slot: str) -> str | None:
+    """Stop the process in ``slot`` and what it started; returns what was stopped, for a line
+    after 'stopped <service> ' (None: nothing ran). TargetError, with the slot's record kept for a later stop, when processes of it are
+    still running after every attempt."""
     record = layout.record(slot)
+    line = None
     if record is not None:
         started = time.monotonic()
-        how = processes.stop(record.pid, record.start_ticks, layout.settings.stop_timeout.total_seconds())
-        if how != "not running":
-            layout.say(f"{how} {record.release} ({slot}, pid {record.pid}) in {time.monotonic() - started:.2f}s")
+        stopped = processes.stop(record.pid, record.start_ticks, layout.settings.stop_timeout.total_seconds(), record.token)
+        name = f"{record.release} ({slot}, pid {record.pid})"
+        if stopped.survivors:
+            raise TargetError(
+                EXIT_FAILED,
+                f"{layout.service.name}: could not stop {name}: {stopped.still_running()}; stop them by hand, "
+                f"then run the stop again (its record {layout.run / (slot + '.json')} is kept)",
+            )
+        line = stopped.what(name)
+        if line is not None:
+            layout.say(f"{stopped.verb} {line} in {time.monotonic() - started:.2f}s")
     for suffix in (".json", ".port"):
         (layout.run / f"{slot}{suffix}").unlink(missing_ok=True)
+    return line
 
 
 def start_slot(layout: ServiceLayout, slot: str, tag: str) -> ProcessRecord:
@@ -50,10 +63,10 @@ def start_slot(layout: ServiceLayout, slot: str, tag: str) -> ProcessRecord:
     offset = log.stat().st_size if log.exists() else 0
     cwd = layout.releases / tag
     started = time.monotonic()
-    pid = processes.spawn(argv, cwd=cwd, log=log, env=processes.service_environment(env))
-    record = ProcessRecord(pid=pid, start_ticks=processes.start_ticks(pid), release=tag, slot=slot, started_at=utcnow(), log=str(log))
+    spawned = processes.spawn(argv, cwd=cwd, log=log, env=processes.service_environment(env))
+    record = ProcessRecord(pid=spawned.pid, start_ticks=spawned.ticks, token=spawned.token, release=tag, slot=slot, started_at=utcnow(), log=str(log))
     write_text_atomic(layout.run / f"{slot}.json", record.model_dump_json(indent=2))
-    layout.say(f"started {tag} ({slot}, pid {pid}), log {log}")
+    layout.say(f"started {tag} ({slot}, pid {spawned.pid}), log {log}")
     checkpoint("started")
     problem = _wait_healthy(layout, record, slot)
     if problem is not None:

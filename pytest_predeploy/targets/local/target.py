@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pytest_predeploy.targets import processes
 from pytest_predeploy.targets.base import EXIT_FAILED, TargetError, check_rollback, check_tag
 from pytest_predeploy.targets.local.build import build_release
 from pytest_predeploy.targets.local.layout import (
@@ -74,8 +73,8 @@ class ServiceTarget(ServiceLayout):
         """Build the release folder of ``tag`` (see :func:`.build.build_release`)."""
         return build_release(self, tag)
 
-    def stop_slot(self, slot: str) -> None:
-        stop_slot(self, slot)
+    def stop_slot(self, slot: str) -> str | None:
+        return stop_slot(self, slot)
 
     def start(self, slot: str, tag: str) -> ProcessRecord:
         """Start the release in ``slot`` and wait for its health check; TargetError when it fails."""
@@ -168,9 +167,17 @@ class ServiceTarget(ServiceLayout):
         self.stop_slot(MAIN_SLOT)  # left over from a change of strategy
 
     def stop_all(self) -> list[str]:
-        stopped = []
+        """Stop every slot's process; one line for each that ran ('<service> <release> (<slot>, pid N)'). After trying every slot,
+        TargetError naming what is still running, if anything is."""
+        stopped, problems = [], []
         for record in self.records():
-            if processes.is_running(record.pid, record.start_ticks):
-                stopped.append(f"{self.service.name} {record.release} ({record.slot}, pid {record.pid})")
-            self.stop_slot(record.slot)
+            try:
+                line = self.stop_slot(record.slot)
+            except TargetError as exc:
+                problems.append(str(exc))
+                continue
+            if line is not None:
+                stopped.append(f"{self.service.name} {line}")
+        if problems:
+            raise TargetError(EXIT_FAILED, "; ".join(problems))
         return stopped
