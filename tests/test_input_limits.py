@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pytest_predeploy.config import ProjectConfig, load_config
-from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, read_artifact
+from pytest_predeploy.core.artifacts import MANIFEST, MAX_ARTIFACT_BYTES, read_artifact
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.intake.filesecrets import config_file_secrets
@@ -28,6 +28,7 @@ from pytest_predeploy.intake.parity import ParityConfig, ParityReport
 from pytest_predeploy.intake.parity.config import EnvironmentConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
 from pytest_predeploy.intake.parity.yamlread import load_documents
+from pytest_predeploy.readiness.package import _read_manifest
 from pytest_predeploy.rehearsal.smoke import _read_report
 from pytest_predeploy.security.osv import MAX_RECORD_BYTES, DatabaseUnavailable, load_database, source_record_path
 from pytest_predeploy.targets.probe import _answer
@@ -422,3 +423,13 @@ def test_a_deep_pyproject_is_skipped_by_init_detection_not_raised(tmp_path: Path
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nx = ' + "[" * DEEP + "]" * DEEP + "\n")
     with _shallow_stack():
         assert _project_script(tmp_path, {}) is None
+
+
+def test_a_deep_manifest_in_a_package_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    package = tmp_path / "package.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr(MANIFEST, DEEP_REPORT)
+    problems: list[str] = []
+    with zipfile.ZipFile(package) as archive, _shallow_stack():
+        assert _read_manifest(archive, archive.infolist(), problems) == (None, b"")
+    assert problems == [f"{MANIFEST}: not valid JSON (nesting deeper than 64 levels: line 2 column 1 (char 20))"]

@@ -10,7 +10,6 @@ them) and returns plain data (``harness/banner.py``). A missing artifact is an e
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import zipfile
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, read_artifact
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.yamlfile import MAX_DOCUMENT_BYTES, parse_yaml, read_bytes_file
 from pytest_predeploy.harness.banner import BuildChange, Risk, RootCause, ServiceTiming, UpstreamApproval
 from pytest_predeploy.harness.evidence import bar_chart_svg
@@ -325,6 +325,6 @@ def sealed_manifest(package: Path) -> Manifest | None:
     """The manifest sealed in ``package`` (what `predeploy verify` counts), or None."""
     try:
         with zipfile.ZipFile(package) as archive:
-            return Manifest.model_validate(json.loads(archive.read(names.MANIFEST)))
+            return Manifest.model_validate(json_loads(archive.read(names.MANIFEST)))
     except (OSError, KeyError, zipfile.BadZipFile, ValueError, ValidationError):
         return None
