@@ -8,7 +8,6 @@ implements that part of the protocol (``parity.EnvironmentConfig``, ``staging.Se
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel
+from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, check_env_var_names, check_environment
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.intake.approvals import ApprovalsConfig
 from pytest_predeploy.intake.filesecrets import config_file_secrets
@@ -42,8 +41,6 @@ ENV_RELEASE = "PREDEPLOY_RELEASE"
 ENV_PREVIOUS = "PREDEPLOY_PREVIOUS_RELEASE"
 ENV_ARTIFACTS = "PREDEPLOY_ARTIFACTS"
 ENV_ENVIRONMENT = "PREDEPLOY_ENV"
-#: What an environment variable's name may be (POSIX shells' rule).
-ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Placeholders every step command may use.
 COMMON_PLACEHOLDERS = frozenset({"release", "previous_release", "env", "target_env", "artifacts", "config", "python"})
@@ -71,6 +68,11 @@ class StepConfig(StrictModel):
     env: dict[str, str] = Field(
         default_factory=dict, description="Extra environment variables for the script (values are not secret-checked; put secrets in a secrets source)."
     )
+
+    @field_validator("env")
+    @classmethod
+    def _environment(cls, env: dict[str, str]) -> dict[str, str]:
+        return check_environment(env)
 
     def placeholders(self) -> set[str]:
         return template.placeholders(self.command)
@@ -137,10 +139,7 @@ class RedactConfig(StrictModel):
     @field_validator("env_vars")
     @classmethod
     def _names(cls, names: list[str]) -> list[str]:
-        for index, name in enumerate(names):
-            if not ENV_VAR_NAME.fullmatch(name):
-                raise ValueError(f"entry {index} is not an environment variable name (letters, digits and '_', not starting with a digit)")
-        return names
+        return check_env_var_names(names)
 
 
 class ProjectConfig(ServiceLookup, StrictModel):

@@ -331,7 +331,7 @@ CORPUS = Path(__file__).parent / "data" / "hostile"
         ("self-alias.yaml", ":2: an alias that contains itself"),
         ("deep-100.yaml", ":2: nesting deeper than 64 levels"),
         ("huge-int.toml", ": a value that cannot be read (an integer of more than 4300 digits"),
-        ("deep-5000.toml", ": nesting deeper than 64 levels"),
+        ("deep-5000.toml", ":2: nesting deeper than 64 levels"),
         ("huge-int.json", ": a value that cannot be read (an integer of more than 4300 digits"),
     ],
 )

@@ -35,9 +35,7 @@ def gate3_project(pytester: pytest.Pytester, database: str, requirement: str) ->
 
 def test_a_scanner_that_could_not_run_is_reported_as_such_with_the_command_to_fix_it(pytester: pytest.Pytester) -> None:
     gate3_project(pytester, "no-such-advisory-db", "requests==2.31.0")
-    result = pytester.runpytest(
-        "gates/test_gate3_rollback_security.py", "-k", "security_and_compliance", "--predeploy-release=v1.0", "-p", "no:cacheprovider"
-    )
+    result = pytester.runpytest("gates/test_gate3_rollback_security.py", "-k", "security_and_compliance", "--predeploy-release=v1.0", "-p", "no:cacheprovider")
     text = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -50,9 +48,7 @@ def test_a_scanner_that_could_not_run_is_reported_as_such_with_the_command_to_fi
     assert result.ret == 1
     # Real findings keep the protocol's own [ERROR] line.
     gate3_project(pytester, str(OSV_DB), "requests==2.19.1")
-    result = pytester.runpytest(
-        "gates/test_gate3_rollback_security.py", "-k", "security_and_compliance", "--predeploy-release=v1.0", "-p", "no:cacheprovider"
-    )
+    result = pytester.runpytest("gates/test_gate3_rollback_security.py", "-k", "security_and_compliance", "--predeploy-release=v1.0", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines([lit("*[ERROR] Security/compliance scan reported blocking findings.*"), "*PYSEC-2018-28 in requests 2.19.1*"])
     assert "could not run" not in result.stdout.str()
     assert result.ret == 1

@@ -19,7 +19,8 @@ from typing import TypeVar
 from pydantic import Field, ValidationError
 
 from pytest_predeploy.core.errors import ArtifactError
-from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.fields import StrictModel, UtcDatetime, format_size, utcnow
+from pytest_predeploy.core.nesting import json_loads
 
 #: Names of the protocol's artifacts, as PROTOCOL-10 spells them.
 INTAKE_REPORT = "intake-validation-report.json"
@@ -108,16 +109,25 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+#: A report a step writes is read back in full; the biggest we write, the parity report, keeps
+#: its items under 16 MiB (parity.max_report_bytes), so anything past this is not a report.
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+
+
 def read_artifact(path: Path, model: type[M]) -> M:
     """Load and validate an artifact; any problem is an :class:`ArtifactError` naming file and field."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_ARTIFACT_BYTES + 1)
     except FileNotFoundError:
         raise ArtifactError(path, "missing: the step that writes it did not produce it") from None
     except OSError as exc:
         raise ArtifactError(path, f"cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_ARTIFACT_BYTES:
+        limit = format_size(MAX_ARTIFACT_BYTES)
+        raise ArtifactError(path, f"larger than {limit}: a report is read in full, so a bigger one is refused; check what the step wrote")
     try:
-        data = json.loads(raw)
+        data = json_loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(path, f"not valid JSON ({exc})") from None
     try:

@@ -164,6 +164,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: What the name of an environment variable read by name may be (POSIX shells' rule).
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env_var_names(names: list[str]) -> list[str]:
+    """Names of environment variables to read: each one a shell could set, so a typo (an empty
+    entry, ``NAME=value`` pasted whole) is refused at load instead of silently reading nothing."""
+    for index, name in enumerate(names):
+        if not ENV_VAR_NAME.fullmatch(name):
+            raise ValueError(f"entry {index} is not an environment variable name (letters, digits and '_', not starting with a digit)")
+    return names
+
+
+def check_environment(env: dict[str, str]) -> dict[str, str]:
+    """Variables to set in a process's environment: what the operating system cannot hold (an
+    empty name, '=' in a name, a NUL anywhere) is refused at load, not when the process starts.
+    Values are never echoed."""
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            raise ValueError(f"{name!r} is not an environment variable name (it must not be empty or hold '=' or a NUL byte)")
+        if "\0" in value:
+            raise ValueError(f"the value of environment variable {name} holds a NUL byte, which no environment variable can")
+    return env
+
+
 def base_dir(info: ValidationInfo) -> Path:
     """The folder relative paths in a config are resolved against (the config file's folder)."""
     context: Any = info.context or {}

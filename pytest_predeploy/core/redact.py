@@ -31,6 +31,7 @@ from ahocorasick_rs import MATCHKIND_LEFTMOST_LONGEST, BytesAhoCorasick, Impleme
 
 from pytest_predeploy.core.detect import secrets_in
 from pytest_predeploy.core.fragments import Fragments
+from pytest_predeploy.core.nesting import json_loads
 
 #: Base64 fragments shorter than this are too likely to occur by chance in unrelated output.
 _MIN_B64_CORE = 8
@@ -247,7 +248,7 @@ class Redactor:
         if not self.contains_secret(data):
             return []
         try:
-            document = json.loads(data)
+            document = json_loads(data)
         except ValueError:
             document = None
         found: dict[str, list[str]] = {}

@@ -25,6 +25,8 @@ from pydantic import ValidationError
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import format_size
+from pytest_predeploy.core.nesting import MAX_DEPTH as MAX_DEPTH  # re-exported: the limits are documented from here
+from pytest_predeploy.core.nesting import check_nesting
 
 Position = tuple[Any, ...]
 
@@ -32,9 +34,6 @@ Position = tuple[Any, ...]
 #: Configuration files and approval records are written by hand; anything bigger is a mistake
 #: (or an attack) and parsing it in full would take minutes and gigabytes before the first error.
 MAX_DOCUMENT_BYTES = 1024 * 1024
-#: Hand-written settings nest a few levels; PyYAML composes recursively and would hit Python's
-#: recursion limit (a traceback) a few hundred levels down.
-MAX_DEPTH = 64
 #: Values a document may expand to once its aliases are followed, at least (see
 #: :func:`expansion_limit`). Aliases save typing a few repeated settings; ten nested aliases of
 #: ten ("billion laughs") expand to 10^9 values.
@@ -143,26 +142,39 @@ class _Loader(yaml.SafeLoader):
             raise YamlLimitError(node.start_mark.line + 1, f"a value that cannot be read as {kind} ({type(exc).__name__})") from None
 
 
-class LimitedCLoader(yaml.CSafeLoader):
-    """libyaml's loader (fast, for large baselines) held to the same limits as the configuration:
-    each document is checked by :func:`check_graph` as it is composed, against one budget of
-    values for the whole stream (:func:`expansion_limit` of its size)."""
+class _LimitedComposer:
+    """Holds a libyaml loader to the configuration's limits: each document is checked by
+    :func:`check_graph` as it is composed, against one budget of values for the whole stream
+    (:func:`expansion_limit` of its size)."""
 
     def __init__(self, stream: str | bytes) -> None:
-        super().__init__(stream)
+        super().__init__(stream)  # type: ignore[call-arg]  # the libyaml loader this is mixed into
         self._budget = expansion_limit(len(stream))
         # An alias is written with "*": without one the document is a tree, never bigger than
         # the file, and only its depth needs checking (the cheaper walk, for large baselines).
         self._aliases = ("*" in stream) if isinstance(stream, str) else (b"*" in stream)
 
-    def get_node(self) -> yaml.Node | None:
-        node = super().get_node()
+    def _checked(self, node: yaml.Node | None) -> yaml.Node | None:
         if node is not None:
             if self._aliases:
                 self._budget -= check_graph(node, self._budget)
             else:
                 check_depth(node)
         return node
+
+    def get_node(self) -> yaml.Node | None:
+        return self._checked(super().get_node())  # type: ignore[misc]
+
+    def get_single_node(self) -> yaml.Node | None:
+        return self._checked(super().get_single_node())  # type: ignore[misc]
+
+
+class LimitedCLoader(_LimitedComposer, yaml.CSafeLoader):
+    """libyaml's safe loader (fast, for large baselines) held to the configuration's limits."""
+
+
+class LimitedCBaseLoader(_LimitedComposer, yaml.CBaseLoader):
+    """libyaml's base loader (every scalar a string) held to the configuration's limits."""
 
 
 class _LineMap:
@@ -234,33 +246,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-def _json_nesting_line(text: str | bytes) -> int:
-    """The line where ``text``'s brackets nest deeper than MAX_DEPTH (strings skipped)."""
-    depth, line, in_string, escaped = 0, 1, False, False
-    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
-        if char == "\n":
-            line += 1
-        elif in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return line
-        elif char in "]}":
-            depth -= 1
-    return line
-
-
 def parse_json(text: str | bytes, origin: str) -> Any:
     """A JSON document we read in full (approval records, sign-offs): duplicate keys refused as
     the YAML loader refuses them, nesting bounded; errors name the file and line, never a value."""
+    check_nesting(text.decode("utf-8", "replace") if isinstance(text, bytes) else text, "json", origin)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
@@ -275,8 +264,6 @@ def parse_json(text: str | bytes, origin: str) -> Any:
         raise ConfigError(f"{origin}: duplicate key {exc.key!r}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}:{_json_nesting_line(text)}: nesting deeper than {MAX_DEPTH} levels") from None
 
 
 def unreadable_number(exc: ValueError, origin: str) -> ConfigError:
@@ -303,13 +290,13 @@ def _deeper_than(data: Any, limit: int) -> bool:
 
 def parse_toml(text: str, origin: str) -> Any:
     """A TOML document, held to the YAML loader's nesting limit; every way it can fail is one
-    message naming ``origin``."""
+    message naming ``origin``. Brackets are checked up front (:func:`check_nesting`); dotted keys
+    and table headers nest without recursing, so the tree is checked too."""
+    check_nesting(text, "toml", origin)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}: nesting deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise unreadable_number(exc, origin) from None
     if _deeper_than(data, MAX_DEPTH):
@@ -327,8 +314,8 @@ def yaml_error(exc: yaml.YAMLError, origin: str) -> ConfigError:
     return ConfigError(f"{origin}: invalid YAML ({type(exc).__name__})")
 
 
-def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> str:
-    """Read a UTF-8 text file, turning every way it can fail into a message naming it. With
+def read_bytes_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> bytes:
+    """Read a regular file, turning every way it can fail into a message naming it. With
     ``max_bytes``, a bigger file is refused (only that much is ever read); ``setting`` names
     the configuration field that raises the limit, when there is one."""
     try:
@@ -357,6 +344,12 @@ def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None,
     if max_bytes is not None and len(raw) > max_bytes:
         remedy = f"check it is the right file, or raise {setting}" if setting else "check it is the right file"
         raise ConfigError(f"{path}: {what} is larger than {format_size(max_bytes)}; it is parsed in full, so a bigger one is refused ({remedy})")
+    return raw
+
+
+def read_text_file(path: Path, what: str = "file", max_bytes: int | None = None, setting: str | None = None) -> str:
+    """:func:`read_bytes_file` of a UTF-8 text file: a binary or non-UTF-8 one is refused by name."""
+    raw = read_bytes_file(path, what, max_bytes, setting)
     if b"\0" in raw:
         raise ConfigError(f"{path}: is a binary file, expected a {what} in text")
     try:

@@ -10,7 +10,6 @@ them) and returns plain data (``harness/banner.py``). A missing artifact is an e
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import zipfile
 from collections.abc import Sequence
@@ -19,12 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from pydantic import ValidationError
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, read_artifact
-from pytest_predeploy.core.errors import ArtifactError
+from pytest_predeploy.core.errors import ArtifactError, ConfigError
+from pytest_predeploy.core.nesting import json_loads
+from pytest_predeploy.core.yamlfile import MAX_DOCUMENT_BYTES, parse_yaml, read_bytes_file
 from pytest_predeploy.harness.banner import BuildChange, Risk, RootCause, ServiceTiming, UpstreamApproval
 from pytest_predeploy.harness.evidence import bar_chart_svg
 from pytest_predeploy.intake.approvals import ApprovalRecord, IntakeReport
@@ -197,9 +197,10 @@ def _record_waivers(path: Path, title: str, ids: list[str], sha256: str | None) 
     """The waivers an upstream approval carries, with owner, reason and expiry from its record
     (the intake report keeps their ids; the record as it was checked, or the ids alone)."""
     try:
-        raw = path.read_bytes()
-        record = ApprovalRecord.model_validate(yaml.safe_load(raw)) if sha256 is None or hashlib.sha256(raw).hexdigest() == sha256 else None
-    except (OSError, yaml.YAMLError, ValidationError):
+        raw = read_bytes_file(path, "approval record", MAX_DOCUMENT_BYTES)  # held to the intake's limits
+        matches = sha256 is None or hashlib.sha256(raw).hexdigest() == sha256
+        record = ApprovalRecord.model_validate(parse_yaml(raw.decode("utf-8", "replace"), str(path))[0]) if matches else None
+    except (ConfigError, ValidationError):
         record = None
     waivers = {w.id: w for w in record.waivers} if record is not None else {}
     risks = []
@@ -324,6 +325,6 @@ def sealed_manifest(package: Path) -> Manifest | None:
     """The manifest sealed in ``package`` (what `predeploy verify` counts), or None."""
     try:
         with zipfile.ZipFile(package) as archive:
-            return Manifest.model_validate(json.loads(archive.read(names.MANIFEST)))
+            return Manifest.model_validate(json_loads(archive.read(names.MANIFEST)))
     except (OSError, KeyError, zipfile.BadZipFile, ValueError, ValidationError):
         return None

@@ -23,6 +23,7 @@ from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import current_user, git_commit
 from pytest_predeploy.harness.gates import ExitStatus, cannot_write
@@ -217,7 +218,7 @@ class Sealing:
         if not path or not Path(path).is_file() or self.verdict is None:
             return
         try:
-            report = json.loads(Path(path).read_text(encoding="utf-8"))
+            report = json_loads(Path(path).read_text(encoding="utf-8"))
             report["exitcode"] = int(self.verdict.status)
             predeploy = report.setdefault("predeploy", {})
             predeploy["verdict"] = self.verdict.line

@@ -107,7 +107,7 @@ def _file_secrets(path: Path, section: str, parity: ParityConfig) -> tuple[tuple
     if key not in _CACHE:
         try:
             tree, _ = load_input_file(path, parity.max_input_size)
-        except (PredeployError, OSError, RecursionError, ValueError):
+        except (PredeployError, OSError, ValueError):
             tree = {}
         _CACHE[key] = tuple(secrets_in_tree(tree, section, parity))
     return _CACHE[key]

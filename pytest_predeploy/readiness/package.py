@@ -34,6 +34,7 @@ from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_e
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.git import run_git
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.readiness.signing import Signers
 from pytest_predeploy.readiness.signoff import SignoffView, review_signoffs
 from pytest_predeploy.readiness.zipwriter import (
@@ -475,7 +476,7 @@ def package_readiness(artifacts: Path, config: PackageConfig | None = None) -> l
     for rel, path in files:
         if rel.endswith(".json"):
             try:
-                json.loads(path.read_bytes())
+                json_loads(path.read_bytes())
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 problems.append(f"{path}: not valid JSON ({exc})")
     return problems
@@ -513,7 +514,7 @@ def _read_manifest(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], probl
         return None, b""
     try:
         raw = archive.read(found[0])
-        return Manifest.model_validate(json.loads(raw)), raw
+        return Manifest.model_validate(json_loads(raw)), raw
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
         problems.append(f"{names.MANIFEST}: cannot be read from the package ({exc})")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

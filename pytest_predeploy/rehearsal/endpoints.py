@@ -19,11 +19,11 @@ expose one, else from the smoke run's own HTTP calls through the recording clien
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.httpget import NoAnswer, http_get
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.rehearsal.openapi import Route, fetch_routes, read_routes_file
 from pytest_predeploy.targets.settings import ROUTE as _ROUTE
 from pytest_predeploy.targets.settings import EndpointsConfig
@@ -53,7 +53,7 @@ def _route_list(url: str, timeout: float) -> list[Route] | None:
     if response.status != 200:
         raise EndpointsUnreadable(f"{url} answered HTTP {response.status}")
     try:
-        data = json.loads(response.body)
+        data = json_loads(response.body)
     except ValueError:
         raise EndpointsUnreadable(f"{url} did not answer JSON") from None
     try:

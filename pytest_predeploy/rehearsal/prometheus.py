@@ -13,7 +13,6 @@ A query that cannot be answered (server unreachable, query rejected, empty resul
 
 from __future__ import annotations
 
-import json
 import math
 import urllib.parse
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, format_duration
 from pytest_predeploy.core.httpget import NoAnswer, http_get
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.timechart import Line, time_series_svg
 
 #: The point whose values stand for the previous release in comparisons (captured before the
@@ -166,12 +166,12 @@ class PrometheusClient:
             # A rejected query answers 400/422 with a JSON error: that message is the useful part.
             detail = ""
             try:
-                detail = str(json.loads(response.body).get("error", ""))
+                detail = str(json_loads(response.body).get("error", ""))
             except (ValueError, AttributeError):
                 pass
             raise PrometheusUnavailable(f"Prometheus at {self.url} answered HTTP {response.status}" + (f": {detail}" if detail else ""))
         try:
-            answer = json.loads(response.body)
+            answer = json_loads(response.body)
         except ValueError:
             raise PrometheusUnavailable(f"{self.url}{path} did not answer JSON (is this a Prometheus server?)") from None
         if not isinstance(answer, dict) or answer.get("status") != "success" or "data" not in answer:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.rehearsal.openapi import RouteTable
 
 ENV_REQUEST_LOG = "PREDEPLOY_REQUEST_LOG"
@@ -55,7 +56,7 @@ class Response:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body or b"null")
+        return json_loads(self.body or b"null")
 
 
 def request(method: str, url: str, body: Any = None, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> Response:
@@ -99,7 +100,7 @@ def count_requests(log: Path, urls: Mapping[str, str], tables: Mapping[str, Rout
             if len(raw) > MAX_LINE:
                 continue
             try:
-                entry = json.loads(raw)
+                entry = json_loads(raw)
                 method, base, path = str(entry["method"]), str(entry["base"]), str(entry["path"])
             except (ValueError, TypeError, KeyError):
                 continue

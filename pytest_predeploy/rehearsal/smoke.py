@@ -45,9 +45,10 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import Field, field_validator
 
 from pytest_predeploy.core import artifacts as names
-from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact
+from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, ArtifactModel, write_artifact
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command
 from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_endpoints
@@ -527,17 +528,26 @@ def _run_suite(
         base.transcript = f"{transcript.parent.name}/{transcript.name}"
         base.duration = run.duration
         base.started_at = run.started_at
-        data: dict[str, Any] | None = None
-        try:
-            data = json.loads(report_file.read_text("utf-8"))
-        except (OSError, ValueError):
-            data = None
+        data = _read_report(report_file)
     collection_errors = _collection_errors(data, redactor) if data is not None else []
     if data is not None:
         base.tests = collection_errors + _test_results(data, redactor)
     base.totals = Totals.of(base.tests, run.duration)
     base.status, base.detail = _suite_verdict(run, data, base.tests, collection_errors)
     return base
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    """The suite's pytest-json-report; None when it wrote none or one that cannot be read (too
+    large, too deep, not JSON): the suite then fails for want of a report."""
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_ARTIFACT_BYTES + 1)
+        if len(raw) > MAX_ARTIFACT_BYTES:
+            return None
+        return json_loads(raw)  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
 
 
 def _suite_verdict(

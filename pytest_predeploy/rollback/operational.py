@@ -28,6 +28,7 @@ from pytest_predeploy.core.artifacts import describe_validation_error, write_tex
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.git import run_git
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.yamlfile import load_yaml_file, parse_yaml, read_text_file
 
 CheckStatus = Literal["ok", "missing", "stale", "gap", "malformed"]
@@ -309,7 +310,7 @@ def read_operational(path: Path) -> OperationalResult:
     if not found:
         raise ArtifactError(path, f"has no embedded result (<!-- {_MARKER} ... -->)")
     try:
-        return OperationalResult.model_validate(json.loads(found.group(1)))
+        return OperationalResult.model_validate(json_loads(found.group(1)))
     except json.JSONDecodeError as exc:
         raise ArtifactError(path, f"embedded result is not valid JSON ({exc})") from None
     except ValidationError as exc:

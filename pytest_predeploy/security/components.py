@@ -4,7 +4,6 @@ dependency closure and the licence metadata)."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_predeploy.core import commands
 from pytest_predeploy.core.errors import ConfigError
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.yamlfile import read_text_file
 from pytest_predeploy.security.policy import SecurityConfig
 
@@ -222,7 +222,7 @@ _SITE_PYTHON = re.compile(r"^python(\d+)\.(\d+)t?$")
 def _interpreter_markers(python: Path) -> dict[str, str]:
     try:
         run = commands.run([str(python), "-I", "-c", _MARKER_SCRIPT], timeout=60)
-        values = json.loads(run.stdout) if run.returncode == 0 else None
+        values = json_loads(run.stdout) if run.returncode == 0 else None
     except (OSError, commands.TimedOut, ValueError):
         values = None
     if not isinstance(values, dict):

@@ -36,17 +36,22 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pytest_predeploy.core.artifacts import file_sha256
+from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import Severity, utcnow
+from pytest_predeploy.core.nesting import check_nesting
+from pytest_predeploy.core.yamlfile import MAX_DOCUMENT_BYTES, LimitedCBaseLoader, YamlLimitError, read_bytes_file, read_text_file
 
 _SUFFIXES = (".json", ".yaml", ".yml")
 _MODIFIED = re.compile(rb"""["']?modified["']?\s*:\s*["']?(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:?\d\d)?)""")
 _NAME = re.compile(rb"""["']?name["']?\s*:\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)""")
 _WITHDRAWN = re.compile(rb"""(?m)(?:^|[\s{,])["']?withdrawn["']?\s*:\s*["']?\d""")  # YAML, indented or minified JSON
-_YAML_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar a string: '1.10' stays '1.10'
 
 
-#: One OSV record is a few KB; anything this large in a zip is refused before it is unpacked.
+#: One OSV record is a few KB; anything this large is refused before it is read or unpacked.
 MAX_RECORD_BYTES = 8 << 20
+#: osv.dev's whole PyPI export unpacks to about 100 MB; a zip that would unpack to more is a zip
+#: bomb of many members each under MAX_RECORD_BYTES, refused before any is unpacked.
+MAX_DATABASE_BYTES = 1 << 30
 
 
 class DatabaseUnavailable(Exception):
@@ -64,10 +69,20 @@ def source_record_path(path: Path) -> Path:
 
 
 def read_source_record(path: Path) -> dict[str, Any]:
-    """The origin record written by ``predeploy advisories update`` (or shipped with the snapshot); {} when absent."""
+    """The origin record written by ``predeploy advisories update`` (or shipped with the snapshot);
+    {} when absent or not a JSON object. One too large or too deep to read is not what the update
+    writes: DatabaseUnavailable."""
+    record = source_record_path(path)
+    if not record.is_file():
+        return {}
     try:
-        data = json.loads(source_record_path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = read_text_file(record, "source record", MAX_DOCUMENT_BYTES)
+        check_nesting(text, "json", str(record))
+    except ConfigError as exc:
+        raise DatabaseUnavailable(str(exc)) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -124,17 +139,23 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
         for file in sorted(path.rglob("*")):
             if file.suffix in _SUFFIXES and file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts):
-                yield str(file.relative_to(path)), file.read_bytes()
+                name = str(file.relative_to(path))
+                try:
+                    yield name, read_bytes_file(file, "advisory", MAX_RECORD_BYTES)
+                except ConfigError:
+                    raise DatabaseUnavailable(f"{path}: {name} is larger than {MAX_RECORD_BYTES >> 20} MiB, more than an advisory may have") from None
     elif zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    if info.filename.endswith(_SUFFIXES) and not info.is_dir():
-                        if info.file_size > MAX_RECORD_BYTES:  # a zip bomb, not an advisory (zipfile reads no more than this)
-                            raise DatabaseUnavailable(
-                                f"{path}: {info.filename} unpacks to {info.file_size} bytes, over the {MAX_RECORD_BYTES >> 20} MiB an advisory may have"
-                            )
-                        yield info.filename, archive.read(info)
+                members = [info for info in archive.infolist() if info.filename.endswith(_SUFFIXES) and not info.is_dir()]
+                if sum(info.file_size for info in members) > MAX_DATABASE_BYTES:
+                    raise DatabaseUnavailable(f"{path}: its advisories unpack to more than {MAX_DATABASE_BYTES} bytes: a zip bomb, not an advisory database")
+                for info in members:
+                    if info.file_size > MAX_RECORD_BYTES:  # a zip bomb, not an advisory (zipfile reads no more than this)
+                        raise DatabaseUnavailable(
+                            f"{path}: {info.filename} unpacks to {info.file_size} bytes, over the {MAX_RECORD_BYTES >> 20} MiB an advisory may have"
+                        )
+                    yield info.filename, archive.read(info)
         except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise DatabaseUnavailable(f"{path} is a damaged zip: {exc}") from None
     elif path.exists():
@@ -144,8 +165,18 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _parse(name: str, raw: bytes) -> dict[str, Any]:
+    """One record, held to the limits of every document the tool reads (nesting, aliases); YAML
+    with every scalar a string, so '1.10' stays '1.10'."""
     try:
-        data = json.loads(raw) if name.endswith(".json") else yaml.load(raw, Loader=_YAML_LOADER)
+        if name.endswith(".json"):
+            check_nesting(raw.decode("utf-8", "replace"), "json", name)
+            data = json.loads(raw)
+        else:
+            data = yaml.load(raw, Loader=LimitedCBaseLoader)
+    except YamlLimitError as exc:
+        raise DatabaseUnavailable(f"advisory {exc.at(name)} (not an OSV record)") from None
+    except ConfigError as exc:
+        raise DatabaseUnavailable(f"advisory {exc} (not an OSV record)") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise DatabaseUnavailable(f"advisory {name} cannot be parsed: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not data.get("id"):

@@ -22,6 +22,7 @@ from typing import Literal, cast
 
 from pytest_predeploy.core.artifacts import write_bytes_atomic
 from pytest_predeploy.core.fields import Severity, format_duration
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.security import licenses, osv
 from pytest_predeploy.security.components import Component, DependencyTarget
 from pytest_predeploy.security.policy import SecurityConfig
@@ -351,7 +352,7 @@ def scan_sbom(ctx: ScanContext, scan: Scan) -> None:
         raise ToolUnavailable(f"exited with status {run.returncode}: {run.stderr_tail()}")
     try:
         raw = produced.read_bytes()
-        bom = json.loads(raw)
+        bom = json_loads(raw)
     except FileNotFoundError:
         raise ToolUnavailable("wrote no SBOM") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -377,7 +378,7 @@ def _probe(ctx: ScanContext) -> None:
     what = f"vulnerability service {options.service} not reachable ({request.get_method()} {url}"
     try:
         with urllib.request.urlopen(request, timeout=options.probe_timeout.total_seconds()) as response:  # noqa: S310 (https or a configured URL)
-            payload = json.loads(response.read(4 * 1024 * 1024))
+            payload = json_loads(response.read(4 * 1024 * 1024))
     except urllib.error.HTTPError as exc:
         raise ToolUnavailable(f"{what}: HTTP {exc.code} {exc.reason})") from None
     except urllib.error.URLError as exc:

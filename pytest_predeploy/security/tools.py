@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_predeploy.core import commands
+from pytest_predeploy.core.nesting import json_loads
 
 _VERSION = re.compile(r"\b(\d+(?:\.\d+)+(?:[.\-+]?[0-9A-Za-z]+)*)\b")
 _MISSING_MODULE = re.compile(r"No module named ([\w.'\"]+)")
@@ -94,7 +95,7 @@ def parse_json_output(run: ToolRun, ok_codes: Sequence[int] = (0,)) -> Any:
     if run.returncode not in ok_codes:
         raise ToolUnavailable(f"exited with status {run.returncode}: {run.stderr_tail()}")
     try:
-        return json.loads(run.stdout)
+        return json_loads(run.stdout)
     except (UnicodeDecodeError, json.JSONDecodeError):
         # The output itself is not quoted: it may hold the scanned source.
         raise ToolUnavailable(f"output is not JSON ({len(run.stdout)} bytes, exit {run.returncode})") from None

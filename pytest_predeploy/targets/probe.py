@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_predeploy.core.nesting import json_loads
+
 #: The most of an answer a probe reads; health and version bodies are a few hundred bytes.
 _MAX_ANSWER = 1 << 20
 
@@ -27,7 +29,7 @@ class Answer:
 
 def _answer(status: int, raw: bytes) -> Answer:
     try:
-        body = json.loads(raw) if raw else None
+        body = json_loads(raw) if raw else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         body = raw[:200].decode("utf-8", "replace")
     return Answer(status, body, None)

@@ -25,6 +25,7 @@ from pathlib import Path
 from pytest_predeploy.core.artifacts import write_text_atomic
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.httpget import NoAnswer, http_get
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.targets import processes
 
 #: What to run when the binary is missing (Debian and Ubuntu ship the server).
@@ -61,7 +62,7 @@ class PrometheusServer:
 
     def _state(self) -> dict[str, object] | None:
         try:
-            state = json.loads(self.state_path.read_text())
+            state = json_loads(self.state_path.read_text())
         except (OSError, ValueError):
             return None
         return state if isinstance(state, dict) else None
@@ -207,7 +208,7 @@ class PrometheusServer:
 def _up_instances(url: str) -> dict[str, set[str]]:
     """The instances of each job that ``up`` has a current series for."""
     try:
-        result = json.loads(http_get(url + "/api/v1/query?query=up", 2.0).body).get("data", {}).get("result", [])
+        result = json_loads(http_get(url + "/api/v1/query?query=up", 2.0).body).get("data", {}).get("result", [])
     except (NoAnswer, ValueError, AttributeError):
         return {}
     instances: dict[str, set[str]] = {}
@@ -220,7 +221,7 @@ def _up_instances(url: str) -> dict[str, set[str]]:
 def _active_targets(url: str) -> list[dict[str, object]]:
     """The server's active scrape targets (empty when it cannot say)."""
     try:
-        data = json.loads(http_get(url + "/api/v1/targets?state=active", 2.0).body).get("data", {})
+        data = json_loads(http_get(url + "/api/v1/targets?state=active", 2.0).body).get("data", {})
     except (NoAnswer, ValueError, AttributeError):
         return []
     targets = data.get("activeTargets") if isinstance(data, dict) else None

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import shutil
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pytest_predeploy.core import commands, template
 from pytest_predeploy.core.errors import StepError
 from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.git import GIT_TIMEOUT, GitResult, git_argv, git_environment, run_git
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.template import TemplateError
 
 SourceKind = Literal["git", "folder", "dist", "working_tree"]
@@ -523,7 +523,7 @@ def _install_dist(resolved: ResolvedRelease, config: ReleaseSourceConfig, dest: 
             last = (result.err.strip().splitlines() or ["no message"])[-1]
             raise ReleaseSourceError(f"{what} failed (exit {result.returncode}): {last}; check the distribution and staging.releases.pip_args")
     try:
-        return sorted(f"{entry['name']}=={entry['version']}" for entry in json.loads(result.out))
+        return sorted(f"{entry['name']}=={entry['version']}" for entry in json_loads(result.out))
     except (ValueError, TypeError, KeyError):
         raise ReleaseSourceError(f"pip list gave an answer that is not its JSON listing: {result.out[:200]!r}") from None
 

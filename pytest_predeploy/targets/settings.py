@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel
+from pytest_predeploy.core.fields import ConfigPath, Duration, ExistingDir, ExistingFile, StrictModel, check_environment
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.targets.kube_settings import KubeConfig
 from pytest_predeploy.targets.releases import ReleaseSourceConfig
@@ -168,6 +168,11 @@ class ServiceConfig(Service):
         default_factory=dict,
         description="Fault injection for rehearsal tests: release tag -> 'crash' (exits at start) or 'unhealthy' (never passes its health check). Written into that release's manifest; the demo service reads it from there.",
     )
+
+    @field_validator("env")
+    @classmethod
+    def _environment(cls, env: dict[str, str]) -> dict[str, str]:
+        return check_environment(env)
 
     @field_validator("inject")
     @classmethod

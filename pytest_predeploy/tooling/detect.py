@@ -21,6 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_predeploy.core.nesting import nesting_line
+
 #: Health paths services commonly answer, most specific first.
 HEALTH_PATHS = ("/healthz", "/health", "/readyz", "/ready", "/livez", "/_health", "/ping", "/status")
 #: OpenAPI documents as services serve them (frameworks' defaults first).
@@ -151,7 +153,7 @@ def _main_module(source: Path, sources: dict[Path, str]) -> tuple[str, Path] | N
 def _project_script(source: Path, sources: dict[Path, str]) -> tuple[str, Path | None, str] | None:
     """(command, module file, entry name) of the only ``[project.scripts]`` entry."""
     text = _read(source / "pyproject.toml")
-    if text is None:
+    if text is None or nesting_line(text, "toml") is not None:  # too deep for tomllib to recurse into
         return None
     try:
         scripts = tomllib.loads(text).get("project", {}).get("scripts", {})

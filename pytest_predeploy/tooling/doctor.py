@@ -32,7 +32,7 @@ from pytest_predeploy.core.fields import format_duration, utcnow
 from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.intake.approvals import check_approval
 from pytest_predeploy.readiness.signing import load_signers
-from pytest_predeploy.security.osv import read_source_record
+from pytest_predeploy.security.osv import DatabaseUnavailable, read_source_record
 from pytest_predeploy.targets.base import EXIT_USAGE, TargetError, quiet
 from pytest_predeploy.targets.local.target import ServiceTarget
 from pytest_predeploy.targets.settings import TargetSettings
@@ -293,7 +293,10 @@ def _advisory_check(config: ProjectConfig, now: datetime) -> Check | None:
     database = Path(osv.database)
     if not database.exists():
         return Check("advisory data", False, f"{database} does not exist", "run `predeploy advisories update` (and in CI before every protocol run)")
-    record = read_source_record(database)
+    try:
+        record = read_source_record(database)
+    except DatabaseUnavailable as exc:
+        return Check("advisory data", False, str(exc), "run `predeploy advisories update`")
     fetched = record.get("fetched_at")
     try:
         as_of = datetime.fromisoformat(str(fetched).replace("Z", "+00:00")) if fetched else None

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, describe_validation_error
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.protocol import GATES, READINESS_GATE
 from pytest_predeploy.intake.approvals import IntakeReport, intake_problems
 from pytest_predeploy.intake.parity import ParityReport, parity_problems
@@ -163,7 +164,7 @@ def judge_evidence(criterion: Criterion, raw: bytes | None, project: JudgeProjec
     if raw is None:
         return [f"{name} is missing {where}"]
     try:
-        report = criterion.model.model_validate(json.loads(raw))
+        report = criterion.model.model_validate(json_loads(raw))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [f"{name} {where}: not valid JSON ({exc})"]
     except ValidationError as exc:

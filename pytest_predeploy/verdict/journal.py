@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.nesting import json_loads
 
 JOURNAL = ".predeploy-journal.jsonl"
 #: A journal line longer than this is not ours: it is skipped (and so is its run).
@@ -60,7 +61,7 @@ def read(artifacts: Path) -> list[Entry] | None:
         if len(line) > MAX_LINE:
             continue
         try:
-            data: Any = json.loads(line)
+            data: Any = json_loads(line)
             entries.append(
                 Entry(
                     event=str(data["event"]),

@@ -24,6 +24,7 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import file_sha256, read_artifact
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import utcnow
+from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.protocol import READINESS_GATE
 from pytest_predeploy.core.runstate import RunState
 from pytest_predeploy.intake.approvals import ApprovalsConfig, IntakeReport, intake_problems, validate_intake
@@ -94,7 +95,7 @@ def _sealed(read: Callable[[str], bytes | None], name: str, model: type[M]) -> M
     if raw is None:
         return None
     try:
-        return model.model_validate(json.loads(raw))
+        return model.model_validate(json_loads(raw))
     except (UnicodeDecodeError, json.JSONDecodeError, ValidationError):
         return None  # evidence_problems names it
 
@@ -172,7 +173,7 @@ def _state(raw: bytes | None) -> RunState | None:
     if raw is None:
         return None
     try:
-        return RunState.model_validate(json.loads(raw))
+        return RunState.model_validate(json_loads(raw))
     except (UnicodeDecodeError, json.JSONDecodeError, ValidationError):
         return None
 

@@ -9,10 +9,10 @@ path glob. Secrets are compared by HMAC-SHA256 under a random key that lives onl
 no value, hash or length of a secret is ever written.
 
 Speed matters because baselines can be large (tens of MB of manifests): parsing is the floor, so YAML is
-read with libyaml through a lean resolver/constructor, and the comparison walks both trees once.
+read with libyaml, its events built straight into values, and the comparison walks both trees once.
 
 The package, by job: ``paths`` (paths and globs), ``config`` (the parity section and environment
-inputs), ``inputs`` (readers), ``diff`` (the differ), ``classify`` (policy, severity, secrets,
+inputs), ``inputs`` (readers), ``yamlread`` (YAML events to values), ``diff`` (the differ), ``classify`` (policy, severity, secrets,
 redaction), ``report`` (report models and text), ``compare`` (the step itself). The names below
 are what the rest of pytest_predeploy, the scripts and the tests use.
 """

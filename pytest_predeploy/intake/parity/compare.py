@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import Severity, utcnow
+from pytest_predeploy.core.fields import Severity, format_size, utcnow
 from pytest_predeploy.core.redact import MIN_SECRET_LENGTH, Redactor
 from pytest_predeploy.intake.parity.align import MAX_EDITS, MAX_TOTAL_WORK, MAX_WORK
 from pytest_predeploy.intake.parity.classify import _by_value, _classify, _nested_secrets, _Policy, _scalars, compare_secrets, required_flag_states
@@ -38,68 +40,91 @@ def compare_trees(
     (secret-valued keys, required flags and waivers included), unsorted. ``secret_values`` (the
     environments' secret sources) are redacted wherever they appear in a shown value. What the
     reader must know about how the comparison was bounded is appended to ``notes``."""
+    with _no_gc():  # the walk and the items create no cycles; see _no_gc
+        return list(drift_items(parity, source_tree, target_tree, source=source, target=target, secret_values=secret_values, now=now, notes=notes))
+
+
+def drift_items(
+    parity: ParityConfig,
+    source_tree: dict[str, Any],
+    target_tree: dict[str, Any],
+    *,
+    source: str = "staging",
+    target: str = "production",
+    secret_values: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+    notes: list[str] | None = None,
+) -> Iterator[DriftItem]:
+    """:func:`compare_trees` one item at a time: a caller that keeps only some of them (the report
+    keeps ``parity.max_report_items``) never holds every item of a baseline that differs
+    everywhere (each item with its shown values costs a few KB: tens of times the input's size)."""
     policy = _Policy(parity, now or utcnow())
     differ = Differ(parity.list_keys, policy.names, policy.secret_glob_key)
 
     def key_for(where: tuple[Any, ...], items: list[Any]) -> str | None:
         return differ._key_for(where, items, items)
 
-    try:
-        with _no_gc():  # the walk and the items create no cycles; see _no_gc
-            raw = differ.diff(source_tree, target_tree)
-            policy.references = differ.references
-            # A reference added, removed or retyped whole (a volume's secret: on one side only).
-            policy.references.update(path for _, path, a, b in raw if all(is_reference(v) for v in (a, b) if v is not _MISSING))
-            if notes is not None:
-                notes.extend(_positional_notes(differ.positional))
-            reused = [
-                (path, value)
-                for path, value in differ.equal_secrets
-                if policy.is_reuse_candidate(path) or ((path in differ.assignments or path[:-1] in differ.secret_pairs) and not policy.excepted(path))
-            ]
-            # Every value found under a secret key, in either tree, is redacted wherever it is
-            # shown: the same password may sit in a DSN under an innocent key.
-            found: list[tuple[tuple[Any, ...], Any]] = [
-                (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
-            ]
-            pairs = differ.secret_pairs
-            secret_paths = (
-                [policy.is_secret(path) or any(path[:i] in pairs and path[i] not in _PAIR_SHOWN for i in range(len(path))) for _, path, _, _ in raw]
-                if pairs
-                else [policy.is_secret(path) for _, path, _, _ in raw]
-            )
-            # Weak secret values by path, with the sides (0 source, 1 target) that hold one.
-            weak: dict[tuple[Any, ...], set[int]] = {path: {0, 1} for path, scalar in found if is_weak(scalar)}
-            for (_, path, a, b), secret in zip(raw, secret_paths, strict=False):
-                for side, value in enumerate((a, b)):
-                    start = len(found)
-                    if secret:
-                        found.extend((path, scalar) for scalar in _scalars(value))
-                    else:
-                        found.extend((path, scalar) for scalar in _scalars(value, policy.names))
-                        if isinstance(value, (dict, list)):
-                            found.extend(_nested_secrets(value, path, policy))
-                    for where, scalar in found[start:]:
-                        if is_weak(scalar):
-                            weak.setdefault(where, set()).add(side)
-            known = dict(secret_values or {})
-            for path, scalar in found:
-                known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
-            numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
-            tagged = _by_value(known)
-            # A weak value found in the trees is redacted on token boundaries only. One from a
-            # secret source is redacted like everything the run writes is checked for it
-            # (wherever it occurs, from MIN_SECRET_LENGTH characters), and below that on tokens.
-            sourced = set((secret_values or {}).values())
-            tokens = {tag: value for tag, value in tagged.items() if is_weak(value) and (value not in sourced or len(value) < MIN_SECRET_LENGTH)}
-            shower = _Shower(Redactor({tag: value for tag, value in tagged.items() if tag not in tokens}), policy.secret_step, numbers, policy.names, tokens)
-            items = [_classify(entry, secret, policy, shower, key_for) for entry, secret in zip(raw, secret_paths, strict=False)]
-    except RecursionError:
-        raise ConfigError(f"environments {source} and {target}: inputs nested too deeply to compare") from None
+    raw = differ.diff(source_tree, target_tree)
+    policy.references = differ.references
+    # A reference added, removed or retyped whole (a volume's secret: on one side only).
+    policy.references.update(path for _, path, a, b in raw if all(is_reference(v) for v in (a, b) if v is not _MISSING))
+    if notes is not None:
+        notes.extend(_positional_notes(differ.positional))
+    reused = [
+        (path, value)
+        for path, value in differ.equal_secrets
+        if policy.is_reuse_candidate(path) or ((path in differ.assignments or path[:-1] in differ.secret_pairs) and not policy.excepted(path))
+    ]
+    # Every value found under a secret key, in either tree, is redacted wherever it is
+    # shown: the same password may sit in a DSN under an innocent key.
+    found: list[tuple[tuple[Any, ...], Any]] = [
+        (path, scalar) for path, value in reused for scalar in _scalars(value, policy.names if path in differ.assignments else None)
+    ]
+    pairs = differ.secret_pairs
+    secret_paths = (
+        [policy.is_secret(path) or any(path[:i] in pairs and path[i] not in _PAIR_SHOWN for i in range(len(path))) for _, path, _, _ in raw]
+        if pairs
+        else [policy.is_secret(path) for _, path, _, _ in raw]
+    )
+    # Weak secret values by path, with the sides (0 source, 1 target) that hold one.
+    weak: dict[tuple[Any, ...], set[int]] = {path: {0, 1} for path, scalar in found if is_weak(scalar)}
+    for (_, path, a, b), secret in zip(raw, secret_paths, strict=False):
+        for side, value in enumerate((a, b)):
+            start = len(found)
+            if secret:
+                found.extend((path, scalar) for scalar in _scalars(value))
+            else:
+                found.extend((path, scalar) for scalar in _scalars(value, policy.names))
+                if isinstance(value, (dict, list)):
+                    found.extend(_nested_secrets(value, path, policy))
+            for where, scalar in found[start:]:
+                if is_weak(scalar):
+                    weak.setdefault(where, set()).add(side)
+    known = dict(secret_values or {})
+    for path, scalar in found:
+        known.setdefault(f"{render_path(path)}#{len(known)}", str(scalar))
+    numbers = {str(scalar) for _, scalar in found if not isinstance(scalar, str)}
+    tagged = _by_value(known)
+    # A weak value found in the trees is redacted on token boundaries only. One from a
+    # secret source is redacted like everything the run writes is checked for it
+    # (wherever it occurs, from MIN_SECRET_LENGTH characters), and below that on tokens.
+    sourced = set((secret_values or {}).values())
+    tokens = {tag: value for tag, value in tagged.items() if is_weak(value) and (value not in sourced or len(value) < MIN_SECRET_LENGTH)}
+    shower = _Shower(Redactor({tag: value for tag, value in tagged.items() if tag not in tokens}), policy.secret_step, numbers, policy.names, tokens)
+    # A flag the release needs on in staging is expected to differ from production until the
+    # release ships, so that difference is not drift.
+    flags = required_flag_states(parity, source_tree.get("flags", {}))
+    flag_paths = {render_path(("flags", *parse_exact_path(flag))): ok for flag, _, _, ok in flags}
+    for entry, secret in zip(raw, secret_paths, strict=False):
+        item = _classify(entry, secret, policy, shower, key_for)
+        if item.kind == CHANGED and flag_paths.get(item.path) and item.status == "drift":
+            item.status, item.severity, item.rule = "ignored", Severity.info, "required_flags"
+            item.remediation = "expected: the release requires this state in staging"
+        yield item
 
     for path, value in reused:
         view = ParityValue(type=_type_name(value), redacted=True)
-        items.append(
+        yield (
             policy.finish(
                 {
                     "path": render_path(path),
@@ -120,7 +145,7 @@ def compare_trees(
     for path, sides in weak.items():
         view = ParityValue(type="secret", redacted=True)
         holders = " and ".join(names[side] for side in sorted(sides))
-        items.append(
+        yield (
             policy.finish(
                 {
                     "path": render_path(path),
@@ -137,13 +162,11 @@ def compare_trees(
             )
         )
 
-    flag_paths = {}
-    for flag, wanted, actual, ok in required_flag_states(parity, source_tree.get("flags", {})):
-        path = ("flags", *parse_exact_path(flag))
-        flag_paths[render_path(path)] = ok
+    for flag, wanted, actual, ok in flags:
         if ok:
             continue
-        items.append(
+        path = ("flags", *parse_exact_path(flag))
+        yield (
             policy.finish(
                 {
                     "path": render_path(path),
@@ -159,13 +182,6 @@ def compare_trees(
                 _match_text(path),
             )
         )
-    for item in items:
-        # A flag the release needs on in staging is expected to differ from production until the
-        # release ships, so that difference is not drift.
-        if item.kind == CHANGED and flag_paths.get(item.path) and item.status == "drift":
-            item.status, item.severity, item.rule = "ignored", Severity.info, "required_flags"
-            item.remediation = "expected: the release requires this state in staging"
-    return items
 
 
 def compare_environments(
@@ -190,37 +206,89 @@ def compare_environments(
     right = load_environment(config, target, capture, transcripts)
     now = now or utcnow()
     notes: list[str] = []
-    items = compare_trees(parity, left.tree, right.tree, source=source, target=target, secret_values=config.secret_values(), now=now, notes=notes)
     checks, secret_items = compare_secrets(left, right, _Policy(parity, now))
-    items.extend(secret_items)
-    items.sort(key=_sort_key)
-    active = [i for i in items if i.active]
+    every = Counter[str]()
+    items = drift_items(parity, left.tree, right.tree, source=source, target=target, secret_values=config.secret_values(), now=now, notes=notes)
+    with _no_gc():  # the walk and the items create no cycles; see _no_gc
+        # Only the items the report lists are kept (the first max_report_items in report order);
+        # the rest are counted as they pass.
+        listed = heapq.nsmallest(parity.max_report_items, _counted(chain(items, secret_items), every), key=_sort_key)
     summary = ParitySummary(
-        critical=sum(i.severity == Severity.critical for i in active),
-        major=sum(i.severity == Severity.major for i in active),
-        minor=sum(i.severity == Severity.minor for i in active),
-        info=sum(i.severity == Severity.info for i in active),
-        waived=sum(i.status == "waived" for i in items),
-        expired_waivers=sum(i.status == "waiver-expired" for i in items),
-        ignored=sum(i.status == "ignored" for i in items),
-        blocking=sum(i.blocking for i in items),
-        secrets_reused=sum(i.kind == "secret" and i.detail == "REUSED" for i in items),
+        critical=every["critical"],
+        major=every["major"],
+        minor=every["minor"],
+        info=every["info"],
+        waived=every["waived"],
+        expired_waivers=every["waiver-expired"],
+        ignored=every["ignored"],
+        blocking=every["critical"],
+        secrets_reused=every["REUSED"],
     )
-    if len(items) > parity.max_report_items:
-        items, rest = items[: parity.max_report_items], items[parity.max_report_items :]
-        notes.append(_omitted_note(rest, parity.max_report_items))
-    return ParityReport(
+    report = ParityReport(
         release=release,
         source=source,
         target=target,
         passed=summary.blocking == 0,
         summary=summary,
-        items=items,
+        items=[],
         secrets=checks,
         required_flags=dict(parity.required_flags),
         inputs=left.inputs + right.inputs,
         notes=notes,
     )
+    report.items = _within(listed, parity.max_report_bytes - _json_size(report) - _NOTE_ALLOWANCE)
+    if len(report.items) < _items(every):
+        cut = "bytes" if len(report.items) < len(listed) else "items"
+        report.notes.append(_omitted_note(every - _tally(report.items), parity, cut, len(report.items)))
+    return report
+
+
+def _tally(items: Iterable[DriftItem]) -> Counter[str]:
+    """Counts by what the summary and the omitted note need: each item under its severity when
+    active (else its status), REUSED secrets, expired waivers."""
+    counts = Counter[str]()
+    for item in items:
+        counts[item.severity.value if item.active else item.status] += 1
+        if item.status == "waiver-expired":
+            counts["waiver-expired"] += 1
+        if item.kind == "secret" and item.detail == "REUSED":
+            counts["REUSED"] += 1
+    return counts
+
+
+#: Each item is counted once under one of these (see _tally), worst first.
+_ORDER = (*(s.value for s in sorted(Severity, key=lambda s: -s.rank)), "waived", "ignored")
+
+
+def _items(counts: Counter[str]) -> int:
+    return sum(counts[key] for key in _ORDER)
+
+
+def _counted(items: Iterable[DriftItem], counts: Counter[str]) -> Iterator[DriftItem]:
+    for item in items:
+        counts.update(_tally((item,)))
+        yield item
+
+
+#: Room kept in the report for the note that says what was left out.
+_NOTE_ALLOWANCE = 1024
+#: An item of the report's ``items`` list is written 4 spaces in, and followed by ",\n".
+_ITEM_INDENT = 4
+
+
+def _json_size(model: ParityReport | DriftItem, indent: int = 0) -> int:
+    """Bytes ``model`` takes in the report as write_artifact writes it (indented JSON)."""
+    text = model.model_dump_json(indent=2)
+    return len(text.encode()) + indent * (text.count("\n") + 1) + 2
+
+
+def _within(items: list[DriftItem], budget: int) -> list[DriftItem]:
+    """The first of ``items`` (in report order) whose JSON fits in ``budget`` bytes."""
+    for count, item in enumerate(items):
+        budget -= _json_size(item, _ITEM_INDENT)
+        if budget < 0:
+            return items[:count]
+    return items
 
 
 #: Lists paired by position named one by one in the notes; the rest are counted.
@@ -239,9 +307,13 @@ def _positional_notes(lists: list[tuple[tuple[Any, ...], int, int]]) -> list[str
     return notes
 
 
-def _omitted_note(rest: list[DriftItem], limit: int) -> str:
-    """The counted '... N more' of a report cut at ``limit`` items (the least severe go)."""
-    counts = Counter(item.severity.value if item.active else item.status for item in rest)
-    order = [*(s.value for s in sorted(Severity, key=lambda s: -s.rank)), "waived", "ignored"]
-    what = ", ".join(f"{counts[key]} {key}" for key in order if counts[key])
-    return f"... {len(rest)} more items not listed ({what}): the report lists the first {limit} (parity.max_report_items), blocking and most severe first; the summary counts every item"
+def _omitted_note(rest: Counter[str], parity: ParityConfig, cut: str, listed: int) -> str:
+    """The counted '... N more' of a report cut at parity.max_report_items items or
+    parity.max_report_bytes bytes (the least severe go)."""
+    what = ", ".join(f"{rest[key]} {key}" for key in _ORDER if rest[key])
+    total = _items(rest)
+    if cut == "items":
+        limit = f"the report lists the first {parity.max_report_items} (parity.max_report_items)"
+    else:
+        limit = f"the report lists the first {listed}, as many as fit in {format_size(parity.max_report_bytes)} (parity.max_report_bytes)"
+    return f"... {total} more items not listed ({what}): {limit}, blocking and most severe first; the summary counts every item"

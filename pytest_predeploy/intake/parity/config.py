@@ -189,6 +189,11 @@ class ParityConfig(StrictModel):
         description="Most items the report lists (blocking and most severe first); the rest are counted in the summary and in a '... N more' note, so a huge baseline cannot write a huge report. Each item's shown values are bounded too (300 characters a string, 20 entries a level, 4 levels, about 4,000 characters a value).",
     )
 
+    max_report_bytes: ByteSize = Field(
+        16 * 1024 * 1024,
+        description="Most bytes the report's items may take (e.g. '16MiB'): items are listed, blocking and most severe first, until the next would pass it; the rest are counted in the summary and in a '... N more' note, like those past max_report_items. Each shown value is bounded, so this bites only when thousands of items show large values.",
+    )
+
     @field_validator("secret_paths", "not_secret_paths")
     @classmethod
     def _globs(cls, value: list[str]) -> list[str]:

@@ -3,7 +3,7 @@ merged in order), multi-document YAML keyed by Kubernetes identity, and the opti
 command whose stdout is the live state.
 
 Speed matters because baselines can be large (tens of MB of manifests): parsing is the floor, so YAML is
-read with libyaml through a lean resolver/constructor.
+read with libyaml, its events built straight into values (``yamlread``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -19,21 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from pydantic import Field
-from yaml.nodes import MappingNode, ScalarNode
 
 from pytest_predeploy.core import template
 from pytest_predeploy.core.errors import ConfigError, StepError
 from pytest_predeploy.core.fields import StrictModel
+from pytest_predeploy.core.nesting import check_nesting
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import run_command
 from pytest_predeploy.core.template import TemplateError
-from pytest_predeploy.core.yamlfile import LimitedCLoader, YamlLimitError, parse_toml, read_text_file, unreadable_number, yaml_error
+from pytest_predeploy.core.yamlfile import YamlLimitError, parse_toml, read_text_file, unreadable_number, yaml_error
 from pytest_predeploy.intake.parity.config import MAX_VALUE_CHARS, SECTIONS, STEP, EnvironmentConfig, ParityProject
-from pytest_predeploy.intake.parity.paths import _segment_text
+from pytest_predeploy.intake.parity.yamlread import Unreadable, load_documents
 from pytest_predeploy.intake.secrets import (
     load_secrets,
     parse_env_text,
@@ -53,146 +52,19 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
-_MERGE = "tag:yaml.org,2002:merge"
-# PyYAML's stubs leave the resolver table untyped; it maps a first character to (tag, pattern) pairs.
-_IMPLICIT: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
-    first: tuple(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class _Unreadable(Exception):
-    """A YAML problem at a line; the message never contains a value."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-class _FastLoader(LimitedCLoader):
-    """libyaml's parser with a lean resolver and constructor. Same results as CSafeLoader for
-    the safe schema; duplicate keys are an error; no path resolvers (SafeLoader has none)."""
-
-    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
-        if kind is ScalarNode:
-            if implicit[0]:
-                for tag, regexp in _IMPLICIT.get(value[:1], ()):
-                    if regexp.match(value):
-                        return tag
-            return _STR
-        return _MAP if kind is MappingNode else _SEQ
-
-    def descend_resolver(self, current_node: object, current_index: object) -> None:
-        return None
-
-    def ascend_resolver(self) -> None:
-        return None
-
-    def load_documents(self) -> list[tuple[int, Any]]:
-        """Every document of the stream with the line it starts on; empty documents are left out."""
-        documents = []
-        while self.check_node():
-            # check_node() just said a node follows, so get_node() returns one, not None.
-            node = cast(yaml.Node, self.get_node())
-            value = self._build(node)
-            if value is not None:
-                documents.append((node.start_mark.line + 1, value))
-        return documents
-
-    def _build(self, node: yaml.Node) -> Any:
-        memo: dict[int, Any] = {}
-        building: set[int] = set()
-        construct = self.construct_object
-        bools = self.bool_values
-
-        def scalar(node: ScalarNode) -> Any:
-            tag = node.tag
-            if tag == _STR:
-                value = node.value
-                if len(value) > MAX_VALUE_CHARS:
-                    raise _Unreadable(node.start_mark.line + 1, f"a value longer than {MAX_VALUE_CHARS} characters (parity inputs are configuration, not data)")
-                return value
-            if tag == _NULL:
-                return None
-            if tag == _BOOL:
-                return bools[node.value.lower()]
-            try:
-                return construct(node, deep=True)
-            except (ValueError, TypeError, OverflowError, yaml.YAMLError):
-                raise _Unreadable(node.start_mark.line + 1, f"a value that cannot be read as {tag.rsplit(':', 1)[-1]}") from None
-
-        def build(node: yaml.Node) -> Any:
-            if node.__class__ is ScalarNode:
-                return scalar(node)
-            ident = id(node)
-            if ident in memo:
-                return memo[ident]
-            if ident in building:
-                raise _Unreadable(node.start_mark.line + 1, "an alias that contains itself")
-            building.add(ident)
-            data: dict[Any, Any] | list[Any]
-            if node.__class__ is MappingNode:
-                if node.tag != _MAP:
-                    raise _Unreadable(node.start_mark.line + 1, f"unsupported tag {node.tag} (only plain mappings, lists and scalars)")
-                data = mapping(node)
-            else:
-                if node.tag != _SEQ:
-                    raise _Unreadable(node.start_mark.line + 1, f"unsupported tag {node.tag} (only plain mappings, lists and scalars)")
-                data = [build(item) for item in node.value]
-            building.discard(ident)
-            memo[ident] = data
-            return data
-
-        def mapping(node: MappingNode) -> dict[Any, Any]:
-            pairs = node.value
-            merged = 0
-            if any(key.tag == _MERGE for key, _ in pairs):
-                explicit = len(pairs) - sum(key.tag == _MERGE for key, _ in pairs)
-                self.flatten_mapping(node)  # YAML merge keys (<<): merged pairs first, explicit win
-                pairs = node.value
-                merged = len(pairs) - explicit
-            data: dict[Any, Any] = {}
-            try:
-                for key_node, value_node in pairs:
-                    data[build(key_node)] = build(value_node)
-            except TypeError:
-                raise _Unreadable(node.start_mark.line + 1, "a mapping key that is a list or mapping") from None
-            if len(data) != len(pairs):
-                seen: dict[Any, int] = {}
-                for key_node, _ in pairs[merged:]:
-                    key = build(key_node)
-                    line = key_node.start_mark.line + 1
-                    if key in seen:
-                        raise _Unreadable(line, f"duplicate key {_segment_text(key)!r} (first defined on line {seen[key]})")
-                    seen[key] = line
-            return data
-
-        try:
-            return build(node)
-        except RecursionError:
-            raise _Unreadable(node.start_mark.line + 1, "nesting too deep") from None
-
-
 def parse_yaml_fast(text: str | bytes, origin: str) -> Any:
     """Parse YAML with libyaml; errors name ``origin`` and a line, never a value. A stream of
     several documents (``---``), or one Kubernetes object, becomes one mapping of its documents:
     see ``by_document``."""
-    loader = _FastLoader(text)
     try:
         with _no_gc():
-            documents = loader.load_documents()
-    except _Unreadable as exc:
+            documents = load_documents(text)
+    except Unreadable as exc:
         raise ConfigError(f"{origin}:{exc.line}: {exc}") from None
     except YamlLimitError as exc:
         raise exc.at(origin) from None
     except yaml.YAMLError as exc:
         raise yaml_error(exc, origin) from None
-    finally:
-        loader.dispose()
     return by_document(documents, origin)
 
 
@@ -242,13 +114,12 @@ def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]
 
 
 def parse_json(text: str, origin: str) -> Any:
+    check_nesting(text, "json", origin)
     try:
         with _no_gc():
             return json.loads(text, object_pairs_hook=_json_pairs(origin))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}: invalid JSON: nesting too deep") from None
     except ValueError as exc:
         raise unreadable_number(exc, origin) from None
 

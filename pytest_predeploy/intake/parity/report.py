@@ -92,7 +92,7 @@ class ParityReport(ArtifactModel):
     inputs: list[InputRecord] = Field(description="Everything read, with sha256 (secret sources are named but never hashed).")
     notes: list[str] = Field(
         default_factory=list,
-        description="How the comparison was bounded, when it was: a list too different to align and paired by position, items left out past parity.max_report_items ('... N more', still counted in the summary).",
+        description="How the comparison was bounded, when it was: a list too different to align and paired by position, items left out past parity.max_report_items or parity.max_report_bytes ('... N more', still counted in the summary).",
     )
 
     def summary_line(self) -> str:

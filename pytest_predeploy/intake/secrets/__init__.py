@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 
 from dotenv.parser import parse_stream
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pytest_predeploy.core.errors import ConfigError
-from pytest_predeploy.core.fields import ExistingFile, StrictModel
+from pytest_predeploy.core.fields import ExistingFile, StrictModel, check_env_var_names
 
 
 class SecretSource(StrictModel):
@@ -28,6 +28,11 @@ class SecretSource(StrictModel):
     env_vars: list[str] = Field(
         default_factory=list, description="Names of environment variables holding secrets (read at run time; unset ones are reported missing)."
     )
+
+    @field_validator("env_vars")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        return check_env_var_names(names)
 
 
 def parse_env_text(text: str, origin: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pytest_predeploy.core import commands
 from pytest_predeploy.core.errors import StepError
+from pytest_predeploy.core.nesting import json_loads
 
 #: How many characters of a failed command's error output a message quotes.
 _QUOTED = 400
@@ -86,7 +87,7 @@ class Engine:
     @staticmethod
     def _parse(result: subprocess.CompletedProcess[str]) -> Any:
         try:
-            return json.loads(result.stdout.strip() or "null")
+            return json_loads(result.stdout.strip() or "null")
         except json.JSONDecodeError:
             raise EngineError(f"'{describe(result.args)}' printed something that is not JSON: {result.stdout[:120]!r}") from None
 
