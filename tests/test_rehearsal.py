@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -102,7 +103,17 @@ def test_a_previous_release_that_cannot_start_stops_the_rehearsal_before_the_can
     assert staging.target("api").release_tags() == ["v1"]
 
 
-def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(staging: StagingProject) -> None:
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal. A shell without job control
+    starts background commands with SIGINT ignored (`pytest ... &` in a script), and Python then
+    never installs its handler: the SIGINT these tests send themselves would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(staging: StagingProject, ctrl_c: None) -> None:
     # worker's candidate never becomes healthy, so its deploy is still waiting when Ctrl-C comes.
     staging.write(services=[service("api"), service("worker", "worker", health_timeout="30s", inject={"v2": "unhealthy"})])
     rehearse_deployment(staging.context("v1", previous=None))  # staging runs v1
@@ -123,7 +134,7 @@ def test_an_interrupt_mid_deploy_restores_the_previous_release_then_propagates(s
     assert "the deployment rehearsal was interrupted" in deployment_problems(report)
 
 
-def test_repeated_interrupts_during_the_recovery_start_it_over_until_staging_is_back(staging: StagingProject) -> None:
+def test_repeated_interrupts_during_the_recovery_start_it_over_until_staging_is_back(staging: StagingProject, ctrl_c: None) -> None:
     staging.write(services=[service("api"), service("worker", "worker", health_timeout="30s", inject={"v2": "unhealthy"})])
     rehearse_deployment(staging.context("v1", previous=None))  # staging runs v1
     sent: list[threading.Thread] = []
@@ -154,7 +165,7 @@ def test_repeated_interrupts_during_the_recovery_start_it_over_until_staging_is_
     assert report.recovery.served == {"api": "v1", "worker": "v1"}
 
 
-def test_every_started_worker_ends_before_an_interrupt_goes_on() -> None:
+def test_every_started_worker_ends_before_an_interrupt_goes_on(ctrl_c: None) -> None:
     # Ctrl-C lands wherever the main thread is, five times; no worker may outlive run_each.
     ended: list[str] = []
     started = threading.Event()
