@@ -21,7 +21,6 @@ from pytest_predeploy.core.runstate import git_commit, load_state
 from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, GateCard, Package, Signature, TestRow, VerdictKind
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.harness.reviewdata import read_evidence, sealed_manifest
-from pytest_predeploy.readiness.signoff import judge_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -126,6 +125,8 @@ def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]
     or the signers file cannot be read (Gate 4 says why; the page only shows who signed)."""
     if not digest:
         return []
+    from pytest_predeploy.readiness.signoff import judge_signoffs  # here: only a run with a package to sign needs the signing code
+
     reused = session.reused_package
     try:
         # Gate 4's own reading: the git record, the committed signers file sealed with the package.

@@ -24,7 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 from xml.sax.saxutils import escape
@@ -34,10 +34,13 @@ from pydantic import Field
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact, write_text_atomic
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.httpget import MAX_BODY, NoAnswer
 from pytest_predeploy.core.httpget import http_get as core_http_get
-from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
+from pytest_predeploy.rehearsal.prometheus import PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
+from pytest_predeploy.rehearsal.settings import AlertRule as AlertRule
+from pytest_predeploy.rehearsal.settings import MetricName
+from pytest_predeploy.rehearsal.settings import ObservabilityConfig as ObservabilityConfig
 from pytest_predeploy.targets.choose import target_for
 from pytest_predeploy.targets.settings import TargetSettings
 
@@ -48,53 +51,12 @@ PHASE_BEFORE_DEPLOY = "before deploy"
 PHASE_AFTER_DEPLOY = "after deploy"
 PHASE_AFTER_SMOKE = "after smoke"
 
-MetricName = Literal["request_count", "error_ratio", "latency_p50", "latency_p95"]
-
 _METRIC_TITLES: dict[str, str] = {
     "request_count": "Requests",
     "error_ratio": "Error ratio (5xx)",
     "latency_p50": "Latency p50 (s)",
     "latency_p95": "Latency p95 (s)",
 }
-
-
-class AlertRule(StrictModel):
-    """One alert threshold, evaluated per service and phase."""
-
-    name: str = Field(description="Alert name shown in the baseline (e.g. high-error-ratio).")
-    metric: MetricName = Field(description="The figure the rule watches: request_count, error_ratio, latency_p50 or latency_p95.")
-    above: float = Field(ge=0, description="The alert fires when the figure is strictly above this value (seconds for latencies, a fraction for error_ratio).")
-    services: list[str] = Field(default_factory=list, description="Services the rule applies to; empty: every service.")
-    phases: list[str] = Field(
-        default_factory=list, description="Phases the rule applies to ('before deploy', 'after deploy', 'after smoke'); empty: every phase."
-    )
-
-
-def _default_alerts() -> list[AlertRule]:
-    return [
-        AlertRule(name="high-error-ratio", metric="error_ratio", above=0.05),
-        AlertRule(name="slow-p95", metric="latency_p95", above=0.5),
-    ]
-
-
-class ObservabilityConfig(StrictModel):
-    """How the services' metrics are read, and the alert thresholds of the baseline."""
-
-    metrics_path: str = Field("/metrics", description="Path of each service's Prometheus text endpoint.")
-    request_counter: str = Field("http_requests_total", description="Counter of handled requests (sample name as exposed, with _total).")
-    latency_histogram: str = Field("http_request_duration_seconds", description="Histogram of request durations in seconds (name without _bucket).")
-    method_label: str = Field("method", description="Label carrying the HTTP method on both metrics.")
-    route_label: str = Field("route", description="Label carrying the route template (e.g. /api/products/{id}) on both metrics.")
-    status_label: str = Field("status", description="Label carrying the HTTP status code on the request counter.")
-    scrape_timeout: Duration = Field(timedelta(seconds=5), description="How long one scrape may take before the service counts as 'no data'.")
-    alerts: list[AlertRule] = Field(
-        default_factory=_default_alerts,
-        description="Alert thresholds evaluated on every service and phase (default: error_ratio above 0.05, latency_p95 above 0.5 s).",
-    )
-    prometheus: PrometheusConfig | None = Field(
-        None,
-        description="PromQL checks asked of a Prometheus server at the same points (docs/prometheus.md); absent: only the built-in scrape.",
-    )
 
 
 # --- reading a running service ------------------------------------------------------------
