@@ -43,6 +43,37 @@ def test_plain_pytest_leaves_the_collector_alone(pytester: pytest.Pytester) -> N
     assert json.loads((root / "gc-at-session-start.json").read_text()) == {"frozen": 0, "enabled": True}
 
 
+#: A conftest of the fake project: which of our modules a run had loaded when it finished, and pydantic.
+RECORD_OURS = """
+import json, sys
+
+
+def pytest_sessionfinish(session):
+    with open("ours-at-session-finish.json", "w") as handle:
+        json.dump(sorted(m for m in sys.modules if m.startswith("pytest_predeploy") or m == "pydantic"), handle)
+"""
+
+
+def test_plain_pytest_loads_the_entry_point_alone(pytester: pytest.Pytester) -> None:
+    # A user's own `pytest` in a repository where the plugin is installed registers the options
+    # and guards against gate modules; it loads nothing else of ours (the errors and the
+    # stash keys, which import nothing), and no pydantic.
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_OURS)
+    pytester.makepyfile(test_unit="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("test_unit.py")
+    result.assert_outcomes(passed=1)
+    loaded = json.loads((root / "ours-at-session-finish.json").read_text())
+    assert loaded == [
+        "pytest_predeploy",
+        "pytest_predeploy.core",
+        "pytest_predeploy.core.errors",
+        "pytest_predeploy.harness",
+        "pytest_predeploy.harness.keys",
+        "pytest_predeploy.plugin",
+    ]
+
+
 #: A conftest of the fake project: which modules and models the run had loaded when it finished.
 RECORD_LOADED = """
 import json, sys

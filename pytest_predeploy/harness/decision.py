@@ -17,7 +17,7 @@ import pytest
 from pytest_predeploy.core.artifacts import PACKAGE, RUN_REPORTS
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
-from pytest_predeploy.core.runstate import git_commit, load_state
+from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, GateCard, Package, Signature, TestRow, VerdictKind
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.harness.reviewdata import read_evidence, sealed_manifest
@@ -54,6 +54,9 @@ class ProtocolSession(Protocol):
 
     @property
     def seal_pending(self) -> bool: ...
+
+    @property
+    def git_commit(self) -> str | None: ...
 
 
 def which_reports(session: ProtocolSession) -> str:
@@ -248,7 +251,7 @@ def environment(session: ProtocolSession) -> dict[str, Any]:
     return {
         "Release": ctx.release,
         "Previous release": ctx.previous_release or "unknown",
-        "Commit": git_commit(session.project.base_dir) or "unknown",
+        "Commit": session.git_commit or "unknown",
         "Config digest": f"sha256:{session.project.digest}",
         "Environment": ctx.env,
         "Project": session.project.project,

@@ -68,6 +68,9 @@ class SealedRun(Protocol):
     @property
     def seal_pending(self) -> bool: ...
 
+    @property
+    def git_commit(self) -> str | None: ...
+
     def unjudged_upstream(self) -> list[str]: ...
 
 

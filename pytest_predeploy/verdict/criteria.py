@@ -21,7 +21,6 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import ValidationError
@@ -87,7 +86,6 @@ class Criterion:
         return self.kind == "must" and self.gate < READINESS_GATE and self.judge is not None
 
 
-@cache
 def _model_of(artifact: str) -> type[ArtifactModel]:
     declared = next(a.model for a in ARTIFACTS if a.name == artifact and a.model is not None)
     module, _, name = declared.partition(":")
