@@ -74,6 +74,32 @@ def test_plain_pytest_loads_the_entry_point_alone(pytester: pytest.Pytester) -> 
     ]
 
 
+#: Code of steps Gate 1 does not run: the deployment and rollback rehearsals, the contract check,
+#: the package and the sign-offs (their signing library with them).
+NOT_GATE_1 = (
+    "pytest_predeploy.rehearsal.deploy",
+    "pytest_predeploy.rehearsal.contract",
+    "pytest_predeploy.rollback.rollback",
+    "pytest_predeploy.rollback.operational",
+    "pytest_predeploy.readiness.package",
+    "pytest_predeploy.readiness.signoff",
+    "pytest_predeploy.readiness.checklist",
+    "pytest_predeploy.verdict.sealed",
+)
+
+
+def test_a_protocol_run_imports_the_code_of_the_steps_it_runs(pytester: pytest.Pytester) -> None:
+    # Loading the configuration imports each section's model, not its step's code; the harness
+    # imports a step's code when a fixture runs the step. Gate 1 alone runs the parity step.
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_OURS)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate1_intake.py")
+    assert result.ret == 11, result.stdout.str()  # one gate alone: not a protocol verdict
+    loaded = set(json.loads((root / "ours-at-session-finish.json").read_text()))
+    assert "pytest_predeploy.harness.session" in loaded  # the protocol did run in this process
+    assert sorted(loaded.intersection(NOT_GATE_1)) == []
+
+
 #: A conftest of the fake project: which modules and models the run had loaded when it finished.
 RECORD_LOADED = """
 import json, sys
