@@ -74,10 +74,12 @@ def test_plain_pytest_loads_the_entry_point_alone(pytester: pytest.Pytester) -> 
     ]
 
 
-#: Code of steps Gate 1 does not run: the deployment and rollback rehearsals, the contract check,
-#: the package and the sign-offs (their signing library with them).
+#: Code of steps Gate 1 does not run: the deployment, smoke and rollback rehearsals, the contract
+#: check, the observability baseline, the package and the sign-offs.
 NOT_GATE_1 = (
     "pytest_predeploy.rehearsal.deploy",
+    "pytest_predeploy.rehearsal.smoke",
+    "pytest_predeploy.rehearsal.observability",
     "pytest_predeploy.rehearsal.contract",
     "pytest_predeploy.rollback.rollback",
     "pytest_predeploy.rollback.operational",

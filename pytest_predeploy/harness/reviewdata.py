@@ -29,7 +29,6 @@ from pytest_predeploy.harness.banner import BuildChange, Risk, RootCause, Servic
 from pytest_predeploy.harness.evidence import bar_chart_svg
 from pytest_predeploy.intake.approvals import ApprovalRecord, IntakeReport
 from pytest_predeploy.intake.parity import ParityReport
-from pytest_predeploy.rehearsal.smoke import TestResultsReport
 from pytest_predeploy.security import SecurityReport
 
 # The models of the reports a run may not have written (and of the sealed package) are imported
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from pytest_predeploy.rehearsal.contract import ApiContractReport
     from pytest_predeploy.rehearsal.deploy import DeploymentReport
     from pytest_predeploy.rehearsal.observability import ObservabilityResult
+    from pytest_predeploy.rehearsal.smoke import TestResultsReport
     from pytest_predeploy.rollback.rollback import RollbackReport
     from pytest_predeploy.targets.releases import ReleaseIdentity
 
@@ -100,9 +100,12 @@ def read_evidence(artifacts: Path, drift_waivers: Sequence[DriftWaiver] = ()) ->
     reader = _Reader(artifacts, found.notes)
     intake = reader.read(names.INTAKE_REPORT, IntakeReport)
     parity = reader.read(names.PARITY_REPORT, ParityReport)
-    smoke = reader.read(names.TEST_RESULTS, TestResultsReport)
     security = reader.read(names.SECURITY_REPORT, SecurityReport)
-    deployment = rollback = observability = contract = None
+    smoke = deployment = rollback = observability = contract = None
+    if (artifacts / names.TEST_RESULTS).exists():
+        from pytest_predeploy.rehearsal.smoke import TestResultsReport
+
+        smoke = reader.read(names.TEST_RESULTS, TestResultsReport)
     if (artifacts / names.DEPLOYMENT_REPORT).exists():
         from pytest_predeploy.rehearsal.deploy import DeploymentReport
 
