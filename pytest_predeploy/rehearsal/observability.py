@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
-from xml.sax.saxutils import escape
 
 from pydantic import Field
 
@@ -574,6 +573,10 @@ _PANEL_W, _PANEL_H, _PAD = 250, 170, 36
 def render_chart(config: ObservedProject, result: ObservabilityResult) -> str:
     """An inline SVG: one panel per figure (requests, error ratio, p95), phases along x, one line
     per service, alert thresholds dashed; a phase without data is marked 'n/d' and not drawn."""
+    # Here and in _panel, not at the top: xml.sax.saxutils imports urllib.request, http.client and
+    # ssl, which a protocol run that draws no chart does not need.
+    from xml.sax.saxutils import escape
+
     panels: list[MetricName] = ["request_count", "error_ratio", "latency_p95"]
     services = [service.name for service in config.services]
     width = len(panels) * (_PANEL_W + _PAD) + _PAD
@@ -595,6 +598,8 @@ def render_chart(config: ObservedProject, result: ObservabilityResult) -> str:
 
 
 def _panel(result: ObservabilityResult, services: list[str], metric: MetricName, left: float, top: float) -> list[str]:
+    from xml.sax.saxutils import escape
+
     phases = result.phases
     thresholds = sorted({alert.above for alert in result.alerts if alert.metric == metric})
     values: dict[str, list[tuple[float | None, bool]]] = {}
