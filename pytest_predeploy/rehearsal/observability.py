@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import Field
 
@@ -40,8 +40,8 @@ from pytest_predeploy.rehearsal.prometheus import PrometheusObserver, Prometheus
 from pytest_predeploy.rehearsal.settings import AlertRule as AlertRule
 from pytest_predeploy.rehearsal.settings import MetricName
 from pytest_predeploy.rehearsal.settings import ObservabilityConfig as ObservabilityConfig
+from pytest_predeploy.rehearsal.settings import ObservedProject as ObservedProject
 from pytest_predeploy.targets.choose import target_for
-from pytest_predeploy.targets.settings import TargetSettings
 
 STEP = "observability"
 
@@ -59,17 +59,6 @@ _METRIC_TITLES: dict[str, str] = {
 
 
 # --- reading a running service ------------------------------------------------------------
-
-
-class ObservedProject(TargetSettings, Protocol):
-    """What the baseline needs from the project's configuration: the services (reached through
-    the staging target) and this section."""
-
-    @property
-    def project(self) -> str: ...
-
-    @property
-    def observability(self) -> ObservabilityConfig: ...
 
 
 class Unreadable(Exception):

@@ -12,11 +12,12 @@ import re
 import urllib.parse
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, format_duration
+from pytest_predeploy.targets.settings import TargetSettings
 
 if TYPE_CHECKING:
     from pytest_predeploy.rehearsal.contractdiff import Change
@@ -236,3 +237,14 @@ class ObservabilityConfig(StrictModel):
         None,
         description="PromQL checks asked of a Prometheus server at the same points (docs/prometheus.md); absent: only the built-in scrape.",
     )
+
+
+class ObservedProject(TargetSettings, Protocol):
+    """What the baseline needs from the project's configuration: the services (reached through
+    the staging target) and this section."""
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def observability(self) -> ObservabilityConfig: ...

@@ -39,7 +39,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
@@ -50,13 +50,15 @@ from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command
 from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_endpoints
-from pytest_predeploy.rehearsal.observability import NoCounter, ObservedProject, ParsedMetrics, Unreadable, scrape
 from pytest_predeploy.rehearsal.openapi import RouteTable
 from pytest_predeploy.rehearsal.requestlog import ENV_REQUEST_LOG, count_requests
+from pytest_predeploy.rehearsal.settings import ObservedProject, SuiteConfig
 from pytest_predeploy.rehearsal.settings import SmokeConfig as SmokeConfig
-from pytest_predeploy.rehearsal.settings import SuiteConfig
 from pytest_predeploy.targets.base import service_urls
 from pytest_predeploy.targets.choose import target_for
+
+if TYPE_CHECKING:
+    from pytest_predeploy.rehearsal.observability import ParsedMetrics
 
 STEP = "smoke"
 
@@ -259,6 +261,8 @@ def url_env(urls: dict[str, str]) -> dict[str, str]:
 
 def declared_routes(config: SmokeProject, urls: dict[str, str]) -> list[Route]:
     """Every service's declared endpoints; raises :class:`Unreadable` naming the service."""
+    from pytest_predeploy.rehearsal.observability import Unreadable
+
     routes: list[Route] = []
     timeout = config.observability.scrape_timeout.total_seconds()
     for service in config.services:
@@ -277,10 +281,12 @@ class Uncounted(str):
     requests are counted from the suites' own calls unless ``requests: counter`` demands one."""
 
 
-Scrape = dict[str, ParsedMetrics | str]  # per service: its metrics, or why they cannot be read
+Scrape = dict[str, "ParsedMetrics | str"]  # per service: its metrics, or why they cannot be read
 
 
 def scrape_all(config: SmokeProject, urls: dict[str, str]) -> Scrape:
+    from pytest_predeploy.rehearsal.observability import NoCounter, Unreadable, scrape
+
     parsed: Scrape = {}
     for service in config.services:
         try:
@@ -298,6 +304,8 @@ def measure_coverage(config: SmokeProject, routes: list[Route] | str, before: Sc
     a string is a no-data reason."""
     if isinstance(routes, str):
         return Coverage(status="no-data", detail=routes)
+    from pytest_predeploy.rehearsal.observability import ParsedMetrics
+
     modes = {service.name: service.endpoints.requests for service in config.services}
     endpoints: list[Endpoint] = []
     for service, method, path in routes:
@@ -554,6 +562,10 @@ def run_smoke_tests(
     nothing is reported as not run, so pass ``suites`` too. ``urls`` overrides the local staging
     target's addresses. Transcripts go to ``<transcripts>/<output stem>-<suite>.log``, by default
     ``<output folder>/transcripts``."""
+    # The metrics are read with the baseline's code, imported when a suite runs (the plugin imports
+    # this module to read the smoke results; reading them needs none of it).
+    from pytest_predeploy.rehearsal.observability import Unreadable
+
     chosen = list(config.smoke.suites)
     if suites is not None:
         unknown = sorted(set(suites) - {suite.name for suite in chosen})
