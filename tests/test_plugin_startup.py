@@ -102,6 +102,17 @@ def test_a_protocol_run_imports_the_code_of_the_steps_it_runs(pytester: pytest.P
     assert sorted(loaded.intersection(NOT_GATE_1)) == []
 
 
+def test_the_api_loads_the_code_behind_the_names_imported() -> None:
+    # Each step script is a process of its own that imports a few API names (as gate modules
+    # do): it loads the code behind them, not every step's.
+    names = "add_common_arguments, interrupt_on_sigterm, load_context, run_main, IntakeReport, intake_problems"
+    probe = f"import json, sys; from pytest_predeploy.api import {names}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(json.loads(done.stdout))
+    assert {"pytest_predeploy.tooling.scriptkit", "pytest_predeploy.intake.approvals"} <= loaded
+    assert sorted(loaded.intersection(NOT_GATE_1)) == []
+
+
 #: A conftest of the fake project: which modules and models the run had loaded when it finished.
 RECORD_LOADED = """
 import json, sys
