@@ -1,8 +1,9 @@
 """``predeploy.yaml`` -> pydantic models. Errors name the file, the line and the field.
 
-The top-level model only assembles sections; each section's model lives in the module that
-implements that part of the protocol (``parity.EnvironmentConfig``, ``staging.ServiceConfig``,
-``security.SecurityConfig`` ...), so one concept stays in one place.
+The top-level model only assembles sections; each section's model lives in the package that
+implements that part of the protocol, in a module of models only (``intake.parity.config``,
+``targets.settings``, ``rehearsal.settings``, ``readiness.settings`` ...), so that loading the
+configuration does not import the code of every step.
 """
 
 from __future__ import annotations
@@ -20,15 +21,11 @@ from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, check_env_var_names, check_environment
 from pytest_predeploy.core.yamlfile import format_validation_errors, load_yaml_file
 from pytest_predeploy.intake.approvals import ApprovalsConfig
-from pytest_predeploy.intake.filesecrets import config_file_secrets
 from pytest_predeploy.intake.parity.config import EnvironmentConfig, ParityConfig
 from pytest_predeploy.intake.secrets import load_secrets
-from pytest_predeploy.readiness.package import PackageConfig
-from pytest_predeploy.readiness.signoff import ReadinessConfig
-from pytest_predeploy.rehearsal.contract import ContractConfig
-from pytest_predeploy.rehearsal.observability import ObservabilityConfig
-from pytest_predeploy.rehearsal.smoke import SmokeConfig
-from pytest_predeploy.rollback.operational import OperationalConfig
+from pytest_predeploy.readiness.settings import PackageConfig, ReadinessConfig
+from pytest_predeploy.rehearsal.settings import ContractConfig, ObservabilityConfig, SmokeConfig
+from pytest_predeploy.rollback.settings import OperationalConfig
 from pytest_predeploy.security.policy import SecurityConfig
 from pytest_predeploy.targets.settings import LocalStagingConfig, RollbackConfig, ServiceConfig, ServiceLookup, check_distinct_ports
 
@@ -212,6 +209,9 @@ class ProjectConfig(ServiceLookup, StrictModel):
     def secret_values(self) -> dict[str, str]:
         """Every secret value the run may meet, keyed ``<env>/<NAME>`` (for redaction only)."""
         import os
+
+        # Here, not at the top: the files' readers are parity's, which loading the config does not need.
+        from pytest_predeploy.intake.filesecrets import config_file_secrets
 
         values: dict[str, str] = {}
         for env_name, env in sorted(self.environments.items()):

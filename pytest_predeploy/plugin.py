@@ -14,8 +14,13 @@ from contextlib import contextmanager
 
 import pytest
 
+# Only the errors and the stash keys (two modules that import nothing else of ours): every pytest
+# run in an environment with the plugin imports this module, and a run without --predeploy-release
+# needs only the options and the gate guard (tests/test_plugin_startup.py); the protocol is
+# imported once a release is given. These two are imported here all the same: they must be the
+# same objects in every session of a process (pytester's in-process runs drop the modules a run
+# imported, and later runs import them again).
 from pytest_predeploy.core.errors import PredeployError
-from pytest_predeploy.harness.gates import gate_of
 from pytest_predeploy.harness.keys import context_key, controller_key, session_key
 
 __all__ = ["DEFAULT_CONFIG", "context_key", "controller_key", "session_key"]
@@ -131,7 +136,7 @@ class GateGuard:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            if gate_of(item) is not None:
+            if item.get_closest_marker("gate") is not None:  # what makes a module a gate (harness.gates.gate_of)
                 raise pytest.UsageError(
                     f"{item.path.name} is a protocol gate: run it with --predeploy-release=TAG "
                     "(without a release pytest runs no gate: name other test paths, or deselect the gates' folder)."

@@ -43,6 +43,76 @@ def test_plain_pytest_leaves_the_collector_alone(pytester: pytest.Pytester) -> N
     assert json.loads((root / "gc-at-session-start.json").read_text()) == {"frozen": 0, "enabled": True}
 
 
+#: A conftest of the fake project: which of our modules a run had loaded when it finished, and pydantic.
+RECORD_OURS = """
+import json, sys
+
+
+def pytest_sessionfinish(session):
+    with open("ours-at-session-finish.json", "w") as handle:
+        json.dump(sorted(m for m in sys.modules if m.startswith("pytest_predeploy") or m == "pydantic"), handle)
+"""
+
+
+def test_plain_pytest_loads_the_entry_point_alone(pytester: pytest.Pytester) -> None:
+    # A user's own `pytest` in a repository where the plugin is installed registers the options
+    # and guards against gate modules; it loads nothing else of ours (the errors and the
+    # stash keys, which import nothing), and no pydantic.
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_OURS)
+    pytester.makepyfile(test_unit="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("test_unit.py")
+    result.assert_outcomes(passed=1)
+    loaded = json.loads((root / "ours-at-session-finish.json").read_text())
+    assert loaded == [
+        "pytest_predeploy",
+        "pytest_predeploy.core",
+        "pytest_predeploy.core.errors",
+        "pytest_predeploy.harness",
+        "pytest_predeploy.harness.keys",
+        "pytest_predeploy.plugin",
+    ]
+
+
+#: Code of steps Gate 1 does not run: the deployment, smoke and rollback rehearsals, the contract
+#: check, the observability baseline, the package and the sign-offs.
+NOT_GATE_1 = (
+    "pytest_predeploy.rehearsal.deploy",
+    "pytest_predeploy.rehearsal.smoke",
+    "pytest_predeploy.rehearsal.observability",
+    "pytest_predeploy.rehearsal.contract",
+    "pytest_predeploy.rollback.rollback",
+    "pytest_predeploy.rollback.operational",
+    "pytest_predeploy.readiness.package",
+    "pytest_predeploy.readiness.signoff",
+    "pytest_predeploy.readiness.checklist",
+    "pytest_predeploy.verdict.sealed",
+)
+
+
+def test_a_protocol_run_imports_the_code_of_the_steps_it_runs(pytester: pytest.Pytester) -> None:
+    # Loading the configuration imports each section's model, not its step's code; the harness
+    # imports a step's code when a fixture runs the step. Gate 1 alone runs the parity step.
+    root = make_project(pytester)
+    pytester.makeconftest(RECORD_OURS)
+    result = pytester.runpytest_subprocess("--predeploy-release=v1.0", "gates/test_gate1_intake.py")
+    assert result.ret == 11, result.stdout.str()  # one gate alone: not a protocol verdict
+    loaded = set(json.loads((root / "ours-at-session-finish.json").read_text()))
+    assert "pytest_predeploy.harness.session" in loaded  # the protocol did run in this process
+    assert sorted(loaded.intersection(NOT_GATE_1)) == []
+
+
+def test_the_api_loads_the_code_behind_the_names_imported() -> None:
+    # Each step script is a process of its own that imports a few API names (as gate modules
+    # do): it loads the code behind them, not every step's.
+    names = "add_common_arguments, interrupt_on_sigterm, load_context, run_main, IntakeReport, intake_problems"
+    probe = f"import json, sys; from pytest_predeploy.api import {names}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(json.loads(done.stdout))
+    assert {"pytest_predeploy.tooling.scriptkit", "pytest_predeploy.intake.approvals"} <= loaded
+    assert sorted(loaded.intersection(NOT_GATE_1)) == []
+
+
 #: A conftest of the fake project: which modules and models the run had loaded when it finished.
 RECORD_LOADED = """
 import json, sys

@@ -8,9 +8,6 @@ exception whose text finishes the caller's sentence (``f"{url} {exc}"``).
 
 from __future__ import annotations
 
-import http.client
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 #: Default cap on a body read: health, version and Prometheus answers are far smaller.
@@ -39,6 +36,12 @@ class Answer:
 def http_get(url: str, timeout: float, max_bytes: int = MAX_BODY) -> Answer:
     """GET ``url`` (http or https, proxies as configured in the environment); an error status
     is an :class:`Answer` too. :class:`NoAnswer` when nothing answered in ``timeout`` seconds."""
+    # Here, not at the top: urllib.request loads http.client and ssl (a few ms), and every protocol
+    # run imports this module while most ask no service anything over HTTP.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             status, raw = int(response.status), bytes(response.read(max_bytes + 1))

@@ -17,11 +17,10 @@ import pytest
 from pytest_predeploy.core.artifacts import PACKAGE, RUN_REPORTS
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.protocol import READINESS_GATE
-from pytest_predeploy.core.runstate import git_commit, load_state
+from pytest_predeploy.core.runstate import load_state
 from pytest_predeploy.harness.banner import REVIEW_PAGE, Decision, GateCard, Package, Signature, TestRow, VerdictKind
 from pytest_predeploy.harness.gates import ExitStatus
 from pytest_predeploy.harness.reviewdata import read_evidence, sealed_manifest
-from pytest_predeploy.readiness.signoff import judge_signoffs
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -55,6 +54,9 @@ class ProtocolSession(Protocol):
 
     @property
     def seal_pending(self) -> bool: ...
+
+    @property
+    def git_commit(self) -> str | None: ...
 
 
 def which_reports(session: ProtocolSession) -> str:
@@ -126,6 +128,8 @@ def _signatures(session: ProtocolSession, digest: str | None) -> list[Signature]
     or the signers file cannot be read (Gate 4 says why; the page only shows who signed)."""
     if not digest:
         return []
+    from pytest_predeploy.readiness.signoff import judge_signoffs  # here: only a run with a package to sign needs the signing code
+
     reused = session.reused_package
     try:
         # Gate 4's own reading: the git record, the committed signers file sealed with the package.
@@ -247,7 +251,7 @@ def environment(session: ProtocolSession) -> dict[str, Any]:
     return {
         "Release": ctx.release,
         "Previous release": ctx.previous_release or "unknown",
-        "Commit": git_commit(session.project.base_dir) or "unknown",
+        "Commit": session.git_commit or "unknown",
         "Config digest": f"sha256:{session.project.digest}",
         "Environment": ctx.env,
         "Project": session.project.project,

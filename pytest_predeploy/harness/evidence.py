@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_predeploy.harness.itemkeys import evidence_key
-from pytest_predeploy.rehearsal.prometheus import query_chart
 
 if TYPE_CHECKING:
     from pytest_predeploy.intake.approvals import IntakeReport
@@ -180,6 +179,8 @@ def show_observability(evidence: Evidence, result: ObservabilityResult) -> None:
     """The PromQL checks asked of Prometheus: values per point and one time series per query."""
     if result.prometheus is None:
         return
+    from pytest_predeploy.rehearsal.prometheus import query_chart  # here: most runs ask Prometheus nothing
+
     rows = []
     for query in result.prometheus.queries:
         for point in query.points:

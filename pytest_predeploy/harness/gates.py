@@ -4,8 +4,8 @@ A gate is a test module marked ``pytest.mark.gate(N, "Name")``; each test in it 
 ``must("<criterion>")`` or ``guideline("<criterion>")``, naming the criterion of the protocol it
 judges (declared once in :mod:`pytest_predeploy.verdict.criteria`). How gates run, halt and end
 is the :class:`~pytest_predeploy.harness.controller.GateController`'s; the verdict is
-:mod:`pytest_predeploy.harness.verdict`'s. This module stays light: the plugin imports it on every
-pytest run.
+:mod:`pytest_predeploy.harness.verdict`'s. This module stays light: gate modules import it (through
+the API) when they are collected, also by a plain pytest run that only lists them.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def await_signoff(roles: Iterable[str], detail: str = "") -> NoReturn:
 def load(path: Path, model: type[M]) -> M:
     """Read an artifact for a gate assertion, as ``model``: a malformed one fails the test naming
     file and field."""
-    # Here, not at the top: the plugin imports this module in plain pytest runs, which must not
-    # pay for pydantic (core.artifacts' models).
+    # Here, not at the top: collecting a gate module imports this module, which must not pay for
+    # pydantic (core.artifacts' models) before an artifact is read.
     from pytest_predeploy.core.artifacts import read_artifact
 
     try:

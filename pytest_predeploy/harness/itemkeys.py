@@ -1,6 +1,6 @@
 """Keys on a gate test's own ``item.stash``, in a module that imports nothing of ours: the gate
-controller reads them, and the plugin imports the controller on every pytest run, so this import
-must stay cheap (harness.evidence draws charts with the rehearsal's modules, which load pydantic)."""
+controller reads them, and every protocol run imports the controller, so this import must stay
+cheap (harness.evidence draws charts with the rehearsal's modules, which load pydantic)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
@@ -29,16 +29,20 @@ from pytest_predeploy.harness.banner import BuildChange, Risk, RootCause, Servic
 from pytest_predeploy.harness.evidence import bar_chart_svg
 from pytest_predeploy.intake.approvals import ApprovalRecord, IntakeReport
 from pytest_predeploy.intake.parity import ParityReport
-from pytest_predeploy.intake.parity.config import DriftWaiver
-from pytest_predeploy.readiness.package import Manifest
-from pytest_predeploy.rehearsal.contract import ApiContractReport
-from pytest_predeploy.rehearsal.deploy import DeploymentReport
-from pytest_predeploy.rehearsal.observability import ObservabilityResult
-from pytest_predeploy.rehearsal.prometheus import query_chart
-from pytest_predeploy.rehearsal.smoke import TestResultsReport
-from pytest_predeploy.rollback.rollback import RollbackReport
 from pytest_predeploy.security import SecurityReport
-from pytest_predeploy.targets.releases import ReleaseIdentity
+
+# The models of the reports a run may not have written (and of the sealed package) are imported
+# where such a report is found: the review page is built in every protocol run, and a run that
+# rehearsed no deployment does not pay for the deployment's code.
+if TYPE_CHECKING:
+    from pytest_predeploy.intake.parity.config import DriftWaiver
+    from pytest_predeploy.readiness.package import Manifest
+    from pytest_predeploy.rehearsal.contract import ApiContractReport
+    from pytest_predeploy.rehearsal.deploy import DeploymentReport
+    from pytest_predeploy.rehearsal.observability import ObservabilityResult
+    from pytest_predeploy.rehearsal.smoke import TestResultsReport
+    from pytest_predeploy.rollback.rollback import RollbackReport
+    from pytest_predeploy.targets.releases import ReleaseIdentity
 
 M = TypeVar("M", bound=ArtifactModel)
 
@@ -96,12 +100,28 @@ def read_evidence(artifacts: Path, drift_waivers: Sequence[DriftWaiver] = ()) ->
     reader = _Reader(artifacts, found.notes)
     intake = reader.read(names.INTAKE_REPORT, IntakeReport)
     parity = reader.read(names.PARITY_REPORT, ParityReport)
-    deployment = reader.read(names.DEPLOYMENT_REPORT, DeploymentReport)
-    smoke = reader.read(names.TEST_RESULTS, TestResultsReport)
-    rollback = reader.read(names.ROLLBACK_REPORT, RollbackReport)
     security = reader.read(names.SECURITY_REPORT, SecurityReport)
-    observability = reader.read(names.OBSERVABILITY_METRICS, ObservabilityResult)
-    contract = reader.read(names.API_CONTRACT_REPORT, ApiContractReport)
+    smoke = deployment = rollback = observability = contract = None
+    if (artifacts / names.TEST_RESULTS).exists():
+        from pytest_predeploy.rehearsal.smoke import TestResultsReport
+
+        smoke = reader.read(names.TEST_RESULTS, TestResultsReport)
+    if (artifacts / names.DEPLOYMENT_REPORT).exists():
+        from pytest_predeploy.rehearsal.deploy import DeploymentReport
+
+        deployment = reader.read(names.DEPLOYMENT_REPORT, DeploymentReport)
+    if (artifacts / names.ROLLBACK_REPORT).exists():
+        from pytest_predeploy.rollback.rollback import RollbackReport
+
+        rollback = reader.read(names.ROLLBACK_REPORT, RollbackReport)
+    if (artifacts / names.OBSERVABILITY_METRICS).exists():
+        from pytest_predeploy.rehearsal.observability import ObservabilityResult
+
+        observability = reader.read(names.OBSERVABILITY_METRICS, ObservabilityResult)
+    if (artifacts / names.API_CONTRACT_REPORT).exists():
+        from pytest_predeploy.rehearsal.contract import ApiContractReport
+
+        contract = reader.read(names.API_CONTRACT_REPORT, ApiContractReport)
     if contract is not None:
         found.api_changes, found.api_note = _api_changes(contract)
         found.risks += [
@@ -260,6 +280,8 @@ def _charts(deployment: DeploymentReport | None, rollback: RollbackReport | None
         if last is not None and latency:
             charts.append((f"p95 latency per service, {last.label} (observability baseline)", bar_chart_svg(latency, unit="ms")))
         if observability.prometheus is not None:
+            from pytest_predeploy.rehearsal.prometheus import query_chart
+
             charts += [(f"{q.name}: {q.promql}", query_chart(q)) for q in observability.prometheus.queries]
     return charts
 
@@ -323,6 +345,8 @@ def _api_changes(report: ApiContractReport) -> tuple[list[tuple[str, str, str, s
 
 def sealed_manifest(package: Path) -> Manifest | None:
     """The manifest sealed in ``package`` (what `predeploy verify` counts), or None."""
+    from pytest_predeploy.readiness.package import Manifest
+
     try:
         with zipfile.ZipFile(package) as archive:
             return Manifest.model_validate(json_loads(archive.read(names.MANIFEST)))

@@ -30,13 +30,6 @@ from pytest_predeploy.harness.gates import ExitStatus, cannot_write
 from pytest_predeploy.harness.report import github_step_summary
 from pytest_predeploy.harness.steps import ask_yes_no, scrub_artifacts_folder
 from pytest_predeploy.harness.verdict import Verdict, decide
-from pytest_predeploy.readiness.anchors import file_sha256
-from pytest_predeploy.readiness.package import seal_package
-from pytest_predeploy.readiness.record import find_repository
-from pytest_predeploy.readiness.signoff import record_signoff
-from pytest_predeploy.rehearsal.deploy import DeploymentReport, return_to_previous
-from pytest_predeploy.security.osv import database_digest
-from pytest_predeploy.verdict.sealed import rehearsed_releases, release_source_digest
 
 if TYPE_CHECKING:
     from pytest_predeploy.config import ProjectConfig
@@ -75,6 +68,9 @@ class SealedRun(Protocol):
 
     @property
     def seal_pending(self) -> bool: ...
+
+    @property
+    def git_commit(self) -> str | None: ...
 
     def unjudged_upstream(self) -> list[str]: ...
 
@@ -144,6 +140,10 @@ class Sealing:
     def _staging_after_interrupt(self) -> str:
         """After an interrupt: staging back on the previous release if this run deployed the
         candidate and nothing has returned it yet, and what it serves, read back."""
+        # Imported here, as below: only a run that seals, is interrupted or asks for a sign-off
+        # needs the package's, the deployment's or the sign-off's code.
+        from pytest_predeploy.rehearsal.deploy import DeploymentReport, return_to_previous
+
         run = self.session
         ctx = run.context
         try:
@@ -231,6 +231,10 @@ class Sealing:
             run.record.write_problems.append(f"JSON report (it still says what it said before sealing): {problem}")
 
     def manifest_fields(self) -> dict[str, Any]:
+        from pytest_predeploy.readiness.anchors import file_sha256
+        from pytest_predeploy.security.osv import database_digest
+        from pytest_predeploy.verdict.sealed import rehearsed_releases, release_source_digest
+
         run = self.session
         ctx = run.context
         return {
@@ -249,6 +253,8 @@ class Sealing:
 
     def _seal(self) -> str | None:
         """Seal the package; None when done, else why not."""
+        from pytest_predeploy.readiness.package import seal_package
+
         run = self.session
         for name in (names.HTML_REPORT, names.JSON_REPORT):
             # The package carries the run's own report: reviewers read it (a -p no:html run has none).
@@ -269,6 +275,9 @@ class Sealing:
         return None
 
     def _readiness_prompt(self, sha256: str) -> None:
+        from pytest_predeploy.readiness.record import find_repository
+        from pytest_predeploy.readiness.signoff import record_signoff
+
         run = self.session
         answer = ask_yes_no(run.config, "[READINESS REVIEW] Pre-deployment package compiled. Approve handoff to Protocol 11?")
         if answer is None:

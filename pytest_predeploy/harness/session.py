@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,6 +24,7 @@ from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core import interrupts
 from pytest_predeploy.core.errors import PredeployError
 from pytest_predeploy.core.redact import Redactor
+from pytest_predeploy.core.runstate import git_commit
 from pytest_predeploy.harness import artifactsdir, report, steps
 from pytest_predeploy.harness.artifactsdir import LOCK_FILE
 from pytest_predeploy.harness.context import RunContext
@@ -132,6 +134,12 @@ class ProtocolSession:
     @seal_requested.setter
     def seal_requested(self, value: bool) -> None:
         self.sealing.seal_requested = value
+
+    @cached_property
+    def git_commit(self) -> str | None:
+        """The project's commit as the reports name it: read once, so every report of the run
+        names the same one (each read is a git process)."""
+        return git_commit(self.project.base_dir)
 
     @property
     def seal_pending(self) -> bool:

@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -38,24 +38,17 @@ from pytest_predeploy.core.background import StepHalted
 from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.runner import RunResult, script_name
 from pytest_predeploy.core.runstate import load_state
-from pytest_predeploy.core.scan import Unscannable, redact_in_place, scan_file
 from pytest_predeploy.harness.context import STEP_OUTPUTS, RunContext
 from pytest_predeploy.harness.evidence import evidence  # noqa: F401  (a fixture gate tests use)
 from pytest_predeploy.harness.keys import background_key, context_key, session_key
-from pytest_predeploy.intake.approvals import validate_intake
-from pytest_predeploy.intake.refresh import run_data_refresh
-from pytest_predeploy.readiness.checklist import ChecklistResult, write_deployment_checklist
-from pytest_predeploy.readiness.package import PackageError, build_manifest, collect_files
-from pytest_predeploy.readiness.signing import SEALED_SIGNERS
-from pytest_predeploy.readiness.signoff import SignoffStatus, judge_signoffs
-from pytest_predeploy.rehearsal.contract import Contract, contract_report, read_contracts
-from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems, rehearse_deployment, return_to_previous
-from pytest_predeploy.rehearsal.observability import PrometheusWatch, capture_metrics, write_observability_baseline
-from pytest_predeploy.rehearsal.smoke import TestResultsReport, run_smoke_tests, smoke_problems
-from pytest_predeploy.rollback.operational import check_operational_readiness
-from pytest_predeploy.rollback.rollback import rehearse_rollback
-from pytest_predeploy.security.report import headline_of
-from pytest_predeploy.verdict.sealed import judge_sealed_package
+
+# Each step's own code is imported by the fixture that runs it, not here: the plugin imports this
+# module at the start of every protocol run, and a run pays only for the steps its gates use.
+if TYPE_CHECKING:
+    from pytest_predeploy.readiness.checklist import ChecklistResult
+    from pytest_predeploy.readiness.signoff import SignoffStatus
+    from pytest_predeploy.rehearsal.contract import Contract
+    from pytest_predeploy.rehearsal.observability import PrometheusWatch
 
 #: The artifacts each step fixture writes (the HTML report links them from the tests that use them).
 FIXTURE_ARTIFACTS: dict[str, list[str]] = names.fixture_artifacts()
@@ -141,6 +134,8 @@ def scrub_artifacts_folder(ctx: RunContext) -> list[str]:
     redacted in place; a file that is not text (an image, an archive) is never rewritten byte-wise:
     it is kept as written and refused, as is an archive that cannot be looked into.
     Returns one line per file naming it and the secrets found (never their values)."""
+    from pytest_predeploy.core.scan import Unscannable, redact_in_place, scan_file
+    from pytest_predeploy.readiness.package import PackageError, collect_files
 
     try:
         files = collect_files(ctx.artifacts, ctx.config.package.exclude)
@@ -202,6 +197,8 @@ def predeploy(pytestconfig: pytest.Config) -> RunContext:
 
 def run_intake(ctx: RunContext) -> Path:
     """Step 1.1 itself (see BACKGROUND_STEPS)."""
+    from pytest_predeploy.intake.approvals import validate_intake
+
     report = validate_intake(ctx.config.approvals, ctx.release)
     return write_artifact(ctx.artifact(names.INTAKE_REPORT), report)
 
@@ -213,6 +210,8 @@ def run_security(ctx: RunContext) -> tuple[Path, RunResult]:
 
 def run_operational_readiness(ctx: RunContext) -> Path:
     """Step 3.3 itself (see BACKGROUND_STEPS)."""
+    from pytest_predeploy.rollback.operational import check_operational_readiness
+
     try:
         check_operational_readiness(ctx.config, ctx.release, ctx.previous_release, ctx.artifacts)
     except PredeployError as exc:
@@ -274,6 +273,8 @@ def parity(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def data_refresh(predeploy: RunContext) -> Path:
     """Step 1.3 (GUIDELINE): refresh test data and feature flags -> staging-data-refresh.md."""
+    from pytest_predeploy.intake.refresh import run_data_refresh
+
     try:
         run_data_refresh(predeploy.config, predeploy.env, predeploy.release, predeploy.artifacts, predeploy)
     except PredeployError as exc:
@@ -290,10 +291,14 @@ def metrics_snapshots() -> list[Any]:
 @pytest.fixture(scope="session")
 def prometheus_watch(predeploy: RunContext) -> PrometheusWatch:
     """The PromQL checks asked of Prometheus at the same points (observability.prometheus)."""
+    from pytest_predeploy.rehearsal.observability import PrometheusWatch
+
     return PrometheusWatch(predeploy.config, predeploy.env, announce=predeploy.announce)
 
 
 def _snapshot(ctx: RunContext, snapshots: list[Any], label: str, watch: PrometheusWatch) -> None:
+    from pytest_predeploy.rehearsal.observability import capture_metrics
+
     snapshots.append(capture_metrics(ctx.config, ctx.env, label))
     watch.point(label)
 
@@ -307,6 +312,8 @@ def contracts_before() -> dict[str, Contract]:
 @pytest.fixture(scope="session")
 def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch, contracts_before: dict[str, Contract]) -> Path:
     """Step 2.1: deploy_backend.sh per service -> staging-deployment-run.log and its report."""
+    from pytest_predeploy.rehearsal.contract import read_contracts
+    from pytest_predeploy.rehearsal.deploy import rehearse_deployment
 
     def before_switch() -> None:
         _snapshot(predeploy, metrics_snapshots, "before deploy", prometheus_watch)
@@ -322,6 +329,8 @@ def deployment(predeploy: RunContext, metrics_snapshots: list[Any], prometheus_w
 
 
 def _require_deployed(ctx: RunContext, deployment: Path, step: str) -> None:
+    from pytest_predeploy.rehearsal.deploy import DeploymentReport, deployment_problems
+
     try:
         report = read_artifact(deployment, DeploymentReport)
     except ArtifactError as exc:
@@ -344,6 +353,9 @@ def _recover_after_failed_smoke(ctx: RunContext, path: Path) -> None:
     """A candidate that fails its smoke and acceptance suites does not stay on staging: a failed
     rehearsal leaves staging on the previous release, and the deployment report says what it
     serves afterwards (read back)."""
+    from pytest_predeploy.rehearsal.deploy import return_to_previous
+    from pytest_predeploy.rehearsal.smoke import TestResultsReport, smoke_problems
+
     try:
         failing = bool(smoke_problems(read_artifact(path, TestResultsReport), ctx.config.smoke.min_coverage))
     except ArtifactError:
@@ -360,6 +372,8 @@ def _recover_after_failed_smoke(ctx: RunContext, path: Path) -> None:
 @pytest.fixture(scope="session")
 def api_contract(predeploy: RunContext, deployment: Path, contracts_before: dict[str, Contract]) -> Path:
     """Step 2.2 (contract): the candidate's API contract against the previous release's -> api-contract-report.json."""
+    from pytest_predeploy.rehearsal.contract import contract_report, read_contracts
+
     _require_deployed(predeploy, deployment, "api_contract")
     config = predeploy.config
     after = read_contracts(config, predeploy.env) if config.contract.enabled else {}
@@ -370,6 +384,8 @@ def api_contract(predeploy: RunContext, deployment: Path, contracts_before: dict
 @pytest.fixture(scope="session")
 def observability(predeploy: RunContext, smoke: Path, metrics_snapshots: list[Any], prometheus_watch: PrometheusWatch) -> Path:
     """Step 2.3 (GUIDELINE): metrics across the rehearsal -> observability-baseline.md."""
+    from pytest_predeploy.rehearsal.observability import write_observability_baseline
+
     write_observability_baseline(predeploy.config, predeploy.release, metrics_snapshots, predeploy.artifacts, prometheus_watch.finish())
     return predeploy.artifact(names.OBSERVABILITY_BASELINE)
 
@@ -377,6 +393,9 @@ def observability(predeploy: RunContext, smoke: Path, metrics_snapshots: list[An
 @pytest.fixture(scope="session")
 def rollback(predeploy: RunContext, deployment: Path) -> Path:
     """Step 3.1: rollback_backend.sh per service, verified, then roll forward -> rollback-verification-report.json."""
+    from pytest_predeploy.rehearsal.smoke import run_smoke_tests
+    from pytest_predeploy.rollback.rollback import rehearse_rollback
+
     _require_deployed(predeploy, deployment, "rollback")
 
     def smoke_subset(label: str, select: str | None, release: str) -> Any:
@@ -398,6 +417,8 @@ def rollback(predeploy: RunContext, deployment: Path) -> Path:
 @pytest.fixture(scope="session")
 def security(predeploy: RunContext, pytestconfig: pytest.Config) -> Path:
     """Step 3.2: run_security_audit.py -> security-compliance-report.json (+ SBOM)."""
+    from pytest_predeploy.security.report import headline_of
+
     outcome: tuple[Path, RunResult] = run_or_take(pytestconfig, predeploy, "security")
     path, result = outcome
     if result.returncode == EXIT_FINDINGS:
@@ -419,6 +440,9 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
     the sign-offs bound to its digest stay valid, and count only on evidence that still holds);
     otherwise the manifest of what will be sealed at the end of this run is written now, and the
     package itself after the pytest reports."""
+    from pytest_predeploy.readiness.package import build_manifest
+    from pytest_predeploy.readiness.signing import SEALED_SIGNERS
+    from pytest_predeploy.verdict.sealed import judge_sealed_package
 
     session = pytestconfig.stash[session_key]
     if predeploy.artifact(names.PACKAGE).exists():
@@ -458,6 +482,8 @@ def package_contents(predeploy: RunContext, pytestconfig: pytest.Config) -> Path
 @pytest.fixture(scope="session")
 def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest.Config) -> SignoffStatus | None:
     """Step 4.2: the readiness review: required sign-offs on the sealed package's digest."""
+    from pytest_predeploy.readiness.signoff import judge_signoffs
+
     session = pytestconfig.stash[session_key]
     if session.reused_package is None:
         return None  # sealed at the end of this run: nobody can have signed its digest yet
@@ -480,6 +506,8 @@ def signoffs(predeploy: RunContext, package_contents: Path, pytestconfig: pytest
 @pytest.fixture(scope="session")
 def deployment_checklist(predeploy: RunContext) -> ChecklistResult:
     """Step 4.3 (GUIDELINE): append rehearsal insights and owners -> deployment-checklist.md."""
+    from pytest_predeploy.readiness.checklist import write_deployment_checklist
+
     readiness = predeploy.config.readiness
     try:
         # Once the package is sealed, the checklist in it is what reviewers sign: never appended to.

@@ -64,7 +64,7 @@ class ApprovalsConfig(StrictModel):
 class Waiver(BaseModel):
     """A security/compliance waiver carried by an approval record."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)  # built on first use, as StrictModel (core.fields)
 
     id: str = Field(description="Waiver identifier.")
     owner: str = Field(description="Who owns the accepted risk.")
@@ -75,7 +75,7 @@ class Waiver(BaseModel):
 class ApprovalRecord(BaseModel):
     """What an upstream approval file must say."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)  # built on first use, as StrictModel (core.fields)
 
     release: str = Field(description="The release this approval is for.")
     status: Literal["approved", "rejected", "pending"] = Field(description="The decision.")

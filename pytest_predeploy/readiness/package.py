@@ -35,6 +35,8 @@ from pytest_predeploy.core.errors import ArtifactError, PredeployError
 from pytest_predeploy.core.fields import StrictModel
 from pytest_predeploy.core.git import run_git
 from pytest_predeploy.core.nesting import json_loads
+from pytest_predeploy.readiness.settings import REQUIRED_ARTIFACTS as REQUIRED_ARTIFACTS
+from pytest_predeploy.readiness.settings import PackageConfig as PackageConfig
 from pytest_predeploy.readiness.signing import Signers
 from pytest_predeploy.readiness.signoff import SignoffView, review_signoffs
 from pytest_predeploy.readiness.zipwriter import (
@@ -56,9 +58,6 @@ STEP = "package"
 #: When neither SOURCE_DATE_EPOCH nor a git commit gives a time: 1980-01-01T00:00:00Z, the
 #: earliest time a zip entry can carry (documented in docs/config-reference.md, package section).
 FALLBACK_EPOCH = EARLIEST_TIME
-
-#: Artifacts Gate 4's "package can be compiled" test requires before sealing.
-REQUIRED_ARTIFACTS = names.REQUIRED_ARTIFACTS
 
 #: Producing step of each known artifact (transcripts are named after their step).
 DEFAULT_PRODUCERS: dict[str, str] = names.PRODUCERS
@@ -83,20 +82,6 @@ _HANDOFF = {
 
 class PackageError(PredeployError):
     """The package cannot be built or read: the message names the path and what to do."""
-
-
-class PackageConfig(StrictModel):
-    """Settings of the go/no-go package (Gate 4)."""
-
-    required: list[str] = Field(
-        default_factory=lambda: list(REQUIRED_ARTIFACTS),
-        description="Artifacts (paths relative to the artifacts dir) that must exist before the package is sealed.",
-    )
-    exclude: list[str] = Field(
-        default_factory=list,
-        description="Glob patterns (relative POSIX paths, e.g. 'scratch/*') of files left out of the package, besides the package itself, readiness-approval.json, lock files, dotfiles and history/.",
-    )
-    compression_level: int = Field(1, ge=1, le=9, description="zlib level for entries that compress (1 is fastest; 9 smallest).")
 
 
 class ManifestEntry(StrictModel):

@@ -29,6 +29,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pytest_predeploy.core.errors import ConfigError
 from pytest_predeploy.core.fields import StrictModel, identity_key, is_blank
 from pytest_predeploy.core.yamlfile import Position, line_of, load_yaml_file
+from pytest_predeploy.readiness.settings import DEFAULT_SIGNERS_FILE as DEFAULT_SIGNERS_FILE
 
 #: The payload type of an in-toto statement inside a DSSE envelope (in-toto attestation spec).
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -36,8 +37,6 @@ INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_KEY_FILE_BYTES = 64 * 1024
 #: A signers file lists people; a megabyte of them is a mistake.
 MAX_SIGNERS_FILE_BYTES = 1024 * 1024
-#: Where `predeploy init` writes the signers file and where the config looks by default.
-DEFAULT_SIGNERS_FILE = "predeploy/signers.yaml"
 _KEY_HELP = "create one with `ssh-keygen -t ed25519 -f ~/.ssh/predeploy_ed25519`"
 
 

@@ -26,7 +26,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -34,45 +33,18 @@ from pydantic import Field
 
 from pytest_predeploy.core.artifacts import ArtifactModel
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.fields import StrictModel, utcnow
 from pytest_predeploy.rehearsal.contractdiff import Change, Kind, compare_documents, compare_routes
 from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_endpoints
 from pytest_predeploy.rehearsal.openapi import OpenApiError, Route, fetch_document, routes_from_document
+from pytest_predeploy.rehearsal.settings import ContractConfig as ContractConfig
+from pytest_predeploy.rehearsal.settings import ContractWaiver as ContractWaiver
 from pytest_predeploy.rehearsal.smoke import SmokeProject
 from pytest_predeploy.targets.base import service_urls
 from pytest_predeploy.targets.choose import target_for
 from pytest_predeploy.targets.settings import EndpointsConfig
 
 STEP = "api-contract"
-
-
-class ContractWaiverMatch(StrictModel):
-    """Which breaking changes a waiver covers: shell-style globs, every given field must match."""
-
-    change: str = Field(description="The change's rule id, e.g. 'api-removed-without-deprecation' or 'request-parameter-*'.")
-    service: str | None = Field(None, description="Service name.")
-    operation: str | None = Field(None, description="Operation as the report shows it, e.g. 'DELETE /items/{item_id}'.")
-
-
-class ContractWaiver(StrictModel):
-    """An accepted breaking change: its clients were told, or it has none."""
-
-    id: str = Field(description="Waiver identifier, shown beside every change it covers.")
-    match: ContractWaiverMatch = Field(description="The changes it covers.")
-    owner: str = Field(description="Who accepted the break (and told its clients).")
-    justification: str = Field(description="Why the break is acceptable.")
-    expires_at: UtcDatetime = Field(description="When the waiver stops applying; the change then fails Gate 2 again.")
-
-    def covers(self, service: str, change: Change) -> bool:
-        checks = [(self.match.service, service), (self.match.operation, change.operation)]
-        return fnmatchcase(change.id, self.match.change) and all(pattern is None or fnmatchcase(value, pattern) for pattern, value in checks)
-
-
-class ContractConfig(StrictModel):
-    """The API contract check of Gate 2: the candidate's served contract against the previous release's."""
-
-    enabled: bool = Field(True, description="Compare the contracts. Off, the report says so and Gate 2 does not judge them.")
-    waivers: list[ContractWaiver] = Field(default_factory=list, description="Accepted breaking changes, each with an owner and an expiry.")
 
 
 # --- the artifact -------------------------------------------------------------------------

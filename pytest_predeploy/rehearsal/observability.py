@@ -24,22 +24,24 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
-from xml.sax.saxutils import escape
+from typing import Literal
 
 from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import ArtifactModel, write_artifact, write_text_atomic
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.httpget import MAX_BODY, NoAnswer
 from pytest_predeploy.core.httpget import http_get as core_http_get
-from pytest_predeploy.rehearsal.prometheus import PrometheusConfig, PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
+from pytest_predeploy.rehearsal.prometheus import PrometheusObserver, PrometheusResult, prometheus_problems, render_prometheus_markdown
+from pytest_predeploy.rehearsal.settings import AlertRule as AlertRule
+from pytest_predeploy.rehearsal.settings import MetricName
+from pytest_predeploy.rehearsal.settings import ObservabilityConfig as ObservabilityConfig
+from pytest_predeploy.rehearsal.settings import ObservedProject as ObservedProject
 from pytest_predeploy.targets.choose import target_for
-from pytest_predeploy.targets.settings import TargetSettings
 
 STEP = "observability"
 
@@ -47,8 +49,6 @@ STEP = "observability"
 PHASE_BEFORE_DEPLOY = "before deploy"
 PHASE_AFTER_DEPLOY = "after deploy"
 PHASE_AFTER_SMOKE = "after smoke"
-
-MetricName = Literal["request_count", "error_ratio", "latency_p50", "latency_p95"]
 
 _METRIC_TITLES: dict[str, str] = {
     "request_count": "Requests",
@@ -58,57 +58,7 @@ _METRIC_TITLES: dict[str, str] = {
 }
 
 
-class AlertRule(StrictModel):
-    """One alert threshold, evaluated per service and phase."""
-
-    name: str = Field(description="Alert name shown in the baseline (e.g. high-error-ratio).")
-    metric: MetricName = Field(description="The figure the rule watches: request_count, error_ratio, latency_p50 or latency_p95.")
-    above: float = Field(ge=0, description="The alert fires when the figure is strictly above this value (seconds for latencies, a fraction for error_ratio).")
-    services: list[str] = Field(default_factory=list, description="Services the rule applies to; empty: every service.")
-    phases: list[str] = Field(
-        default_factory=list, description="Phases the rule applies to ('before deploy', 'after deploy', 'after smoke'); empty: every phase."
-    )
-
-
-def _default_alerts() -> list[AlertRule]:
-    return [
-        AlertRule(name="high-error-ratio", metric="error_ratio", above=0.05),
-        AlertRule(name="slow-p95", metric="latency_p95", above=0.5),
-    ]
-
-
-class ObservabilityConfig(StrictModel):
-    """How the services' metrics are read, and the alert thresholds of the baseline."""
-
-    metrics_path: str = Field("/metrics", description="Path of each service's Prometheus text endpoint.")
-    request_counter: str = Field("http_requests_total", description="Counter of handled requests (sample name as exposed, with _total).")
-    latency_histogram: str = Field("http_request_duration_seconds", description="Histogram of request durations in seconds (name without _bucket).")
-    method_label: str = Field("method", description="Label carrying the HTTP method on both metrics.")
-    route_label: str = Field("route", description="Label carrying the route template (e.g. /api/products/{id}) on both metrics.")
-    status_label: str = Field("status", description="Label carrying the HTTP status code on the request counter.")
-    scrape_timeout: Duration = Field(timedelta(seconds=5), description="How long one scrape may take before the service counts as 'no data'.")
-    alerts: list[AlertRule] = Field(
-        default_factory=_default_alerts,
-        description="Alert thresholds evaluated on every service and phase (default: error_ratio above 0.05, latency_p95 above 0.5 s).",
-    )
-    prometheus: PrometheusConfig | None = Field(
-        None,
-        description="PromQL checks asked of a Prometheus server at the same points (docs/prometheus.md); absent: only the built-in scrape.",
-    )
-
-
 # --- reading a running service ------------------------------------------------------------
-
-
-class ObservedProject(TargetSettings, Protocol):
-    """What the baseline needs from the project's configuration: the services (reached through
-    the staging target) and this section."""
-
-    @property
-    def project(self) -> str: ...
-
-    @property
-    def observability(self) -> ObservabilityConfig: ...
 
 
 class Unreadable(Exception):
@@ -612,6 +562,10 @@ _PANEL_W, _PANEL_H, _PAD = 250, 170, 36
 def render_chart(config: ObservedProject, result: ObservabilityResult) -> str:
     """An inline SVG: one panel per figure (requests, error ratio, p95), phases along x, one line
     per service, alert thresholds dashed; a phase without data is marked 'n/d' and not drawn."""
+    # Here and in _panel, not at the top: xml.sax.saxutils imports urllib.request, http.client and
+    # ssl, which a protocol run that draws no chart does not need.
+    from xml.sax.saxutils import escape
+
     panels: list[MetricName] = ["request_count", "error_ratio", "latency_p95"]
     services = [service.name for service in config.services]
     width = len(panels) * (_PANEL_W + _PAD) + _PAD
@@ -633,6 +587,8 @@ def render_chart(config: ObservedProject, result: ObservabilityResult) -> str:
 
 
 def _panel(result: ObservabilityResult, services: list[str], metric: MetricName, left: float, top: float) -> list[str]:
+    from xml.sax.saxutils import escape
+
     phases = result.phases
     thresholds = sorted({alert.above for alert in result.alerts if alert.metric == metric})
     values: dict[str, list[tuple[float | None, bool]]] = {}

@@ -18,115 +18,20 @@ import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, format_duration
+from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime
 from pytest_predeploy.core.httpget import NoAnswer, http_get
 from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.timechart import Line, time_series_svg
+from pytest_predeploy.rehearsal.settings import Comparison, PrometheusQuery, promql_duration
+from pytest_predeploy.rehearsal.settings import PrometheusConfig as PrometheusConfig
 
 #: The point whose values stand for the previous release in comparisons (captured before the
 #: candidate takes traffic).
 BASELINE_PHASE = "before deploy"
 #: Range queries are capped to about this many points per series: enough for a small chart.
 RANGE_POINTS = 120
-
-
-class Comparison(StrictModel):
-    """How a query's value may move from the previous release (the pre-deploy point) to the candidate."""
-
-    mode: Literal["ratio", "difference"] = Field(description="ratio: candidate / previous; difference: candidate - previous.")
-    above: float | None = Field(None, description="Breach when the ratio or difference is strictly above this.")
-    below: float | None = Field(None, description="Breach when the ratio or difference is strictly below this.")
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> Comparison:
-        if self.above is None and self.below is None:
-            raise ValueError("a comparison needs 'above' or 'below' (e.g. {mode: ratio, above: 1.5})")
-        return self
-
-
-class PrometheusQuery(StrictModel):
-    """One PromQL check, evaluated at every point of the rehearsal."""
-
-    name: str = Field(min_length=1, description="Short name shown in the baseline (e.g. error-ratio).")
-    query: str = Field(min_length=1, description="PromQL; '{window}' is replaced by the window as a Prometheus duration (e.g. rate(x[{window}])).")
-    above: float | None = Field(None, description="Breach when a value is strictly above this.")
-    below: float | None = Field(None, description="Breach when a value is strictly below this.")
-    window: Duration = Field(
-        timedelta(minutes=1), description="The time window of the query ('{window}' in the PromQL); also how far before the rehearsal the chart starts."
-    )
-    compare: Comparison | None = Field(None, description="Optional comparison with the previous release: the same query at the pre-deploy point.")
-
-    @model_validator(mode="after")
-    def _some_check(self) -> PrometheusQuery:
-        if self.above is None and self.below is None and self.compare is None:
-            raise ValueError(f"query {self.name!r} checks nothing: give 'above', 'below' or 'compare'")
-        return self
-
-    @property
-    def promql(self) -> str:
-        """The query as sent, with the window filled in."""
-        return self.query.replace("{window}", promql_duration(self.window))
-
-    def threshold_text(self) -> str:
-        parts = []
-        if self.above is not None:
-            parts.append(f"> {self.above:g}")
-        if self.below is not None:
-            parts.append(f"< {self.below:g}")
-        if self.compare is not None:
-            bounds = " or ".join(f"{op} {v:g}" for op, v in ((">", self.compare.above), ("<", self.compare.below)) if v is not None)
-            parts.append(f"{self.compare.mode} to previous {bounds}")
-        return "breach if " + "; ".join(parts)
-
-
-class PrometheusConfig(StrictModel):
-    """A Prometheus server to ask, and the PromQL checks of the observability baseline."""
-
-    url: str | None = Field(
-        None,
-        description="Base URL of the Prometheus server (http://host:9090); absent: the server the local staging target runs (staging.prometheus). Credentials in the URL are refused.",
-    )
-    queries: list[PrometheusQuery] = Field(default_factory=list, description="PromQL checks evaluated at each point of the rehearsal.")
-    timeout: Duration = Field(timedelta(seconds=5), description="How long one API call may take before the server counts as unavailable.")
-    alert_labels: list[str] = Field(
-        default_factory=lambda: ["service", "job"],
-        description="Alert labels that name a service; firing alerts whose label names a staging service are listed.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _plain_http(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http(s) URL such as http://127.0.0.1:9090")
-        if parts.username or parts.password:
-            # A password in the URL would be copied into every artifact that names the server.
-            raise ValueError("credentials in the URL are not supported; put Prometheus behind a local proxy or use a URL without user:password")
-        if parts.query or parts.fragment:
-            raise ValueError("the URL must not carry a query string or fragment")
-        return value.rstrip("/")
-
-    @field_validator("queries")
-    @classmethod
-    def _unique_names(cls, value: list[PrometheusQuery]) -> list[PrometheusQuery]:
-        seen: set[str] = set()
-        for query in value:
-            if query.name in seen:
-                raise ValueError(f"query name {query.name!r} is used twice")
-            seen.add(query.name)
-        return value
-
-
-def promql_duration(value: timedelta) -> str:
-    """A timedelta as a PromQL duration ('90s', '5m', '1h'); PromQL has no fractional units."""
-    seconds = value.total_seconds()
-    if seconds >= 1 and seconds == int(seconds):
-        return format_duration(timedelta(seconds=int(seconds)))
-    return f"{max(1, round(seconds * 1000))}ms"
 
 
 # --- the HTTP API -------------------------------------------------------------------------

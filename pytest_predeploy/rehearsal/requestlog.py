@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +59,11 @@ class Response:
 
 def request(method: str, url: str, body: Any = None, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> Response:
     """One HTTP request (``body`` sent as JSON when given), recorded for coverage."""
+    # Here, not at the top: urllib.request loads http.client and ssl, which the plugin's process
+    # does not need (it imports this module for the smoke step; the suites send the requests).
+    import urllib.error
+    import urllib.request
+
     data = json.dumps(body).encode() if body is not None else None
     sent = {"Content-Type": "application/json", **(headers or {})}
     req = urllib.request.Request(url, data=data, method=method.upper(), headers=sent)

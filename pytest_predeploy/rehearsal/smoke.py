@@ -38,25 +38,28 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import MAX_ARTIFACT_BYTES, ArtifactModel, write_artifact
 from pytest_predeploy.core.errors import StepError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.fields import StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.core.runner import RunResult, run_command
 from pytest_predeploy.rehearsal.endpoints import EndpointsUnreadable, declared_endpoints
-from pytest_predeploy.rehearsal.observability import NoCounter, ObservedProject, ParsedMetrics, Unreadable, scrape
 from pytest_predeploy.rehearsal.openapi import RouteTable
 from pytest_predeploy.rehearsal.requestlog import ENV_REQUEST_LOG, count_requests
+from pytest_predeploy.rehearsal.settings import ObservedProject, SuiteConfig
+from pytest_predeploy.rehearsal.settings import SmokeConfig as SmokeConfig
 from pytest_predeploy.targets.base import service_urls
 from pytest_predeploy.targets.choose import target_for
+
+if TYPE_CHECKING:
+    from pytest_predeploy.rehearsal.observability import ParsedMetrics
 
 STEP = "smoke"
 
@@ -77,47 +80,6 @@ _PYTEST_EXIT = {2: "interrupted or collection error", 3: "internal error", 4: "u
 #: Where a suite's own settings go; without it the suite runs with an empty one, so the
 #: project's pyproject.toml or a parent folder's ini never applies to it.
 SUITE_INI = "pytest.ini"
-
-
-class SuiteConfig(StrictModel):
-    """One pytest suite run against staging (smoke, acceptance, targeted regression ...)."""
-
-    name: str = Field(description="Suite name shown in reports (e.g. smoke, regression).")
-    path: ConfigPath = Field(description="Folder (or file) of the suite, relative to the config file. Its own settings go in a pytest.ini there.")
-    args: list[str] = Field(default_factory=list, description="Extra pytest arguments for this suite (e.g. ['-m', 'not slow']).")
-    timeout: Duration = Field(timedelta(minutes=5), description="How long the suite may run before it is stopped and reported as not run.")
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, name: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise ValueError("use letters, digits, '.', '_' and '-' (the name is part of file names)")
-        return name
-
-
-class SmokeConfig(StrictModel):
-    """Smoke and acceptance suites (Gate 2) and the coverage they must reach."""
-
-    suites: list[SuiteConfig] = Field(
-        default_factory=list, description="Suites run in order against the staging services; with none, Gate 2 has no test results (no data)."
-    )
-    min_coverage: float = Field(
-        0.8, ge=0, le=1, description="Smallest endpoint coverage (exercised / declared, 0..1) Gate 2 accepts; 0 turns the requirement off."
-    )
-    routes_path: str = Field(
-        "/routes",
-        description='Path at which services list their declared business endpoints as JSON {"routes": [{"method": ..., "path": ...}]}, unless a service sets its own endpoints (services[].endpoints).',
-    )
-
-    @field_validator("suites")
-    @classmethod
-    def _unique_names(cls, suites: list[SuiteConfig]) -> list[SuiteConfig]:
-        seen: set[str] = set()
-        for suite in suites:
-            if suite.name in seen:
-                raise ValueError(f"suite {suite.name!r} is listed twice")
-            seen.add(suite.name)
-        return suites
 
 
 # --- the artifact -------------------------------------------------------------------------
@@ -300,6 +262,8 @@ def url_env(urls: dict[str, str]) -> dict[str, str]:
 
 def declared_routes(config: SmokeProject, urls: dict[str, str]) -> list[Route]:
     """Every service's declared endpoints; raises :class:`Unreadable` naming the service."""
+    from pytest_predeploy.rehearsal.observability import Unreadable
+
     routes: list[Route] = []
     timeout = config.observability.scrape_timeout.total_seconds()
     for service in config.services:
@@ -318,10 +282,12 @@ class Uncounted(str):
     requests are counted from the suites' own calls unless ``requests: counter`` demands one."""
 
 
-Scrape = dict[str, ParsedMetrics | str]  # per service: its metrics, or why they cannot be read
+Scrape = dict[str, "ParsedMetrics | str"]  # per service: its metrics, or why they cannot be read
 
 
 def scrape_all(config: SmokeProject, urls: dict[str, str]) -> Scrape:
+    from pytest_predeploy.rehearsal.observability import NoCounter, Unreadable, scrape
+
     parsed: Scrape = {}
     for service in config.services:
         try:
@@ -339,6 +305,8 @@ def measure_coverage(config: SmokeProject, routes: list[Route] | str, before: Sc
     a string is a no-data reason."""
     if isinstance(routes, str):
         return Coverage(status="no-data", detail=routes)
+    from pytest_predeploy.rehearsal.observability import ParsedMetrics
+
     modes = {service.name: service.endpoints.requests for service in config.services}
     endpoints: list[Endpoint] = []
     for service, method, path in routes:
@@ -604,6 +572,10 @@ def run_smoke_tests(
     nothing is reported as not run, so pass ``suites`` too. ``urls`` overrides the local staging
     target's addresses. Transcripts go to ``<transcripts>/<output stem>-<suite>.log``, by default
     ``<output folder>/transcripts``."""
+    # The metrics are read with the baseline's code, imported when a suite runs (the plugin imports
+    # this module to read the smoke results; reading them needs none of it).
+    from pytest_predeploy.rehearsal.observability import Unreadable
+
     chosen = list(config.smoke.suites)
     if suites is not None:
         unknown = sorted(set(suites) - {suite.name for suite in chosen})

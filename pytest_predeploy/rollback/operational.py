@@ -26,29 +26,17 @@ from pydantic import Field, ValidationError
 from pytest_predeploy.core import artifacts as names
 from pytest_predeploy.core.artifacts import describe_validation_error, write_text_atomic
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
-from pytest_predeploy.core.fields import ConfigPath, Duration, StrictModel, UtcDatetime, utcnow
+from pytest_predeploy.core.fields import Duration, StrictModel, UtcDatetime, utcnow
 from pytest_predeploy.core.git import run_git
 from pytest_predeploy.core.nesting import json_loads
 from pytest_predeploy.core.yamlfile import load_yaml_file, parse_yaml, read_text_file
+from pytest_predeploy.rollback.settings import OperationalConfig as OperationalConfig
 
 CheckStatus = Literal["ok", "missing", "stale", "gap", "malformed"]
 CheckKind = Literal["runbook", "on-call", "escalation"]
 _MARKER = "predeploy:operational-readiness"
 _EMBEDDED = re.compile(r"<!-- " + re.escape(_MARKER) + r"\n(.*?)\n-->", re.DOTALL)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-
-
-class OperationalConfig(StrictModel):
-    """Runbooks, on-call schedule and escalation matrix checked by Gate 3's guideline."""
-
-    runbooks: list[ConfigPath] = Field(
-        default_factory=list,
-        description="Runbook files that must exist and be updated for the release (see the rules in docs: git history since the previous release's tag, else 'reviewed_for: <release>' front matter).",
-    )
-    oncall: ConfigPath | None = Field(None, description="On-call schedule (YAML: 'rotations' with start, shift, people; and/or 'shifts' with who, start, end).")
-    escalation: ConfigPath | None = Field(None, description="Escalation matrix: YAML with 'levels' (who, contact), or a Markdown document.")
-    window: Duration = Field(timedelta(hours=4), description="Length of the production deployment window that on-call must cover.")
-    window_start: UtcDatetime | None = Field(None, description="Planned start of the deployment window; default: when the check runs.")
 
 
 class Rotation(StrictModel):

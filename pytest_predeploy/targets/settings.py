@@ -327,7 +327,7 @@ class TargetConfig(ServiceLookup, BaseModel):
     They run once per service, often ten at once, and the whole config model imports every part
     of the plugin (the rest of the file is the plugin's to validate)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # built on first use, as StrictModel (core.fields)
 
     project: str | None = Field(None, description="Project name ({project} in staging.kube.image; default: the config file's folder name).")
     services: list[ServiceConfig] = Field(min_length=1, description="Services, in deployment order.")
