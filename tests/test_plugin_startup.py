@@ -113,6 +113,15 @@ def test_the_api_loads_the_code_behind_the_names_imported() -> None:
     assert sorted(loaded.intersection(NOT_GATE_1)) == []
 
 
+def test_loading_the_configuration_does_not_load_the_parity_comparison() -> None:
+    # Every protocol run and most `predeploy` commands load the config; its parity section is one
+    # model module, and the differ, readers and report of the parity package load when a run compares.
+    probe = "import json, sys; import pytest_predeploy.config; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    parity = sorted(name for name in json.loads(done.stdout) if name.startswith("pytest_predeploy.intake.parity."))
+    assert parity == ["pytest_predeploy.intake.parity.config", "pytest_predeploy.intake.parity.paths"]
+
+
 #: A conftest of the fake project: which modules and models the run had loaded when it finished.
 RECORD_LOADED = """
 import json, sys
