@@ -24,7 +24,7 @@ from pytest_predeploy.core.artifacts import MANIFEST, MAX_ARTIFACT_BYTES, read_a
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.intake.filesecrets import config_file_secrets
-from pytest_predeploy.intake.parity import ParityConfig, ParityReport
+from pytest_predeploy.intake.parity import ParityConfig, ParityReport, yamlread
 from pytest_predeploy.intake.parity.config import EnvironmentConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
 from pytest_predeploy.intake.parity.yamlread import load_documents
@@ -433,3 +433,35 @@ def test_a_deep_manifest_in_a_package_is_a_problem_not_a_traceback(tmp_path: Pat
     with zipfile.ZipFile(package) as archive, _shallow_stack():
         assert _read_manifest(archive, archive.infolist(), problems) == (None, b"")
     assert problems == [f"{MANIFEST}: not valid JSON (nesting deeper than 64 levels: line 2 column 1 (char 20))"]
+
+
+DENSE = {
+    # Three bytes a value: a file of empty mappings costs some 25 times its size once built.
+    "json": lambda count: '{"items": [' + "{}," * count + "{}]}",
+    "yaml": lambda count: "items:\n" + "- {}\n" * count,
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(DENSE))
+def test_an_input_denser_in_values_than_configuration_is_refused_naming_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    # The floor is 1,000,000 values (a 6 MB file of them); lowered here so the files stay small.
+    monkeypatch.setattr(yamlread, "VALUES_FLOOR", 1_000)
+    dense = tmp_path / f"dense.{fmt}"
+    dense.write_text(DENSE[fmt](3_000))
+    with pytest.raises(ConfigError) as refused:
+        load_input_file(dense)
+    assert f"values in {dense.stat().st_size:,} bytes (at most one per 6 bytes" in str(refused.value)
+    assert "parity inputs are configuration, not data" in str(refused.value)
+    # Configuration-shaped inputs of the same size and more are read: a setting every 10-20 bytes.
+    settings = tmp_path / f"settings.{fmt}"
+    services = {f"service-{n}": {"replicas": n, "image": f"registry.example/app:{n}"} for n in range(1_000)}
+    settings.write_text(json.dumps({"services": services}) if fmt == "json" else yaml.safe_dump({"services": services}))
+    assert settings.stat().st_size > dense.stat().st_size
+    assert len(load_input_file(settings)[0]["services"]) == 1_000
+
+
+def test_aliases_do_not_count_as_built_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An alias is the same object again, not a new one: only the expansion budget counts it.
+    monkeypatch.setattr(yamlread, "VALUES_FLOOR", 100)
+    text = "base: &b {a: 1, b: 2}\n" + "".join(f"k{n}: *b\n" for n in range(60))
+    assert len(load_documents(text)[0][1]) == 61

@@ -32,7 +32,7 @@ from pytest_predeploy.core.runner import run_command
 from pytest_predeploy.core.template import TemplateError
 from pytest_predeploy.core.yamlfile import YamlLimitError, parse_toml, read_text_file, unreadable_number, yaml_error
 from pytest_predeploy.intake.parity.config import MAX_VALUE_CHARS, SECTIONS, STEP, EnvironmentConfig, ParityProject
-from pytest_predeploy.intake.parity.yamlread import Unreadable, load_documents
+from pytest_predeploy.intake.parity.yamlread import Unreadable, load_documents, too_dense, value_limit
 from pytest_predeploy.intake.secrets import (
     load_secrets,
     parse_env_text,
@@ -115,6 +115,11 @@ def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]
 
 def parse_json(text: str, origin: str) -> Any:
     check_nesting(text, "json", origin)
+    # Every value but the first follows a comma or opens a container, and every key a colon: a
+    # count from above (commas and colons inside strings count too), taken before json builds them.
+    values = 1 + sum(map(text.count, (",", ":", "[", "{")))
+    if values > value_limit(len(text)):
+        raise ConfigError(f"{origin}: {too_dense(values, len(text))}")
     try:
         with _no_gc():
             return json.loads(text, object_pairs_hook=_json_pairs(origin))

@@ -12,7 +12,9 @@ every key (PyYAML's loader follows that only for keys that happen to share one s
 Parity's stricter rules apply on top: the limits every document is held to (core.yamlfile:
 nesting, alias expansion per input byte), applied as the events arrive; duplicate keys and
 anchors, tags other than plain mappings, lists and scalars, and values longer than
-MAX_VALUE_CHARS are errors naming the line, never the value.
+MAX_VALUE_CHARS are errors naming the line, never the value. So is a document denser in values
+than configuration is (:func:`value_limit`): each value costs the comparison some 70 bytes however
+short it is written, so a file of nothing but tiny values would cost 20-30 times its size.
 """
 
 from __future__ import annotations
@@ -40,6 +42,27 @@ _IMPLICIT: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
 }
 _PLAIN = (None, "!")
 _MERGE_KEY = object()  # the key of a "<<: *defaults" pair while its value is read
+
+
+#: Values an input may hold without question, and beyond that at most one per BYTES_PER_VALUE bytes
+#: of the file: configuration holds a value every 10 to 20 bytes; a mapping of ``{},`` holds one
+#: every 3. Each value costs the comparison some 70 bytes (a Python object, its slot, its path
+#: when reported), so this keeps peak memory within about 12 times an input's size (docs/parity.md).
+VALUES_FLOOR = 1_000_000
+BYTES_PER_VALUE = 6
+
+
+def value_limit(size: int) -> int:
+    """How many values (keys and containers included) an input of ``size`` bytes may hold."""
+    return max(VALUES_FLOOR, size // BYTES_PER_VALUE)
+
+
+def too_dense(values: int, size: int) -> str:
+    return (
+        f"more than {value_limit(size):,} values in {size:,} bytes (at most one per {BYTES_PER_VALUE} bytes beyond the first"
+        f" {VALUES_FLOOR:,}: each costs the comparison memory however short it is written); parity inputs are configuration,"
+        " not data: compare a summary of the data instead"
+    )
 
 
 class Unreadable(Exception):
@@ -74,15 +97,17 @@ def load_documents(text: str | bytes) -> list[tuple[int, Any]]:
     """Every document of the stream with the line it starts on; empty documents are left out."""
     loader = _Loader(text)
     try:
-        return _Builder(loader, expansion_limit(len(text))).documents()
+        return _Builder(loader, expansion_limit(len(text)), len(text)).documents()
     finally:
         loader.dispose()
 
 
 class _Builder:
-    def __init__(self, loader: _Loader, budget: int) -> None:
+    def __init__(self, loader: _Loader, budget: int, size: int) -> None:
         self._loader = loader
         self._limit = self._budget = budget
+        self._size = size
+        self._built = value_limit(size)  # values built (not aliases) the document may still hold
         self._stack: list[_Open] = []
         self._anchors: dict[str, tuple[Any, int, int]] = {}  # name -> (value, values, height)
         self._open_anchors: set[str] = set()
@@ -131,8 +156,15 @@ class _Builder:
         if self._budget < 0:
             raise YamlLimitError(line, f"aliases expand to more than {self._limit:,} values; write the repeated settings out instead of nesting aliases")
 
+    def _build(self, line: int) -> None:
+        """One more value built (an alias builds nothing: it is the same object again)."""
+        self._built -= 1
+        if self._built < 0:
+            raise Unreadable(line, too_dense(value_limit(self._size) + 1, self._size))
+
     def _scalar(self, event: Any) -> Any:  # a ScalarEvent (libyaml's always carry marks)
         self._count(1, event.start_mark.line + 1)
+        self._build(event.start_mark.line + 1)
         tag, value = event.tag, event.value
         if tag in _PLAIN:
             tag = _STR
@@ -184,6 +216,7 @@ class _Builder:
         if len(self._stack) >= MAX_DEPTH:
             raise YamlLimitError(line, f"nesting deeper than {MAX_DEPTH} levels")
         self._count(1, line)
+        self._build(line)
         if not self._stack:
             self._root_line = line
         opened = _Open({} if mapping else [], event.anchor, line)
