@@ -113,13 +113,23 @@ def _json_pairs(origin: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]
     return hook
 
 
-def parse_json(text: str, origin: str) -> Any:
-    check_nesting(text, "json", origin)
-    # Every value but the first follows a comma or opens a container, and every key a colon: a
-    # count from above (commas and colons inside strings count too), taken before json builds them.
-    values = 1 + sum(map(text.count, (",", ":", "[", "{")))
+#: What marks a value in each format, counted before it is parsed: in JSON every value but the first
+#: follows a comma or opens a container and every key a colon; in TOML a key is set with '=' and an
+#: array's values are separated by commas; in a .env file each line sets a name to a value.
+_VALUE_MARKS = {"json": (",", ":", "[", "{"), "toml": ("=", ",", "[", "{"), "env": ("=", "\n")}
+
+
+def _check_density(text: str, fmt: str, origin: str) -> None:
+    """Refuse an input denser in values than configuration (yamlread.value_limit) before it is
+    built: a count from above (marks inside strings count too), in one pass per mark."""
+    values = 1 + sum(map(text.count, _VALUE_MARKS[fmt]))
     if values > value_limit(len(text)):
         raise ConfigError(f"{origin}: {too_dense(values, len(text))}")
+
+
+def parse_json(text: str, origin: str) -> Any:
+    check_nesting(text, "json", origin)
+    _check_density(text, "json", origin)
     try:
         with _no_gc():
             return json.loads(text, object_pairs_hook=_json_pairs(origin))
@@ -161,8 +171,10 @@ def parse_document(text: str, fmt: str, origin: str) -> Any:
     if fmt == "json":
         data = parse_json(text, origin)
     elif fmt == "toml":
+        _check_density(text, fmt, origin)
         data = parse_toml(text, origin)
     else:
+        _check_density(text, "env", origin)
         data = parse_env_text(text, origin)
     if len(text) > MAX_VALUE_CHARS:
         _check_sizes(data, origin)
