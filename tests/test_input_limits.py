@@ -24,7 +24,7 @@ from pytest_predeploy.core.artifacts import MANIFEST, MAX_ARTIFACT_BYTES, read_a
 from pytest_predeploy.core.errors import ArtifactError, ConfigError
 from pytest_predeploy.core.redact import Redactor
 from pytest_predeploy.intake.filesecrets import config_file_secrets
-from pytest_predeploy.intake.parity import ParityConfig, ParityReport, yamlread
+from pytest_predeploy.intake.parity import ParityConfig, ParityReport, parity_problems, yamlread
 from pytest_predeploy.intake.parity.config import EnvironmentConfig
 from pytest_predeploy.intake.parity.inputs import load_input_file
 from pytest_predeploy.intake.parity.yamlread import load_documents
@@ -190,6 +190,23 @@ def test_the_report_is_cut_at_max_report_bytes_with_a_note_saying_what_was_left_
     [note] = [note for note in data["notes"] if "parity.max_report_bytes" in note]
     assert note.startswith(f"... {61 - len(data['items'])} more items not listed (")
     assert f"note: {note}" in done.stdout
+
+
+@pytest.mark.parametrize("cut", [{"max_report_bytes": "1KB"}, {"max_report_items": 1}])
+def test_blocking_drift_the_report_cannot_list_still_fails_the_gate(tmp_path: Path, cut: dict[str, Any]) -> None:
+    # Critical drift in 3 keys and a report too small to list them all: the parity step exits 1,
+    # and the gate's reasons (parity_problems, what the declared judge uses) name the ones left out.
+    (tmp_path / "staging.yaml").write_text("".join(f"engine{i}: mysql\n" for i in range(3)))
+    (tmp_path / "production.yaml").write_text("".join(f"engine{i}: postgres\n" for i in range(3)))
+    parity = {**cut, "rules": [{"path": "configuration.engine*", "severity": "critical"}]}
+    config = base_config(environments={"staging": {"configuration": ["staging.yaml"]}, "production": {"configuration": ["production.yaml"]}}, parity=parity)
+    (tmp_path / "predeploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = _run_parity_script(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = ParityReport.model_validate_json((tmp_path / "out" / "report.json").read_text())
+    assert report.summary.blocking == 3 and len(report.items) < 3
+    problems = parity_problems(report)
+    assert problems[-1].startswith(f"{3 - len(report.items)} more blocking item(s) not listed in the report"), problems
 
 
 # -- item 4: environment variable names are checked where they are configured -------------------

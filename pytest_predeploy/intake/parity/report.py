@@ -125,8 +125,14 @@ def describe_item(item: DriftItem) -> str:
 
 
 def parity_problems(report: ParityReport) -> list[str]:
-    """The items that block Gate 1 (critical, not waived), worst first, one line each."""
-    return [describe_item(item) for item in sorted(report.items, key=_sort_key) if item.blocking]
+    """The items that block Gate 1 (critical, not waived), worst first, one line each; and, when
+    the report could not list them all (``parity.max_report_items``, ``parity.max_report_bytes``),
+    how many more the summary counts: a report cut short never hides blocking drift."""
+    problems = [describe_item(item) for item in sorted(report.items, key=_sort_key) if item.blocking]
+    unlisted = report.summary.blocking - len(problems)
+    if unlisted > 0:
+        problems.append(f"{unlisted} more blocking item(s) not listed in the report (cut at parity.max_report_items or parity.max_report_bytes; see its notes)")
+    return problems
 
 
 def summary_text(report: ParityReport) -> str:
